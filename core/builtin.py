@@ -1,0 +1,230 @@
+"""Built-in job code: evaluator, scorer, statistics and BYOM import.
+
+Imported only inside a job's own process (pandas and scikit-learn are heavy), never by the
+engine, the CLI or the TUI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "model.onnx")
+HIST_BINS = 10
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def read_dataset(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def split_xy(frame: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    if target and target in frame.columns:
+        return frame.drop(columns=[target]), frame[target]
+    return frame, None
+
+
+class OnnxModel:
+    """An ONNX graph behind the same ``predict`` as a scikit-learn estimator."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeError(
+                "ONNX models need onnxruntime: install it with `uv sync --extra onnx`"
+            ) from None
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict(self, frame: Any) -> np.ndarray:
+        data = np.asarray(frame, dtype=np.float32)
+        return np.asarray(self.session.run(None, {self.input_name: data})[0]).ravel()
+
+
+def load_model_file(path: Path, fmt: str) -> Any:
+    if fmt == "onnx":
+        return OnnxModel(path)
+    if fmt == "joblib":
+        import joblib
+
+        model = joblib.load(path)
+    else:
+        with open(path, "rb") as fh:
+            model = pickle.load(fh)
+    if not callable(getattr(model, "predict", None)):
+        raise TypeError(f"the object in {path.name} ({type(model).__name__}) has no predict()")
+    return model
+
+
+def _format_of(path: Path) -> str:
+    return {".joblib": "joblib", ".onnx": "onnx"}.get(path.suffix, "pickle")
+
+
+def load_model(model_dir: Path) -> Any:
+    """The estimator a version keeps in its model dir (``model.joblib``, ``.pkl`` or ``.onnx``)."""
+    for name in MODEL_FILES:
+        path = model_dir / name
+        if path.is_file():
+            return load_model_file(path, _format_of(path))
+    raise FileNotFoundError(
+        f"no model file in {model_dir}: save the estimator as model.joblib "
+        "(or give the model its own evaluation.py / scoring.py)"
+    )
+
+
+def _is_classifier(model: Any, task: str | None, y: pd.Series | None) -> bool:
+    if task:
+        return task == "classification"
+    if getattr(model, "_estimator_type", None) == "classifier" or hasattr(model, "predict_proba"):
+        return True
+    if y is not None:
+        return not pd.api.types.is_float_dtype(y)
+    return False
+
+
+def evaluate(context: Any) -> dict[str, Any]:
+    """Classification: accuracy, precision, recall, F1, ROC AUC, confusion matrix; regression:
+    MAE, RMSE, R2."""
+    from sklearn import metrics as m
+
+    ds = context.dataset
+    frame = read_dataset(ds.path)
+    if not ds.target or ds.target not in frame.columns:
+        raise ValueError(f"dataset {ds.name!r} has no target column to evaluate against")
+    x, y = split_xy(frame, ds.target)
+    model = load_model(context.model_dir)
+    print(f"evaluating on {ds.name}: {len(frame)} rows, target {ds.target!r}")
+    pred = model.predict(x)
+    if _is_classifier(model, context.task, y):
+        labels = sorted(pd.unique(pd.concat([pd.Series(y), pd.Series(pred)])).tolist())
+        avg = "binary" if len(labels) == 2 else "macro"
+        pos = labels[-1] if avg == "binary" else 1
+        result: dict[str, Any] = {
+            "accuracy": m.accuracy_score(y, pred),
+            "precision": m.precision_score(y, pred, average=avg, pos_label=pos, zero_division=0),
+            "recall": m.recall_score(y, pred, average=avg, pos_label=pos, zero_division=0),
+            "f1": m.f1_score(y, pred, average=avg, pos_label=pos, zero_division=0),
+        }
+        if hasattr(model, "predict_proba") and y.nunique() > 1:
+            try:
+                proba = model.predict_proba(x)
+                if proba.shape[1] == 2:
+                    result["roc_auc"] = m.roc_auc_score(y, proba[:, 1])
+                else:
+                    result["roc_auc"] = m.roc_auc_score(y, proba, multi_class="ovr")
+            except ValueError as exc:
+                print(f"warning: ROC AUC not computed: {exc}")
+        result["confusion_matrix"] = m.confusion_matrix(y, pred, labels=labels).tolist()
+    else:
+        result = {
+            "mae": m.mean_absolute_error(y, pred),
+            "rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
+            "r2": m.r2_score(y, pred),
+        }
+    for key, value in result.items():
+        if key != "confusion_matrix":
+            print(f"  {key:<10} {value:.4f}")
+    context.record_metrics(result)
+    return {}
+
+
+def score(context: Any) -> None:
+    """Predict every row of the deployment's dataset into ``predictions.csv``."""
+    ds = context.dataset
+    frame = read_dataset(ds.path)
+    x, _ = split_xy(frame, ds.target)
+    model = load_model(context.model_dir)
+    print(f"scoring {len(frame)} rows of {ds.name}")
+    out = pd.DataFrame({"row": np.arange(len(frame)), "prediction": model.predict(x)})
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(x)
+        classes = getattr(model, "classes_", range(proba.shape[1]))
+        for i, cls in enumerate(classes):
+            out[f"proba_{cls}"] = proba[:, i]
+    path = context.output_dir / "predictions.csv"
+    out.to_csv(path, index=False)
+    context.progress(1.0, f"wrote {len(out)} predictions")
+    print(f"wrote {path}")
+
+
+def compute_stats(context: Any) -> dict[str, Any]:
+    """Per-column statistics: count and missing; numeric summaries; categorical top values."""
+    ds = context.dataset
+    frame = read_dataset(ds.path)
+    print(f"computing statistics of {ds.name}: {len(frame)} rows, {len(frame.columns)} columns")
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(frame.columns):
+        col = frame[name]
+        stats: dict[str, Any] = {"count": int(col.notna().sum()), "missing": int(col.isna().sum())}
+        values = col.dropna()
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            stats["type"] = "numeric"
+            if len(values):
+                lo, hi = float(values.min()), float(values.max())
+                edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
+                counts, _ = np.histogram(values.astype(float), bins=edges)
+                stats.update(
+                    min=lo,
+                    max=hi,
+                    mean=float(values.mean()),
+                    std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    quantiles={str(q): float(values.quantile(q)) for q in QUANTILES},
+                    histogram={"edges": edges.tolist(), "counts": counts.tolist()},
+                )
+        else:
+            stats["type"] = "categorical"
+            top = values.astype(str).value_counts().head(10)
+            stats["unique"] = int(values.astype(str).nunique())
+            stats["top"] = [
+                {"value": k, "count": int(v), "frequency": float(v) / max(1, len(values))}
+                for k, v in top.items()
+            ]
+        columns[str(name)] = stats
+        context.progress((i + 1) / len(frame.columns), f"column {name}")
+    print(f"statistics computed for {len(columns)} columns")
+    return {"rows": len(frame), "dataset": ds.name, "columns": columns}
+
+
+def _fetch(source: str, dest: Path) -> str:
+    """Copy or download ``source`` to ``dest``; its sha256."""
+    digest = hashlib.sha256()
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        print(f"downloading {source}")
+        with httpx.stream("GET", source, follow_redirects=True, timeout=60) as resp:
+            resp.raise_for_status()
+            with open(dest, "wb") as fh:
+                for chunk in resp.iter_bytes(1 << 16):
+                    digest.update(chunk)
+                    fh.write(chunk)
+    else:
+        print(f"copying {source}")
+        with open(source, "rb") as src, open(dest, "wb") as fh:
+            while chunk := src.read(1 << 16):
+                digest.update(chunk)
+                fh.write(chunk)
+    return digest.hexdigest()
+
+
+def import_model(context: Any) -> dict[str, Any]:
+    """Store a BYOM file in the version's model dir and check that it loads."""
+    source = context.params["source"]
+    fmt = context.params["format"]
+    ext = {"joblib": "joblib", "pickle": "pkl", "onnx": "onnx"}[fmt]
+    dest = context.model_dir / f"model.{ext}"
+    sha = _fetch(source, dest)
+    size = dest.stat().st_size
+    print(f"stored {size} bytes, sha256 {sha}")
+    model = load_model_file(dest, fmt)
+    kind = type(model).__name__
+    print(f"loaded {kind}: ok")
+    return {"sha256": sha, "size": size, "format": fmt, "source": source, "class": kind}

@@ -1,0 +1,616 @@
+"""The ``modeldeck`` command line. Every command takes ``--json``; errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from core.errors import ModelDeckError
+from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
+from core.views import JobView
+
+OpenTui = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other refusal
+        raise ModelDeckError(f"{message} (see `modeldeck {self.prog.partition(' ')[2]} --help`)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON only on standard output")
+    p.add_argument("--home", help="data home (default: $MODELDECK_HOME or the user data dir)")
+    p.add_argument(
+        "--db", help="SQLAlchemy database URL (default: $MODELDECK_DB or home/modeldeck.db)"
+    )
+
+
+def _job_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detach", action="store_true", help="only queue the job and print its id")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="modeldeck", description="Keyboard-first ModelOps console.")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    def cmd(name: str, help: str, job: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p)
+        if job:
+            _job_opts(p)
+        return p
+
+    p = cmd("demo", "seed the demo project (idempotent) and open the TUI")
+    p.add_argument("--no-tui", action="store_true", help="seed only, do not open the TUI")
+    cmd("tui", "open the terminal UI")
+    p = cmd("engine", "run the job engine headless until SIGTERM or SIGINT")
+    p.add_argument("--workers", type=int, default=None, help="jobs at once (default: CPU count)")
+    p.add_argument(
+        "--exit-when-idle", action="store_true", help="return once nothing is queued or running"
+    )
+    p.add_argument(
+        "--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL on stop"
+    )
+    cmd("projects", "list projects")
+    p = cmd("project", "manage projects")
+    psub = p.add_subparsers(dest="project_cmd", parser_class=_Parser, required=True)
+    pa = psub.add_parser("add", help="add a project")
+    _common(pa)
+    pa.add_argument("name")
+    pa.add_argument(
+        "--repo", required=True, help="the model repository folder (models in <repo>/models/)"
+    )
+    p = cmd("models", "list a project's models")
+    p.add_argument("project")
+    p = cmd("versions", "list model versions")
+    p.add_argument("project")
+    p.add_argument("--model")
+    p = cmd("version", "show one model version")
+    p.add_argument("version")
+    p = cmd("deployments", "list a project's deployments")
+    p.add_argument("project")
+    p = cmd("datasets", "list a project's datasets")
+    p.add_argument("project")
+    p = cmd("dataset", "manage datasets")
+    dsub = p.add_subparsers(dest="dataset_cmd", parser_class=_Parser, required=True)
+    da = dsub.add_parser("add", help="register a CSV or Parquet dataset")
+    _common(da)
+    da.add_argument("project")
+    da.add_argument("name")
+    da.add_argument("path")
+    da.add_argument("--target", help="the target column")
+
+    p = cmd("train", "train a model: a new version", job=True)
+    p.add_argument("project")
+    p.add_argument("model")
+    p.add_argument("--dataset", required=True)
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override"
+    )
+    p = cmd("evaluate", "evaluate a version on a dataset", job=True)
+    p.add_argument("version")
+    p.add_argument("--dataset", required=True)
+    for name in ("approve", "reject"):
+        p = cmd(name, f"{name} an evaluated version (a reason is required)", job=True)
+        p.add_argument("version")
+        p.add_argument("--reason", required=True)
+    p = cmd("deploy", "deploy an approved version", job=True)
+    p.add_argument("version")
+    p.add_argument("--dataset", required=True, help="the dataset batch predictions score")
+    p.add_argument(
+        "--schedule", metavar="CRON", help="5-field cron expression for batch predictions"
+    )
+    p.add_argument(
+        "--timezone", metavar="ZONE", help="IANA time zone of the schedule (default UTC)"
+    )
+    p = cmd("retire", "retire a deployment", job=True)
+    p.add_argument("deployment")
+    p = cmd("import", "import a BYOM model file (path or http(s) URL)", job=True)
+    p.add_argument("project")
+    p.add_argument("model")
+    p.add_argument("source", metavar="PATH_OR_URL")
+    p.add_argument("--format", choices=["joblib", "pickle", "onnx"])
+    p = cmd("stats", "compute statistics of a dataset for a version", job=True)
+    p.add_argument("version")
+    p.add_argument("--dataset", required=True)
+    p = cmd("predict", "run a batch prediction of a deployment now", job=True)
+    p.add_argument("deployment")
+    p = cmd("rerun", "run a job again with the same inputs", job=True)
+    p.add_argument("job")
+    p = cmd("schedule", "change, pause, resume or preview a deployment's schedule")
+    p.add_argument("deployment")
+    p.add_argument("--cron", metavar="EXPR")
+    p.add_argument("--timezone", metavar="ZONE")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--pause", action="store_true")
+    g.add_argument("--resume", action="store_true")
+    p.add_argument("--next", type=int, metavar="N", help="preview the next N fire times")
+
+    p = cmd("jobs", "list jobs, newest first")
+    p.add_argument("project", nargs="?")
+    p.add_argument("--status")
+    p.add_argument("--type")
+    p.add_argument("--limit", type=int, default=50)
+    p = cmd("job", "show one job")
+    p.add_argument("job")
+    p = cmd("logs", "print a job's log")
+    p.add_argument("job")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    p = cmd("events", "print a job's events")
+    p.add_argument("job")
+    p = cmd("stop", "stop a queued or running job")
+    p.add_argument("job")
+    p.add_argument(
+        "--no-wait", action="store_true", help="only ask; do not wait for the job to end"
+    )
+    return parser
+
+
+# -- output helpers ------------------------------------------------------------------------
+
+
+def local(dt: datetime | None) -> str:
+    return "-" if dt is None else dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r in cells:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def out(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _metric(v: Any) -> str:
+    head = v.headline_metric()
+    return f"{head[0]}={head[1]:.3f}" if head else "-"
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+class Cli:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from core.service import Deck
+
+        self.args = args
+        self.deck = Deck(home=args.home, db=args.db)
+        self.json: bool = args.json
+
+    def follow_job(self, job: JobView) -> JobView:
+        """Wait for a job to end, running it here when no engine serves the database."""
+        from core.engine import Engine
+
+        engine = None
+        if self.deck.serving_engine() is None:
+            engine = Engine(self.deck, only_job=job.id)
+        offset = 0
+        interrupted = False
+
+        def on_int(_s: int, _f: Any) -> None:
+            nonlocal interrupted
+            interrupted = True
+
+        old = signal.signal(signal.SIGINT, on_int)
+        try:
+            while True:
+                if engine is not None:
+                    engine.tick()
+                    if not engine.holds_lease and self.deck.serving_engine() is not None:
+                        engine = None  # another engine took over: let it serve
+                view = self.deck.job(job.id)
+                final = view.status in FINAL_STATUSES
+                if not self.json:
+                    lines, offset = self.deck.tail_log(job.id, offset, final=final)
+                    for line in lines:
+                        print(line)
+                if final:
+                    return view
+                if interrupted:
+                    err(
+                        f"modeldeck: left job {job.id} {view.status}; "
+                        f"follow it with `modeldeck logs -f {job.id}`, "
+                        f"stop it with `modeldeck stop {job.id}`"
+                    )
+                    return view
+                time.sleep(0.05)
+        finally:
+            signal.signal(signal.SIGINT, old)
+            if engine is not None:
+                engine.release_lease()
+
+    def job_command(self, submit: Callable[[], JobView]) -> int:
+        job = submit()
+        if self.json:
+            err(job.id)
+        else:
+            print(job.id, flush=True)
+        if self.args.detach:
+            if self.json:
+                out(job.to_json())
+            return 0
+        final = self.follow_job(job)
+        if self.json:
+            out(final.to_json())
+        else:
+            self.summarise(final)
+        return 0 if final.status == JobStatus.completed.value else 1
+
+    def summarise(self, job: JobView) -> None:
+        d = job.duration(self.deck.now())
+        took = f" in {d:.1f}s" if d is not None else ""
+        line = f"{job.type} {job.status}{took}"
+        if job.error:
+            line += f": {job.error}"
+        err(line)
+        if job.status != JobStatus.completed.value:
+            return
+        if job.type in (JobType.train.value, JobType.import_.value) and job.version:
+            v = self.deck.version(job.version)
+            err(f"version {v.id} ({v.model} v{v.number}, {v.status})")
+        elif job.type == JobType.evaluate.value and job.version:
+            v = self.deck.version(job.version)
+            shown = ", ".join(
+                f"{k}={val:.4f}" for k, val in v.metrics.items() if isinstance(val, int | float)
+            )
+            err(f"version {v.id} is {v.status}: {shown}")
+        elif job.type == JobType.deploy.value and job.deployment:
+            dep = self.deck.deployment(job.deployment)
+            nxt = f", next run {local(dep.next_run_at)}" if dep.next_run_at else ""
+            err(f"deployment {dep.id} active{nxt}")
+        for path in job.outputs:
+            err(f"output: {path}")
+
+    # -- commands -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        a = self.args
+        d = self.deck
+        c = a.command
+        if c == "projects":
+            return self.listing(
+                d.projects(),
+                ["name", "repo", "models", "deployments", "running", "failed"],
+                lambda p: [
+                    p.name,
+                    p.repo,
+                    p.models,
+                    p.active_deployments,
+                    p.running_jobs,
+                    p.failed_jobs,
+                ],
+            )
+        if c == "project":
+            p = d.add_project(a.name, a.repo)
+            return self.show(p, f"project {p.name} added ({p.models} model(s) in {p.repo}/models)")
+        if c == "models":
+            return self.listing(
+                d.models(a.project),
+                ["name", "kind", "versions", "latest", "status"],
+                lambda m: [m.name, m.kind, m.versions, m.latest_version, m.latest_status],
+            )
+        if c == "versions":
+            return self.listing(
+                d.versions(a.project, a.model),
+                ["id", "model", "version", "status", "metric", "created", "approval"],
+                lambda v: [
+                    v.id,
+                    v.model,
+                    v.number,
+                    v.status,
+                    _metric(v),
+                    local(v.created_at),
+                    f"{v.approval.decision} by {v.approval.by}" if v.approval else "-",
+                ],
+            )
+        if c == "version":
+            detail = d.version_detail(a.version)
+            if self.json:
+                out(detail.to_json())
+            else:
+                v = detail.version
+                print(f"{v.id}  {v.model} v{v.number}  {v.status}")
+                print(f"  created  {local(v.created_at)} by job {v.job_id}")
+                print(f"  code     {v.code_fingerprint}")
+                print(f"  params   {json.dumps(v.hyperparameters)}")
+                for m in detail.metrics_history:
+                    nums = {
+                        k: round(x, 4) for k, x in m.metrics.items() if isinstance(x, int | float)
+                    }
+                    print(f"  metrics  {local(m.at)} on {m.dataset}: {nums}")
+                for ap in detail.approvals:
+                    print(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
+            return 0
+        if c == "deployments":
+            return self.listing(
+                d.deployments(a.project),
+                [
+                    "id",
+                    "version",
+                    "status",
+                    "dataset",
+                    "schedule",
+                    "timezone",
+                    "paused",
+                    "next run",
+                    "last run",
+                ],
+                lambda x: [
+                    x.id,
+                    x.label,
+                    x.status,
+                    x.dataset,
+                    x.schedule,
+                    x.timezone,
+                    "yes" if x.paused else "no",
+                    local(x.next_run_at),
+                    x.last_run["status"] if x.last_run else "-",
+                ],
+            )
+        if c == "datasets":
+            return self.listing(
+                d.datasets(a.project),
+                ["name", "rows", "columns", "target", "path"],
+                lambda x: [x.name, x.rows, x.columns, x.target, x.path],
+            )
+        if c == "dataset":
+            ds = d.add_dataset(a.project, a.name, a.path, a.target)
+            return self.show(ds, f"dataset {ds.name} added: {ds.rows} rows, {ds.columns} columns")
+        if c == "train":
+            from core.service import parse_overrides
+
+            overrides = parse_overrides(a.set)
+            return self.job_command(lambda: d.train(a.project, a.model, a.dataset, overrides))
+        if c == "evaluate":
+            return self.job_command(lambda: d.evaluate(a.version, a.dataset))
+        if c == "approve":
+            return self.job_command(lambda: d.approve(a.version, a.reason))
+        if c == "reject":
+            return self.job_command(lambda: d.reject(a.version, a.reason))
+        if c == "deploy":
+            return self.job_command(lambda: d.deploy(a.version, a.dataset, a.schedule, a.timezone))
+        if c == "retire":
+            return self.job_command(lambda: d.retire(a.deployment))
+        if c == "import":
+            return self.job_command(lambda: d.import_model(a.project, a.model, a.source, a.format))
+        if c == "stats":
+            return self.job_command(lambda: d.compute_stats(a.version, a.dataset))
+        if c == "predict":
+            return self.job_command(lambda: d.predict(a.deployment))
+        if c == "rerun":
+            return self.job_command(lambda: d.rerun(a.job))
+        if c == "schedule":
+            return self.schedule()
+        if c == "jobs":
+            if a.limit < 1:
+                raise ModelDeckError("--limit must be at least 1")
+            return self.listing(
+                d.jobs(a.project, status=a.status, job_type=a.type, limit=a.limit),
+                ["id", "type", "target", "status", "trigger", "actor", "created", "error"],
+                lambda j: [
+                    j.id,
+                    j.type,
+                    j.target,
+                    j.status,
+                    j.trigger,
+                    j.actor,
+                    local(j.created_at),
+                    (j.error or "")[:60],
+                ],
+            )
+        if c == "job":
+            j = d.job(a.job)
+            if self.json:
+                out(j.to_json())
+            else:
+                for k, v in j.to_json().items():
+                    print(f"{k:<12} {v if v not in (None, [], {}) else '-'}")
+            return 0
+        if c == "logs":
+            return self.logs()
+        if c == "events":
+            evs = d.events(a.job)
+            return self.listing(
+                evs,
+                ["seq", "at", "kind", "message"],
+                lambda e: [e.seq, local(e.at), e.kind, e.message],
+            )
+        if c == "stop":
+            j = d.stop(a.job)
+            if not a.no_wait and j.status not in FINAL_STATUSES:
+                j = self.follow_quietly(j)
+            return self.show(j, f"job {j.id} {j.status}")
+        if c == "engine":
+            return self.engine()
+        raise ModelDeckError(f"unknown command {c!r}")
+
+    def follow_quietly(self, job: JobView) -> JobView:
+        was, self.json = self.json, True
+        try:
+            return self.follow_job(job)
+        finally:
+            self.json = was
+
+    def listing(
+        self, rows: Sequence[Any], headers: list[str], cells: Callable[[Any], list[Any]]
+    ) -> int:
+        if self.json:
+            out([r.to_json() for r in rows])
+        elif rows:
+            print(table(headers, [cells(r) for r in rows]))
+        else:
+            err("(none)")
+        return 0
+
+    def show(self, view: Any, text: str) -> int:
+        if self.json:
+            out(view.to_json())
+        else:
+            print(text)
+        return 0
+
+    def logs(self) -> int:
+        a, d = self.args, self.deck
+        job = d.job(a.job)
+        offset = 0
+        if self.json:
+            lines: list[str] = []
+            while True:
+                chunk, offset = d.tail_log(job.id, offset, final=True)
+                if not chunk:
+                    break
+                lines.extend(chunk)
+            out({"job": job.id, "status": job.status, "lines": lines})
+            return 0
+        while True:
+            job = d.job(job.id)
+            final = job.status in FINAL_STATUSES
+            chunk, offset = d.tail_log(job.id, offset, final=final or not a.follow)
+            for line in chunk:
+                print(line)
+            if chunk:
+                continue
+            if not a.follow or final:
+                return 0
+            time.sleep(0.1)
+
+    def schedule(self) -> int:
+        a, d = self.args, self.deck
+        paused = True if a.pause else False if a.resume else None
+        if a.cron or a.timezone or paused is not None:
+            dep = d.set_schedule(a.deployment, a.cron, a.timezone, paused)
+        else:
+            dep = d.deployment(a.deployment)
+        preview: list[datetime] = []
+        if a.next is not None:
+            if a.next < 1 or a.next > 1000:
+                raise ModelDeckError("--next takes a number from 1 to 1000")
+            if not dep.schedule:
+                raise ModelDeckError(f"deployment {dep.id} has no schedule")
+            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next)
+        if self.json:
+            data = dep.to_json()
+            if a.next is not None:
+                data["preview"] = [
+                    {
+                        "utc": t.isoformat().replace("+00:00", "Z"),
+                        "local": _in_zone(t, dep.timezone),
+                    }
+                    for t in preview
+                ]
+            out(data)
+            return 0
+        state = "paused" if dep.paused else "active"
+        print(
+            f"{dep.id}: {dep.schedule or 'no schedule'} ({dep.timezone}), {state}, "
+            f"next run {local(dep.next_run_at)}"
+        )
+        if preview:
+            print(
+                table(
+                    [f"local ({dep.timezone})", "utc"],
+                    [
+                        [_in_zone(t, dep.timezone), t.strftime("%Y-%m-%d %H:%M UTC")]
+                        for t in preview
+                    ],
+                )
+            )
+        return 0
+
+    def engine(self) -> int:
+        from core.engine import Engine
+
+        a = self.args
+        if a.workers is not None and a.workers < 1:
+            raise ModelDeckError("--workers must be at least 1")
+        engine = Engine(self.deck, workers=a.workers, grace=a.grace)
+        stop = {"now": False}
+
+        def on_signal(_sig: int, _frame: Any) -> None:
+            stop["now"] = True
+            engine.wake()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        err(
+            f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {self.deck.db_url}"
+        )
+        announced = None
+        try:
+            while not stop["now"]:
+                engine.tick()
+                serving = engine.holds_lease
+                if serving != announced:
+                    if serving:
+                        err("holding the engine lease: dispatching jobs and firing schedules")
+                    else:
+                        other = self.deck.serving_engine()
+                        who = f"{other.host} pid {other.pid}" if other else "another engine"
+                        err(f"standing by: {who} serves this database")
+                    announced = serving
+                idle = engine.holds_lease and not engine.running
+                if a.exit_when_idle and idle and not self.deck.count_jobs(status="queued"):
+                    break
+                engine._wake.wait(engine._sleep_time())
+                engine._wake.clear()
+        finally:
+            engine.shutdown()
+            left = len(engine.running)
+            if left:
+                err(f"engine stopped; {left} running job(s) keep running and will be re-attached")
+        return 0
+
+
+def _in_zone(t: datetime, tz: str) -> str:
+    from core.schedule import zone
+
+    return t.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> int:
+    """Run one command; ``open_tui`` opens the TUI (the CLI itself knows no screens)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command in (None, "tui") or (args.command == "demo" and not args.no_tui):
+            if open_tui is None:
+                raise ModelDeckError("the terminal UI is not available here")
+            if args.command == "demo":
+                from core.demo import seed_demo
+                from core.service import Deck
+
+                deck = Deck(home=args.home, db=args.db)
+                seed_demo(deck, progress=err)
+            return open_tui(args)
+        if args.command == "demo":
+            from core.demo import seed_demo
+
+            cli = Cli(args)
+            project = seed_demo(cli.deck, progress=err)
+            return cli.show(project, f"demo project ready: {project.name} ({project.repo})")
+        return Cli(args).run()
+    except ModelDeckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,0 +1,312 @@
+"""What a job does to the model registry when it ends: versions, metrics, approvals,
+deployments. Each function runs inside the engine's write transaction and raises
+ModelDeckError when the rules no longer allow the change (the job then fails, and nothing
+of it is kept).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from core import schedule as cron
+from core.errors import ModelDeckError
+from core.home import new_id
+from core.lifecycle import (
+    DeploymentStatus,
+    JobType,
+    VersionStatus,
+    version_after,
+    version_refusal,
+)
+from core.models import (
+    Approval,
+    Deployment,
+    Job,
+    MetricsRecord,
+    Model,
+    ModelVersion,
+)
+from core.records import add_deployment_event, add_event
+
+
+def _version(s: Session, job: Job) -> ModelVersion:
+    v = s.get(ModelVersion, job.version_id) if job.version_id else None
+    if v is None:
+        raise ModelDeckError(f"version {job.version_id} no longer exists")
+    refusal = version_refusal(JobType(job.type), v.status)
+    if refusal:
+        raise ModelDeckError(refusal)
+    return v
+
+
+def _active_deployment(s: Session, job: Job) -> Deployment:
+    d = s.get(Deployment, job.deployment_id) if job.deployment_id else None
+    if d is None:
+        raise ModelDeckError(f"deployment {job.deployment_id} no longer exists")
+    if d.status != DeploymentStatus.active.value:
+        raise ModelDeckError(f"deployment {d.id} is {d.status}")
+    return d
+
+
+def _latest_metrics(s: Session, version_id: str) -> dict[str, Any] | None:
+    row = s.exec(
+        select(MetricsRecord)
+        .where(MetricsRecord.version_id == version_id)
+        .order_by(MetricsRecord.id.desc())  # type: ignore[union-attr]
+    ).first()
+    return dict(row.metrics) if row else None
+
+
+def _set_status(s: Session, job: Job, v: ModelVersion, now: datetime) -> None:
+    new = version_after(JobType(job.type), v.status)
+    if new != v.status:
+        add_event(
+            s,
+            job,
+            "version_status",
+            f"version {v.number} {v.status} → {new}",
+            now,
+            {"version": v.id, "from": v.status, "to": new.value},
+        )
+        v.status = new.value
+    v.updated_at = now
+    s.add(v)
+
+
+def _new_version(
+    s: Session,
+    job: Job,
+    model: Model,
+    staging: Path,
+    artifacts_root: Path,
+    status: VersionStatus,
+    now: datetime,
+    **fields: Any,
+) -> ModelVersion:
+    number = (
+        s.exec(select(func.max(ModelVersion.number)).where(ModelVersion.model_id == model.id)).one()
+        or 0
+    ) + 1
+    final = artifacts_root / job.project_id / model.name / f"v{number}"
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if staging.is_dir():
+        os.replace(staging, final)
+    else:
+        final.mkdir(parents=True)
+    v = ModelVersion(
+        id=new_id("v"),
+        model_id=model.id,
+        number=number,
+        status=status.value,
+        artifact_dir=str(final),
+        job_id=job.id,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    s.add(v)
+    s.flush()
+    job.version_id = v.id
+    files = sorted(str(p.relative_to(final)) for p in final.rglob("*") if p.is_file())
+    add_event(
+        s,
+        job,
+        "version_created",
+        f"{model.name} version {number} created ({status.value})",
+        now,
+        {"version": v.id, "number": number, "artifacts": files, "artifact_dir": str(final)},
+    )
+    return v
+
+
+def _record_metrics(
+    s: Session, job: Job, v: ModelVersion, metrics: dict[str, Any], now: datetime
+) -> None:
+    if not metrics:
+        return
+    s.add(
+        MetricsRecord(
+            version_id=v.id, job_id=job.id, dataset_id=job.dataset_id, at=now, metrics=metrics
+        )
+    )
+
+
+def apply_result(
+    s: Session,
+    job: Job,
+    result: dict[str, Any],
+    staging: Path,
+    artifacts_root: Path,
+    now: datetime,
+) -> None:
+    """Apply a completed code job's result (from its runner) to the registry."""
+    kind = JobType(job.type)
+    metrics = result.get("metrics") or {}
+    if kind == JobType.train:
+        model = s.get(Model, job.model_id)
+        v = _new_version(
+            s,
+            job,
+            model,
+            staging,
+            artifacts_root,
+            VersionStatus.trained,
+            now,
+            dataset_id=job.dataset_id,
+            hyperparameters=job.params.get("hyperparameters", {}),
+            code_fingerprint=job.params.get("code_fingerprint"),
+        )
+        _record_metrics(s, job, v, metrics, now)
+    elif kind == JobType.import_:
+        name = job.params["model"]
+        model = s.exec(
+            select(Model).where(Model.project_id == job.project_id, Model.name == name)
+        ).first()
+        if model is None:
+            model = Model(
+                id=new_id("m"), project_id=job.project_id, name=name, kind="byom", created_at=now
+            )
+            s.add(model)
+            s.flush()
+        elif model.kind != "byom":
+            raise ModelDeckError(f"{name!r} is a code model")
+        job.model_id = model.id
+        source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
+        _new_version(
+            s,
+            job,
+            model,
+            staging,
+            artifacts_root,
+            VersionStatus.imported,
+            now,
+            source=source,
+            code_fingerprint=f"sha256:{result.get('sha256', '')[:16]}",
+        )
+    elif kind == JobType.evaluate:
+        v = _version(s, job)
+        if not metrics:
+            raise ModelDeckError("the evaluation recorded no metrics")
+        _record_metrics(s, job, v, metrics, now)
+        _set_status(s, job, v, now)
+    elif kind == JobType.compute_stats:
+        v = _version(s, job)
+        v.statistics = result.get("statistics")
+        v.updated_at = now
+        s.add(v)
+        cols = len((v.statistics or {}).get("columns", {}))
+        add_event(s, job, "statistics_computed", f"statistics of {cols} columns stored", now)
+    elif kind == JobType.batch_predict:
+        d = _active_deployment(s, job)
+        add_event(
+            s,
+            job,
+            "predictions_written",
+            f"{len(job.outputs or [])} output file(s)",
+            now,
+            {"deployment": d.id, "outputs": job.outputs},
+        )
+
+
+def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+    """Do a job that runs no code (approve, reject, deploy, retire) inside the transaction."""
+    kind = JobType(job.type)
+    if kind in (JobType.approve, JobType.reject):
+        v = _version(s, job)
+        reason = job.params.get("reason", "")
+        metrics = _latest_metrics(s, v.id)
+        s.add(
+            Approval(
+                version_id=v.id,
+                job_id=job.id,
+                decision="approved" if kind == JobType.approve else "rejected",
+                reason=reason,
+                by=job.actor,
+                at=now,
+                metrics=metrics,
+            )
+        )
+        _set_status(s, job, v, now)
+        word = "approved" if kind == JobType.approve else "rejected"
+        add_event(
+            s,
+            job,
+            word,
+            f"version {v.number} {word} by {job.actor}: {reason}",
+            now,
+            {"version": v.id, "by": job.actor, "reason": reason, "metrics": metrics},
+        )
+        log.append(f"{word} version {v.id} by {job.actor}: {reason}")
+    elif kind == JobType.deploy:
+        v = _version(s, job)
+        expr = job.params.get("schedule")
+        tz = job.params.get("timezone") or "UTC"
+        d = Deployment(
+            id=new_id("dep"),
+            project_id=job.project_id,
+            version_id=v.id,
+            dataset_id=job.dataset_id,
+            status=DeploymentStatus.active.value,
+            schedule=expr,
+            timezone=tz,
+            next_run_at=cron.next_fire(expr, tz, now) if expr else None,
+            created_at=now,
+            job_id=job.id,
+        )
+        s.add(d)
+        job.deployment_id = d.id
+        _set_status(s, job, v, now)
+        details = {
+            "deployment": d.id,
+            "schedule": expr,
+            "timezone": tz,
+            "next_run_at": d.next_run_at,
+        }
+        add_event(s, job, "deployment_created", f"deployment {d.id} active", now, details)
+        add_deployment_event(s, d.id, "created", f"deployed version {v.number}", now, details)
+        log.append(
+            f"deployed version {v.id} as {d.id}" + (f", schedule {expr} ({tz})" if expr else "")
+        )
+    elif kind == JobType.retire:
+        d = _active_deployment(s, job)
+        d.status = DeploymentStatus.retired.value
+        d.retired_at = now
+        d.next_run_at = None
+        s.add(d)
+        add_event(
+            s, job, "deployment_retired", f"deployment {d.id} retired", now, {"deployment": d.id}
+        )
+        add_deployment_event(s, d.id, "retired", f"retired by {job.actor}", now)
+        log.append(f"retired deployment {d.id}")
+        others = s.exec(
+            select(Deployment).where(
+                Deployment.version_id == d.version_id,
+                Deployment.status == DeploymentStatus.active.value,
+                Deployment.id != d.id,
+            )
+        ).first()
+        v = s.get(ModelVersion, d.version_id)
+        if others is None and v.status != VersionStatus.retired.value:
+            add_event(
+                s,
+                job,
+                "version_status",
+                f"version {v.number} {v.status} → retired",
+                now,
+                {"version": v.id, "from": v.status, "to": "retired"},
+            )
+            v.status = VersionStatus.retired.value
+            v.updated_at = now
+            s.add(v)
+            log.append(f"version {v.id} retired: no active deployment of it is left")
+    else:
+        raise ModelDeckError(f"{kind.value} jobs run code")

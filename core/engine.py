@@ -1,0 +1,828 @@
+"""The job engine: claims queued jobs, runs each in its own process group, follows it to the
+end, stops it on request, fires cron schedules, and holds the database's engine lease.
+
+One thread does all of it, a tick at a time; the UI never waits on it. A job's process
+writes its own log file and its own result file, so the job outlives the engine that
+started it: the next engine to hold the lease re-attaches to it or records its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core import schedule as cron
+from core.effects import apply_inline, apply_result
+from core.errors import ModelDeckError
+from core.lifecycle import (
+    ACTIVE_STATUSES,
+    RULES,
+    DeploymentStatus,
+    JobStatus,
+    JobType,
+    Trigger,
+)
+from core.models import Dataset, Deployment, EngineLease, Job, Model, ModelVersion, Project
+from core.records import add_deployment_event, add_event
+from core.service import LEASE_NAME, Deck
+
+log = logging.getLogger("modeldeck.engine")
+
+RUNNER = Path(__file__).with_name("runner.py")
+HOST = socket.gethostname()
+MISSED_LISTED = 20
+
+
+def proc_start_time(pid: int) -> float | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return float(data[data.rfind(b")") + 2 :].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, start: float | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is not None:
+        now_start = proc_start_time(pid)
+        if now_start is not None and now_start != start:
+            return False  # the pid was reused by another process
+    try:  # a zombie has exited: its outcome is in result.json
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        if data[data.rfind(b")") + 2 :].split()[0] == b"Z":
+            return False
+    except OSError:
+        pass
+    return True
+
+
+@dataclass
+class Running:
+    """A job process this engine follows: its own child, or one it re-attached to."""
+
+    job_id: str
+    pid: int
+    pgid: int
+    start: float | None
+    popen: subprocess.Popen[bytes] | None = None
+    deployment_id: str | None = None
+    term_sent_at: float | None = None
+    kill_sent: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def exit_code(self) -> int | None:
+        """The exit status once the process has ended, else None (-1: ended, status unknown)."""
+        if self.popen is not None:
+            return self.popen.poll()
+        return None if process_alive(self.pid, self.start) else -1
+
+
+class Engine:
+    """Runs jobs of one database. ``tick()`` does one round; ``start()`` runs rounds on a thread."""
+
+    def __init__(
+        self,
+        deck: Deck,
+        workers: int | None = None,
+        grace: float = 10.0,
+        poll: float = 0.25,
+        lease_ttl: float = 15.0,
+        only_job: str | None = None,
+        schedules: bool = True,
+    ) -> None:
+        self.deck = deck
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.grace = grace
+        self.poll = poll
+        self.lease_ttl = lease_ttl
+        self.only_job = only_job
+        self.schedules = schedules and only_job is None
+        self.id = f"{HOST}:{os.getpid()}:{id(self):x}"
+        self.running: dict[str, Running] = {}
+        self.holds_lease = False
+        self._wake = threading.Event()
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_renew = 0.0
+        self._last_recover = 0.0
+        self._lock = threading.RLock()
+        deck.on_submit(lambda _job_id: self._wake.set())
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="modeldeck-engine", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop dispatching and release the lease; running jobs keep running."""
+        self._halt.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self.release_lease()
+
+    def _loop(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.tick()
+            except Exception:  # keep serving: one bad round must not stop the engine
+                log.exception("engine tick failed")
+            self._wake.wait(self._sleep_time())
+            self._wake.clear()
+
+    def _sleep_time(self) -> float:
+        delay = self.poll
+        if self.holds_lease and self.schedules:
+            nxt = self._next_fire_at()
+            if nxt is not None:
+                delay = min(delay, max(0.0, (nxt - self.deck.now()).total_seconds()))
+        return delay
+
+    def run_until_idle(self, timeout: float | None = None) -> bool:
+        """Tick until nothing is queued or running (for scripts); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.tick()
+            if not self.running and not self._queued_ids(1):
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self._wake.wait(min(self.poll, 0.05))
+            self._wake.clear()
+
+    def tick(self) -> None:
+        """One round: lease, recovery, schedules, stops, finished jobs, new jobs."""
+        with self._lock:
+            self._renew_lease()
+            if self.holds_lease:
+                if time.monotonic() - self._last_recover > 2.0:
+                    self._recover()
+                    self._last_recover = time.monotonic()
+                if self.schedules:
+                    self._fire_schedules()
+            self._follow()
+            if self.holds_lease and not self._halt.is_set():
+                self._dispatch()
+
+    # -- lease ----------------------------------------------------------------------------
+
+    def _renew_lease(self) -> None:
+        if self._halt.is_set():
+            return
+        mono = time.monotonic()
+        if self.holds_lease and mono - self._last_renew < self.lease_ttl / 5:
+            return
+        now = self.deck.now()
+        with self.deck.writer() as s:
+            lease = s.get(EngineLease, LEASE_NAME)
+            mine = lease is not None and lease.owner == self.id
+            if lease is None or mine or lease.expires_at <= now:
+                if lease is None:
+                    lease = EngineLease(
+                        name=LEASE_NAME,
+                        owner=self.id,
+                        host=HOST,
+                        pid=os.getpid(),
+                        heartbeat_at=now,
+                        expires_at=now,
+                    )
+                lease.owner, lease.host, lease.pid = self.id, HOST, os.getpid()
+                lease.heartbeat_at = now
+                lease.expires_at = now + timedelta(seconds=self.lease_ttl)
+                s.add(lease)
+                s.commit()
+                if not self.holds_lease:
+                    self._last_recover = 0.0
+                self.holds_lease = True
+                self._last_renew = mono
+            else:
+                self.holds_lease = False
+
+    def release_lease(self) -> None:
+        if not self.holds_lease:
+            return
+        with self.deck.writer() as s:
+            lease = s.get(EngineLease, LEASE_NAME)
+            if lease is not None and lease.owner == self.id:
+                s.delete(lease)
+                s.commit()
+        self.holds_lease = False
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def _queued_ids(self, limit: int) -> list[str]:
+        with self.deck.reader() as s:
+            stmt = select(Job.id).where(Job.status == JobStatus.queued.value)
+            if self.only_job:
+                stmt = stmt.where(Job.id == self.only_job)
+            return list(s.exec(stmt.order_by(col(Job.created_at)).limit(limit)).all())
+
+    def _dispatch(self) -> None:
+        free = self.workers - len(self.running)
+        if free <= 0:
+            # Jobs that run no code do not take a worker: still let them through.
+            free = 0
+        for job_id in self._queued_ids(free + 16):
+            with self.deck.writer() as s:
+                job = s.get(Job, job_id)
+                if job is None or job.status != JobStatus.queued.value:
+                    continue
+                rule = RULES[JobType(job.type)]
+                if rule.runs_code:
+                    if free <= 0:
+                        continue
+                    if job.type == JobType.batch_predict.value and self._deployment_busy(
+                        s, job.deployment_id
+                    ):
+                        continue
+                # The guarded claim: only one engine ever moves a job out of "queued".
+                claimed = s.exec(
+                    Job.__table__.update()  # type: ignore[attr-defined]
+                    .where(Job.id == job_id, Job.status == JobStatus.queued.value)
+                    .values(
+                        status=JobStatus.running.value,
+                        engine_id=self.id,
+                        host=HOST,
+                        started_at=self.deck.now(),
+                    )
+                ).rowcount
+                if claimed != 1:
+                    s.rollback()
+                    continue
+                s.commit()
+            if rule.runs_code:
+                free -= 1
+                self._launch(job_id)
+            else:
+                self._run_inline(job_id)
+
+    def _deployment_busy(self, s: Session, deployment_id: str | None) -> bool:
+        return (
+            s.exec(
+                select(Job.id).where(
+                    Job.deployment_id == deployment_id,
+                    Job.type == JobType.batch_predict.value,
+                    col(Job.status).in_(list(ACTIVE_STATUSES)),
+                )
+            ).first()
+            is not None
+        )
+
+    def _run_inline(self, job_id: str) -> None:
+        job_dir = self.deck.job_dir(job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        lines: list[str] = []
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            now = self.deck.now()
+            add_event(
+                s,
+                job,
+                "started",
+                f"{job.type} started",
+                now,
+                {"host": HOST, "pid": os.getpid(), "engine": self.id},
+            )
+            try:
+                with s.begin_nested():
+                    apply_inline(s, job, now, lines)
+            except ModelDeckError as exc:
+                job.status = JobStatus.failed.value
+                job.error = exc.message
+                lines.append(f"error: {exc.message}")
+                add_event(s, job, "failed", exc.message, now, {"error": exc.message})
+            else:
+                job.status = JobStatus.completed.value
+                add_event(s, job, "completed", f"{job.type} completed", now, {"duration": 0.0})
+            job.finished_at = now
+            job.exit_code = 0 if job.status == JobStatus.completed.value else 1
+            s.add(job)
+            with open(job_dir / "log.txt", "a", encoding="utf-8") as fh:
+                fh.write("".join(line + "\n" for line in lines))
+            s.commit()
+
+    def _spec(self, s: Session, job: Job, job_dir: Path) -> tuple[dict[str, Any], str, Path | None]:
+        """The runner's spec, the interpreter to run it with, and the code folder."""
+        project = s.get(Project, job.project_id)
+        model = s.get(Model, job.model_id) if job.model_id else None
+        version = s.get(ModelVersion, job.version_id) if job.version_id else None
+        dataset = s.get(Dataset, job.dataset_id) if job.dataset_id else None
+        code_dir: Path | None = None
+        meta: dict[str, Any] = {}
+        if model is not None and model.kind == "code":
+            code_dir = Path(project.repo) / "models" / model.name
+            try:
+                meta = json.loads((code_dir / "model.json").read_text())
+            except (OSError, ValueError):
+                meta = {}
+        staging = self._staging(job)
+        kind = JobType(job.type)
+        if kind in (JobType.train, JobType.import_):
+            model_dir = staging
+        else:
+            model_dir = Path(version.artifact_dir) if version else None
+        if kind != JobType.train and not (model is not None and model.kind == "code"):
+            code_dir = None
+        if kind == JobType.import_ or (model is not None and model.kind == "byom"):
+            code_dir = None
+        spec = {
+            "job_id": job.id,
+            "type": job.type,
+            "code_dir": str(code_dir) if code_dir else None,
+            "model_dir": str(model_dir) if model_dir else None,
+            "output_dir": str(job_dir / "output"),
+            "hyperparameters": job.params.get("hyperparameters")
+            or (version.hyperparameters if version else {}),
+            "dataset": {"name": dataset.name, "path": dataset.path, "target": dataset.target}
+            if dataset
+            else None,
+            "version": job.version_id,
+            "task": meta.get("task"),
+            "params": job.params,
+        }
+        python = meta.get("python") or sys.executable
+        return spec, str(python), code_dir
+
+    def _staging(self, job: Job) -> Path:
+        return self.deck.artifacts_dir / ".staging" / job.id
+
+    def _launch(self, job_id: str) -> None:
+        job_dir = self.deck.job_dir(job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.deck.reader() as s:
+                job = s.get(Job, job_id)
+                spec, python, code_dir = self._spec(s, job, job_dir)
+                deployment_id = job.deployment_id
+            (job_dir / "spec.json").write_text(json.dumps(spec, default=str))
+            env = dict(os.environ, MODELDECK_JOB_ID=job_id)
+            env.pop("PYTHONUNBUFFERED", None)
+            with open(job_dir / "log.txt", "ab") as logf:
+                proc = subprocess.Popen(
+                    [python, str(RUNNER), str(job_dir)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(code_dir or job_dir),
+                    env=env,
+                    start_new_session=True,  # own process group: stop reaches all of it
+                    close_fds=True,
+                )
+        except (OSError, ValueError, ModelDeckError) as exc:
+            self._finish(job_id, JobStatus.failed, f"could not start the job: {exc}", None, {})
+            return
+        start = proc_start_time(proc.pid)
+        self.running[job_id] = Running(
+            job_id, proc.pid, proc.pid, start, popen=proc, deployment_id=deployment_id
+        )
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            job.pid, job.pgid, job.proc_start = proc.pid, proc.pid, start
+            add_event(
+                s,
+                job,
+                "started",
+                f"{job.type} started on {HOST} (pid {proc.pid})",
+                self.deck.now(),
+                {
+                    "host": HOST,
+                    "pid": proc.pid,
+                    "pgid": proc.pid,
+                    "python": python,
+                    "engine": self.id,
+                },
+            )
+            s.commit()
+
+    # -- following running jobs -----------------------------------------------------------
+
+    def _follow(self) -> None:
+        if not self.running:
+            return
+        with self.deck.reader() as s:
+            rows = s.exec(
+                select(Job.id, Job.status, Job.events_offset).where(
+                    col(Job.id).in_(list(self.running))
+                )
+            ).all()
+        state = {r[0]: (r[1], r[2]) for r in rows}
+        for job_id, run in list(self.running.items()):
+            status, offset = state.get(job_id, (None, 0))
+            if status is None or status not in ACTIVE_STATUSES:
+                # Someone else finalised it (another engine after a lease change).
+                self.running.pop(job_id, None)
+                continue
+            self._ingest_events(job_id, offset)
+            if status == JobStatus.stopping.value:
+                self._signal(run)
+            code = run.exit_code()
+            if code is not None:
+                self._ingest_events(job_id, None)
+                self._collect(run, code)
+
+    def _ingest_events(self, job_id: str, offset: int | None) -> None:
+        """Move new progress and metrics lines of events.jsonl into the job's timeline."""
+        path = self.deck.job_dir(job_id) / "events.jsonl"
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            if job is None or size <= job.events_offset:
+                return
+            with open(path, "rb") as fh:
+                fh.seek(job.events_offset)
+                data = fh.read(size - job.events_offset)
+            end = data.rfind(b"\n")
+            if end < 0:
+                return
+            records = []
+            for raw in data[: end + 1].splitlines():
+                try:
+                    records.append(json.loads(raw))
+                except ValueError:
+                    continue
+            # A burst of progress collapses into its last report; metrics are all kept.
+            last_progress = max(
+                (i for i, r in enumerate(records) if r.get("kind") == "progress"), default=-1
+            )
+            for i, rec in enumerate(records):
+                kind = rec.get("kind")
+                if kind == "progress" and i == last_progress:
+                    pct = round(100 * float(rec.get("fraction", 0)))
+                    msg = rec.get("message") or ""
+                    add_event(
+                        s,
+                        job,
+                        "progress",
+                        f"{pct}%" + (f" {msg}" if msg else ""),
+                        self.deck.now(),
+                        {"fraction": rec.get("fraction"), "message": msg},
+                    )
+                elif kind == "metrics_recorded":
+                    metrics = rec.get("metrics") or {}
+                    shown = ", ".join(
+                        f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, int | float)
+                    )
+                    add_event(
+                        s,
+                        job,
+                        "metrics_recorded",
+                        shown or "metrics recorded",
+                        self.deck.now(),
+                        {"metrics": metrics},
+                    )
+            job.events_offset += end + 1
+            s.add(job)
+            s.commit()
+
+    def _signal(self, run: Running) -> None:
+        mono = time.monotonic()
+        if run.term_sent_at is None:
+            self._killpg(run, signal.SIGTERM)
+            run.term_sent_at = mono
+            self._event(
+                run.job_id,
+                "signal_sent",
+                f"SIGTERM sent to process group {run.pgid}",
+                {"signal": "SIGTERM", "pgid": run.pgid, "grace": self.grace},
+            )
+        elif not run.kill_sent and mono - run.term_sent_at >= self.grace:
+            self._killpg(run, signal.SIGKILL)
+            run.kill_sent = True
+            self._event(
+                run.job_id,
+                "signal_sent",
+                f"still running after {self.grace:g}s: SIGKILL sent to process group {run.pgid}",
+                {"signal": "SIGKILL", "pgid": run.pgid},
+            )
+
+    @staticmethod
+    def _killpg(run: Running, sig: int) -> None:
+        try:
+            os.killpg(run.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _event(self, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            add_event(s, job, kind, message, self.deck.now(), details)
+            s.commit()
+
+    def _collect(self, run: Running, code: int) -> None:
+        """A followed process ended: read its result and finish the job."""
+        self.running.pop(run.job_id, None)
+        if run.kill_sent and run.popen is None:
+            # An adopted job: give its group's stragglers the same treatment.
+            self._killpg(run, signal.SIGKILL)
+        result = self._read_result(run.job_id)
+        if result is not None and code == -1:
+            code = int(result.get("exit_code", 1))
+        with self.deck.reader() as s:
+            stop_requested = s.get(Job, run.job_id).stop_requested_at is not None
+        details: dict[str, Any] = {"exit_code": code}
+        if code is not None and code < 0 and code != -1:
+            details["signal"] = signal.Signals(-code).name
+        if stop_requested:
+            how = "SIGKILL" if run.kill_sent else "SIGTERM"
+            self._finish(
+                run.job_id,
+                JobStatus.cancelled,
+                "stopped",
+                code,
+                result or {},
+                extra={**details, "stopped_by": how},
+            )
+        elif result is None:
+            if code == -1:
+                self._finish(
+                    run.job_id,
+                    JobStatus.failed,
+                    "lost",
+                    None,
+                    {},
+                    extra={"reason": "the job's process vanished without an outcome"},
+                )
+            else:
+                why = (
+                    f"killed by {signal.Signals(-code).name}"
+                    if code < 0
+                    else f"exited with status {code} before reporting"
+                )
+                self._finish(run.job_id, JobStatus.failed, why, code, {}, extra=details)
+        elif result.get("status") == "completed":
+            self._finish(run.job_id, JobStatus.completed, None, code, result, extra=details)
+        elif result.get("status") == "cancelled":
+            self._finish(run.job_id, JobStatus.cancelled, "stopped", code, result, extra=details)
+        else:
+            self._finish(
+                run.job_id,
+                JobStatus.failed,
+                result.get("error") or "failed",
+                code,
+                result,
+                extra=details,
+            )
+
+    def _read_result(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.deck.job_dir(job_id) / "result.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str | None,
+        exit_code: int | None,
+        result: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        now = self.deck.now()
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status not in ACTIVE_STATUSES:
+                return  # finalised elsewhere: outcomes are recorded once
+            out_dir = self.deck.job_dir(job_id) / "output"
+            job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
+            job.exit_code = exit_code
+            staging = self._staging(job)
+            if status == JobStatus.completed:
+                try:
+                    with s.begin_nested():
+                        apply_result(s, job, result, staging, self.deck.artifacts_dir, now)
+                except ModelDeckError as exc:
+                    status, error = JobStatus.failed, exc.message
+                except Exception as exc:  # a result we cannot apply is the job's failure
+                    log.exception("applying the result of %s failed", job_id)
+                    status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
+            job.status = status.value
+            job.error = error
+            job.finished_at = now
+            duration = (now - job.started_at).total_seconds() if job.started_at else None
+            details = {"duration": duration, **(extra or {})}
+            if error:
+                details["error"] = error
+            message = {
+                JobStatus.completed: f"{job.type} completed",
+                JobStatus.failed: f"{job.type} failed: {error}",
+                JobStatus.cancelled: f"{job.type} cancelled",
+            }[status]
+            add_event(s, job, status.value, message, now, details)
+            s.add(job)
+            s.commit()
+        shutil.rmtree(self._staging_path(job_id), ignore_errors=True)
+        self._wake.set()
+
+    def _staging_path(self, job_id: str) -> Path:
+        return self.deck.artifacts_dir / ".staging" / job_id
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Adopt running jobs no engine follows; finish the ones whose process is gone."""
+        with self.deck.reader() as s:
+            rows = s.exec(
+                select(Job).where(
+                    col(Job.status).in_(list(ACTIVE_STATUSES)),
+                    col(Job.id).not_in(list(self.running) or [""]),
+                )
+            ).all()
+        for job in rows:
+            # A CLI engine adopts only what it was asked about; others wait for a real engine.
+            foreign = self.only_job and job.id != self.only_job and job.host == HOST
+            if foreign and process_alive(job.pid, job.proc_start):
+                continue
+            if job.host not in (None, HOST):
+                continue  # another machine's job: only an engine there can judge it
+            if job.engine_id == self.id:
+                continue
+            if process_alive(job.pid, job.proc_start):
+                self.running[job.id] = Running(
+                    job.id,
+                    job.pid,
+                    job.pgid or job.pid,
+                    job.proc_start,
+                    deployment_id=job.deployment_id,
+                )
+                self._event(
+                    job.id,
+                    "reattached",
+                    f"engine {self.id} re-attached to pid {job.pid}",
+                    {"engine": self.id, "pid": job.pid, "host": HOST},
+                )
+                continue
+            result = self._read_result(job.id)
+            if job.pid is None and result is None and not RULES[JobType(job.type)].runs_code:
+                self._finish(
+                    job.id,
+                    JobStatus.failed,
+                    "lost",
+                    None,
+                    {},
+                    extra={"reason": "the engine died while running it"},
+                )
+                continue
+            run = Running(job.id, job.pid or 0, job.pgid or 0, job.proc_start)
+            self._event(
+                job.id,
+                "recovered",
+                "the job's process ended while no engine followed it",
+                {"engine": self.id, "result_found": result is not None},
+            )
+            self._collect(run, -1)
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def _next_fire_at(self) -> datetime | None:
+        with self.deck.reader() as s:
+            return s.exec(
+                select(Deployment.next_run_at)
+                .where(
+                    Deployment.status == DeploymentStatus.active.value,
+                    col(Deployment.paused).is_(False),
+                    col(Deployment.next_run_at).is_not(None),
+                )
+                .order_by(col(Deployment.next_run_at))
+                .limit(1)
+            ).first()
+
+    def _fire_schedules(self) -> None:
+        now = self.deck.now()
+        with self.deck.reader() as s:
+            due = s.exec(
+                select(Deployment.id).where(
+                    Deployment.status == DeploymentStatus.active.value,
+                    col(Deployment.paused).is_(False),
+                    col(Deployment.next_run_at).is_not(None),
+                    col(Deployment.next_run_at) <= now,
+                )
+            ).all()
+        for dep_id in due:
+            self._fire(dep_id, now)
+
+    def _fire(self, dep_id: str, now: datetime) -> None:
+        with self.deck.writer() as s:
+            d = s.get(Deployment, dep_id)
+            if (
+                d is None
+                or d.status != DeploymentStatus.active.value
+                or d.paused
+                or d.next_run_at is None
+                or d.next_run_at > now
+            ):
+                return
+            fires, count = cron.fires_between(
+                d.schedule, d.timezone, d.next_run_at - timedelta(seconds=1), now, limit=10_000
+            )
+            grace = timedelta(seconds=d.grace_seconds)
+            within = [t for t in fires if now - t <= grace]
+            beyond = count - len(within)
+            if beyond:
+                missed = [t for t in fires if now - t > grace]
+                add_deployment_event(
+                    s,
+                    d.id,
+                    "schedule_missed",
+                    f"{beyond} fire time(s) missed beyond the {d.grace_seconds}s grace "
+                    f"(from {missed[0]:%Y-%m-%d %H:%M} UTC)",
+                    now,
+                    {
+                        "count": beyond,
+                        "first": missed[0],
+                        "last": missed[-1] if len(missed) == beyond else None,
+                        "fire_times": missed[:MISSED_LISTED],
+                    },
+                )
+            if within:
+                fire_time = within[-1]
+                busy = s.exec(
+                    select(Job).where(
+                        Job.deployment_id == d.id,
+                        Job.type == JobType.batch_predict.value,
+                        col(Job.status).in_([JobStatus.queued.value, *ACTIVE_STATUSES]),
+                    )
+                ).first()
+                if busy is not None:
+                    add_deployment_event(
+                        s,
+                        d.id,
+                        "schedule_skipped",
+                        f"fire at {fire_time:%Y-%m-%d %H:%M} UTC skipped: "
+                        f"job {busy.id} is still {busy.status}",
+                        now,
+                        {"fire_time": fire_time, "running_job": busy.id},
+                    )
+                    add_event(
+                        s,
+                        busy,
+                        "schedule_skipped",
+                        f"scheduled fire at {fire_time:%H:%M} UTC skipped while this job runs",
+                        now,
+                        {"fire_time": fire_time, "deployment": d.id},
+                    )
+                else:
+                    v = s.get(ModelVersion, d.version_id)
+                    details = {
+                        "fire_time": fire_time,
+                        "lateness": (now - fire_time).total_seconds(),
+                        "schedule": d.schedule,
+                        "timezone": d.timezone,
+                    }
+                    if len(within) > 1:
+                        details["coalesced"] = len(within) - 1
+                    job = self.deck._queue(
+                        s,
+                        JobType.batch_predict,
+                        d.project_id,
+                        model_id=v.model_id,
+                        version_id=v.id,
+                        deployment_id=d.id,
+                        dataset_id=d.dataset_id,
+                        trigger=Trigger.schedule,
+                        details=details,
+                        at=now,
+                    )
+                    job.params = {"fire_time": fire_time.isoformat()}
+                    add_deployment_event(
+                        s,
+                        d.id,
+                        "schedule_fired",
+                        f"fire at {fire_time:%Y-%m-%d %H:%M} UTC queued job {job.id}",
+                        now,
+                        {"job": job.id, **details},
+                    )
+            d.next_run_at = cron.next_fire(d.schedule, d.timezone, now)
+            s.add(d)
+            s.commit()

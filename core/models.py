@@ -1,0 +1,172 @@
+"""The tables. Only the service and the engine touch these; everyone else gets views."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _json(default: Any = None) -> Any:
+    return Field(
+        default_factory=(lambda: default.copy()) if default is not None else lambda: None,
+        sa_column=Column(JSON, nullable=default is None),
+    )
+
+
+class Project(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str = Field(unique=True, index=True)
+    repo: str
+    created_at: datetime
+
+
+class Dataset(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: str = Field(primary_key=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    name: str
+    path: str
+    format: str
+    target: str | None = None
+    rows: int | None = None
+    columns: int | None = None
+    created_at: datetime
+
+
+class Model(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: str = Field(primary_key=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    name: str
+    kind: str  # "code" or "byom"
+    created_at: datetime
+
+
+class ModelVersion(SQLModel, table=True):
+    __tablename__ = "model_version"
+    __table_args__ = (UniqueConstraint("model_id", "number"),)
+    id: str = Field(primary_key=True)
+    model_id: str = Field(foreign_key="model.id", index=True)
+    number: int
+    status: str
+    artifact_dir: str
+    job_id: str | None = None
+    dataset_id: str | None = None
+    hyperparameters: dict = _json({})
+    code_fingerprint: str | None = None
+    source: dict = _json({})
+    statistics: dict | None = _json()
+    created_at: datetime
+    updated_at: datetime
+
+
+class MetricsRecord(SQLModel, table=True):
+    """One evaluation's metrics: append-only history of a version."""
+
+    __tablename__ = "metrics_record"
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: str = Field(foreign_key="model_version.id", index=True)
+    job_id: str | None = None
+    dataset_id: str | None = None
+    at: datetime
+    metrics: dict = _json({})
+
+
+class Approval(SQLModel, table=True):
+    """An approval or rejection: append-only, kept for audit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: str = Field(foreign_key="model_version.id", index=True)
+    job_id: str | None = None
+    decision: str
+    reason: str
+    by: str
+    at: datetime
+    metrics: dict | None = _json()
+
+
+class Deployment(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    version_id: str = Field(foreign_key="model_version.id", index=True)
+    dataset_id: str = Field(foreign_key="dataset.id")
+    status: str
+    schedule: str | None = None
+    timezone: str = "UTC"
+    paused: bool = False
+    grace_seconds: int = 3600
+    next_run_at: datetime | None = Field(default=None, index=True)
+    created_at: datetime
+    retired_at: datetime | None = None
+    job_id: str | None = None
+
+
+class DeploymentEvent(SQLModel, table=True):
+    """A deployment's own timeline: schedule fires, skips and misses that have no job."""
+
+    __tablename__ = "deployment_event"
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: str = Field(foreign_key="deployment.id", index=True)
+    at: datetime
+    kind: str
+    message: str
+    details: dict = _json({})
+
+
+class Job(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_job_project_created", "project_id", "created_at"),
+        Index("ix_job_status_created", "status", "created_at"),
+    )
+    id: str = Field(primary_key=True)
+    project_id: str = Field(foreign_key="project.id")
+    type: str
+    status: str
+    trigger: str = "manual"
+    actor: str
+    model_id: str | None = None
+    version_id: str | None = Field(default=None, index=True)
+    deployment_id: str | None = Field(default=None, index=True)
+    dataset_id: str | None = None
+    params: dict = _json({})
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    outputs: list = _json([])
+    exit_code: int | None = None
+    host: str | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    proc_start: float | None = None
+    engine_id: str | None = None
+    stop_requested_at: datetime | None = None
+    next_seq: int = 1
+    events_offset: int = 0
+
+
+class JobEvent(SQLModel, table=True):
+    """Append-only timeline of a job."""
+
+    __tablename__ = "job_event"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True)
+    seq: int
+    at: datetime
+    kind: str
+    message: str
+    details: dict = _json({})
+
+
+class EngineLease(SQLModel, table=True):
+    """Who dispatches jobs and fires schedules for this database."""
+
+    __tablename__ = "engine_lease"
+    name: str = Field(primary_key=True)
+    owner: str
+    host: str
+    pid: int
+    heartbeat_at: datetime
+    expires_at: datetime

@@ -1,0 +1,226 @@
+"""The job's own process: runs the user's code for one job. Standard library only.
+
+Started by path (``python core/runner.py JOB_DIR``) by the engine, with stdout and stderr
+already pointing at the job's log file. It reads ``spec.json`` from JOB_DIR, appends
+progress and metrics to ``events.jsonl`` there, and writes ``result.json`` last, so the
+outcome survives the engine that started it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+FLUSH_INTERVAL = 0.1
+
+
+class Stopped(BaseException):
+    """Raised in the job's main thread when a stop (SIGTERM) arrives."""
+
+
+class DatasetRef:
+    def __init__(self, name: str, path: str, target: str | None) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"Dataset(name={self.name!r}, path={str(self.path)!r}, target={self.target!r})"
+
+
+class Context:
+    """What a job's code is given: inputs, where to write, and ways to report."""
+
+    def __init__(self, spec: dict[str, Any], events: io.TextIOBase) -> None:
+        self.job_id: str = spec["job_id"]
+        self.job_type: str = spec["type"]
+        self.version: str | None = spec.get("version")
+        self.hyperparameters: dict[str, Any] = dict(spec.get("hyperparameters") or {})
+        ds = spec.get("dataset")
+        self.dataset = DatasetRef(ds["name"], ds["path"], ds.get("target")) if ds else None
+        self.model_dir = Path(spec["model_dir"]) if spec.get("model_dir") else None
+        self.output_dir = Path(spec["output_dir"])
+        self.task: str | None = spec.get("task")
+        self.params: dict[str, Any] = dict(spec.get("params") or {})
+        self.metrics: dict[str, Any] = {}
+        self.result: dict[str, Any] = {}
+        self._events = events
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        record["at"] = time.time()
+        self._events.write(json.dumps(record, default=str) + "\n")
+        self._events.flush()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report how far along the job is (0.0 .. 1.0), as a ``progress`` event."""
+        fraction = min(1.0, max(0.0, float(fraction)))
+        self._emit({"kind": "progress", "fraction": fraction, "message": str(message)})
+
+    def record_metrics(self, mapping: dict[str, Any]) -> None:
+        """Record numeric metrics on the version this job makes or evaluates."""
+        clean: dict[str, Any] = {}
+        for key, value in dict(mapping).items():
+            clean[str(key)] = _metric_value(key, value)
+        self.metrics.update(clean)
+        self._emit({"kind": "metrics_recorded", "metrics": clean})
+
+
+def _metric_value(key: Any, value: Any) -> Any:
+    if isinstance(value, bool):
+        raise TypeError(f"metric {key!r} must be a number, not a bool")
+    if isinstance(value, int | float):
+        return value if not (isinstance(value, float) and math.isnan(value)) else None
+    if hasattr(value, "item"):  # numpy scalars
+        return _metric_value(key, value.item())
+    if isinstance(value, list | tuple) or hasattr(value, "tolist"):
+        seq = value.tolist() if hasattr(value, "tolist") else value
+        return [_metric_value(key, v) for v in seq]
+    raise TypeError(f"metric {key!r} must be a number, not {type(value).__name__}")
+
+
+def _load_module(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"modeldeck_user_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _user_function(code_dir: str | None, filename: str, func: str) -> Any:
+    if not code_dir:
+        return None
+    path = Path(code_dir) / filename
+    if not path.is_file():
+        return None
+    module = _load_module(path, path.stem)
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise AttributeError(f"{filename} defines no function {func}(context)")
+    return fn
+
+
+def _builtin() -> Any:
+    from core import builtin  # heavy (pandas, scikit-learn): only for jobs that need it
+
+    return builtin
+
+
+def run(spec: dict[str, Any], ctx: Context) -> None:
+    kind = spec["type"]
+    code_dir = spec.get("code_dir")
+    if code_dir:
+        sys.path.insert(0, code_dir)
+    if kind == "train":
+        fn = _user_function(code_dir, "training.py", "train")
+        if fn is None:
+            raise FileNotFoundError(f"no training.py in {code_dir}")
+        returned = fn(ctx)
+    elif kind == "evaluate":
+        fn = _user_function(code_dir, "evaluation.py", "evaluate") or _builtin().evaluate
+        returned = fn(ctx)
+    elif kind == "batch_predict":
+        fn = _user_function(code_dir, "scoring.py", "score") or _builtin().score
+        returned = fn(ctx)
+    elif kind == "compute_stats":
+        ctx.result["statistics"] = _builtin().compute_stats(ctx)
+        returned = None
+    elif kind == "import":
+        ctx.result.update(_builtin().import_model(ctx))
+        returned = None
+    else:
+        raise ValueError(f"job type {kind!r} runs no code")
+    if isinstance(returned, dict) and kind in ("train", "evaluate"):
+        ctx.record_metrics(returned)
+
+
+def _flusher(stream: io.TextIOBase, stop: threading.Event) -> None:
+    # Block-buffered output keeps a chatty job fast; this bounds how stale the log can be.
+    while not stop.wait(FLUSH_INTERVAL):
+        try:
+            stream.flush()
+        except (ValueError, OSError):
+            return
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    os.replace(tmp, path)
+
+
+def _list_outputs(output_dir: Path) -> list[str]:
+    if not output_dir.is_dir():
+        return []
+    return sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
+
+
+def main(argv: list[str]) -> int:
+    job_dir = Path(argv[1])
+    spec = json.loads((job_dir / "spec.json").read_text())
+    # One stream for both, so stdout and stderr lines keep their order in the log.
+    raw = open(1, "wb", closefd=False, buffering=65536)  # noqa: SIM115  (lives as long as the job)
+    out = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace")
+    sys.stdout = sys.stderr = out
+    stop_flush = threading.Event()
+    threading.Thread(target=_flusher, args=(out, stop_flush), daemon=True).start()
+
+    def on_term(_sig: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped()
+
+    signal.signal(signal.SIGTERM, on_term)
+    started = time.time()
+    result: dict[str, Any] = {"status": "failed", "error": None}
+    code = 1
+    with open(job_dir / "events.jsonl", "a", encoding="utf-8") as events:
+        ctx = Context(spec, events)
+        Path(spec["output_dir"]).mkdir(parents=True, exist_ok=True)
+        if spec.get("model_dir"):
+            Path(spec["model_dir"]).mkdir(parents=True, exist_ok=True)
+        try:
+            run(spec, ctx)
+            result["status"] = "completed"
+            code = 0
+        except Stopped:
+            print("modeldeck: stop requested; the job was interrupted", flush=True)
+            result.update(status="cancelled", error="stopped")
+            code = 143
+        except BaseException as exc:  # the user's code may raise anything, SystemExit included
+            if isinstance(exc, SystemExit) and exc.code in (0, None):
+                result["status"] = "completed"
+                code = 0
+            else:
+                traceback.print_exc()
+                line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                result["error"] = line.splitlines()[0][:500] if line else type(exc).__name__
+        try:
+            out.flush()
+        except (ValueError, OSError):
+            pass
+        stop_flush.set()
+        result.update(
+            metrics=ctx.metrics,
+            outputs=_list_outputs(ctx.output_dir),
+            duration=time.time() - started,
+            exit_code=code,
+            **{k: v for k, v in ctx.result.items() if k not in result},
+        )
+        _write_json(job_dir / "result.json", result)
+    return code
+
+
+if __name__ == "__main__":
+    # Started by path: make the package importable for the built-in evaluators.
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+    sys.exit(main(sys.argv))

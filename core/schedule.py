@@ -1,0 +1,129 @@
+"""Cron maths: strict validation and fire times computed in the schedule's own time zone.
+
+Fire times are walked on the wall clock of the schedule's zone and mapped to UTC:
+- a wall time that happens twice (autumn) maps to its first occurrence, and because a fire
+  must lie strictly after the previous one, a daily job fires once, not twice;
+- a wall time that does not exist (spring) runs at the first valid instant after it, the
+  moment the clocks jump.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterBadCronError, CroniterBadDateError, CroniterError
+
+from core.errors import ModelDeckError
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The IANA zone ``name`` (default UTC), or a clear error."""
+    name = name or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+        raise ModelDeckError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+
+
+def validate_cron(expr: str) -> str:
+    """The normalised expression, or ModelDeckError when it is malformed or can never fire."""
+    text = " ".join((expr or "").split())
+    text = ALIASES.get(text.lower(), text)
+    if len(text.split(" ")) != 5:
+        raise ModelDeckError(
+            f"invalid cron expression {expr!r}: it needs 5 fields (minute hour day month weekday)"
+        )
+    try:
+        it = croniter(text, datetime(2000, 1, 1))
+    except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
+        raise ModelDeckError(f"invalid cron expression {expr!r}: {_reason(exc)}") from None
+    try:
+        # 28 years covers every weekday/leap-year combination: what cannot fire by then never will.
+        first = it.get_next(datetime)
+        if first.year > 2028:
+            raise CroniterBadDateError("never fires")
+    except CroniterBadDateError:
+        raise ModelDeckError(f"cron expression {expr!r} can never fire (no such date)") from None
+    return text
+
+
+def _reason(exc: Exception) -> str:
+    msg = str(exc)
+    if "out of range" in msg:
+        return "a field is out of range"
+    return "a field is not a valid cron value"
+
+
+def _to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+    """Map a naive wall time in ``tz`` to UTC: first occurrence, or the jump after a gap."""
+    first = wall.replace(tzinfo=tz, fold=0)
+    as_utc = first.astimezone(UTC)
+    if as_utc.astimezone(tz).replace(tzinfo=None) == wall:
+        return as_utc
+    # In a gap: fold=0 and fold=1 give instants on either side of the jump; find it.
+    lo, hi = sorted((as_utc, wall.replace(tzinfo=tz, fold=1).astimezone(UTC)))
+    off = lo.astimezone(tz).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == off:
+            lo = mid
+        else:
+            hi = mid
+    return hi.replace(microsecond=0)
+
+
+def fire_times(expr: str, tz_name: str | None, after: datetime) -> Iterator[datetime]:
+    """Fire times (aware UTC) strictly after ``after``, in order, without end."""
+    tz = zone(tz_name)
+    after = after.astimezone(UTC)
+    wall = after.astimezone(tz).replace(tzinfo=None)
+    # Start an hour of wall time back so a fire inside a repeated hour is not missed.
+    it = croniter(expr, wall - timedelta(hours=2))
+    last = after
+    while True:
+        candidate = _to_utc(it.get_next(datetime), tz)
+        if candidate > last:
+            last = candidate
+            yield candidate
+
+
+def next_fire(expr: str, tz_name: str | None, after: datetime) -> datetime:
+    return next(fire_times(expr, tz_name, after))
+
+
+def preview(expr: str, tz_name: str | None, after: datetime, n: int) -> list[datetime]:
+    gen = fire_times(expr, tz_name, after)
+    return [next(gen) for _ in range(n)]
+
+
+def fires_between(
+    expr: str, tz_name: str | None, after: datetime, until: datetime, limit: int
+) -> tuple[list[datetime], int]:
+    """Fire times in (after, until]: the first ``limit`` of them and how many there are in all.
+
+    Counting stops at 1,000,000 so that a minutely schedule missed for years stays cheap.
+    """
+    found: list[datetime] = []
+    count = 0
+    for t in fire_times(expr, tz_name, after):
+        if t > until or count >= 1_000_000:
+            break
+        if len(found) < limit:
+            found.append(t)
+        count += 1
+    return found, count

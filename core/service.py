@@ -1,0 +1,1155 @@
+"""The one door into modeldeck: verbs that the CLI and the TUI call, returning plain views.
+
+Every verb that changes something either refuses with a ModelDeckError (nothing changed) or
+queues a job; the engine does the work. Rules come from ``core.lifecycle``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from core import schedule as cron
+from core.clock import Clock, SystemClock
+from core.db import make_engine, migrate, read_session, write_session
+from core.errors import ModelDeckError, NotFound
+from core.home import new_id, resolve_db_url, resolve_home
+from core.lifecycle import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    RULES,
+    DeploymentStatus,
+    JobStatus,
+    JobType,
+    Trigger,
+    version_refusal,
+)
+from core.logs import LogIndex, tail
+from core.models import (
+    Approval,
+    Dataset,
+    Deployment,
+    DeploymentEvent,
+    EngineLease,
+    Job,
+    JobEvent,
+    MetricsRecord,
+    Model,
+    ModelVersion,
+    Project,
+)
+from core.records import actor, add_event
+from core.views import (
+    ApprovalView,
+    DatasetView,
+    DeploymentEventView,
+    DeploymentView,
+    EventView,
+    JobView,
+    LeaseView,
+    MetricsView,
+    ModelView,
+    ProjectView,
+    VersionDetail,
+    VersionView,
+)
+
+IMPORT_FORMATS = ("joblib", "pickle", "onnx")
+LEASE_NAME = "engine"
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON where they parse, else kept as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ModelDeckError(f"--set wants key=value, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelDeckError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelDeckError(f"{path} must hold a JSON object")
+    return data
+
+
+def code_fingerprint(repo: Path, model_dir: Path) -> str:
+    """The git commit when the repo is a git checkout (``+dirty`` when the model has local
+    changes), else a sha256 of the model folder's files."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if head.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(repo), "status", "--porcelain", "--", str(model_dir)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            return f"git:{head.stdout.strip()}" + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
+    """Column names and row count of a dataset file, read without pandas."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path)
+        return list(meta.schema_arrow.names), meta.metadata.num_rows
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header:
+            raise ModelDeckError(f"{path} is empty: a CSV dataset needs a header row")
+        rows = sum(1 for _ in reader)
+    return header, rows
+
+
+class Deck:
+    """modeldeck's service API over one database and data home."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        db: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.home = resolve_home(home)
+        self.db_url = resolve_db_url(self.home, db)
+        self.engine = make_engine(self.db_url)
+        migrate(self.engine)
+        self.clock: Clock = clock or SystemClock()
+        self.jobs_dir = self.home / "jobs"
+        self.artifacts_dir = self.home / "artifacts"
+        self._submit_listeners: list[Callable[[str], None]] = []
+        self._indexes: dict[str, LogIndex] = {}
+        self._index_lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def reader(self) -> Session:
+        return read_session(self.engine)
+
+    def writer(self) -> Session:
+        return write_session(self.engine)
+
+    def on_submit(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` after this process queues a job (the engine wakes up)."""
+        self._submit_listeners.append(callback)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def log_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "log.txt"
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _by_id_or_prefix(self, s: Session, table: Any, ref: str, what: str) -> Any:
+        ref = (ref or "").strip()
+        if not ref:
+            raise ModelDeckError(f"no {what} given")
+        row = s.get(table, ref)
+        if row is not None:
+            return row
+        if len(ref) >= 4:
+            rows = s.exec(select(table).where(col(table.id).startswith(ref)).limit(2)).all()
+            if len(rows) == 1:
+                return rows[0]
+            if len(rows) > 1:
+                raise ModelDeckError(f"{what} id {ref!r} is ambiguous: give more characters")
+        raise NotFound(f"unknown {what} {ref!r}")
+
+    def _project(self, s: Session, ref: str) -> Project:
+        row = s.exec(select(Project).where(Project.name == ref)).first()
+        if row is None:
+            row = s.get(Project, ref)
+        if row is None:
+            raise NotFound(f"unknown project {ref!r} (see `modeldeck projects`)")
+        return row
+
+    def _dataset(self, s: Session, project: Project, ref: str | None) -> Dataset:
+        if not ref:
+            raise ModelDeckError("a dataset is required (--dataset NAME)")
+        row = s.exec(
+            select(Dataset).where(Dataset.project_id == project.id, Dataset.name == ref)
+        ).first() or s.get(Dataset, ref)
+        if row is None or row.project_id != project.id:
+            raise NotFound(
+                f"unknown dataset {ref!r} in project {project.name} "
+                f"(see `modeldeck datasets {project.name}`)"
+            )
+        return row
+
+    def _version(self, s: Session, ref: str) -> ModelVersion:
+        return self._by_id_or_prefix(s, ModelVersion, ref, "version")
+
+    def _deployment(self, s: Session, ref: str) -> Deployment:
+        return self._by_id_or_prefix(s, Deployment, ref, "deployment")
+
+    def _job(self, s: Session, ref: str) -> Job:
+        return self._by_id_or_prefix(s, Job, ref, "job")
+
+    # -- converters -----------------------------------------------------------------------
+
+    def _version_view(self, s: Session, v: ModelVersion, model: Model | None = None) -> VersionView:
+        model = model or s.get(Model, v.model_id)
+        project = s.get(Project, model.project_id)
+        latest = s.exec(
+            select(MetricsRecord)
+            .where(MetricsRecord.version_id == v.id)
+            .order_by(col(MetricsRecord.id).desc())
+            .limit(1)
+        ).first()
+        approval = s.exec(
+            select(Approval).where(Approval.version_id == v.id).order_by(col(Approval.id).desc())
+        ).first()
+        ds = s.get(Dataset, v.dataset_id) if v.dataset_id else None
+        return VersionView(
+            id=v.id,
+            project=project.name,
+            model=model.name,
+            number=v.number,
+            status=v.status,
+            metrics=dict(latest.metrics) if latest else {},
+            statistics=v.statistics,
+            approval=_approval_view(approval) if approval else None,
+            created_at=v.created_at,
+            job_id=v.job_id,
+            dataset=ds.name if ds else None,
+            hyperparameters=dict(v.hyperparameters or {}),
+            code_fingerprint=v.code_fingerprint,
+            source=dict(v.source or {}),
+            model_kind=model.kind,
+        )
+
+    def _deployment_view(self, s: Session, d: Deployment) -> DeploymentView:
+        v = s.get(ModelVersion, d.version_id)
+        m = s.get(Model, v.model_id)
+        p = s.get(Project, d.project_id)
+        ds = s.get(Dataset, d.dataset_id)
+        last = s.exec(
+            select(Job)
+            .where(Job.deployment_id == d.id, Job.type == JobType.batch_predict.value)
+            .order_by(col(Job.created_at).desc())
+            .limit(1)
+        ).first()
+        last_run = (
+            {
+                "job": last.id,
+                "status": last.status,
+                "trigger": last.trigger,
+                "at": last.finished_at or last.started_at or last.created_at,
+            }
+            if last
+            else None
+        )
+        return DeploymentView(
+            id=d.id,
+            project=p.name,
+            version=v.id,
+            model=m.name,
+            version_number=v.number,
+            status=d.status,
+            dataset=ds.name if ds else d.dataset_id,
+            schedule=d.schedule,
+            timezone=d.timezone,
+            paused=d.paused,
+            next_run_at=d.next_run_at,
+            last_run=last_run,
+            created_at=d.created_at,
+        )
+
+    def _job_select(self) -> Any:
+        return (
+            select(Job, Project.name, Model.name, ModelVersion.number, Dataset.name)
+            .join(Project, col(Project.id) == Job.project_id)
+            .outerjoin(Model, col(Model.id) == Job.model_id)
+            .outerjoin(ModelVersion, col(ModelVersion.id) == Job.version_id)
+            .outerjoin(Dataset, col(Dataset.id) == Job.dataset_id)
+        )
+
+    @staticmethod
+    def _job_view(row: Any) -> JobView:
+        job, project, model, number, dataset = row
+        return JobView(
+            id=job.id,
+            type=job.type,
+            status=job.status,
+            trigger=job.trigger,
+            project=project,
+            model=model,
+            version=job.version_id,
+            deployment=job.deployment_id,
+            actor=job.actor,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            error=job.error,
+            outputs=list(job.outputs or []),
+            dataset=dataset,
+            version_number=number,
+            exit_code=job.exit_code,
+            params=dict(job.params or {}),
+            host=job.host,
+            pid=job.pid,
+        )
+
+    def _job_view_by_id(self, s: Session, job_id: str) -> JobView:
+        row = s.exec(self._job_select().where(Job.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        return self._job_view(row)
+
+    # -- projects -------------------------------------------------------------------------
+
+    def projects(self) -> list[ProjectView]:
+        with self.reader() as s:
+            return [
+                self._project_view(s, p) for p in s.exec(select(Project).order_by(Project.name))
+            ]
+
+    def project(self, ref: str) -> ProjectView:
+        with self.reader() as s:
+            return self._project_view(s, self._project(s, ref))
+
+    def _project_view(self, s: Session, p: Project) -> ProjectView:
+        def count(stmt: Any) -> int:
+            return int(s.exec(stmt).one())
+
+        self._sync_code_models_read(p)
+        return ProjectView(
+            id=p.id,
+            name=p.name,
+            repo=p.repo,
+            created_at=p.created_at,
+            models=count(select(func.count()).select_from(Model).where(Model.project_id == p.id)),
+            active_deployments=count(
+                select(func.count())
+                .select_from(Deployment)
+                .where(Deployment.project_id == p.id, Deployment.status == "active")
+            ),
+            running_jobs=count(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.project_id == p.id, col(Job.status).in_(list(ACTIVE_STATUSES)))
+            ),
+            failed_jobs=count(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.project_id == p.id, Job.status == JobStatus.failed.value)
+            ),
+        )
+
+    def add_project(self, name: str, repo: str | Path) -> ProjectView:
+        name = (name or "").strip()
+        if not name or any(c.isspace() for c in name) or "/" in name:
+            raise ModelDeckError("a project name must be non-empty, without spaces or slashes")
+        path = Path(repo).expanduser().resolve()
+        if not path.is_dir():
+            raise ModelDeckError(f"repository folder {str(repo)!r} does not exist")
+        with self.writer() as s:
+            if s.exec(select(Project).where(Project.name == name)).first():
+                raise ModelDeckError(f"a project named {name!r} already exists")
+            p = Project(id=new_id("p"), name=name, repo=str(path), created_at=self.now())
+            s.add(p)
+            s.commit()
+        self._sync_code_models(p.name)
+        return self.project(name)
+
+    # -- datasets -------------------------------------------------------------------------
+
+    def datasets(self, project: str) -> list[DatasetView]:
+        with self.reader() as s:
+            p = self._project(s, project)
+            rows = s.exec(select(Dataset).where(Dataset.project_id == p.id).order_by(Dataset.name))
+            return [_dataset_view(d, p) for d in rows]
+
+    def add_dataset(
+        self, project: str, name: str, path: str | Path, target: str | None = None
+    ) -> DatasetView:
+        name = (name or "").strip()
+        if not name or any(c.isspace() for c in name):
+            raise ModelDeckError("a dataset name must be non-empty, without spaces")
+        file = Path(path).expanduser().resolve()
+        if not file.is_file():
+            raise ModelDeckError(f"dataset file {str(path)!r} does not exist")
+        suffix = file.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            fmt = "parquet"
+        elif suffix in (".csv", ".txt"):
+            fmt = "csv"
+        else:
+            raise ModelDeckError(f"{file.name}: a dataset must be a .csv or .parquet file")
+        try:
+            columns, rows = dataset_shape(file, fmt)
+        except ModelDeckError:
+            raise
+        except Exception as exc:
+            raise ModelDeckError(f"cannot read {file.name}: {exc}") from None
+        if target and target not in columns:
+            raise ModelDeckError(
+                f"target column {target!r} is not in {file.name} (columns: {', '.join(columns)})"
+            )
+        with self.writer() as s:
+            p = self._project(s, project)
+            if s.exec(
+                select(Dataset).where(Dataset.project_id == p.id, Dataset.name == name)
+            ).first():
+                raise ModelDeckError(f"project {p.name} already has a dataset named {name!r}")
+            d = Dataset(
+                id=new_id("d"),
+                project_id=p.id,
+                name=name,
+                path=str(file),
+                format=fmt,
+                target=target or None,
+                rows=rows,
+                columns=len(columns),
+                created_at=self.now(),
+            )
+            s.add(d)
+            s.commit()
+            return _dataset_view(d, p)
+
+    # -- models and versions --------------------------------------------------------------
+
+    @staticmethod
+    def _code_model_dirs(repo: str) -> dict[str, Path]:
+        root = Path(repo) / "models"
+        if not root.is_dir():
+            return {}
+        return {
+            d.name: d
+            for d in sorted(root.iterdir())
+            if d.is_dir() and not d.name.startswith((".", "_")) and (d / "training.py").is_file()
+        }
+
+    def _sync_code_models_read(self, p: Project) -> None:
+        with self.reader() as s:
+            known = set(s.exec(select(Model.name).where(Model.project_id == p.id)).all())
+        if set(self._code_model_dirs(p.repo)) - known:
+            self._sync_code_models(p.name)
+
+    def _sync_code_models(self, project: str) -> None:
+        """Register the model folders of the project's repository that have no row yet."""
+        with self.writer() as s:
+            p = self._project(s, project)
+            known = set(s.exec(select(Model.name).where(Model.project_id == p.id)).all())
+            for name in self._code_model_dirs(p.repo):
+                if name not in known:
+                    s.add(
+                        Model(
+                            id=new_id("m"),
+                            project_id=p.id,
+                            name=name,
+                            kind="code",
+                            created_at=self.now(),
+                        )
+                    )
+            s.commit()
+
+    def models(self, project: str) -> list[ModelView]:
+        with self.reader() as s:
+            p = self._project(s, project)
+        self._sync_code_models_read(p)
+        with self.reader() as s:
+            out = []
+            for m in s.exec(select(Model).where(Model.project_id == p.id).order_by(Model.name)):
+                latest = s.exec(
+                    select(ModelVersion)
+                    .where(ModelVersion.model_id == m.id)
+                    .order_by(col(ModelVersion.number).desc())
+                ).first()
+                n = s.exec(
+                    select(func.count())
+                    .select_from(ModelVersion)
+                    .where(ModelVersion.model_id == m.id)
+                ).one()
+                out.append(
+                    ModelView(
+                        id=m.id,
+                        project=p.name,
+                        name=m.name,
+                        kind=m.kind,
+                        versions=int(n),
+                        latest_version=latest.number if latest else None,
+                        latest_status=latest.status if latest else None,
+                    )
+                )
+            return out
+
+    def versions(self, project: str, model: str | None = None) -> list[VersionView]:
+        with self.reader() as s:
+            p = self._project(s, project)
+            stmt = select(ModelVersion, Model).join(Model).where(Model.project_id == p.id)
+            if model:
+                m = s.exec(
+                    select(Model).where(Model.project_id == p.id, Model.name == model)
+                ).first()
+                if m is None:
+                    raise NotFound(f"unknown model {model!r} in project {p.name}")
+                stmt = stmt.where(Model.id == m.id)
+            stmt = stmt.order_by(Model.name, col(ModelVersion.number).desc())
+            return [self._version_view(s, v, m) for v, m in s.exec(stmt)]
+
+    def version(self, ref: str) -> VersionView:
+        with self.reader() as s:
+            return self._version_view(s, self._version(s, ref))
+
+    def version_detail(self, ref: str) -> VersionDetail:
+        with self.reader() as s:
+            v = self._version(s, ref)
+            view = self._version_view(s, v)
+            history = [
+                MetricsView(
+                    at=r.at,
+                    job_id=r.job_id,
+                    dataset=(d.name if (d := s.get(Dataset, r.dataset_id)) else None)
+                    if r.dataset_id
+                    else None,
+                    metrics=dict(r.metrics),
+                )
+                for r in s.exec(
+                    select(MetricsRecord)
+                    .where(MetricsRecord.version_id == v.id)
+                    .order_by(col(MetricsRecord.id))
+                )
+            ]
+            approvals = [
+                _approval_view(a)
+                for a in s.exec(
+                    select(Approval).where(Approval.version_id == v.id).order_by(col(Approval.id))
+                )
+            ]
+            deployments = s.exec(select(Deployment).where(Deployment.version_id == v.id)).all()
+            dep_ids = [d.id for d in deployments]
+            conds = [Job.version_id == v.id]
+            if v.job_id:
+                conds.append(Job.id == v.job_id)
+            if dep_ids:
+                conds.append(col(Job.deployment_id).in_(dep_ids))
+            lineage = [
+                self._job_view(r)
+                for r in s.exec(self._job_select().where(or_(*conds)).order_by(col(Job.created_at)))
+            ]
+            return VersionDetail(
+                version=view,
+                metrics_history=history,
+                approvals=approvals,
+                lineage=lineage,
+                artifact_dir=v.artifact_dir,
+                deployments=[self._deployment_view(s, d) for d in deployments],
+            )
+
+    def deployments(self, project: str) -> list[DeploymentView]:
+        with self.reader() as s:
+            p = self._project(s, project)
+            rows = s.exec(
+                select(Deployment)
+                .where(Deployment.project_id == p.id)
+                .order_by(Deployment.status, col(Deployment.created_at).desc())
+            )
+            return [self._deployment_view(s, d) for d in rows]
+
+    def deployment(self, ref: str) -> DeploymentView:
+        with self.reader() as s:
+            return self._deployment_view(s, self._deployment(s, ref))
+
+    def deployment_events(self, ref: str, limit: int = 200) -> list[DeploymentEventView]:
+        with self.reader() as s:
+            d = self._deployment(s, ref)
+            rows = s.exec(
+                select(DeploymentEvent)
+                .where(DeploymentEvent.deployment_id == d.id)
+                .order_by(col(DeploymentEvent.id).desc())
+                .limit(limit)
+            ).all()
+            return [
+                DeploymentEventView(
+                    deployment_id=r.deployment_id,
+                    at=r.at,
+                    kind=r.kind,
+                    message=r.message,
+                    details=dict(r.details),
+                )
+                for r in reversed(rows)
+            ]
+
+    # -- submitting jobs ------------------------------------------------------------------
+
+    def _queue(
+        self,
+        s: Session,
+        job_type: JobType,
+        project_id: str,
+        *,
+        model_id: str | None = None,
+        version_id: str | None = None,
+        deployment_id: str | None = None,
+        dataset_id: str | None = None,
+        params: dict[str, Any] | None = None,
+        trigger: Trigger = Trigger.manual,
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Job:
+        now = at or self.now()
+        job = Job(
+            id=new_id("j"),
+            project_id=project_id,
+            type=job_type.value,
+            status=JobStatus.queued.value,
+            trigger=trigger.value,
+            actor=actor() if trigger == Trigger.manual else "scheduler",
+            model_id=model_id,
+            version_id=version_id,
+            deployment_id=deployment_id,
+            dataset_id=dataset_id,
+            params=params or {},
+            created_at=now,
+        )
+        s.add(job)
+        add_event(
+            s,
+            job,
+            "created",
+            f"{job_type.value} job queued ({trigger.value})",
+            now,
+            {"trigger": trigger.value, "actor": job.actor, **(details or {})},
+        )
+        return job
+
+    def _submitted(self, s: Session, job: Job) -> JobView:
+        s.commit()
+        for listener in list(self._submit_listeners):
+            listener(job.id)
+        return self._job_view_by_id(s, job.id)
+
+    def _check_version(self, job_type: JobType, v: ModelVersion) -> None:
+        refusal = version_refusal(job_type, v.status)
+        if refusal:
+            raise ModelDeckError(f"{refusal}: version {v.id} is {v.status}")
+
+    def train(
+        self,
+        project: str,
+        model: str,
+        dataset: str,
+        overrides: dict[str, Any] | None = None,
+    ) -> JobView:
+        with self.reader() as s:
+            p = self._project(s, project)
+        dirs = self._code_model_dirs(p.repo)
+        if model not in dirs:
+            raise NotFound(
+                f"unknown model {model!r} in project {p.name}: no "
+                f"{Path(p.repo) / 'models' / model / 'training.py'}"
+            )
+        self._sync_code_models(p.name)
+        model_dir = dirs[model]
+        config = _read_json(model_dir / "config.json")
+        defaults = config.get("hyperparameters", {})
+        if not isinstance(defaults, dict):
+            raise ModelDeckError(f"{model_dir / 'config.json'}: hyperparameters must be an object")
+        hyper = {**defaults, **(overrides or {})}
+        fingerprint = code_fingerprint(Path(p.repo), model_dir)
+        with self.writer() as s:
+            p = self._project(s, project)
+            m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
+            ds = self._dataset(s, p, dataset)
+            job = self._queue(
+                s,
+                JobType.train,
+                p.id,
+                model_id=m.id,
+                dataset_id=ds.id,
+                params={
+                    "hyperparameters": hyper,
+                    "overrides": overrides or {},
+                    "code_fingerprint": fingerprint,
+                },
+            )
+            return self._submitted(s, job)
+
+    def _version_job(
+        self,
+        job_type: JobType,
+        version: str,
+        dataset: str | None = None,
+        params: dict[str, Any] | None = None,
+        needs_dataset: bool = True,
+    ) -> JobView:
+        with self.writer() as s:
+            v = self._version(s, version)
+            m = s.get(Model, v.model_id)
+            p = s.get(Project, m.project_id)
+            self._check_version(job_type, v)
+            ds = self._dataset(s, p, dataset) if needs_dataset else None
+            if job_type == JobType.evaluate and ds is not None and not ds.target:
+                raise ModelDeckError(
+                    f"dataset {ds.name!r} has no target column: evaluation needs one "
+                    f"(register it with --target COL)"
+                )
+            job = self._queue(
+                s,
+                job_type,
+                p.id,
+                model_id=m.id,
+                version_id=v.id,
+                dataset_id=ds.id if ds else None,
+                params=params,
+            )
+            return self._submitted(s, job)
+
+    def evaluate(self, version: str, dataset: str) -> JobView:
+        return self._version_job(JobType.evaluate, version, dataset)
+
+    def compute_stats(self, version: str, dataset: str) -> JobView:
+        return self._version_job(JobType.compute_stats, version, dataset)
+
+    def approve(self, version: str, reason: str) -> JobView:
+        return self._decide(JobType.approve, version, reason)
+
+    def reject(self, version: str, reason: str) -> JobView:
+        return self._decide(JobType.reject, version, reason)
+
+    def _decide(self, job_type: JobType, version: str, reason: str) -> JobView:
+        reason = (reason or "").strip()
+        if not reason:
+            raise ModelDeckError(f"a reason is required to {job_type.value} a version")
+        return self._version_job(job_type, version, params={"reason": reason}, needs_dataset=False)
+
+    def deploy(
+        self,
+        version: str,
+        dataset: str,
+        schedule: str | None = None,
+        timezone: str | None = None,
+    ) -> JobView:
+        expr = cron.validate_cron(schedule) if schedule else None
+        tz = timezone or "UTC"
+        cron.zone(tz)
+        if timezone and not schedule:
+            raise ModelDeckError("--timezone goes with --schedule")
+        return self._version_job(
+            JobType.deploy, version, dataset, params={"schedule": expr, "timezone": tz}
+        )
+
+    def _deployment_job(self, job_type: JobType, deployment: str, **kw: Any) -> JobView:
+        with self.writer() as s:
+            d = self._deployment(s, deployment)
+            if d.status != DeploymentStatus.active.value:
+                verb = "retire" if job_type == JobType.retire else "run a batch prediction of"
+                raise ModelDeckError(f"cannot {verb} deployment {d.id}: it is {d.status}")
+            v = s.get(ModelVersion, d.version_id)
+            job = self._queue(
+                s,
+                job_type,
+                d.project_id,
+                model_id=v.model_id,
+                version_id=v.id,
+                deployment_id=d.id,
+                dataset_id=d.dataset_id if job_type == JobType.batch_predict else None,
+                **kw,
+            )
+            return self._submitted(s, job)
+
+    def retire(self, deployment: str) -> JobView:
+        return self._deployment_job(JobType.retire, deployment)
+
+    def predict(self, deployment: str) -> JobView:
+        """Run now: queue a manual batch prediction of an active deployment."""
+        return self._deployment_job(JobType.batch_predict, deployment)
+
+    def import_model(
+        self, project: str, model: str, source: str, fmt: str | None = None
+    ) -> JobView:
+        model = (model or "").strip()
+        if not model or any(c.isspace() for c in model) or "/" in model:
+            raise ModelDeckError("a model name must be non-empty, without spaces or slashes")
+        source = (source or "").strip()
+        if "://" in source:
+            if not source.lower().startswith(("http://", "https://")):
+                raise ModelDeckError(
+                    f"{source!r}: only http(s) URLs and local files can be imported"
+                )
+        else:
+            path = Path(source).expanduser().resolve()
+            if not path.is_file():
+                raise ModelDeckError(f"model file {source!r} does not exist")
+            source = str(path)
+        if fmt is None:
+            name = source.rsplit("/", 1)[-1].lower()
+            fmt = (
+                "onnx"
+                if name.endswith(".onnx")
+                else "pickle"
+                if name.endswith((".pkl", ".pickle"))
+                else "joblib"
+            )
+        if fmt not in IMPORT_FORMATS:
+            raise ModelDeckError(f"unknown format {fmt!r} (use {', '.join(IMPORT_FORMATS)})")
+        with self.writer() as s:
+            p = self._project(s, project)
+            m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
+            if m is not None and m.kind != "byom":
+                raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+            if m is None and model in self._code_model_dirs(p.repo):
+                raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+            job = self._queue(
+                s,
+                JobType.import_,
+                p.id,
+                model_id=m.id if m else None,
+                params={"model": model, "source": source, "format": fmt},
+            )
+            return self._submitted(s, job)
+
+    def rerun(self, job_id: str) -> JobView:
+        """Queue a job of the same type with the same inputs."""
+        j = self.job(job_id)
+        t = JobType(j.type)
+        if t == JobType.train:
+            return self.train(j.project, j.model or "", j.dataset or "", j.params.get("overrides"))
+        if t in (JobType.evaluate, JobType.compute_stats):
+            return self._version_job(t, j.version or "", j.dataset)
+        if t in (JobType.approve, JobType.reject):
+            return self._decide(t, j.version or "", j.params.get("reason", ""))
+        if t == JobType.deploy:
+            return self.deploy(
+                j.version or "", j.dataset or "", j.params.get("schedule"), j.params.get("timezone")
+            )
+        if t == JobType.import_:
+            return self.import_model(
+                j.project, j.params["model"], j.params["source"], j.params["format"]
+            )
+        return self._deployment_job(t, j.deployment or "")
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def set_schedule(
+        self,
+        deployment: str,
+        cron_expr: str | None = None,
+        timezone: str | None = None,
+        paused: bool | None = None,
+    ) -> DeploymentView:
+        """Change, pause or resume a deployment's schedule; the next run is recomputed."""
+        expr = cron.validate_cron(cron_expr) if cron_expr else None
+        if timezone:
+            cron.zone(timezone)
+        from core.records import add_deployment_event
+
+        with self.writer() as s:
+            d = self._deployment(s, deployment)
+            if d.status != DeploymentStatus.active.value:
+                raise ModelDeckError(f"deployment {d.id} is {d.status}: its schedule cannot change")
+            if not (expr or d.schedule) and (timezone or paused is not None):
+                raise ModelDeckError(
+                    f"deployment {d.id} has no schedule: give one with --cron EXPR"
+                )
+            changes: dict[str, Any] = {}
+            if expr:
+                changes["schedule"] = d.schedule = expr
+            if timezone:
+                changes["timezone"] = d.timezone = timezone
+            if paused is not None:
+                changes["paused"] = d.paused = paused
+            now = self.now()
+            d.next_run_at = (
+                cron.next_fire(d.schedule, d.timezone, now) if d.schedule and not d.paused else None
+            )
+            s.add(d)
+            kind = (
+                "schedule_paused"
+                if paused is True
+                else "schedule_resumed"
+                if paused is False
+                else "schedule_changed"
+            )
+            add_deployment_event(
+                s, d.id, kind, f"schedule {d.schedule} ({d.timezone})", now, changes
+            )
+            s.commit()
+            return self._deployment_view(s, d)
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _job_filter(
+        self,
+        stmt: Any,
+        project_id: str | None,
+        status: str | Iterable[str] | None,
+        job_type: str | None,
+        text: str | None,
+        deployment: str | None,
+    ) -> Any:
+        if project_id:
+            stmt = stmt.where(Job.project_id == project_id)
+        if status:
+            statuses = [status] if isinstance(status, str) else list(status)
+            for st in statuses:
+                JobStatus(st)
+            stmt = stmt.where(col(Job.status).in_(statuses))
+        if job_type:
+            stmt = stmt.where(Job.type == JobType(job_type).value)
+        if deployment:
+            stmt = stmt.where(Job.deployment_id == deployment)
+        if text:
+            like = f"%{text}%"
+            stmt = stmt.where(
+                or_(
+                    col(Job.id).like(like),
+                    col(Job.type).like(like),
+                    col(Job.actor).like(like),
+                    col(Job.status).like(like),
+                    col(Job.error).like(like),
+                    col(Model.name).like(like),
+                )
+            )
+        return stmt
+
+    def jobs(
+        self,
+        project: str | None = None,
+        status: str | Iterable[str] | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        text: str | None = None,
+        deployment: str | None = None,
+    ) -> list[JobView]:
+        """Jobs, newest first, a window at a time."""
+        self._check_filters(status, job_type)
+        with self.reader() as s:
+            pid = self._project(s, project).id if project else None
+            stmt = self._job_filter(self._job_select(), pid, status, job_type, text, deployment)
+            stmt = stmt.order_by(col(Job.created_at).desc(), col(Job.id).desc())
+            stmt = stmt.offset(max(0, offset)).limit(max(0, limit))
+            return [self._job_view(r) for r in s.exec(stmt)]
+
+    def count_jobs(
+        self,
+        project: str | None = None,
+        status: str | Iterable[str] | None = None,
+        job_type: str | None = None,
+        text: str | None = None,
+        deployment: str | None = None,
+    ) -> int:
+        self._check_filters(status, job_type)
+        with self.reader() as s:
+            pid = self._project(s, project).id if project else None
+            stmt = select(func.count()).select_from(Job).outerjoin(Model, Model.id == Job.model_id)
+            stmt = self._job_filter(stmt, pid, status, job_type, text, deployment)
+            return int(s.exec(stmt).one())
+
+    @staticmethod
+    def _check_filters(status: str | Iterable[str] | None, job_type: str | None) -> None:
+        statuses = [status] if isinstance(status, str) else list(status or [])
+        for st in statuses:
+            if st not in JobStatus.__members__.values():
+                raise ModelDeckError(
+                    f"unknown job status {st!r} (use {', '.join(s.value for s in JobStatus)})"
+                )
+        if job_type and job_type not in JobType.__members__.values():
+            raise ModelDeckError(
+                f"unknown job type {job_type!r} (use {', '.join(t.value for t in JobType)})"
+            )
+
+    def job(self, ref: str) -> JobView:
+        with self.reader() as s:
+            return self._job_view_by_id(s, self._job(s, ref).id)
+
+    def jobs_changed_since(self, project: str | None, since_seq: int) -> int:
+        """A cheap change marker: the newest event id (for polling UIs)."""
+        with self.reader() as s:
+            stmt = select(func.max(JobEvent.id))
+            if project:
+                p = self._project(s, project)
+                stmt = stmt.join(Job, col(Job.id) == JobEvent.job_id).where(Job.project_id == p.id)
+            return int(s.exec(stmt).one() or 0)
+
+    def events(self, job: str, after_seq: int = 0) -> list[EventView]:
+        with self.reader() as s:
+            j = self._job(s, job)
+            rows = s.exec(
+                select(JobEvent)
+                .where(JobEvent.job_id == j.id, JobEvent.seq > after_seq)
+                .order_by(col(JobEvent.seq))
+            )
+            return [
+                EventView(
+                    job_id=e.job_id,
+                    seq=e.seq,
+                    at=e.at,
+                    kind=e.kind,
+                    message=e.message,
+                    details=dict(e.details),
+                )
+                for e in rows
+            ]
+
+    def stop(self, job: str, reason: str = "stopped by user") -> JobView:
+        """Cancel a queued job at once; ask the engine to stop a running one."""
+        with self.writer() as s:
+            j = self._job(s, job)
+            now = self.now()
+            if j.status in FINAL_STATUSES:
+                raise ModelDeckError(f"job {j.id} is already {j.status}")
+            if j.status == JobStatus.stopping.value:
+                return self._job_view_by_id(s, j.id)
+            who = actor()
+            add_event(
+                s,
+                j,
+                "stop_requested",
+                f"stop requested by {who}",
+                now,
+                {"by": who, "reason": reason},
+            )
+            if j.status == JobStatus.queued.value:
+                j.status = JobStatus.cancelled.value
+                j.finished_at = now
+                j.error = "cancelled before it started"
+                add_event(s, j, "cancelled", "cancelled before it started", now, {"by": who})
+            else:
+                j.status = JobStatus.stopping.value
+                j.stop_requested_at = now
+            s.add(j)
+            s.commit()
+            for listener in list(self._submit_listeners):
+                listener(j.id)
+            return self._job_view_by_id(s, j.id)
+
+    def stop_all(self, project: str) -> list[JobView]:
+        """Stop every queued or running job of a project."""
+        with self.reader() as s:
+            p = self._project(s, project)
+            ids = s.exec(
+                select(Job.id).where(
+                    Job.project_id == p.id,
+                    col(Job.status).in_([JobStatus.queued.value, JobStatus.running.value]),
+                )
+            ).all()
+        out = []
+        for jid in ids:
+            try:
+                out.append(self.stop(jid))
+            except ModelDeckError:
+                pass  # it finished meanwhile
+        return out
+
+    def wait(self, job: str, timeout: float | None = None, poll: float = 0.1) -> JobView:
+        """Block until the job is final (or ``timeout`` passes); the job as it is then."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        view = self.job(job)
+        while view.status not in FINAL_STATUSES:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+            view = self.job(view.id)
+        return view
+
+    # -- logs -----------------------------------------------------------------------------
+
+    def tail_log(self, job_id: str, offset: int = 0, final: bool = False) -> tuple[list[str], int]:
+        """Complete log lines from byte ``offset`` on, and the offset after them."""
+        return tail(self.log_path(job_id), offset, final=final)
+
+    def log_index(self, job_id: str) -> LogIndex:
+        """A line index of a job's log for reading any window of it (kept per job)."""
+        with self._index_lock:
+            idx = self._indexes.get(job_id)
+            if idx is None:
+                idx = self._indexes[job_id] = LogIndex(self.log_path(job_id))
+            return idx
+
+    def read_log(self, job_id: str, start: int = 0, count: int = 1000) -> list[str]:
+        return self.log_index(job_id).read(start, count)
+
+    # -- engine lease ---------------------------------------------------------------------
+
+    def serving_engine(self) -> LeaseView | None:
+        """The engine that holds the lease now, or None when no live engine serves."""
+        with self.reader() as s:
+            lease = s.get(EngineLease, LEASE_NAME)
+            if lease is None or lease.expires_at <= self.now():
+                return None
+            return LeaseView(
+                owner=lease.owner,
+                host=lease.host,
+                pid=lease.pid,
+                heartbeat_at=lease.heartbeat_at,
+                expires_at=lease.expires_at,
+            )
+
+    def preview_schedule(
+        self, expr: str, timezone: str | None, n: int = 5, after: datetime | None = None
+    ) -> list[datetime]:
+        expr = cron.validate_cron(expr)
+        return cron.preview(expr, timezone or "UTC", after or self.now(), n)
+
+
+def _approval_view(a: Approval) -> ApprovalView:
+    return ApprovalView(decision=a.decision, reason=a.reason, by=a.by, at=a.at, metrics=a.metrics)
+
+
+def _dataset_view(d: Dataset, p: Project) -> DatasetView:
+    return DatasetView(
+        id=d.id,
+        project=p.name,
+        name=d.name,
+        path=d.path,
+        format=d.format,
+        target=d.target,
+        rows=d.rows,
+        columns=d.columns,
+        created_at=d.created_at,
+    )
+
+
+def lease_expiry(now: datetime, ttl: float) -> datetime:
+    return now + timedelta(seconds=ttl)
+
+
+__all__ = ["RULES", "Deck", "parse_overrides"]

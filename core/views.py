@@ -1,0 +1,220 @@
+"""Plain frozen data handed to the CLI and the TUI; never ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.clock import iso
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _View:
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class ProjectView(_View):
+    id: str
+    name: str
+    repo: str
+    created_at: datetime
+    models: int = 0
+    active_deployments: int = 0
+    running_jobs: int = 0
+    failed_jobs: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetView(_View):
+    id: str
+    project: str
+    name: str
+    path: str
+    format: str
+    target: str | None
+    rows: int | None
+    columns: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelView(_View):
+    id: str
+    project: str
+    name: str
+    kind: str
+    versions: int
+    latest_version: int | None
+    latest_status: str | None
+
+
+@dataclass(frozen=True)
+class ApprovalView(_View):
+    decision: str
+    reason: str
+    by: str
+    at: datetime
+    metrics: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MetricsView(_View):
+    at: datetime
+    job_id: str | None
+    dataset: str | None
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VersionView(_View):
+    id: str
+    project: str
+    model: str
+    number: int
+    status: str
+    metrics: dict[str, Any]
+    statistics: dict[str, Any] | None
+    approval: ApprovalView | None
+    created_at: datetime
+    job_id: str | None
+    dataset: str | None
+    hyperparameters: dict[str, Any]
+    code_fingerprint: str | None
+    source: dict[str, Any] = field(default_factory=dict)
+    model_kind: str = "code"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} v{self.number}"
+
+    def headline_metric(self) -> tuple[str, float] | None:
+        for key in ("accuracy", "f1", "r2", "roc_auc", "rmse", "mae"):
+            value = self.metrics.get(key)
+            if isinstance(value, int | float):
+                return key, float(value)
+        for key, value in self.metrics.items():
+            if isinstance(value, int | float):
+                return key, float(value)
+        return None
+
+
+@dataclass(frozen=True)
+class VersionDetail(_View):
+    version: VersionView
+    metrics_history: list[MetricsView]
+    approvals: list[ApprovalView]
+    lineage: list[JobView]
+    artifact_dir: str
+    deployments: list[DeploymentView]
+
+
+@dataclass(frozen=True)
+class DeploymentView(_View):
+    id: str
+    project: str
+    version: str
+    model: str
+    version_number: int
+    status: str
+    dataset: str
+    schedule: str | None
+    timezone: str
+    paused: bool
+    next_run_at: datetime | None
+    last_run: dict[str, Any] | None
+    created_at: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} v{self.version_number}"
+
+
+@dataclass(frozen=True)
+class JobView(_View):
+    id: str
+    type: str
+    status: str
+    trigger: str
+    project: str
+    model: str | None
+    version: str | None
+    deployment: str | None
+    actor: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    outputs: list[str]
+    dataset: str | None = None
+    version_number: int | None = None
+    exit_code: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None
+    pid: int | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def target(self) -> str:
+        if self.type in ("retire", "batch_predict") and self.deployment:
+            base = f"{self.model} v{self.version_number}" if self.model else ""
+            return f"{base} @{self.deployment[:8]}".strip()
+        if self.model and self.version_number is not None:
+            return f"{self.model} v{self.version_number}"
+        return self.model or "-"
+
+    def duration(self, now: datetime) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or now) - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class EventView(_View):
+    job_id: str
+    seq: int
+    at: datetime
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeploymentEventView(_View):
+    deployment_id: str
+    at: datetime
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LeaseView(_View):
+    owner: str
+    host: str
+    pid: int
+    heartbeat_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Lines read from a job's log, and where to read on from."""
+
+    lines: list[str]
+    offset: int
+    first_line: int
