@@ -403,6 +403,8 @@ class Engine:
         self.running[job_id] = Running(
             job_id, proc.pid, proc.pid, start, popen=proc, deployment_id=deployment_id
         )
+        # Wake the loop the moment the child exits, instead of at the next poll.
+        threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
         with self.deck.writer() as s:
             job = s.get(Job, job_id)
             job.pid, job.pgid, job.proc_start = proc.pid, proc.pid, start
@@ -421,6 +423,10 @@ class Engine:
                 },
             )
             s.commit()
+
+    def _wake_on_exit(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        self._wake.set()
 
     # -- following running jobs -----------------------------------------------------------
 
