@@ -199,8 +199,7 @@ class Cli:
         from core.engine import Engine
 
         engine = None
-        if self.deck.serving_engine() is None:
-            engine = Engine(self.deck, only_job=job.id)
+        checked = 0.0
         offset = 0
         interrupted = False
 
@@ -211,6 +210,11 @@ class Cli:
         old = signal.signal(signal.SIGINT, on_int)
         try:
             while True:
+                if engine is None and time.monotonic() - checked > 1.0:
+                    # No live engine serves the database: run the job here.
+                    checked = time.monotonic()
+                    if self.deck.serving_engine() is None:
+                        engine = Engine(self.deck, only_job=job.id)
                 if engine is not None:
                     engine.tick()
                     if not engine.holds_lease and self.deck.serving_engine() is not None:
