@@ -343,7 +343,7 @@ class Engine:
                 meta = json.loads((code_dir / "model.json").read_text())
             except (OSError, ValueError):
                 meta = {}
-        staging = self._staging(job)
+        staging = self._staging(job.id)
         kind = JobType(job.type)
         if kind in (JobType.train, JobType.import_):
             model_dir = staging
@@ -371,8 +371,8 @@ class Engine:
         python = meta.get("python") or sys.executable
         return spec, str(python), code_dir
 
-    def _staging(self, job: Job) -> Path:
-        return self.deck.artifacts_dir / ".staging" / job.id
+    def _staging(self, job_id: str) -> Path:
+        return self.deck.artifacts_dir / ".staging" / job_id
 
     def _launch(self, job_id: str) -> None:
         job_dir = self.deck.job_dir(job_id)
@@ -623,7 +623,7 @@ class Engine:
             out_dir = self.deck.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
             job.exit_code = exit_code
-            staging = self._staging(job)
+            staging = self._staging(job.id)
             if status == JobStatus.completed:
                 try:
                     with s.begin_nested():
@@ -648,11 +648,8 @@ class Engine:
             add_event(s, job, status.value, message, now, details)
             s.add(job)
             s.commit()
-        shutil.rmtree(self._staging_path(job_id), ignore_errors=True)
+        shutil.rmtree(self._staging(job_id), ignore_errors=True)
         self._wake.set()
-
-    def _staging_path(self, job_id: str) -> Path:
-        return self.deck.artifacts_dir / ".staging" / job_id
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -808,7 +805,7 @@ class Engine:
                     }
                     if len(within) > 1:
                         details["coalesced"] = len(within) - 1
-                    job = self.deck._queue(
+                    job = self.deck.queue_job(
                         s,
                         JobType.batch_predict,
                         d.project_id,

@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from core.home import new_id, resolve_db_url, resolve_home
 from core.lifecycle import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
-    RULES,
     DeploymentStatus,
     JobStatus,
     JobType,
@@ -618,7 +617,7 @@ class Deck:
 
     # -- submitting jobs ------------------------------------------------------------------
 
-    def _queue(
+    def queue_job(
         self,
         s: Session,
         job_type: JobType,
@@ -697,7 +696,7 @@ class Deck:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
             ds = self._dataset(s, p, dataset)
-            job = self._queue(
+            job = self.queue_job(
                 s,
                 JobType.train,
                 p.id,
@@ -730,7 +729,7 @@ class Deck:
                     f"dataset {ds.name!r} has no target column: evaluation needs one "
                     f"(register it with --target COL)"
                 )
-            job = self._queue(
+            job = self.queue_job(
                 s,
                 job_type,
                 p.id,
@@ -782,7 +781,7 @@ class Deck:
                 verb = "retire" if job_type == JobType.retire else "run a batch prediction of"
                 raise ModelDeckError(f"cannot {verb} deployment {d.id}: it is {d.status}")
             v = s.get(ModelVersion, d.version_id)
-            job = self._queue(
+            job = self.queue_job(
                 s,
                 job_type,
                 d.project_id,
@@ -836,7 +835,7 @@ class Deck:
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
             if m is None and model in self._code_model_dirs(p.repo):
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
-            job = self._queue(
+            job = self.queue_job(
                 s,
                 JobType.import_,
                 p.id,
@@ -1146,10 +1145,3 @@ def _dataset_view(d: Dataset, p: Project) -> DatasetView:
         columns=d.columns,
         created_at=d.created_at,
     )
-
-
-def lease_expiry(now: datetime, ttl: float) -> datetime:
-    return now + timedelta(seconds=ttl)
-
-
-__all__ = ["RULES", "Deck", "parse_overrides"]
