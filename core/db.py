@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
@@ -23,6 +26,19 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        from core.clock import iso
+
+        return iso(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any) -> str:
+    # Event details carry datetimes (fire times, next runs): store them as ISO 8601 UTC.
+    return json.dumps(value, default=_json_default)
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for several processes sharing one database.
 
@@ -31,9 +47,10 @@ def make_engine(url: str) -> Engine:
     queue instead of failing with ``database is locked`` when one upgrades a read lock.
     """
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
     engine = create_engine(
         url,
+        json_serializer=_dumps,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
         pool_size=8,
         max_overflow=16,
