@@ -1,0 +1,32 @@
+"""The two floors stay apart: ``core`` never imports the TUI, and the job's runner stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def _modules_after(code: str) -> set[str]:
+    """Top-level module names loaded by a fresh interpreter after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return {name.split(".")[0] for name in json.loads(proc.stdout.splitlines()[-1])}
+
+
+def test_core_never_imports_textual_or_tui() -> None:
+    loaded = _modules_after("import core.service, core.engine, core.cli")
+    assert "core" in loaded  # the probe really imported it
+    assert "textual" not in loaded
+    assert "tui" not in loaded
+
+
+def test_runner_alone_imports_no_orm_and_no_dataframes() -> None:
+    loaded = _modules_after("import core.runner")
+    heavy = {"sqlalchemy", "sqlmodel", "pandas", "numpy", "sklearn", "textual", "tui", "httpx"}
+    assert "core" in loaded
+    assert loaded & heavy == set()
