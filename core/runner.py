@@ -221,6 +221,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # Started by path: make the package importable for the built-in evaluators.
-    sys.path.append(str(Path(__file__).resolve().parent.parent))
+    # Started by path, Python put core/ first on sys.path: take it off, so the user's
+    # `import schedule` or `import models` never finds ours, and make the package
+    # importable for the built-in evaluators instead.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.append(str(here.parent))
     sys.exit(main(sys.argv))
