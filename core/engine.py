@@ -128,6 +128,7 @@ class Engine:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renew = 0.0
+        self._renew_by: datetime | None = None
         self._last_recover = 0.0
         self._lock = threading.RLock()
         deck.on_submit(lambda _job_id: self._wake.set())
@@ -198,9 +199,17 @@ class Engine:
         if self._halt.is_set():
             return
         mono = time.monotonic()
-        if self.holds_lease and mono - self._last_renew < self.lease_ttl / 5:
-            return
         now = self.deck.now()
+        # Renew by both clocks: the injected one may jump past our expiry (a paused or
+        # stalled engine), and then another engine may already hold the lease.
+        fresh = self._renew_by is not None and now < self._renew_by
+        if self.holds_lease and fresh and mono - self._last_renew < self.lease_ttl / 5:
+            return
+        if not self.holds_lease:
+            with self.deck.reader() as s:  # standing by costs a read, not a write lock
+                lease = s.get(EngineLease, LEASE_NAME)
+                if lease is not None and lease.owner != self.id and lease.expires_at > now:
+                    return
         with self.deck.writer() as s:
             lease = s.get(EngineLease, LEASE_NAME)
             mine = lease is not None and lease.owner == self.id
@@ -223,6 +232,7 @@ class Engine:
                     self._last_recover = 0.0
                 self.holds_lease = True
                 self._last_renew = mono
+                self._renew_by = now + timedelta(seconds=self.lease_ttl / 5)
             else:
                 self.holds_lease = False
 
@@ -447,9 +457,10 @@ class Engine:
                 self.running.pop(job_id, None)
                 continue
             self._ingest_events(job_id, offset)
-            if status == JobStatus.stopping.value:
-                self._signal(run)
+            # Exit first, signal after: a group that has ended may have a reused id by now.
             code = run.exit_code()
+            if code is None and status == JobStatus.stopping.value:
+                self._signal(run)
             if code is not None:
                 self._ingest_events(job_id, None)
                 self._collect(run, code)
@@ -671,6 +682,11 @@ class Engine:
                 continue  # another machine's job: only an engine there can judge it
             if job.engine_id == self.id:
                 continue
+            if job.pid is None and RULES[JobType(job.type)].runs_code:
+                found = self._unrecorded_process(job)
+                if found is None:
+                    continue  # it never started: queued again, or cancelled if stopped
+                job = found
             if process_alive(job.pid, job.proc_start):
                 self.running[job.id] = Running(
                     job.id,
@@ -704,7 +720,54 @@ class Engine:
                 "the job's process ended while no engine followed it",
                 {"engine": self.id, "result_found": result is not None},
             )
+            self._ingest_events(job.id, None)
             self._collect(run, -1)
+
+    def _unrecorded_process(self, job: Job) -> Job | None:
+        """A claimed code job without a pid: its engine died around the launch.
+
+        The runner's ``pid`` file says whether the process started; record it and return the
+        job. Without one no code of the job ever ran, so it is safe to queue it again.
+        """
+        try:
+            raw = (self.deck.job_dir(job.id) / "pid").read_text().split()
+            pid, start = int(raw[0]), (float(raw[1]) if len(raw) > 1 else None)
+        except (OSError, ValueError, IndexError):
+            pid = None
+        now = self.deck.now()
+        with self.deck.writer() as s:
+            row = s.get(Job, job.id)
+            if row is None or row.status not in ACTIVE_STATUSES or row.pid is not None:
+                return None  # someone else dealt with it meanwhile
+            if pid is not None:
+                row.pid, row.pgid, row.proc_start = pid, pid, start
+                add_event(
+                    s,
+                    row,
+                    "started",
+                    f"{row.type} started on {HOST} (pid {pid}), found by engine {self.id}",
+                    now,
+                    {"host": HOST, "pid": pid, "pgid": pid, "engine": self.id},
+                )
+            elif row.stop_requested_at is not None:
+                row.status = JobStatus.cancelled.value
+                row.finished_at = now
+                row.error = "cancelled before it started"
+                add_event(s, row, "cancelled", "cancelled before it started", now, {})
+            else:
+                row.status = JobStatus.queued.value
+                row.engine_id = row.host = row.started_at = None
+                add_event(
+                    s,
+                    row,
+                    "requeued",
+                    "its engine stopped before starting the job's process: queued again",
+                    now,
+                    {"engine": self.id},
+                )
+            s.add(row)
+            s.commit()
+            return row if pid is not None else None
 
     # -- schedules ------------------------------------------------------------------------
 

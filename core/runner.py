@@ -165,8 +165,23 @@ def _list_outputs(output_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
 
 
+def _write_pid(job_dir: Path) -> None:
+    """Leave ``pid`` (pid and kernel start time) before any user code runs: an engine that
+    died between claiming the job and recording the pid can still find this process."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            data = fh.read()
+        start = data[data.rfind(b")") + 2 :].split()[19].decode()
+    except (OSError, IndexError):
+        start = ""
+    tmp = job_dir / "pid.tmp"
+    tmp.write_text(f"{os.getpid()} {start}\n")
+    os.replace(tmp, job_dir / "pid")
+
+
 def main(argv: list[str]) -> int:
     job_dir = Path(argv[1])
+    _write_pid(job_dir)
     spec = json.loads((job_dir / "spec.json").read_text())
     # One stream for both, so stdout and stderr lines keep their order in the log.
     raw = open(1, "wb", closefd=False, buffering=65536)  # noqa: SIM115  (lives as long as the job)
