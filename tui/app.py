@@ -1,0 +1,165 @@
+"""The modeldeck terminal UI: an App hosting the in-process engine and the screens."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+
+from core.engine import Engine
+from core.errors import ModelDeckError
+from core.service import Deck
+from tui.commands import DeckCommands
+from tui.format import resolve_styles
+from tui.widgets import Background
+
+log = logging.getLogger("modeldeck.tui")
+
+ENGINE_POLL = 0.5
+
+
+class ModelDeckApp(Background, App[int]):
+    """Projects, jobs, logs and approvals, driven from the keyboard."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "modeldeck"
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {DeckCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("colon", "command_palette", "Commands", show=False, id="app.palette"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit_ctrl", priority=True),
+    ]
+
+    engine_status: reactive[str] = reactive("")
+    """One line about the engine serving this database, shown in every screen's top bar."""
+
+    def __init__(
+        self,
+        deck: Deck,
+        project: str | None = None,
+        *,
+        run_engine: bool = True,
+        engine: Engine | None = None,
+        poll: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.deck = deck
+        self.start_project = project
+        self.poll = poll
+        self.engine: Engine | None = engine
+        self._owns_engine = engine is None and run_engine
+        self.status_styles: dict[str, str] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from tui.screens.project import ProjectScreen
+        from tui.screens.projects import ProjectsScreen
+
+        self.status_styles = resolve_styles(self.theme_variables)
+        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        if self._owns_engine:
+            self.engine = Engine(self.deck)
+            self.engine.start()
+        self.push_screen(ProjectsScreen())
+        if self.start_project:
+            self.push_screen(ProjectScreen(self.start_project))
+        self._check_engine()
+        self.set_interval(ENGINE_POLL, self._check_engine)
+
+    def _on_theme_changed(self, _theme: Any) -> None:
+        self.status_styles = resolve_styles(self.theme_variables)
+
+    def _check_engine(self) -> None:
+        engine = self.engine
+
+        def probe() -> str:
+            if engine is not None and engine.holds_lease:
+                n = len(engine.running)
+                return f"engine: this process ({n} running)" if n else "engine: this process"
+            lease = self.deck.serving_engine()
+            if lease is None:
+                return "engine: none serving (jobs wait in the queue)"
+            return f"engine: {lease.host} pid {lease.pid}"
+
+        self.load("app.engine", probe, self._set_engine_status)
+
+    def _set_engine_status(self, text: str) -> None:
+        self.engine_status = text
+
+    def shutdown_engine(self) -> None:
+        """Stop dispatching and release the lease; job processes keep running."""
+        if self.engine is not None and self._owns_engine:
+            self.engine.shutdown()
+            self._owns_engine = False
+
+    # -- actions --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        from tui.modals import QuitDialog
+
+        running = list(self.engine.running) if self.engine is not None else []
+        if not running:
+            self.exit(0)
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "keep":
+                self.exit(0)
+            elif choice == "stop":
+                self._stop_and_quit(running)
+
+        self.push_screen(QuitDialog(len(running)), answered)
+
+    def _stop_and_quit(self, job_ids: list[str]) -> None:
+        self.notify(f"stopping {len(job_ids)} job(s)…")
+
+        def stop_all() -> None:
+            for job_id in job_ids:
+                try:
+                    self.deck.stop(job_id, reason="stopped when the TUI quit")
+                except ModelDeckError:
+                    pass  # it finished meanwhile
+            # Let the engine deliver the signals and record the outcome before it stops.
+            for job_id in job_ids:
+                self.deck.wait(job_id, timeout=5.0)
+
+        self.load("app.stop_quit", stop_all, lambda _r: self.exit(0), if_idle=False)
+
+    def action_help(self) -> None:
+        from tui.modals import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def open_job(self, job_id: str) -> None:
+        from tui.screens.job import JobScreen
+
+        self.push_screen(JobScreen(job_id))
+
+    def open_project(self, name: str) -> None:
+        from tui.screens.project import ProjectScreen
+
+        self.push_screen(ProjectScreen(name))
+
+
+def run_app(
+    home: str | Path | None = None, db: str | None = None, project: str | None = None
+) -> int:
+    """Open the TUI on a data home; returns the process exit code."""
+    if os.environ.get("MODELDECK_TUI_LOG"):
+        logging.basicConfig(filename=os.environ["MODELDECK_TUI_LOG"], level=logging.INFO)
+    deck = Deck(home=home, db=db)
+    app = ModelDeckApp(deck, project=project)
+    try:
+        code = app.run()
+    finally:
+        app.shutdown_engine()
+        deck.close()
+    return code or 0

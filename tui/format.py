@@ -1,0 +1,93 @@
+"""How values look on screen: times, durations, statuses. Pure functions, no widgets."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+
+from core.clock import utc
+
+# Status -> style, with theme variables ($name) that ``resolve_styles`` turns into colours
+# of the current theme (Rich styles know nothing of Textual's variables).
+STATUS_STYLE: dict[str, str] = {
+    "queued": "dim",
+    "running": "bold $accent",
+    "stopping": "bold $warning",
+    "completed": "$success",
+    "failed": "bold $error",
+    "cancelled": "$warning",
+    "trained": "",
+    "imported": "",
+    "evaluated": "$accent",
+    "approved": "$success",
+    "rejected": "$error",
+    "deployed": "bold $success",
+    "retired": "dim",
+    "active": "bold $success",
+    "paused": "$warning",
+}
+
+STATUS_MARK: dict[str, str] = {
+    "queued": "·",
+    "running": "▶",
+    "stopping": "■",
+    "completed": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+}
+
+
+def when(dt: datetime | None) -> str:
+    """A timestamp in the local time zone, minutes precision."""
+    d = utc(dt)
+    return "-" if d is None else d.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def when_s(dt: datetime | None) -> str:
+    d = utc(dt)
+    return "-" if d is None else d.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clock_time(dt: datetime | None) -> str:
+    d = utc(dt)
+    return "-" if d is None else d.astimezone().strftime("%H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    """``4.2s``, ``3m05s``, ``2h04m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def metric(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def status_text(status: str, styles: dict[str, str] | None = None) -> Text:
+    """A status word with a mark, coloured by the theme (``styles`` maps status -> style)."""
+    mark = STATUS_MARK.get(status, "")
+    label = f"{mark} {status}" if mark else status
+    style = (styles or {}).get(status, "")
+    return Text(label, style=style)
+
+
+def resolve_styles(variables: dict[str, str]) -> dict[str, str]:
+    """STATUS_STYLE with each ``$name`` replaced by the theme's colour for it."""
+
+    def sub(style: str) -> str:
+        return re.sub(r"\$([a-z-]+)", lambda m: variables.get(m.group(1), ""), style).strip()
+
+    return {status: sub(style) for status, style in STATUS_STYLE.items()}

@@ -1,0 +1,407 @@
+"""A job's log on screen: a bounded window of lines, tailing while the job runs.
+
+The widget never holds more than WINDOW lines; the file on disk holds them all. Older
+lines are read back through the Deck's LogIndex when the reader scrolls past the top of
+the window, searches, or jumps to the next error.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from typing import Any, ClassVar
+
+from rich.highlighter import Highlighter
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, Log
+
+from core.logs import ERROR_PATTERN
+from tui.widgets import Background
+
+WINDOW = 1000
+TAIL_EVERY = 0.1
+_ERROR_RX = re.compile(ERROR_PATTERN, re.IGNORECASE)
+# One lock per job: a LogIndex grows itself while it reads and is not thread-safe.
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def index_lock(job_id: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(job_id, threading.Lock())
+
+
+class LogHighlighter(Highlighter):
+    """Errors in the error colour; the current search in reverse video."""
+
+    def __init__(self) -> None:
+        self.error_style = "bold red"
+        self.pattern: re.Pattern[str] | None = None
+
+    def highlight(self, text: Text) -> None:
+        plain = text.plain
+        for m in _ERROR_RX.finditer(plain):
+            text.stylize(self.error_style, m.start(), m.end())
+        if self.pattern is not None:
+            for m in self.pattern.finditer(plain):
+                text.stylize("reverse", m.start(), m.end())
+
+
+class LogView(Log):
+    """The Log widget with keys to scroll; scrolling up tells its pane to stop following."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "scroll_up", "Up", show=False),
+        Binding("down", "scroll_down", "Down", show=False),
+        Binding("left", "scroll_left", "Left", show=False),
+        Binding("right", "scroll_right", "Right", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "scroll_home", "Top", show=False),
+        Binding("end", "resume", "Follow (end)", show=False, id="log.end"),
+    ]
+
+    class ScrolledUp(Message):
+        def __init__(self, at_top: bool) -> None:
+            super().__init__()
+            self.at_top = at_top
+
+    class ScrolledDown(Message):
+        def __init__(self, at_bottom: bool) -> None:
+            super().__init__()
+            self.at_bottom = at_bottom
+
+    class Resume(Message):
+        pass
+
+    def _up(self) -> None:
+        self.post_message(self.ScrolledUp(self.scroll_y <= 0))
+
+    def action_scroll_up(self) -> None:
+        self._up()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._up()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._up()
+        super().action_scroll_home()
+
+    def action_scroll_down(self) -> None:
+        self.post_message(self.ScrolledDown(self.is_vertical_scroll_end))
+        super().action_scroll_down()
+
+    def action_page_down(self) -> None:
+        self.post_message(self.ScrolledDown(self.is_vertical_scroll_end))
+        super().action_page_down()
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self._up()
+        super()._on_mouse_scroll_up(event)
+
+    def action_resume(self) -> None:
+        self.post_message(self.Resume())
+
+
+class LogPane(Background, Vertical):
+    """The log of one job: follows its end while it runs; a window you can page through."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "toggle_follow", "Follow", id="log.follow"),
+        Binding("w", "toggle_wrap", "Wrap", id="log.wrap"),
+        Binding("slash", "search", "Search", id="log.search"),
+        Binding("n", "next_match", "Next match", id="log.next"),
+        Binding("e", "next_error", "Next error", id="log.error"),
+        Binding("end", "resume", "Follow end", show=False, id="log.resume"),
+    ]
+
+    def __init__(self, job_id: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.job_id = job_id
+        self.follow = True
+        self.wrap = False
+        self.total = 0  # complete lines in the file, as last seen
+        self.start = 0  # file line number of the first line in the window
+        self.lines: deque[str] = deque(maxlen=WINDOW)
+        self.pattern: str | None = None
+        self.match: int | None = None
+        self.finished = False  # the job is final: one last read, then stop tailing
+        self._final_read = False
+        self._highlighter = LogHighlighter()
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="log-status", classes="window")
+        log = LogView(highlight=True, id="log", auto_scroll=True)
+        log.highlighter = self._highlighter
+        yield log
+        box = Input(placeholder="search the whole log (enter: next match)", id="log-search")
+        box.display = False
+        yield box
+
+    def on_mount(self) -> None:
+        styles = self.app.status_styles  # type: ignore[attr-defined]
+        self._highlighter.error_style = styles.get("failed") or "bold"
+        self.tail()
+        self.set_interval(TAIL_EVERY, self.tail)
+
+    @property
+    def log_widget(self) -> LogView:
+        return self.query_one(LogView)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.lines)
+
+    # -- tailing --------------------------------------------------------------------------
+
+    def tail(self) -> None:
+        """Read what was appended (at most a window of the newest lines) while following."""
+        if self._final_read:
+            return
+        deck = self.app.deck  # type: ignore[attr-defined]
+        job_id, follow, end = self.job_id, self.follow, self.end
+        finished = self.finished
+
+        def read() -> tuple[int, int, list[str], bool]:
+            with index_lock(job_id):
+                index = deck.log_index(job_id)
+                total = index.refresh()
+                if not follow or total <= end:
+                    return total, end, [], finished
+                first = max(end, total - WINDOW)
+                return total, first, index.read(first, total - first), finished
+
+        self.load("log.tail", read, self._tailed)
+
+    def _tailed(self, result: tuple[int, int, list[str], bool]) -> None:
+        total, first, lines, was_finished = result
+        self.total = total
+        if was_finished:
+            self._final_read = True
+        if lines and self.follow and first >= self.end:
+            self._append(first, lines)
+        self._show_status()
+
+    def _append(self, first: int, lines: list[str]) -> None:
+        log = self.log_widget
+        gap = first != self.end
+        overflow = len(self.lines) + len(lines) > WINDOW
+        if gap or overflow:
+            keep = [] if gap else list(self.lines)
+            merged = (keep + lines)[-WINDOW:]
+            self.start = first + len(lines) - len(merged)
+            self.lines = deque(merged, maxlen=WINDOW)
+            log.clear()
+            log.write_lines(self._rows(self.lines), scroll_end=True)
+        else:
+            self.lines.extend(lines)
+            log.write_lines(self._rows(lines), scroll_end=True)
+
+    def _rows(self, lines: Any) -> list[str]:
+        if not self.wrap:
+            return list(lines)
+        width = max(20, self.log_widget.size.width - 1)
+        rows: list[str] = []
+        for line in lines:
+            if len(line) <= width:
+                rows.append(line)
+            else:
+                rows.extend(line[i : i + width] for i in range(0, len(line), width))
+        return rows
+
+    def job_finished(self) -> None:
+        """The job is final: read to the end once more, then stop tailing."""
+        self.finished = True
+
+    # -- windows --------------------------------------------------------------------------
+
+    def load_window(self, first: int, focus_line: int | None = None) -> None:
+        """Show lines ``first`` .. ``first + WINDOW``; put ``focus_line`` near the top."""
+        deck = self.app.deck  # type: ignore[attr-defined]
+        job_id = self.job_id
+
+        def read() -> tuple[int, int, list[str]]:
+            with index_lock(job_id):
+                index = deck.log_index(job_id)
+                total = index.refresh()
+                start = max(0, min(first, max(0, total - WINDOW)))
+                return total, start, index.read(start, WINDOW)
+
+        def show(result: tuple[int, int, list[str]]) -> None:
+            total, start, lines = result
+            self.total, self.start = total, start
+            self.lines = deque(lines, maxlen=WINDOW)
+            self._rebuild()
+            if focus_line is not None:
+                self._scroll_to_line(focus_line)
+            self._show_status()
+
+        self.load("log.window", read, show, if_idle=False)
+
+    def _rebuild(self) -> None:
+        log = self.log_widget
+        log.clear()
+        log.write_lines(self._rows(self.lines), scroll_end=False)
+
+    def _row_of(self, line: int) -> int:
+        offset = max(0, line - self.start)
+        if not self.wrap:
+            return offset
+        width = max(20, self.log_widget.size.width - 1)
+        return sum(max(1, -(-len(x) // width)) for x in list(self.lines)[:offset])
+
+    def _scroll_to_line(self, line: int) -> None:
+        row = self._row_of(line)
+        self.log_widget.scroll_to(y=max(0, row - 3), animate=False, immediate=True)
+
+    def _top_line(self) -> int:
+        """The file line number at the top of the view."""
+        y = int(self.log_widget.scroll_y)
+        if not self.wrap:
+            return self.start + y
+        width = max(20, self.log_widget.size.width - 1)
+        rows = 0
+        for i, x in enumerate(self.lines):
+            rows += max(1, -(-len(x) // width))
+            if rows > y:
+                return self.start + i
+        return self.end
+
+    # -- follow ---------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        if self.follow:
+            self.follow = False
+            self._show_status()
+            self.screen.refresh_bindings()
+
+    def action_toggle_follow(self) -> None:
+        if self.follow:
+            self.pause()
+        else:
+            self.action_resume()
+
+    def action_resume(self) -> None:
+        self.follow = True
+        self.match = None
+        self.load_window(max(0, self.total - WINDOW))
+        self.log_widget.scroll_end(animate=False)
+        self._show_status()
+        self.screen.refresh_bindings()
+
+    def on_log_view_scrolled_up(self, event: LogView.ScrolledUp) -> None:
+        self.pause()
+        if event.at_top and self.start > 0:
+            top = self.start
+            self.load_window(top - WINDOW // 2, focus_line=top)
+
+    def on_log_view_scrolled_down(self, event: LogView.ScrolledDown) -> None:
+        if event.at_bottom and not self.follow and self.end < self.total:
+            bottom = self.end
+            self.load_window(bottom - WINDOW // 2, focus_line=bottom - 3)
+
+    def on_log_view_resume(self, _event: LogView.Resume) -> None:
+        self.action_resume()
+
+    def action_toggle_wrap(self) -> None:
+        top = self._top_line()
+        self.wrap = not self.wrap
+        self._rebuild()
+        if self.follow:
+            self.log_widget.scroll_end(animate=False)
+        else:
+            self._scroll_to_line(top + 3)
+        self._show_status()
+
+    # -- search ---------------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        pattern = event.value.strip()
+        event.input.display = False
+        self.log_widget.focus()
+        if not pattern:
+            self.pattern = None
+            self._highlighter.pattern = None
+            self.log_widget.refresh()
+            return
+        self.pattern = pattern
+        self._highlighter.pattern = re.compile(re.escape(pattern), re.IGNORECASE)
+        self.match = None
+        self._find(pattern, regex=False, what=f"{pattern!r}")
+
+    def on_key(self, event: events.Key) -> None:
+        box = self.query_one("#log-search", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.display = False
+            self.log_widget.focus()
+
+    def action_next_match(self) -> None:
+        if self.pattern:
+            self._find(self.pattern, regex=False, what=f"{self.pattern!r}")
+        else:
+            self.action_search()
+
+    def action_next_error(self) -> None:
+        self._find(ERROR_PATTERN, regex=True, what="an error")
+
+    def _find(self, pattern: str, *, regex: bool, what: str) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        job_id = self.job_id
+        start = (self.match + 1) if self.match is not None else self._top_line()
+
+        def search() -> int | None:
+            with index_lock(job_id):
+                return deck.log_index(job_id).search(pattern, start, forward=True, regex=regex)
+
+        def found(line: int | None) -> None:
+            if line is None:
+                self.notify(f"no more lines with {what} after line {start + 1:,}")
+                return
+            self.pause()
+            self.match = line
+            if self.start <= line < self.end:
+                self._scroll_to_line(line)
+                self._show_status()
+            else:
+                self.load_window(line - WINDOW // 4, focus_line=line)
+
+        self.load("log.search", search, found, if_idle=False)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        parts = []
+        if self.follow:
+            parts.append("following" if not self.finished else "end of log")
+        else:
+            new = self.total - self.end
+            parts.append("paused" + (f" (+{new:,} newer)" if new > 0 else "") + " · end follows")
+        if self.lines:
+            parts.append(f"lines {self.start + 1:,}-{self.end:,} of {self.total:,}")
+        else:
+            parts.append(f"{self.total:,} lines")
+        if self.match is not None:
+            parts.append(f"match at line {self.match + 1:,}")
+        if self.wrap:
+            parts.append("wrap")
+        self.query_one("#log-status", Label).update("  ·  ".join(parts))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_match":
+            return True if self.pattern else None
+        return True

@@ -1,0 +1,1 @@
+"""The places of the TUI: projects, a project's tabs, a job, an event, a version."""

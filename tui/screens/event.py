@@ -1,0 +1,65 @@
+"""Event detail: every field of one job event, its details pretty-printed."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from core.views import EventView, JobView
+from tui.format import when_s
+from tui.screens.base import DeckScreen
+from tui.widgets import TopBar
+
+
+def event_table(event: EventView, job: JobView) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    grid.add_row("event", Text(event.kind, style="bold"))
+    grid.add_row("sequence", str(event.seq))
+    grid.add_row("at", when_s(event.at))
+    grid.add_row("message", event.message)
+    grid.add_row("job", f"{job.id}  {job.type} {job.target}  ({job.status})")
+    grid.add_row("project", job.project)
+    return grid
+
+
+class EventScreen(DeckScreen):
+    """One event of a job; ``j`` goes to its job when it was opened from elsewhere."""
+
+    TITLE = "Event"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "open_job", "Its job", id="event.job"),
+    ]
+
+    def __init__(self, event: EventView, job: JobView) -> None:
+        super().__init__()
+        self.event = event
+        self.job = job
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(
+            f"modeldeck / {self.job.project} / job {self.job.short_id} / event {self.event.seq}"
+        )
+        with VerticalScroll(id="event-body"):
+            yield Static(event_table(self.event, self.job), id="event-fields")
+            yield Static(Text("details", style="bold"), classes="section")
+            details = json.dumps(self.event.details, indent=2, sort_keys=True, default=str)
+            yield Static(Text(details), id="event-details")
+        yield Footer()
+
+    def action_open_job(self) -> None:
+        from tui.screens.job import JobScreen
+
+        below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
+        if isinstance(below, JobScreen) and below.job_id == self.job.id:
+            self.app.pop_screen()
+        else:
+            self.app.switch_screen(JobScreen(self.job.id))

@@ -1,0 +1,161 @@
+"""Job: what a job is and was, its log as it is written, and its events."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Label, Static
+
+from core.lifecycle import FINAL_STATUSES, can_stop
+from core.views import EventView, JobView
+from tui.format import clock_time, duration, status_text, when_s
+from tui.logview import LogPane
+from tui.screens.base import DeckScreen
+from tui.tabs.jobs import stop_job
+from tui.widgets import DeckTable, Row, TopBar
+
+
+def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ignore[no-untyped-def]
+    """The job's fields as a two-column grid of label/value pairs."""
+    grid = Table.grid(padding=(0, 1), expand=True)
+    for _ in range(2):
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(ratio=1)
+    pairs: list[tuple[str, Text | str]] = [
+        ("type", job.type),
+        ("status", status_text(job.status, styles)),
+        ("target", job.target),
+        ("trigger", f"{job.trigger} by {job.actor}"),
+        ("created", when_s(job.created_at)),
+        ("dataset", job.dataset or "-"),
+        ("started", when_s(job.started_at)),
+        ("duration", duration(job.duration(now))),
+        ("finished", when_s(job.finished_at)),
+        ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+    ]
+    for i in range(0, len(pairs), 2):
+        (a, av), (b, bv) = pairs[i], pairs[i + 1]
+        grid.add_row(a, av, b, bv)
+    if job.error:
+        grid.add_row("error", Text(job.error, style=styles.get("failed", "")), "", "")
+    if job.outputs:
+        shown = ", ".join(job.outputs[:6]) + (" …" if len(job.outputs) > 6 else "")
+        grid.add_row("outputs", shown, "", "")
+    return grid
+
+
+class JobScreen(DeckScreen):
+    """One job: header, live log, events timeline."""
+
+    TITLE = "Job"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "stop", "Stop", id="job.stop"),
+        Binding("r", "rerun", "Run again", id="job.rerun"),
+    ]
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.job: JobView | None = None
+        self.events: list[EventView] = []
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(f"modeldeck / job {self.job_id[:8]}")
+        yield Static("loading…", id="job-header")
+        with Horizontal(id="job-body"):
+            yield LogPane(self.job_id, id="log-pane")
+            with Vertical(id="events-pane"):
+                yield Label("events", classes="window")
+                table = DeckTable(id="events")
+                table.add_column("#", key="seq")
+                table.add_column("at", key="at")
+                table.add_column("event", key="kind")
+                table.add_column("message", key="message")
+                yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#log").focus()
+        self.refresh_job()
+        self.set_interval(self.app.poll, self.refresh_job)  # type: ignore[attr-defined]
+
+    def refresh_job(self) -> None:
+        deck = self.deck
+        job_id = self.job_id
+        after = self.events[-1].seq if self.events else 0
+
+        def fetch() -> tuple[JobView, list[EventView]]:
+            return deck.job(job_id), deck.events(job_id, after_seq=after)
+
+        self.load("job.fetch", fetch, self._show)
+
+    def _show(self, result: tuple[JobView, list[EventView]]) -> None:
+        job, new_events = result
+        first = self.job is None
+        self.job = job
+        if first:
+            self.query_one(TopBar).set_title(
+                f"modeldeck / {job.project} / job {job.short_id} ({job.type} {job.target})"
+            )
+        styles = self.app.status_styles  # type: ignore[attr-defined]
+        self.query_one("#job-header", Static).update(job_header(job, self.deck.now(), styles))
+        if new_events:
+            known = {e.seq for e in self.events}
+            self.events.extend(e for e in new_events if e.seq not in known)
+            table = self.query_one("#events", DeckTable)
+            table.sync(
+                [
+                    Row(str(e.seq), [str(e.seq), clock_time(e.at), e.kind, e.message])
+                    for e in self.events
+                ]
+            )
+            if table.cursor_row >= table.row_count - len(new_events) - 1:
+                table.move_cursor(row=table.row_count - 1, animate=False)
+        if job.status in FINAL_STATUSES:
+            self.query_one(LogPane).job_finished()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return True if self.job is not None and can_stop(self.job.status) else None
+        if action == "rerun":
+            return True if self.job is not None else None
+        return True
+
+    def action_stop(self) -> None:
+        if self.job is not None and can_stop(self.job.status):
+            stop_job(self, self.job)
+
+    def action_rerun(self) -> None:
+        if self.job is None:
+            return
+        deck = self.deck
+        job_id = self.job.id
+
+        def started(job: JobView) -> None:
+            self.notify(f"queued {job.type} job {job.short_id}")
+            self.app.switch_screen(JobScreen(job.id))
+
+        self.load("job.rerun", lambda: deck.rerun(job_id), started, if_idle=False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        seq = int(str(event.row_key.value))
+        found = next((e for e in self.events if e.seq == seq), None)
+        if found is not None and self.job is not None:
+            from tui.screens.event import EventScreen
+
+            self.app.push_screen(EventScreen(found, self.job))
+
+    def palette_commands(self) -> list[tuple[str, str, object]]:
+        out: list[tuple[str, str, object]] = [
+            ("Run this job again", "same inputs, a new job", self.action_rerun)
+        ]
+        if self.job is not None and can_stop(self.job.status):
+            out.append((f"Stop job {self.job.short_id}", "ask it to stop", self.action_stop))
+        return out

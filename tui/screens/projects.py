@@ -1,0 +1,127 @@
+"""Projects: every project with its counts; the way in to each."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Static
+
+from core.views import ProjectView
+from tui.modals import ProjectForm
+from tui.screens.base import DeckScreen
+from tui.widgets import DeckTable, Row, TopBar
+
+EMPTY = (
+    "No projects yet.\n\n"
+    "  d   load the demo project (iris models, datasets, a first training)\n"
+    "  n   add a project: a name and a repository folder with models/<name>/training.py\n\n"
+    "From a shell: modeldeck project add NAME REPO"
+)
+
+
+class ProjectsScreen(DeckScreen):
+    """The first screen: a table of projects."""
+
+    TITLE = "Projects"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_project", "New project", id="projects.new"),
+        Binding("d", "demo", "Load demo", id="projects.demo"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.projects: list[ProjectView] = []
+        self.seeding = False
+
+    def compose(self) -> ComposeResult:
+        yield TopBar("modeldeck / projects")
+        table = DeckTable(id="projects")
+        table.add_column("name", key="name")
+        table.add_column("repository", key="repo")
+        table.add_column("models", key="models")
+        table.add_column("active deployments", key="deployments")
+        table.add_column("running", key="running")
+        table.add_column("failed", key="failed")
+        yield table
+        yield Static(EMPTY, id="empty", classes="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#empty").display = False
+        self.refresh_projects()
+        self.set_interval(1.0, self.refresh_projects)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_projects()
+
+    def refresh_projects(self) -> None:
+        self.load("projects", self.deck.projects, self._show)
+
+    def _show(self, projects: list[ProjectView]) -> None:
+        self.projects = projects
+        table = self.query_one(DeckTable)
+        table.sync(
+            [
+                Row(
+                    p.name,
+                    [
+                        p.name,
+                        p.repo,
+                        str(p.models),
+                        str(p.active_deployments),
+                        str(p.running_jobs),
+                        str(p.failed_jobs),
+                    ],
+                )
+                for p in projects
+            ]
+        )
+        empty = not projects
+        self.query_one("#empty").display = empty
+        table.display = not empty
+        if not empty and self.focused is None:
+            table.focus()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "demo":
+            return None if (self.projects or self.seeding) else True
+        return True
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value:
+            self.app.open_project(str(event.row_key.value))  # type: ignore[attr-defined]
+
+    def action_new_project(self) -> None:
+        def added(project: Any) -> None:
+            if project is not None:
+                self.notify(f"project {project.name} added")
+                self.refresh_projects()
+
+        self.app.push_screen(
+            ProjectForm(lambda v: self.deck.add_project(v["name"], v["repo"])), added
+        )
+
+    def action_demo(self) -> None:
+        from core.demo import seed_demo
+
+        self.seeding = True
+        self.refresh_bindings()
+        self.notify("loading the demo project (about 20 s: it trains a first model)…")
+
+        def done(project: ProjectView) -> None:
+            self.seeding = False
+            self.refresh_projects()
+            self.app.open_project(project.name)  # type: ignore[attr-defined]
+
+        def failed(exc: Exception) -> None:
+            self.seeding = False
+            self._notify_error(exc)
+
+        self.load("projects.demo", lambda: seed_demo(self.deck), done, on_error=failed)
+
+    def palette_commands(self) -> list[tuple[str, str, object]]:
+        return [("New project", "add a project from a repository folder", self.action_new_project)]

@@ -1,0 +1,1 @@
+"""The four tabs of a project: models, jobs, deployments, datasets."""

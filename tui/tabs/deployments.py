@@ -1,0 +1,177 @@
+"""The Deployments tab: what serves, on which schedule, and how its last run went."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label
+
+from core.lifecycle import DeploymentStatus
+from core.views import DeploymentView, JobView
+from tui.format import status_text, when
+from tui.modals import ConfirmDialog
+from tui.widgets import Background, DeckTable, Row
+
+
+def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
+    if not d.last_run:
+        return "-"
+    text = status_text(str(d.last_run["status"]), styles)
+    text.append(f" {when(d.last_run.get('at'))}")
+    return text
+
+
+class DeploymentsPane(Background, Vertical):
+    """Deployments of a project; run now, pause or resume the schedule, retire."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run_now", "Run now", id="deployments.run"),
+        Binding("p", "pause", "Pause/resume", id="deployments.pause"),
+        Binding("R", "retire", "Retire", id="deployments.retire"),
+    ]
+
+    def __init__(self, project: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.project = project
+        self.deployments: list[DeploymentView] = []
+        self._marker = -1
+
+    def compose(self) -> ComposeResult:
+        table = DeckTable(id="deployments-table")
+        for name in ("version", "status", "schedule", "zone", "next run", "last run", "dataset"):
+            table.add_column(name, key=name)
+        yield table
+        yield Label("", id="deployments-hint", classes="window")
+
+    def on_mount(self) -> None:
+        self.poll(force=True)
+        self.set_interval(self.app.poll * 2, self.poll)  # type: ignore[attr-defined]
+
+    def poll(self, force: bool = False) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        last = -1 if force else self._marker
+
+        def fetch() -> Any:
+            marker = deck.jobs_changed_since(None, 0)
+            if marker == last:
+                return None
+            return marker, deck.deployments(self.project)
+
+        self.load("deployments.fetch", fetch, self._show)
+
+    def _show(self, result: Any) -> None:
+        if result is None:
+            return
+        self._marker, self.deployments = result
+        styles = self.app.status_styles  # type: ignore[attr-defined]
+        rows = []
+        for d in self.deployments:
+            status = "paused" if d.status == "active" and d.paused else d.status
+            rows.append(
+                Row(
+                    d.id,
+                    [
+                        d.label,
+                        status_text(status, styles),
+                        d.schedule or "on demand",
+                        d.timezone,
+                        when(d.next_run_at),
+                        last_run(d, styles),
+                        d.dataset,
+                    ],
+                )
+            )
+        self.query_one(DeckTable).sync(rows)
+        active = sum(1 for d in self.deployments if d.status == "active")
+        self.query_one("#deployments-hint", Label).update(
+            f"{active} active of {len(self.deployments)} · enter: its batch prediction jobs"
+        )
+        self.screen.refresh_bindings()
+
+    @property
+    def current(self) -> DeploymentView | None:
+        key = self.query_one(DeckTable).current_key
+        return next((d for d in self.deployments if d.id == key), None)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.screen.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        d = self.current
+        if d is not None:
+            from tui.screens.deployment import DeploymentScreen
+
+            self.app.push_screen(DeploymentScreen(d))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        d = self.current
+        active = d is not None and d.status == DeploymentStatus.active.value
+        if action in ("run_now", "retire"):
+            return True if active else None
+        if action == "pause":
+            return True if active and d is not None and d.schedule else None
+        return True
+
+    def _queued(self, job: JobView) -> None:
+        self.notify(f"queued {job.type} job {job.short_id} ({job.target})")
+        self.poll(force=True)
+
+    def action_run_now(self) -> None:
+        d = self.current
+        if d is None:
+            return
+        deck = self.app.deck  # type: ignore[attr-defined]
+        self.load("deployments.run", lambda: deck.predict(d.id), self._queued, if_idle=False)
+
+    def action_pause(self) -> None:
+        d = self.current
+        if d is None or not d.schedule:
+            return
+        deck = self.app.deck  # type: ignore[attr-defined]
+
+        def done(view: DeploymentView) -> None:
+            self.notify(f"{view.label}: schedule {'paused' if view.paused else 'resumed'}")
+            self.poll(force=True)
+
+        self.load(
+            "deployments.pause",
+            lambda: deck.set_schedule(d.id, paused=not d.paused),
+            done,
+            if_idle=False,
+        )
+
+    def action_retire(self) -> None:
+        d = self.current
+        if d is None:
+            return
+        deck = self.app.deck  # type: ignore[attr-defined]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.load("deployments.retire", lambda: deck.retire(d.id), self._queued)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Retire the deployment of {d.label}? Its schedule stops for good.",
+                yes="Retire",
+            ),
+            answered,
+        )
+
+    def palette_commands(self) -> list[tuple[str, str, object]]:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        return [
+            (
+                f"Run now: {d.label}",
+                f"batch prediction of deployment {d.id[:10]} on {d.dataset}",
+                lambda d=d: self.load(
+                    "deployments.run", lambda: deck.predict(d.id), self._queued, if_idle=False
+                ),
+            )
+            for d in self.deployments
+            if d.status == "active"
+        ]

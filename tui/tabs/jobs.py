@@ -1,0 +1,268 @@
+"""The Jobs tab: a live window of a project's jobs, newest first, never all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Label
+
+from core.errors import ModelDeckError
+from core.lifecycle import JobStatus, JobType, can_stop
+from core.views import JobView
+from tui.format import duration, status_text, when
+from tui.modals import ConfirmDialog
+from tui.widgets import Background, DeckTable, Row
+
+PAGE = 200
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """What the table shows: a filter and a window of it."""
+
+    text: str | None = None
+    status: str | None = None
+    job_type: str | None = None
+    offset: int = 0
+
+
+def parse_filter(raw: str) -> JobQuery:
+    """``status:failed type:train words`` -> a query; refuses unknown statuses and types."""
+    status = job_type = None
+    words = []
+    for token in raw.split():
+        key, sep, value = token.partition(":")
+        if sep and key.lower() == "status":
+            if value not in {s.value for s in JobStatus}:
+                raise ModelDeckError(
+                    f"unknown status {value!r} (use {', '.join(s.value for s in JobStatus)})"
+                )
+            status = value
+        elif sep and key.lower() == "type":
+            if value not in {t.value for t in JobType}:
+                raise ModelDeckError(
+                    f"unknown type {value!r} (use {', '.join(t.value for t in JobType)})"
+                )
+            job_type = value
+        else:
+            words.append(token)
+    return JobQuery(text=" ".join(words) or None, status=status, job_type=job_type)
+
+
+def job_cells(job: JobView, now, styles: dict[str, str]) -> list[object]:  # type: ignore[no-untyped-def]
+    return [
+        job.short_id,
+        job.type,
+        job.target,
+        status_text(job.status, styles),
+        job.trigger,
+        job.actor,
+        when(job.started_at or job.created_at),
+        duration(job.duration(now)),
+    ]
+
+
+class JobsPane(Background, Vertical):
+    """Jobs of one project (or of one deployment), updating live from the database."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "stop", "Stop", id="jobs.stop"),
+        Binding("S", "stop_all", "Stop all", id="jobs.stop_all"),
+        Binding("slash", "filter", "Filter", id="jobs.filter"),
+        Binding("right_square_bracket", "page(1)", "Older", id="jobs.older"),
+        Binding("left_square_bracket", "page(-1)", "Newer", id="jobs.newer"),
+    ]
+
+    def __init__(self, project: str, deployment: str | None = None, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.project = project
+        self.deployment = deployment
+        self.query_state = JobQuery()
+        self.jobs: list[JobView] = []
+        self.total = 0
+        self._marker = -1
+        self._shown_query: JobQuery | None = None
+
+    def compose(self) -> ComposeResult:
+        box = Input(placeholder="filter: words, status:failed, type:train", id="jobs-filter")
+        box.display = False
+        yield box
+        table = DeckTable(id="jobs-table")
+        for name in ("id", "type", "target", "status", "trigger", "actor", "started", "took"):
+            table.add_column(name, key=name)
+        yield table
+        yield Label("", id="jobs-window", classes="window")
+
+    def on_mount(self) -> None:
+        self.poll(force=True)
+        self.set_interval(self.app.poll, self.poll)  # type: ignore[attr-defined]
+
+    # -- live data ------------------------------------------------------------------------
+
+    def poll(self, force: bool = False) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        query = self.query_state
+        last = -1 if force else self._marker
+        shown = self._shown_query
+
+        def fetch() -> tuple[int, JobQuery, list[JobView], int] | None:
+            marker = deck.jobs_changed_since(None, 0)
+            if marker == last and query == shown:
+                return None
+            common = dict(
+                project=self.project,
+                status=query.status,
+                job_type=query.job_type,
+                text=query.text,
+                deployment=self.deployment,
+            )
+            jobs = deck.jobs(limit=PAGE, offset=query.offset, **common)
+            total = deck.count_jobs(**common)
+            return marker, query, jobs, total
+
+        if not self.load("jobs.fetch", fetch, self._fetched) and self.jobs:
+            return
+        if self.jobs and any(j.status in ("running", "stopping") for j in self.jobs):
+            self._render_rows()  # durations of running jobs tick without a query
+
+    def _fetched(self, result: tuple[int, JobQuery, list[JobView], int] | None) -> None:
+        if result is None:
+            return
+        marker, query, jobs, total = result
+        if query != self.query_state:
+            return  # the filter changed while this ran: the next poll fetches the right one
+        self._marker, self._shown_query = marker, query
+        self.jobs, self.total = jobs, total
+        self._render_rows()
+
+    def _render_rows(self) -> None:
+        now = self.app.deck.now()  # type: ignore[attr-defined]
+        styles = self.app.status_styles  # type: ignore[attr-defined]
+        table = self.query_one(DeckTable)
+        table.sync([Row(j.id, job_cells(j, now, styles)) for j in self.jobs])
+        q = self.query_state
+        first = q.offset + 1 if self.jobs else 0
+        last = q.offset + len(self.jobs)
+        parts = [f"jobs {first:,}-{last:,} of {self.total:,}"]
+        if q != JobQuery(offset=q.offset):
+            parts.append("filtered")
+        if self.total > PAGE:
+            parts.append("] older  [ newer")
+        self.query_one("#jobs-window", Label).update(Text("  ·  ".join(parts)))
+        self.screen.refresh_bindings()
+
+    # -- the highlighted job --------------------------------------------------------------
+
+    @property
+    def current(self) -> JobView | None:
+        key = self.query_one(DeckTable).current_key
+        return next((j for j in self.jobs if j.id == key), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.screen.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value:
+            self.app.open_job(str(event.row_key.value))  # type: ignore[attr-defined]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            job = self.current
+            return True if job is not None and can_stop(job.status) else None
+        if action == "stop_all":
+            return True if any(can_stop(j.status) for j in self.jobs) else None
+        if action == "page":
+            step = int(parameters[0])  # type: ignore[call-overload]
+            offset = self.query_state.offset + step * PAGE
+            return True if 0 <= offset < max(self.total, 1) else None
+        return True
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        job = self.current
+        if job is None or not can_stop(job.status):
+            return
+        stop_job(self, job)
+
+    def action_stop_all(self) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        running = sum(1 for j in self.jobs if can_stop(j.status))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.load(
+                    "jobs.stop_all",
+                    lambda: deck.stop_all(self.project),
+                    lambda stopped: self.notify(f"stop requested for {len(stopped)} job(s)"),
+                    if_idle=False,
+                )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Stop all queued and running jobs of {self.project}? ({running} in this window)",
+                yes="Stop all",
+            ),
+            answered,
+        )
+
+    def action_filter(self) -> None:
+        box = self.query_one("#jobs-filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            query = parse_filter(event.value)
+        except ModelDeckError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.query_state = query
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one(DeckTable).focus()
+        self.poll(force=True)
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        box = self.query_one("#jobs-filter", Input)
+        if key == "escape" and box.has_focus:
+            event.stop()  # type: ignore[attr-defined]
+            box.value = ""
+            box.display = False
+            self.query_state = JobQuery()
+            self.query_one(DeckTable).focus()
+            self.poll(force=True)
+
+    def action_page(self, step: int) -> None:
+        offset = self.query_state.offset + step * PAGE
+        if 0 <= offset < max(self.total, 1):
+            q = self.query_state
+            self.query_state = JobQuery(q.text, q.status, q.job_type, offset)
+            self.poll(force=True)
+
+
+def stop_job(node: Background, job: JobView) -> None:
+    """Ask, then stop one job (used by the Jobs tab and the Job screen)."""
+    deck = node.app.deck  # type: ignore[attr-defined]
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            node.load(
+                f"stop.{job.id}",
+                lambda: deck.stop(job.id),
+                lambda j: node.app.notify(f"job {j.short_id}: {j.status}"),  # type: ignore[attr-defined]
+                if_idle=False,
+            )
+
+    node.app.push_screen(  # type: ignore[attr-defined]
+        ConfirmDialog(f"Stop job {job.short_id} ({job.type} {job.target})?", yes="Stop"),
+        answered,
+    )

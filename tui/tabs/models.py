@@ -1,0 +1,294 @@
+"""The Models tab: one row per model version, and the verbs of a version's lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label
+
+from core.lifecycle import JobType, version_refusal
+from core.service import parse_overrides
+from core.views import DatasetView, JobView, ModelView, VersionView
+from tui.format import metric, status_text, when
+from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
+from tui.widgets import Background, DeckTable, Row
+
+MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
+
+
+class ModelsPane(Background, Vertical):
+    """Versions of every model of a project; models without versions have one row too."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "train", "Train", id="models.train"),
+        Binding("e", "evaluate", "Evaluate", id="models.evaluate"),
+        Binding("a", "approve", "Approve", id="models.approve"),
+        Binding("x", "reject", "Reject", id="models.reject"),
+        Binding("d", "deploy", "Deploy", id="models.deploy"),
+        Binding("c", "stats", "Stats", id="models.stats"),
+        Binding("i", "import", "Import", id="models.import"),
+    ]
+
+    def __init__(self, project: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.project = project
+        self.versions: list[VersionView] = []
+        self.models: list[ModelView] = []
+        self.datasets: list[DatasetView] = []
+        self._marker = -1
+
+    def compose(self) -> ComposeResult:
+        table = DeckTable(id="models-table")
+        for name in ("model", "version", "status", "metric", "created", "approval"):
+            table.add_column(name, key=name)
+        yield table
+        yield Label("", id="models-hint", classes="window")
+
+    def on_mount(self) -> None:
+        self.poll(force=True)
+        self.set_interval(self.app.poll * 2, self.poll)  # type: ignore[attr-defined]
+
+    def poll(self, force: bool = False) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        last = -1 if force else self._marker
+        project = self.project
+
+        def fetch() -> Any:
+            marker = deck.jobs_changed_since(None, 0)
+            if marker == last:
+                return None
+            return marker, deck.models(project), deck.versions(project), deck.datasets(project)
+
+        self.load("models.fetch", fetch, self._show)
+
+    def _show(self, result: Any) -> None:
+        if result is None:
+            return
+        self._marker, self.models, self.versions, self.datasets = result
+        styles = self.app.status_styles  # type: ignore[attr-defined]
+        rows: list[Row] = []
+        with_versions = {v.model for v in self.versions}
+        for m in self.models:
+            for v in (v for v in self.versions if v.model == m.name):
+                head = v.headline_metric()
+                approval = (
+                    f"{v.approval.decision} by {v.approval.by}: {v.approval.reason}"
+                    if v.approval
+                    else "-"
+                )
+                rows.append(
+                    Row(
+                        v.id,
+                        [
+                            v.model,
+                            f"v{v.number}",
+                            status_text(v.status, styles),
+                            f"{head[0]} {metric(head[1])}" if head else "-",
+                            f"{'imported' if v.model_kind == 'byom' else 'trained'} "
+                            f"{when(v.created_at)}",
+                            approval,
+                        ],
+                    )
+                )
+            if m.name not in with_versions:
+                rows.append(Row(MODEL_ROW + m.name, [m.name, "-", "no versions", "-", "-", "-"]))
+        self.query_one(DeckTable).sync(rows)
+        self.query_one("#models-hint", Label).update(
+            f"{len(self.models)} models · {len(self.versions)} versions · "
+            "enter: details · t train · e evaluate · a/x approve/reject · d deploy"
+        )
+        self.screen.refresh_bindings()
+
+    # -- the highlighted row --------------------------------------------------------------
+
+    @property
+    def current(self) -> VersionView | None:
+        key = self.query_one(DeckTable).current_key
+        return next((v for v in self.versions if v.id == key), None)
+
+    @property
+    def current_model(self) -> str | None:
+        key = self.query_one(DeckTable).current_key
+        if key is None:
+            return None
+        if key.startswith(MODEL_ROW):
+            return key[len(MODEL_ROW) :]
+        v = self.current
+        return v.model if v else None
+
+    def _model_kind(self, name: str | None) -> str | None:
+        return next((m.kind for m in self.models if m.name == name), None)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self.screen.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        v = self.current
+        if v is not None:
+            from tui.screens.version import VersionScreen
+
+            self.app.push_screen(VersionScreen(v.id))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        verbs = {
+            "evaluate": JobType.evaluate,
+            "approve": JobType.approve,
+            "reject": JobType.reject,
+            "deploy": JobType.deploy,
+            "stats": JobType.compute_stats,
+        }
+        if action in verbs:
+            v = self.current
+            return (
+                True if v is not None and version_refusal(verbs[action], v.status) is None else None
+            )
+        if action == "train":
+            return True if any(m.kind == "code" for m in self.models) else None
+        return True
+
+    # -- verbs ----------------------------------------------------------------------------
+
+    def _queued(self, job: JobView) -> None:
+        self.notify(f"queued {job.type} job {job.short_id} ({job.target})")
+        self.poll(force=True)
+
+    def _names(self, with_target: bool = False) -> list[str]:
+        return [d.name for d in self.datasets if d.target or not with_target]
+
+    def action_train(self) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        project = self.project
+        code_models = [m.name for m in self.models if m.kind == "code"]
+
+        def submit(values: dict[str, Any]) -> JobView:
+            model = values["model"]
+            defaults = deck.model_defaults(project, model)
+            given = parse_overrides((values.get("hyperparameters") or "").split())
+            overrides = {k: v for k, v in given.items() if defaults.get(k, object()) != v}
+            return deck.train(project, model, values["dataset"], overrides)
+
+        self.app.push_screen(
+            TrainForm(
+                code_models,
+                self.current_model,
+                self._names(),
+                lambda model: deck.model_defaults(project, model),
+                submit,
+            ),
+            self._after,
+        )
+
+    def _after(self, job: JobView | None) -> None:
+        if job is not None:
+            self._queued(job)
+
+    def _version_dataset_job(self, verb: str, run: Any, with_target: bool, prefer: str) -> None:
+        v = self.current
+        if v is None:
+            return
+        self.app.push_screen(
+            DatasetPick(
+                f"{verb.capitalize()} {v.label}",
+                verb.capitalize(),
+                self._names(with_target),
+                prefer,
+                lambda values: run(v.id, values["dataset"]),
+            ),
+            self._after,
+        )
+
+    def action_evaluate(self) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        self._version_dataset_job("evaluate", deck.evaluate, True, "test")
+
+    def action_stats(self) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        self._version_dataset_job("compute statistics", deck.compute_stats, False, "train")
+
+    def _decide(self, verb: str) -> None:
+        v = self.current
+        if v is None:
+            return
+        deck = self.app.deck  # type: ignore[attr-defined]
+        run = deck.approve if verb == "approve" else deck.reject
+        head = v.headline_metric()
+        shown = f" ({head[0]} {metric(head[1])})" if head else ""
+        self.app.push_screen(
+            ReasonPrompt(
+                f"{verb.capitalize()} {v.label}{shown}",
+                lambda values: run(v.id, values["reason"]),
+            ),
+            self._after,
+        )
+
+    def action_approve(self) -> None:
+        self._decide("approve")
+
+    def action_reject(self) -> None:
+        self._decide("reject")
+
+    def action_deploy(self) -> None:
+        v = self.current
+        if v is None:
+            return
+        deck = self.app.deck  # type: ignore[attr-defined]
+
+        def submit(values: dict[str, Any]) -> JobView:
+            schedule = (values.get("schedule") or "").strip() or None
+            tz = (values.get("timezone") or "").strip() or None
+            return deck.deploy(v.id, values["dataset"], schedule, tz if schedule else None)
+
+        self.app.push_screen(
+            DeployForm(
+                v.label,
+                self._names(),
+                lambda expr, tz: deck.preview_schedule(expr, tz, 5),
+                submit,
+            ),
+            self._after,
+        )
+
+    def action_import(self) -> None:
+        deck = self.app.deck  # type: ignore[attr-defined]
+        project = self.project
+
+        def submit(values: dict[str, Any]) -> JobView:
+            fmt = values.get("format")
+            return deck.import_model(
+                project,
+                values.get("model") or "",
+                values.get("source") or "",
+                None if fmt in (None, "auto") else fmt,
+            )
+
+        self.app.push_screen(ImportForm(submit), self._after)
+
+    def palette_commands(self) -> list[tuple[str, str, object]]:
+        out: list[tuple[str, str, object]] = []
+        for v in self.versions:
+            if version_refusal(JobType.approve, v.status) is None:
+                out.append(
+                    (
+                        f"Approve {v.label}",
+                        f"{v.id} is evaluated",
+                        lambda v=v: self._palette(v, "approve"),
+                    )
+                )
+                out.append(
+                    (
+                        f"Reject {v.label}",
+                        f"{v.id} is evaluated",
+                        lambda v=v: self._palette(v, "reject"),
+                    )
+                )
+        return out
+
+    def _palette(self, v: VersionView, verb: str) -> None:
+        table = self.query_one(DeckTable)
+        if v.id in table.rows:
+            table.move_cursor(row=table.get_row_index(v.id))
+        self._decide(verb)

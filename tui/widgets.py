@@ -1,0 +1,176 @@
+"""Small widgets and helpers shared by the screens: keyed tables and background loading."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.dom import DOMNode
+from textual.message import Message
+from textual.widgets import DataTable, Label
+
+from core.errors import ModelDeckError
+
+log = logging.getLogger("modeldeck.tui")
+
+
+class Loaded(Message):
+    """The result of a Deck call made on a thread, delivered to the node that asked."""
+
+    bubble = False
+
+    def __init__(self, ok: bool, result: Any, callback: Callable[[Any], None] | None) -> None:
+        super().__init__()
+        self.ok = ok
+        self.result = result
+        self.callback = callback
+
+
+class Background:
+    """Run Deck calls (which may wait on the database) on threads, never on the UI thread.
+
+    Mixed into screens and widgets: ``load`` runs ``fn`` in a thread worker and hands its
+    result to ``callback`` on the UI thread; a ModelDeckError becomes a notification.
+    """
+
+    _busy: set[str]
+
+    def load(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        callback: Callable[[Any], None] | None = None,
+        *,
+        if_idle: bool = True,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> bool:
+        """Start ``fn``; with ``if_idle`` do nothing while the last call of ``key`` runs."""
+        node: DOMNode = self  # type: ignore[assignment]
+        busy = self.__dict__.setdefault("_busy", set())
+        if if_idle and key in busy:
+            return False
+        busy.add(key)
+
+        def run() -> None:
+            try:
+                result: Any = fn()
+                ok = True
+            except ModelDeckError as exc:
+                result, ok = exc, False
+            except Exception as exc:  # a bug: keep its traceback in the log, not on screen
+                log.exception("background call %s failed", key)
+                result, ok = exc, False
+            busy.discard(key)
+            if ok:
+                node.post_message(Loaded(True, result, callback))
+            else:
+                node.post_message(Loaded(False, result, on_error or self._notify_error))
+
+        node.run_worker(run, thread=True, group=key, exit_on_error=False)
+        return True
+
+    def _notify_error(self, exc: Exception) -> None:
+        node: DOMNode = self  # type: ignore[assignment]
+        message = str(exc) if isinstance(exc, ModelDeckError) else f"unexpected error: {exc!r}"
+        node.app.notify(message, severity="error", timeout=6)
+
+    def on_loaded(self, message: Loaded) -> None:
+        message.stop()
+        if message.callback is not None:
+            message.callback(message.result)
+
+
+class Ranked(Text):
+    """A table's first cell, carrying its row's key so the table can sort rows by key."""
+
+    row_key: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    cells: Sequence[Any]
+
+
+class DeckTable(DataTable[Any]):
+    """A row-cursor table updated by diff: keyed rows, never cleared on refresh."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open", id="table.open"),
+    ]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self._ranks: dict[str, int] = {}
+
+    @property
+    def current_key(self) -> str | None:
+        """The key of the row under the cursor, or None when the table is empty."""
+        if self.row_count == 0:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+    def sync(self, rows: Sequence[Row]) -> None:
+        """Make the table show ``rows`` in that order, touching only what changed."""
+        keep = self.current_key
+        wanted = {r.key for r in rows}
+        columns = list(self.columns)
+        added = False
+        with self.app.batch_update():
+            for key in [str(k.value) for k in self.rows if str(k.value) not in wanted]:
+                self.remove_row(key)
+                self._ranks.pop(key, None)
+            for position, row in enumerate(rows):
+                cells = list(row.cells)
+                first = Ranked(cells[0]) if isinstance(cells[0], str) else Ranked.assemble(cells[0])
+                first.row_key = row.key
+                cells[0] = first
+                self._ranks[row.key] = position
+                if row.key in self.rows:
+                    old = self.get_row(row.key)
+                    for column, before, after in zip(columns, old, cells, strict=False):
+                        if before != after:
+                            self.update_cell(row.key, column, after)
+                else:
+                    self.add_row(*cells, key=row.key)
+                    added = True
+            if added or self._out_of_order(rows):
+                self.sort(key=lambda values: self._ranks.get(values[0].row_key, 0))
+            if keep is not None and keep in self.rows:
+                self.move_cursor(row=self.get_row_index(keep), animate=False)
+
+    def _out_of_order(self, rows: Sequence[Row]) -> bool:
+        if len(rows) != self.row_count:
+            return True
+        return any(self.get_row_index(r.key) != i for i, r in enumerate(rows) if r.key in self.rows)
+
+
+class TopBar(Horizontal):
+    """One line: where you are on the left, which engine serves on the right."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(id="topbar")
+        self._title = title
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._title, id="crumb")
+        yield Label("", id="engine")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "engine_status", self._show_engine)
+
+    def _show_engine(self, text: str) -> None:
+        self.query_one("#engine", Label).update(text)
+
+    def set_title(self, title: str) -> None:
+        self._title = title
+        self.query_one("#crumb", Label).update(title)
