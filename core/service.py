@@ -518,6 +518,16 @@ class Deck:
                 )
             return out
 
+    def model_defaults(self, project: str, model: str) -> dict[str, Any]:
+        """The default hyperparameters of a code model (its config.json); {} when none."""
+        with self.reader() as s:
+            p = self._project(s, project)
+        folder = self._code_model_dirs(p.repo).get(model)
+        if folder is None:
+            return {}
+        defaults = _read_json(folder / "config.json").get("hyperparameters", {})
+        return dict(defaults) if isinstance(defaults, dict) else {}
+
     def versions(self, project: str, model: str | None = None) -> list[VersionView]:
         with self.reader() as s:
             p = self._project(s, project)
