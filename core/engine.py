@@ -45,6 +45,7 @@ log = logging.getLogger("modeldeck.engine")
 RUNNER = Path(__file__).with_name("runner.py")
 HOST = socket.gethostname()
 MISSED_LISTED = 20
+FIRE_BATCH = 250
 
 
 def proc_start_time(pid: int) -> float | None:
@@ -129,6 +130,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._last_renew = 0.0
         self._renew_by: datetime | None = None
+        self._next_fire: datetime | None = None
         self._last_recover = 0.0
         self._lock = threading.RLock()
         deck.on_submit(lambda _job_id: self._wake.set())
@@ -162,7 +164,7 @@ class Engine:
     def _sleep_time(self) -> float:
         delay = self.poll
         if self.holds_lease and self.schedules:
-            nxt = self._next_fire_at()
+            nxt = self._next_fire  # as of this round's _fire_schedules: no query per sleep
             if nxt is not None:
                 delay = min(delay, max(0.0, (nxt - self.deck.now()).total_seconds()))
         return delay
@@ -786,6 +788,9 @@ class Engine:
 
     def _fire_schedules(self) -> None:
         now = self.deck.now()
+        self._next_fire = self._next_fire_at()
+        if self._next_fire is None or self._next_fire > now:
+            return  # the common round: one indexed lookup, nothing due
         with self.deck.reader() as s:
             due = s.exec(
                 select(Deployment.id).where(
@@ -795,100 +800,109 @@ class Engine:
                     col(Deployment.next_run_at) <= now,
                 )
             ).all()
-        for dep_id in due:
-            self._fire(dep_id, now)
+        # A batch of deployments per write transaction: a thousand schedules due at the same
+        # minute must not each wait for its own commit. Each fire is stamped when it is made.
+        for i in range(0, len(due), FIRE_BATCH):
+            with self.deck.writer() as s:
+                for dep_id in due[i : i + FIRE_BATCH]:
+                    try:
+                        with s.begin_nested():
+                            self._fire(s, dep_id, self.deck.now())
+                    except Exception:  # one broken schedule must not hold back the others
+                        log.exception("firing the schedule of %s failed", dep_id)
+                s.commit()
+        self._next_fire = self._next_fire_at()
 
-    def _fire(self, dep_id: str, now: datetime) -> None:
-        with self.deck.writer() as s:
-            d = s.get(Deployment, dep_id)
-            if (
-                d is None
-                or d.status != DeploymentStatus.active.value
-                or d.paused
-                or d.next_run_at is None
-                or d.next_run_at > now
-            ):
-                return
-            fires, count = cron.fires_between(
-                d.schedule, d.timezone, d.next_run_at - timedelta(seconds=1), now, limit=10_000
+    def _fire(self, s: Session, dep_id: str, now: datetime) -> None:
+        """Fire one due deployment inside the caller's write transaction."""
+        d = s.get(Deployment, dep_id)
+        if (
+            d is None
+            or d.status != DeploymentStatus.active.value
+            or d.paused
+            or d.next_run_at is None
+            or d.next_run_at > now
+        ):
+            return
+        fires, count = cron.fires_between(
+            d.schedule, d.timezone, d.next_run_at - timedelta(seconds=1), now, limit=10_000
+        )
+        grace = timedelta(seconds=d.grace_seconds)
+        within = [t for t in fires if now - t <= grace]
+        beyond = count - len(within)
+        if beyond:
+            missed = [t for t in fires if now - t > grace]
+            add_deployment_event(
+                s,
+                d.id,
+                "schedule_missed",
+                f"{beyond} fire time(s) missed beyond the {d.grace_seconds}s grace "
+                f"(from {missed[0]:%Y-%m-%d %H:%M} UTC)",
+                now,
+                {
+                    "count": beyond,
+                    "first": missed[0],
+                    "last": missed[-1] if len(missed) == beyond else None,
+                    "fire_times": missed[:MISSED_LISTED],
+                },
             )
-            grace = timedelta(seconds=d.grace_seconds)
-            within = [t for t in fires if now - t <= grace]
-            beyond = count - len(within)
-            if beyond:
-                missed = [t for t in fires if now - t > grace]
+        if within:
+            fire_time = within[-1]
+            busy = s.exec(
+                select(Job).where(
+                    Job.deployment_id == d.id,
+                    Job.type == JobType.batch_predict.value,
+                    col(Job.status).in_([JobStatus.queued.value, *ACTIVE_STATUSES]),
+                )
+            ).first()
+            if busy is not None:
                 add_deployment_event(
                     s,
                     d.id,
-                    "schedule_missed",
-                    f"{beyond} fire time(s) missed beyond the {d.grace_seconds}s grace "
-                    f"(from {missed[0]:%Y-%m-%d %H:%M} UTC)",
+                    "schedule_skipped",
+                    f"fire at {fire_time:%Y-%m-%d %H:%M} UTC skipped: "
+                    f"job {busy.id} is still {busy.status}",
                     now,
-                    {
-                        "count": beyond,
-                        "first": missed[0],
-                        "last": missed[-1] if len(missed) == beyond else None,
-                        "fire_times": missed[:MISSED_LISTED],
-                    },
+                    {"fire_time": fire_time, "running_job": busy.id},
                 )
-            if within:
-                fire_time = within[-1]
-                busy = s.exec(
-                    select(Job).where(
-                        Job.deployment_id == d.id,
-                        Job.type == JobType.batch_predict.value,
-                        col(Job.status).in_([JobStatus.queued.value, *ACTIVE_STATUSES]),
-                    )
-                ).first()
-                if busy is not None:
-                    add_deployment_event(
-                        s,
-                        d.id,
-                        "schedule_skipped",
-                        f"fire at {fire_time:%Y-%m-%d %H:%M} UTC skipped: "
-                        f"job {busy.id} is still {busy.status}",
-                        now,
-                        {"fire_time": fire_time, "running_job": busy.id},
-                    )
-                    add_event(
-                        s,
-                        busy,
-                        "schedule_skipped",
-                        f"scheduled fire at {fire_time:%H:%M} UTC skipped while this job runs",
-                        now,
-                        {"fire_time": fire_time, "deployment": d.id},
-                    )
-                else:
-                    v = s.get(ModelVersion, d.version_id)
-                    details = {
-                        "fire_time": fire_time,
-                        "lateness": (now - fire_time).total_seconds(),
-                        "schedule": d.schedule,
-                        "timezone": d.timezone,
-                    }
-                    if len(within) > 1:
-                        details["coalesced"] = len(within) - 1
-                    job = self.deck.queue_job(
-                        s,
-                        JobType.batch_predict,
-                        d.project_id,
-                        model_id=v.model_id,
-                        version_id=v.id,
-                        deployment_id=d.id,
-                        dataset_id=d.dataset_id,
-                        trigger=Trigger.schedule,
-                        details=details,
-                        at=now,
-                    )
-                    job.params = {"fire_time": fire_time.isoformat()}
-                    add_deployment_event(
-                        s,
-                        d.id,
-                        "schedule_fired",
-                        f"fire at {fire_time:%Y-%m-%d %H:%M} UTC queued job {job.id}",
-                        now,
-                        {"job": job.id, **details},
-                    )
-            d.next_run_at = cron.next_fire(d.schedule, d.timezone, now)
-            s.add(d)
-            s.commit()
+                add_event(
+                    s,
+                    busy,
+                    "schedule_skipped",
+                    f"scheduled fire at {fire_time:%H:%M} UTC skipped while this job runs",
+                    now,
+                    {"fire_time": fire_time, "deployment": d.id},
+                )
+            else:
+                v = s.get(ModelVersion, d.version_id)
+                details = {
+                    "fire_time": fire_time,
+                    "lateness": (now - fire_time).total_seconds(),
+                    "schedule": d.schedule,
+                    "timezone": d.timezone,
+                }
+                if len(within) > 1:
+                    details["coalesced"] = len(within) - 1
+                job = self.deck.queue_job(
+                    s,
+                    JobType.batch_predict,
+                    d.project_id,
+                    model_id=v.model_id,
+                    version_id=v.id,
+                    deployment_id=d.id,
+                    dataset_id=d.dataset_id,
+                    trigger=Trigger.schedule,
+                    details=details,
+                    at=now,
+                )
+                job.params = {"fire_time": fire_time.isoformat()}
+                add_deployment_event(
+                    s,
+                    d.id,
+                    "schedule_fired",
+                    f"fire at {fire_time:%Y-%m-%d %H:%M} UTC queued job {job.id}",
+                    now,
+                    {"job": job.id, **details},
+                )
+        d.next_run_at = cron.next_fire(d.schedule, d.timezone, now)
+        s.add(d)
