@@ -262,7 +262,14 @@ class Engine:
         if free <= 0:
             # Jobs that run no code do not take a worker: still let them through.
             free = 0
-        for job_id in self._queued_ids(free + 16):
+        with self.deck.reader() as s:
+            stmt = select(Job.id, Job.type).where(Job.status == JobStatus.queued.value)
+            if self.only_job:
+                stmt = stmt.where(Job.id == self.only_job)
+            queued = s.exec(stmt.order_by(col(Job.created_at)).limit(free + 16)).all()
+        for job_id, job_type in queued:
+            if free <= 0 and RULES[JobType(job_type)].runs_code:
+                continue  # no worker for it: do not take the write lock just to look
             with self.deck.writer() as s:
                 job = s.get(Job, job_id)
                 if job is None or job.status != JobStatus.queued.value:
