@@ -481,6 +481,8 @@ class Engine:
             size = path.stat().st_size
         except FileNotFoundError:
             return
+        if size == 0 or (offset is not None and size <= offset):
+            return  # nothing new: no write lock (this runs for every running job every tick)
         with self.deck.writer() as s:
             job = s.get(Job, job_id)
             if job is None or size <= job.events_offset:
