@@ -112,6 +112,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=60)
     parser.add_argument("--lines", type=int, default=1_000_000)
     args = parser.parse_args()
+    # The engine starts jobs without PYTHONUNBUFFERED (block-buffered output is what keeps a
+    # chatty job fast); the floors must run the same way or (b) compares against 1M syscalls.
+    os.environ.pop("PYTHONUNBUFFERED", None)
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="modeldeck-bench-") as tmp:
         root = Path(tmp)
