@@ -66,11 +66,9 @@ def run_jobs(deck: Deck, model: str, n: int, workers: int) -> tuple[float, float
         t0 = time.perf_counter()
         ids = [deck.train("bench", model, "d").id for _ in range(n)]
         queued = time.perf_counter() - t0
-        pending = set(ids)
-        while pending:
-            pending = {j for j in pending if deck.job(j).status not in ("completed", "failed")}
-            if pending:
-                time.sleep(0.005)
+        # One cheap query per 10 ms: the waiting must not steal the engine thread's GIL.
+        while deck.count_jobs(status=["queued", "running", "stopping"]):
+            time.sleep(0.01)
         total = time.perf_counter() - t0
     finally:
         engine.shutdown()
