@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import http.server
-import json
 import os
 import pickle
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ROOT, Result, write_csv
+from conftest import ROOT, Result
 
 JOB_KEYS = {
     "id",
@@ -104,6 +103,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30, what: str = "
         time.sleep(0.1)
 
 
+@pytest.mark.timeout(300)  # a long scenario of real sklearn jobs
 def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     setup_project(cli, repo)
 
@@ -122,9 +122,11 @@ def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     # evaluate twice: metrics history is append-only, the latest shows on the version.
     first = run_job(cli, "evaluate", v1["id"], "--dataset", "test")
     assert first["version"] == v1["id"]
+    earlier = ok(cli("version", v1["id"], "--json")).json()["metrics_history"]
     run_job(cli, "evaluate", v1["id"], "--dataset", "train")
     detail = ok(cli("version", v1["id"], "--json")).json()
     history = detail["metrics_history"]
+    assert history[:2] == earlier  # appended to, never rewritten
     assert [m["dataset"] for m in history] == ["train", "test", "train"]  # training first
     assert history[0]["metrics"] == v1["metrics"]
     assert history[1]["job_id"] == first["id"]
@@ -198,10 +200,15 @@ def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     assert rejected["approval"]["reason"] == "no better than v1"
     assert rejected["approval"]["by"] == reject["actor"]
 
-    # retire: the deployment goes, and with no active deployment left, the version too.
+    # retire: a version stays deployed while one of its deployments is active, then retires.
+    second = run_job(cli, "deploy", v1["id"], "--dataset", "score")["deployment"]
     run_job(cli, "retire", dep["id"])
-    [gone] = ok(cli("deployments", "lc", "--json")).json()
-    assert (gone["status"], gone["next_run_at"]) == ("retired", None)
+    deps = {d["id"]: d for d in ok(cli("deployments", "lc", "--json")).json()}
+    assert (deps[dep["id"]]["status"], deps[dep["id"]]["next_run_at"]) == ("retired", None)
+    assert deps[second]["status"] == "active"
+    assert ok(cli("version", v1["id"], "--json")).json()["version"]["status"] == "deployed"
+    run_job(cli, "retire", second)
+    assert {d["status"] for d in ok(cli("deployments", "lc", "--json")).json()} == {"retired"}
     statuses = {v["number"]: v["status"] for v in ok(cli("versions", "lc", "--json")).json()}
     assert statuses == {1: "retired", 2: "rejected"}
 
@@ -211,6 +218,8 @@ def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     jobs = ok(cli("jobs", "lc", "--json")).json()
     assert [j["type"] for j in jobs] == [
         "retire",
+        "retire",
+        "deploy",
         "reject",
         "evaluate",
         "train",
@@ -256,6 +265,7 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server.server_close()
 
 
+@pytest.mark.timeout(300)  # a long scenario of real sklearn jobs
 def test_byom_import_evaluate_and_stats(cli: Cli, repo: Path, tmp_path: Path, http_dir) -> None:
     import joblib
     from sklearn.linear_model import LogisticRegression
@@ -382,11 +392,3 @@ def test_cli_job_outcomes_failure_detach_and_stop(
     assert ok(cli("jobs", "lc", "--status", "cancelled", "--json")).json()[0]["id"] == slow_id
     by_type = ok(cli("jobs", "lc", "--type", "train", "--limit", "1", "--json")).json()
     assert [j["id"] for j in by_type] == [slow_id]  # newest first
-
-
-def test_write_csv_helper_is_what_the_scenarios_expect(tmp_path: Path) -> None:
-    # The scenarios count on 60/40/20 rows; keep the helper honest.
-    path = write_csv(tmp_path / "d.csv", rows=5)
-    assert path.read_text().splitlines()[0] == "x1,x2,label"
-    assert len(path.read_text().splitlines()) == 6
-    assert json.dumps(1) == "1"
