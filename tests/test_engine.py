@@ -124,3 +124,42 @@ def test_jobs_run_in_parallel_up_to_the_worker_count(deck: Deck, engine: Engine)
     assert [d.status for d in done] == ["completed", "completed"]
     assert time.monotonic() - started < 2.9  # two workers: side by side, not one after another
     assert sorted(deck.version(d.version).number for d in done) == [1, 2]
+
+
+def test_rules_are_checked_again_when_a_queued_job_runs(
+    deck: Deck, project: str, repo, engine: Engine
+) -> None:
+    # Two decisions queued on the same evaluated version: only the first may land.
+    (repo / "models" / "scripted" / "evaluation.py").write_text(
+        "def evaluate(context):\n    return {'accuracy': 0.75}\n"
+    )
+    v = deck.wait(deck.train("proj", "scripted", "train").id, timeout=30).version
+    assert deck.wait(deck.evaluate(v, "test").id, timeout=30).status == "completed"
+    engine.shutdown()  # queue the next ones together, with nothing running them yet
+    first, second, reject = deck.approve(v, "one"), deck.approve(v, "two"), deck.reject(v, "no")
+    again = Engine(deck, workers=1, poll=0.05)
+    try:
+        assert again.run_until_idle(timeout=30)
+        deps = [deck.deploy(v, "score"), deck.deploy(v, "score")]
+        assert again.run_until_idle(timeout=30)
+        dep = deck.job(deps[0].id).deployment
+        retires = [deck.retire(dep), deck.retire(dep)]
+        assert again.run_until_idle(timeout=30)
+    finally:
+        again.release_lease()
+    outcome = [(deck.job(j.id).status, deck.job(j.id).error) for j in (first, second, reject)]
+    assert outcome == [
+        ("completed", None),
+        ("failed", "cannot approve a version that is approved (it must be evaluated)"),
+        ("failed", "cannot reject a version that is approved (it must be evaluated)"),
+    ]
+    approval = deck.version(v).approval
+    assert (approval.decision, approval.reason, approval.metrics) == (
+        "approved",
+        "one",
+        {"accuracy": 0.75},
+    )
+    assert [deck.job(j.id).status for j in deps] == ["completed", "completed"]
+    assert [deck.job(j.id).status for j in retires] == ["completed", "failed"]
+    assert deck.job(retires[1].id).error == f"deployment {dep} is retired"
+    assert deck.version(v).status == "deployed"  # the second deployment is still active
