@@ -8,6 +8,7 @@ started it: the next engine to hold the lease re-attaches to it or records its o
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -45,6 +46,10 @@ log = logging.getLogger("modeldeck.engine")
 RUNNER = Path(__file__).with_name("runner.py")
 HOST = socket.gethostname()
 MISSED_LISTED = 20
+# Missed fires are counted up to here (a minutely schedule: ~10 weeks), so that a long outage
+# costs about a second under the write lock, not half a minute.
+MISSED_COUNTED = 100_000
+EPSILON = timedelta(microseconds=1)
 FIRE_BATCH = 250
 
 
@@ -810,19 +815,57 @@ class Engine:
                 )
             ).all()
         # A batch of deployments per write transaction: a thousand schedules due at the same
-        # minute must not each wait for its own commit. Each fire is stamped when it is made.
-        for i in range(0, len(due), FIRE_BATCH):
-            with self.deck.writer() as s:
-                for dep_id in due[i : i + FIRE_BATCH]:
-                    try:
-                        with s.begin_nested():
-                            self._fire(s, dep_id, self.deck.now())
-                    except Exception:  # one broken schedule must not hold back the others
-                        log.exception("firing the schedule of %s failed", dep_id)
-                s.commit()
+        # minute must not each wait for their own commit (and lookups). The burst makes
+        # thousands of ORM objects; full collections of the whole heap in the middle of it
+        # cost a third of its time, so the collector waits until the burst is over.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._fire_due(list(due))
+        finally:
+            if collecting:
+                gc.enable()
         self._next_fire = self._next_fire_at()
 
-    def _fire(self, s: Session, dep_id: str, now: datetime) -> None:
+    def _fire_due(self, due: list[str]) -> None:
+        for i in range(0, len(due), FIRE_BATCH):
+            batch = list(due[i : i + FIRE_BATCH])
+            try:
+                self._fire_batch(batch)
+            except Exception:  # find the broken schedule: it must not hold back the others
+                log.exception("firing a batch of schedules failed; firing them one by one")
+                for dep_id in batch:
+                    try:
+                        self._fire_batch([dep_id])
+                    except Exception:
+                        log.exception("firing the schedule of %s failed", dep_id)
+
+    def _fire_batch(self, dep_ids: list[str]) -> None:
+        with self.deck.writer() as s:
+            # Load the batch's deployments and its busy batch jobs in two queries; _fire's
+            # s.get then hits the session, and no per-deployment query flushes the session.
+            # (The session's identity map is weak: keep the loaded rows referenced.)
+            deps = s.exec(select(Deployment).where(col(Deployment.id).in_(dep_ids))).all()
+            version_ids = {d.version_id for d in deps}
+            loaded = [
+                *deps,
+                *s.exec(select(ModelVersion).where(col(ModelVersion.id).in_(version_ids))),
+            ]
+            busy: dict[str, Job] = {}
+            for job in s.exec(
+                select(Job).where(
+                    col(Job.deployment_id).in_(dep_ids),
+                    Job.type == JobType.batch_predict.value,
+                    col(Job.status).in_([JobStatus.queued.value, *ACTIVE_STATUSES]),
+                )
+            ):
+                busy.setdefault(job.deployment_id, job)
+            for dep_id in dep_ids:
+                self._fire(s, dep_id, self.deck.now(), busy)
+            s.commit()
+            del loaded
+
+    def _fire(self, s: Session, dep_id: str, now: datetime, busy_jobs: dict[str, Job]) -> None:
         """Fire one due deployment inside the caller's write transaction."""
         d = s.get(Deployment, dep_id)
         if (
@@ -833,37 +876,43 @@ class Engine:
             or d.next_run_at > now
         ):
             return
-        fires, count = cron.fires_between(
-            d.schedule, d.timezone, d.next_run_at - timedelta(seconds=1), now, limit=10_000
+        # Walk the grace window and what lies before it apart: after a long outage the fires
+        # within the grace are the last ones, far beyond any list of the first.
+        start = d.next_run_at - timedelta(seconds=1)
+        horizon = now - timedelta(seconds=d.grace_seconds)  # fires from here on are in grace
+        within, n_within, upcoming = cron.due_fires(
+            d.schedule, d.timezone, max(start, horizon - EPSILON), now, limit=1, keep_last=True
         )
-        grace = timedelta(seconds=d.grace_seconds)
-        within = [t for t in fires if now - t <= grace]
-        beyond = count - len(within)
+        beyond = 0
+        if start < horizon - EPSILON:
+            missed, beyond, _ = cron.due_fires(
+                d.schedule,
+                d.timezone,
+                start,
+                horizon - EPSILON,
+                limit=MISSED_LISTED,
+                cap=MISSED_COUNTED,
+            )
         if beyond:
-            missed = [t for t in fires if now - t > grace]
+            capped = beyond >= MISSED_COUNTED
             add_deployment_event(
                 s,
                 d.id,
                 "schedule_missed",
-                f"{beyond} fire time(s) missed beyond the {d.grace_seconds}s grace "
-                f"(from {missed[0]:%Y-%m-%d %H:%M} UTC)",
+                f"{beyond}{'+' if capped else ''} fire time(s) missed beyond the "
+                f"{d.grace_seconds}s grace (from {missed[0]:%Y-%m-%d %H:%M} UTC)",
                 now,
                 {
                     "count": beyond,
+                    "count_capped": capped,
                     "first": missed[0],
                     "last": missed[-1] if len(missed) == beyond else None,
-                    "fire_times": missed[:MISSED_LISTED],
+                    "fire_times": missed,
                 },
             )
         if within:
             fire_time = within[-1]
-            busy = s.exec(
-                select(Job).where(
-                    Job.deployment_id == d.id,
-                    Job.type == JobType.batch_predict.value,
-                    col(Job.status).in_([JobStatus.queued.value, *ACTIVE_STATUSES]),
-                )
-            ).first()
+            busy = busy_jobs.get(d.id)
             if busy is not None:
                 add_deployment_event(
                     s,
@@ -890,8 +939,8 @@ class Engine:
                     "schedule": d.schedule,
                     "timezone": d.timezone,
                 }
-                if len(within) > 1:
-                    details["coalesced"] = len(within) - 1
+                if n_within > 1:
+                    details["coalesced"] = n_within - 1
                 job = self.deck.queue_job(
                     s,
                     JobType.batch_predict,
@@ -913,5 +962,5 @@ class Engine:
                     now,
                     {"job": job.id, **details},
                 )
-        d.next_run_at = cron.next_fire(d.schedule, d.timezone, now)
+        d.next_run_at = upcoming
         s.add(d)

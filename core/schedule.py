@@ -9,6 +9,7 @@ Fire times are walked on the wall clock of the schedule's zone and mapped to UTC
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -92,8 +93,10 @@ def fire_times(expr: str, tz_name: str | None, after: datetime) -> Iterator[date
     tz = zone(tz_name)
     after = after.astimezone(UTC)
     wall = after.astimezone(tz).replace(tzinfo=None)
-    # Start an hour of wall time back so a fire inside a repeated hour is not missed.
-    it = croniter(expr, wall - timedelta(hours=2))
+    # Start at the wall time of ``after``: an earlier wall time maps to an earlier instant
+    # (first occurrence, or the jump after a gap), so nothing later is missed, and a minutely
+    # schedule does not walk through two hours of candidates on every call.
+    it = croniter(expr, wall - timedelta(seconds=1))
     last = after
     while True:
         candidate = _to_utc(it.get_next(datetime), tz)
@@ -118,12 +121,29 @@ def fires_between(
 
     Counting stops at 1,000,000 so that a minutely schedule missed for years stays cheap.
     """
-    found: list[datetime] = []
+    found, count, _ = due_fires(expr, tz_name, after, until, limit)
+    return found, count
+
+
+def due_fires(
+    expr: str,
+    tz_name: str | None,
+    after: datetime,
+    until: datetime,
+    limit: int,
+    cap: int = 1_000_000,
+    keep_last: bool = False,
+) -> tuple[list[datetime], int, datetime]:
+    """As ``fires_between`` (counting stops at ``cap``; ``keep_last`` keeps the last ``limit``
+    fires instead of the first), plus the first fire after ``until``."""
+    found: deque[datetime] = deque(maxlen=limit if keep_last else None)
     count = 0
     for t in fire_times(expr, tz_name, after):
-        if t > until or count >= 1_000_000:
+        if t > until:
+            return list(found), count, t
+        if count >= cap:
             break
-        if len(found) < limit:
+        if keep_last or len(found) < limit:
             found.append(t)
         count += 1
-    return found, count
+    return list(found), count, next_fire(expr, tz_name, until)

@@ -149,16 +149,18 @@ def test_grace_is_per_deployment_and_a_long_outage_never_floods(
         d.grace_seconds = 60
         s.add(d)
         s.commit()
-    clock.set(utc(2026, 3, 5, 12, 30))  # three days without an engine
+    clock.set(utc(2026, 3, 12, 12, 30))  # ten days without an engine: > 10,000 fires
     Engine(fdeck, workers=2).tick()
-    assert len(scheduled_jobs(fdeck, minutely)) == 1  # one run for the last hour's 60 fires
+    [run] = scheduled_jobs(fdeck, minutely)  # one run for the last hour's fires
+    assert run.params["fire_time"] == "2026-03-12T12:30:00+00:00"
+    assert fdeck.events(run.id)[0].details["coalesced"] == 60
     [m] = dep_events(fdeck, minutely, "schedule_missed")
-    assert m.details["count"] == 3 * 24 * 60 + 30 - 61  # 11:30..12:30 inclusive are within
+    assert m.details["count"] == 10 * 24 * 60 + 30 - 61  # 11:30..12:30 inclusive are within
     assert len(m.details["fire_times"]) <= 20  # the event stays small
     # The hourly one's last fire (12:00) is 30 min old: beyond its own 60 s grace.
     assert scheduled_jobs(fdeck, hourly) == []
     [h] = dep_events(fdeck, hourly, "schedule_missed")
-    assert h.details["count"] == 3 * 24
+    assert h.details["count"] == 10 * 24
     assert fdeck.count_jobs(job_type="batch_predict") == 1
 
 
