@@ -424,6 +424,14 @@ class Engine:
             self._finish(job_id, JobStatus.failed, f"could not start the job: {exc}", None, {})
             return
         start = proc_start_time(proc.pid)
+        # Before the database knows the pid: if this engine dies in between, the next one
+        # finds the process here (the runner writes the same file once it is up).
+        try:
+            tmp = job_dir / "pid.engine.tmp"
+            tmp.write_text(f"{proc.pid} {start or ''}\n")
+            os.replace(tmp, job_dir / "pid")
+        except OSError:
+            pass
         self.running[job_id] = Running(
             job_id, proc.pid, proc.pid, start, popen=proc, deployment_id=deployment_id
         )
