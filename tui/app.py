@@ -93,6 +93,9 @@ class ModelDeckApp(Background, App[int]):
     def _set_engine_status(self, text: str) -> None:
         self.engine_status = text
 
+    def on_unmount(self) -> None:
+        self.shutdown_engine()
+
     def shutdown_engine(self) -> None:
         """Stop dispatching and release the lease; job processes keep running."""
         if self.engine is not None and self._owns_engine:

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Log
 
 from core.logs import ERROR_PATTERN
-from tui.widgets import Background
+from tui.widgets import Background, in_view
 
 WINDOW = 1000
 TAIL_EVERY = 0.1
@@ -149,6 +149,7 @@ class LogPane(Background, Vertical):
     def on_mount(self) -> None:
         styles = self.app.status_styles  # type: ignore[attr-defined]
         self._highlighter.error_style = styles.get("failed") or "bold"
+        self.log_widget.focus()
         self.tail()
         self.set_interval(TAIL_EVERY, self.tail)
 
@@ -164,7 +165,7 @@ class LogPane(Background, Vertical):
 
     def tail(self) -> None:
         """Read what was appended (at most a window of the newest lines) while following."""
-        if self._final_read:
+        if self._final_read or not in_view(self):
             return
         deck = self.app.deck  # type: ignore[attr-defined]
         job_id, follow, end = self.job_id, self.follow, self.end
@@ -364,14 +365,21 @@ class LogPane(Background, Vertical):
         job_id = self.job_id
         start = (self.match + 1) if self.match is not None else self._top_line()
 
-        def search() -> int | None:
+        def search() -> tuple[int | None, bool]:
             with index_lock(job_id):
-                return deck.log_index(job_id).search(pattern, start, forward=True, regex=regex)
+                index = deck.log_index(job_id)
+                line = index.search(pattern, start, forward=True, regex=regex)
+                if line is None and start > 0:  # wrap around to the top, like less and vim
+                    return index.search(pattern, 0, forward=True, regex=regex), True
+                return line, False
 
-        def found(line: int | None) -> None:
+        def found(result: tuple[int | None, bool]) -> None:
+            line, wrapped = result
             if line is None:
-                self.notify(f"no more lines with {what} after line {start + 1:,}")
+                self.notify(f"no line with {what}")
                 return
+            if wrapped:
+                self.notify("search wrapped to the top of the log")
             self.pause()
             self.match = line
             if self.start <= line < self.end:

@@ -13,6 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.dom import DOMNode
 from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Label
 
 from core.errors import ModelDeckError
@@ -161,16 +163,34 @@ class TopBar(Horizontal):
         super().__init__(id="topbar")
         self._title = title
 
+        self._crumb = Label(title, id="crumb")
+        self._engine = Label("", id="engine")
+
     def compose(self) -> ComposeResult:
-        yield Label(self._title, id="crumb")
-        yield Label("", id="engine")
+        yield self._crumb
+        yield self._engine
 
     def on_mount(self) -> None:
         self.watch(self.app, "engine_status", self._show_engine)
 
     def _show_engine(self, text: str) -> None:
-        self.query_one("#engine", Label).update(text)
+        self._engine.update(text)
 
     def set_title(self, title: str) -> None:
         self._title = title
-        self.query_one("#crumb", Label).update(title)
+        self._crumb.update(title)
+
+
+def in_view(widget: Widget) -> bool:
+    """Whether the widget is on the current screen and not in a hidden tab (worth polling for)."""
+    try:
+        if not widget.screen.is_current:
+            return False
+    except Exception:
+        return False
+    node: Any = widget
+    while node is not None and not isinstance(node, Screen):
+        if not node.display:
+            return False
+        node = node.parent
+    return True

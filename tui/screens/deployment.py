@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 
 from core.views import DeploymentView
 from tui.screens.base import DeckScreen
@@ -21,8 +21,5 @@ class DeploymentScreen(DeckScreen):
     def compose(self) -> ComposeResult:
         d = self.deployment
         yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status}) · jobs")
-        yield JobsPane(d.project, deployment=d.id)
+        yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(DataTable).focus()

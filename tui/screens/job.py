@@ -63,6 +63,7 @@ class JobScreen(DeckScreen):
         self.job_id = job_id
         self.job: JobView | None = None
         self.events: list[EventView] = []
+        self._header_shown: object = None
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"modeldeck / job {self.job_id[:8]}")
@@ -80,11 +81,12 @@ class JobScreen(DeckScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#log").focus()
         self.refresh_job()
         self.set_interval(self.app.poll, self.refresh_job)  # type: ignore[attr-defined]
 
     def refresh_job(self) -> None:
+        if not self.is_current and self.job is not None:
+            return
         deck = self.deck
         job_id = self.job_id
         after = self.events[-1].seq if self.events else 0
@@ -97,13 +99,18 @@ class JobScreen(DeckScreen):
     def _show(self, result: tuple[JobView, list[EventView]]) -> None:
         job, new_events = result
         first = self.job is None
+        status_changed = first or self.job.status != job.status  # type: ignore[union-attr]
         self.job = job
         if first:
             self.query_one(TopBar).set_title(
                 f"modeldeck / {job.project} / job {job.short_id} ({job.type} {job.target})"
             )
         styles = self.app.status_styles  # type: ignore[attr-defined]
-        self.query_one("#job-header", Static).update(job_header(job, self.deck.now(), styles))
+        now = self.deck.now()
+        shown = (job, duration(job.duration(now)))
+        if shown != self._header_shown:
+            self._header_shown = shown
+            self.query_one("#job-header", Static).update(job_header(job, now, styles))
         if new_events:
             known = {e.seq for e in self.events}
             self.events.extend(e for e in new_events if e.seq not in known)
@@ -118,7 +125,8 @@ class JobScreen(DeckScreen):
                 table.move_cursor(row=table.row_count - 1, animate=False)
         if job.status in FINAL_STATUSES:
             self.query_one(LogPane).job_finished()
-        self.refresh_bindings()
+        if status_changed:
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":

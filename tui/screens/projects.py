@@ -34,6 +34,7 @@ class ProjectsScreen(DeckScreen):
         super().__init__()
         self.projects: list[ProjectView] = []
         self.seeding = False
+        self._was_empty: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield TopBar("modeldeck / projects")
@@ -57,6 +58,8 @@ class ProjectsScreen(DeckScreen):
         self.refresh_projects()
 
     def refresh_projects(self) -> None:
+        if not self.is_current:
+            return
         self.load("projects", self.deck.projects, self._show)
 
     def _show(self, projects: list[ProjectView]) -> None:
@@ -83,7 +86,9 @@ class ProjectsScreen(DeckScreen):
         table.display = not empty
         if not empty and self.focused is None:
             table.focus()
-        self.refresh_bindings()
+        if empty != self._was_empty:
+            self._was_empty = empty
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "demo":

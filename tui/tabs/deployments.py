@@ -13,7 +13,7 @@ from core.lifecycle import DeploymentStatus
 from core.views import DeploymentView, JobView
 from tui.format import status_text, when
 from tui.modals import ConfirmDialog
-from tui.widgets import Background, DeckTable, Row
+from tui.widgets import Background, DeckTable, Row, in_view
 
 
 def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
@@ -51,6 +51,8 @@ class DeploymentsPane(Background, Vertical):
         self.set_interval(self.app.poll * 2, self.poll)  # type: ignore[attr-defined]
 
     def poll(self, force: bool = False) -> None:
+        if not force and not in_view(self):
+            return
         deck = self.app.deck  # type: ignore[attr-defined]
         last = -1 if force else self._marker
 

@@ -16,7 +16,7 @@ from core.lifecycle import JobStatus, JobType, can_stop
 from core.views import JobView
 from tui.format import duration, status_text, when
 from tui.modals import ConfirmDialog
-from tui.widgets import Background, DeckTable, Row
+from tui.widgets import Background, DeckTable, Row, in_view
 
 PAGE = 200
 
@@ -78,18 +78,27 @@ class JobsPane(Background, Vertical):
         Binding("left_square_bracket", "page(-1)", "Newer", id="jobs.newer"),
     ]
 
-    def __init__(self, project: str, deployment: str | None = None, **kw: object) -> None:
+    def __init__(
+        self,
+        project: str,
+        deployment: str | None = None,
+        job_type: str | None = None,
+        **kw: object,
+    ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.project = project
         self.deployment = deployment
-        self.query_state = JobQuery()
+        self.query_state = JobQuery(job_type=job_type)
         self.jobs: list[JobView] = []
         self.total = 0
         self._marker = -1
         self._shown_query: JobQuery | None = None
+        self._keys_state: object = None
 
     def compose(self) -> ComposeResult:
         box = Input(placeholder="filter: words, status:failed, type:train", id="jobs-filter")
+        if self.query_state.job_type:
+            box.value = f"type:{self.query_state.job_type}"
         box.display = False
         yield box
         table = DeckTable(id="jobs-table")
@@ -99,12 +108,16 @@ class JobsPane(Background, Vertical):
         yield Label("", id="jobs-window", classes="window")
 
     def on_mount(self) -> None:
+        if self.deployment:
+            self.query_one(DeckTable).focus()
         self.poll(force=True)
         self.set_interval(self.app.poll, self.poll)  # type: ignore[attr-defined]
 
     # -- live data ------------------------------------------------------------------------
 
     def poll(self, force: bool = False) -> None:
+        if not force and not in_view(self):
+            return
         deck = self.app.deck  # type: ignore[attr-defined]
         query = self.query_state
         last = -1 if force else self._marker
@@ -154,7 +167,20 @@ class JobsPane(Background, Vertical):
         if self.total > PAGE:
             parts.append("] older  [ newer")
         self.query_one("#jobs-window", Label).update(Text("  ·  ".join(parts)))
-        self.screen.refresh_bindings()
+        self._refresh_keys()
+
+    def _refresh_keys(self) -> None:
+        """Re-check the footer's keys, only when what they depend on changed."""
+        current = self.current
+        state = (
+            current.status if current else None,
+            any(can_stop(j.status) for j in self.jobs),
+            self.total,
+            self.query_state.offset,
+        )
+        if state != self._keys_state:
+            self._keys_state = state
+            self.screen.refresh_bindings()
 
     # -- the highlighted job --------------------------------------------------------------
 
@@ -164,7 +190,7 @@ class JobsPane(Background, Vertical):
         return next((j for j in self.jobs if j.id == key), None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.screen.refresh_bindings()
+        self._refresh_keys()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

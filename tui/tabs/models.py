@@ -14,7 +14,7 @@ from core.service import parse_overrides
 from core.views import DatasetView, JobView, ModelView, VersionView
 from tui.format import metric, status_text, when
 from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
-from tui.widgets import Background, DeckTable, Row
+from tui.widgets import Background, DeckTable, Row, in_view
 
 MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
 
@@ -52,6 +52,8 @@ class ModelsPane(Background, Vertical):
         self.set_interval(self.app.poll * 2, self.poll)  # type: ignore[attr-defined]
 
     def poll(self, force: bool = False) -> None:
+        if not force and not in_view(self):
+            return
         deck = self.app.deck  # type: ignore[attr-defined]
         last = -1 if force else self._marker
         project = self.project

@@ -1,0 +1,383 @@
+"""Pilot tests: each key of the TUI, on real jobs run by the real engine (the scripted model)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tui_support import extend_scripted, run_all, wait_for
+
+from core.lifecycle import FINAL_STATUSES
+from core.service import Deck
+from tui.app import ModelDeckApp
+from tui.logview import LogPane
+from tui.modals import ConfirmDialog, QuitDialog, ReasonPrompt
+from tui.screens.event import EventScreen
+from tui.screens.job import JobScreen
+from tui.screens.project import ProjectScreen
+from tui.screens.projects import ProjectsScreen
+from tui.tabs.deployments import DeploymentsPane
+from tui.tabs.jobs import JobsPane
+from tui.tabs.models import ModelsPane
+from tui.widgets import DeckTable
+
+SIZE = (120, 40)
+
+
+def make_app(deck: Deck, project: str | None = "proj") -> ModelDeckApp:
+    return ModelDeckApp(deck, project=project, poll=0.1)
+
+
+def final(deck: Deck, job_id: str) -> bool:
+    return deck.job(job_id).status in FINAL_STATUSES
+
+
+def job_screen_ready(app: ModelDeckApp) -> bool:
+    return isinstance(app.screen, JobScreen) and bool(app.screen.query(LogPane))
+
+
+def stop_leftovers(deck: Deck) -> None:
+    for j in deck.jobs(limit=100):
+        if j.status in ("queued", "running"):
+            deck.stop(j.id)
+
+
+def table_keys(app: ModelDeckApp, selector: str) -> list[str]:
+    table = app.screen.query_one(selector, DeckTable)
+    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+
+
+async def open_jobs_tab(app: ModelDeckApp, pilot) -> JobsPane:  # type: ignore[no-untyped-def]
+    await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+    await pilot.press("2")
+    return app.screen.query_one(JobsPane)
+
+
+async def test_projects_enter_opens_a_project(deck: Deck, project: str) -> None:
+    app = make_app(deck, project=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table_keys(app, "#projects") == ["proj"])
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        assert app.screen.project == "proj"
+        await pilot.press("escape")
+        assert isinstance(app.screen, ProjectsScreen)
+
+
+async def test_empty_state_and_new_project(deck: Deck, repo: Path) -> None:
+    app = make_app(deck, project=None)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#empty").display)
+        assert screen.check_action("demo", ()) is True
+        await pilot.press("n")
+        await pilot.press(*"bad name")
+        await pilot.press("tab", *str(repo), "enter")
+        await wait_for(
+            pilot, lambda: "without spaces" in str(app.screen.query_one("#form-error").render())
+        )
+        name = app.screen.query_one("#name")
+        name.value = "fresh"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        await wait_for(pilot, lambda: table_keys(app, "#projects") == ["fresh"])
+        assert [p.name for p in deck.projects()] == ["fresh"]
+
+
+async def test_stop_from_the_job_screen(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {"sleep": 30})
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_jobs_tab(app, pilot)
+        await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [job.id])
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        screen = app.screen
+        await wait_for(pilot, lambda: "sleeping" in screen.query_one(LogPane).lines)
+        assert screen.check_action("stop", ()) is True
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: final(deck, job.id))
+        assert deck.job(job.id).status == "cancelled"
+        # The header shows it within the poll interval, and stop is then refused (dimmed).
+        await wait_for(pilot, lambda: screen.job is not None and screen.job.status == "cancelled")
+        assert screen.check_action("stop", ()) is None
+
+
+async def test_stop_from_the_jobs_tab_and_stop_all(deck: Deck, project: str) -> None:
+    first = deck.train(project, "scripted", "train", {"sleep": 30})
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_jobs_tab(app, pilot)
+        await wait_for(pilot, lambda: pane.current is not None and pane.current.status == "running")
+        await pilot.press("s")
+        await pilot.press("n")  # "no" leaves it running
+        assert deck.job(first.id).status == "running"
+        await pilot.press("s", "y")
+        await wait_for(pilot, lambda: final(deck, first.id))
+        # Two more, stopped together with S.
+        more = [deck.train(project, "scripted", "train", {"sleep": 30}) for _ in range(2)]
+        await wait_for(pilot, lambda: all(deck.job(j.id).status == "running" for j in more))
+        await wait_for(pilot, lambda: pane.check_action("stop_all", ()) is True)
+        await pilot.press("S")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: all(final(deck, j.id) for j in more))
+        await wait_for(pilot, lambda: pane.check_action("stop_all", ()) is None)
+
+
+async def test_filter_the_jobs_tab(deck: Deck, project: str) -> None:
+    ok = deck.train(project, "scripted", "train", {})
+    bad = deck.train(project, "scripted", "train", {"fail": "boom"})
+    run_all(deck)
+    assert deck.job(bad.id).status == "failed"
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_jobs_tab(app, pilot)
+        await wait_for(pilot, lambda: set(table_keys(app, "#jobs-table")) == {ok.id, bad.id})
+        await pilot.press("slash", *"status:failed", "enter")
+        await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [bad.id])
+        await pilot.press("slash")
+        app.screen.query_one("#jobs-filter").value = "type:nonsense"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert table_keys(app, "#jobs-table") == [bad.id]  # a bad filter keeps the last one
+        await pilot.press("slash", "escape")
+        await wait_for(pilot, lambda: len(table_keys(app, "#jobs-table")) == 2)
+
+
+async def test_follow_toggle_scroll_pauses_and_end_resumes(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {"lines": 3000, "sleep": 30})
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        pane = app.screen.query_one(LogPane)
+        await wait_for(pilot, lambda: pane.total >= 3001 and pane.end == pane.total)
+        assert pane.follow
+        await pilot.press("f")
+        assert not pane.follow
+        assert app.screen.query_one("#log-status").render().plain.startswith("paused")
+        await pilot.press("f")
+        assert pane.follow
+        await pilot.press("up")
+        assert not pane.follow
+        await pilot.press("end")
+        await wait_for(pilot, lambda: pane.follow and pane.end == pane.total)
+        assert len(pane.lines) <= 1000  # a window, not the whole log
+        await pilot.press("w")
+        assert pane.wrap
+        deck.stop(job.id)
+        await wait_for(pilot, lambda: final(deck, job.id))
+
+
+async def test_search_and_next_error_read_the_whole_log(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {"lines": 2500, "fail": "boom"})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        pane = app.screen.query_one(LogPane)
+        await wait_for(pilot, lambda: pane.total > 2500 and pane.end == pane.total)
+        assert pane.start > 999  # the window holds the newest lines only
+        await pilot.press("slash", *"line 999", "enter")  # wraps to the top to find it
+        await wait_for(pilot, lambda: pane.match == 999)
+        assert not pane.follow and pane.start <= 999 < pane.end  # older lines were read back
+        assert pane.lines[999 - pane.start] == "line 999"
+        await pilot.press("e")
+        await wait_for(pilot, lambda: pane.match is not None and pane.match >= 2500)
+        assert "Traceback" in pane.lines[pane.match - pane.start]
+
+
+async def test_event_detail_and_rerun(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#events", DeckTable).row_count >= 3)
+        screen.query_one("#events", DeckTable).focus()
+        screen.query_one("#events", DeckTable).move_cursor(row=0)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EventScreen))
+        assert app.screen.event.kind == "created"
+        details = str(app.screen.query_one("#event-details").render())
+        assert '"trigger": "manual"' in details
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not screen
+        )
+        again = app.screen.job_id
+        assert again != job.id
+        await wait_for(pilot, lambda: final(deck, again))
+        assert (
+            deck.job(again).params["hyperparameters"] == deck.job(job.id).params["hyperparameters"]
+        )
+
+
+@pytest.fixture
+def evaluated(deck: Deck, project: str, repo: Path) -> list[str]:
+    """Two evaluated versions of the scripted model."""
+    extend_scripted(repo)
+    trains = [deck.train(project, "scripted", "train", {}) for _ in range(2)]
+    run_all(deck)
+    versions = [deck.job(t.id).version for t in trains]
+    for v in versions:
+        deck.evaluate(v, "test")
+    run_all(deck)
+    assert all(deck.version(v).status == "evaluated" for v in versions)
+    return versions
+
+
+async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]) -> None:
+    keep, drop = evaluated
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        pane = app.screen.query_one(ModelsPane)
+        await wait_for(pilot, lambda: set(evaluated) <= set(table_keys(app, "#models-table")))
+        table = pane.query_one(DeckTable)
+        table.move_cursor(row=table.get_row_index(keep))
+        assert pane.check_action("approve", ()) is True
+        await pilot.press("a")
+        assert isinstance(app.screen, ReasonPrompt)
+        await pilot.press("enter")  # empty: refused, the prompt stays
+        assert isinstance(app.screen, ReasonPrompt)
+        assert "required" in str(app.screen.query_one("#form-error").render())
+        await pilot.press(*"good enough", "enter")
+        await wait_for(pilot, lambda: deck.version(keep).status == "approved")
+        assert deck.version(keep).approval.reason == "good enough"
+        await wait_for(
+            pilot, lambda: pane.current is not None and pane.current.status == "approved"
+        )
+        assert pane.check_action("approve", ()) is None  # dimmed: approving again is refused
+        table.move_cursor(row=table.get_row_index(drop))
+        await pilot.press("x", *"worse", "enter")
+        await wait_for(pilot, lambda: deck.version(drop).status == "rejected")
+        assert deck.version(drop).approval.decision == "rejected"
+
+
+async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str]) -> None:
+    version = evaluated[0]
+    deck.approve(version, "ok")
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        models = app.screen.query_one(ModelsPane)
+        await wait_for(pilot, lambda: version in table_keys(app, "#models-table"))
+        table = models.query_one(DeckTable)
+        table.move_cursor(row=table.get_row_index(version))
+        await wait_for(pilot, lambda: models.check_action("deploy", ()) is True)
+        await pilot.press("d")
+        form = app.screen
+        await pilot.press(*"not a cron")
+        assert "invalid" in form.query_one("#preview").classes
+        await pilot.press("enter")
+        assert app.screen is form  # refused: the schedule is invalid
+        form.query_one("#schedule").value = "0 6 * * *"
+        await pilot.pause()
+        assert "next runs" in str(form.query_one("#preview").render())
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(deck.deployments("proj")) == 1)
+        await wait_for(pilot, lambda: deck.deployments("proj")[0].status == "active")
+        dep = deck.deployments("proj")[0]
+        assert dep.schedule == "0 6 * * *"
+        await pilot.press("3")
+        pane = app.screen.query_one(DeploymentsPane)
+        await wait_for(pilot, lambda: pane.current is not None)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: len(deck.jobs("proj", job_type="batch_predict")) == 1)
+        run = deck.jobs("proj", job_type="batch_predict")[0]
+        await wait_for(pilot, lambda: final(deck, run.id))
+        assert deck.job(run.id).status == "completed"
+        await pilot.press("p")
+        await wait_for(pilot, lambda: deck.deployment(dep.id).paused)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: not deck.deployment(dep.id).paused)
+        await pilot.press("enter")  # its batch prediction jobs
+        await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [run.id])
+        await pilot.press("escape")
+        await pilot.press("R")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: deck.deployment(dep.id).status == "retired")
+        await wait_for(pilot, lambda: pane.check_action("run_now", ()) is None)
+
+
+async def test_jobs_queued_by_the_cli_run_in_the_tui_engine(
+    deck: Deck, project: str, cli: Callable[..., object]
+) -> None:
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_jobs_tab(app, pilot)
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.holds_lease)
+        result = await asyncio.to_thread(
+            cli, "train", "proj", "scripted", "--dataset", "train", "--detach"
+        )
+        job_id = result.out.strip()  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: job_id in table_keys(app, "#jobs-table"))
+        await wait_for(pilot, lambda: final(deck, job_id))
+        assert deck.job(job_id).status == "completed"
+        await wait_for(
+            pilot, lambda: pane.current is not None and pane.current.status == "completed"
+        )
+
+
+async def test_dimmed_keys_follow_the_lifecycle(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {})
+    run_all(deck)
+    version = deck.job(job.id).version
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        pane = app.screen.query_one(ModelsPane)
+        await wait_for(pilot, lambda: version in table_keys(app, "#models-table"))
+        table = pane.query_one(DeckTable)
+        table.move_cursor(row=table.get_row_index(version))
+        await pilot.pause()
+        assert pane.check_action("evaluate", ()) is True
+        for refused in ("approve", "reject", "deploy"):
+            assert pane.check_action(refused, ()) is None
+        bindings = app.screen.active_bindings
+        assert bindings["a"].enabled is False and bindings["e"].enabled is True
+        await pilot.press("a")
+        assert not isinstance(app.screen, ReasonPrompt)
+
+
+async def test_quit_with_running_jobs_asks(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {"sleep": 30})
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and job.id in app.engine.running)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitDialog)
+        await pilot.press("escape")  # stay
+        assert not isinstance(app.screen, QuitDialog)
+        await pilot.press("q", "k")  # keep running
+        await wait_for(pilot, lambda: not app.is_running)
+    assert deck.job(job.id).status == "running"  # it outlives the TUI
+    stop_leftovers(deck)
+    run_all(deck)
+    assert deck.job(job.id).status == "cancelled"
+
+
+async def test_quit_and_stop_running_jobs(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {"sleep": 30})
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and job.id in app.engine.running)
+        await pilot.press("q", "s")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert deck.job(job.id).status == "cancelled"
