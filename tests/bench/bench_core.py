@@ -14,6 +14,7 @@ Not collected by pytest (``norecursedirs``); ratios are against floors measured 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from core.engine import Engine  # noqa: E402
+from core.engine import RUNNER, Engine  # noqa: E402
 from core.service import Deck  # noqa: E402
 
 NOOP = "def train(context):\n    pass\n"
@@ -90,6 +91,39 @@ def bare_imports(model_dir: Path, n: int, parallel: int) -> float:
     return time.perf_counter() - t0
 
 
+def bare_runners(root: Path, model_dir: Path, n: int) -> float:
+    """The job's process alone, ``n`` times in a row: no engine, no database."""
+    job_dir = root / "runner-only"
+    job_dir.mkdir()
+    spec = {
+        "job_id": "j-bench",
+        "type": "train",
+        "code_dir": str(model_dir),
+        "model_dir": str(job_dir / "model"),
+        "output_dir": str(job_dir / "output"),
+        "hyperparameters": {},
+    }
+    (job_dir / "spec.json").write_text(json.dumps(spec))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        subprocess.run([sys.executable, str(RUNNER), str(job_dir)], cwd=model_dir, check=True)
+    return time.perf_counter() - t0
+
+
+def count_transactions(deck: Deck) -> dict[str, int]:
+    """A live count of the deck's database transactions, by kind."""
+    from sqlalchemy import event
+
+    counts = {"write": 0, "read": 0}
+
+    @event.listens_for(deck.engine, "begin")
+    def _count(conn):  # type: ignore[no-untyped-def]
+        immediate = conn.get_execution_options().get("immediate")
+        counts["write" if immediate else "read"] += 1
+
+    return counts
+
+
 def bare_script(root: Path, lines: int) -> float:
     script = root / "script.py"
     script.write_text(textwrap.dedent(SCRIPT.format(lines=lines)))
@@ -123,10 +157,18 @@ def main() -> None:
         for workers in (1, cpus):
             floor = bare_imports(noop_dir, args.jobs, workers)
             deck = fresh_deck(root, repo, f"noop{workers}")
+            counts = count_transactions(deck)
             queued, total = run_jobs(deck, "noop", args.jobs, workers)
             deck.close()
             row(f"(a) {args.jobs} no-op jobs, workers={workers}", total, floor, 1.2)
             print(f"      of which queueing {queued:.2f}s ({1000 * queued / args.jobs:.1f} ms/job)")
+            print(
+                f"      DB transactions per job (queue + run + the waiting loop): "
+                f"{counts['write'] / args.jobs:.1f} write, {counts['read'] / args.jobs:.1f} read"
+            )
+        floor = bare_imports(noop_dir, args.jobs, 1)
+        alone = bare_runners(root, noop_dir, args.jobs)
+        row(f"    the runner alone, {args.jobs} times", alone, floor, 1.2)
         floor = bare_script(root, args.lines)
         deck = fresh_deck(root, repo, "chatty")
         _, total = run_jobs(deck, "chatty", 1, 1)
