@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 FLUSH_INTERVAL = 0.1
+# Audit events raised just before a new process starts writing to our log file directly.
+SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "os.exec", "os.spawn"}
+)
 
 
 class Stopped(BaseException):
@@ -188,6 +192,17 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr = out
     stop_flush = threading.Event()
     threading.Thread(target=_flusher, args=(out, stop_flush), daemon=True).start()
+
+    def flush_before_spawn(event: str, _args: Any) -> None:
+        # A child process (subprocess, os.system) writes to the log file itself: let the
+        # lines we still buffer go first, or its output lands ahead of earlier prints.
+        if event in SPAWN_EVENTS:
+            try:
+                out.flush()
+            except (ValueError, OSError, RuntimeError):
+                pass
+
+    sys.addaudithook(flush_before_spawn)
 
     def on_term(_sig: int, _frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -120,3 +120,31 @@ def test_stdout_and_stderr_interleave_in_order(deck: Deck, project: str, repo: P
     assert lines[:2000] == [f"{'err' if i % 3 == 0 else 'out'} {i}" for i in range(2000)]
     assert "a warning goes to stderr too" in lines[2000]
     assert lines[-1] == "after the warning"
+
+
+def test_output_of_child_processes_keeps_its_place(deck: Deck, project: str, repo: Path) -> None:
+    # A subprocess writes to the log file itself; lines the job still buffers must go first.
+    write_model(
+        repo,
+        "shelling",
+        """
+        import os
+        import subprocess
+
+
+        def train(context):
+            print("one")
+            subprocess.run(["echo", "two"], check=True)
+            print("three")
+            os.system("echo four")
+            print("five")
+        """,
+    )
+    engine = Engine(deck, workers=1, poll=0.05)
+    engine.start()
+    try:
+        done = deck.wait(deck.train("proj", "shelling", "train").id, timeout=30)
+    finally:
+        engine.shutdown()
+    assert done.status == "completed", done.error
+    assert deck.read_log(done.id, 0, 10) == ["one", "two", "three", "four", "five"]
