@@ -672,7 +672,8 @@ class Deck:
         s.commit()
         for listener in list(self._submit_listeners):
             listener(job.id)
-        return self._job_view_by_id(s, job.id)
+        with self.reader() as r:  # reading it back needs no write lock
+            return self._job_view_by_id(r, job.id)
 
     def _check_version(self, job_type: JobType, v: ModelVersion) -> None:
         refusal = version_refusal(job_type, v.status)
@@ -694,7 +695,7 @@ class Deck:
                 f"unknown model {model!r} in project {p.name}: no "
                 f"{Path(p.repo) / 'models' / model / 'training.py'}"
             )
-        self._sync_code_models(p.name)
+        self._sync_code_models_read(p)  # writes only when the repo has a new model folder
         model_dir = dirs[model]
         config = _read_json(model_dir / "config.json")
         defaults = config.get("hyperparameters", {})
