@@ -1,0 +1,91 @@
+"""`modeldeck schedule`, `deployments --json` and `predict` through the real CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from deploy_support import add_fast_stages, approved_version, deploy, wait_for
+
+from core.engine import Engine
+from core.service import Deck
+
+
+@pytest.fixture
+def dep(deck: Deck, project: str, repo: Path) -> str:
+    add_fast_stages(repo)
+    engine = Engine(deck, workers=2)
+    version = approved_version(deck, engine, project)
+    dep = deploy(deck, engine, version, "0 * * * *")
+    engine.release_lease()
+    return dep
+
+
+def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None:
+    r = cli("schedule", dep, "--cron", "0 6 * * *", "--timezone", "Europe/Berlin", "--next", "3")
+    assert r.code == 0, r.err
+    assert "local (europe/berlin)" in r.out.lower() and "06:00 CE" in r.out and ":00 UTC" in r.out
+    r = cli("schedule", dep, "--next", "3", "--json")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert (data["schedule"], data["timezone"], data["paused"]) == (
+        "0 6 * * *",
+        "Europe/Berlin",
+        False,
+    )
+    preview = data["preview"]
+    assert len(preview) == 3 and preview[0]["utc"] == data["next_run_at"]
+    for p in preview:
+        utc = datetime.fromisoformat(p["utc"].replace("Z", "+00:00"))
+        assert utc.hour in (4, 5)  # 06:00 Berlin is 05:00 UTC in winter, 04:00 in summer
+        assert p["local"].split()[1] == "06:00" and p["local"].split()[2] in ("CET", "CEST")
+
+    r = cli("schedule", dep, "--pause", "--json")
+    assert r.code == 0 and r.json()["paused"] is True and r.json()["next_run_at"] is None
+    r = cli("schedule", dep, "--resume", "--json")
+    assert r.code == 0 and r.json()["paused"] is False and r.json()["next_run_at"]
+
+    [view] = [d for d in cli("deployments", "proj", "--json").json() if d["id"] == dep]
+    for key in ("schedule", "timezone", "paused", "next_run_at", "last_run"):
+        assert key in view
+    assert view["next_run_at"] == r.json()["next_run_at"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cron", "0 0 31 2 *"], "never fire"),
+        (["--cron", "* * * *"], "5 fields"),
+        (["--timezone", "Mars/Olympus"], "unknown time zone"),
+        (["--pause", "--resume"], "not allowed"),
+        (["--next", "0"], "--next"),
+    ],
+)
+def test_schedule_refusals(cli, dep: str, args: list[str], message: str) -> None:
+    r = cli("schedule", dep, *args)
+    assert r.code == 2
+    assert r.err.startswith("error:") and message in r.err
+
+
+def test_predict_is_started_within_a_second_by_a_running_engine(cli, dep: str, deck) -> None:
+    engine = Engine(deck, workers=2)
+    engine.start()
+    try:
+        wait_for(lambda: engine.holds_lease, what="the engine to take the lease")
+        r = cli("predict", dep, "--detach", "--json")
+        assert r.code == 0, r.err
+        job = r.json()
+        assert (job["trigger"], job["type"], job["status"]) == ("manual", "batch_predict", "queued")
+        started = wait_for(
+            lambda: next((e for e in deck.events(job["id"]) if e.kind == "started"), None),
+            timeout=10,
+            what="the run to start",
+        )
+        created = deck.events(job["id"])[0].at
+        assert (started.at - created).total_seconds() < 1.0
+        final = wait_for(lambda: deck.job(job["id"]).finished_at and deck.job(job["id"]))
+        assert final.status == "completed"
+        assert deck.deployment(dep).last_run["job"] == job["id"]
+    finally:
+        engine.shutdown()
