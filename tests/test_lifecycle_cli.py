@@ -365,6 +365,34 @@ def test_cli_job_outcomes_failure_detach_and_stop(
     assert ok(cli("job", queued.json()["id"], "--json")).json()["status"] == "queued"
     assert not (home / "jobs" / queued.json()["id"] / "log.txt").exists()
 
+    # a job command in the foreground runs only its own job, and exits 1 when it is stopped.
+    env = dict(os.environ, MODELDECK_HOME=str(home))
+    env.pop("MODELDECK_DB", None)
+    command = ["train", "lc", "scripted", "--dataset", "train", "--set", "sleep=60"]
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "tui.entry", *command],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        fg_id = foreground.stdout.readline().strip()
+        fg_log = home / "jobs" / fg_id / "log.txt"
+        wait_until(
+            lambda: fg_log.is_file() and "sleeping" in fg_log.read_text(),
+            what="the foreground job to start",
+        )
+        assert ok(cli("stop", fg_id)).out.strip() == f"job {fg_id} cancelled"
+        fg_out, fg_err = foreground.communicate(timeout=30)
+    finally:
+        foreground.kill()
+    assert foreground.returncode == 1
+    assert "sleeping" in fg_out
+    assert fg_err.startswith("train cancelled")
+    assert ok(cli("job", queued.json()["id"], "--json")).json()["status"] == "queued"
+
     # stop a running job: it ends cancelled, and its events say SIGTERM was sent.
     slow = ok(cli("train", "lc", "scripted", "--dataset", "train", "--set", "sleep=60", "--detach"))
     slow_id = slow.out.strip()

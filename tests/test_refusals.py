@@ -152,6 +152,9 @@ def test_bad_input_is_refused_and_nothing_changes(
         ("jobs", "--limit", "0"),
         ("train", "proj", "scripted", "--dataset", "train", "--set", "novalue"),
         ("frobnicate",),
+        # --json changes what a success prints, not how a refusal reads
+        ("versions", "nope", "--json"),
+        ("approve", v_trained, "--reason", "looks good", "--json"),
     ]
     before = snapshot(deck)
     with ThreadPoolExecutor(max_workers=4) as pool:
