@@ -27,7 +27,7 @@ SIZE = (120, 40)
 
 
 def make_app(deck: Deck, project: str | None = "proj") -> ModelDeckApp:
-    return ModelDeckApp(deck, project=project, poll=0.1)
+    return ModelDeckApp(deck, project=project, poll=0.25)
 
 
 def final(deck: Deck, job_id: str) -> bool:
@@ -73,8 +73,11 @@ async def test_empty_state_and_new_project(deck: Deck, repo: Path) -> None:
         await wait_for(pilot, lambda: screen.query_one("#empty").display)
         assert screen.check_action("demo", ()) is True
         await pilot.press("n")
-        await pilot.press(*"bad name")
-        await pilot.press("tab", *str(repo), "enter")
+        form = app.screen
+        form.query_one("#name").value = "bad name"
+        form.query_one("#repo").value = str(repo)
+        form.query_one("#repo").focus()
+        await pilot.press("enter")
         await wait_for(
             pilot, lambda: "without spaces" in str(app.screen.query_one("#form-error").render())
         )
@@ -138,7 +141,9 @@ async def test_filter_the_jobs_tab(deck: Deck, project: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await open_jobs_tab(app, pilot)
         await wait_for(pilot, lambda: set(table_keys(app, "#jobs-table")) == {ok.id, bad.id})
-        await pilot.press("slash", *"status:failed", "enter")
+        await pilot.press("slash")
+        app.screen.query_one("#jobs-filter").value = "status:failed"
+        await pilot.press("enter")
         await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [bad.id])
         await pilot.press("slash")
         app.screen.query_one("#jobs-filter").value = "type:nonsense"
@@ -186,7 +191,9 @@ async def test_search_and_next_error_read_the_whole_log(deck: Deck, project: str
         pane = app.screen.query_one(LogPane)
         await wait_for(pilot, lambda: pane.total > 2500 and pane.end == pane.total)
         assert pane.start > 999  # the window holds the newest lines only
-        await pilot.press("slash", *"line 999", "enter")  # wraps to the top to find it
+        await pilot.press("slash")
+        app.screen.query_one("#log-search").value = "line 999"
+        await pilot.press("enter")  # wraps to the top to find it
         await wait_for(pilot, lambda: pane.match == 999)
         assert not pane.follow and pane.start <= 999 < pane.end  # older lines were read back
         assert pane.lines[999 - pane.start] == "line 999"
@@ -255,7 +262,8 @@ async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]
         await pilot.press("enter")  # empty: refused, the prompt stays
         assert isinstance(app.screen, ReasonPrompt)
         assert "required" in str(app.screen.query_one("#form-error").render())
-        await pilot.press(*"good enough", "enter")
+        app.screen.query_one("#reason").value = "good enough"
+        await pilot.press("enter")
         await wait_for(pilot, lambda: deck.version(keep).status == "approved")
         assert deck.version(keep).approval.reason == "good enough"
         await wait_for(
@@ -263,7 +271,9 @@ async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]
         )
         assert pane.check_action("approve", ()) is None  # dimmed: approving again is refused
         table.move_cursor(row=table.get_row_index(drop))
-        await pilot.press("x", *"worse", "enter")
+        await pilot.press("x")
+        app.screen.query_one("#reason").value = "worse"
+        await pilot.press("enter")
         await wait_for(pilot, lambda: deck.version(drop).status == "rejected")
         assert deck.version(drop).approval.decision == "rejected"
 
@@ -282,7 +292,8 @@ async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str])
         await wait_for(pilot, lambda: models.check_action("deploy", ()) is True)
         await pilot.press("d")
         form = app.screen
-        await pilot.press(*"not a cron")
+        form.query_one("#schedule").value = "not a cron"
+        await pilot.pause()
         assert "invalid" in form.query_one("#preview").classes
         await pilot.press("enter")
         assert app.screen is form  # refused: the schedule is invalid

@@ -38,7 +38,7 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")
-        await pilot.pause(0.05)
+        await pilot.pause(0.1)
 
 
 def run_all(deck: Deck, timeout: float = 60) -> None:
