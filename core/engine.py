@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -98,13 +101,88 @@ class Running:
     deployment_id: str | None = None
     term_sent_at: float | None = None
     kill_sent: bool = False
+    forked: ForkServer | None = None
+    gone_since: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def exit_code(self) -> int | None:
         """The exit status once the process has ended, else None (-1: ended, status unknown)."""
         if self.popen is not None:
             return self.popen.poll()
-        return None if process_alive(self.pid, self.start) else -1
+        if self.forked is not None:
+            code = self.forked.exit_code(self.pid)
+            if code is not None:
+                return code
+        if process_alive(self.pid, self.start):
+            return None
+        if self.forked is not None and self.forked.alive():
+            # Gone, but its fork server has not said how yet: give the news a moment.
+            self.gone_since = self.gone_since or time.monotonic()
+            if time.monotonic() - self.gone_since < 2.0:
+                return None
+        return -1
+
+
+class ForkServer:
+    """The engine's end of ``core.forkserver``: one light process that forks job processes."""
+
+    def __init__(self, on_exit: Callable[[], None]) -> None:
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        boot = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
+        boot += "from core.forkserver import serve; serve()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", boot],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # a terminal's signals are not for it or its jobs
+            close_fds=True,
+        )
+        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._codes: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._on_exit = on_exit
+        threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "exited" in msg:
+                with self._lock:
+                    self._codes[int(msg["exited"])] = int(msg["code"])
+                self._on_exit()
+            else:
+                self._replies.put(msg)
+        self._replies.put({"error": "the fork server exited"})
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
+        request = {"job_dir": str(job_dir), "cwd": str(cwd), "log": str(log_path), "env": env}
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+        reply = self._replies.get(timeout=30)
+        if "pid" not in reply:
+            raise OSError(reply.get("error", "the fork server did not answer"))
+        return int(reply["pid"])
+
+    def exit_code(self, pid: int) -> int | None:
+        with self._lock:
+            return self._codes.pop(pid, None)
+
+    def close(self, wait: float = 5.0) -> None:
+        """Let the server go; the jobs it forked keep running."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            if wait:
+                self.proc.wait(timeout=wait)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
 
 
 class Engine:
@@ -119,8 +197,11 @@ class Engine:
         lease_ttl: float = 15.0,
         only_job: str | None = None,
         schedules: bool = True,
+        fork_server: bool = True,
     ) -> None:
         self.deck = deck
+        self.use_fork_server = fork_server
+        self._fork_server: ForkServer | None = None
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.grace = grace
         self.poll = poll
@@ -156,6 +237,8 @@ class Engine:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self.release_lease()
+        if self._fork_server is not None:
+            self._fork_server.close()
 
     def _loop(self) -> None:
         while not self._halt.is_set():
@@ -407,54 +490,72 @@ class Engine:
                 spec, python, code_dir = self._spec(s, job, job_dir)
                 deployment_id = job.deployment_id
             (job_dir / "spec.json").write_text(json.dumps(spec, default=str))
-            env = dict(os.environ, MODELDECK_JOB_ID=job_id)
-            env.pop("PYTHONUNBUFFERED", None)
-            with open(job_dir / "log.txt", "ab") as logf:
-                proc = subprocess.Popen(
-                    [python, str(RUNNER), str(job_dir)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=logf,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(code_dir or job_dir),
-                    env=env,
-                    start_new_session=True,  # own process group: stop reaches all of it
-                    close_fds=True,
-                )
-        except (OSError, ValueError, ModelDeckError) as exc:
+            pid, proc, forked = self._spawn(job_id, job_dir, python, code_dir or job_dir)
+        except (OSError, ValueError, ModelDeckError, queue.Empty) as exc:
             self._finish(job_id, JobStatus.failed, f"could not start the job: {exc}", None, {})
             return
-        start = proc_start_time(proc.pid)
+        start = proc_start_time(pid)
         # Before the database knows the pid: if this engine dies in between, the next one
         # finds the process here (the runner writes the same file once it is up).
         try:
             tmp = job_dir / "pid.engine.tmp"
-            tmp.write_text(f"{proc.pid} {start or ''}\n")
+            tmp.write_text(f"{pid} {start or ''}\n")
             os.replace(tmp, job_dir / "pid")
         except OSError:
             pass
         self.running[job_id] = Running(
-            job_id, proc.pid, proc.pid, start, popen=proc, deployment_id=deployment_id
+            job_id, pid, pid, start, popen=proc, deployment_id=deployment_id, forked=forked
         )
-        # Wake the loop the moment the child exits, instead of at the next poll.
-        threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
+        if proc is not None:
+            # Wake the loop the moment the child exits, instead of at the next poll.
+            threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
         with self.deck.writer() as s:
             job = s.get(Job, job_id)
-            job.pid, job.pgid, job.proc_start = proc.pid, proc.pid, start
+            job.pid, job.pgid, job.proc_start = pid, pid, start
             add_event(
                 s,
                 job,
                 "started",
-                f"{job.type} started on {HOST} (pid {proc.pid})",
+                f"{job.type} started on {HOST} (pid {pid})",
                 self.deck.now(),
                 {
                     "host": HOST,
-                    "pid": proc.pid,
-                    "pgid": proc.pid,
+                    "pid": pid,
+                    "pgid": pid,
                     "python": python,
                     "engine": self.id,
                 },
             )
             s.commit()
+
+    def _spawn(
+        self, job_id: str, job_dir: Path, python: str, cwd: Path
+    ) -> tuple[int, subprocess.Popen[bytes] | None, ForkServer | None]:
+        """Start the job's process in its own session and process group, its output going
+        straight to its log: forked by the fork server, or a new interpreter when the model
+        asks for another Python (or the fork server is off)."""
+        log_path = job_dir / "log.txt"
+        if self.use_fork_server and python == sys.executable:
+            if self._fork_server is None or not self._fork_server.alive():
+                self._fork_server = ForkServer(on_exit=self._wake.set)
+                # An engine dropped without shutdown() still lets its fork server go.
+                weakref.finalize(self, self._fork_server.close, 0)
+            pid = self._fork_server.spawn(job_dir, cwd, log_path, {"MODELDECK_JOB_ID": job_id})
+            return pid, None, self._fork_server
+        env = dict(os.environ, MODELDECK_JOB_ID=job_id)
+        env.pop("PYTHONUNBUFFERED", None)
+        with open(log_path, "ab") as logf:
+            proc = subprocess.Popen(
+                [python, str(RUNNER), str(job_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=str(cwd),
+                env=env,
+                start_new_session=True,  # own process group: stop reaches all of it
+                close_fds=True,
+            )
+        return proc.pid, proc, None
 
     def _wake_on_exit(self, proc: subprocess.Popen[bytes]) -> None:
         proc.wait()

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -25,8 +27,10 @@ def test_core_never_imports_textual_or_tui() -> None:
     assert "tui" not in loaded
 
 
-def test_runner_alone_imports_no_orm_and_no_dataframes() -> None:
-    loaded = _modules_after("import core.runner")
+@pytest.mark.parametrize("module", ["core.runner", "core.forkserver"])
+def test_job_processes_import_no_orm_and_no_dataframes(module: str) -> None:
+    """The runner and the fork server that jobs are forked from stay light."""
+    loaded = _modules_after(f"import {module}")
     heavy = {"sqlalchemy", "sqlmodel", "pandas", "numpy", "sklearn", "textual", "tui", "httpx"}
     assert "core" in loaded
     assert loaded & heavy == set()
