@@ -97,23 +97,29 @@ def _read_json(path: Path) -> dict[str, Any]:
 def code_fingerprint(repo: Path, model_dir: Path) -> str:
     """The git commit when the repo is a git checkout (``+dirty`` when the model has local
     changes), else a sha256 of the model folder's files."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
+    return _git_fingerprint(repo, model_dir) or _files_fingerprint(model_dir)
+
+
+def _git_fingerprint(repo: Path, model_dir: Path) -> str | None:
+    if not any((d / ".git").exists() for d in (repo, *repo.parents)):
+        return None  # not a checkout: do not pay for starting git
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10
         )
-        if head.returncode == 0:
-            dirty = subprocess.run(
-                ["git", "-C", str(repo), "status", "--porcelain", "--", str(model_dir)],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-            return f"git:{head.stdout.strip()}" + ("+dirty" if dirty else "")
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = git("status", "--porcelain", "--", str(model_dir)).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
-        pass
+        return None
+    return f"git:{head.stdout.strip()}" + ("+dirty" if dirty else "")
+
+
+def _files_fingerprint(model_dir: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(model_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
