@@ -180,6 +180,8 @@ def test_a_vanished_process_is_failed_as_lost(fdeck: Deck) -> None:
     job = ticker(fdeck, lines=5000, every=0.01)
     a.tick()
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
+    log = fdeck.log_path(job)
+    wait_for(lambda: log.exists() and "tick 0" in log.read_text(), what="the job to run")
     a.holds_lease = False
     os.killpg(pid, signal.SIGKILL)  # gone without writing result.json
     wait_for(lambda: not process_alive(pid, None), what="the process to die")
