@@ -141,7 +141,7 @@ class DeckTable(DataTable[Any]):
                     old = self.get_row(row.key)
                     for column, before, after in zip(columns, old, cells, strict=False):
                         if before != after:
-                            self.update_cell(row.key, column, after)
+                            self.update_cell(row.key, column, after, update_width=True)
                 else:
                     self.add_row(*cells, key=row.key)
                     added = True
