@@ -27,11 +27,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from core import schedule as cron
 from core.effects import apply_inline, apply_result
 from core.errors import ModelDeckError
+from core.home import new_id
 from core.lifecycle import (
     ACTIVE_STATUSES,
     RULES,
@@ -40,7 +42,17 @@ from core.lifecycle import (
     JobType,
     Trigger,
 )
-from core.models import Dataset, Deployment, EngineLease, Job, Model, ModelVersion, Project
+from core.models import (
+    Dataset,
+    Deployment,
+    DeploymentEvent,
+    EngineLease,
+    Job,
+    JobEvent,
+    Model,
+    ModelVersion,
+    Project,
+)
 from core.records import add_deployment_event, add_event
 from core.service import LEASE_NAME, Deck
 
@@ -969,13 +981,28 @@ class Engine:
                 )
             ):
                 busy.setdefault(job.deployment_id, job)
+            # New jobs and their events go in as rows, in bulk: building and flushing ORM
+            # objects one by one was most of a big burst's time.
+            rows: dict[str, list[dict[str, Any]]] = {"jobs": [], "events": [], "fired": []}
             for dep_id in dep_ids:
-                self._fire(s, dep_id, self.deck.now(), busy)
+                self._fire(s, dep_id, self.deck.now(), busy, rows)
+            if rows["jobs"]:
+                s.execute(insert(Job), rows["jobs"])
+                s.execute(insert(JobEvent), rows["events"])
+                s.execute(insert(DeploymentEvent), rows["fired"])
             s.commit()
             del loaded
 
-    def _fire(self, s: Session, dep_id: str, now: datetime, busy_jobs: dict[str, Job]) -> None:
-        """Fire one due deployment inside the caller's write transaction."""
+    def _fire(
+        self,
+        s: Session,
+        dep_id: str,
+        now: datetime,
+        busy_jobs: dict[str, Job],
+        rows: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Fire one due deployment inside the caller's write transaction; a new job and its
+        events are added to ``rows`` for the caller to insert."""
         d = s.get(Deployment, dep_id)
         if (
             d is None
@@ -1050,26 +1077,46 @@ class Engine:
                 }
                 if n_within > 1:
                     details["coalesced"] = n_within - 1
-                job = self.deck.queue_job(
-                    s,
-                    JobType.batch_predict,
-                    d.project_id,
-                    model_id=v.model_id,
-                    version_id=v.id,
-                    deployment_id=d.id,
-                    dataset_id=d.dataset_id,
-                    trigger=Trigger.schedule,
-                    details=details,
-                    at=now,
+                # The rows Deck.queue_job would make for a scheduled job, and its events.
+                job_id = new_id("j")
+                kind, trigger = JobType.batch_predict.value, Trigger.schedule.value
+                rows["jobs"].append(
+                    {
+                        "id": job_id,
+                        "project_id": d.project_id,
+                        "type": kind,
+                        "status": JobStatus.queued.value,
+                        "trigger": trigger,
+                        "actor": "scheduler",
+                        "model_id": v.model_id,
+                        "version_id": v.id,
+                        "deployment_id": d.id,
+                        "dataset_id": d.dataset_id,
+                        "params": {"fire_time": fire_time.isoformat()},
+                        "created_at": now,
+                        "outputs": [],
+                        "next_seq": 2,
+                        "events_offset": 0,
+                    }
                 )
-                job.params = {"fire_time": fire_time.isoformat()}
-                add_deployment_event(
-                    s,
-                    d.id,
-                    "schedule_fired",
-                    f"fire at {fire_time:%Y-%m-%d %H:%M} UTC queued job {job.id}",
-                    now,
-                    {"job": job.id, **details},
+                rows["events"].append(
+                    {
+                        "job_id": job_id,
+                        "seq": 1,
+                        "at": now,
+                        "kind": "created",
+                        "message": f"{kind} job queued ({trigger})",
+                        "details": {"trigger": trigger, "actor": "scheduler", **details},
+                    }
+                )
+                rows["fired"].append(
+                    {
+                        "deployment_id": d.id,
+                        "at": now,
+                        "kind": "schedule_fired",
+                        "message": f"fire at {fire_time:%Y-%m-%d %H:%M} UTC queued job {job_id}",
+                        "details": {"job": job_id, **details},
+                    }
                 )
         d.next_run_at = upcoming
         s.add(d)
