@@ -24,7 +24,7 @@ from textual.widgets import Input, Label, Log
 from core.logs import ERROR_PATTERN
 from tui.widgets import Background, in_view
 
-WINDOW = 1000
+WINDOW = 500
 TAIL_EVERY = 0.1
 _ERROR_RX = re.compile(ERROR_PATTERN, re.IGNORECASE)
 # One lock per job: a LogIndex grows itself while it reads and is not thread-safe.

@@ -145,14 +145,12 @@ class DeckTable(DataTable[Any]):
                 else:
                     self.add_row(*cells, key=row.key)
                     added = True
-            if added or self._out_of_order(rows):
+            if added and self._out_of_order(rows):
                 self.sort(key=lambda values: self._ranks.get(values[0].row_key, 0))
             if keep is not None and keep in self.rows:
                 self.move_cursor(row=self.get_row_index(keep), animate=False)
 
     def _out_of_order(self, rows: Sequence[Row]) -> bool:
-        if len(rows) != self.row_count:
-            return True
         return any(self.get_row_index(r.key) != i for i, r in enumerate(rows) if r.key in self.rows)
 
 

@@ -19,6 +19,7 @@ from tui.modals import ConfirmDialog
 from tui.widgets import Background, DeckTable, Row, in_view
 
 PAGE = 200
+FIRST_PAINT = 40
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class JobsPane(Background, Vertical):
 
     # -- live data ------------------------------------------------------------------------
 
-    def poll(self, force: bool = False) -> None:
+    def poll(self, force: bool = False, force_full: bool = False) -> None:
         if not force and not in_view(self):
             return
         deck = self.app.deck  # type: ignore[attr-defined]
@@ -123,7 +124,11 @@ class JobsPane(Background, Vertical):
         last = -1 if force else self._marker
         shown = self._shown_query
 
-        def fetch() -> tuple[int, JobQuery, list[JobView], int] | None:
+        # The first paint shows a screenful at once; the rest of the page and the count follow.
+        first = self._shown_query is None and not force_full
+        limit = FIRST_PAINT if first else PAGE
+
+        def fetch() -> tuple[int, JobQuery, list[JobView], int | None] | None:
             marker = deck.jobs_changed_since(None, 0)
             if marker == last and query == shown:
                 return None
@@ -134,8 +139,10 @@ class JobsPane(Background, Vertical):
                 text=query.text,
                 deployment=self.deployment,
             )
-            jobs = deck.jobs(limit=PAGE, offset=query.offset, **common)
-            total = deck.count_jobs(**common)
+            jobs = deck.jobs(limit=limit, offset=query.offset, **common)
+            if first and len(jobs) < limit:
+                return marker, query, jobs, len(jobs) + query.offset
+            total = None if first else deck.count_jobs(**common)
             return marker, query, jobs, total
 
         if not self.load("jobs.fetch", fetch, self._fetched) and self.jobs:
@@ -150,8 +157,11 @@ class JobsPane(Background, Vertical):
         if query != self.query_state:
             return  # the filter changed while this ran: the next poll fetches the right one
         self._marker, self._shown_query = marker, query
-        self.jobs, self.total = jobs, total
+        self.jobs = jobs
+        self.total = total if total is not None else -1
         self._render_rows()
+        if total is None:
+            self.call_after_refresh(self.poll, True, True)
 
     def _render_rows(self) -> None:
         now = self.app.deck.now()  # type: ignore[attr-defined]
@@ -161,7 +171,8 @@ class JobsPane(Background, Vertical):
         q = self.query_state
         first = q.offset + 1 if self.jobs else 0
         last = q.offset + len(self.jobs)
-        parts = [f"jobs {first:,}-{last:,} of {self.total:,}"]
+        of = f"{self.total:,}" if self.total >= 0 else "…"
+        parts = [f"jobs {first:,}-{last:,} of {of}"]
         if q != JobQuery(offset=q.offset):
             parts.append("filtered")
         if self.total > PAGE:
