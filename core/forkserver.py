@@ -23,7 +23,6 @@ import sys
 
 
 def _run_child(request: dict) -> int:
-    os.setsid()
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -38,7 +37,10 @@ def _run_child(request: dict) -> int:
     return runner.main(["modeldeck-job", request["job_dir"]])
 
 
-def _child(request: dict, wakeup: tuple[int, int]) -> None:
+def _child(request: dict, wakeup: tuple[int, int], ready: int) -> None:
+    os.setsid()
+    os.write(ready, b".")  # the server reports the pid only now: a stop finds the group
+    os.close(ready)
     signal.set_wakeup_fd(-1)
     for fd in wakeup:
         os.close(fd)
@@ -106,12 +108,17 @@ def serve() -> None:
             line, pending = pending.split(b"\n", 1)
             try:
                 request = json.loads(line)
+                ready_r, ready_w = os.pipe()
                 pid = os.fork()
             except (ValueError, OSError) as exc:
                 _emit({"error": f"{type(exc).__name__}: {exc}"})
                 continue
             if pid == 0:
-                _child(request, (wake_r, wake_w))
+                os.close(ready_r)
+                _child(request, (wake_r, wake_w), ready_w)
+            os.close(ready_w)
+            os.read(ready_r, 1)  # until the child leads its own session and process group
+            os.close(ready_r)
             _emit({"pid": pid})
 
 
