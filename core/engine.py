@@ -33,7 +33,6 @@ from sqlmodel import Session, col, select
 from core import schedule as cron
 from core.effects import apply_inline, apply_result
 from core.errors import ModelDeckError
-from core.home import new_id
 from core.lifecycle import (
     ACTIVE_STATUSES,
     RULES,
@@ -54,7 +53,7 @@ from core.models import (
     Project,
 )
 from core.records import add_deployment_event, add_event
-from core.service import LEASE_NAME, Deck
+from core.service import LEASE_NAME, Deck, queued_job_rows
 
 log = logging.getLogger("modeldeck.engine")
 
@@ -1077,38 +1076,21 @@ class Engine:
                 }
                 if n_within > 1:
                     details["coalesced"] = n_within - 1
-                # The rows Deck.queue_job would make for a scheduled job, and its events.
-                job_id = new_id("j")
-                kind, trigger = JobType.batch_predict.value, Trigger.schedule.value
-                rows["jobs"].append(
-                    {
-                        "id": job_id,
-                        "project_id": d.project_id,
-                        "type": kind,
-                        "status": JobStatus.queued.value,
-                        "trigger": trigger,
-                        "actor": "scheduler",
-                        "model_id": v.model_id,
-                        "version_id": v.id,
-                        "deployment_id": d.id,
-                        "dataset_id": d.dataset_id,
-                        "params": {"fire_time": fire_time.isoformat()},
-                        "created_at": now,
-                        "outputs": [],
-                        "next_seq": 2,
-                        "events_offset": 0,
-                    }
+                job_row, event_row = queued_job_rows(
+                    JobType.batch_predict,
+                    d.project_id,
+                    at=now,
+                    model_id=v.model_id,
+                    version_id=v.id,
+                    deployment_id=d.id,
+                    dataset_id=d.dataset_id,
+                    params={"fire_time": fire_time.isoformat()},
+                    trigger=Trigger.schedule,
+                    details=details,
                 )
-                rows["events"].append(
-                    {
-                        "job_id": job_id,
-                        "seq": 1,
-                        "at": now,
-                        "kind": "created",
-                        "message": f"{kind} job queued ({trigger})",
-                        "details": {"trigger": trigger, "actor": "scheduler", **details},
-                    }
-                )
+                job_id = job_row["id"]
+                rows["jobs"].append(job_row)
+                rows["events"].append(event_row)
                 rows["fired"].append(
                     {
                         "deployment_id": d.id,

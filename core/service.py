@@ -144,6 +144,53 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
     return header, rows
 
 
+def queued_job_rows(
+    job_type: JobType,
+    project_id: str,
+    *,
+    at: datetime,
+    model_id: str | None = None,
+    version_id: str | None = None,
+    deployment_id: str | None = None,
+    dataset_id: str | None = None,
+    params: dict[str, Any] | None = None,
+    trigger: Trigger = Trigger.manual,
+    details: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of a newly queued job and of its first event, ``created``.
+
+    Plain rows, so the scheduler can insert a burst of them in bulk; ``Deck.queue_job``
+    makes the same rows into objects.
+    """
+    who = actor() if trigger == Trigger.manual else "scheduler"
+    job = {
+        "id": new_id("j"),
+        "project_id": project_id,
+        "type": job_type.value,
+        "status": JobStatus.queued.value,
+        "trigger": trigger.value,
+        "actor": who,
+        "model_id": model_id,
+        "version_id": version_id,
+        "deployment_id": deployment_id,
+        "dataset_id": dataset_id,
+        "params": params or {},
+        "created_at": at,
+        "outputs": [],
+        "next_seq": 2,
+        "events_offset": 0,
+    }
+    event = {
+        "job_id": job["id"],
+        "seq": 1,
+        "at": at,
+        "kind": "created",
+        "message": f"{job_type.value} job queued ({trigger.value})",
+        "details": {"trigger": trigger.value, "actor": who, **(details or {})},
+    }
+    return job, event
+
+
 class Deck:
     """modeldeck's service API over one database and data home."""
 
@@ -633,45 +680,12 @@ class Deck:
 
     # -- submitting jobs ------------------------------------------------------------------
 
-    def queue_job(
-        self,
-        s: Session,
-        job_type: JobType,
-        project_id: str,
-        *,
-        model_id: str | None = None,
-        version_id: str | None = None,
-        deployment_id: str | None = None,
-        dataset_id: str | None = None,
-        params: dict[str, Any] | None = None,
-        trigger: Trigger = Trigger.manual,
-        details: dict[str, Any] | None = None,
-        at: datetime | None = None,
-    ) -> Job:
-        now = at or self.now()
-        job = Job(
-            id=new_id("j"),
-            project_id=project_id,
-            type=job_type.value,
-            status=JobStatus.queued.value,
-            trigger=trigger.value,
-            actor=actor() if trigger == Trigger.manual else "scheduler",
-            model_id=model_id,
-            version_id=version_id,
-            deployment_id=deployment_id,
-            dataset_id=dataset_id,
-            params=params or {},
-            created_at=now,
-        )
+    def queue_job(self, s: Session, job_type: JobType, project_id: str, **fields: Any) -> Job:
+        """Add a queued job and its ``created`` event to the session (see ``queued_job_rows``)."""
+        job_row, event_row = queued_job_rows(job_type, project_id, at=self.now(), **fields)
+        job = Job(**job_row)
         s.add(job)
-        add_event(
-            s,
-            job,
-            "created",
-            f"{job_type.value} job queued ({trigger.value})",
-            now,
-            {"trigger": trigger.value, "actor": job.actor, **(details or {})},
-        )
+        s.add(JobEvent(**event_row))
         return job
 
     def _submitted(self, s: Session, job: Job) -> JobView:
