@@ -340,6 +340,7 @@ class LogPane(Background, Vertical):
             self.log_widget.refresh()
             return
         self.pattern = pattern
+        self.screen.refresh_bindings()
         self._highlighter.pattern = re.compile(re.escape(pattern), re.IGNORECASE)
         self.match = None
         self._find(pattern, regex=False, what=f"{pattern!r}")
@@ -411,5 +412,5 @@ class LogPane(Background, Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_match":
-            return True if self.pattern else None
+            return bool(self.pattern)  # hidden until there is a search
         return True

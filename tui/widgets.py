@@ -123,7 +123,9 @@ class DeckTable(DataTable[Any]):
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Make the table show ``rows`` in that order, touching only what changed."""
-        keep = self.current_key
+        # A cursor on the top row stays on top (new rows come in under it, like a feed);
+        # anywhere else it stays on its row, wherever that row moves.
+        keep = self.current_key if self.cursor_row > 0 else None
         wanted = {r.key for r in rows}
         columns = list(self.columns)
         added = False

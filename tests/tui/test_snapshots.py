@@ -61,9 +61,15 @@ async def settle(pilot: Pilot, condition: Callable[[], Any], timeout: float = 10
         await pilot.pause(0.05)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.3)
-    for table in pilot.app.screen.query(DeckTable):
-        # Column widths are measured when a table next goes idle; a busy test machine may
-        # not give it that moment before the picture is taken, so measure now.
+    await measure_tables(pilot)
+
+
+async def measure_tables(pilot: Pilot) -> None:
+    """Column widths are measured when a table next goes idle; a busy test machine may not
+    give it that moment before the picture is taken, so measure now (every screen)."""
+    for table in [t for screen in pilot.app.screen_stack for t in screen.query(DeckTable)]:
+        table._new_rows.update(table.rows)
+        table._require_update_dimensions = True
         await table._on_idle(None)  # type: ignore[arg-type]
         table.refresh(layout=True)
     await pilot.pause(0.2)
@@ -216,8 +222,10 @@ def test_reason_prompt(snap_compare: Any, deck: Deck) -> None:
         await settle(pilot, lambda: rows(app, "#models-table") == 3 and engine_shown(app))
         table = app.screen.query_one("#models-table", DeckTable)
         table.move_cursor(row=table.get_row_index(evaluated.id))
+        await measure_tables(pilot)
         await pilot.press("a", "enter")  # an empty reason is refused
         await pilot.pause(0.2)
+        await measure_tables(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -230,9 +238,11 @@ def test_deploy_form_preview(snap_compare: Any, deck: Deck) -> None:
         await settle(pilot, lambda: rows(app, "#models-table") == 3 and engine_shown(app))
         table = app.screen.query_one("#models-table", DeckTable)
         table.move_cursor(row=table.get_row_index(approved.id))
+        await measure_tables(pilot)
         await pilot.press("d")
         app.screen.query_one("#schedule").value = "30 6 * * 1-5"
         await pilot.pause(0.2)
+        await measure_tables(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -245,6 +255,7 @@ def test_stop_all_confirmation(snap_compare: Any, deck: Deck) -> None:
         await settle(pilot, lambda: rows(app, "#jobs-table") == 12 and engine_shown(app))
         await pilot.press("S")
         await pilot.pause(0.2)
+        await measure_tables(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -256,6 +267,7 @@ def test_help(snap_compare: Any, deck: Deck) -> None:
         await settle(pilot, lambda: rows(app, "#models-table") == 3 and engine_shown(app))
         await pilot.press("question_mark")
         await pilot.pause(0.2)
+        await measure_tables(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 

@@ -14,7 +14,7 @@ class DeckScreen(Background, Screen[None]):
     """A place in the app; ``escape`` goes back to the place before."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="screen.back"),
+        Binding("escape", "back", "Back", show=False, id="screen.back"),
     ]
 
     @property

@@ -53,7 +53,7 @@ class EventScreen(DeckScreen):
             yield Static(Text("details", style="bold"), classes="section")
             details = json.dumps(self.event.details, indent=2, sort_keys=True, default=str)
             yield Static(Text(details), id="event-details")
-        yield Footer()
+        yield Footer(compact=True)
 
     def action_open_job(self) -> None:
         from tui.screens.job import JobScreen

@@ -78,7 +78,7 @@ class JobScreen(DeckScreen):
                 table.add_column("event", key="kind")
                 table.add_column("message", key="message")
                 yield table
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_job()

@@ -43,7 +43,7 @@ class ProjectScreen(DeckScreen):
                 yield DeploymentsPane(self.project)
             with TabPane("4 Datasets", id="datasets"):
                 yield DatasetsPane(self.project)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.app.current_project = self.project  # type: ignore[attr-defined]

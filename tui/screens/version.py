@@ -90,7 +90,7 @@ class VersionScreen(DeckScreen):
             yield table
             yield Static(Text("statistics", style="bold"), classes="section")
             yield Static("", id="version-stats")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.reload()

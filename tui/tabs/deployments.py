@@ -16,6 +16,16 @@ from tui.modals import ConfirmDialog
 from tui.widgets import Background, DeckTable, Row, in_view
 
 
+def in_zone(t: Any, tz: str) -> str:
+    """A deployment's next run in its own time zone, as its schedule reads."""
+    if t is None:
+        return "-"
+    from core.clock import utc
+    from core.schedule import zone
+
+    return utc(t).astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")  # type: ignore[union-attr]
+
+
 def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
     if not d.last_run:
         return "-"
@@ -80,7 +90,7 @@ class DeploymentsPane(Background, Vertical):
                         status_text(status, styles),
                         d.schedule or "on demand",
                         d.timezone,
-                        when(d.next_run_at),
+                        in_zone(d.next_run_at, d.timezone),
                         last_run(d, styles),
                         d.dataset,
                     ],

@@ -215,6 +215,8 @@ class JobsPane(Background, Vertical):
         if action == "stop_all":
             return True if any(can_stop(j.status) for j in self.jobs) else None
         if action == "page":
+            if self.total <= PAGE and self.query_state.offset == 0:
+                return False  # one page: no paging keys at all
             step = int(parameters[0])  # type: ignore[call-overload]
             offset = self.query_state.offset + step * PAGE
             return True if 0 <= offset < max(self.total, 1) else None

@@ -173,6 +173,11 @@ class ModelsPane(Background, Vertical):
             overrides = {k: v for k, v in given.items() if defaults.get(k, object()) != v}
             return deck.train(project, model, values["dataset"], overrides)
 
+        def started(job: JobView | None) -> None:
+            if job is not None:
+                self._queued(job)
+                self.app.open_job(job.id)  # type: ignore[attr-defined]  # watch it train
+
         self.app.push_screen(
             TrainForm(
                 code_models,
@@ -181,7 +186,7 @@ class ModelsPane(Background, Vertical):
                 lambda model: deck.model_defaults(project, model),
                 submit,
             ),
-            self._after,
+            started,
         )
 
     def _after(self, job: JobView | None) -> None:
