@@ -443,6 +443,9 @@ class HelpScreen(ModalScreen[None]):
             b = active.binding
             if not b.description or (b.action, b.description) in seen:
                 continue
+            # modeldeck's own keys (they all have ids), not the widgets' cursor keys
+            if not b.id or b.id.startswith("help."):
+                continue
             seen.add((b.action, b.description))  # type: ignore[arg-type]
             shown = b.key_display or self.app.get_key_display(b)
             line = Text.assemble((f"{shown:>10}", "bold"), "  ", b.description)
@@ -450,7 +453,7 @@ class HelpScreen(ModalScreen[None]):
                 line.append("  (not now)", style="dim")
             rows.append(line)
             del key
-        rows.append(Text.assemble((f"{'ctrl+p, :':>10}", "bold"), "  ", "Command palette"))
+        rows.append(Text.assemble((f"{'ctrl+p':>10}", "bold"), "  ", "Command palette"))
         body = Text("\n").join(rows)
         with VerticalScroll(classes="dialog help"):
             yield Label(f"Keys — {self.under.title or self.under.__class__.__name__}")
