@@ -71,6 +71,7 @@ async def measure_tables(pilot: Pilot) -> None:
         table._new_rows.update(table.rows)
         table._require_update_dimensions = True
         await table._on_idle(None)  # type: ignore[arg-type]
+        table._clear_caches()  # rows rendered at the old widths must not be reused
         table.refresh(layout=True)
     await pilot.pause(0.2)
 
