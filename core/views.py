@@ -166,7 +166,8 @@ class JobView(_View):
 
     @property
     def short_id(self) -> str:
-        return self.id[:8]
+        """The prefix and 8 of the 12 hex digits: unique enough to read and to type."""
+        return self.id[:10]
 
     @property
     def target(self) -> str:

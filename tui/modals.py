@@ -17,9 +17,10 @@ from tui.widgets import Background
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """Yes or no. ``y`` answers yes, ``n`` and ``escape`` no, ``enter`` the focused button.
+    """Yes or no: ``y`` or ``enter`` answers yes, ``n`` or ``escape`` no.
 
-    For destructive questions the focus starts on No, so a stray ``enter`` is safe.
+    The question itself is the safeguard: it is only asked after a deliberate key (``s``,
+    ``S``, ``R``), and it names what would be stopped or retired.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -28,11 +29,10 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("escape", "answer(False)", "No", show=False, id="confirm.escape"),
     ]
 
-    def __init__(self, question: str, *, yes: str = "Yes", destructive: bool = True) -> None:
+    def __init__(self, question: str, *, yes: str = "Yes") -> None:
         super().__init__()
         self.question = question
         self.yes_label = yes
-        self.destructive = destructive
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -42,7 +42,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Button("No (n)", id="no", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one("#no" if self.destructive else "#yes", Button).focus()
+        self.query_one("#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

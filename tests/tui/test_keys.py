@@ -119,6 +119,10 @@ async def test_stop_from_the_jobs_tab_and_stop_all(deck: Deck, project: str) -> 
         await pilot.press("s")
         await pilot.press("n")  # "no" leaves it running
         assert deck.job(first.id).status == "running"
+        await pilot.press("s")
+        await pilot.press("escape")  # and so does escape
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert deck.job(first.id).status == "running"
         await pilot.press("s", "y")
         await wait_for(pilot, lambda: final(deck, first.id))
         # Two more, stopped together with S.
@@ -127,7 +131,7 @@ async def test_stop_from_the_jobs_tab_and_stop_all(deck: Deck, project: str) -> 
         await wait_for(pilot, lambda: pane.check_action("stop_all", ()) is True)
         await pilot.press("S")
         assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("y")
+        await pilot.press("enter")  # enter answers yes, like y
         await wait_for(pilot, lambda: all(final(deck, j.id) for j in more))
         await wait_for(pilot, lambda: pane.check_action("stop_all", ()) is None)
 

@@ -66,7 +66,7 @@ class JobScreen(DeckScreen):
         self._header_shown: object = None
 
     def compose(self) -> ComposeResult:
-        yield TopBar(f"modeldeck / job {self.job_id[:8]}")
+        yield TopBar(f"modeldeck / job {self.job_id[:10]}")
         yield Static("loading…", id="job-header")
         with Horizontal(id="job-body"):
             yield LogPane(self.job_id, id="log-pane")
