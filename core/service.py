@@ -1030,14 +1030,20 @@ class Deck:
         with self.reader() as s:
             return self._job_view_by_id(s, self._job(s, ref).id)
 
-    def jobs_changed_since(self, project: str | None, since_seq: int) -> int:
-        """A cheap change marker: the newest event id (for polling UIs)."""
+    def change_marker(self) -> tuple[int, ...]:
+        """A cheap marker that changes whenever anything a screen shows may have changed:
+        job events (every status change makes one), deployment events (schedules), datasets
+        and projects. Polling UIs compare it before they fetch anything else."""
         with self.reader() as s:
-            stmt = select(func.max(JobEvent.id))
-            if project:
-                p = self._project(s, project)
-                stmt = stmt.join(Job, col(Job.id) == JobEvent.job_id).where(Job.project_id == p.id)
-            return int(s.exec(stmt).one() or 0)
+            row = s.exec(
+                select(
+                    select(func.max(JobEvent.id)).scalar_subquery(),
+                    select(func.max(DeploymentEvent.id)).scalar_subquery(),
+                    select(func.count()).select_from(Dataset).scalar_subquery(),
+                    select(func.count()).select_from(Project).scalar_subquery(),
+                )
+            ).one()
+            return tuple(int(x or 0) for x in row)
 
     def events(self, job: str, after_seq: int = 0) -> list[EventView]:
         with self.reader() as s:

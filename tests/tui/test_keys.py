@@ -321,6 +321,12 @@ async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str])
         await wait_for(pilot, lambda: deck.deployment(dep.id).paused)
         await pilot.press("p")
         await wait_for(pilot, lambda: not deck.deployment(dep.id).paused)
+        await wait_for(pilot, lambda: pane.current is not None and not pane.current.paused)
+        # A pause from elsewhere (the CLI, another process) shows without a key press.
+        deck.set_schedule(dep.id, paused=True)
+        await wait_for(pilot, lambda: pane.current is not None and pane.current.paused)
+        deck.set_schedule(dep.id, paused=False)
+        await wait_for(pilot, lambda: pane.current is not None and not pane.current.paused)
         await pilot.press("enter")  # its batch prediction jobs
         await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [run.id])
         await pilot.press("escape")

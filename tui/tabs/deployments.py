@@ -47,7 +47,7 @@ class DeploymentsPane(Background, Vertical):
         super().__init__(**kw)
         self.project = project
         self.deployments: list[DeploymentView] = []
-        self._marker = -1
+        self._marker: tuple[int, ...] | None = None
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="deployments-table")
@@ -64,10 +64,10 @@ class DeploymentsPane(Background, Vertical):
         if not force and not in_view(self):
             return
         deck = self.app.deck  # type: ignore[attr-defined]
-        last = -1 if force else self._marker
+        last = None if force else self._marker
 
         def fetch() -> Any:
-            marker = deck.jobs_changed_since(None, 0)
+            marker = deck.change_marker()
             if marker == last:
                 return None
             return marker, deck.deployments(self.project)

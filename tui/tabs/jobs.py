@@ -92,7 +92,7 @@ class JobsPane(Background, Vertical):
         self.query_state = JobQuery(job_type=job_type)
         self.jobs: list[JobView] = []
         self.total = 0
-        self._marker = -1
+        self._marker: tuple[int, ...] | None = None
         self._shown_query: JobQuery | None = None
         self._keys_state: object = None
 
@@ -121,7 +121,7 @@ class JobsPane(Background, Vertical):
             return
         deck = self.app.deck  # type: ignore[attr-defined]
         query = self.query_state
-        last = -1 if force else self._marker
+        last = None if force else self._marker
         shown = self._shown_query
 
         # The first paint shows a screenful at once; the rest of the page and the count follow.
@@ -129,7 +129,7 @@ class JobsPane(Background, Vertical):
         limit = FIRST_PAINT if first else PAGE
 
         def fetch() -> tuple[int, JobQuery, list[JobView], int | None] | None:
-            marker = deck.jobs_changed_since(None, 0)
+            marker = deck.change_marker()
             if marker == last and query == shown:
                 return None
             common = dict(

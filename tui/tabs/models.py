@@ -38,7 +38,7 @@ class ModelsPane(Background, Vertical):
         self.versions: list[VersionView] = []
         self.models: list[ModelView] = []
         self.datasets: list[DatasetView] = []
-        self._marker = -1
+        self._marker: tuple[int, ...] | None = None
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="models-table")
@@ -55,11 +55,11 @@ class ModelsPane(Background, Vertical):
         if not force and not in_view(self):
             return
         deck = self.app.deck  # type: ignore[attr-defined]
-        last = -1 if force else self._marker
+        last = None if force else self._marker
         project = self.project
 
         def fetch() -> Any:
-            marker = deck.jobs_changed_since(None, 0)
+            marker = deck.change_marker()
             if marker == last:
                 return None
             return marker, deck.models(project), deck.versions(project), deck.datasets(project)
