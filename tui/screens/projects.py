@@ -17,7 +17,7 @@ EMPTY = (
     "No projects yet.\n\n"
     "  d   load the demo project (iris models, datasets, a first training)\n"
     "  n   add a project: a name and a repository folder with models/<name>/training.py\n\n"
-    "From a shell: modeldeck project add NAME REPO"
+    "From a shell: modeldeck project add NAME --repo DIR"
 )
 
 
