@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -37,8 +38,16 @@ def utc_display() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def home() -> Path:
-    return build()
+def home() -> Iterator[Path]:
+    """The fixed data lives at a fixed path (paths show on screen): two runs on one machine
+    take turns instead of rebuilding it under each other."""
+    ROOT.parent.mkdir(parents=True, exist_ok=True)
+    with open(ROOT.parent / "modeldeck-snapshots.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield build()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture
