@@ -128,6 +128,15 @@ def _files_fingerprint(model_dir: Path) -> str:
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
+def _requirements(model_dir: Path) -> list[str]:
+    """The model's requirements.txt, recorded with the job (installing them comes later)."""
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
 def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
     """Column names and row count of a dataset file, read without pandas."""
     if fmt == "parquet":
@@ -737,6 +746,7 @@ class Deck:
                     "hyperparameters": hyper,
                     "overrides": overrides or {},
                     "code_fingerprint": fingerprint,
+                    "requirements": _requirements(model_dir),
                 },
             )
             return self._submitted(s, job)

@@ -1,4 +1,5 @@
-"""A version's code fingerprint: the git commit (and +dirty), else a hash of the model folder."""
+"""What a training job records of the code: its fingerprint (the git commit, +dirty, else a hash
+of the model folder) and its requirements."""
 
 from __future__ import annotations
 
@@ -39,3 +40,11 @@ def test_plain_folder_gives_a_hash_that_follows_the_code(tmp_path: Path) -> None
     assert code_fingerprint(tmp_path, model) == first
     (model / "training.py").write_text("b")
     assert code_fingerprint(tmp_path, model) != first
+
+
+def test_training_records_the_requirements(deck, project: str, repo: Path) -> None:
+    (repo / "models" / "scripted" / "requirements.txt").write_text(
+        "# pinned for the demo\nscikit-learn>=1.4\n\npandas==2.2.3\n"
+    )
+    job = deck.train(project, "scripted", "train")
+    assert deck.job(job.id).params["requirements"] == ["scikit-learn>=1.4", "pandas==2.2.3"]
