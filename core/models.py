@@ -118,6 +118,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_job_project_created", "project_id", "created_at"),
         Index("ix_job_status_created", "status", "created_at"),
+        Index("ix_job_project_status", "project_id", "status"),
     )
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id")

@@ -1019,7 +1019,9 @@ class Deck:
         self._check_filters(status, job_type)
         with self.reader() as s:
             pid = self._project(s, project).id if project else None
-            stmt = select(func.count()).select_from(Job).outerjoin(Model, Model.id == Job.model_id)
+            stmt = select(func.count()).select_from(Job)
+            if text:  # the text filter also matches model names; else the index alone counts
+                stmt = stmt.outerjoin(Model, col(Model.id) == Job.model_id)
             stmt = self._job_filter(stmt, pid, status, job_type, text, deployment)
             return int(s.exec(stmt).one())
 
