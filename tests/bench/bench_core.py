@@ -8,7 +8,7 @@
 (b) One job printing a million lines, from queueing until it is completed and its log
     complete on disk, against ``python script.py > file``. Target: <= 1.5x.
 
-Not collected by pytest (``norecursedirs``); ratios are against floors measured in this run.
+Not collected by pytest (``--ignore=tests/bench``); ratios are against floors measured in this run.
 """
 
 from __future__ import annotations
