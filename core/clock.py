@@ -46,11 +46,6 @@ def utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def naive(dt: datetime) -> datetime:
-    """UTC without tzinfo, the form the database stores."""
-    return dt.astimezone(UTC).replace(tzinfo=None)
-
-
 def iso(dt: datetime | None) -> str | None:
     """ISO 8601 in UTC with a trailing Z, or None."""
     d = utc(dt)

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,6 @@ class Running:
     kill_sent: bool = False
     forked: ForkServer | None = None
     gone_since: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def exit_code(self) -> int | None:
         """The exit status once the process has ended, else None (-1: ended, status unknown)."""

@@ -210,12 +210,3 @@ class LeaseView(_View):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
-
-
-@dataclass(frozen=True)
-class LogChunk:
-    """Lines read from a job's log, and where to read on from."""
-
-    lines: list[str]
-    offset: int
-    first_line: int
