@@ -194,3 +194,42 @@ def in_view(widget: Widget) -> bool:
             return False
         node = node.parent
     return True
+
+
+class MarkerPolled(Background):
+    """A pane that refetches from the Deck only when the change marker moved, and only while
+    it is in view. Subclasses say what to ``fetch`` (on a thread) and how to ``show`` it."""
+
+    poll_every = 2.0  # in units of the app's poll interval
+    _marker: tuple[int, ...] | None = None
+
+    def on_mount(self) -> None:
+        node: Any = self
+        self.poll(force=True)
+        node.set_interval(node.app.poll * self.poll_every, self.poll)
+
+    def poll(self, force: bool = False) -> None:
+        node: Any = self
+        if not force and not in_view(node):
+            return
+        deck = node.app.deck
+        last = None if force else self._marker
+
+        def fetch() -> Any:
+            marker = deck.change_marker()
+            return None if marker == last else (marker, self.fetch(deck))
+
+        self.load(f"{type(self).__name__}.fetch", fetch, self._loaded)
+
+    def _loaded(self, result: Any) -> None:
+        if result is not None:
+            self._marker, data = result
+            self.show(data)
+
+    def fetch(self, deck: Any) -> Any:
+        """Read what the pane shows (runs on a worker thread)."""
+        raise NotImplementedError
+
+    def show(self, data: Any) -> None:
+        """Put what ``fetch`` read on screen (runs on the UI thread)."""
+        raise NotImplementedError

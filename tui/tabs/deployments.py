@@ -13,7 +13,7 @@ from core.lifecycle import DeploymentStatus
 from core.views import DeploymentView, JobView
 from tui.format import status_text, when
 from tui.modals import ConfirmDialog
-from tui.widgets import Background, DeckTable, Row, in_view
+from tui.widgets import DeckTable, MarkerPolled, Row
 
 
 def in_zone(t: Any, tz: str) -> str:
@@ -34,7 +34,7 @@ def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
     return text
 
 
-class DeploymentsPane(Background, Vertical):
+class DeploymentsPane(MarkerPolled, Vertical):
     """Deployments of a project; run now, pause or resume the schedule, retire."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -47,7 +47,6 @@ class DeploymentsPane(Background, Vertical):
         super().__init__(**kw)
         self.project = project
         self.deployments: list[DeploymentView] = []
-        self._marker: tuple[int, ...] | None = None
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="deployments-table")
@@ -56,28 +55,11 @@ class DeploymentsPane(Background, Vertical):
         yield table
         yield Label("", id="deployments-hint", classes="window")
 
-    def on_mount(self) -> None:
-        self.poll(force=True)
-        self.set_interval(self.app.poll * 2, self.poll)  # type: ignore[attr-defined]
+    def fetch(self, deck: Any) -> Any:
+        return deck.deployments(self.project)
 
-    def poll(self, force: bool = False) -> None:
-        if not force and not in_view(self):
-            return
-        deck = self.app.deck  # type: ignore[attr-defined]
-        last = None if force else self._marker
-
-        def fetch() -> Any:
-            marker = deck.change_marker()
-            if marker == last:
-                return None
-            return marker, deck.deployments(self.project)
-
-        self.load("deployments.fetch", fetch, self._show)
-
-    def _show(self, result: Any) -> None:
-        if result is None:
-            return
-        self._marker, self.deployments = result
+    def show(self, data: Any) -> None:
+        self.deployments = data
         styles = self.app.status_styles  # type: ignore[attr-defined]
         rows = []
         for d in self.deployments:

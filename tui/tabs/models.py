@@ -14,12 +14,12 @@ from core.service import parse_overrides
 from core.views import DatasetView, JobView, ModelView, VersionView
 from tui.format import metric, status_text, when
 from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
-from tui.widgets import Background, DeckTable, Row, in_view
+from tui.widgets import DeckTable, MarkerPolled, Row
 
 MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
 
 
-class ModelsPane(Background, Vertical):
+class ModelsPane(MarkerPolled, Vertical):
     """Versions of every model of a project; models without versions have one row too."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -38,7 +38,6 @@ class ModelsPane(Background, Vertical):
         self.versions: list[VersionView] = []
         self.models: list[ModelView] = []
         self.datasets: list[DatasetView] = []
-        self._marker: tuple[int, ...] | None = None
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="models-table")
@@ -47,29 +46,12 @@ class ModelsPane(Background, Vertical):
         yield table
         yield Label("", id="models-hint", classes="window")
 
-    def on_mount(self) -> None:
-        self.poll(force=True)
-        self.set_interval(self.app.poll * 2, self.poll)  # type: ignore[attr-defined]
+    def fetch(self, deck: Any) -> Any:
+        p = self.project
+        return deck.models(p), deck.versions(p), deck.datasets(p)
 
-    def poll(self, force: bool = False) -> None:
-        if not force and not in_view(self):
-            return
-        deck = self.app.deck  # type: ignore[attr-defined]
-        last = None if force else self._marker
-        project = self.project
-
-        def fetch() -> Any:
-            marker = deck.change_marker()
-            if marker == last:
-                return None
-            return marker, deck.models(project), deck.versions(project), deck.datasets(project)
-
-        self.load("models.fetch", fetch, self._show)
-
-    def _show(self, result: Any) -> None:
-        if result is None:
-            return
-        self._marker, self.models, self.versions, self.datasets = result
+    def show(self, data: Any) -> None:
+        self.models, self.versions, self.datasets = data
         styles = self.app.status_styles  # type: ignore[attr-defined]
         rows: list[Row] = []
         with_versions = {v.model for v in self.versions}
