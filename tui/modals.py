@@ -212,6 +212,12 @@ def _options(names: Sequence[str]) -> list[tuple[str, str]]:
     return [(n, n) for n in names]
 
 
+def _dataset_select(names: Sequence[str], prefer: str) -> Select[str]:
+    """A dataset picker starting on the first name containing ``prefer`` (else the first)."""
+    value = next((n for n in names if prefer in n), None) or (names[0] if names else Select.BLANK)
+    return Select(compact=True, options=_options(names), value=value, id="dataset")
+
+
 class TrainForm(Form):
     """Train a model: which model, which dataset, hyperparameters as ``key=value`` pairs."""
 
@@ -242,13 +248,7 @@ class TrainForm(Form):
                 id="model",
             ),
         )
-        dataset = next((d for d in self.datasets if "train" in d), None) or (
-            self.datasets[0] if self.datasets else Select.BLANK
-        )
-        yield from _field(
-            "Dataset",
-            Select(compact=True, options=_options(self.datasets), value=dataset, id="dataset"),
-        )
+        yield from _field("Dataset", _dataset_select(self.datasets, prefer="train"))
         yield from _field(
             "Hyperparameters (key=value, space separated; JSON values)",
             Input(compact=True, id="hyperparameters"),
@@ -344,13 +344,7 @@ class DeployForm(Form):
         self.preview = preview
 
     def fields(self) -> Iterable[Any]:
-        value = next((d for d in self.datasets if "score" in d), None) or (
-            self.datasets[0] if self.datasets else Select.BLANK
-        )
-        yield from _field(
-            "Dataset to score",
-            Select(compact=True, options=_options(self.datasets), value=value, id="dataset"),
-        )
+        yield from _field("Dataset to score", _dataset_select(self.datasets, prefer="score"))
         yield from _field(
             "Schedule (cron, empty: run on demand only)",
             Input(compact=True, id="schedule", placeholder="e.g. 0 6 * * 1-5"),
