@@ -1,0 +1,38 @@
+"""Making text that a user or a job controls safe to show on a terminal.
+
+Names, reasons, hyperparameters, errors and log lines can hold control characters: ESC starts
+sequences that set the window title, write the clipboard (OSC 52), clear the screen or make
+the terminal type an answer into the shell (``ESC[6n``). Everything shown, in the CLI and the
+TUI, goes through :func:`printable` first, which turns every C0 and C1 control character
+(except tab, and newline where asked) into a visible stand-in. JSON output needs none of this:
+``json.dumps`` escapes control characters itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 (0x00-0x1f) less tab, DEL, and C1 (0x80-0x9f); newline is handled per call.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROLS_KEEP_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _stand_in(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return "^" + chr(code + 0x40)  # caret notation, as cat -v and less show it: ESC is ^[
+    if code == 0x7F:
+        return "^?"
+    return f"\\x{code:02x}"  # C1: no caret form that people read
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """``text`` with every control character but tab (and newline when ``newlines``) shown
+    as a visible stand-in, so that nothing in it reaches the terminal as a command."""
+    pattern = _CONTROLS_KEEP_NEWLINE if newlines else _CONTROLS
+    return pattern.sub(_stand_in, text)
+
+
+def has_controls(text: str) -> bool:
+    """Whether ``text`` holds a control character other than tab."""
+    return _CONTROLS.search(text) is not None
