@@ -251,8 +251,7 @@ def test_deploy_form_preview(snap_compare: Any, deck: Deck) -> None:
         await measure_tables(pilot)
         await pilot.press("d")
         app.screen.query_one("#schedule").value = "30 6 * * 1-5"
-        await pilot.pause(0.2)
-        await measure_tables(pilot)
+        await settle(pilot, lambda: "next runs" in str(app.screen.query_one("#preview").render()))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
