@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from core.clock import iso
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
 from core.views import JobView
@@ -514,7 +515,7 @@ class Cli:
             if a.next is not None:
                 data["preview"] = [
                     {
-                        "utc": t.isoformat().replace("+00:00", "Z"),
+                        "utc": iso(t),
                         "local": _in_zone(t, dep.timezone),
                     }
                     for t in preview

@@ -47,6 +47,6 @@ def utc(dt: datetime | None) -> datetime | None:
 
 
 def iso(dt: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a trailing Z, or None."""
+    """ISO 8601 in UTC with milliseconds and a trailing Z (`2026-11-28T07:16:40.716Z`), or None."""
     d = utc(dt)
-    return None if d is None else d.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if d is None else d.isoformat(timespec="milliseconds").replace("+00:00", "Z")

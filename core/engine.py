@@ -31,6 +31,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from core import schedule as cron
+from core.clock import iso
 from core.effects import apply_inline, apply_result
 from core.errors import ModelDeckError
 from core.lifecycle import (
@@ -1083,7 +1084,7 @@ class Engine:
                     version_id=v.id,
                     deployment_id=d.id,
                     dataset_id=d.dataset_id,
-                    params={"fire_time": fire_time.isoformat()},
+                    params={"fire_time": iso(fire_time)},
                     trigger=Trigger.schedule,
                     details=details,
                 )

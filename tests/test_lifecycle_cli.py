@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import os
 import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -61,6 +62,8 @@ def run_job(cli: Cli, *args: str) -> dict:
 
 
 def parse_utc(text: str) -> datetime:
+    """A JSON time: ISO 8601 in UTC with milliseconds, as every JSON output writes it."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 

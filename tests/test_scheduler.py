@@ -64,9 +64,9 @@ def test_schedule_fires_at_its_time_and_advances(fdeck, engine, version, clock) 
     engine.tick()
     [job] = scheduled_jobs(fdeck, dep)
     assert job.trigger == "schedule" and job.actor == "scheduler"
-    assert job.params["fire_time"] == "2026-03-02T13:00:00+00:00"
+    assert job.params["fire_time"] == "2026-03-02T13:00:00.000Z"
     created = fdeck.events(job.id)[0]
-    assert created.kind == "created" and created.details["fire_time"] == "2026-03-02T13:00:00Z"
+    assert created.kind == "created" and created.details["fire_time"] == "2026-03-02T13:00:00.000Z"
     assert created.details["lateness"] == pytest.approx(0.3)
     assert engine.run_until_idle(30)
     assert fdeck.job(job.id).status == "completed"
@@ -92,7 +92,7 @@ def test_fire_during_a_running_batch_is_skipped_with_an_event(
     engine.tick()
     assert [j.id for j in scheduled_jobs(fdeck, dep)] == [job.id]
     [skip] = dep_events(fdeck, dep, "schedule_skipped")
-    assert skip.details["fire_time"] == "2026-03-02T12:20:00Z"
+    assert skip.details["fire_time"] == "2026-03-02T12:20:00.000Z"
     assert skip.details["running_job"] == job.id
     assert "skipped" in skip.message and job.id in skip.message
     assert any(e.kind == "schedule_skipped" for e in fdeck.events(job.id))
@@ -119,7 +119,7 @@ def test_missed_fires_within_grace_coalesce_into_one_run(fdeck, engine, version,
     fresh.tick()
     [job] = scheduled_jobs(fdeck, dep)
     created = fdeck.events(job.id)[0]
-    assert created.details["fire_time"] == "2026-03-02T12:50:00Z"
+    assert created.details["fire_time"] == "2026-03-02T12:50:00.000Z"
     assert created.details["coalesced"] == 4
     assert dep_events(fdeck, dep, "schedule_missed") == []
     assert fdeck.deployment(dep).next_run_at == utc(2026, 3, 2, 13, 0)
@@ -131,11 +131,11 @@ def test_missed_fires_beyond_grace_are_recorded_not_run(fdeck, engine, version, 
     clock.set(utc(2026, 3, 2, 18, 30))  # fires at 13..18 passed; only 18:00 is within 1 h
     Engine(fdeck, workers=2).tick()
     [job] = scheduled_jobs(fdeck, dep)
-    assert job.params["fire_time"] == "2026-03-02T18:00:00+00:00"
+    assert job.params["fire_time"] == "2026-03-02T18:00:00.000Z"
     [missed] = dep_events(fdeck, dep, "schedule_missed")
     assert missed.details["count"] == 5
-    assert missed.details["first"] == "2026-03-02T13:00:00Z"
-    assert missed.details["last"] == "2026-03-02T17:00:00Z"
+    assert missed.details["first"] == "2026-03-02T13:00:00.000Z"
+    assert missed.details["last"] == "2026-03-02T17:00:00.000Z"
     assert fdeck.deployment(dep).next_run_at == utc(2026, 3, 2, 19, 0)
 
 
@@ -152,7 +152,7 @@ def test_grace_is_per_deployment_and_a_long_outage_never_floods(
     clock.set(utc(2026, 3, 12, 12, 30))  # ten days without an engine: > 10,000 fires
     Engine(fdeck, workers=2).tick()
     [run] = scheduled_jobs(fdeck, minutely)  # one run for the last hour's fires
-    assert run.params["fire_time"] == "2026-03-12T12:30:00+00:00"
+    assert run.params["fire_time"] == "2026-03-12T12:30:00.000Z"
     assert fdeck.events(run.id)[0].details["coalesced"] == 60
     [m] = dep_events(fdeck, minutely, "schedule_missed")
     assert m.details["count"] == 10 * 24 * 60 + 30 - 61  # 11:30..12:30 inclusive are within
@@ -177,8 +177,8 @@ def test_autumn_change_through_the_engine_fires_once(fdeck, engine, version, clo
     _step_through(engine, clock, utc(2026, 11, 2, 12, 0), timedelta(minutes=15))
     fires = sorted(j.params["fire_time"] for j in scheduled_jobs(fdeck, dep))
     assert fires == [
-        "2026-11-01T05:30:00+00:00",  # 01:30 EDT; 01:30 EST an hour later does not fire
-        "2026-11-02T06:30:00+00:00",
+        "2026-11-01T05:30:00.000Z",  # 01:30 EDT; 01:30 EST an hour later does not fire
+        "2026-11-02T06:30:00.000Z",
     ]
     assert dep_events(fdeck, dep, "schedule_skipped") == []
 
@@ -189,7 +189,7 @@ def test_spring_change_through_the_engine_runs_at_the_jump(fdeck, engine, versio
     assert fdeck.deployment(dep).next_run_at == utc(2026, 3, 8, 7, 0)  # 03:00 EDT
     _step_through(engine, clock, utc(2026, 3, 9, 12, 0), timedelta(minutes=15))
     fires = sorted(j.params["fire_time"] for j in scheduled_jobs(fdeck, dep))
-    assert fires == ["2026-03-08T07:00:00+00:00", "2026-03-09T06:30:00+00:00"]
+    assert fires == ["2026-03-08T07:00:00.000Z", "2026-03-09T06:30:00.000Z"]
 
 
 def test_pause_and_resume(fdeck, engine, version, clock) -> None:
