@@ -295,3 +295,26 @@ def test_a_line_longer_than_a_read_neither_stalls_tail_nor_the_index(tmp_path: P
     index = LogIndex(path)
     assert index.refresh() == 3
     assert index.read(2, 1) == ["b"]
+
+
+BURST_TRAINING = """
+import sys
+
+
+def train(context):
+    print("start", flush=True)
+    sys.stdout.write("".join(f"{i:08d} {'z' * 90}\\n" for i in range(150_000)))  # 14 MiB
+    print("end")
+"""
+
+
+def test_the_foreground_stream_prints_everything_a_job_wrote_before_it_ended(
+    project: str, repo: Path, cli
+) -> None:
+    write_model(repo, "burst", BURST_TRAINING)
+    run = cli("train", "proj", "burst", "--dataset", "train")
+    assert run.code == 0, run.err
+    lines = run.out.split("\n")[:-1]
+    assert lines[1] == "start" and lines[-1] == "end"
+    assert len(lines) == 1 + 1 + 150_000 + 1  # the job's id, then every line it wrote
+    assert lines[2 + 149_999].startswith("00149999 ")
