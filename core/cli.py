@@ -15,6 +15,8 @@ from typing import Any
 from core.clock import iso
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
+from core.logs import CHUNK, LogReader
+from core.text import printable
 from core.views import JobView
 
 OpenTui = Callable[[argparse.Namespace], int]
@@ -145,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("logs", "print a job's log")
     p.add_argument("job")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="pass the log's bytes through as they are, escape sequences and all",
+    )
     p = cmd("events", "print a job's events")
     p.add_argument("job")
     p = cmd("stop", "stop a queued or running job")
@@ -163,7 +170,8 @@ def local(dt: datetime | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    """Aligned columns; every cell shown with its control characters made visible."""
+    cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for r in cells:
@@ -172,11 +180,29 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def out(obj: Any) -> None:
+    """JSON on standard output: ``json.dumps`` escapes control characters itself."""
     print(json.dumps(obj, indent=2, default=str))
 
 
+# Text for people goes through say(), say_lines() or err() (tables through table()): user and
+# job text in it is shown with its control characters made visible, never obeyed by the
+# terminal (see core.text).
+
+
+def say(text: str, flush: bool = False) -> None:
+    """One line of text on standard output."""
+    print(printable(text), flush=flush)
+
+
+def say_lines(lines: Sequence[str]) -> None:
+    """Lines (of a log) on standard output."""
+    if lines:
+        sys.stdout.write("\n".join(printable(line) for line in lines) + "\n")
+
+
 def err(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    """One line of text on standard error."""
+    print(printable(msg), file=sys.stderr)
 
 
 def _metric(v: Any) -> str:
@@ -201,7 +227,7 @@ class Cli:
 
         engine = None
         checked = 0.0
-        offset = 0
+        log = LogReader(self.deck.log_path(job.id))
         interrupted = False
 
         def on_int(_s: int, _f: Any) -> None:
@@ -223,9 +249,9 @@ class Cli:
                 view = self.deck.job(job.id)
                 final = view.status in FINAL_STATUSES
                 if not self.json:
-                    lines, offset = self.deck.tail_log(job.id, offset, final=final)
-                    for line in lines:
-                        print(line)
+                    say_lines(log.read(final=final))
+                    while final and not log.at_end:  # the job ended: print the whole rest
+                        say_lines(log.read(final=final))
                 if final:
                     return view
                 if interrupted:
@@ -246,7 +272,7 @@ class Cli:
         if self.json:
             err(job.id)
         else:
-            print(job.id, flush=True)
+            say(job.id, flush=True)
         if self.args.detach:
             if self.json:
                 out(job.to_json())
@@ -331,17 +357,17 @@ class Cli:
                 out(detail.to_json())
             else:
                 v = detail.version
-                print(f"{v.id}  {v.model} v{v.number}  {v.status}")
-                print(f"  created  {local(v.created_at)} by job {v.job_id}")
-                print(f"  code     {v.code_fingerprint}")
-                print(f"  params   {json.dumps(v.hyperparameters)}")
+                say(f"{v.id}  {v.model} v{v.number}  {v.status}")
+                say(f"  created  {local(v.created_at)} by job {v.job_id}")
+                say(f"  code     {v.code_fingerprint}")
+                say(f"  params   {json.dumps(v.hyperparameters)}")
                 for m in detail.metrics_history:
                     nums = {
                         k: round(x, 4) for k, x in m.metrics.items() if isinstance(x, int | float)
                     }
-                    print(f"  metrics  {local(m.at)} on {m.dataset}: {nums}")
+                    say(f"  metrics  {local(m.at)} on {m.dataset}: {nums}")
                 for ap in detail.approvals:
-                    print(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
+                    say(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
             return 0
         if c == "deployments":
             return self.listing(
@@ -426,7 +452,7 @@ class Cli:
                 out(j.to_json())
             else:
                 for k, v in j.to_json().items():
-                    print(f"{k:<12} {v if v not in (None, [], {}) else '-'}")
+                    say(f"{k:<12} {v if v not in (None, [], {}) else '-'}")
             return 0
         if c == "logs":
             return self.logs()
@@ -459,7 +485,7 @@ class Cli:
         if self.json:
             out([r.to_json() for r in rows])
         elif rows:
-            print(table(headers, [cells(r) for r in rows]))
+            print(table(headers, [cells(r) for r in rows]))  # table() makes cells printable
         else:
             err("(none)")
         return 0
@@ -468,31 +494,52 @@ class Cli:
         if self.json:
             out(view.to_json())
         else:
-            print(text)
+            say(text)
         return 0
 
     def logs(self) -> int:
         a, d = self.args, self.deck
         job = d.job(a.job)
-        offset = 0
+        if a.raw:
+            if self.json:
+                raise ModelDeckError("--raw passes the log through as it is; it takes no --json")
+            return self.raw_log(job)
+        log = LogReader(d.log_path(job.id))
         if self.json:
             lines: list[str] = []
             while True:
-                chunk, offset = d.tail_log(job.id, offset, final=True)
-                if not chunk:
+                lines.extend(log.read(final=True))
+                if log.at_end:
                     break
-                lines.extend(chunk)
             out({"job": job.id, "status": job.status, "lines": lines})
             return 0
         while True:
             job = d.job(job.id)
             final = job.status in FINAL_STATUSES
-            chunk, offset = d.tail_log(job.id, offset, final=final or not a.follow)
-            for line in chunk:
-                print(line)
-            if chunk:
+            chunk = log.read(final=final or not a.follow)
+            say_lines(chunk)
+            if chunk or not log.at_end:
                 continue
             if not a.follow or final:
+                return 0
+            time.sleep(0.1)
+
+    def raw_log(self, job: JobView) -> int:
+        """The log's bytes as they are (colours, escape sequences, carriage returns)."""
+        path, offset = self.deck.log_path(job.id), 0
+        stdout = sys.stdout.buffer
+        while True:
+            final = self.deck.job(job.id).status in FINAL_STATUSES
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    while data := fh.read(CHUNK):
+                        stdout.write(data)
+                        offset += len(data)
+            except FileNotFoundError:
+                pass
+            stdout.flush()
+            if not self.args.follow or final:
                 return 0
             time.sleep(0.1)
 
@@ -523,7 +570,7 @@ class Cli:
             out(data)
             return 0
         state = "paused" if dep.paused else "active"
-        print(
+        say(
             f"{dep.id}: {dep.schedule or 'no schedule'} ({dep.timezone}), {state}, "
             f"next run {local(dep.next_run_at)}"
         )
@@ -612,7 +659,7 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
             return cli.show(project, f"demo project ready: {project.name} ({project.repo})")
         return Cli(args).run()
     except ModelDeckError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        err(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         return 130

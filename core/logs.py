@@ -1,26 +1,164 @@
 """Job logs: files the job's process writes directly, read and tailed by anyone.
 
 The child's stdout and stderr are the log file itself, so a job can never block on a reader,
-and nothing is lost when the engine dies. Readers decode leniently (invalid UTF-8 becomes
-U+FFFD) and very long lines are cut for display only; the file keeps every byte.
+and nothing is lost when the engine dies. Readers show each line as a terminal would leave it:
+invalid UTF-8 becomes U+FFFD, a carriage return goes back to the start of the line and what
+follows overwrites it (a ``tqdm`` bar shows its last state), and a very long line is cut for
+display only (the file keeps every byte). Lines are read in bounded chunks, so a line of any
+length costs bounded memory and never hides the lines after it.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
+import sys
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 1 << 20
 INDEX_EVERY = 1024
 DISPLAY_LINE_LIMIT = 4096
+READ = 1 << 16  # bytes per read when reading a window of lines
+
+
+class _Line:
+    """One log line fed in pieces, kept as a terminal would show it.
+
+    ``\\r`` moves the cursor back to column 0 and later characters overwrite earlier ones; only
+    the first ``limit`` columns are kept, the columns beyond are counted. Memory is bounded by
+    ``limit`` however long the line is and however many carriage returns it holds.
+    """
+
+    __slots__ = ("_cap", "_cursor", "_decoder", "_fed", "_limit", "_shown", "_width")
+
+    def __init__(self, limit: int | None) -> None:
+        self._limit = limit
+        self._cap = sys.maxsize if limit is None else limit
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._shown = ""  # the first ``_cap`` columns
+        self._cursor = 0
+        self._width = 0  # columns the line reached
+        self._fed = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether any byte of an unfinished line was fed."""
+        return self._fed
+
+    def feed(self, raw: bytes) -> None:
+        if raw:
+            self._fed = True
+            self._write(self._decoder.decode(raw))
+
+    def finish(self) -> str:
+        """The line as shown, and a fresh start for the next one."""
+        self._write(self._decoder.decode(b"", final=True))
+        text = self._shown
+        if self._limit is not None and self._width > self._limit:
+            text += f" … [{self._width - self._limit} more characters]"
+        self._decoder.reset()
+        self._shown, self._cursor, self._width, self._fed = "", 0, 0, False
+        return text
+
+    def _write(self, text: str) -> None:
+        if not text:
+            return
+        first, *rest = text.split("\r")
+        self._put(first, self._cursor)
+        if not rest:
+            return
+        # Every piece after a carriage return starts at column 0: at each column the last
+        # piece long enough to reach it wins. Built from the last piece back, in linear time.
+        overlay = ""
+        for piece in reversed(rest):
+            if len(overlay) >= self._cap:
+                break
+            if len(piece) > len(overlay):
+                overlay += piece[len(overlay) : self._cap]
+        self._put(overlay, 0)
+        self._width = max(self._width, max(len(p) for p in rest))
+        self._cursor = len(rest[-1])
+
+    def _put(self, text: str, at: int) -> None:
+        end = at + len(text)
+        if at < self._cap and text:
+            kept = text[: self._cap - at]
+            self._shown = self._shown[:at] + kept + self._shown[at + len(kept) :]
+        self._cursor = end
+        self._width = max(self._width, end)
 
 
 def decode(raw: bytes, limit: int | None = DISPLAY_LINE_LIMIT) -> str:
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
-    if limit is not None and len(text) > limit:
-        return text[:limit] + f" … [{len(text) - limit} more characters]"
-    return text
+    """One line's bytes (without its newline) as shown: see :class:`_Line`."""
+    if b"\r" not in raw and (limit is None or len(raw) <= limit):
+        return raw.decode("utf-8", errors="replace")  # the common case, fast
+    line = _Line(limit)
+    line.feed(raw)
+    return line.finish()
+
+
+class LogReader:
+    """Reads a log file's lines as they are completed, from a byte offset on.
+
+    It keeps the state of a line still being written between calls, so a long line (a
+    progress bar without a newline) is scanned once, not again at every poll.
+    """
+
+    def __init__(self, path: Path, offset: int = 0, limit: int | None = DISPLAY_LINE_LIMIT):
+        self.path = path
+        self.offset = offset  # byte offset just after the last line returned
+        self._scanned = offset  # bytes fed to ``_line`` or returned
+        self._line = _Line(limit)
+        self._limit = limit
+        self.at_end = False  # the last read reached the end of the file
+
+    @property
+    def pending(self) -> bool:
+        """Whether bytes of a line without its newline yet were read."""
+        return self._line.pending
+
+    def read(self, final: bool = False, max_bytes: int = 4 * CHUNK) -> list[str]:
+        """The lines completed since the last call (reading at most ``max_bytes``).
+
+        A partial last line is held back until its newline arrives, unless ``final`` and the
+        end of the file was reached.
+        """
+        self.at_end = False
+        try:
+            with open(self.path, "rb") as fh:
+                lines = self._read(fh, max_bytes)
+        except FileNotFoundError:
+            self.at_end = True
+            return []
+        if final and self.at_end and self._line.pending:
+            lines.append(self._line.finish())
+            self.offset = self._scanned
+        return lines
+
+    def _read(self, fh: BinaryIO, max_bytes: int) -> list[str]:
+        lines: list[str] = []
+        fh.seek(self._scanned)
+        budget = max_bytes
+        while budget > 0:
+            data = fh.read(min(CHUNK, budget))
+            if not data:
+                self.at_end = True
+                break
+            budget -= len(data)
+            parts = data.split(b"\n")
+            rest = parts.pop()  # the start of a line whose newline is further on
+            if parts:
+                if self._line.pending:
+                    self._line.feed(parts[0])
+                    lines.append(self._line.finish())
+                    parts = parts[1:]
+                lines.extend(decode(p, self._limit) for p in parts)
+                self.offset = self._scanned + len(data) - len(rest)
+            self._line.feed(rest)
+            self._scanned += len(data)
+        return lines
 
 
 def tail(
@@ -28,28 +166,15 @@ def tail(
 ) -> tuple[list[str], int]:
     """Complete lines from byte ``offset`` on, and the offset after them.
 
-    A partial last line is held back until its newline arrives, unless ``final``.
+    A partial last line is held back until its newline arrives, unless ``final``. About
+    ``max_bytes`` are read, more when one line is longer: the offset always moves past a
+    complete line, however long.
     """
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read(max_bytes)
-    except FileNotFoundError:
-        return [], offset
-    if not data:
-        return [], offset
-    end = data.rfind(b"\n")
-    if end < 0:
-        if not final or len(data) == max_bytes:
-            return [], offset
-        return [decode(data)], offset + len(data)
-    complete = data[: end + 1]
-    lines = [decode(line) for line in complete.split(b"\n")[:-1]]
-    new_offset = offset + end + 1
-    if final and len(data) < max_bytes and end + 1 < len(data):
-        lines.append(decode(data[end + 1 :]))
-        new_offset = offset + len(data)
-    return lines, new_offset
+    reader = LogReader(path, offset)
+    lines = reader.read(final, max_bytes)
+    while not lines and reader.pending and not reader.at_end:
+        lines = reader.read(final, max_bytes)
+    return lines, reader.offset
 
 
 class LogIndex:
@@ -76,21 +201,19 @@ class LogIndex:
                 data = fh.read(min(CHUNK, size - pos))
                 if not data:
                     break
-                start = 0
-                while True:
-                    nl = data.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    self._lines += 1
-                    if self._lines % INDEX_EVERY == 0:
-                        self._marks.append(pos + nl + 1)
-                    start = nl + 1
-                # Only whole lines count as scanned; a partial tail is rescanned next time.
-                last_nl = data.rfind(b"\n")
-                if last_nl < 0:
-                    break
-                pos += last_nl + 1
-                fh.seek(pos)
+                newlines = data.count(b"\n")
+                if self._lines % INDEX_EVERY + newlines < INDEX_EVERY:
+                    self._lines += newlines  # no mark falls in this chunk
+                else:
+                    nl = data.find(b"\n")
+                    while nl >= 0:
+                        self._lines += 1
+                        if self._lines % INDEX_EVERY == 0:
+                            self._marks.append(pos + nl + 1)
+                        nl = data.find(b"\n", nl + 1)
+                # A line without its newline yet is scanned too: only newlines count, so a
+                # line of any length is passed once and the lines after it are found.
+                pos += len(data)
             self._scanned = pos
         return self._lines
 
@@ -107,15 +230,29 @@ class LogIndex:
             return []
         mark = start // INDEX_EVERY
         skip = start - mark * INDEX_EVERY
+        want = stop - start
         out: list[str] = []
+        line = _Line(DISPLAY_LINE_LIMIT)
         with open(self.path, "rb") as fh:
             fh.seek(self._marks[mark])
-            for i, raw in enumerate(fh):
-                if i < skip:
-                    continue
-                out.append(decode(raw.rstrip(b"\n")))
-                if len(out) >= stop - start:
+            while len(out) < want:
+                data = fh.read(READ)
+                if not data:
                     break
+                parts = data.split(b"\n")
+                rest = parts.pop()  # the start of a line whose newline is further on
+                for raw in parts:
+                    if skip:
+                        skip -= 1
+                    elif line.pending:
+                        line.feed(raw)
+                        out.append(line.finish())
+                    else:
+                        out.append(decode(raw))
+                    if len(out) >= want:
+                        break
+                if not skip and len(out) < want:
+                    line.feed(rest)
         return out
 
     def search(
