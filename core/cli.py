@@ -21,14 +21,24 @@ OpenTui = Callable[[argparse.Namespace], int]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other refusal
-        raise ModelDeckError(f"{message} (see `modeldeck {self.prog.partition(' ')[2]} --help`)")
+        raise ModelDeckError(f"{message} (see `{self.prog} --help`)")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON only on standard output")
-    p.add_argument("--home", help="data home (default: $MODELDECK_HOME or the user data dir)")
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The global options. Only the top-level parser has defaults: a (sub)command's parser
+    sets them only when they are given after the command, so they work in either position
+    and a command's parser never overwrites what was given before it."""
+    unset = {} if top else {"default": argparse.SUPPRESS}
     p.add_argument(
-        "--db", help="SQLAlchemy database URL (default: $MODELDECK_DB or home/modeldeck.db)"
+        "--json", action="store_true", help="print JSON only on standard output", **unset
+    )
+    p.add_argument(
+        "--home", help="data home (default: $MODELDECK_HOME or the user data dir)", **unset
+    )
+    p.add_argument(
+        "--db",
+        help="SQLAlchemy database URL (default: $MODELDECK_DB or home/modeldeck.db)",
+        **unset,
     )
 
 
@@ -38,7 +48,7 @@ def _job_opts(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modeldeck", description="Keyboard-first ModelOps console.")
-    _common(parser)
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     def cmd(name: str, help: str, job: bool = False) -> argparse.ArgumentParser:
