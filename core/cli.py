@@ -9,11 +9,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
+from core.text import printable
 from core.views import JobView
 
 OpenTui = Callable[[argparse.Namespace], int]
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pause", action="store_true")
     g.add_argument("--resume", action="store_true")
     p.add_argument("--next", type=int, metavar="N", help="preview the next N fire times")
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        help="preview from TIME on instead of now (ISO 8601; without an offset, TIME is on "
+        "the schedule's clock), e.g. 2026-10-25T00:00 or 2026-10-24T22:00Z",
+    )
 
     p = cmd("jobs", "list jobs, newest first")
     p.add_argument("project", nargs="?")
@@ -512,22 +520,25 @@ class Cli:
             dep = d.set_schedule(a.deployment, a.cron, a.timezone, paused)
         else:
             dep = d.deployment(a.deployment)
+        if a.start is not None and a.next is None:
+            raise ModelDeckError("--from goes with --next N (the fire times to preview)")
+        start = _parse_time(a.start, dep.timezone) if a.start is not None else None
         preview: list[datetime] = []
         if a.next is not None:
             if a.next < 1 or a.next > 1000:
                 raise ModelDeckError("--next takes a number from 1 to 1000")
             if not dep.schedule:
                 raise ModelDeckError(f"deployment {dep.id} has no schedule")
-            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next)
+            # From TIME on: a fire at TIME itself is shown too.
+            after = start - timedelta(microseconds=1) if start is not None else None
+            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
         if self.json:
+            from core.clock import iso
+
             data = dep.to_json()
             if a.next is not None:
                 data["preview"] = [
-                    {
-                        "utc": t.isoformat().replace("+00:00", "Z"),
-                        "local": _in_zone(t, dep.timezone),
-                    }
-                    for t in preview
+                    {"utc": iso(t), "local": _in_zone(t, dep.timezone)} for t in preview
                 ]
             out(data)
             return 0
@@ -590,6 +601,20 @@ class Cli:
             if left:
                 err(f"engine stopped; {left} running job(s) keep running and will be re-attached")
         return 0
+
+
+def _parse_time(text: str, tz: str) -> datetime:
+    """An ISO 8601 time given by the user; one without an offset is on the clock of ``tz``."""
+    from core.schedule import zone
+
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ModelDeckError(
+            f"--from {printable(text)!r} is not a time: use ISO 8601, such as 2026-10-25T00:00 "
+            "(on the schedule's clock) or 2026-10-24T22:00Z"
+        ) from None
+    return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
 
 
 def _in_zone(t: datetime, tz: str) -> str:
