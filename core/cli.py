@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.clock import iso, utc
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
 from core.text import printable
@@ -176,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def local(dt: datetime | None) -> str:
-    return "-" if dt is None else dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """A time on this machine's clock, labelled with its zone (``2026-03-01 09:30:00 CET``)."""
+    if dt is None:
+        return "-"
+    shown = utc(dt).astimezone()  # the database gives naive UTC; the label says which zone
+    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or shown.strftime('%z')}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -198,7 +203,26 @@ def err(msg: str) -> None:
 
 def _metric(v: Any) -> str:
     head = v.headline_metric()
-    return f"{head[0]}={head[1]:.3f}" if head else "-"
+    return f"{printable(head[0])}={_value(v.metrics[head[0]])}" if head else "-"
+
+
+def _value(x: Any) -> str:
+    """A metric as people read it: integers whole, floats to 4 decimals, lists in brackets."""
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if x != x or x in (float("inf"), float("-inf")):
+            return str(x)
+        return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e12 else f"{x:.4g}"
+    if isinstance(x, list | tuple):
+        return "[" + ", ".join(_value(item) for item in x) + "]"
+    return printable(str(x))
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    return "  ".join(f"{printable(str(k))}={_value(v)}" for k, v in metrics.items()) or "-"
 
 
 # -- running ------------------------------------------------------------------------------
@@ -289,10 +313,7 @@ class Cli:
             err(f"version {v.id} ({v.model} v{v.number}, {v.status})")
         elif job.type == JobType.evaluate.value and job.version:
             v = self.deck.version(job.version)
-            shown = ", ".join(
-                f"{k}={val:.4f}" for k, val in v.metrics.items() if isinstance(val, int | float)
-            )
-            err(f"version {v.id} is {v.status}: {shown}")
+            err(f"version {v.id} is {v.status}: {_metrics(v.metrics)}")
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
             nxt = f", next run {local(dep.next_run_at)}" if dep.next_run_at else ""
@@ -325,8 +346,14 @@ class Cli:
         if c == "models":
             return self.listing(
                 d.models(a.project),
-                ["name", "kind", "versions", "latest", "status"],
-                lambda m: [m.name, m.kind, m.versions, m.latest_version, m.latest_status],
+                ["name", "kind", "versions", "latest", "deployed"],
+                lambda m: [
+                    printable(m.name),
+                    m.kind,
+                    m.versions,
+                    f"v{m.latest_version} {m.latest_status}" if m.latest_version else "-",
+                    ", ".join(f"v{n}" for n in m.deployed_versions) or "-",
+                ],
             )
         if c == "versions":
             return self.listing(
@@ -348,17 +375,20 @@ class Cli:
                 out(detail.to_json())
             else:
                 v = detail.version
-                print(f"{v.id}  {v.model} v{v.number}  {v.status}")
+                print(f"{v.id}  {printable(f'{v.project}/{v.model}:{v.number}')}  {v.status}")
                 print(f"  created  {local(v.created_at)} by job {v.job_id}")
-                print(f"  code     {v.code_fingerprint}")
+                print(f"  code     {printable(v.code_fingerprint or '-')}")
                 print(f"  params   {json.dumps(v.hyperparameters)}")
                 for m in detail.metrics_history:
-                    nums = {
-                        k: round(x, 4) for k, x in m.metrics.items() if isinstance(x, int | float)
-                    }
-                    print(f"  metrics  {local(m.at)} on {m.dataset}: {nums}")
+                    on = printable(m.dataset or "-")
+                    print(f"  metrics  {local(m.at)} on {on}: {_metrics(m.metrics)}")
                 for ap in detail.approvals:
-                    print(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
+                    print(
+                        f"  {ap.decision:<8} {local(ap.at)} by {printable(ap.by)}: "
+                        f"{printable(ap.reason)}"
+                    )
+                for dep in detail.deployments:
+                    print(f"  deploy   {dep.id}  {dep.status}  on {printable(dep.dataset)}")
             return 0
         if c == "deployments":
             return self.listing(
@@ -533,8 +563,6 @@ class Cli:
             after = start - timedelta(microseconds=1) if start is not None else None
             preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
         if self.json:
-            from core.clock import iso
-
             data = dep.to_json()
             if a.next is not None:
                 data["preview"] = [

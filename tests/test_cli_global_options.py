@@ -10,73 +10,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shutil
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCRIPTED_TRAINING, write_csv, write_model
-from deploy_support import add_fast_stages, approved_version, deploy
+from cli_support import Home, prepare_home, run_main
 
 from core.cli import build_parser, main
-from core.engine import Engine
 from core.service import Deck
 
 
-@dataclass
-class Home:
-    """What the prepared home holds."""
-
-    path: Path
-    repo: Path
-    approved: str  # an approved version (also deployed)
-    evaluated: str  # an evaluated version
-    deployment: str
-    train_job: str  # a completed job
-    queued: str  # a queued job
-    byom_file: Path
-    extra_csv: Path
-
-
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    base = tmp_path_factory.mktemp("global")
-    home, repo = base / "home", base / "repo"
-    home.mkdir()
-    write_model(repo, "scripted", SCRIPTED_TRAINING)
-    add_fast_stages(repo)
-    (repo / "data").mkdir()
-    write_csv(repo / "data" / "train.csv")
-    write_csv(repo / "data" / "score.csv", target=False)
-    extra = write_csv(repo / "data" / "extra.csv")
-    byom = repo / "model.pkl"
-    byom.write_bytes(pickle.dumps({"not": "a model, but the import is only queued"}))
-    deck = Deck(home=home)
-    deck.add_project("proj", repo)
-    deck.add_project("demo", repo)  # `demo` then finds its project and seeds nothing
-    deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
-    deck.add_dataset("proj", "test", repo / "data" / "train.csv", target="label")
-    deck.add_dataset("proj", "score", repo / "data" / "score.csv")
-    engine = Engine(deck, workers=1)
-    try:
-        approved = approved_version(deck, engine, "proj")
-        dep = deploy(deck, engine, approved, "0 6 * * *", "Europe/Berlin")
-        train = deck.train("proj", "scripted", "train", {"lines": 1})
-        assert engine.run_until_idle(30)
-        evaluated = deck.job(train.id).version
-        assert evaluated
-        ev = deck.evaluate(evaluated, "test")
-        assert engine.run_until_idle(30)
-        assert deck.job(ev.id).status == "completed"
-    finally:
-        engine.shutdown()
-    queued = deck.train("proj", "scripted", "train", {"lines": 1})
-    deck.close()
-    yield Home(home, repo, approved, evaluated, dep, train.id, queued.id, byom, extra)
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return prepare_home(tmp_path_factory.mktemp("global"))
 
 
 @dataclass
@@ -201,18 +150,12 @@ def test_global_options_act_in_either_position(
         opened.append(ns)
         return 0
 
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = main(argv, open_tui=open_tui)
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-    out, err = capsys.readouterr()
-    assert code == 0, err
+    r = run_main(argv, capsys, open_tui=open_tui)
+    assert r.code == 0, r.err
     if command == "tui":
         assert [ns.home for ns in opened] == [str(home)]
         return
-    data = json.loads(out) if case.json else out
+    data = json.loads(r.out) if case.json else r.out
     deck = Deck(home=home)
     try:
         case.check(prepared, deck, data)
