@@ -546,17 +546,20 @@ class Cli:
     def schedule(self) -> int:
         a, d = self.args, self.deck
         paused = True if a.pause else False if a.resume else None
+        # Refuse a bad preview before changing anything.
+        if a.start is not None and a.next is None:
+            raise ModelDeckError("--from goes with --next N (the fire times to preview)")
+        if a.next is not None and not 1 <= a.next <= 1000:
+            raise ModelDeckError("--next takes a number from 1 to 1000")
+        if a.start is not None:
+            _parse_time(a.start, "UTC")
         if a.cron or a.timezone or paused is not None:
             dep = d.set_schedule(a.deployment, a.cron, a.timezone, paused)
         else:
             dep = d.deployment(a.deployment)
-        if a.start is not None and a.next is None:
-            raise ModelDeckError("--from goes with --next N (the fire times to preview)")
         start = _parse_time(a.start, dep.timezone) if a.start is not None else None
         preview: list[datetime] = []
         if a.next is not None:
-            if a.next < 1 or a.next > 1000:
-                raise ModelDeckError("--next takes a number from 1 to 1000")
             if not dep.schedule:
                 raise ModelDeckError(f"deployment {dep.id} has no schedule")
             # From TIME on: a fire at TIME itself is shown too.

@@ -63,12 +63,16 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
         (["--next", "0"], "--next"),
         (["--next", "3", "--from", "yesterday"], "--from 'yesterday' is not a time"),
         (["--from", "2026-10-25T00:00"], "--from goes with --next"),
+        # a bad preview changes nothing, not even the schedule given with it
+        (["--cron", "0 7 * * *", "--next", "0"], "--next"),
+        (["--cron", "0 7 * * *", "--next", "3", "--from", "07:00 tomorrow"], "is not a time"),
     ],
 )
-def test_schedule_refusals(cli, dep: str, args: list[str], message: str) -> None:
+def test_schedule_refusals(cli, dep: str, deck: Deck, args: list[str], message: str) -> None:
     r = cli("schedule", dep, *args)
     assert r.code == 2
     assert r.err.startswith("error:") and message in r.err
+    assert deck.deployment(dep).schedule == "0 * * * *"
 
 
 def test_predict_is_started_within_a_second_by_a_running_engine(cli, dep: str, deck) -> None:
