@@ -44,6 +44,9 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+VERSION_HELP = "a version: its id (or a unique prefix), MODEL:N or PROJECT/MODEL:N"
+
+
 def _job_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true", help="only queue the job and print its id")
 
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("--model")
     p = cmd("version", "show one model version")
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p = cmd("deployments", "list a project's deployments")
     p.add_argument("project")
     p = cmd("datasets", "list a project's datasets")
@@ -108,14 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override"
     )
     p = cmd("evaluate", "evaluate a version on a dataset", job=True)
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True)
     for name in ("approve", "reject"):
         p = cmd(name, f"{name} an evaluated version (a reason is required)", job=True)
-        p.add_argument("version")
+        p.add_argument("version", help=VERSION_HELP)
         p.add_argument("--reason", required=True)
     p = cmd("deploy", "deploy an approved version", job=True)
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True, help="the dataset batch predictions score")
     p.add_argument(
         "--schedule", metavar="CRON", help="5-field cron expression for batch predictions"
@@ -131,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="PATH_OR_URL")
     p.add_argument("--format", choices=["joblib", "pickle", "onnx"])
     p = cmd("stats", "compute statistics of a dataset for a version", job=True)
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True)
     p = cmd("predict", "run a batch prediction of a deployment now", job=True)
     p.add_argument("deployment")
