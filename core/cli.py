@@ -9,10 +9,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from core.clock import iso
+from core.clock import iso, utc
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
 from core.logs import CHUNK, LogReader
@@ -24,15 +24,28 @@ OpenTui = Callable[[argparse.Namespace], int]
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other refusal
-        raise ModelDeckError(f"{message} (see `modeldeck {self.prog.partition(' ')[2]} --help`)")
+        raise ModelDeckError(f"{message} (see `{self.prog} --help`)")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON only on standard output")
-    p.add_argument("--home", help="data home (default: $MODELDECK_HOME or the user data dir)")
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The global options. Only the top-level parser has defaults: a (sub)command's parser
+    sets them only when they are given after the command, so they work in either position
+    and a command's parser never overwrites what was given before it."""
+    unset = {} if top else {"default": argparse.SUPPRESS}
     p.add_argument(
-        "--db", help="SQLAlchemy database URL (default: $MODELDECK_DB or home/modeldeck.db)"
+        "--json", action="store_true", help="print JSON only on standard output", **unset
     )
+    p.add_argument(
+        "--home", help="data home (default: $MODELDECK_HOME or the user data dir)", **unset
+    )
+    p.add_argument(
+        "--db",
+        help="SQLAlchemy database URL (default: $MODELDECK_DB or home/modeldeck.db)",
+        **unset,
+    )
+
+
+VERSION_HELP = "a version: its id (or a unique prefix), MODEL:N or PROJECT/MODEL:N"
 
 
 def _job_opts(p: argparse.ArgumentParser) -> None:
@@ -41,7 +54,7 @@ def _job_opts(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modeldeck", description="Keyboard-first ModelOps console.")
-    _common(parser)
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     def cmd(name: str, help: str, job: bool = False) -> argparse.ArgumentParser:
@@ -77,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("--model")
     p = cmd("version", "show one model version")
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p = cmd("deployments", "list a project's deployments")
     p.add_argument("project")
     p = cmd("datasets", "list a project's datasets")
@@ -99,14 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override"
     )
     p = cmd("evaluate", "evaluate a version on a dataset", job=True)
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True)
     for name in ("approve", "reject"):
         p = cmd(name, f"{name} an evaluated version (a reason is required)", job=True)
-        p.add_argument("version")
+        p.add_argument("version", help=VERSION_HELP)
         p.add_argument("--reason", required=True)
     p = cmd("deploy", "deploy an approved version", job=True)
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True, help="the dataset batch predictions score")
     p.add_argument(
         "--schedule", metavar="CRON", help="5-field cron expression for batch predictions"
@@ -122,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="PATH_OR_URL")
     p.add_argument("--format", choices=["joblib", "pickle", "onnx"])
     p = cmd("stats", "compute statistics of a dataset for a version", job=True)
-    p.add_argument("version")
+    p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True)
     p = cmd("predict", "run a batch prediction of a deployment now", job=True)
     p.add_argument("deployment")
@@ -136,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pause", action="store_true")
     g.add_argument("--resume", action="store_true")
     p.add_argument("--next", type=int, metavar="N", help="preview the next N fire times")
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        help="preview from TIME on instead of now (ISO 8601; without an offset, TIME is on "
+        "the schedule's clock), e.g. 2026-10-25T00:00 or 2026-10-24T22:00Z",
+    )
 
     p = cmd("jobs", "list jobs, newest first")
     p.add_argument("project", nargs="?")
@@ -166,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def local(dt: datetime | None) -> str:
-    return "-" if dt is None else dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """A time on this machine's clock, labelled with its zone (``2026-03-01 09:30:00 CET``)."""
+    if dt is None:
+        return "-"
+    shown = utc(dt).astimezone()  # the database gives naive UTC; the label says which zone
+    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or shown.strftime('%z')}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -207,7 +231,26 @@ def err(msg: str) -> None:
 
 def _metric(v: Any) -> str:
     head = v.headline_metric()
-    return f"{head[0]}={head[1]:.3f}" if head else "-"
+    return f"{printable(head[0])}={_value(v.metrics[head[0]])}" if head else "-"
+
+
+def _value(x: Any) -> str:
+    """A metric as people read it: integers whole, floats to 4 decimals, lists in brackets."""
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if x != x or x in (float("inf"), float("-inf")):
+            return str(x)
+        return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e12 else f"{x:.4g}"
+    if isinstance(x, list | tuple):
+        return "[" + ", ".join(_value(item) for item in x) + "]"
+    return printable(str(x))
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    return "  ".join(f"{printable(str(k))}={_value(v)}" for k, v in metrics.items()) or "-"
 
 
 # -- running ------------------------------------------------------------------------------
@@ -298,10 +341,7 @@ class Cli:
             err(f"version {v.id} ({v.model} v{v.number}, {v.status})")
         elif job.type == JobType.evaluate.value and job.version:
             v = self.deck.version(job.version)
-            shown = ", ".join(
-                f"{k}={val:.4f}" for k, val in v.metrics.items() if isinstance(val, int | float)
-            )
-            err(f"version {v.id} is {v.status}: {shown}")
+            err(f"version {v.id} is {v.status}: {_metrics(v.metrics)}")
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
             nxt = f", next run {local(dep.next_run_at)}" if dep.next_run_at else ""
@@ -334,8 +374,14 @@ class Cli:
         if c == "models":
             return self.listing(
                 d.models(a.project),
-                ["name", "kind", "versions", "latest", "status"],
-                lambda m: [m.name, m.kind, m.versions, m.latest_version, m.latest_status],
+                ["name", "kind", "versions", "latest", "deployed"],
+                lambda m: [
+                    printable(m.name),
+                    m.kind,
+                    m.versions,
+                    f"v{m.latest_version} {m.latest_status}" if m.latest_version else "-",
+                    ", ".join(f"v{n}" for n in m.deployed_versions) or "-",
+                ],
             )
         if c == "versions":
             return self.listing(
@@ -357,17 +403,16 @@ class Cli:
                 out(detail.to_json())
             else:
                 v = detail.version
-                say(f"{v.id}  {v.model} v{v.number}  {v.status}")
+                say(f"{v.id}  {v.project}/{v.model}:{v.number}  {v.status}")
                 say(f"  created  {local(v.created_at)} by job {v.job_id}")
-                say(f"  code     {v.code_fingerprint}")
+                say(f"  code     {v.code_fingerprint or '-'}")
                 say(f"  params   {json.dumps(v.hyperparameters)}")
                 for m in detail.metrics_history:
-                    nums = {
-                        k: round(x, 4) for k, x in m.metrics.items() if isinstance(x, int | float)
-                    }
-                    say(f"  metrics  {local(m.at)} on {m.dataset}: {nums}")
+                    say(f"  metrics  {local(m.at)} on {m.dataset or '-'}: {_metrics(m.metrics)}")
                 for ap in detail.approvals:
                     say(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
+                for dep in detail.deployments:
+                    say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}")
             return 0
         if c == "deployments":
             return self.listing(
@@ -546,26 +591,30 @@ class Cli:
     def schedule(self) -> int:
         a, d = self.args, self.deck
         paused = True if a.pause else False if a.resume else None
+        # Refuse a bad preview before changing anything.
+        if a.start is not None and a.next is None:
+            raise ModelDeckError("--from goes with --next N (the fire times to preview)")
+        if a.next is not None and not 1 <= a.next <= 1000:
+            raise ModelDeckError("--next takes a number from 1 to 1000")
+        if a.start is not None:
+            _parse_time(a.start, "UTC")
         if a.cron or a.timezone or paused is not None:
             dep = d.set_schedule(a.deployment, a.cron, a.timezone, paused)
         else:
             dep = d.deployment(a.deployment)
+        start = _parse_time(a.start, dep.timezone) if a.start is not None else None
         preview: list[datetime] = []
         if a.next is not None:
-            if a.next < 1 or a.next > 1000:
-                raise ModelDeckError("--next takes a number from 1 to 1000")
             if not dep.schedule:
                 raise ModelDeckError(f"deployment {dep.id} has no schedule")
-            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next)
+            # From TIME on: a fire at TIME itself is shown too.
+            after = start - timedelta(microseconds=1) if start is not None else None
+            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
         if self.json:
             data = dep.to_json()
             if a.next is not None:
                 data["preview"] = [
-                    {
-                        "utc": iso(t),
-                        "local": _in_zone(t, dep.timezone),
-                    }
-                    for t in preview
+                    {"utc": iso(t), "local": _in_zone(t, dep.timezone)} for t in preview
                 ]
             out(data)
             return 0
@@ -628,6 +677,20 @@ class Cli:
             if left:
                 err(f"engine stopped; {left} running job(s) keep running and will be re-attached")
         return 0
+
+
+def _parse_time(text: str, tz: str) -> datetime:
+    """An ISO 8601 time given by the user; one without an offset is on the clock of ``tz``."""
+    from core.schedule import zone
+
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ModelDeckError(
+            f"--from {printable(text)!r} is not a time: use ISO 8601, such as 2026-10-25T00:00 "
+            "(on the schedule's clock) or 2026-10-24T22:00Z"
+        ) from None
+    return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
 
 
 def _in_zone(t: datetime, tz: str) -> str:

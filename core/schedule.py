@@ -1,10 +1,12 @@
 """Cron maths: strict validation and fire times computed in the schedule's own time zone.
 
-Fire times are walked on the wall clock of the schedule's zone and mapped to UTC:
-- a wall time that happens twice (autumn) maps to its first occurrence, and because a fire
-  must lie strictly after the previous one, a daily job fires once, not twice;
-- a wall time that does not exist (spring) runs at the first valid instant after it, the
-  moment the clocks jump.
+Daylight saving changes follow Debian cron's rules (as cronsim does):
+- a schedule whose minute or hour field starts with ``*`` (``0 * * * *``, ``*/15 * * * *``,
+  ``*/5 1 * * *``) runs in real time: a wall time that happens twice (autumn) fires at both
+  occurrences, and one that does not exist (spring) does not fire;
+- any other schedule (a fixed minute and hour, such as ``30 2 * * *``) is walked on the
+  zone's wall clock: a repeated wall time fires once, at its first occurrence, and a missing
+  one fires at the first valid instant after it, the moment the clocks jump.
 """
 
 from __future__ import annotations
@@ -88,10 +90,34 @@ def _to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
     return hi.replace(microsecond=0)
 
 
+def follows_real_time(expr: str) -> bool:
+    """Whether a schedule runs in real time across clock changes: its minute or hour field
+    starts with ``*`` (Debian cron's "wildcard" jobs); see the module's docstring."""
+    fields = ALIASES.get(expr.strip().lower(), expr).split()
+    return len(fields) >= 2 and (fields[0].startswith("*") or fields[1].startswith("*"))
+
+
+def _occurrences(wall: datetime, tz: ZoneInfo) -> list[datetime]:
+    """The instants (aware UTC, in order) at which the naive ``wall`` time happens in ``tz``:
+    one, two in a repeated hour, none in a gap."""
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first.astimezone(UTC)]  # the usual case: no change of offset near here
+    found = set()
+    for local in (first, second):
+        t = local.astimezone(UTC)
+        if t.astimezone(tz).replace(tzinfo=None) == wall:
+            found.add(t)
+    return sorted(found)
+
+
 def fire_times(expr: str, tz_name: str | None, after: datetime) -> Iterator[datetime]:
     """Fire times (aware UTC) strictly after ``after``, in order, without end."""
     tz = zone(tz_name)
     after = after.astimezone(UTC)
+    if follows_real_time(expr):
+        yield from _real_time_fires(expr, tz, after)
+        return
     wall = after.astimezone(tz).replace(tzinfo=None)
     # Start at the wall time of ``after``: an earlier wall time maps to an earlier instant
     # (first occurrence, or the jump after a gap), so nothing later is missed, and a minutely
@@ -103,6 +129,40 @@ def fire_times(expr: str, tz_name: str | None, after: datetime) -> Iterator[date
         if candidate > last:
             last = candidate
             yield candidate
+
+
+def _real_time_fires(expr: str, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """Every instant after ``after`` whose wall time in ``tz`` matches ``expr``.
+
+    The wall clock is walked with croniter; a matching wall time in a repeated stretch has two
+    instants, so the candidates of that whole stretch are gathered and put in real-time order
+    (all first occurrences, then all second ones) before any is given out.
+    """
+    wall = after.astimezone(tz).replace(tzinfo=None)
+    here = _occurrences(wall, tz)
+    # Inside a repeated stretch, earlier wall times still have a second occurrence to come.
+    start = wall - (here[-1] - here[0])
+    it = croniter(expr, start - timedelta(seconds=1))
+    pending: datetime | None = None
+    last = after
+    while True:
+        candidate = pending or it.get_next(datetime)
+        pending = None
+        instants = _occurrences(candidate, tz)
+        if len(instants) == 2:
+            # The stretch's wall times end before candidate + its length (the offset change).
+            end = candidate + (instants[1] - instants[0])
+            while True:
+                nxt = it.get_next(datetime)
+                if nxt >= end:
+                    pending = nxt
+                    break
+                instants.extend(_occurrences(nxt, tz))
+            instants.sort()
+        for t in instants:
+            if t > last:
+                last = t
+                yield t
 
 
 def next_fire(expr: str, tz_name: str | None, after: datetime) -> datetime:

@@ -283,7 +283,36 @@ class Deck:
         return row
 
     def _version(self, s: Session, ref: str) -> ModelVersion:
+        """A version by id, unique id prefix, ``MODEL:N`` or ``PROJECT/MODEL:N``."""
+        ref = (ref or "").strip()
+        head, colon, number = ref.rpartition(":")
+        if colon and head and number.isascii() and number.isdigit():  # ids hold no colon
+            return self._version_by_number(s, ref, head, int(number))
         return self._by_id_or_prefix(s, ModelVersion, ref, "version")
+
+    def _version_by_number(self, s: Session, ref: str, head: str, number: int) -> ModelVersion:
+        project_name, slash, model_name = head.rpartition("/")
+        stmt = (
+            select(ModelVersion, Project.name)
+            .join(Model, col(Model.id) == ModelVersion.model_id)
+            .join(Project, col(Project.id) == Model.project_id)
+            .where(Model.name == model_name, ModelVersion.number == number)
+        )
+        if slash:
+            stmt = stmt.where(Project.id == self._project(s, project_name).id)
+        found = s.exec(stmt).all()
+        if len(found) == 1:
+            return found[0][0]
+        if found:
+            names = ", ".join(sorted(f"{p}/{model_name}:{number}" for _, p in found))
+            raise ModelDeckError(
+                f"version {ref!r} is ambiguous: model {model_name!r} is in several projects; "
+                f"name one: {names}"
+            )
+        where = f" {project_name}" if slash else " PROJECT"
+        raise NotFound(
+            f"unknown version {ref!r} (see `modeldeck versions{where} --model {model_name}`)"
+        )
 
     def _deployment(self, s: Session, ref: str) -> Deployment:
         return self._by_id_or_prefix(s, Deployment, ref, "deployment")
@@ -567,6 +596,16 @@ class Deck:
                     .select_from(ModelVersion)
                     .where(ModelVersion.model_id == m.id)
                 ).one()
+                deployed = s.exec(
+                    select(ModelVersion.number)
+                    .join(Deployment, col(Deployment.version_id) == ModelVersion.id)
+                    .where(
+                        ModelVersion.model_id == m.id,
+                        Deployment.status == DeploymentStatus.active.value,
+                    )
+                    .distinct()
+                    .order_by(ModelVersion.number)
+                ).all()
                 out.append(
                     ModelView(
                         id=m.id,
@@ -576,6 +615,7 @@ class Deck:
                         versions=int(n),
                         latest_version=latest.number if latest else None,
                         latest_status=latest.status if latest else None,
+                        deployed_versions=[int(x) for x in deployed],
                     )
                 )
             return out

@@ -58,6 +58,7 @@ class ModelView(_View):
     versions: int
     latest_version: int | None
     latest_status: str | None
+    deployed_versions: list[int] = field(default_factory=list)  # with an active deployment
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from deploy_support import add_fast_stages, approved_version, deploy, wait_for
@@ -60,12 +61,18 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
         (["--timezone", "Mars/Olympus"], "unknown time zone"),
         (["--pause", "--resume"], "not allowed"),
         (["--next", "0"], "--next"),
+        (["--next", "3", "--from", "yesterday"], "--from 'yesterday' is not a time"),
+        (["--from", "2026-10-25T00:00"], "--from goes with --next"),
+        # a bad preview changes nothing, not even the schedule given with it
+        (["--cron", "0 7 * * *", "--next", "0"], "--next"),
+        (["--cron", "0 7 * * *", "--next", "3", "--from", "07:00 tomorrow"], "is not a time"),
     ],
 )
-def test_schedule_refusals(cli, dep: str, args: list[str], message: str) -> None:
+def test_schedule_refusals(cli, dep: str, deck: Deck, args: list[str], message: str) -> None:
     r = cli("schedule", dep, *args)
     assert r.code == 2
     assert r.err.startswith("error:") and message in r.err
+    assert deck.deployment(dep).schedule == "0 * * * *"
 
 
 def test_predict_is_started_within_a_second_by_a_running_engine(cli, dep: str, deck) -> None:
@@ -89,3 +96,31 @@ def test_predict_is_started_within_a_second_by_a_running_engine(cli, dep: str, d
         assert deck.deployment(dep).last_run["job"] == job["id"]
     finally:
         engine.shutdown()
+
+
+def test_preview_from_a_time_shows_both_repeated_hours_of_the_autumn_change(cli, dep: str) -> None:
+    # Berlin falls back on 2026-10-25: 02:00-03:00 happens in CEST and again in CET. A
+    # half-hourly schedule runs every 30 minutes of real time through it.
+    start = datetime(2026, 10, 25, 1, 0, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
+    expected = [start + timedelta(minutes=30 * i) for i in range(6)]
+    set_up = ["--cron", "*/30 * * * *", "--timezone", "Europe/Berlin"]
+    for given in ("2026-10-25T01:00", "2026-10-24T23:00Z", "2026-10-25 01:00+02:00"):
+        r = cli("schedule", dep, *set_up, "--from", given, "--next", "6", "--json")
+        assert r.code == 0, r.err
+        preview = r.json()["preview"]
+        got = [datetime.fromisoformat(p["utc"].replace("Z", "+00:00")) for p in preview]
+        assert got == expected, given
+        assert [p["local"][11:] for p in preview] == [
+            "01:00 CEST",
+            "01:30 CEST",
+            "02:00 CEST",
+            "02:30 CEST",
+            "02:00 CET",
+            "02:30 CET",
+        ]
+    r = cli("schedule", dep, "--from", "2026-10-25T01:00", "--next", "6")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[-2].split("  ")[0] == "2026-10-25 02:00 CET"
+    assert lines[-1].split("  ")[0] == "2026-10-25 02:30 CET"
+    assert lines[-1].endswith("2026-10-25 01:30 UTC")

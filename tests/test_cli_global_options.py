@@ -1,0 +1,195 @@
+"""Global options (--json, --home, --db) work before and after the command, for every command.
+
+Each command runs for real (``core.cli.main``, in this process, jobs only queued with
+``--detach``) against a copy of a prepared data home, while ``$MODELDECK_HOME`` names another,
+empty home: a command that ignored ``--home`` would act on the empty one and fail or show
+nothing, and one that ignored ``--json`` would print a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import Home, prepare_home, run_main
+
+from core.cli import build_parser, main
+from core.service import Deck
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return prepare_home(tmp_path_factory.mktemp("global"))
+
+
+@dataclass
+class Case:
+    args: Callable[[Home], list[str]]
+    check: Callable[[Home, Deck, Any], None]  # (home, deck on the home, stdout as JSON or text)
+    json: bool = True
+
+
+def _queued(h: Home, d: Deck, out: Any) -> None:
+    assert out["status"] == "queued"
+    assert d.job(out["id"]).status == "queued"
+
+
+CASES: dict[str, Case] = {
+    "demo": Case(lambda h: ["demo", "--no-tui"], lambda h, d, out: _is(out["repo"], str(h.repo))),
+    "tui": Case(lambda h: ["tui"], lambda h, d, out: None, json=False),  # checked by open_tui
+    "engine": Case(
+        lambda h: ["engine", "--exit-when-idle", "--workers", "1"],
+        lambda h, d, out: _is(d.job(h.queued).status, "completed"),
+        json=False,
+    ),
+    "projects": Case(
+        lambda h: ["projects"], lambda h, d, out: _is({p["name"] for p in out}, {"proj", "demo"})
+    ),
+    "project": Case(
+        lambda h: ["project", "add", "new", "--repo", str(h.repo)],
+        lambda h, d, out: _is((out["name"], d.project("new").repo), ("new", str(h.repo))),
+    ),
+    "models": Case(
+        lambda h: ["models", "proj"], lambda h, d, out: _is([m["name"] for m in out], ["scripted"])
+    ),
+    "versions": Case(
+        lambda h: ["versions", "proj"],
+        lambda h, d, out: _is({v["id"] for v in out}, {h.approved, h.evaluated}),
+    ),
+    "version": Case(
+        lambda h: ["version", h.approved], lambda h, d, out: _is(out["version"]["id"], h.approved)
+    ),
+    "deployments": Case(
+        lambda h: ["deployments", "proj"],
+        lambda h, d, out: _is([x["id"] for x in out], [h.deployment]),
+    ),
+    "datasets": Case(
+        lambda h: ["datasets", "proj"],
+        lambda h, d, out: _is({x["name"] for x in out}, {"train", "test", "score"}),
+    ),
+    "dataset": Case(
+        lambda h: ["dataset", "add", "proj", "extra", str(h.extra_csv)],
+        lambda h, d, out: _is({x.name for x in d.datasets("proj")} >= {"extra"}, True),
+    ),
+    "train": Case(
+        lambda h: ["train", "proj", "scripted", "--dataset", "train", "--detach"], _queued
+    ),
+    "evaluate": Case(lambda h: ["evaluate", h.approved, "--dataset", "test", "--detach"], _queued),
+    "approve": Case(lambda h: ["approve", h.evaluated, "--reason", "ok", "--detach"], _queued),
+    "reject": Case(lambda h: ["reject", h.evaluated, "--reason", "no", "--detach"], _queued),
+    "deploy": Case(lambda h: ["deploy", h.approved, "--dataset", "score", "--detach"], _queued),
+    "retire": Case(lambda h: ["retire", h.deployment, "--detach"], _queued),
+    "import": Case(lambda h: ["import", "proj", "byom", str(h.byom_file), "--detach"], _queued),
+    "stats": Case(lambda h: ["stats", h.approved, "--dataset", "test", "--detach"], _queued),
+    "predict": Case(lambda h: ["predict", h.deployment, "--detach"], _queued),
+    "rerun": Case(lambda h: ["rerun", h.train_job, "--detach"], _queued),
+    "schedule": Case(
+        lambda h: ["schedule", h.deployment, "--next", "2"],
+        lambda h, d, out: _is((out["id"], len(out["preview"])), (h.deployment, 2)),
+    ),
+    "jobs": Case(
+        lambda h: ["jobs", "proj"],
+        lambda h, d, out: _is({h.train_job, h.queued} <= {j["id"] for j in out}, True),
+    ),
+    "job": Case(lambda h: ["job", h.train_job], lambda h, d, out: _is(out["id"], h.train_job)),
+    "logs": Case(lambda h: ["logs", h.train_job], lambda h, d, out: _is(out["lines"], ["line 0"])),
+    "events": Case(
+        lambda h: ["events", h.train_job],
+        lambda h, d, out: _is([e["kind"] for e in out][-1], "completed"),
+    ),
+    "stop": Case(
+        lambda h: ["stop", h.queued],
+        lambda h, d, out: _is((out["status"], d.job(h.queued).status), ("cancelled",) * 2),
+    ),
+}
+
+
+def _is(got: Any, want: Any) -> None:
+    assert got == want
+
+
+def _commands() -> list[str]:
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(sub.choices)
+
+
+def test_every_command_has_a_case() -> None:
+    assert sorted(CASES) == _commands()
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+@pytest.mark.parametrize("command", _commands())
+def test_global_options_act_in_either_position(
+    command: str,
+    position: str,
+    prepared: Home,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    home = tmp_path / "given"
+    shutil.copytree(prepared.path, home)
+    default = tmp_path / "default"
+    default.mkdir()
+    monkeypatch.setenv("MODELDECK_HOME", str(default))
+    monkeypatch.delenv("MODELDECK_DB", raising=False)
+    case = CASES[command]
+    options = ["--home", str(home)] + (["--json"] if case.json else [])
+    args = case.args(prepared)
+    argv = options + args if position == "before" else args + options
+
+    opened: list[argparse.Namespace] = []
+
+    def open_tui(ns: argparse.Namespace) -> int:
+        opened.append(ns)
+        return 0
+
+    r = run_main(argv, capsys, open_tui=open_tui)
+    assert r.code == 0, r.err
+    if command == "tui":
+        assert [ns.home for ns in opened] == [str(home)]
+        return
+    data = json.loads(r.out) if case.json else r.out
+    deck = Deck(home=home)
+    try:
+        case.check(prepared, deck, data)
+    finally:
+        deck.close()
+    assert not list(default.iterdir()), "the default home was touched"
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_parsed_options_are_the_same_in_either_position(command: str, prepared: Home) -> None:
+    parser = build_parser()
+    args = CASES[command].args(prepared)
+    options = ["--json", "--home", "/h", "--db", "sqlite:////d.db"]
+    before = vars(parser.parse_args(options + args))
+    after = vars(parser.parse_args(args + options))
+    assert before == after
+    assert (before["json"], before["home"], before["db"]) == (True, "/h", "sqlite:////d.db")
+    plain = vars(parser.parse_args(args))
+    assert (plain["json"], plain["home"], plain["db"]) == (False, None, None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["--bogus"], "(see `modeldeck --help`)"),
+        (["train", "proj"], "(see `modeldeck train --help`)"),
+        (["project", "add"], "(see `modeldeck project add --help`)"),
+    ],
+)
+def test_a_parse_error_names_the_help_of_its_command(
+    argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("error: ") and line.endswith(hint), line
