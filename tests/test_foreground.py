@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from deploy_support import add_fast_stages, approved_version, deploy, wait_for
 
-from core.engine import Engine
+from core.engine import Engine, process_alive
 from core.service import Deck
 
 NO_ENGINE = "no engine serves this database: the job starts when one does; run `modeldeck engine`"
@@ -101,6 +101,19 @@ def test_stop_after_the_process_ended_records_the_outcome_not_a_cancel(
     shown = cli("job", job_id, "--json").json()
     assert shown["status"] == "completed" and shown["version"], shown
     assert [v["status"] for v in cli("versions", "proj", "--json").json()] == ["trained"]
+
+
+def test_ctrl_c_then_the_suggested_stop_stops_the_job(cli, start, deck: Deck, project: str) -> None:
+    proc, job_id = foreground_train(start, deck, sleep=60)
+    interrupt(proc)
+    pid = deck.job(job_id).pid
+    stopped = cli("stop", job_id, timeout=30)  # no engine serves: stop adopts the job
+    assert stopped.code == 0, stopped.err
+    assert stopped.out.strip() == f"job {job_id} cancelled"
+    assert not process_alive(pid, None)
+    kinds_seen = kinds(deck, job_id)
+    assert "reattached" in kinds_seen and "signal_sent" in kinds_seen
+    assert kinds_seen[-1] == "cancelled"
 
 
 def test_reading_jobs_records_a_job_that_ended_while_no_engine_ran(
