@@ -606,7 +606,7 @@ class Cli:
 
 
 def _unserved(dep: Any, serving: bool) -> str:
-    """ " (no engine)" after a next run that will not happen: no engine fires schedules."""
+    """The mark after a next run that will not happen, as no engine fires schedules."""
     if serving or dep.next_run_at is None or dep.paused or dep.status != "active":
         return ""
     return " (no engine)"
