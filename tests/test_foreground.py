@@ -48,16 +48,45 @@ def start(home: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         proc.communicate(timeout=10)
 
 
+# Trains while a `hold` file sits next to it: the test decides when the job's code ends.
+HELD_TRAINING = """
+import time
+from pathlib import Path
+
+HOLD = Path(__file__).with_name("hold")
+
+
+def train(context):
+    print("holding", flush=True)
+    while HOLD.exists():
+        time.sleep(0.02)
+    print("released", flush=True)
+    (context.model_dir / "weights.txt").write_text("1")
+"""
+
+
+@pytest.fixture
+def hold(project: str, repo: Path) -> Iterator[Path]:
+    """The ``held`` model's hold file (in place: its jobs wait until the test removes it)."""
+    folder = repo / "models" / "held"
+    folder.mkdir()
+    (folder / "training.py").write_text(HELD_TRAINING)
+    path = folder / "hold"
+    path.touch()
+    yield path
+    path.unlink(missing_ok=True)  # no job outlives the test
+
+
 def foreground_train(
-    start: Callable[..., subprocess.Popen[str]], deck: Deck, sleep: float
+    start: Callable[..., subprocess.Popen[str]], deck: Deck
 ) -> tuple[subprocess.Popen[str], str]:
-    """``modeldeck train`` of the scripted model, sleeping ``sleep`` s; once its code runs."""
-    proc = start("train", "proj", "scripted", "--dataset", "train", "--set", f"sleep={sleep}")
+    """``modeldeck train`` of the held model, once the job's code runs."""
+    proc = start("train", "proj", "held", "--dataset", "train")
     assert proc.stdout is not None
     job_id = proc.stdout.readline().strip()
     assert job_id.startswith("j-"), job_id
     log = deck.log_path(job_id)
-    wait_for(lambda: log.exists() and "sleeping" in log.read_text(), what="the job to run")
+    wait_for(lambda: log.exists() and "holding" in log.read_text(), what="the job to run")
     return proc, job_id
 
 
@@ -66,70 +95,77 @@ def interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return proc.communicate(timeout=10)
 
 
+def kinds(deck: Deck, job_id: str) -> list[str]:
+    return [e.kind for e in deck.events(job_id)]
+
+
 def test_ctrl_c_leaves_the_job_running_and_logs_follow_records_its_end(
-    cli, start, deck: Deck, project: str
+    cli, start, deck: Deck, hold: Path
 ) -> None:
-    proc, job_id = foreground_train(start, deck, sleep=1.5)
+    proc, job_id = foreground_train(start, deck)
     _out, err = interrupt(proc)
     assert proc.returncode == 1
     assert f"left job {job_id} running" in err
     assert f"`modeldeck logs -f {job_id}`" in err and f"`modeldeck stop {job_id}`" in err
     assert deck.job(job_id).status == "running"  # no engine follows it now
 
-    follow = cli("logs", "-f", job_id, timeout=30)  # what the message suggests: it returns
-    assert follow.code == 0, follow.err
-    assert follow.out.splitlines() == ["line 0", "line 1", "line 2", "sleeping"]
+    follow = start("logs", "-f", job_id)  # what the message suggests: it waits for the end
+    wait_for(lambda: deck.job(job_id).status == "running" and follow.poll() is None)
+    hold.unlink()
+    out, err = follow.communicate(timeout=30)  # ... and returns once the job has ended
+    assert follow.returncode == 0, err
+    assert out.splitlines() == ["holding", "released"]
     shown = cli("job", job_id, "--json").json()
     assert shown["status"] == "completed" and shown["version"], shown
     assert shown["exit_code"] == 0
-    [version] = cli("versions", "proj", "--json").json()
-    assert version["id"] == shown["version"] and version["status"] == "trained"
-    kinds = [e["kind"] for e in cli("events", job_id, "--json").json()]
-    assert kinds.count("started") == 1 and "recovered" in kinds and kinds[-1] == "completed"
+    [version] = deck.versions("proj")
+    assert version.id == shown["version"] and version.status == "trained"
+    seen = kinds(deck, job_id)
+    assert seen.count("started") == 1 and "recovered" in seen and seen[-1] == "completed"
 
 
 def test_stop_after_the_process_ended_records_the_outcome_not_a_cancel(
-    cli, start, deck: Deck, project: str
+    cli, start, deck: Deck, hold: Path
 ) -> None:
-    proc, job_id = foreground_train(start, deck, sleep=0.5)
+    proc, job_id = foreground_train(start, deck)
     interrupt(proc)
-    result = deck.job_dir(job_id) / "result.json"
-    wait_for(result.exists, what="the job's process to end")
+    hold.unlink()
+    wait_for((deck.job_dir(job_id) / "result.json").exists, what="the job's process to end")
     stopped = cli("stop", job_id)
     assert stopped.code == 2
     assert stopped.err.strip() == f"error: job {job_id} is already completed"
     shown = cli("job", job_id, "--json").json()
     assert shown["status"] == "completed" and shown["version"], shown
-    assert [v["status"] for v in cli("versions", "proj", "--json").json()] == ["trained"]
+    assert [v.status for v in deck.versions("proj")] == ["trained"]
 
 
-def test_ctrl_c_then_the_suggested_stop_stops_the_job(cli, start, deck: Deck, project: str) -> None:
-    proc, job_id = foreground_train(start, deck, sleep=60)
+def test_ctrl_c_then_the_suggested_stop_stops_the_job(cli, start, deck: Deck, hold: Path) -> None:
+    proc, job_id = foreground_train(start, deck)
     interrupt(proc)
     pid = deck.job(job_id).pid
     stopped = cli("stop", job_id, timeout=30)  # no engine serves: stop adopts the job
     assert stopped.code == 0, stopped.err
     assert stopped.out.strip() == f"job {job_id} cancelled"
     assert not process_alive(pid, None)
-    kinds_seen = kinds(deck, job_id)
-    assert "reattached" in kinds_seen and "signal_sent" in kinds_seen
-    assert kinds_seen[-1] == "cancelled"
+    seen = kinds(deck, job_id)
+    assert "reattached" in seen and "signal_sent" in seen and seen[-1] == "cancelled"
 
 
 def test_reading_jobs_records_a_job_that_ended_while_no_engine_ran(
-    cli, start, deck: Deck, project: str
+    cli, start, deck: Deck, hold: Path
 ) -> None:
-    proc, job_id = foreground_train(start, deck, sleep=0.3)
+    proc, job_id = foreground_train(start, deck)
     interrupt(proc)
+    hold.unlink()
     wait_for((deck.job_dir(job_id) / "result.json").exists, what="the job's process to end")
     [listed] = cli("jobs", "--json").json()
     assert (listed["id"], listed["status"]) == (job_id, "completed")
 
 
 def test_a_real_engine_serves_while_a_job_command_runs_and_adopts_its_job(
-    cli, start, deck: Deck, project: str, tmp_path: Path
+    cli, start, deck: Deck, hold: Path
 ) -> None:
-    proc, job_id = foreground_train(start, deck, sleep=5)
+    proc, job_id = foreground_train(start, deck)
     engine = start("engine", "--workers", "2")
     assert engine.stderr is not None
     # The engine takes the lease at once: it does not stand by behind the job command.
@@ -141,11 +177,12 @@ def test_a_real_engine_serves_while_a_job_command_runs_and_adopts_its_job(
     other = queued.out.strip()
     wait_for(lambda: deck.job(other).status == "completed", what="the engine to run a new job")
     assert proc.poll() is None and deck.job(job_id).status == "running"
-    assert "reattached" in kinds(deck, job_id)
+    wait_for(lambda: "reattached" in kinds(deck, job_id), what="the engine to adopt the job")
 
+    hold.unlink()
     out, err = proc.communicate(timeout=30)  # the job command follows its job to the end
     assert proc.returncode == 0, err
-    assert out.splitlines() == ["line 0", "line 1", "line 2", "sleeping"]  # after its id
+    assert out.splitlines() == ["holding", "released"]  # (its id was read already)
     assert err.startswith("train completed")
     done = deck.job(job_id)
     assert done.status == "completed" and done.version
@@ -153,10 +190,6 @@ def test_a_real_engine_serves_while_a_job_command_runs_and_adopts_its_job(
     engine.send_signal(signal.SIGTERM)
     engine.communicate(timeout=10)
     assert engine.returncode == 0
-
-
-def kinds(deck: Deck, job_id: str) -> list[str]:
-    return [e.kind for e in deck.events(job_id)]
 
 
 def test_detach_says_when_no_engine_serves(cli, deck: Deck, project: str) -> None:
