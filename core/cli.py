@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -281,14 +282,13 @@ class Cli:
         try:
             while True:
                 if engine is None and time.monotonic() - checked > 1.0:
-                    # No live engine serves the database: run the job here.
+                    # No live engine serves the database: run the job here, without taking
+                    # the engine lease, so that a real engine may start (and adopt it).
                     checked = time.monotonic()
                     if self.deck.serving_engine() is None:
-                        engine = Engine(self.deck, only_job=job.id)
+                        engine = Engine(self.deck, only_job=job.id, lease=False)
                 if engine is not None:
                     engine.tick()
-                    if not engine.holds_lease and self.deck.serving_engine() is not None:
-                        engine = None  # another engine took over: let it serve
                 view = self.deck.job(job.id)
                 final = view.status in FINAL_STATUSES
                 if not self.json:
@@ -298,17 +298,20 @@ class Cli:
                 if final:
                     return view
                 if interrupted:
+                    where = self._where()
                     err(
                         f"modeldeck: left job {job.id} {view.status}; "
-                        f"follow it with `modeldeck logs -f {job.id}`, "
-                        f"stop it with `modeldeck stop {job.id}`"
+                        f"follow it with `modeldeck logs -f {job.id}{where}`, "
+                        f"stop it with `modeldeck stop {job.id}{where}`"
                     )
+                    if view.status == JobStatus.queued.value:
+                        self._no_engine_note()
                     return view
                 time.sleep(0.05)
         finally:
             signal.signal(signal.SIGINT, old)
             if engine is not None:
-                engine.release_lease()
+                engine.shutdown()
 
     def job_command(self, submit: Callable[[], JobView]) -> int:
         job = submit()
@@ -317,6 +320,8 @@ class Cli:
         else:
             say(job.id, flush=True)
         if self.args.detach:
+            if job.status == JobStatus.queued.value:
+                self._no_engine_note()
             if self.json:
                 out(job.to_json())
             return 0
@@ -326,6 +331,21 @@ class Cli:
         else:
             self.summarise(final)
         return 0 if final.status == JobStatus.completed.value else 1
+
+    def _where(self) -> str:
+        """The options that name this database, for a command this one suggests."""
+        where = ""
+        for flag, value in (("--home", self.args.home), ("--db", self.args.db)):
+            if value:
+                where += f" {flag} {shlex.quote(value)}"
+        return where
+
+    def _no_engine_note(self) -> None:
+        if self.deck.serving_engine() is None:
+            err(
+                "no engine serves this database: the job starts when one does; "
+                f"run `modeldeck engine{self._where()}`"
+            )
 
     def summarise(self, job: JobView) -> None:
         d = job.duration(self.deck.now())
@@ -344,7 +364,8 @@ class Cli:
             err(f"version {v.id} is {v.status}: {_metrics(v.metrics)}")
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
-            nxt = f", next run {local(dep.next_run_at)}" if dep.next_run_at else ""
+            unserved = _unserved(dep, self.deck.serving_engine() is not None)
+            nxt = f", next run {local(dep.next_run_at)}{unserved}" if dep.next_run_at else ""
             err(f"deployment {dep.id} active{nxt}")
         for path in job.outputs:
             err(f"output: {path}")
@@ -415,6 +436,7 @@ class Cli:
                     say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}")
             return 0
         if c == "deployments":
+            serving = d.serving_engine() is not None
             return self.listing(
                 d.deployments(a.project),
                 [
@@ -436,7 +458,7 @@ class Cli:
                     x.schedule,
                     x.timezone,
                     "yes" if x.paused else "no",
-                    local(x.next_run_at),
+                    local(x.next_run_at) + _unserved(x, serving),
                     x.last_run["status"] if x.last_run else "-",
                 ],
             )
@@ -619,9 +641,10 @@ class Cli:
             out(data)
             return 0
         state = "paused" if dep.paused else "active"
+        unserved = _unserved(dep, d.serving_engine() is not None)
         say(
             f"{dep.id}: {dep.schedule or 'no schedule'} ({dep.timezone}), {state}, "
-            f"next run {local(dep.next_run_at)}"
+            f"next run {local(dep.next_run_at)}{unserved}"
         )
         if preview:
             print(
@@ -691,6 +714,13 @@ def _parse_time(text: str, tz: str) -> datetime:
             "(on the schedule's clock) or 2026-10-24T22:00Z"
         ) from None
     return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
+
+
+def _unserved(dep: Any, serving: bool) -> str:
+    """The mark after a next run that will not happen, as no engine fires schedules."""
+    if serving or dep.next_run_at is None or dep.paused or dep.status != "active":
+        return ""
+    return " (no engine)"
 
 
 def _in_zone(t: datetime, tz: str) -> str:

@@ -78,6 +78,14 @@ def proc_start_time(pid: int) -> float | None:
         return None
 
 
+def engine_alive(engine_id: str | None) -> bool:
+    """Whether the process of the engine ``engine_id`` (``host:pid:object``) is alive here."""
+    host, _, rest = (engine_id or "").rpartition(":")[0].rpartition(":")
+    if host != HOST or not rest.isdigit():
+        return False
+    return process_alive(int(rest), None)
+
+
 def process_alive(pid: int | None, start: float | None) -> bool:
     if not pid:
         return False
@@ -209,8 +217,13 @@ class Engine:
         only_job: str | None = None,
         schedules: bool = True,
         fork_server: bool = True,
+        lease: bool = True,
     ) -> None:
+        """``lease=False``: a foreground engine (a job command with no engine serving). It
+        never takes the database's engine lease, so a real engine can start at any time; it
+        runs only ``only_job``, while no engine serves, and lets a real engine adopt it."""
         self.deck = deck
+        self.use_lease = lease
         self.use_fork_server = fork_server
         self._fork_server: ForkServer | None = None
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -218,7 +231,8 @@ class Engine:
         self.poll = poll
         self.lease_ttl = lease_ttl
         self.only_job = only_job
-        self.schedules = schedules and only_job is None
+        self.schedules = schedules and only_job is None and lease
+        self.foreground = not lease and only_job is not None
         self.id = f"{HOST}:{os.getpid()}:{id(self):x}"
         self.running: dict[str, Running] = {}
         self.holds_lease = False
@@ -290,14 +304,22 @@ class Engine:
                     self._last_recover = time.monotonic()
                 if self.schedules:
                     self._fire_schedules()
+            elif self.foreground and time.monotonic() - self._last_recover > 2.0:
+                # Its own job only: adopt it when the engine that ran it has gone.
+                self._recover(only=self.only_job)
+                self._last_recover = time.monotonic()
             self._follow()
-            if self.holds_lease and not self._halt.is_set():
+            if self._halt.is_set():
+                return
+            if self.holds_lease:
                 self._dispatch()
+            elif self.foreground and not self.running and self.deck.serving_engine() is None:
+                self._dispatch()  # while no engine serves: else that engine runs the job
 
     # -- lease ----------------------------------------------------------------------------
 
     def _renew_lease(self) -> None:
-        if self._halt.is_set():
+        if self._halt.is_set() or not self.use_lease:
             return
         mono = time.monotonic()
         now = self.deck.now()
@@ -522,6 +544,8 @@ class Engine:
             threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
         with self.deck.writer() as s:
             job = s.get(Job, job_id)
+            if job.pid is not None or job.engine_id != self.id:
+                return  # a real engine found the process first and follows it now
             job.pid, job.pgid, job.proc_start = pid, pid, start
             add_event(
                 s,
@@ -579,15 +603,20 @@ class Engine:
             return
         with self.deck.reader() as s:
             rows = s.exec(
-                select(Job.id, Job.status, Job.events_offset).where(
+                select(Job.id, Job.status, Job.events_offset, Job.engine_id).where(
                     col(Job.id).in_(list(self.running))
                 )
             ).all()
-        state = {r[0]: (r[1], r[2]) for r in rows}
+        state = {r[0]: (r[1], r[2], r[3]) for r in rows}
         for job_id, run in list(self.running.items()):
-            status, offset = state.get(job_id, (None, 0))
+            status, offset, owner = state.get(job_id, (None, 0, None))
             if status is None or status not in ACTIVE_STATUSES:
                 # Someone else finalised it (another engine after a lease change).
+                self.running.pop(job_id, None)
+                continue
+            if owner != self.id:
+                # Another engine adopted it (a real engine took over from a job command):
+                # it follows the job now; its process runs on untouched.
                 self.running.pop(job_id, None)
                 continue
             self._ingest_events(job_id, offset)
@@ -800,15 +829,22 @@ class Engine:
 
     # -- recovery -------------------------------------------------------------------------
 
-    def _recover(self) -> None:
-        """Adopt running jobs no engine follows; finish the ones whose process is gone."""
+    def _recover(self, only: str | None = None, adopt: bool = True) -> None:
+        """Adopt running jobs no engine follows; finish the ones whose process is gone.
+
+        The lease holder adopts every live job of this host, even one a job command still
+        follows (that command then lets go of it). Without the lease (``only``: a job
+        command's own job; ``adopt=False``: a read while no engine serves) a job whose
+        engine is alive on this host is left to that engine.
+        """
         with self.deck.reader() as s:
-            rows = s.exec(
-                select(Job).where(
-                    col(Job.status).in_(list(ACTIVE_STATUSES)),
-                    col(Job.id).not_in(list(self.running) or [""]),
-                )
-            ).all()
+            stmt = select(Job).where(
+                col(Job.status).in_(list(ACTIVE_STATUSES)),
+                col(Job.id).not_in(list(self.running) or [""]),
+            )
+            if only is not None:
+                stmt = stmt.where(Job.id == only)
+            rows = s.exec(stmt).all()
         for job in rows:
             # A CLI engine adopts only what it was asked about; others wait for a real engine.
             foreign = self.only_job and job.id != self.only_job and job.host == HOST
@@ -818,25 +854,16 @@ class Engine:
                 continue  # another machine's job: only an engine there can judge it
             if job.engine_id == self.id:
                 continue
+            if not self.holds_lease and engine_alive(job.engine_id):
+                continue  # its engine still follows it
             if job.pid is None and RULES[JobType(job.type)].runs_code:
                 found = self._unrecorded_process(job)
                 if found is None:
                     continue  # it never started: queued again, or cancelled if stopped
                 job = found
             if process_alive(job.pid, job.proc_start):
-                self.running[job.id] = Running(
-                    job.id,
-                    job.pid,
-                    job.pgid or job.pid,
-                    job.proc_start,
-                    deployment_id=job.deployment_id,
-                )
-                self._event(
-                    job.id,
-                    "reattached",
-                    f"engine {self.id} re-attached to pid {job.pid}",
-                    {"engine": self.id, "pid": job.pid, "host": HOST},
-                )
+                if adopt:
+                    self._adopt(job)
                 continue
             result = self._read_result(job.id)
             if job.pid is None and result is None and not RULES[JobType(job.type)].runs_code:
@@ -859,6 +886,39 @@ class Engine:
             self._ingest_events(job.id, None)
             self._collect(run, -1)
 
+    def recover_ended(self) -> None:
+        """Record the outcome of jobs whose process ended while no engine followed them;
+        adopt none (for a read while no engine serves, see ``Deck.settle``)."""
+        with self._lock:
+            self._recover(adopt=False)
+
+    def _adopt(self, job: Job) -> None:
+        """Follow a live job from here on: the job names this engine, so the one that ran it
+        (a job command, an engine that lost the lease) lets go of it."""
+        now = self.deck.now()
+        with self.deck.writer() as s:
+            row = s.get(Job, job.id)
+            if row is None or row.status not in ACTIVE_STATUSES or row.engine_id != job.engine_id:
+                return  # it changed meanwhile: look again at the next recovery
+            row.engine_id = self.id
+            add_event(
+                s,
+                row,
+                "reattached",
+                f"engine {self.id} re-attached to pid {job.pid}",
+                now,
+                {"engine": self.id, "pid": job.pid, "host": HOST, "from": job.engine_id},
+            )
+            s.add(row)
+            s.commit()
+        self.running[job.id] = Running(
+            job.id,
+            job.pid,
+            job.pgid or job.pid,
+            job.proc_start,
+            deployment_id=job.deployment_id,
+        )
+
     def _unrecorded_process(self, job: Job) -> Job | None:
         """A claimed code job without a pid: its engine died around the launch.
 
@@ -870,6 +930,8 @@ class Engine:
             pid, start = int(raw[0]), (float(raw[1]) if len(raw) > 1 else None)
         except (OSError, ValueError, IndexError):
             pid = None
+        if pid is None and engine_alive(job.engine_id):
+            return None  # its engine (a job command, say) is alive: it is starting it now
         now = self.deck.now()
         with self.deck.writer() as s:
             row = s.get(Job, job.id)

@@ -219,6 +219,9 @@ class Deck:
         self._submit_listeners: list[Callable[[str], None]] = []
         self._indexes: dict[str, LogIndex] = {}
         self._index_lock = threading.Lock()
+        self._settle_lock = threading.Lock()
+        self._settled_at: float | None = None
+        self._settler: Any = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -434,12 +437,14 @@ class Deck:
     # -- projects -------------------------------------------------------------------------
 
     def projects(self) -> list[ProjectView]:
+        self.settle()
         with self.reader() as s:
             return [
                 self._project_view(s, p) for p in s.exec(select(Project).order_by(Project.name))
             ]
 
     def project(self, ref: str) -> ProjectView:
+        self.settle()
         with self.reader() as s:
             return self._project_view(s, self._project(s, ref))
 
@@ -580,6 +585,7 @@ class Deck:
             s.commit()
 
     def models(self, project: str) -> list[ModelView]:
+        self.settle()
         with self.reader() as s:
             p = self._project(s, project)
         self._sync_code_models_read(p)
@@ -631,6 +637,7 @@ class Deck:
         return dict(defaults) if isinstance(defaults, dict) else {}
 
     def versions(self, project: str, model: str | None = None) -> list[VersionView]:
+        self.settle()
         with self.reader() as s:
             p = self._project(s, project)
             stmt = select(ModelVersion, Model).join(Model).where(Model.project_id == p.id)
@@ -645,10 +652,12 @@ class Deck:
             return [self._version_view(s, v, m) for v, m in s.exec(stmt)]
 
     def version(self, ref: str) -> VersionView:
+        self.settle()
         with self.reader() as s:
             return self._version_view(s, self._version(s, ref))
 
     def version_detail(self, ref: str) -> VersionDetail:
+        self.settle()
         with self.reader() as s:
             v = self._version(s, ref)
             view = self._version_view(s, v)
@@ -694,6 +703,7 @@ class Deck:
             )
 
     def deployments(self, project: str) -> list[DeploymentView]:
+        self.settle()
         with self.reader() as s:
             p = self._project(s, project)
             rows = s.exec(
@@ -704,6 +714,7 @@ class Deck:
             return [self._deployment_view(s, d) for d in rows]
 
     def deployment(self, ref: str) -> DeploymentView:
+        self.settle()
         with self.reader() as s:
             return self._deployment_view(s, self._deployment(s, ref))
 
@@ -1040,6 +1051,7 @@ class Deck:
         deployment: str | None = None,
     ) -> list[JobView]:
         """Jobs, newest first, a window at a time."""
+        self.settle()
         self._check_filters(status, job_type)
         with self.reader() as s:
             pid = self._project(s, project).id if project else None
@@ -1056,6 +1068,7 @@ class Deck:
         text: str | None = None,
         deployment: str | None = None,
     ) -> int:
+        self.settle()
         self._check_filters(status, job_type)
         with self.reader() as s:
             pid = self._project(s, project).id if project else None
@@ -1079,6 +1092,7 @@ class Deck:
             )
 
     def job(self, ref: str) -> JobView:
+        self.settle()
         with self.reader() as s:
             return self._job_view_by_id(s, self._job(s, ref).id)
 
@@ -1098,6 +1112,7 @@ class Deck:
             return tuple(int(x or 0) for x in row)
 
     def events(self, job: str, after_seq: int = 0) -> list[EventView]:
+        self.settle()
         with self.reader() as s:
             j = self._job(s, job)
             rows = s.exec(
@@ -1119,6 +1134,7 @@ class Deck:
 
     def stop(self, job: str, reason: str = "stopped by user") -> JobView:
         """Cancel a queued job at once; ask the engine to stop a running one."""
+        self.settle(every=0)  # a job whose process has ended is recorded, not cancelled
         with self.writer() as s:
             j = self._job(s, job)
             now = self.now()
@@ -1196,6 +1212,35 @@ class Deck:
         return self.log_index(job_id).read(start, count)
 
     # -- engine lease ---------------------------------------------------------------------
+
+    def settle(self, every: float = 1.0) -> None:
+        """While no engine serves the database, record the outcome of this host's jobs whose
+        process has ended and whose engine has gone: the recovery an engine does when it
+        takes the lease, so that no read shows a finished job as still running. Jobs still
+        running are left alone (the next engine adopts them). Reads call it, at most once
+        every ``every`` seconds."""
+        if not self._settle_lock.acquire(blocking=False):
+            return  # another thread (or this one, further up) is at it
+        try:
+            mono = time.monotonic()
+            if self._settled_at is not None and mono - self._settled_at < every:
+                return
+            self._settled_at = mono
+            if self.serving_engine() is not None:
+                return  # its engine records outcomes
+            with self.reader() as s:
+                active = s.exec(
+                    select(Job.id).where(col(Job.status).in_(list(ACTIVE_STATUSES))).limit(1)
+                ).first()
+            if active is None:
+                return
+            if self._settler is None:
+                from core.engine import Engine  # the engine's own recovery, not a copy of it
+
+                self._settler = Engine(self, lease=False, schedules=False, fork_server=False)
+            self._settler.recover_ended()
+        finally:
+            self._settle_lock.release()
 
     def serving_engine(self) -> LeaseView | None:
         """The engine that holds the lease now, or None when no live engine serves."""

@@ -360,10 +360,13 @@ def test_cli_job_outcomes_failure_detach_and_stop(
     assert ok(cli("versions", "lc", "--json")).json() == []
     assert [j["id"] for j in ok(cli("jobs", "--status", "failed", "--json")).json()] == [job_id]
 
-    # --detach only queues: exit 0, the id, a queued job that nothing runs.
+    # --detach only queues: exit 0, the id, a queued job that nothing runs (and it says so).
     queued = ok(cli("train", "lc", "scripted", "--dataset", "train", "--detach", "--json"))
     assert queued.json()["status"] == "queued"
-    assert queued.err.strip() == queued.json()["id"]
+    assert queued.err.splitlines() == [
+        queued.json()["id"],
+        "no engine serves this database: the job starts when one does; run `modeldeck engine`",
+    ]
     time.sleep(0.5)
     assert ok(cli("job", queued.json()["id"], "--json")).json()["status"] == "queued"
     assert not (home / "jobs" / queued.json()["id"] / "log.txt").exists()

@@ -72,7 +72,9 @@ class QuitDialog(ModalScreen[str | None]):
                 f"{n} job{'s are' if n != 1 else ' is'} still running.\n\n"
                 "Keep running: the jobs go on as their own processes; the next engine "
                 "(the TUI or `modeldeck engine`) records how they end.\n"
-                "Stop: ask them to stop, then quit.",
+                "Stop: ask them to stop, then quit.\n\n"
+                "Schedules fire only while an engine runs: run `modeldeck engine` to keep "
+                "them firing after you quit.",
                 classes="question",
             )
             with Horizontal(classes="buttons"):

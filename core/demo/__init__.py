@@ -68,7 +68,7 @@ def _run(deck: Deck, job_id: str) -> None:
     if deck.serving_engine() is not None:
         deck.wait(job_id, timeout=300)
         return
-    engine = Engine(deck, only_job=job_id)
+    engine = Engine(deck, only_job=job_id, lease=False)
     try:
         while deck.job(job_id).status not in ("completed", "failed", "cancelled"):
             engine.tick()

@@ -56,14 +56,17 @@ class DeploymentsPane(MarkerPolled, Vertical):
         yield Label("", id="deployments-hint", classes="window")
 
     def fetch(self, deck: Any) -> Any:
-        return deck.deployments(self.project)
+        return deck.deployments(self.project), deck.serving_engine() is not None
 
     def show(self, data: Any) -> None:
-        self.deployments = data
+        self.deployments, serving = data
         styles = self.app.status_styles  # type: ignore[attr-defined]
         rows = []
         for d in self.deployments:
             status = "paused" if d.status == "active" and d.paused else d.status
+            next_run = in_zone(d.next_run_at, d.timezone)
+            if status == "active" and d.next_run_at is not None and not serving:
+                next_run += " (no engine)"  # no engine fires schedules: it will not happen
             rows.append(
                 Row(
                     d.id,
@@ -72,7 +75,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
                         status_text(status, styles),
                         d.schedule or "on demand",
                         d.timezone,
-                        in_zone(d.next_run_at, d.timezone),
+                        next_run,
                         last_run(d, styles),
                         d.dataset,
                     ],

@@ -1,0 +1,63 @@
+"""What the TUI says when no engine serves: next runs marked "(no engine)" on the Deployments
+tab, and the quit dialog's word on schedules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from deploy_support import add_fast_stages, approved_version, deploy
+from tui_support import wait_for
+
+from core.engine import Engine
+from core.service import Deck
+from tui.app import ModelDeckApp
+from tui.modals import QuitDialog
+from tui.screens.project import ProjectScreen
+from tui.tabs.deployments import DeploymentsPane
+from tui.widgets import DeckTable
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def scheduled(deck: Deck, project: str, repo: Path) -> str:
+    add_fast_stages(repo)
+    engine = Engine(deck, workers=2)
+    dep = deploy(deck, engine, approved_version(deck, engine, project), "0 6 * * *")
+    engine.release_lease()
+    return dep
+
+
+async def next_run_shown(deck: Deck, dep: str) -> str:
+    app = ModelDeckApp(deck, project="proj", run_engine=False, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("3")
+        table = app.screen.query_one(DeploymentsPane).query_one(DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        return str(table.get_cell(dep, "next run"))
+
+
+async def test_next_run_says_no_engine_while_none_serves(deck: Deck, scheduled: str) -> None:
+    shown = await next_run_shown(deck, scheduled)
+    assert shown.endswith(" (no engine)") and "06:00 UTC" in shown
+    engine = Engine(deck, workers=1)
+    engine.tick()  # an engine serves (another process, as far as the TUI knows)
+    try:
+        assert engine.holds_lease
+        assert "(no engine)" not in await next_run_shown(deck, scheduled)
+    finally:
+        engine.release_lease()
+
+
+async def test_quit_dialog_mentions_schedules(deck: Deck) -> None:
+    app = ModelDeckApp(deck, run_engine=False, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await app.push_screen(QuitDialog(2))
+        await wait_for(pilot, lambda: bool(app.screen.query(".question")))
+        text = " ".join(str(app.screen.query_one(".question").render()).split())
+        assert "2 jobs are still running" in text
+        assert "Schedules fire only while an engine runs" in text
+        assert "`modeldeck engine`" in text
