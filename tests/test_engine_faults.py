@@ -1,0 +1,295 @@
+"""The engine survives what a job's process writes and what the disk refuses: a malformed
+line of events.jsonl is skipped with an event (in the foreground, in the headless engine and
+in recovery), a full disk fails only the job that could not be recorded and the queue goes
+on once space is back; a killed fork server and many submitting, stopping processes leave
+every job final."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deploy_support import wait_final, wait_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.engine import Engine, process_alive
+from core.models import Job
+from core.service import Deck
+from tests.conftest import write_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Lines a job's code may write into its own events.jsonl: each one used to stop the engine.
+BAD_LINES = [
+    '{"kind": "progress", "fraction": "abc"}',
+    "1",
+    "1e400",
+    '{"kind": "metrics_recorded", "metrics": [1]}',
+    '{"kind": "progress", "fraction": 1e400}',
+    '{"kind": "metrics_recorded", "metrics": {"big": 1' + "0" * 400 + "}}",
+    "[not json",
+]
+
+BAD_RECORDS = f"""
+import json
+
+BAD = {BAD_LINES!r}
+
+
+def train(context):
+    context.progress(0.25, "[b]quarter[/b]")
+    with open(context.output_dir.parent / "events.jsonl", "a") as fh:
+        for line in BAD:
+            fh.write(line + "\\n")
+    context.record_metrics({{"loss": 0.5}})
+    print("wrote bad records")
+"""
+
+
+def engine_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ, MODELDECK_HOME=str(home))
+    env.pop("MODELDECK_DB", None)
+    return env
+
+
+def start_engine(home: Path, out: Path, *args: str) -> subprocess.Popen[bytes]:
+    with open(out, "wb") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tui.entry", "engine", *args],
+            cwd=ROOT,
+            env=engine_env(home),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_engine(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
+def kinds(deck: Deck, job_id: str) -> list[str]:
+    return [e.kind for e in deck.events(job_id)]
+
+
+def assert_bad_lines_skipped(events: list[dict]) -> None:
+    skipped = [e for e in events if e["kind"] == "record_skipped"]
+    listed = [e["details"]["line"] for e in skipped if "line" in e["details"]]
+    more = sum(e["details"].get("count", 0) for e in skipped)
+    assert len(listed) + more == len(BAD_LINES), skipped
+    assert listed == BAD_LINES[: len(listed)]  # shown literally, in order
+    assert "fraction 'abc' is not a number" in skipped[0]["message"]
+    progress = [e for e in events if e["kind"] == "progress"]
+    assert [e["message"] for e in progress] == ["25% [b]quarter[/b]"]
+    metrics = [e for e in events if e["kind"] == "metrics_recorded"]
+    assert [e["details"]["metrics"] for e in metrics] == [{"loss": 0.5}]
+    assert events[-1]["kind"] == "completed"
+
+
+@pytest.fixture
+def bad_model(repo: Path, project: str) -> str:
+    write_model(repo, "badrec", BAD_RECORDS)
+    return "badrec"
+
+
+def test_a_foreground_job_with_bad_records_completes_and_says_what_was_skipped(
+    cli, bad_model: str
+) -> None:
+    run = cli("train", "proj", bad_model, "--dataset", "train")
+    assert "Traceback" not in run.err, run.err
+    assert run.code == 0, run.err
+    job_id = run.out.split()[0]
+    assert "wrote bad records" in run.out
+    events = cli("events", job_id, "--json")
+    assert events.code == 0, events.err
+    assert_bad_lines_skipped(events.json())
+
+
+def test_the_headless_engine_skips_bad_records_and_keeps_dispatching(
+    cli, home: Path, tmp_path: Path, bad_model: str
+) -> None:
+    out = tmp_path / "engine.out"
+    engine = start_engine(home, out, "--workers", "1")
+    try:
+        bad = cli("train", "proj", bad_model, "--dataset", "train", "--detach").out.split()[0]
+        good = cli("train", "proj", "scripted", "--dataset", "train", "--detach").out.split()[0]
+        deck = Deck(home=home)
+        try:
+            for job_id in (bad, good):
+                assert wait_final(deck, job_id, timeout=60).status == "completed", out.read_text()
+        finally:
+            deck.close()
+        assert engine.poll() is None, out.read_text()
+        assert_bad_lines_skipped(cli("events", bad, "--json").json())
+    finally:
+        code = stop_engine(engine)
+    assert code == 0
+    assert "Traceback" not in out.read_text()
+
+
+def test_a_restarted_engine_recovers_a_job_with_bad_records(
+    deck: Deck, cli, home: Path, bad_model: str
+) -> None:
+    """The job ended while no engine followed it: recovery meets its bad lines first. It
+    used to crash there, again at every restart."""
+    job = deck.train("proj", bad_model, "train")
+    first = Engine(deck, workers=1)
+    first.tick()  # starts it, then "dies" before reading anything the job wrote
+    result = deck.job_dir(job.id) / "result.json"
+    wait_for(result.exists, timeout=30, what="the job to end")
+    first.shutdown()
+    assert deck.job(job.id).status == "running"
+    run = cli("engine", "--exit-when-idle", timeout=60)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    events = cli("events", job.id, "--json").json()
+    assert "recovered" in [e["kind"] for e in events]
+    assert_bad_lines_skipped(events)
+
+
+# -- property: random records never stop the engine -----------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+records = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["progress", "metrics_recorded", "started", None])},
+    optional={
+        "fraction": json_values | st.floats(0, 1),
+        "message": json_values,
+        "metrics": json_values
+        | st.dictionaries(st.text(max_size=5), st.floats() | st.lists(st.integers(), max_size=3)),
+        "at": json_values,
+    },
+)
+lines = st.one_of(
+    records.map(lambda r: json.dumps(r).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=40),
+    st.just(b"[" * 5000),
+).map(lambda b: b.replace(b"\n", b" "))
+
+
+@pytest.fixture
+def sleeper(deck: Deck, project: str) -> Iterator[tuple[Engine, str]]:
+    """An engine with two workers, one of them busy with a job that sleeps."""
+    engine = Engine(deck, workers=2)
+    job = deck.train("proj", "scripted", "train", {"lines": 0, "sleep": 300}).id
+    engine.tick()
+    assert job in engine.running
+    yield engine, job
+    deck.stop(job)
+    wait_final(deck, job, timeout=30, engine=engine)
+    engine.shutdown()
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batch=st.lists(lines, min_size=1, max_size=12))
+def test_random_records_never_stop_the_engine_from_dispatching(
+    deck: Deck, sleeper: tuple[Engine, str], batch: list[bytes]
+) -> None:
+    engine, busy = sleeper
+    path = deck.job_dir(busy) / "events.jsonl"
+    with open(path, "ab") as fh:
+        fh.write(b"".join(line + b"\n" for line in batch))
+    size = path.stat().st_size
+    before = len(deck.events(busy))
+    nxt = deck.train("proj", "scripted", "train", {"lines": 1}).id
+    engine.tick()
+    with deck.reader() as s:
+        assert s.get(Job, busy).events_offset == size  # every line taken or skipped
+    assert deck.job(nxt).status != "queued"  # dispatched in the same round
+    assert wait_final(deck, nxt, timeout=30, engine=engine).status == "completed"
+    assert deck.job(busy).status == "running"
+    added = deck.events(busy)[before:]
+    assert all(e.kind in ("progress", "metrics_recorded", "record_skipped") for e in added)
+    assert len(added) >= (1 if any(line.strip() for line in batch) else 0)
+
+
+# -- a full disk -------------------------------------------------------------------------
+
+LOUD = """
+def train(context):
+    line = "x" * 1023
+    for _ in range(12 * 1024):  # 12 MB
+        print(line)
+"""
+
+
+def job_pid(deck: Deck, job_id: str) -> int | None:
+    """The pid the job's runner leaves in its folder (the database may have had no room)."""
+    try:
+        return int((deck.job_dir(job_id) / "pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_a_full_disk_fails_the_job_it_swallowed_and_the_queue_runs_once_space_is_back(
+    repo: Path, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    write_model(repo, "loud", LOUD)
+    home = tmp_path / "small"
+    home.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(home)], check=True)
+    engine = None
+    deck = None
+    try:
+        deck = Deck(home=home)
+        deck.add_project("proj", repo)
+        deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+        loud = deck.train("proj", "loud", "train").id
+        queued = deck.train("proj", "scripted", "train", {"lines": 1}).id
+        out = tmp_path / "engine.out"
+        engine = start_engine(home, out, "--workers", "1")
+        pid = wait_for(lambda: job_pid(deck, loud), timeout=30, what="the loud job to start")
+        wait_for(lambda: not process_alive(pid, None), timeout=60, what="the loud job to end")
+        wait_for(lambda: "disk is full" in out.read_text(), timeout=30, what="a write to fail")
+        time.sleep(1.0)  # rounds go on failing against the full disk
+        assert engine.poll() is None, out.read_text()  # it survives
+        assert deck.job(queued).status in ("queued", "running")
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(home)], check=True)
+        failed = wait_final(deck, loud, timeout=30)
+        assert failed.status == "failed"
+        assert failed.error.startswith("no space left on device"), failed.error
+        assert failed.pid == pid and "started" in kinds(deck, loud)
+        assert wait_final(deck, queued, timeout=60).status == "completed", out.read_text()
+        assert engine.poll() is None
+        text = out.read_text()
+        assert "Traceback" not in text
+        assert text.count("disk is full") <= 5, text  # said once per part, not per round
+        assert "works again" in text
+    finally:
+        if engine is not None:
+            stop_engine(engine)
+        if deck is not None:
+            deck.close()
+        subprocess.run(["umount", str(home)], check=False)
+        if os.path.ismount(home):
+            subprocess.run(["umount", "-l", str(home)], check=False)
