@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,11 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy_support import wait_final, wait_for
+from deploy_support import add_ticker, wait_final, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.engine import Engine, process_alive
+from core.lifecycle import FINAL_STATUSES
 from core.models import Job
 from core.service import Deck
 from tests.conftest import write_model
@@ -293,3 +295,93 @@ def test_a_full_disk_fails_the_job_it_swallowed_and_the_queue_runs_once_space_is
         subprocess.run(["umount", str(home)], check=False)
         if os.path.ismount(home):
             subprocess.run(["umount", "-l", str(home)], check=False)
+
+
+# -- what held, and the suite did not cover yet ----------------------------------------------
+
+
+def test_a_killed_fork_server_leaves_its_jobs_running_and_is_started_again(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    add_ticker(repo)
+    engine = Engine(deck, workers=2)
+    try:
+        job = deck.train("proj", "ticker", "train", {"lines": 40, "every": 0.02}).id
+        engine.tick()
+        server = engine._fork_server
+        assert server is not None
+        log = deck.log_path(job)
+        wait_for(lambda: log.exists() and "tick 3" in log.read_text(), what="the job to print")
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+        done = wait_final(deck, job, timeout=30, engine=engine)
+        assert done.status == "completed", done
+        assert deck.read_log(job, 0, 100) == [f"tick {i}" for i in range(40)]
+        after = deck.train("proj", "scripted", "train", {"lines": 1}).id
+        assert wait_final(deck, after, timeout=30, engine=engine).status == "completed"
+        assert engine._fork_server is not server and engine._fork_server.alive()
+    finally:
+        engine.shutdown()
+
+
+SUBMIT_AND_STOP = """
+import random
+import sys
+from core.errors import ModelDeckError
+from core.service import Deck
+
+deck = Deck()
+rng = random.Random(int(sys.argv[1]))
+ids = []
+for i in range(25):
+    hp = {"lines": 1, "sleep": rng.choice([0, 0, 0.2])}
+    ids.append(deck.train("proj", "scripted", "train", hp).id)
+    print(ids[-1], flush=True)
+    if rng.random() < 0.3:
+        try:
+            deck.stop(rng.choice(ids))
+        except ModelDeckError:
+            pass  # it ended meanwhile
+"""
+
+
+def test_four_processes_submit_and_stop_and_every_job_ends(
+    deck: Deck, project: str, home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "engine.out"
+    engine = start_engine(home, out, "--workers", "2", "--grace", "2")
+    try:
+        wait_for(deck.serving_engine, what="the engine to take the lease")
+        subs = [
+            subprocess.Popen(
+                [sys.executable, "-c", SUBMIT_AND_STOP, str(random.randrange(1 << 30))],
+                cwd=ROOT,
+                env=engine_env(home),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        ids: list[str] = []
+        errors = ""
+        for p in subs:
+            got, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            ids += got.split()
+            errors += err
+        assert len(set(ids)) == 100
+        wait_for(
+            lambda: deck.count_jobs(status=["queued", "running", "stopping"]) == 0,
+            timeout=120,
+            what="all 100 jobs to end",
+        )
+        statuses = [deck.job(i).status for i in ids]
+        assert all(s in FINAL_STATUSES for s in statuses), statuses
+        assert "completed" in statuses
+        assert "database is locked" not in errors
+    finally:
+        code = stop_engine(engine)
+    assert code == 0
+    text = out.read_text()
+    assert "database is locked" not in text and "Traceback" not in text
