@@ -8,6 +8,7 @@ started it: the next engine to hold the lease re-attaches to it or records its o
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -732,6 +733,9 @@ class Engine:
     # -- following running jobs -----------------------------------------------------------
 
     def _follow(self) -> None:
+        for what in [w for w in self._faults if w.startswith("following job ")]:
+            if what.removeprefix("following job ") not in self.running:
+                del self._faults[what]  # it ended: nothing of it to try again
         if not self.running:
             return
         with self.deck.reader() as s:
@@ -744,7 +748,8 @@ class Engine:
         for job_id, run in list(self.running.items()):
             # One job that cannot be followed (its records, a full disk) waits alone.
             status, offset = state.get(job_id, (None, 0))
-            self._see_exit(run)
+            with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
+                self._see_exit(run)  # every round, even while following it backs off
             self._guarded(
                 f"following job {job_id}",
                 lambda r=run, st=status, o=offset: self._follow_one(r, st, o),
@@ -771,6 +776,7 @@ class Engine:
             self.running.pop(job_id, None)
             self._no_space.discard(job_id)
             return
+        self._see_exit(run)
         if run.unrecorded_python is not None:
             self._record_started(run)
         self._ingest_events(job_id, offset)
