@@ -282,6 +282,7 @@ class Engine:
         self._faults: dict[str, Fault] = {}
         self._no_space: set[str] = set()  # ended jobs whose output the full disk swallowed
         self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
+        self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
         deck.on_submit(lambda _job_id: self._wake.set())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -805,6 +806,9 @@ class Engine:
             size = path.stat().st_size
         except FileNotFoundError:
             return
+        except OSError as exc:
+            self._events_unreadable(job_id, exc)
+            return
         if size == 0 or (offset is not None and size <= offset):
             return  # nothing new: no write lock (this runs for every running job every tick)
         with self.deck.writer() as s:
@@ -814,7 +818,13 @@ class Engine:
             now = self.deck.now()
             pos = job.events_offset
             bad = 0
-            with open(path, "rb") as fh:
+            try:
+                fh = open(path, "rb")  # noqa: SIM115  (closed below)
+            except OSError as exc:
+                s.rollback()
+                self._events_unreadable(job_id, exc)
+                return
+            with fh:
                 while pos < size:  # a chunk at a time: a backlog never sits in memory whole
                     fh.seek(pos)
                     data = fh.read(min(size - pos, MAX_RECORD_BYTES + 1))
@@ -866,6 +876,17 @@ class Engine:
             job.events_offset = pos
             s.add(job)
             s.commit()
+
+    def _events_unreadable(self, job_id: str, exc: OSError) -> None:
+        """The job's events.jsonl cannot be read (its code made it a folder, say): said once
+        in its timeline; the job goes on, and ends, without its records."""
+        if job_id in self._unreadable:
+            return
+        reason = describe(exc)
+        self._event(
+            job_id, "record_skipped", f"could not read events.jsonl: {reason}", {"reason": reason}
+        )
+        self._unreadable.add(job_id)
 
     def _signal(self, run: Running) -> None:
         mono = time.monotonic()

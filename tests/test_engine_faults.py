@@ -6,7 +6,9 @@ every job final."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
 import random
 import signal
@@ -41,6 +43,7 @@ BAD_LINES = [
 ]
 
 BAD_RECORDS = f"""
+import itertools
 import json
 
 BAD = {BAD_LINES!r}
@@ -161,6 +164,67 @@ def test_a_restarted_engine_recovers_a_job_with_bad_records(
     events = cli("events", job.id, "--json").json()
     assert "recovered" in [e["kind"] for e in events]
     assert_bad_lines_skipped(events)
+
+
+FOLDER_EVENTS = """
+import os
+
+
+def train(context):
+    events = context.output_dir.parent / "events.jsonl"
+    os.remove(events)
+    os.mkdir(events)
+    (events / "x").write_text("x" * 100)
+    print("events.jsonl is a folder now")
+"""
+
+
+def test_an_unreadable_events_file_is_said_once_and_the_job_still_ends(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    write_model(repo, "folder", FOLDER_EVENTS)
+    engine = Engine(deck, workers=1)
+    try:
+        odd = deck.train("proj", "folder", "train").id
+        nxt = deck.train("proj", "scripted", "train", {"lines": 1}).id
+        assert wait_final(deck, odd, timeout=30, engine=engine).status == "completed"
+        assert wait_final(deck, nxt, timeout=30, engine=engine).status == "completed"
+    finally:
+        engine.shutdown()
+    said = [e for e in deck.events(odd) if e.kind == "record_skipped"]
+    assert len(said) == 1 and said[0].message.startswith("could not read events.jsonl: ")
+    assert "IsADirectoryError" in said[0].message
+
+
+def test_a_failing_part_of_the_round_is_logged_once_and_backs_off(
+    deck: Deck, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(deck, workers=1)
+    tries: list[float] = []
+    broken = True
+
+    def part() -> None:
+        tries.append(time.monotonic())
+        if broken:
+            raise OSError(28, "No space left on device")
+
+    caplog.set_level(logging.WARNING, logger="modeldeck.engine")
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:  # a round every 10 ms
+        assert engine._guarded("writing the thing", part) is False
+        time.sleep(0.01)
+    # At once, then after 0.5 s, then after 1 s more: a few tries, never a spin.
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert len(tries) <= 3 and all(g >= 0.5 for g in gaps), gaps
+    failed = [r.getMessage() for r in caplog.records]
+    assert failed == [
+        "modeldeck engine: writing the thing failed: OSError: [Errno 28] No space left on "
+        "device; trying again"
+    ]
+    broken = False
+    wait_for(lambda: engine._guarded("writing the thing", part), timeout=6, what="a retry")
+    assert "works again" in caplog.records[-1].getMessage()
+    assert engine._guarded("writing the thing", part) is True  # no back-off left
 
 
 # -- property: random records never stop the engine -----------------------------------------
