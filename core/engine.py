@@ -300,7 +300,8 @@ class Engine:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self.release_lease()
+        # A lease that cannot be given back (a full disk) runs out by itself.
+        self._guarded("releasing the engine lease", self.release_lease)
         if self._fork_server is not None:
             self._fork_server.close()
 

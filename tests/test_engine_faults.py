@@ -314,6 +314,15 @@ def job_pid(deck: Deck, job_id: str) -> int | None:
         return None
 
 
+def fill_up(path: Path) -> None:
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (1 << 16))
+        except OSError:
+            pass  # full
+
+
 def test_a_full_disk_fails_the_job_it_swallowed_and_the_queue_runs_once_space_is_back(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -351,6 +360,10 @@ def test_a_full_disk_fails_the_job_it_swallowed_and_the_queue_runs_once_space_is
         assert "Traceback" not in text
         assert text.count("disk is full") <= 5, text  # said once per part, not per round
         assert "works again" in text
+
+        fill_up(home / "filler")  # full again: stopping the engine must not fail either
+        assert stop_engine(engine) == 0, out.read_text()
+        assert "Traceback" not in out.read_text()
     finally:
         if engine is not None:
             stop_engine(engine)
