@@ -174,10 +174,16 @@ def clean_result(data: Any) -> dict[str, Any] | None:
     if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
         out.pop("exit_code")
     outputs = out.get("outputs")
-    if outputs is not None and not (
-        isinstance(outputs, list) and all(isinstance(p, str) for p in outputs)
-    ):
-        out["outputs"] = []
-    if not isinstance(out.get("metrics", {}), dict):
-        out["metrics"] = {}
+    if outputs is not None:
+        # Files inside the job's output folder only.
+        out["outputs"] = [
+            p
+            for p in (outputs if isinstance(outputs, list) else [])
+            if isinstance(p, str) and p and not p.startswith("/") and ".." not in p.split("/")
+        ]
+    metrics = out.get("metrics")
+    if metrics is not None:
+        out["metrics"] = {
+            k: v for k, v in (metrics if isinstance(metrics, dict) else {}).items() if _metric_ok(v)
+        }
     return out

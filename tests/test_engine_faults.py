@@ -227,6 +227,37 @@ def test_a_failing_part_of_the_round_is_logged_once_and_backs_off(
     assert engine._guarded("writing the thing", part) is True  # no back-off left
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "[1]",
+        '{"status": "completed", "exit_code": "x", "outputs": 5, "metrics": {"a": "b"}}',
+        '{"status": "failed", "error": {"a": 1}, "outputs": ["../../x"]}',
+    ],
+    ids=["a-list", "wrong-types", "error-object-and-outside-path"],
+)
+def test_a_result_file_not_as_the_runner_writes_it_does_not_stop_recovery(
+    deck: Deck, project: str, written: str
+) -> None:
+    job = deck.train("proj", "scripted", "train", {"lines": 1}).id
+    first = Engine(deck, workers=1)
+    first.tick()
+    result = deck.job_dir(job) / "result.json"
+    wait_for(result.exists, timeout=30, what="the job to end")
+    first.shutdown()  # before it read the result
+    result.write_text(written)  # whatever wrote it: the engine reads it as the job's
+    nxt = deck.train("proj", "scripted", "train", {"lines": 1}).id
+    second = Engine(deck, workers=1)
+    try:
+        assert wait_final(deck, nxt, timeout=30, engine=second).status == "completed"
+    finally:
+        second.shutdown()
+    done = deck.job(job)
+    assert done.status in FINAL_STATUSES and "recovered" in kinds(deck, job)
+    assert all(isinstance(x, str) and "/../" not in x for x in done.outputs)
+    assert done.error is None or isinstance(done.error, str)
+
+
 # -- property: random records never stop the engine -----------------------------------------
 
 json_values = st.recursive(
