@@ -1046,6 +1046,10 @@ class Engine:
                     col(Job.id).not_in(list(self.running) or [""]),
                 )
             ).all()
+        pending = {f"recovering job {job.id}" for job in rows}
+        for what in [w for w in self._faults if w.startswith("recovering job ")]:
+            if what not in pending:
+                del self._faults[what]  # dealt with: nothing of it to try again
         for job in rows:
             # One job that cannot be recovered (its records, a full disk) waits alone.
             self._guarded(f"recovering job {job.id}", lambda j=job: self._recover_one(j))
