@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +39,17 @@ def _json_default(value: Any) -> Any:
 def _dumps(value: Any) -> str:
     # Event details carry datetimes (fire times, next runs): store them as ISO 8601 UTC.
     return json.dumps(value, default=_json_default)
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full: a write that can work
+    again once space is freed, not a fault of the data being written."""
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "database or disk is full" in str(orig)
+        )
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def make_engine(url: str) -> Engine:

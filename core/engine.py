@@ -8,6 +8,7 @@ started it: the next engine to hold the lease re-attaches to it or records its o
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -32,6 +33,7 @@ from sqlmodel import Session, col, select
 
 from core import schedule as cron
 from core.clock import iso
+from core.db import storage_full
 from core.effects import apply_inline, apply_result
 from core.errors import ModelDeckError
 from core.lifecycle import (
@@ -53,8 +55,18 @@ from core.models import (
     ModelVersion,
     Project,
 )
-from core.records import add_deployment_event, add_event
+from core.records import (
+    MAX_RECORD_BYTES,
+    BadRecord,
+    JobRecord,
+    add_deployment_event,
+    add_event,
+    clean_result,
+    excerpt,
+    parse_job_record,
+)
 from core.service import LEASE_NAME, Deck, queued_job_rows
+from core.text import printable
 
 log = logging.getLogger("modeldeck.engine")
 
@@ -66,6 +78,42 @@ MISSED_LISTED = 20
 MISSED_COUNTED = 100_000
 EPSILON = timedelta(microseconds=1)
 FIRE_BATCH = 250
+# A part of a round that failed waits this long before it is tried again, doubling up to
+# RETRY_MAX: a full disk or a broken record costs a try every few seconds, never a spin.
+RETRY_FIRST = 0.5
+RETRY_MAX = 5.0
+# Bad lines of one job's events.jsonl get an event each, up to this many a round; the rest
+# of the round's are counted in one more.
+SKIPS_LISTED = 5
+# Free space below this on the job's file system, with no result file, means the job's
+# output could not be written.
+NO_SPACE_MARGIN = 1 << 20
+NO_SPACE_ERROR = "no space left on device: the job's log and result could not be written"
+
+
+def describe(exc: BaseException) -> str:
+    """One printable line saying what went wrong (the driver's error, not SQLAlchemy's
+    wrapping of it with the statement)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    text = f"{type(orig).__name__}: {first}" if first else type(orig).__name__
+    return printable(text if len(text) <= 300 else text[:299] + "…")
+
+
+def out_of_space(path: Path) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NO_SPACE_MARGIN
+
+
+@dataclass
+class Fault:
+    """A part of the engine's round that failed: how often in a row, and when to try again."""
+
+    failures: int
+    retry_at: float
 
 
 def proc_start_time(pid: int) -> float | None:
@@ -123,6 +171,8 @@ class Running:
     kill_sent: bool = False
     forked: ForkServer | None = None
     gone_since: float | None = None
+    ended: int | None = None  # its exit status once seen: exit_code() may tell it only once
+    unrecorded_python: str | None = None  # started, its pid not in the database yet
 
     def exit_code(self) -> int | None:
         """The exit status once the process has ended, else None (-1: ended, status unknown)."""
@@ -244,6 +294,10 @@ class Engine:
         self._next_fire: datetime | None = None
         self._last_recover = 0.0
         self._lock = threading.RLock()
+        self._faults: dict[str, Fault] = {}
+        self._no_space: set[str] = set()  # ended jobs whose output the full disk swallowed
+        self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
+        self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
         deck.on_submit(lambda _job_id: self._wake.set())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -261,7 +315,8 @@ class Engine:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self.release_lease()
+        # A lease that cannot be given back (a full disk) runs out by itself.
+        self._guarded("releasing the engine lease", self.release_lease)
         if self._fork_server is not None:
             self._fork_server.close()
 
@@ -295,26 +350,64 @@ class Engine:
             self._wake.clear()
 
     def tick(self) -> None:
-        """One round: lease, recovery, schedules, stops, finished jobs, new jobs."""
+        """One round: lease, recovery, schedules, stops, finished jobs, new jobs.
+
+        Each part is guarded: one that raises (a full disk, a bug) is logged once and tried
+        again later, and the others go on; a round never raises.
+        """
         with self._lock:
-            self._renew_lease()
+            if not self._guarded("renewing the engine lease", self._renew_lease):
+                stale = time.monotonic() - self._last_renew >= self.lease_ttl
+                if self.holds_lease and stale:
+                    self.holds_lease = False  # it ran out: another engine may serve now
             if self.holds_lease:
                 if time.monotonic() - self._last_recover > 2.0:
-                    self._recover()
+                    self._guarded("recovering jobs", self._recover)
                     self._last_recover = time.monotonic()
                 if self.schedules:
-                    self._fire_schedules()
+                    self._guarded("firing schedules", self._fire_schedules)
             elif self.foreground and time.monotonic() - self._last_recover > 2.0:
                 # Its own job only: adopt it when the engine that ran it has gone.
-                self._recover(only=self.only_job)
+                self._guarded("recovering its job", lambda: self._recover(only=self.only_job))
                 self._last_recover = time.monotonic()
-            self._follow()
+            self._guarded("following running jobs", self._follow)
             if self._halt.is_set():
                 return
             if self.holds_lease:
-                self._dispatch()
-            elif self.foreground and not self.running and self.deck.serving_engine() is None:
-                self._dispatch()  # while no engine serves: else that engine runs the job
+                self._guarded("dispatching queued jobs", self._dispatch)
+            elif self.foreground and not self.running:
+                # While no engine serves: else that engine runs the job.
+                self._guarded("dispatching its job", self._dispatch_unserved)
+
+    def _dispatch_unserved(self) -> None:
+        if self.deck.serving_engine() is None:
+            self._dispatch()
+
+    def _guarded(self, what: str, step: Callable[[], object]) -> bool:
+        """Run one part of a round. A failure is logged once (to stderr, when nothing else
+        is configured) and the part is left alone for a while, doubling up to RETRY_MAX,
+        while the rest of the engine goes on. True when it ran and did not fail."""
+        fault = self._faults.get(what)
+        if fault is not None and time.monotonic() < fault.retry_at:
+            return False
+        try:
+            step()
+        except Exception as exc:
+            failures = fault.failures + 1 if fault is not None else 1
+            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (failures - 1))
+            self._faults[what] = Fault(failures, time.monotonic() + delay)
+            if failures == 1:
+                log.error("modeldeck engine: %s failed: %s; trying again", what, describe(exc))
+                log.debug("%s failed", what, exc_info=exc)
+            return False
+        if fault is not None:
+            del self._faults[what]
+            log.warning(
+                "modeldeck engine: %s works again (after %d failed attempt(s))",
+                what,
+                fault.failures,
+            )
+        return True
 
     # -- lease ----------------------------------------------------------------------------
 
@@ -379,6 +472,9 @@ class Engine:
             return list(s.exec(stmt.order_by(col(Job.created_at)).limit(limit)).all())
 
     def _dispatch(self) -> None:
+        for job_id in list(self._unclaim):
+            self._requeue_unstarted(job_id)
+            self._unclaim.discard(job_id)
         free = self.workers - len(self.running)
         if free <= 0:
             # Jobs that run no code do not take a worker: still let them through.
@@ -391,38 +487,98 @@ class Engine:
         for job_id, job_type in queued:
             if free <= 0 and RULES[JobType(job_type)].runs_code:
                 continue  # no worker for it: do not take the write lock just to look
-            with self.deck.writer() as s:
-                job = s.get(Job, job_id)
-                if job is None or job.status != JobStatus.queued.value:
-                    continue
-                rule = RULES[JobType(job.type)]
-                if rule.runs_code:
-                    if free <= 0:
-                        continue
-                    if job.type == JobType.batch_predict.value and self._deployment_busy(
-                        s, job.deployment_id
-                    ):
-                        continue
-                # The guarded claim: only one engine ever moves a job out of "queued".
-                claimed = s.exec(
-                    Job.__table__.update()  # type: ignore[attr-defined]
-                    .where(Job.id == job_id, Job.status == JobStatus.queued.value)
-                    .values(
-                        status=JobStatus.running.value,
-                        engine_id=self.id,
-                        host=HOST,
-                        started_at=self.deck.now(),
-                    )
-                ).rowcount
-                if claimed != 1:
-                    s.rollback()
-                    continue
-                s.commit()
+            try:
+                took = self._start(job_id, free)
+            except Exception as exc:
+                self._start_failed(job_id, exc)
+                if storage_full(exc):
+                    raise  # the disk is full: try the queue again later, all of it
+                continue
+            free -= took
+
+    def _start(self, job_id: str, free: int) -> int:
+        """Claim a queued job and start it; the workers it took (0 or 1)."""
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status != JobStatus.queued.value:
+                return 0
+            rule = RULES[JobType(job.type)]
             if rule.runs_code:
-                free -= 1
-                self._launch(job_id)
+                if free <= 0:
+                    return 0
+                if job.type == JobType.batch_predict.value and self._deployment_busy(
+                    s, job.deployment_id
+                ):
+                    return 0
+            # The guarded claim: only one engine ever moves a job out of "queued".
+            claimed = s.exec(
+                Job.__table__.update()  # type: ignore[attr-defined]
+                .where(Job.id == job_id, Job.status == JobStatus.queued.value)
+                .values(
+                    status=JobStatus.running.value,
+                    engine_id=self.id,
+                    host=HOST,
+                    started_at=self.deck.now(),
+                )
+            ).rowcount
+            if claimed != 1:
+                s.rollback()
+                return 0
+            s.commit()
+        if rule.runs_code:
+            self._launch(job_id)
+            return 1
+        self._run_inline(job_id)
+        return 0
+
+    def _start_failed(self, job_id: str, exc: Exception) -> None:
+        """Starting a job raised. A process that started is followed as usual. Otherwise a
+        full disk puts the job back in the queue (nothing of it ran); any other error fails
+        it, saying why."""
+        if job_id in self.running:
+            return
+        if storage_full(exc):
+            self._unclaim.add(job_id)
+            try:
+                self._requeue_unstarted(job_id)
+                self._unclaim.discard(job_id)
+            except Exception:
+                pass  # still full: the next dispatch round tries again
+            return
+        log.error("modeldeck engine: starting job %s failed: %s", job_id, describe(exc))
+        log.debug("starting job %s failed", job_id, exc_info=exc)
+        try:
+            self._finish(job_id, JobStatus.failed, f"could not start: {describe(exc)}", None, {})
+        except Exception as again:
+            if storage_full(again):
+                self._unclaim.add(job_id)  # queued again once the disk has room
             else:
-                self._run_inline(job_id)
+                log.error("modeldeck engine: job %s is left running: %s", job_id, describe(again))
+
+    def _requeue_unstarted(self, job_id: str) -> None:
+        """Give back a job this engine claimed but could not start: queued again, as if
+        never claimed (its claim left no event)."""
+        with self.deck.writer() as s:
+            job = s.get(Job, job_id)
+            if (
+                job is None
+                or job.status not in ACTIVE_STATUSES
+                or job.engine_id != self.id
+                or job.pid is not None
+                or job_id in self.running
+            ):
+                return
+            if job.stop_requested_at is not None:
+                now = self.deck.now()
+                job.status = JobStatus.cancelled.value
+                job.finished_at = now
+                job.error = "cancelled before it started"
+                add_event(s, job, "cancelled", "cancelled before it started", now, {})
+            else:
+                job.status = JobStatus.queued.value
+                job.engine_id = job.host = job.started_at = None
+            s.add(job)
+            s.commit()
 
     def _deployment_busy(self, s: Session, deployment_id: str | None) -> bool:
         return (
@@ -525,6 +681,8 @@ class Engine:
             (job_dir / "spec.json").write_text(json.dumps(spec, default=str))
             pid, proc, forked = self._spawn(job_id, job_dir, python, code_dir or job_dir)
         except (OSError, ValueError, ModelDeckError, queue.Empty) as exc:
+            if storage_full(exc):
+                raise  # nothing of it ran: the job waits in the queue for space
             self._finish(job_id, JobStatus.failed, f"could not start the job: {exc}", None, {})
             return
         start = proc_start_time(pid)
@@ -542,11 +700,19 @@ class Engine:
         if proc is not None:
             # Wake the loop the moment the child exits, instead of at the next poll.
             threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
+        self.running[job_id].unrecorded_python = python
+        self._record_started(self.running[job_id])
+
+    def _record_started(self, run: Running) -> None:
+        """Record a started process's pid and its ``started`` event. Until that works (a full
+        disk), following the job tries again first."""
+        pid = run.pid
         with self.deck.writer() as s:
-            job = s.get(Job, job_id)
+            job = s.get(Job, run.job_id)
             if job.pid is not None or job.engine_id != self.id:
+                run.unrecorded_python = None
                 return  # a real engine found the process first and follows it now
-            job.pid, job.pgid, job.proc_start = pid, pid, start
+            job.pid, job.pgid, job.proc_start = pid, run.pgid, run.start
             add_event(
                 s,
                 job,
@@ -556,12 +722,13 @@ class Engine:
                 {
                     "host": HOST,
                     "pid": pid,
-                    "pgid": pid,
-                    "python": python,
+                    "pgid": run.pgid,
+                    "python": run.unrecorded_python,
                     "engine": self.id,
                 },
             )
             s.commit()
+        run.unrecorded_python = None
 
     def _spawn(
         self, job_id: str, job_dir: Path, python: str, cwd: Path
@@ -599,6 +766,9 @@ class Engine:
     # -- following running jobs -----------------------------------------------------------
 
     def _follow(self) -> None:
+        for what in [w for w in self._faults if w.startswith("following job ")]:
+            if what.removeprefix("following job ") not in self.running:
+                del self._faults[what]  # it ended: nothing of it to try again
         if not self.running:
             return
         with self.deck.reader() as s:
@@ -609,31 +779,69 @@ class Engine:
             ).all()
         state = {r[0]: (r[1], r[2], r[3]) for r in rows}
         for job_id, run in list(self.running.items()):
+            # One job that cannot be followed (its records, a full disk) waits alone.
             status, offset, owner = state.get(job_id, (None, 0, None))
-            if status is None or status not in ACTIVE_STATUSES:
-                # Someone else finalised it (another engine after a lease change).
-                self.running.pop(job_id, None)
-                continue
-            if owner != self.id:
-                # Another engine adopted it (a real engine took over from a job command):
-                # it follows the job now; its process runs on untouched.
-                self.running.pop(job_id, None)
-                continue
-            self._ingest_events(job_id, offset)
-            # Exit first, signal after: a group that has ended may have a reused id by now.
-            code = run.exit_code()
-            if code is None and status == JobStatus.stopping.value:
-                self._signal(run)
-            if code is not None:
-                self._ingest_events(job_id, None)
-                self._collect(run, code)
+            with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
+                self._see_exit(run)  # every round, even while following it backs off
+            self._guarded(
+                f"following job {job_id}",
+                lambda r=run, st=status, o=offset, w=owner: self._follow_one(r, st, o, w),
+            )
+
+    def _see_exit(self, run: Running) -> None:
+        """Note when a followed process has ended (it is told once), and whether the disk was
+        full then with no result written: by the time the database takes the outcome, space
+        may have been freed. No database here: this works on a full disk, every round."""
+        if run.ended is not None:
+            return
+        code = run.exit_code()
+        if code is None:
+            return
+        run.ended = code
+        job_dir = self.deck.job_dir(run.job_id)
+        if not (job_dir / "result.json").exists() and out_of_space(job_dir):
+            self._no_space.add(run.job_id)
+
+    def _follow_one(self, run: Running, status: str | None, offset: int, owner: str | None) -> None:
+        job_id = run.job_id
+        if status is None or status not in ACTIVE_STATUSES or owner != self.id:
+            # Someone else finalised it (another engine after a lease change), or another
+            # engine adopted it (a real engine took over from a job command) and follows it
+            # now; its process runs on untouched.
+            self.running.pop(job_id, None)
+            self._no_space.discard(job_id)
+            return
+        self._see_exit(run)
+        if run.unrecorded_python is not None:
+            self._record_started(run)
+        self._ingest_events(job_id, offset)
+        # Exit first, signal after: a group that has ended may have a reused id by now.
+        code = run.ended
+        if code is None and status == JobStatus.stopping.value:
+            self._signal(run)
+        if code is None:
+            return
+        self._ingest_events(job_id, None)
+        try:
+            self._collect(run, code)
+        except BaseException:
+            self.running.setdefault(job_id, run)  # not recorded yet: again next round
+            raise
+        self._no_space.discard(job_id)
 
     def _ingest_events(self, job_id: str, offset: int | None) -> None:
-        """Move new progress and metrics lines of events.jsonl into the job's timeline."""
+        """Move new progress and metrics lines of events.jsonl into the job's timeline.
+
+        Each line is checked (the job's code can write anything there): a bad one is
+        skipped with a ``record_skipped`` event saying what was wrong, and the rest go on.
+        """
         path = self.deck.job_dir(job_id) / "events.jsonl"
         try:
             size = path.stat().st_size
         except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._events_unreadable(job_id, exc)
             return
         if size == 0 or (offset is not None and size <= offset):
             return  # nothing new: no write lock (this runs for every running job every tick)
@@ -641,51 +849,78 @@ class Engine:
             job = s.get(Job, job_id)
             if job is None or size <= job.events_offset:
                 return
-            with open(path, "rb") as fh:
-                fh.seek(job.events_offset)
-                data = fh.read(size - job.events_offset)
-            end = data.rfind(b"\n")
-            if end < 0:
+            now = self.deck.now()
+            pos = job.events_offset
+            bad = 0
+            try:
+                fh = open(path, "rb")  # noqa: SIM115  (closed below)
+            except OSError as exc:
+                s.rollback()
+                self._events_unreadable(job_id, exc)
                 return
-            records = []
-            for raw in data[: end + 1].splitlines():
-                try:
-                    records.append(json.loads(raw))
-                except ValueError:
-                    continue
-            # A burst of progress collapses into its last report; metrics are all kept.
-            last_progress = max(
-                (i for i, r in enumerate(records) if r.get("kind") == "progress"), default=-1
-            )
-            for i, rec in enumerate(records):
-                kind = rec.get("kind")
-                if kind == "progress" and i == last_progress:
-                    pct = round(100 * float(rec.get("fraction", 0)))
-                    msg = rec.get("message") or ""
-                    add_event(
-                        s,
-                        job,
-                        "progress",
-                        f"{pct}%" + (f" {msg}" if msg else ""),
-                        self.deck.now(),
-                        {"fraction": rec.get("fraction"), "message": msg},
-                    )
-                elif kind == "metrics_recorded":
-                    metrics = rec.get("metrics") or {}
-                    shown = ", ".join(
-                        f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, int | float)
-                    )
-                    add_event(
-                        s,
-                        job,
-                        "metrics_recorded",
-                        shown or "metrics recorded",
-                        self.deck.now(),
-                        {"metrics": metrics},
-                    )
-            job.events_offset += end + 1
+            with fh:
+                while pos < size:  # a chunk at a time: a backlog never sits in memory whole
+                    fh.seek(pos)
+                    data = fh.read(min(size - pos, MAX_RECORD_BYTES + 1))
+                    end = data.rfind(b"\n")
+                    if end >= 0:
+                        lines, consumed = data[:end].split(b"\n"), end + 1
+                    elif len(data) > MAX_RECORD_BYTES:
+                        # Longer than any record: skipped, and the rest of the line after
+                        # it is one more bad line.
+                        lines, consumed = [data], len(data)
+                    else:
+                        break  # a line still being written
+                    good: list[JobRecord] = []
+                    at = pos
+                    for raw in lines:
+                        try:
+                            if raw.strip():
+                                good.append(parse_job_record(raw))
+                        except BadRecord as exc:
+                            bad += 1
+                            if bad <= SKIPS_LISTED:
+                                add_event(
+                                    s,
+                                    job,
+                                    "record_skipped",
+                                    f"skipped a bad line of events.jsonl: {exc}",
+                                    now,
+                                    {"reason": str(exc), "line": excerpt(raw), "offset": at},
+                                )
+                        at += len(raw) + 1
+                    # A burst of progress collapses into its last report; metrics all stay.
+                    last = max((i for i, r in enumerate(good) if r.kind == "progress"), default=-1)
+                    for i, rec in enumerate(good):
+                        if rec.kind != "progress" or i == last:
+                            add_event(s, job, rec.kind, rec.message, now, rec.details)
+                    pos += consumed
+            if bad > SKIPS_LISTED:
+                more = bad - SKIPS_LISTED
+                add_event(
+                    s,
+                    job,
+                    "record_skipped",
+                    f"skipped {more} more bad line(s) of events.jsonl",
+                    now,
+                    {"count": more},
+                )
+            if pos == job.events_offset:
+                return
+            job.events_offset = pos
             s.add(job)
             s.commit()
+
+    def _events_unreadable(self, job_id: str, exc: OSError) -> None:
+        """The job's events.jsonl cannot be read (its code made it a folder, say): said once
+        in its timeline; the job goes on, and ends, without its records."""
+        if job_id in self._unreadable:
+            return
+        reason = describe(exc)
+        self._event(
+            job_id, "record_skipped", f"could not read events.jsonl: {reason}", {"reason": reason}
+        )
+        self._unreadable.add(job_id)
 
     def _signal(self, run: Running) -> None:
         mono = time.monotonic()
@@ -777,10 +1012,16 @@ class Engine:
             )
 
     def _read_result(self, job_id: str) -> dict[str, Any] | None:
+        """The job's result file, checked; when the full disk kept the job from writing
+        one, a failure saying so."""
         try:
-            return json.loads((self.deck.job_dir(job_id) / "result.json").read_text())
-        except (OSError, ValueError):
-            return None
+            data = json.loads((self.deck.job_dir(job_id) / "result.json").read_bytes())
+        except (OSError, ValueError, RecursionError):
+            data = None
+        result = clean_result(data)
+        if result is None and job_id in self._no_space:
+            return {"status": "failed", "error": NO_SPACE_ERROR}
+        return result
 
     def _finish(
         self,
@@ -845,46 +1086,54 @@ class Engine:
             if only is not None:
                 stmt = stmt.where(Job.id == only)
             rows = s.exec(stmt).all()
+        pending = {f"recovering job {job.id}" for job in rows}
+        for what in [w for w in self._faults if w.startswith("recovering job ")]:
+            if what not in pending and only is None:
+                del self._faults[what]  # dealt with: nothing of it to try again
         for job in rows:
-            # A CLI engine adopts only what it was asked about; others wait for a real engine.
-            foreign = self.only_job and job.id != self.only_job and job.host == HOST
-            if foreign and process_alive(job.pid, job.proc_start):
-                continue
-            if job.host not in (None, HOST):
-                continue  # another machine's job: only an engine there can judge it
-            if job.engine_id == self.id:
-                continue
-            if not self.holds_lease and engine_alive(job.engine_id):
-                continue  # its engine still follows it
-            if job.pid is None and RULES[JobType(job.type)].runs_code:
-                found = self._unrecorded_process(job)
-                if found is None:
-                    continue  # it never started: queued again, or cancelled if stopped
-                job = found
-            if process_alive(job.pid, job.proc_start):
-                if adopt:
-                    self._adopt(job)
-                continue
-            result = self._read_result(job.id)
-            if job.pid is None and result is None and not RULES[JobType(job.type)].runs_code:
-                self._finish(
-                    job.id,
-                    JobStatus.failed,
-                    "lost",
-                    None,
-                    {},
-                    extra={"reason": "the engine died while running it"},
-                )
-                continue
-            run = Running(job.id, job.pid or 0, job.pgid or 0, job.proc_start)
-            self._event(
+            # One job that cannot be recovered (its records, a full disk) waits alone.
+            self._guarded(f"recovering job {job.id}", lambda j=job: self._recover_one(j, adopt))
+
+    def _recover_one(self, job: Job, adopt: bool) -> None:
+        # A CLI engine adopts only what it was asked about; others wait for a real engine.
+        foreign = self.only_job and job.id != self.only_job and job.host == HOST
+        if foreign and process_alive(job.pid, job.proc_start):
+            return
+        if job.host not in (None, HOST):
+            return  # another machine's job: only an engine there can judge it
+        if job.engine_id == self.id:
+            return
+        if not self.holds_lease and engine_alive(job.engine_id):
+            return  # its engine still follows it
+        if job.pid is None and RULES[JobType(job.type)].runs_code:
+            found = self._unrecorded_process(job)
+            if found is None:
+                return  # it never started: queued again, or cancelled if stopped
+            job = found
+        if process_alive(job.pid, job.proc_start):
+            if adopt:
+                self._adopt(job)
+            return
+        result = self._read_result(job.id)
+        if job.pid is None and result is None and not RULES[JobType(job.type)].runs_code:
+            self._finish(
                 job.id,
-                "recovered",
-                "the job's process ended while no engine followed it",
-                {"engine": self.id, "result_found": result is not None},
+                JobStatus.failed,
+                "lost",
+                None,
+                {},
+                extra={"reason": "the engine died while running it"},
             )
-            self._ingest_events(job.id, None)
-            self._collect(run, -1)
+            return
+        run = Running(job.id, job.pid or 0, job.pgid or 0, job.proc_start)
+        self._event(
+            job.id,
+            "recovered",
+            "the job's process ended while no engine followed it",
+            {"engine": self.id, "result_found": result is not None},
+        )
+        self._ingest_events(job.id, None)
+        self._collect(run, -1)
 
     def recover_ended(self) -> None:
         """Record the outcome of jobs whose process ended while no engine followed them;
@@ -928,6 +1177,8 @@ class Engine:
         try:
             raw = (self.deck.job_dir(job.id) / "pid").read_text().split()
             pid, start = int(raw[0]), (float(raw[1]) if len(raw) > 1 else None)
+            if pid <= 1:
+                raise ValueError(f"not a job's pid: {pid}")
         except (OSError, ValueError, IndexError):
             pid = None
         if pid is None and engine_alive(job.engine_id):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import getpass
+import json
+import math
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,3 +58,132 @@ def add_deployment_event(
             deployment_id=deployment_id, at=at, kind=kind, message=message, details=details or {}
         )
     )
+
+
+# -- what a job's process writes ------------------------------------------------------------
+
+# A line of events.jsonl longer than this is skipped unread (a job's runner writes a few
+# hundred bytes a record; even a big confusion matrix stays well below it).
+MAX_RECORD_BYTES = 1 << 20
+_SHOWN_METRICS = 500  # characters of a metrics event's message
+_EXCERPT = 200  # characters of a bad record kept in the event that skips it
+
+
+class BadRecord(ValueError):
+    """A line of a job's ``events.jsonl`` that is not a record the engine can take."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A valid line of ``events.jsonl``: the job event it becomes."""
+
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number a metric or a fraction may hold: no bool, no NaN, no int too big for a
+    float (formatting it would fail)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return not math.isnan(float(value))
+    except OverflowError:
+        return False
+
+
+def _metric_ok(value: Any) -> bool:
+    """A number, null, or a (nested) list of them, as the runner's record_metrics writes."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif v is not None and not _is_number(v):
+            return False
+    return True
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def parse_job_record(raw: bytes) -> JobRecord:
+    """The job event one line of ``events.jsonl`` stands for; ``BadRecord`` saying what is
+    wrong with it otherwise. Anything the job wrote is checked: the line is the job's."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise BadRecord(f"longer than {MAX_RECORD_BYTES} bytes")
+    try:
+        rec = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise BadRecord("not JSON") from None
+    if not isinstance(rec, dict):
+        raise BadRecord(f"not a JSON object but {type(rec).__name__} {_short(rec)}")
+    kind = rec.get("kind")
+    if kind == "progress":
+        fraction = rec.get("fraction")
+        if not _is_number(fraction) or not 0 <= fraction <= 1:
+            raise BadRecord(f"progress fraction {_short(fraction)} is not a number from 0 to 1")
+        message = rec.get("message")
+        if message is None:
+            message = ""
+        if not isinstance(message, str):
+            raise BadRecord(f"progress message {_short(message)} is not a string")
+        return JobRecord(
+            "progress",
+            f"{round(100 * fraction)}%" + (f" {message}" if message else ""),
+            {"fraction": fraction, "message": message},
+        )
+    if kind == "metrics_recorded":
+        metrics = rec.get("metrics")
+        if not isinstance(metrics, dict):
+            raise BadRecord(f"metrics {_short(metrics)} are not a JSON object")
+        for key, value in metrics.items():
+            if not _metric_ok(value):
+                raise BadRecord(
+                    f"metric {_short(key)} is {_short(value)}, not a number or a list of numbers"
+                )
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if _is_number(v))
+        if len(shown) > _SHOWN_METRICS:
+            shown = shown[: _SHOWN_METRICS - 1] + "…"
+        return JobRecord("metrics_recorded", shown or "metrics recorded", {"metrics": metrics})
+    if kind is None:
+        raise BadRecord("no kind")
+    raise BadRecord(f"unknown kind {_short(kind)}")
+
+
+def excerpt(raw: bytes) -> str:
+    """The start of a bad line, as text, for the event that skips it."""
+    text = raw[: _EXCERPT * 4].decode("utf-8", errors="backslashreplace")
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
+
+
+def clean_result(data: Any) -> dict[str, Any] | None:
+    """A job's ``result.json`` as the engine may use it: None when it is not a JSON object;
+    fields of the wrong type dropped (a job's code could have written the file)."""
+    if not isinstance(data, dict):
+        return None
+    out = dict(data)
+    if not isinstance(out.get("status"), str):
+        out.pop("status", None)
+    if "error" in out and out["error"] is not None and not isinstance(out["error"], str):
+        out["error"] = str(out["error"])
+    code = out.get("exit_code")
+    if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+        out.pop("exit_code")
+    outputs = out.get("outputs")
+    if outputs is not None:
+        # Files inside the job's output folder only.
+        out["outputs"] = [
+            p
+            for p in (outputs if isinstance(outputs, list) else [])
+            if isinstance(p, str) and p and not p.startswith("/") and ".." not in p.split("/")
+        ]
+    metrics = out.get("metrics")
+    if metrics is not None:
+        out["metrics"] = {
+            k: v for k, v in (metrics if isinstance(metrics, dict) else {}).items() if _metric_ok(v)
+        }
+    return out
