@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = cmd(name, f"{name} an evaluated version (a reason is required)", job=True)
         p.add_argument("version")
         p.add_argument("--reason", required=True)
+        p.add_argument(
+            "--evaluation",
+            action="append",
+            metavar="JOB",
+            help="the evaluation job it is decided on (repeatable; default: the latest "
+            "on a dataset it was not trained on)",
+        )
     p = cmd("deploy", "deploy an approved version", job=True)
     p.add_argument("version")
     p.add_argument("--dataset", required=True, help="the dataset batch predictions score")
@@ -180,7 +187,10 @@ def err(msg: str) -> None:
 
 def _metric(v: Any) -> str:
     head = v.headline_metric()
-    return f"{head[0]}={head[1]:.3f}" if head else "-"
+    if not head:
+        return "-"
+    on = v.metrics_from.dataset if v.metrics_from else None
+    return f"{head[0]}={head[1]:.3f}" + (f" on {on}" if on else "")
 
 
 # -- running ------------------------------------------------------------------------------
@@ -271,10 +281,16 @@ class Cli:
             err(f"version {v.id} ({v.model} v{v.number}, {v.status})")
         elif job.type == JobType.evaluate.value and job.version:
             v = self.deck.version(job.version)
-            shown = ", ".join(
-                f"{k}={val:.4f}" for k, val in v.metrics.items() if isinstance(val, int | float)
+            mine = next(
+                (m for m in self.deck.version_detail(v.id).evaluations if m.job_id == job.id),
+                None,
             )
-            err(f"version {v.id} is {v.status}: {shown}")
+            shown = ", ".join(
+                f"{k}={val:.4f}"
+                for k, val in (mine.metrics if mine else {}).items()
+                if isinstance(val, int | float)
+            )
+            err(f"version {v.id} is {v.status}: {shown} on {job.dataset}")
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
             nxt = f", next run {local(dep.next_run_at)}" if dep.next_run_at else ""
@@ -385,9 +401,9 @@ class Cli:
         if c == "evaluate":
             return self.job_command(lambda: d.evaluate(a.version, a.dataset))
         if c == "approve":
-            return self.job_command(lambda: d.approve(a.version, a.reason))
+            return self.job_command(lambda: d.approve(a.version, a.reason, a.evaluation))
         if c == "reject":
-            return self.job_command(lambda: d.reject(a.version, a.reason))
+            return self.job_command(lambda: d.reject(a.version, a.reason, a.evaluation))
         if c == "deploy":
             return self.job_command(lambda: d.deploy(a.version, a.dataset, a.schedule, a.timezone))
         if c == "retire":
