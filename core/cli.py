@@ -357,6 +357,8 @@ class Cli:
                     print(f"  metrics  {local(m.at)} on {m.dataset}: {nums}")
                 for ap in detail.approvals:
                     print(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
+                self.version_judgement(detail)
+                self.version_statistics(detail)
             return 0
         if c == "deployments":
             return self.listing(
@@ -460,6 +462,29 @@ class Cli:
         if c == "engine":
             return self.engine()
         raise ModelDeckError(f"unknown command {c!r}")
+
+    def version_judgement(self, detail: Any) -> None:
+        """Which evaluation the version is judged on, and what each decision was made on."""
+        judged = detail.version.metrics_from
+        if judged is not None and judged.job_type == JobType.evaluate.value:
+            print(f"  judged   on evaluation {judged.job_id} of {judged.dataset}")
+        for ap in detail.approvals:
+            for e in ap.evaluations:
+                print(f"  {ap.decision} on evaluation {e.job_id} of {e.dataset} ({local(e.at)})")
+
+    def version_statistics(self, detail: Any) -> None:
+        """Statistics per dataset and job: a table of the columns each."""
+        from core.stats_table import STATS_HEADERS, stats_rows
+
+        if not detail.statistics:
+            print("  statistics  none (modeldeck stats VERSION --dataset D)")
+        for run in detail.statistics:
+            print(
+                f"  statistics of {run.dataset or run.dataset_id} by job {run.job_id}, "
+                f"{local(run.at)}: {run.rows} rows, {len(run.columns)} columns"
+            )
+            for line in table(STATS_HEADERS, stats_rows(run.columns)).splitlines():
+                print(f"    {line}")
 
     def follow_quietly(self, job: JobView) -> JobView:
         was, self.json = self.json, True
