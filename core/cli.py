@@ -467,10 +467,14 @@ class Cli:
         """Which evaluation the version is judged on, and what each decision was made on."""
         judged = detail.version.metrics_from
         if judged is not None and judged.job_type == JobType.evaluate.value:
-            print(f"  judged   on evaluation {judged.job_id} of {judged.dataset}")
+            own = " (its training data)" if judged.training else ""
+            print(f"  judged   on evaluation {judged.job_id} of {judged.dataset}{own}")
         for ap in detail.approvals:
             for e in ap.evaluations:
-                print(f"  {ap.decision} on evaluation {e.job_id} of {e.dataset} ({local(e.at)})")
+                own = ", its training data" if e.training else ""
+                print(
+                    f"  {ap.decision} on evaluation {e.job_id} of {e.dataset} ({local(e.at)}{own})"
+                )
 
     def version_statistics(self, detail: Any) -> None:
         """Statistics per dataset and job: a table of the columns each."""

@@ -153,6 +153,14 @@ def test_statistics_are_kept_per_dataset_and_job(
     assert set(runs[1]["columns"]) == {"x1", "x2"}
     assert runs[0]["columns"]["x1"]["count"] == 60
     assert all(r["dataset_id"].startswith("d-") and r["at"].endswith("Z") for r in runs)
+    # Readable: a table per run, a row per column, with a sparkline of the histogram.
+    text = ok(cli("version", v)).out
+    assert f"statistics of train by job {first.id}" in text
+    assert f"statistics of score by job {second.id}" in text
+    x1 = [line.split() for line in text.splitlines() if line.strip().startswith("x1")]
+    assert [row[1:4] for row in x1] == [["numeric", "60", "0"], ["numeric", "20", "0"]]
+    assert any(ch in text for ch in "▁▂▃▄▅▆▇█")
+    assert len(text.splitlines()) < 30
     listed = detail["version"]["statistics"]
     assert [(r["job_id"], r["dataset"]) for r in listed] == [
         (first.id, "train"),
