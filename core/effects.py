@@ -210,6 +210,10 @@ def apply_result(
             now,
             source=source,
             code_fingerprint=f"sha256:{result.get('sha256', '')[:16]}",
+            # The feature names it was fitted with, when it knows them (scikit-learn does).
+            columns={"features": result["features"], "target": None}
+            if isinstance(result.get("features"), list)
+            else None,
         )
     elif kind == JobType.evaluate:
         v = _version(s, job)

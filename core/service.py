@@ -163,6 +163,25 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
     return header, rows
 
 
+def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
+    """A dataset file's column names (its header only), or None when it cannot be read."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            return next(csv.reader(fh), None)
+    except Exception:
+        return None
+
+
+def _names(names: Iterable[str], most: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def queued_job_rows(
     job_type: JobType,
     project_id: str,
@@ -777,6 +796,12 @@ class Deck:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
             ds = self._dataset(s, p, dataset)
+            header = dataset_columns(ds.path, ds.format)
+            columns = (
+                {"features": [c for c in header if c != ds.target], "target": ds.target}
+                if header is not None
+                else None
+            )
             job = self.queue_job(
                 s,
                 JobType.train,
@@ -788,6 +813,7 @@ class Deck:
                     "overrides": overrides or {},
                     "code_fingerprint": fingerprint,
                     "requirements": _requirements(model_dir),
+                    "columns": columns,
                 },
             )
             return self._submitted(s, job)
@@ -813,6 +839,12 @@ class Deck:
                     f"dataset {ds.name!r} has no target column: evaluation needs one "
                     f"(register it with --target COL)"
                 )
+            if ds is not None and job_type in (
+                JobType.evaluate,
+                JobType.compute_stats,
+                JobType.deploy,
+            ):
+                self._check_columns(s, job_type, v, m, ds)
             if prepare is not None:
                 params = {**(params or {}), **prepare(s, v)}
             job = self.queue_job(
@@ -825,6 +857,46 @@ class Deck:
                 params=params,
             )
             return self._submitted(s, job)
+
+    def _trained_columns(self, s: Session, v: ModelVersion) -> dict[str, Any] | None:
+        """The columns a version was trained on; for versions from before they were kept,
+        the header of its training dataset now."""
+        if v.columns and isinstance(v.columns.get("features"), list):
+            return v.columns
+        ds = s.get(Dataset, v.dataset_id) if v.dataset_id else None
+        header = dataset_columns(ds.path, ds.format) if ds else None
+        if ds is None or header is None:
+            return None
+        return {"features": [c for c in header if c != ds.target], "target": ds.target}
+
+    def _check_columns(
+        self, s: Session, job_type: JobType, v: ModelVersion, m: Model, ds: Dataset
+    ) -> None:
+        """Refuse a dataset whose columns do not fit the version's training columns: the
+        job would only fail later, in the model's code."""
+        trained = self._trained_columns(s, v)
+        if trained is None:
+            return  # not known (a model imported without feature names): the job will tell
+        have = dataset_columns(ds.path, ds.format)
+        if have is None:
+            raise ModelDeckError(f"cannot read the columns of dataset {ds.name!r} ({ds.path})")
+        features = list(trained["features"])
+        allowed = set(features) | {ds.target}
+        if job_type == JobType.compute_stats:
+            allowed.add(trained.get("target"))
+        missing = [c for c in features if c not in have]
+        extra = [c for c in have if c not in allowed]
+        if not (missing or extra):
+            return
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {_names(missing)}")
+        if extra:
+            problems.append(f"extra column(s) {_names(extra)}")
+        raise ModelDeckError(
+            f"dataset {ds.name!r} does not fit {m.name} v{v.number}: {'; '.join(problems)} "
+            f"(it was trained on {_names(features)})"
+        )
 
     def evaluate(self, version: str, dataset: str) -> JobView:
         return self._version_job(JobType.evaluate, version, dataset)

@@ -166,3 +166,63 @@ def test_statistics_are_kept_per_dataset_and_job(
         (first.id, "train"),
         (second.id, "score"),
     ]
+
+
+def _csv(path: Path, header: list[str], rows: list[list[float]]) -> Path:
+    path.write_text(
+        "\n".join([",".join(header), *(",".join(str(x) for x in r) for r in rows)]) + "\n"
+    )
+    return path
+
+
+def test_a_dataset_whose_columns_do_not_fit_is_refused_at_submission(
+    cli, deck: Deck, project: str, repo: Path, engine: Engine, tmp_path: Path
+) -> None:
+    import joblib
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    data = repo / "data"
+    rows = [[i % 2 * 2.0 + (i % 7) * 0.1, -(i % 2) * 1.5, i % 2] for i in range(20)]
+    _csv(data / "cancer.csv", ["radius", "texture", "label"], rows)
+    deck.add_dataset(project, "cancer", data / "cancer.csv", target="label")
+    _csv(data / "wide.csv", ["x1", "x2", "x3", "label"], [[a, b, 0.0, c] for a, b, c in rows])
+    deck.add_dataset(project, "wide", data / "wide.csv", target="label")
+    # The same columns in another order fit: the built-in evaluator puts them in order.
+    _csv(data / "shuffled.csv", ["label", "x2", "x1"], [[c, b, a] for a, b, c in rows])
+    deck.add_dataset(project, "shuffled", data / "shuffled.csv", target="label")
+
+    train = deck.train(project, "clf", "train")
+    assert done(deck, train.id) == "completed"
+    v = deck.job(train.id).version
+    jobs_before = len(ok(cli("jobs", "proj", "--json")).json())
+
+    def refused(*args: str) -> str:
+        result = cli(*args)
+        assert result.code == 2, result
+        assert "Traceback" not in result.err
+        [line] = result.err.splitlines()
+        assert line.startswith("error: ")
+        return line
+
+    line = refused("evaluate", v, "--dataset", "cancer")
+    assert "missing column(s) 'x1', 'x2'" in line
+    assert "extra column(s) 'radius', 'texture'" in line
+    assert "it was trained on 'x1', 'x2'" in line
+    assert "extra column(s) 'x3'" in refused("stats", v, "--dataset", "wide")
+    assert "missing column(s)" not in refused("stats", v, "--dataset", "wide")
+    assert len(ok(cli("jobs", "proj", "--json")).json()) == jobs_before  # nothing queued
+
+    shuffled = deck.evaluate(v, "shuffled")
+    assert done(deck, shuffled.id) == "completed", deck.job(shuffled.id).error
+    ok(cli("approve", v, "--reason", "fits"))
+    assert "missing column(s) 'x1', 'x2'" in refused("deploy", v, "--dataset", "cancer")
+
+    # An imported estimator fitted with named columns is checked against them too.
+    frame = pd.DataFrame([r[:2] for r in rows], columns=["x1", "x2"])
+    model_file = tmp_path / "named.joblib"
+    joblib.dump(LogisticRegression().fit(frame, [r[2] for r in rows]), model_file)
+    imported = deck.import_model(project, "named", str(model_file))
+    assert done(deck, imported.id) == "completed"
+    byom = deck.job(imported.id).version
+    assert "extra column(s) 'radius', 'texture'" in refused("evaluate", byom, "--dataset", "cancer")
