@@ -170,8 +170,8 @@ def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
             import pyarrow.parquet as pq
 
             return list(pq.ParquetFile(path).schema_arrow.names)
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-            return next(csv.reader(fh), None)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            return next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
     except Exception:
         return None
 

@@ -3,6 +3,7 @@ statistics as tables per dataset and job, and a failed last job on the Models ta
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def evaluate(context):
 
 def shown(widget) -> str:  # type: ignore[no-untyped-def]
     """What a Static shows, as plain text."""
-    console = Console(width=SIZE[0], record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=SIZE[0], record=True, file=io.StringIO())
     console.print(widget.content)
     return console.export_text()
 
