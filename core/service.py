@@ -623,6 +623,13 @@ class Deck:
                     .select_from(ModelVersion)
                     .where(ModelVersion.model_id == m.id)
                 ).one()
+                last = s.exec(
+                    select(Job.id, Job.type, Job.status, Job.error, Job.created_at)
+                    # Walks the project's jobs newest first (ix_job_project_created).
+                    .where(Job.project_id == p.id, Job.model_id == m.id)
+                    .order_by(col(Job.created_at).desc())
+                    .limit(1)
+                ).first()
                 out.append(
                     ModelView(
                         id=m.id,
@@ -632,6 +639,7 @@ class Deck:
                         versions=int(n),
                         latest_version=latest.number if latest else None,
                         latest_status=latest.status if latest else None,
+                        last_job=JobBrief(*last) if last else None,
                     )
                 )
             return out

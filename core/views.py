@@ -58,6 +58,7 @@ class ModelView(_View):
     versions: int
     latest_version: int | None
     latest_status: str | None
+    last_job: JobBrief | None = None  # its latest job, of any of its versions or none
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,24 @@ async def test_a_failed_last_job_shows_on_the_models_row_and_j_opens_it(
         await wait_for(
             pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id == failed.id
         )
+
+
+async def test_a_failed_training_shows_on_the_row_of_a_model_without_versions(
+    deck: Deck, project: str
+) -> None:
+    failed = deck.train(project, "scripted", "train", {"fail": "out of memory"})
+    run_all(deck)
+    assert deck.job(failed.id).status == "failed"
+    app = app_for(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        pane = app.screen.query_one(ModelsPane)
+        table = pane.query_one(DeckTable)
+        await wait_for(pilot, lambda: "model:scripted" in table.rows)
+        table.move_cursor(row=table.get_row_index("model:scripted"))
+        assert "train ✗ failed (j: open)" in [str(c) for c in table.get_row("model:scripted")]
+        assert pane.check_action("last_job", ()) is True
+        await pilot.press("j")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id == failed.id
+        )

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Label
 from core.lifecycle import JobType, version_refusal
 from core.service import parse_overrides
 from core.text import printable
-from core.views import DatasetView, JobView, MetricsView, ModelView, VersionView
+from core.views import DatasetView, JobBrief, JobView, MetricsView, ModelView, VersionView
 from tui.format import metric, status_text, when
 from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
 from tui.widgets import DeckTable, MarkerPolled, Row
@@ -82,7 +82,10 @@ class ModelsPane(MarkerPolled, Vertical):
                 )
             if m.name not in with_versions:
                 rows.append(
-                    Row(MODEL_ROW + m.name, [m.name, "-", "no versions", "-", "-", "-", "-"])
+                    Row(
+                        MODEL_ROW + m.name,
+                        [m.name, "-", "no versions", "-", last_job_text(m, styles), "-", "-"],
+                    )
                 )
         self.query_one(DeckTable).sync(rows)
         self.query_one("#models-hint", Label).update(
@@ -138,8 +141,7 @@ class ModelsPane(MarkerPolled, Vertical):
         if action == "train":
             return True if any(m.kind == "code" for m in self.models) else None
         if action == "last_job":
-            v = self.current
-            return True if v is not None and v.last_job is not None else None
+            return True if self._last_job() is not None else None
         return True
 
     # -- verbs ----------------------------------------------------------------------------
@@ -206,10 +208,19 @@ class ModelsPane(MarkerPolled, Vertical):
         deck = self.app.deck  # type: ignore[attr-defined]
         self._version_dataset_job("compute statistics", deck.compute_stats, False, "train")
 
-    def action_last_job(self) -> None:
+    def _last_job(self) -> JobBrief | None:
+        """The highlighted version's last job; on the row of a model without versions, the
+        model's (a training that failed)."""
         v = self.current
-        if v is not None and v.last_job is not None:
-            self.app.open_job(v.last_job.id)  # type: ignore[attr-defined]
+        if v is not None:
+            return v.last_job
+        name = self.current_model
+        return next((m.last_job for m in self.models if m.name == name), None)
+
+    def action_last_job(self) -> None:
+        job = self._last_job()
+        if job is not None:
+            self.app.open_job(job.id)  # type: ignore[attr-defined]
 
     def _decide(self, verb: str) -> None:
         v = self.current
@@ -315,8 +326,8 @@ def headline(v: VersionView) -> Text:
     return text
 
 
-def last_job_text(v: VersionView, styles: dict[str, str]) -> Text:
-    """The version's last job; a failed one says so, with the key that opens it."""
+def last_job_text(v: VersionView | ModelView, styles: dict[str, str]) -> Text:
+    """The last job of a version (or model); a failed one says so, with the key to open it."""
     j = v.last_job
     if j is None:
         return Text("-")
