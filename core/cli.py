@@ -14,6 +14,7 @@ from typing import Any
 
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
+from core.text import printable
 from core.views import JobView
 
 OpenTui = Callable[[argparse.Namespace], int]
@@ -190,7 +191,7 @@ def _metric(v: Any) -> str:
     if not head:
         return "-"
     on = v.metrics_from.dataset if v.metrics_from else None
-    return f"{head[0]}={head[1]:.3f}" + (f" on {on}" if on else "")
+    return printable(f"{head[0]}={head[1]:.3f}" + (f" on {on}" if on else ""))
 
 
 # -- running ------------------------------------------------------------------------------
@@ -468,13 +469,13 @@ class Cli:
         judged = detail.version.metrics_from
         if judged is not None and judged.job_type == JobType.evaluate.value:
             own = " (its training data)" if judged.training else ""
-            print(f"  judged   on evaluation {judged.job_id} of {judged.dataset}{own}")
+            name = printable(str(judged.dataset))
+            print(f"  judged   on evaluation {judged.job_id} of {name}{own}")
         for ap in detail.approvals:
             for e in ap.evaluations:
                 own = ", its training data" if e.training else ""
-                print(
-                    f"  {ap.decision} on evaluation {e.job_id} of {e.dataset} ({local(e.at)}{own})"
-                )
+                name = printable(str(e.dataset))
+                print(f"  {ap.decision} on evaluation {e.job_id} of {name} ({local(e.at)}{own})")
 
     def version_statistics(self, detail: Any) -> None:
         """Statistics per dataset and job: a table of the columns each."""
@@ -484,10 +485,12 @@ class Cli:
             print("  statistics  none (modeldeck stats VERSION --dataset D)")
         for run in detail.statistics:
             print(
-                f"  statistics of {run.dataset or run.dataset_id} by job {run.job_id}, "
+                f"  statistics of {printable(str(run.dataset or run.dataset_id))} "
+                f"by job {run.job_id}, "
                 f"{local(run.at)}: {run.rows} rows, {len(run.columns)} columns"
             )
-            for line in table(STATS_HEADERS, stats_rows(run.columns)).splitlines():
+            rows = [[printable(cell) for cell in row] for row in stats_rows(run.columns)]
+            for line in table(STATS_HEADERS, rows).splitlines():
                 print(f"    {line}")
 
     def follow_quietly(self, job: JobView) -> JobView:
