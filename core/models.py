@@ -135,6 +135,7 @@ class Job(SQLModel, table=True):
         Index("ix_job_project_created", "project_id", "created_at"),
         Index("ix_job_status_created", "status", "created_at"),
         Index("ix_job_project_status", "project_id", "status"),
+        Index("ix_job_model_created", "model_id", "created_at"),  # a model's last job
     )
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id")

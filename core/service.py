@@ -625,8 +625,7 @@ class Deck:
                 ).one()
                 last = s.exec(
                     select(Job.id, Job.type, Job.status, Job.error, Job.created_at)
-                    # Walks the project's jobs newest first (ix_job_project_created).
-                    .where(Job.project_id == p.id, Job.model_id == m.id)
+                    .where(Job.model_id == m.id)  # ix_job_model_created
                     .order_by(col(Job.created_at).desc())
                     .limit(1)
                 ).first()

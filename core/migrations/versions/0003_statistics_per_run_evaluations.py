@@ -1,5 +1,5 @@
 """Statistics per dataset and job (a table, never overwritten); the evaluations an approval
-was decided on; the columns a version was trained on.
+was decided on; the columns a version was trained on; jobs indexed by model (its last job).
 
 The one statistics a version kept in ``model_version.statistics`` becomes the first row of
 ``statistics_record``, attributed to the version's last completed statistics job.
@@ -75,9 +75,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("columns", sa.JSON(), nullable=True))
     with op.batch_alter_table("approval", schema=None) as batch_op:
         batch_op.add_column(sa.Column("evaluations", sa.JSON(), nullable=True))
+    op.create_index("ix_job_model_created", "job", ["model_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_job_model_created", table_name="job")
     op.execute("ALTER TABLE approval DROP COLUMN evaluations")
     op.execute("ALTER TABLE model_version DROP COLUMN columns")
     with op.batch_alter_table("model_version", schema=None) as batch_op:
