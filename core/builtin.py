@@ -80,6 +80,16 @@ def load_model(model_dir: Path) -> Any:
     )
 
 
+def align(model: Any, x: pd.DataFrame) -> pd.DataFrame:
+    """The columns in the order the estimator was fitted with (scikit-learn refuses another
+    order), when it knows their names and the frame has them all."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return x
+    names = [str(n) for n in names]
+    return x[names] if set(names) <= set(map(str, x.columns)) else x
+
+
 def _is_classifier(model: Any, task: str | None, y: pd.Series | None) -> bool:
     if task:
         return task == "classification"
@@ -101,6 +111,7 @@ def evaluate(context: Any) -> dict[str, Any]:
         raise ValueError(f"dataset {ds.name!r} has no target column to evaluate against")
     x, y = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
+    x = align(model, x)
     print(f"evaluating on {ds.name}: {len(frame)} rows, target {ds.target!r}")
     pred = model.predict(x)
     if _is_classifier(model, context.task, y):
@@ -142,6 +153,7 @@ def score(context: Any) -> None:
     frame = read_dataset(ds.path)
     x, _ = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
+    x = align(model, x)
     print(f"scoring {len(frame)} rows of {ds.name}")
     out = pd.DataFrame({"row": np.arange(len(frame)), "prediction": model.predict(x)})
     if hasattr(model, "predict_proba"):
@@ -227,4 +239,13 @@ def import_model(context: Any) -> dict[str, Any]:
     model = load_model_file(dest, fmt)
     kind = type(model).__name__
     print(f"loaded {kind}: ok")
-    return {"sha256": sha, "size": size, "format": fmt, "source": source, "class": kind}
+    names = getattr(model, "feature_names_in_", None)
+    features = [str(n) for n in names] if names is not None else None
+    return {
+        "sha256": sha,
+        "size": size,
+        "format": fmt,
+        "source": source,
+        "class": kind,
+        "features": features,
+    }

@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = cmd(name, f"{name} an evaluated version (a reason is required)", job=True)
         p.add_argument("version", help=VERSION_HELP)
         p.add_argument("--reason", required=True)
+        p.add_argument(
+            "--evaluation",
+            action="append",
+            metavar="JOB",
+            help="the evaluation job it is decided on (repeatable; default: the latest "
+            "on a dataset it was not trained on)",
+        )
     p = cmd("deploy", "deploy an approved version", job=True)
     p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True, help="the dataset batch predictions score")
@@ -232,7 +239,10 @@ def err(msg: str) -> None:
 
 def _metric(v: Any) -> str:
     head = v.headline_metric()
-    return f"{printable(head[0])}={_value(v.metrics[head[0]])}" if head else "-"
+    if not head:
+        return "-"
+    on = v.metrics_from.dataset if v.metrics_from else None
+    return f"{head[0]}={_value(head[1])}" + (f" on {on}" if on else "")
 
 
 def _value(x: Any) -> str:
@@ -361,7 +371,12 @@ class Cli:
             err(f"version {v.id} ({v.model} v{v.number}, {v.status})")
         elif job.type == JobType.evaluate.value and job.version:
             v = self.deck.version(job.version)
-            err(f"version {v.id} is {v.status}: {_metrics(v.metrics)}")
+            mine = next(
+                (m for m in self.deck.version_detail(v.id).evaluations if m.job_id == job.id),
+                None,
+            )
+            shown = _metrics(mine.metrics if mine else {})
+            err(f"version {v.id} is {v.status}: {shown} on {job.dataset}")
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
             unserved = _unserved(dep, self.deck.serving_engine() is not None)
@@ -434,6 +449,8 @@ class Cli:
                     say(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
                 for dep in detail.deployments:
                     say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}")
+                self.version_judgement(detail)
+                self.version_statistics(detail)
             return 0
         if c == "deployments":
             serving = d.serving_engine() is not None
@@ -479,9 +496,9 @@ class Cli:
         if c == "evaluate":
             return self.job_command(lambda: d.evaluate(a.version, a.dataset))
         if c == "approve":
-            return self.job_command(lambda: d.approve(a.version, a.reason))
+            return self.job_command(lambda: d.approve(a.version, a.reason, a.evaluation))
         if c == "reject":
-            return self.job_command(lambda: d.reject(a.version, a.reason))
+            return self.job_command(lambda: d.reject(a.version, a.reason, a.evaluation))
         if c == "deploy":
             return self.job_command(lambda: d.deploy(a.version, a.dataset, a.schedule, a.timezone))
         if c == "retire":
@@ -538,6 +555,34 @@ class Cli:
         if c == "engine":
             return self.engine()
         raise ModelDeckError(f"unknown command {c!r}")
+
+    def version_judgement(self, detail: Any) -> None:
+        """Which evaluation the version is judged on, and what each decision was made on."""
+        judged = detail.version.metrics_from
+        if judged is not None and judged.job_type == JobType.evaluate.value:
+            own = " (its training data)" if judged.training else ""
+            name = str(judged.dataset)
+            say(f"  judged   on evaluation {judged.job_id} of {name}{own}")
+        for ap in detail.approvals:
+            for e in ap.evaluations:
+                own = ", its training data" if e.training else ""
+                name = str(e.dataset)
+                say(f"  {ap.decision} on evaluation {e.job_id} of {name} ({local(e.at)}{own})")
+
+    def version_statistics(self, detail: Any) -> None:
+        """Statistics per dataset and job: a table of the columns each."""
+        from core.stats_table import STATS_HEADERS, stats_rows
+
+        if not detail.statistics:
+            say("  statistics  none (modeldeck stats VERSION --dataset D)")
+        for run in detail.statistics:
+            say(
+                f"  statistics of {run.dataset or run.dataset_id} "
+                f"by job {run.job_id}, "
+                f"{local(run.at)}: {run.rows} rows, {len(run.columns)} columns"
+            )
+            for line in table(STATS_HEADERS, stats_rows(run.columns)).splitlines():
+                say(f"    {line}")
 
     def follow_quietly(self, job: JobView) -> JobView:
         was, self.json = self.json, True

@@ -17,6 +17,13 @@ from sqlmodel import Session, select
 
 from core import schedule as cron
 from core.errors import ModelDeckError
+from core.evaluations import (
+    evaluation_ref,
+    judged_evaluation,
+    metrics_history,
+    model_meta,
+    numbers,
+)
 from core.home import new_id
 from core.lifecycle import (
     DeploymentStatus,
@@ -32,6 +39,8 @@ from core.models import (
     MetricsRecord,
     Model,
     ModelVersion,
+    Project,
+    StatisticsRecord,
 )
 from core.records import add_deployment_event, add_event
 
@@ -55,13 +64,22 @@ def _active_deployment(s: Session, job: Job) -> Deployment:
     return d
 
 
-def _latest_metrics(s: Session, version_id: str) -> dict[str, Any] | None:
-    row = s.exec(
-        select(MetricsRecord)
-        .where(MetricsRecord.version_id == version_id)
-        .order_by(MetricsRecord.id.desc())  # type: ignore[union-attr]
-    ).first()
-    return dict(row.metrics) if row else None
+def _decision_evaluations(s: Session, job: Job, v: ModelVersion) -> list[dict[str, Any]]:
+    """The evaluations an approval or rejection is made on: those its job names (the ones the
+    approver was shown when it was submitted), else the one the version is judged on now."""
+    history = metrics_history(s, v)
+    chosen = job.params.get("evaluations")
+    if isinstance(chosen, list):
+        by_job = {m.job_id: m for m in history if m.job_type == JobType.evaluate.value}
+        missing = [j for j in chosen if j not in by_job]
+        if missing:
+            raise ModelDeckError(f"evaluation {missing[0]} of version {v.id} has no metrics")
+        return [evaluation_ref(by_job[j]) for j in chosen]
+    model = s.get(Model, v.model_id)
+    project = s.get(Project, model.project_id)
+    meta = model_meta(project.repo, model.name) if model.kind == "code" else {}
+    judged = judged_evaluation(history, meta.get("judged_on"))
+    return [evaluation_ref(judged)] if judged else []
 
 
 def _set_status(s: Session, job: Job, v: ModelVersion, now: datetime) -> None:
@@ -164,6 +182,7 @@ def apply_result(
             dataset_id=job.dataset_id,
             hyperparameters=job.params.get("hyperparameters", {}),
             code_fingerprint=job.params.get("code_fingerprint"),
+            columns=job.params.get("columns"),
         )
         _record_metrics(s, job, v, metrics, now)
     elif kind == JobType.import_:
@@ -191,6 +210,10 @@ def apply_result(
             now,
             source=source,
             code_fingerprint=f"sha256:{result.get('sha256', '')[:16]}",
+            # The feature names it was fitted with, when it knows them (scikit-learn does).
+            columns={"features": result["features"], "target": None}
+            if isinstance(result.get("features"), list)
+            else None,
         )
     elif kind == JobType.evaluate:
         v = _version(s, job)
@@ -200,11 +223,27 @@ def apply_result(
         _set_status(s, job, v, now)
     elif kind == JobType.compute_stats:
         v = _version(s, job)
-        v.statistics = result.get("statistics")
+        stats = result.get("statistics") or {}
+        record = StatisticsRecord(
+            version_id=v.id,
+            job_id=job.id,
+            dataset_id=job.dataset_id,
+            at=now,
+            rows=stats.get("rows"),
+            statistics=stats,
+        )
+        s.add(record)
         v.updated_at = now
         s.add(v)
-        cols = len((v.statistics or {}).get("columns", {}))
-        add_event(s, job, "statistics_computed", f"statistics of {cols} columns stored", now)
+        cols = len(stats.get("columns", {}))
+        add_event(
+            s,
+            job,
+            "statistics_computed",
+            f"statistics of {cols} columns of {stats.get('dataset') or 'the dataset'} stored",
+            now,
+            {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
+        )
     elif kind == JobType.batch_predict:
         d = _active_deployment(s, job)
         add_event(
@@ -223,7 +262,8 @@ def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     if kind in (JobType.approve, JobType.reject):
         v = _version(s, job)
         reason = job.params.get("reason", "")
-        metrics = _latest_metrics(s, v.id)
+        seen = _decision_evaluations(s, job, v)
+        metrics = dict(seen[0]["metrics"]) if seen else None
         s.add(
             Approval(
                 version_id=v.id,
@@ -233,6 +273,7 @@ def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
                 by=job.actor,
                 at=now,
                 metrics=metrics,
+                evaluations=seen,
             )
         )
         _set_status(s, job, v, now)
@@ -243,9 +284,22 @@ def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
             word,
             f"version {v.number} {word} by {job.actor}: {reason}",
             now,
-            {"version": v.id, "by": job.actor, "reason": reason, "metrics": metrics},
+            {
+                "version": v.id,
+                "by": job.actor,
+                "reason": reason,
+                "metrics": metrics,
+                "evaluations": seen,
+            },
         )
         log.append(f"{word} version {v.id} by {job.actor}: {reason}")
+        for ref in seen:
+            log.append(
+                f"  on evaluation {ref['job_id']} of dataset {ref['dataset']} "
+                f"({ref['at']}): {numbers(ref['metrics'])}"
+            )
+        if not seen:
+            log.append("  on no evaluation: the version has no evaluation metrics")
     elif kind == JobType.deploy:
         v = _version(s, job)
         expr = job.params.get("schedule")

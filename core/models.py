@@ -56,7 +56,8 @@ class ModelVersion(SQLModel, table=True):
     hyperparameters: dict = _json({})
     code_fingerprint: str | None = None
     source: dict = _json({})
-    statistics: dict | None = _json()
+    # The columns it was trained on: {"features": [...], "target": name or None}.
+    columns: dict | None = _json()
     created_at: datetime
     updated_at: datetime
 
@@ -84,6 +85,21 @@ class Approval(SQLModel, table=True):
     by: str
     at: datetime
     metrics: dict | None = _json()
+    # The evaluations the decision was made on: [{job_id, dataset_id, dataset, at, metrics}].
+    evaluations: list | None = _json()
+
+
+class StatisticsRecord(SQLModel, table=True):
+    """One statistics run of a dataset for a version: append-only, never overwritten."""
+
+    __tablename__ = "statistics_record"
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: str = Field(foreign_key="model_version.id", index=True)
+    job_id: str | None = None
+    dataset_id: str | None = None
+    at: datetime
+    rows: int | None = None
+    statistics: dict = _json({})
 
 
 class Deployment(SQLModel, table=True):
@@ -119,6 +135,7 @@ class Job(SQLModel, table=True):
         Index("ix_job_project_created", "project_id", "created_at"),
         Index("ix_job_status_created", "status", "created_at"),
         Index("ix_job_project_status", "project_id", "status"),
+        Index("ix_job_model_created", "model_id", "created_at"),  # a model's last job
     )
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id")

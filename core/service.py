@@ -12,7 +12,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ from core import schedule as cron
 from core.clock import Clock, SystemClock
 from core.db import make_engine, migrate, read_session, write_session
 from core.errors import ModelDeckError, NotFound
+from core.evaluations import (
+    evaluation_from_ref,
+    evaluations,
+    judged_evaluation,
+    metrics_history,
+    model_meta,
+)
 from core.home import new_id, resolve_db_url, resolve_home
 from core.lifecycle import (
     ACTIVE_STATUSES,
@@ -43,10 +50,10 @@ from core.models import (
     EngineLease,
     Job,
     JobEvent,
-    MetricsRecord,
     Model,
     ModelVersion,
     Project,
+    StatisticsRecord,
 )
 from core.records import actor, add_event
 from core.views import (
@@ -55,11 +62,14 @@ from core.views import (
     DeploymentEventView,
     DeploymentView,
     EventView,
+    JobBrief,
     JobView,
     LeaseView,
     MetricsView,
     ModelView,
     ProjectView,
+    StatisticsRunView,
+    StatisticsView,
     VersionDetail,
     VersionView,
 )
@@ -151,6 +161,25 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
             raise ModelDeckError(f"{path} is empty: a CSV dataset needs a header row")
         rows = sum(1 for _ in reader)
     return header, rows
+
+
+def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
+    """A dataset file's column names (its header only), or None when it cannot be read."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            return next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
+    except Exception:
+        return None
+
+
+def _names(names: Iterable[str], most: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def queued_job_rows(
@@ -328,12 +357,35 @@ class Deck:
     def _version_view(self, s: Session, v: ModelVersion, model: Model | None = None) -> VersionView:
         model = model or s.get(Model, v.model_id)
         project = s.get(Project, model.project_id)
-        latest = s.exec(
-            select(MetricsRecord)
-            .where(MetricsRecord.version_id == v.id)
-            .order_by(col(MetricsRecord.id).desc())
+        meta = model_meta(project.repo, model.name) if model.kind == "code" else {}
+        history = metrics_history(s, v)
+        # Judged on an evaluation (not on whatever was recorded last); before any, the
+        # training's own metrics show, with the dataset they came from.
+        shown = judged_evaluation(history, meta.get("judged_on")) or (
+            history[-1] if history else None
+        )
+        runs = [
+            StatisticsRunView(job_id=r[0], dataset_id=r[1], dataset=r[4], at=r[2], rows=r[3])
+            for r in s.exec(
+                select(
+                    StatisticsRecord.job_id,
+                    StatisticsRecord.dataset_id,
+                    StatisticsRecord.at,
+                    StatisticsRecord.rows,
+                    Dataset.name,
+                )
+                .outerjoin(Dataset, col(Dataset.id) == StatisticsRecord.dataset_id)
+                .where(StatisticsRecord.version_id == v.id)
+                .order_by(col(StatisticsRecord.id))
+            ).all()
+        ]
+        last = s.exec(
+            select(Job.id, Job.type, Job.status, Job.error, Job.created_at)
+            .where(Job.version_id == v.id)
+            .order_by(col(Job.created_at).desc(), col(Job.id).desc())
             .limit(1)
         ).first()
+        metric_name = meta.get("metric")
         approval = s.exec(
             select(Approval).where(Approval.version_id == v.id).order_by(col(Approval.id).desc())
         ).first()
@@ -344,8 +396,8 @@ class Deck:
             model=model.name,
             number=v.number,
             status=v.status,
-            metrics=dict(latest.metrics) if latest else {},
-            statistics=v.statistics,
+            metrics=dict(shown.metrics) if shown else {},
+            statistics=runs,
             approval=_approval_view(approval) if approval else None,
             created_at=v.created_at,
             job_id=v.job_id,
@@ -354,6 +406,10 @@ class Deck:
             code_fingerprint=v.code_fingerprint,
             source=dict(v.source or {}),
             model_kind=model.kind,
+            metrics_from=shown,
+            metric=metric_name if isinstance(metric_name, str) and metric_name else None,
+            last_job=JobBrief(*last) if last else None,
+            columns=dict(v.columns) if v.columns else None,
         )
 
     def _deployment_view(self, s: Session, d: Deployment) -> DeploymentView:
@@ -612,6 +668,12 @@ class Deck:
                     .distinct()
                     .order_by(ModelVersion.number)
                 ).all()
+                last = s.exec(
+                    select(Job.id, Job.type, Job.status, Job.error, Job.created_at)
+                    .where(Job.model_id == m.id)  # ix_job_model_created
+                    .order_by(col(Job.created_at).desc())
+                    .limit(1)
+                ).first()
                 out.append(
                     ModelView(
                         id=m.id,
@@ -622,6 +684,7 @@ class Deck:
                         latest_version=latest.number if latest else None,
                         latest_status=latest.status if latest else None,
                         deployed_versions=[int(x) for x in deployed],
+                        last_job=JobBrief(*last) if last else None,
                     )
                 )
             return out
@@ -661,19 +724,21 @@ class Deck:
         with self.reader() as s:
             v = self._version(s, ref)
             view = self._version_view(s, v)
-            history = [
-                MetricsView(
-                    at=r.at,
+            history = metrics_history(s, v)
+            stats = [
+                StatisticsView(
                     job_id=r.job_id,
-                    dataset=(d.name if (d := s.get(Dataset, r.dataset_id)) else None)
-                    if r.dataset_id
-                    else None,
-                    metrics=dict(r.metrics),
+                    dataset_id=r.dataset_id,
+                    dataset=name,
+                    at=r.at,
+                    rows=r.rows,
+                    columns=dict((r.statistics or {}).get("columns") or {}),
                 )
-                for r in s.exec(
-                    select(MetricsRecord)
-                    .where(MetricsRecord.version_id == v.id)
-                    .order_by(col(MetricsRecord.id))
+                for r, name in s.exec(
+                    select(StatisticsRecord, Dataset.name)
+                    .outerjoin(Dataset, col(Dataset.id) == StatisticsRecord.dataset_id)
+                    .where(StatisticsRecord.version_id == v.id)
+                    .order_by(col(StatisticsRecord.id))
                 )
             ]
             approvals = [
@@ -700,6 +765,8 @@ class Deck:
                 lineage=lineage,
                 artifact_dir=v.artifact_dir,
                 deployments=[self._deployment_view(s, d) for d in deployments],
+                evaluations=evaluations(history),
+                statistics=stats,
             )
 
     def deployments(self, project: str) -> list[DeploymentView]:
@@ -787,6 +854,12 @@ class Deck:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
             ds = self._dataset(s, p, dataset)
+            header = dataset_columns(ds.path, ds.format)
+            columns = (
+                {"features": [c for c in header if c != ds.target], "target": ds.target}
+                if header is not None
+                else None
+            )
             job = self.queue_job(
                 s,
                 JobType.train,
@@ -798,6 +871,7 @@ class Deck:
                     "overrides": overrides or {},
                     "code_fingerprint": fingerprint,
                     "requirements": _requirements(model_dir),
+                    "columns": columns,
                 },
             )
             return self._submitted(s, job)
@@ -809,7 +883,9 @@ class Deck:
         dataset: str | None = None,
         params: dict[str, Any] | None = None,
         needs_dataset: bool = True,
+        prepare: Callable[[Session, ModelVersion], dict[str, Any]] | None = None,
     ) -> JobView:
+        """Queue a job on a version; ``prepare`` checks more and adds to the job's params."""
         with self.writer() as s:
             v = self._version(s, version)
             m = s.get(Model, v.model_id)
@@ -821,6 +897,14 @@ class Deck:
                     f"dataset {ds.name!r} has no target column: evaluation needs one "
                     f"(register it with --target COL)"
                 )
+            if ds is not None and job_type in (
+                JobType.evaluate,
+                JobType.compute_stats,
+                JobType.deploy,
+            ):
+                self._check_columns(s, job_type, v, m, ds)
+            if prepare is not None:
+                params = {**(params or {}), **prepare(s, v)}
             job = self.queue_job(
                 s,
                 job_type,
@@ -832,23 +916,115 @@ class Deck:
             )
             return self._submitted(s, job)
 
+    def _trained_columns(self, s: Session, v: ModelVersion) -> dict[str, Any] | None:
+        """The columns a version was trained on; for versions from before they were kept,
+        the header of its training dataset now."""
+        if v.columns and isinstance(v.columns.get("features"), list):
+            return v.columns
+        ds = s.get(Dataset, v.dataset_id) if v.dataset_id else None
+        header = dataset_columns(ds.path, ds.format) if ds else None
+        if ds is None or header is None:
+            return None
+        return {"features": [c for c in header if c != ds.target], "target": ds.target}
+
+    def _check_columns(
+        self, s: Session, job_type: JobType, v: ModelVersion, m: Model, ds: Dataset
+    ) -> None:
+        """Refuse a dataset whose columns do not fit the version's training columns: the
+        job would only fail later, in the model's code."""
+        trained = self._trained_columns(s, v)
+        if trained is None:
+            return  # not known (a model imported without feature names): the job will tell
+        have = dataset_columns(ds.path, ds.format)
+        if have is None:
+            raise ModelDeckError(f"cannot read the columns of dataset {ds.name!r} ({ds.path})")
+        features = list(trained["features"])
+        allowed = set(features) | {ds.target}
+        if job_type == JobType.compute_stats:
+            allowed.add(trained.get("target"))
+        missing = [c for c in features if c not in have]
+        extra = [c for c in have if c not in allowed]
+        if not (missing or extra):
+            return
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {_names(missing)}")
+        if extra:
+            problems.append(f"extra column(s) {_names(extra)}")
+        raise ModelDeckError(
+            f"dataset {ds.name!r} does not fit {m.name} v{v.number}: {'; '.join(problems)} "
+            f"(it was trained on {_names(features)})"
+        )
+
     def evaluate(self, version: str, dataset: str) -> JobView:
         return self._version_job(JobType.evaluate, version, dataset)
 
     def compute_stats(self, version: str, dataset: str) -> JobView:
         return self._version_job(JobType.compute_stats, version, dataset)
 
-    def approve(self, version: str, reason: str) -> JobView:
-        return self._decide(JobType.approve, version, reason)
+    def approve(
+        self, version: str, reason: str, evaluations: Sequence[str] | None = None
+    ) -> JobView:
+        """Approve an evaluated version on the evaluations given (job ids or prefixes), by
+        default the one it is judged on (``evaluation``); the approval records them."""
+        return self._decide(JobType.approve, version, reason, evaluations)
 
-    def reject(self, version: str, reason: str) -> JobView:
-        return self._decide(JobType.reject, version, reason)
+    def reject(
+        self, version: str, reason: str, evaluations: Sequence[str] | None = None
+    ) -> JobView:
+        return self._decide(JobType.reject, version, reason, evaluations)
 
-    def _decide(self, job_type: JobType, version: str, reason: str) -> JobView:
+    def evaluation(self, version: str) -> MetricsView | None:
+        """The evaluation a version is judged on now: what approve and reject refer to
+        when they are given none."""
+        with self.reader() as s:
+            return self._judged(s, self._version(s, version))
+
+    def _judged(self, s: Session, v: ModelVersion) -> MetricsView | None:
+        model = s.get(Model, v.model_id)
+        project = s.get(Project, model.project_id)
+        meta = model_meta(project.repo, model.name) if model.kind == "code" else {}
+        return judged_evaluation(metrics_history(s, v), meta.get("judged_on"))
+
+    def _decide(
+        self,
+        job_type: JobType,
+        version: str,
+        reason: str,
+        chosen: Sequence[str] | None = None,
+    ) -> JobView:
         reason = (reason or "").strip()
         if not reason:
             raise ModelDeckError(f"a reason is required to {job_type.value} a version")
-        return self._version_job(job_type, version, params={"reason": reason}, needs_dataset=False)
+
+        def seen(s: Session, v: ModelVersion) -> dict[str, Any]:
+            # Fixed now, at submission: the evaluations the approver was shown, not whatever
+            # lands before the job runs.
+            if not chosen:
+                judged = self._judged(s, v)
+                return {"evaluations": [judged.job_id] if judged and judged.job_id else []}
+            history = {m.job_id: m for m in evaluations(metrics_history(s, v))}
+            ids: list[str] = []
+            for ref in chosen:
+                job = self._job(s, ref)
+                if job.version_id != v.id or job.type != JobType.evaluate.value:
+                    raise ModelDeckError(
+                        f"job {job.id} is a {job.type} job, not an evaluation of version {v.id}"
+                        if job.version_id == v.id
+                        else f"job {job.id} is not an evaluation of version {v.id}"
+                    )
+                if job.id not in history:
+                    raise ModelDeckError(
+                        f"evaluation {job.id} of version {v.id} recorded no metrics "
+                        f"(it is {job.status})"
+                    )
+                if job.id not in ids:
+                    ids.append(job.id)
+            return {"evaluations": ids}
+
+        return self._version_job(
+            job_type, version, params={"reason": reason}, needs_dataset=False, prepare=seen
+        )
 
     def deploy(
         self,
@@ -945,7 +1121,10 @@ class Deck:
         if t in (JobType.evaluate, JobType.compute_stats):
             return self._version_job(t, j.version or "", j.dataset)
         if t in (JobType.approve, JobType.reject):
-            return self._decide(t, j.version or "", j.params.get("reason", ""))
+            chosen = j.params.get("evaluations")
+            return self._decide(
+                t, j.version or "", j.params.get("reason", ""), chosen if chosen else None
+            )
         if t == JobType.deploy:
             return self.deploy(
                 j.version or "", j.dataset or "", j.params.get("schedule"), j.params.get("timezone")
@@ -1264,7 +1443,14 @@ class Deck:
 
 
 def _approval_view(a: Approval) -> ApprovalView:
-    return ApprovalView(decision=a.decision, reason=a.reason, by=a.by, at=a.at, metrics=a.metrics)
+    return ApprovalView(
+        decision=a.decision,
+        reason=a.reason,
+        by=a.by,
+        at=a.at,
+        metrics=a.metrics,
+        evaluations=[evaluation_from_ref(r) for r in a.evaluations or [] if isinstance(r, dict)],
+    )
 
 
 def _dataset_view(d: Dataset, p: Project) -> DatasetView:

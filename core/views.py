@@ -59,6 +59,21 @@ class ModelView(_View):
     latest_version: int | None
     latest_status: str | None
     deployed_versions: list[int] = field(default_factory=list)  # with an active deployment
+    last_job: JobBrief | None = None  # its latest job, of any of its versions or none
+
+
+@dataclass(frozen=True)
+class MetricsView(_View):
+    """One metrics record: the job that made it (an evaluation, or the training), the
+    dataset it ran on, when, and the numbers."""
+
+    at: datetime
+    job_id: str | None
+    dataset: str | None
+    metrics: dict[str, Any]
+    dataset_id: str | None = None
+    job_type: str | None = None
+    training: bool = False  # on the dataset the version was trained on
 
 
 @dataclass(frozen=True)
@@ -68,14 +83,34 @@ class ApprovalView(_View):
     by: str
     at: datetime
     metrics: dict[str, Any] | None = None
+    # The evaluations the decision was made on (empty for decisions recorded before they
+    # were kept).
+    evaluations: list[MetricsView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class MetricsView(_View):
-    at: datetime
+class StatisticsRunView(_View):
+    """One statistics run of a dataset for a version (the numbers are in StatisticsView)."""
+
     job_id: str | None
+    dataset_id: str | None
     dataset: str | None
-    metrics: dict[str, Any]
+    at: datetime
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class StatisticsView(StatisticsRunView):
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobBrief(_View):
+    id: str
+    type: str
+    status: str
+    error: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -86,7 +121,7 @@ class VersionView(_View):
     number: int
     status: str
     metrics: dict[str, Any]
-    statistics: dict[str, Any] | None
+    statistics: list[StatisticsRunView]
     approval: ApprovalView | None
     created_at: datetime
     job_id: str | None
@@ -95,12 +130,20 @@ class VersionView(_View):
     code_fingerprint: str | None
     source: dict[str, Any] = field(default_factory=dict)
     model_kind: str = "code"
+    # Where ``metrics`` come from: the evaluation it is judged on, else its training.
+    metrics_from: MetricsView | None = None
+    metric: str | None = None  # the headline metric its model.json names
+    last_job: JobBrief | None = None
+    columns: dict[str, Any] | None = None  # {"features": [...], "target": ...} it trained on
 
     @property
     def label(self) -> str:
         return f"{self.model} v{self.number}"
 
     def headline_metric(self) -> tuple[str, float] | None:
+        value = self.metrics.get(self.metric) if self.metric else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(self.metric), float(value)
         for key in ("accuracy", "f1", "r2", "roc_auc", "rmse", "mae"):
             value = self.metrics.get(key)
             if isinstance(value, int | float):
@@ -119,6 +162,8 @@ class VersionDetail(_View):
     lineage: list[JobView]
     artifact_dir: str
     deployments: list[DeploymentView]
+    evaluations: list[MetricsView] = field(default_factory=list)
+    statistics: list[StatisticsView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def test_version_prints_metrics_as_numbers_with_lists(prepared: Home, home: Path
 def test_evaluate_summary_prints_metrics_as_numbers(prepared: Home, home: Path, capsys) -> None:
     r = run_main(["evaluate", prepared.evaluated, "--dataset", "test"], capsys)
     assert r.code == 0, r.err
-    assert r.err.splitlines()[-1].endswith(f"is evaluated: {METRICS_TEXT}")
+    assert r.err.splitlines()[-1].endswith(f"is evaluated: {METRICS_TEXT} on test")
 
 
 @pytest.fixture

@@ -122,7 +122,8 @@ def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     assert v1["metrics"]["train_accuracy"] > 0.9
     assert ok(cli("job", job_id, "--json")).json()["version"] == v1["id"]
 
-    # evaluate twice: metrics history is append-only, the latest shows on the version.
+    # evaluate twice: metrics history is append-only; the version is judged on the latest
+    # evaluation on a dataset it was not trained on.
     first = run_job(cli, "evaluate", v1["id"], "--dataset", "test")
     assert first["version"] == v1["id"]
     earlier = ok(cli("version", v1["id"], "--json")).json()["metrics_history"]
@@ -135,7 +136,8 @@ def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     assert history[1]["job_id"] == first["id"]
     assert {"accuracy", "precision", "recall", "f1", "roc_auc"} <= set(history[1]["metrics"])
     assert detail["version"]["status"] == "evaluated"
-    assert detail["version"]["metrics"] == history[2]["metrics"]
+    assert detail["version"]["metrics"] == history[1]["metrics"]
+    assert detail["version"]["metrics_from"]["job_id"] == first["id"]
 
     # approve: who, when, why and the metrics it was approved on are kept.
     before = datetime.now(UTC).replace(microsecond=0)
@@ -148,7 +150,8 @@ def test_code_model_lifecycle(cli: Cli, repo: Path, background_engine) -> None:
     assert approval["reason"] == "beats the baseline"
     assert approval["by"] == approve["actor"] != ""
     assert parse_utc(approval["at"]) >= before
-    assert approval["metrics"] == history[2]["metrics"]
+    assert approval["metrics"] == history[1]["metrics"]
+    assert [e["job_id"] for e in approval["evaluations"]] == [first["id"]]
 
     # deploy on a schedule in a time zone: the next run is 06:30 on a weekday in Berlin.
     deploy = run_job(
@@ -318,7 +321,7 @@ def test_byom_import_evaluate_and_stats(cli: Cli, repo: Path, tmp_path: Path, ht
     assert evaluated["metrics"]["accuracy"] == pytest.approx(1.0)
     assert evaluated["metrics"]["confusion_matrix"] == [[20, 0], [0, 20]]
     run_job(cli, "stats", jl["id"], "--dataset", "test")
-    stats = ok(cli("version", jl["id"], "--json")).json()["version"]["statistics"]
+    [stats] = ok(cli("version", jl["id"], "--json")).json()["statistics"]
     assert stats["rows"] == 40 and stats["dataset"] == "test"
     assert set(stats["columns"]) == {"x1", "x2", "label"}
     assert stats["columns"]["label"]["count"] == 40

@@ -34,10 +34,55 @@ def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(
     engine.dispose()
 
     deck = Deck(home=home)
-    assert current_revision(deck.engine) == "0002"
+    assert current_revision(deck.engine) == "0003"
     indexes = {ix["name"] for ix in inspect(deck.engine).get_indexes("job")}
     assert "ix_job_project_status" in indexes
     assert [p.name for p in deck.projects()] == ["legacy"]
+    deck.close()
+
+
+def test_statistics_kept_on_a_version_become_a_record_of_their_job(
+    tmp_path: Path, repo: Path
+) -> None:
+    home = tmp_path / "old-home"
+    home.mkdir()
+    engine = make_engine(sqlite_url(home / "modeldeck.db"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    command.upgrade(cfg, "0002")
+    t0, t1 = "2026-01-01 00:00:00.000000", "2026-01-01 00:05:00.000000"
+    rows = [
+        "INSERT INTO project (id, name, repo, created_at) VALUES ('p-1', 'old', :repo, :t0)",
+        "INSERT INTO dataset (id, project_id, name, path, format, created_at) "
+        "VALUES ('d-1', 'p-1', 'train', '/x.csv', 'csv', :t0)",
+        "INSERT INTO model (id, project_id, name, kind, created_at) "
+        "VALUES ('m-1', 'p-1', 'clf', 'code', :t0)",
+        "INSERT INTO model_version (id, model_id, number, status, artifact_dir, hyperparameters,"
+        " source, statistics, created_at, updated_at) VALUES ('v-1', 'm-1', 1, 'trained', '/a',"
+        ' \'{}\', \'{}\', \'{"rows": 3, "dataset": "train", "columns": {"x": '
+        '{"count": 3}}}\', :t0, :t1)',
+        "INSERT INTO metrics_record (version_id, at, metrics) VALUES ('v-1', :t0, '{}')",
+        "INSERT INTO job (id, project_id, type, status, trigger, actor, version_id, dataset_id,"
+        " params, created_at, finished_at, outputs, next_seq, events_offset) VALUES ('j-1',"
+        " 'p-1', 'compute_stats', 'completed', 'manual', 'me', 'v-1', 'd-1', '{}', :t0, :t1,"
+        " '[]', 1, 0)",
+    ]
+    with engine.begin() as conn:
+        for sql in rows:
+            conn.execute(text(sql), {"repo": str(repo), "t0": t0, "t1": t1})
+    engine.dispose()
+
+    deck = Deck(home=home)
+    assert current_revision(deck.engine) == "0003"
+    [run] = deck.version_detail("v-1").statistics
+    assert (run.job_id, run.dataset, run.rows, run.columns) == (
+        "j-1",
+        "train",
+        3,
+        {"x": {"count": 3}},
+    )
+    assert deck.version("v-1").statistics[0].job_id == "j-1"
     deck.close()
 
 

@@ -172,15 +172,41 @@ def _field(label: str, widget: Any) -> Iterable[Any]:
 
 
 class ReasonPrompt(Form):
-    """Ask for the reason of an approval or a rejection; an empty reason is refused."""
+    """Ask for the reason of an approval or a rejection; an empty reason is refused.
 
-    def __init__(self, title: str, submit: Callable[[dict[str, Any]], Any]) -> None:
+    ``evaluations`` are the (label, job id) of the evaluations the decision may be made on;
+    the dialog shows which one it refers to (``chosen``, the one the version is judged on)
+    and lets the user pick another."""
+
+    def __init__(
+        self,
+        title: str,
+        submit: Callable[[dict[str, Any]], Any],
+        evaluations: Sequence[tuple[Text, str]] = (),
+        chosen: str | None = None,
+    ) -> None:
         super().__init__(submit)
         self.TITLE_TEXT = title
         self.OK_LABEL = title.split()[0]
+        self.evaluations = list(evaluations)
+        ids = [job for _, job in self.evaluations]
+        self.chosen = chosen if chosen in ids else (ids[-1] if ids else None)
 
     def fields(self) -> Iterable[Any]:
         yield from _field("Reason (required)", Input(compact=True, id="reason", placeholder="why?"))
+        if self.evaluations:
+            yield from _field(
+                "On evaluation",
+                Select(
+                    self.evaluations,
+                    compact=True,
+                    allow_blank=False,
+                    value=self.chosen,
+                    id="evaluation",
+                ),
+            )
+        else:
+            yield Static(Text("on no evaluation: none recorded", style="dim"))
 
     def check(self, values: dict[str, Any]) -> str | None:
         return None if (values.get("reason") or "").strip() else "a reason is required"

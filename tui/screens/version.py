@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from core.views import VersionDetail
+from core.stats_table import STATS_HEADERS, stats_rows
+from core.text import printable
+from core.views import MetricsView, VersionDetail
 from tui.format import duration, metric, status_text, when
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Row, TopBar
@@ -27,7 +30,9 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
         "made", f"{'imported' if v.model_kind == 'byom' else 'trained'} {when(v.created_at)}"
     )
     if v.dataset:
-        grid.add_row("dataset", v.dataset)
+        grid.add_row("dataset", _safe(v.dataset))
+    judged = v.metrics_from if v.metrics_from and v.metrics_from.job_type == "evaluate" else None
+    grid.add_row("judged on", evaluation_line(judged))
     if v.hyperparameters:
         grid.add_row("hyperparameters", json.dumps(v.hyperparameters, sort_keys=True))
     if v.code_fingerprint:
@@ -39,32 +44,94 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     return grid
 
 
+def _safe(value: object) -> Text:
+    """User or job text, shown literally: no markup, no control characters."""
+    return Text(printable(str(value)))
+
+
+def evaluation_line(m: MetricsView | None) -> Text:
+    """``evaluation j-… on test, 2026-… (UTC+01:00)``: which evaluation a number comes from."""
+    if m is None:
+        return Text("no evaluation yet", style="dim")
+    what = "evaluation" if m.job_type == "evaluate" else "training"
+    line = Text(f"{what} {(m.job_id or '-')[:10]} on ")
+    line.append_text(_safe(m.dataset or m.dataset_id or "-"))
+    if m.training:
+        line.append(" (its training data)", style="dim")
+    line.append(f", {when(m.at)}")
+    return line
+
+
 def metrics_table(d: VersionDetail) -> Table | Text:
+    """Every metrics record, per dataset: which job made it, and the one it is judged on."""
     if not d.metrics_history:
         return Text("no metrics recorded yet", style="dim")
     keys: list[str] = []
     for m in d.metrics_history:
         keys.extend(k for k in m.metrics if k not in keys)
+    judged = d.version.metrics_from
     table = Table(box=None, padding=(0, 1), header_style="bold")
-    for name in ["when", "dataset", *keys]:
-        table.add_column(name)
-    for m in d.metrics_history:
-        table.add_row(when(m.at), m.dataset or "-", *(metric(m.metrics.get(k, "")) for k in keys))
+    for name in ["dataset", "job", "when", "", *keys]:
+        table.add_column(_safe(name))
+    history = sorted(d.metrics_history, key=lambda m: (m.dataset or "", m.at))
+    for m in history:
+        mark = "judged" if judged is not None and m.job_id == judged.job_id else ""
+        kind = "train" if m.job_type == "train" else (m.job_id or "-")[:10]
+        table.add_row(
+            _safe(m.dataset or "-"),
+            kind,
+            when(m.at),
+            Text(mark, style="bold"),
+            *(_safe(metric(m.metrics.get(k, ""))) for k in keys),
+        )
     return table
 
 
 def approvals_text(d: VersionDetail) -> Text:
     if not d.approvals:
         return Text("no decision yet", style="dim")
-    lines = [f"{when(a.at)}  {a.decision} by {a.by}: {a.reason}" for a in d.approvals]
-    return Text("\n".join(lines))
+    out = Text()
+    for i, a in enumerate(d.approvals):
+        if i:
+            out.append("\n")
+        out.append(f"{when(a.at)}  {a.decision} by ")
+        out.append_text(_safe(a.by))
+        out.append(": ")
+        out.append_text(_safe(a.reason))
+        for e in a.evaluations:
+            out.append("\n    on ")
+            out.append_text(evaluation_line(e))
+            shown = ", ".join(
+                f"{k} {metric(x)}" for k, x in e.metrics.items() if isinstance(x, int | float)
+            )
+            if shown:
+                out.append(": ")
+                out.append_text(_safe(shown))
+    return out
 
 
-def statistics_text(d: VersionDetail) -> Text:
-    stats = d.version.statistics
-    if not stats:
+def statistics_view(d: VersionDetail) -> Group | Text:
+    """A table per statistics run (dataset and job): type, count, missing, mean, std, and
+    a sparkline of the histogram or the top values of each column."""
+    if not d.statistics:
         return Text("none computed (c on the Models tab)", style="dim")
-    return Text(json.dumps(stats, indent=2, sort_keys=True, default=str))
+    parts: list[Text | Table] = []
+    for run in reversed(d.statistics):  # the newest first
+        head = Text("on ", style="bold")
+        head.append_text(_safe(run.dataset or run.dataset_id or "-"))
+        head.append(
+            f" · job {(run.job_id or '-')[:10]} · {when(run.at)} · {run.rows} rows, "
+            f"{len(run.columns)} columns",
+            style="dim",
+        )
+        parts.append(head)
+        table = Table(box=None, padding=(0, 1), header_style="bold")
+        for name in STATS_HEADERS:
+            table.add_column(name, justify="right" if name in ("count", "missing") else "left")
+        for row in stats_rows(run.columns):
+            table.add_row(*(_safe(cell) for cell in row))
+        parts.append(table)
+    return Group(*parts)
 
 
 class VersionScreen(DeckScreen):
@@ -79,7 +146,7 @@ class VersionScreen(DeckScreen):
         yield TopBar(f"modeldeck / version {self.version_id}")
         with VerticalScroll(id="version-body"):
             yield Static("loading…", id="version-summary")
-            yield Static(Text("metrics history", style="bold"), classes="section")
+            yield Static(Text("metrics per evaluation", style="bold"), classes="section")
             yield Static("", id="version-metrics")
             yield Static(Text("approval record", style="bold"), classes="section")
             yield Static("", id="version-approvals")
@@ -88,7 +155,7 @@ class VersionScreen(DeckScreen):
             for name in ("id", "type", "status", "dataset", "created", "took"):
                 table.add_column(name, key=name)
             yield table
-            yield Static(Text("statistics", style="bold"), classes="section")
+            yield Static(Text("statistics per dataset and job", style="bold"), classes="section")
             yield Static("", id="version-stats")
         yield Footer(compact=True)
 
@@ -108,7 +175,7 @@ class VersionScreen(DeckScreen):
         self.query_one("#version-summary", Static).update(summary(d, styles))
         self.query_one("#version-metrics", Static).update(metrics_table(d))
         self.query_one("#version-approvals", Static).update(approvals_text(d))
-        self.query_one("#version-stats", Static).update(statistics_text(d))
+        self.query_one("#version-stats", Static).update(statistics_view(d))
         now = self.deck.now()
         table = self.query_one("#lineage", DeckTable)
         table.sync(

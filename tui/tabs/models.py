@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -11,7 +12,8 @@ from textual.widgets import DataTable, Label
 
 from core.lifecycle import JobType, version_refusal
 from core.service import parse_overrides
-from core.views import DatasetView, JobView, ModelView, VersionView
+from core.text import printable
+from core.views import DatasetView, JobBrief, JobView, MetricsView, ModelView, VersionView
 from tui.format import metric, status_text, when
 from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
 from tui.widgets import DeckTable, MarkerPolled, Row
@@ -30,6 +32,7 @@ class ModelsPane(MarkerPolled, Vertical):
         Binding("d", "deploy", "Deploy", id="models.deploy"),
         Binding("c", "stats", "Stats", id="models.stats"),
         Binding("i", "import", "Import", id="models.import"),
+        Binding("j", "last_job", "Last job", id="models.last_job"),
     ]
 
     def __init__(self, project: str, **kw: Any) -> None:
@@ -41,7 +44,7 @@ class ModelsPane(MarkerPolled, Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="models-table")
-        for name in ("model", "version", "status", "metric", "created", "approval"):
+        for name in ("model", "version", "status", "metric", "last job", "created", "approval"):
             table.add_column(name, key=name)
         yield table
         yield Label("", id="models-hint", classes="window")
@@ -57,7 +60,6 @@ class ModelsPane(MarkerPolled, Vertical):
         with_versions = {v.model for v in self.versions}
         for m in self.models:
             for v in (v for v in self.versions if v.model == m.name):
-                head = v.headline_metric()
                 approval = (
                     f"{v.approval.decision} by {v.approval.by}: {v.approval.reason}"
                     if v.approval
@@ -70,7 +72,8 @@ class ModelsPane(MarkerPolled, Vertical):
                             v.model,
                             f"v{v.number}",
                             status_text(v.status, styles),
-                            f"{head[0]} {metric(head[1])}" if head else "-",
+                            headline(v),
+                            last_job_text(v, styles),
                             f"{'imported' if v.model_kind == 'byom' else 'trained'} "
                             f"{when(v.created_at)}",
                             approval,
@@ -78,7 +81,12 @@ class ModelsPane(MarkerPolled, Vertical):
                     )
                 )
             if m.name not in with_versions:
-                rows.append(Row(MODEL_ROW + m.name, [m.name, "-", "no versions", "-", "-", "-"]))
+                rows.append(
+                    Row(
+                        MODEL_ROW + m.name,
+                        [m.name, "-", "no versions", "-", last_job_text(m, styles), "-", "-"],
+                    )
+                )
         self.query_one(DeckTable).sync(rows)
         self.query_one("#models-hint", Label).update(
             f"{len(self.models)} models · {len(self.versions)} versions · "
@@ -132,6 +140,8 @@ class ModelsPane(MarkerPolled, Vertical):
             )
         if action == "train":
             return True if any(m.kind == "code" for m in self.models) else None
+        if action == "last_job":
+            return True if self._last_job() is not None else None
         return True
 
     # -- verbs ----------------------------------------------------------------------------
@@ -198,18 +208,39 @@ class ModelsPane(MarkerPolled, Vertical):
         deck = self.app.deck  # type: ignore[attr-defined]
         self._version_dataset_job("compute statistics", deck.compute_stats, False, "train")
 
+    def _last_job(self) -> JobBrief | None:
+        """The highlighted version's last job; on the row of a model without versions, the
+        model's (a training that failed)."""
+        v = self.current
+        if v is not None:
+            return v.last_job
+        name = self.current_model
+        return next((m.last_job for m in self.models if m.name == name), None)
+
+    def action_last_job(self) -> None:
+        job = self._last_job()
+        if job is not None:
+            self.app.open_job(job.id)  # type: ignore[attr-defined]
+
     def _decide(self, verb: str) -> None:
         v = self.current
         if v is None:
             return
         deck = self.app.deck  # type: ignore[attr-defined]
         run = deck.approve if verb == "approve" else deck.reject
-        head = v.headline_metric()
-        shown = f" ({head[0]} {metric(head[1])})" if head else ""
+        evaluations = deck.version_detail(v.id).evaluations
+        judged = deck.evaluation(v.id)
+
+        def submit(values: dict[str, Any]) -> JobView:
+            chosen = values.get("evaluation")
+            return run(v.id, values["reason"], [chosen] if chosen else None)
+
         self.app.push_screen(
             ReasonPrompt(
-                f"{verb.capitalize()} {v.label}{shown}",
-                lambda values: run(v.id, values["reason"]),
+                f"{verb.capitalize()} {v.label}",
+                submit,
+                [(evaluation_label(e, metric_name=v.metric), e.job_id or "") for e in evaluations],
+                judged.job_id if judged else None,
             ),
             self._after,
         )
@@ -281,3 +312,39 @@ class ModelsPane(MarkerPolled, Vertical):
         if v.id in table.rows:
             table.move_cursor(row=table.get_row_index(v.id))
         self._decide(verb)
+
+
+def headline(v: VersionView) -> Text:
+    """The headline metric and the dataset it was measured on: ``accuracy 0.9722 on test``."""
+    head = v.headline_metric()
+    if not head:
+        return Text("-")
+    on = v.metrics_from.dataset if v.metrics_from else None
+    text = Text(f"{printable(head[0])} {metric(head[1])}")
+    if on:
+        text.append(f" on {printable(on)}", style="dim")
+    return text
+
+
+def last_job_text(v: VersionView | ModelView, styles: dict[str, str]) -> Text:
+    """The last job of a version (or model); a failed one says so, with the key to open it."""
+    j = v.last_job
+    if j is None:
+        return Text("-")
+    text = Text(f"{j.type} ")
+    text.append_text(status_text(j.status, styles))
+    if j.status == "failed":
+        text.append(" (j: open)", style="dim")
+    return text
+
+
+def evaluation_label(e: MetricsView, metric_name: str | None = None) -> Text:
+    """How the approve/reject dialog names an evaluation: its job, dataset and numbers."""
+    nums = {k: x for k, x in e.metrics.items() if isinstance(x, int | float)}
+    key = metric_name if metric_name in nums else next(iter(nums), None)
+    text = Text(f"{(e.job_id or '-')[:10]} on {printable(e.dataset or '-')}")
+    if e.training:
+        text.append(" (training data)")
+    if key is not None:
+        text.append(f": {printable(key)} {metric(nums[key])}")
+    return text
