@@ -1,0 +1,364 @@
+"""Hostile and wrong input: names that are paths, ids that are patterns, numbers that are not
+JSON, bytes that are not UTF-8, downloads without end. Each is refused with one `error:` line
+(or, for what a job meets, fails the job with a clear error) and harms nothing."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import math
+import os
+import pickle
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SCRIPTED_TRAINING, Result, write_model
+
+from core.db import _dumps
+from core.service import Deck
+
+Cli = Callable[..., Result]
+
+
+def ok(result: Result) -> Result:
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
+    assert "Traceback" not in result.err, result.err
+    return result
+
+
+def refused(result: Result, *words: str) -> str:
+    """The one `error:` line of a clean refusal (exit 2, nothing on stdout, no traceback)."""
+    assert "Traceback" not in result.err, result.err
+    assert result.code == 2, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert result.out == ""
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def strict_json(text: str) -> object:
+    """Parse as standard JSON: NaN and Infinity are not JSON."""
+
+    def reject(constant: str) -> object:
+        raise AssertionError(f"{constant} in JSON output: {text}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+# -- item 1: names that are paths --------------------------------------------------------
+
+
+def test_a_name_that_is_a_path_is_refused_and_other_artifacts_survive(
+    deck: Deck, project: str, repo: Path, tmp_path: Path, cli: Cli
+) -> None:
+    write_model(repo, "v1", SCRIPTED_TRAINING)
+    trained = [
+        ok(cli("train", "proj", "v1", "--dataset", "train", "--json")).json() for _ in range(2)
+    ]
+    dirs = [Path(deck.version_detail(j["version"]).artifact_dir) for j in trained]
+    assert all((d / "weights.txt").is_file() for d in dirs)
+    model_file = tmp_path / "model.pkl"
+    from sklearn.dummy import DummyClassifier
+
+    model_file.write_bytes(pickle.dumps(DummyClassifier().fit([[0], [1]], [0, 1])))
+    before = ok(cli("jobs", "--json")).json()
+
+    for name in (".", "..", "a/b", "a\\b", "x\x1b[2J", "tab\there", "new\nline", " "):
+        refused(cli("import", "proj", name, str(model_file)), "name")
+        refused(cli("project", "add", name, "--repo", str(repo)), "name")
+        refused(cli("dataset", "add", "proj", name, str(repo / "data" / "train.csv")), "name")
+    said = refused(cli("import", "proj", "..", str(model_file)))
+    assert "'..'" in said
+
+    assert ok(cli("jobs", "--json")).json() == before  # nothing was queued
+    assert all((d / "weights.txt").read_text() == "42" for d in dirs)
+    assert [p["name"] for p in ok(cli("projects", "--json")).json()] == ["proj"]
+
+
+def test_a_new_version_never_removes_an_existing_folder(
+    deck: Deck, project: str, home: Path
+) -> None:
+    """Artifact folders are named by ids; a folder already there (a crash's leftover, or
+    another model's) is never removed to make room."""
+    from test_refusals import run_jobs
+
+    pid = deck.project("proj").id
+    mid = next(m.id for m in deck.models("proj") if m.name == "scripted")
+    # Where versions used to go, by name, and where a version of this model could go by id.
+    for folder in (home / "artifacts" / pid / "scripted" / "v1", home / "artifacts" / pid / mid):
+        folder.mkdir(parents=True)
+        (folder / "keep.txt").write_text("mine")
+    (job,) = run_jobs(deck, lambda: deck.train("proj", "scripted", "train"))
+    detail = deck.version_detail(job.version)
+    assert (Path(detail.artifact_dir) / "weights.txt").read_text() == "42"
+    assert (home / "artifacts" / pid / "scripted" / "v1" / "keep.txt").read_text() == "mine"
+    assert (home / "artifacts" / pid / mid / "keep.txt").read_text() == "mine"
+    assert "scripted" not in Path(detail.artifact_dir).relative_to(home).parts
+
+
+# -- item 10: downloads with bounds ------------------------------------------------------
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        try:
+            if self.path == "/huge.pkl":  # says it is a terabyte, sends a little
+                self.send_response(200)
+                self.send_header("Content-Length", str(10**12))
+                self.end_headers()
+                self.wfile.write(b"\0" * 1000)
+            elif self.path == "/trickle.pkl":  # a byte at a time, for ever
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                for _ in range(100_000):
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            elif self.path == "/endless.pkl":  # no Content-Length, more than the limit
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(64):
+                    self.wfile.write(b"\0" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up: what it should do
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_imports_over_http_have_a_size_and_a_time_limit(
+    deck: Deck, project: str, cli: Cli, hostile_server: str
+) -> None:
+    env = {"MODELDECK_IMPORT_MAX_BYTES": "1000000", "MODELDECK_IMPORT_TIMEOUT": "2"}
+    errors = {}
+    for name in ("huge", "trickle", "endless"):
+        started = time.monotonic()
+        result = cli("import", "proj", name, f"{hostile_server}/{name}.pkl", env=env, timeout=40)
+        took = time.monotonic() - started
+        assert result.code == 1, result.err
+        assert "import failed" in result.err
+        job = deck.job(result.out.splitlines()[0])
+        assert job.status == "failed" and job.version is None
+        errors[name] = job.error
+        if name != "trickle":
+            assert took < 20, (name, took)
+    assert "Content-Length" in errors["huge"] and "1000000" in errors["huge"]
+    assert "2 s" in errors["trickle"] and "MODELDECK_IMPORT_TIMEOUT" in errors["trickle"]
+    assert "1000000 bytes" in errors["endless"]
+    assert "MODELDECK_IMPORT_MAX_BYTES" in errors["endless"]
+    assert deck.versions("proj") == []
+    assert not list((deck.artifacts_dir / ".staging").glob("*/*"))  # nothing half-downloaded
+
+
+def test_bad_import_limits_fail_the_job_clearly(
+    deck: Deck, project: str, cli: Cli, hostile_server: str
+) -> None:
+    env = {"MODELDECK_IMPORT_MAX_BYTES": "lots"}
+    result = cli("import", "proj", "m", f"{hostile_server}/huge.pkl", env=env, timeout=40)
+    assert result.code == 1
+    assert "MODELDECK_IMPORT_MAX_BYTES" in deck.job(result.out.splitlines()[0]).error
+
+
+# -- item 11: folder names that are not UTF-8 --------------------------------------------
+
+
+def test_model_folders_with_unusable_names_are_skipped_with_a_warning(
+    deck: Deck, project: str, repo: Path, cli: Cli
+) -> None:
+    models = os.fsencode(repo / "models")
+    for raw in (b"caf\xe9", b"evil\x1b]0;title\x07"):
+        os.mkdir(models + b"/" + raw)
+        with open(models + b"/" + raw + b"/training.py", "w") as fh:
+            fh.write(SCRIPTED_TRAINING)
+
+    for args in (("projects",), ("models", "proj")):
+        result = ok(cli(*args))
+        assert "warning: " in result.err
+        assert "caf\\xe9" in result.err  # named, its bytes shown
+        assert "evil^[]0;title^G" in result.err  # named, no escape sequence reaches the terminal
+        assert "\x1b" not in result.err
+    trained = ok(cli("train", "proj", "scripted", "--dataset", "train", "--json"))
+    assert trained.json()["status"] == "completed"
+    assert "caf\\xe9" in trained.err
+    names = [m["name"] for m in ok(cli("models", "proj", "--json")).json()]
+    assert names == ["clf", "scripted"]
+
+
+# -- item 12: ids are not patterns -------------------------------------------------------
+
+
+def test_wildcards_in_an_id_prefix_match_nothing(deck: Deck, project: str, cli: Cli) -> None:
+    queued = ok(cli("train", "proj", "scripted", "--dataset", "train", "--detach")).out.strip()
+    assert deck.job(queued).status == "queued"
+    for ref in ("______________", "j-%", "%%%%", "j-" + "_" * 12, queued[:6] + "%"):
+        refused(cli("stop", ref), "unknown job")
+        refused(cli("job", ref), "unknown job")
+    refused(cli("version", "v-%%"), "unknown version")
+    refused(cli("retire", "dep-%"), "unknown deployment")
+    assert deck.job(queued).status == "queued"
+    assert ok(cli("job", queued[:8], "--json")).json()["id"] == queued  # a real prefix works
+    # The jobs filter's text is text too.
+    assert deck.jobs(text="%") == [] and deck.count_jobs(text="%") == 0
+    assert deck.jobs(text="r_i") == []
+    assert [j.id for j in deck.jobs(text="rai")] == [queued]
+
+
+# -- item 13: numbers that are not JSON --------------------------------------------------
+
+INFINITE_METRICS = """
+def train(context):
+    (context.model_dir / "weights.txt").write_text("1")
+    print("lr is", repr(context.hyperparameters["lr"]))
+    context.record_metrics({"loss": float("inf"), "gain": float("-inf"), "nan": float("nan"),
+                            "ok": 0.5, "curve": [1.0, float("inf")]})
+"""
+
+
+def test_infinite_metrics_and_nan_overrides_stay_valid_json(
+    deck: Deck, project: str, repo: Path, home: Path, cli: Cli
+) -> None:
+    write_model(repo, "wild", INFINITE_METRICS)
+    result = ok(
+        cli(
+            "train",
+            "proj",
+            "wild",
+            "--dataset",
+            "train",
+            "--json",
+            "--set",
+            "lr=NaN",
+            "--set",
+            "big=Infinity",
+            "--set",
+            "huge=1e999",
+            "--set",
+            "neg=-Infinity",
+        )
+    )
+    job = strict_json(result.out)
+    assert job["status"] == "completed"
+    assert job["params"]["overrides"] == {
+        "lr": "NaN",
+        "big": "Infinity",
+        "huge": "1e999",
+        "neg": "-Infinity",
+    }
+    assert "lr is 'NaN'" in ok(cli("logs", job["id"])).out
+    version = strict_json(ok(cli("version", job["version"], "--json")).out)
+    assert version["version"]["metrics"] == {
+        "loss": None,
+        "gain": None,
+        "nan": None,
+        "ok": 0.5,
+        "curve": [1.0, None],
+    }
+    strict_json(ok(cli("events", job["id"], "--json")).out)
+    strict_json(ok(cli("versions", "proj", "--json")).out)
+    with sqlite3.connect(home / "modeldeck.db") as db:
+        # json_extract refuses text that is not JSON: every JSON column must parse.
+        for table, column in (
+            ("job", "params"),
+            ("metrics_record", "metrics"),
+            ("job_event", "details"),
+            ("model_version", "hyperparameters"),
+        ):
+            db.execute(f"SELECT json_extract({column}, '$') FROM {table}").fetchall()
+        assert db.execute("SELECT json_extract(metrics, '$.loss') FROM metrics_record").fetchall()
+
+
+def test_the_database_never_stores_nan_or_infinity() -> None:
+    stored = _dumps({"a": math.inf, "b": [math.nan, -math.inf, 1.5], "c": {"d": math.nan}})
+    assert strict_json(stored) == {"a": None, "b": [None, None, 1.5], "c": {"d": None}}
+
+
+# -- item 14: tracebacks instead of `error:` ----------------------------------------------
+
+
+def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
+    deck: Deck, project: str, repo: Path, tmp_path: Path, cli: Cli
+) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    refused(cli("train", "proj", "scripted", "--dataset", "train", "--set", f"x={deep}"), "--set")
+    nested = "[" * 200 + "]" * 200
+    refused(cli("train", "proj", "scripted", "--dataset", "train", "--set", f"x={nested}"), "deep")
+    refused(cli("jobs", "--limit", str(10**20)), "--limit")
+    refused(cli("jobs", "--limit", "-5"), "--limit")
+
+    bad = "caf\udce9"  # the bytes b"caf\xe9" on the command line
+    refused(cli("project", "add", bad, "--repo", str(repo)), "UTF-8", "caf\\xe9")
+    refused(cli("models", bad), "UTF-8")
+    refused(cli("datasets", bad), "UTF-8")
+    refused(cli("train", bad, "scripted", "--dataset", "train"), "UTF-8")
+    refused(cli("dataset", "add", "proj", bad, str(repo / "data" / "train.csv")), "UTF-8")
+    refused(cli("dataset", "add", bad, "ds", str(repo / "data" / "train.csv")), "UTF-8")
+    refused(cli("train", "proj", "scripted", "--dataset", bad), "UTF-8")
+    refused(cli("job", "j-" + bad), "UTF-8")
+    odd_csv = os.fsencode(tmp_path) + b"/caf\xe9.csv"
+    with open(odd_csv, "wb") as fh:
+        fh.write((repo / "data" / "train.csv").read_bytes())
+    refused(cli("dataset", "add", "proj", "odd", os.fsdecode(odd_csv)), "UTF-8", "caf\\xe9")
+    odd_repo = os.fsencode(tmp_path) + b"/r\xe9po"
+    os.mkdir(odd_repo)
+    refused(cli("project", "add", "odd", "--repo", os.fsdecode(odd_repo)), "UTF-8")
+    assert [p.name for p in deck.projects()] == ["proj"]
+    assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
+    assert deck.jobs() == []
+
+
+# -- item 15: wrong input accepted --------------------------------------------------------
+
+
+def test_wrong_values_are_refused(
+    deck: Deck, project: str, tmp_path: Path, home: Path, cli: Cli
+) -> None:
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(random.Random(7).randbytes(4000))
+    refused(cli("dataset", "add", "proj", "junk", str(junk)), "junk.csv")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5,6\n")
+    refused(cli("dataset", "add", "proj", "ragged", str(ragged)), "ragged.csv", "row 2")
+    six = "0 6 * * *"
+    for flag, *args in (
+        ("--schedule", "deploy", "v-any", "--dataset", "score", "--schedule", ""),
+        ("--schedule", "deploy", "v-any", "--dataset", "score", "--schedule", "   "),
+        (
+            "--timezone",
+            "deploy",
+            "v-any",
+            "--dataset",
+            "score",
+            "--schedule",
+            six,
+            "--timezone",
+            "",
+        ),
+        ("--cron", "schedule", "dep-any", "--cron", ""),
+        ("--timezone", "schedule", "dep-any", "--timezone", " "),
+    ):
+        refused(cli(*args), flag, "empty")
+    for grace in ("-1", "nan", "inf", "-inf", "soon"):
+        refused(cli("engine", "--grace", grace, "--exit-when-idle", timeout=30), "--grace")
+    ok(cli("engine", "--grace", "0", "--exit-when-idle", timeout=30))
+    assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
