@@ -70,7 +70,7 @@ IMPORT_FORMATS = ("joblib", "pickle", "onnx")
 LEASE_NAME = "engine"
 MAX_OVERRIDE_DEPTH = 32
 NAME_RULE = (
-    "valid UTF-8, not empty, not '.' or '..', without '/', '\\', spaces or control characters"
+    "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or '..'"
 )
 
 

@@ -14,10 +14,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from conftest import SCRIPTED_TRAINING, Result, write_model
+from test_refusals import run_jobs
 
 from core.db import _dumps
 from core.service import Deck
@@ -43,6 +45,12 @@ def refused(result: Result, *words: str) -> str:
     return lines[0]
 
 
+def many(cli: Cli, *commands: tuple[str, ...]) -> list[Result]:
+    """Run independent commands a few at a time (each is a process of its own)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: cli(*args), commands))
+
+
 def strict_json(text: str) -> object:
     """Parse as standard JSON: NaN and Infinity are not JSON."""
 
@@ -58,28 +66,32 @@ def strict_json(text: str) -> object:
 def test_a_name_that_is_a_path_is_refused_and_other_artifacts_survive(
     deck: Deck, project: str, repo: Path, tmp_path: Path, cli: Cli
 ) -> None:
-    write_model(repo, "v1", SCRIPTED_TRAINING)
-    trained = [
-        ok(cli("train", "proj", "v1", "--dataset", "train", "--json")).json() for _ in range(2)
-    ]
-    dirs = [Path(deck.version_detail(j["version"]).artifact_dir) for j in trained]
-    assert all((d / "weights.txt").is_file() for d in dirs)
-    model_file = tmp_path / "model.pkl"
     from sklearn.dummy import DummyClassifier
 
+    write_model(repo, "v1", SCRIPTED_TRAINING)
+    trained = run_jobs(deck, *[lambda: deck.train("proj", "v1", "train")] * 2)
+    dirs = [Path(deck.version_detail(j.version).artifact_dir) for j in trained]
+    assert all((d / "weights.txt").is_file() for d in dirs)
+    model_file = tmp_path / "model.pkl"  # a model that imports fine under a good name
     model_file.write_bytes(pickle.dumps(DummyClassifier().fit([[0], [1]], [0, 1])))
-    before = ok(cli("jobs", "--json")).json()
+    before = [j.to_json() for j in deck.jobs()]
 
-    for name in (".", "..", "a/b", "a\\b", "x\x1b[2J", "tab\there", "new\nline", " "):
-        refused(cli("import", "proj", name, str(model_file)), "name")
-        refused(cli("project", "add", name, "--repo", str(repo)), "name")
-        refused(cli("dataset", "add", "proj", name, str(repo / "data" / "train.csv")), "name")
-    said = refused(cli("import", "proj", "..", str(model_file)))
-    assert "'..'" in said
+    names = (".", "..", "a/b", "a\\b", "x\x1b[2J", "new\nline")
+    csv_file = str(repo / "data" / "train.csv")
+    said = many(
+        cli,
+        *[("import", "proj", name, str(model_file)) for name in names],
+        *[("project", "add", name, "--repo", str(repo)) for name in ("..", "a\\b")],
+        *[("dataset", "add", "proj", name, csv_file) for name in (".", "a/b")],
+    )
+    assert all(refused(r, "name must be") for r in said)
+    assert "model name '..' is a path" in said[1].err
+    assert "model name 'x^[[2J' holds a control character" in said[4].err
 
-    assert ok(cli("jobs", "--json")).json() == before  # nothing was queued
+    assert [j.to_json() for j in deck.jobs()] == before  # nothing was queued
     assert all((d / "weights.txt").read_text() == "42" for d in dirs)
-    assert [p["name"] for p in ok(cli("projects", "--json")).json()] == ["proj"]
+    assert [p.name for p in deck.projects()] == ["proj"]
+    assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
 
 
 def test_a_new_version_never_removes_an_existing_folder(
@@ -87,8 +99,6 @@ def test_a_new_version_never_removes_an_existing_folder(
 ) -> None:
     """Artifact folders are named by ids; a folder already there (a crash's leftover, or
     another model's) is never removed to make room."""
-    from test_refusals import run_jobs
-
     pid = deck.project("proj").id
     mid = next(m.id for m in deck.models("proj") if m.name == "scripted")
     # Where versions used to go, by name, and where a version of this model could go by id.
@@ -209,15 +219,21 @@ def test_model_folders_with_unusable_names_are_skipped_with_a_warning(
 
 
 def test_wildcards_in_an_id_prefix_match_nothing(deck: Deck, project: str, cli: Cli) -> None:
-    queued = ok(cli("train", "proj", "scripted", "--dataset", "train", "--detach")).out.strip()
+    queued = deck.train("proj", "scripted", "train").id  # no engine: it stays queued
+    refs = ("______________", "j-%", queued[:6] + "_")
+    results = many(
+        cli,
+        *[("stop", ref) for ref in refs],
+        *[("job", ref) for ref in refs],
+        ("version", "v-%%"),
+        ("retire", "dep-%"),
+        ("job", queued[:8], "--json"),
+    )
+    assert all(refused(r, "unknown job") for r in results[: 2 * len(refs)])
+    refused(results[-3], "unknown version")
+    refused(results[-2], "unknown deployment")
+    assert ok(results[-1]).json()["id"] == queued  # a real prefix still works
     assert deck.job(queued).status == "queued"
-    for ref in ("______________", "j-%", "%%%%", "j-" + "_" * 12, queued[:6] + "%"):
-        refused(cli("stop", ref), "unknown job")
-        refused(cli("job", ref), "unknown job")
-    refused(cli("version", "v-%%"), "unknown version")
-    refused(cli("retire", "dep-%"), "unknown deployment")
-    assert deck.job(queued).status == "queued"
-    assert ok(cli("job", queued[:8], "--json")).json()["id"] == queued  # a real prefix works
     # The jobs filter's text is text too.
     assert deck.jobs(text="%") == [] and deck.count_jobs(text="%") == 0
     assert deck.jobs(text="r_i") == []
@@ -299,29 +315,33 @@ def test_the_database_never_stores_nan_or_infinity() -> None:
 def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
     deck: Deck, project: str, repo: Path, tmp_path: Path, cli: Cli
 ) -> None:
-    deep = "[" * 50_000 + "]" * 50_000
-    refused(cli("train", "proj", "scripted", "--dataset", "train", "--set", f"x={deep}"), "--set")
-    nested = "[" * 200 + "]" * 200
-    refused(cli("train", "proj", "scripted", "--dataset", "train", "--set", f"x={nested}"), "deep")
-    refused(cli("jobs", "--limit", str(10**20)), "--limit")
-    refused(cli("jobs", "--limit", "-5"), "--limit")
-
-    bad = "caf\udce9"  # the bytes b"caf\xe9" on the command line
-    refused(cli("project", "add", bad, "--repo", str(repo)), "UTF-8", "caf\\xe9")
-    refused(cli("models", bad), "UTF-8")
-    refused(cli("datasets", bad), "UTF-8")
-    refused(cli("train", bad, "scripted", "--dataset", "train"), "UTF-8")
-    refused(cli("dataset", "add", "proj", bad, str(repo / "data" / "train.csv")), "UTF-8")
-    refused(cli("dataset", "add", bad, "ds", str(repo / "data" / "train.csv")), "UTF-8")
-    refused(cli("train", "proj", "scripted", "--dataset", bad), "UTF-8")
-    refused(cli("job", "j-" + bad), "UTF-8")
     odd_csv = os.fsencode(tmp_path) + b"/caf\xe9.csv"
     with open(odd_csv, "wb") as fh:
         fh.write((repo / "data" / "train.csv").read_bytes())
-    refused(cli("dataset", "add", "proj", "odd", os.fsdecode(odd_csv)), "UTF-8", "caf\\xe9")
     odd_repo = os.fsencode(tmp_path) + b"/r\xe9po"
     os.mkdir(odd_repo)
-    refused(cli("project", "add", "odd", "--repo", os.fsdecode(odd_repo)), "UTF-8")
+    train = ("train", "proj", "scripted", "--dataset", "train")
+    bad = "caf\udce9"  # the bytes b"caf\xe9" on the command line
+    csv_file = str(repo / "data" / "train.csv")
+    expected = {
+        (*train, "--set", "x=" + "[" * 50_000 + "]" * 50_000): ("--set x", "too deeply"),
+        (*train, "--set", "x=" + "[" * 200 + "]" * 200): ("--set x", "too deeply"),
+        ("jobs", "--limit", str(10**20)): ("--limit", "from 1 to"),
+        ("jobs", "--limit", "-5"): ("--limit",),
+        ("project", "add", bad, "--repo", str(repo)): ("UTF-8", "caf\\xe9"),
+        ("project", "add", "odd", "--repo", os.fsdecode(odd_repo)): ("UTF-8", "r\\xe9po"),
+        ("models", bad): ("UTF-8",),
+        ("datasets", bad): ("UTF-8",),
+        ("train", bad, "scripted", "--dataset", "train"): ("UTF-8",),
+        ("train", "proj", "scripted", "--dataset", bad): ("UTF-8",),
+        ("dataset", "add", "proj", bad, csv_file): ("UTF-8",),
+        ("dataset", "add", bad, "ds", csv_file): ("UTF-8",),
+        ("dataset", "add", "proj", "odd", os.fsdecode(odd_csv)): ("UTF-8", "caf\\xe9.csv"),
+        ("job", "j-" + bad): ("UTF-8",),
+    }
+    results = many(cli, *expected)
+    for (args, words), result in zip(expected.items(), results, strict=True):
+        assert refused(result, *words), args[:3]
     assert [p.name for p in deck.projects()] == ["proj"]
     assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
     assert deck.jobs() == []
@@ -330,35 +350,26 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
 # -- item 15: wrong input accepted --------------------------------------------------------
 
 
-def test_wrong_values_are_refused(
-    deck: Deck, project: str, tmp_path: Path, home: Path, cli: Cli
-) -> None:
+def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli: Cli) -> None:
     junk = tmp_path / "junk.csv"
     junk.write_bytes(random.Random(7).randbytes(4000))
-    refused(cli("dataset", "add", "proj", "junk", str(junk)), "junk.csv")
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n3,4,5,6\n")
-    refused(cli("dataset", "add", "proj", "ragged", str(ragged)), "ragged.csv", "row 2")
     six = "0 6 * * *"
-    for flag, *args in (
-        ("--schedule", "deploy", "v-any", "--dataset", "score", "--schedule", ""),
-        ("--schedule", "deploy", "v-any", "--dataset", "score", "--schedule", "   "),
-        (
-            "--timezone",
-            "deploy",
-            "v-any",
-            "--dataset",
-            "score",
-            "--schedule",
-            six,
-            "--timezone",
-            "",
-        ),
-        ("--cron", "schedule", "dep-any", "--cron", ""),
-        ("--timezone", "schedule", "dep-any", "--timezone", " "),
-    ):
-        refused(cli(*args), flag, "empty")
-    for grace in ("-1", "nan", "inf", "-inf", "soon"):
-        refused(cli("engine", "--grace", grace, "--exit-when-idle", timeout=30), "--grace")
-    ok(cli("engine", "--grace", "0", "--exit-when-idle", timeout=30))
+    deploy = ("deploy", "v-any", "--dataset", "score")
+    idle = ("engine", "--exit-when-idle", "--grace")  # without the fix, it would run and exit 0
+    expected = {
+        ("dataset", "add", "proj", "junk", str(junk)): ("junk.csv", "not UTF-8 text"),
+        ("dataset", "add", "proj", "ragged", str(ragged)): ("ragged.csv", "row 2 has 4"),
+        (*deploy, "--schedule", ""): ("--schedule", "empty"),
+        (*deploy, "--schedule", "   "): ("--schedule", "empty"),
+        (*deploy, "--schedule", six, "--timezone", ""): ("--timezone", "empty"),
+        ("schedule", "dep-any", "--cron", ""): ("--cron", "empty"),
+        ("schedule", "dep-any", "--timezone", " "): ("--timezone", "empty"),
+        **{(*idle, grace): ("--grace", "zero or more") for grace in ("-1", "nan", "inf", "x")},
+    }
+    results = many(cli, *expected)
+    for (args, words), result in zip(expected.items(), results, strict=True):
+        assert refused(result, *words), args[:3]
+    ok(cli(*idle, "0"))
     assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
