@@ -338,6 +338,8 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
         ("dataset", "add", bad, "ds", csv_file): ("UTF-8",),
         ("dataset", "add", "proj", "odd", os.fsdecode(odd_csv)): ("UTF-8", "caf\\xe9.csv"),
         ("job", "j-" + bad): ("UTF-8",),
+        ("projects", "--home", os.fsdecode(odd_repo)): ("data home", "UTF-8", "r\\xe9po"),
+        ("projects", "--home", csv_file): ("cannot use", "as the data home"),
     }
     results = many(cli, *expected)
     for (args, words), result in zip(expected.items(), results, strict=True):
