@@ -100,6 +100,20 @@ def require_utf8(text: str, what: str) -> str:
     return text
 
 
+def _require_utf8_values(params: dict[str, Any]) -> None:
+    """Refuse a job whose inputs (a reason, a path, an override) hold text that is not
+    UTF-8: the database could not store it, and the job would fail late and obscurely."""
+    stack: list[tuple[str, Any]] = list(params.items())
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, str):
+            require_utf8(value, str(key))
+        elif isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v) for v in value)
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a project, model or dataset, or None. One rule for every
     name: it is shown on screens and never becomes a path."""
@@ -830,6 +844,7 @@ class Deck:
 
     def queue_job(self, s: Session, job_type: JobType, project_id: str, **fields: Any) -> Job:
         """Add a queued job and its ``created`` event to the session (see ``queued_job_rows``)."""
+        _require_utf8_values(fields.get("params") or {})
         job_row, event_row = queued_job_rows(job_type, project_id, at=self.now(), **fields)
         job = Job(**job_row)
         s.add(job)

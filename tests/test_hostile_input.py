@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SCRIPTED_TRAINING, Result, write_model
-from test_refusals import run_jobs
+from test_refusals import SCRIPTED_EVALUATION, run_jobs
 
 from core.db import _dumps
 from core.service import Deck
@@ -320,6 +320,11 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
         fh.write((repo / "data" / "train.csv").read_bytes())
     odd_repo = os.fsencode(tmp_path) + b"/r\xe9po"
     os.mkdir(odd_repo)
+    with open(os.fsencode(tmp_path) + b"/caf\xe9.pkl", "wb") as fh:
+        fh.write(pickle.dumps([]))
+    (repo / "models" / "scripted" / "evaluation.py").write_text(SCRIPTED_EVALUATION)
+    (trained,) = run_jobs(deck, lambda: deck.train("proj", "scripted", "train"))
+    run_jobs(deck, lambda: deck.evaluate(trained.version, "test"))
     train = ("train", "proj", "scripted", "--dataset", "train")
     bad = "caf\udce9"  # the bytes b"caf\xe9" on the command line
     csv_file = str(repo / "data" / "train.csv")
@@ -338,6 +343,9 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
         ("dataset", "add", bad, "ds", csv_file): ("UTF-8",),
         ("dataset", "add", "proj", "odd", os.fsdecode(odd_csv)): ("UTF-8", "caf\\xe9.csv"),
         ("job", "j-" + bad): ("UTF-8",),
+        ("approve", trained.version, "--reason", bad): ("reason", "UTF-8"),
+        (*train, "--set", f"x={bad}"): ("--set x", "UTF-8"),
+        ("import", "proj", "m", os.fsdecode(tmp_path) + f"/{bad}.pkl"): ("source", "UTF-8"),
         ("projects", "--home", os.fsdecode(odd_repo)): ("data home", "UTF-8", "r\\xe9po"),
         ("projects", "--home", csv_file): ("cannot use", "as the data home"),
     }
@@ -346,7 +354,8 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
         assert refused(result, *words), args[:3]
     assert [p.name for p in deck.projects()] == ["proj"]
     assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
-    assert deck.jobs() == []
+    assert [j.type for j in deck.jobs()] == ["evaluate", "train"]
+    assert deck.version(trained.version).status == "evaluated"
 
 
 # -- item 15: wrong input accepted --------------------------------------------------------
