@@ -172,15 +172,14 @@ def test_imports_over_http_have_a_size_and_a_time_limit(
     errors = {}
     for name in ("huge", "trickle", "endless"):
         started = time.monotonic()
-        result = cli("import", "proj", name, f"{hostile_server}/{name}.pkl", env=env, timeout=40)
+        result = cli("import", "proj", name, f"{hostile_server}/{name}.pkl", env=env, timeout=60)
         took = time.monotonic() - started
         assert result.code == 1, result.err
         assert "import failed" in result.err
         job = deck.job(result.out.splitlines()[0])
         assert job.status == "failed" and job.version is None
         errors[name] = job.error
-        if name != "trickle":
-            assert took < 20, (name, took)
+        assert took < 30, (name, took)  # a 2 s limit (the trickle alone would take hours)
     assert "Content-Length" in errors["huge"] and "1000000" in errors["huge"]
     assert "2 s" in errors["trickle"] and "MODELDECK_IMPORT_TIMEOUT" in errors["trickle"]
     assert "1000000 bytes" in errors["endless"]
