@@ -138,13 +138,10 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
                     self.wfile.flush()
                     time.sleep(0.1)
             elif self.path == "/fine.pkl":  # a real model, well within the limits
-                from sklearn.dummy import DummyClassifier
-
-                body = pickle.dumps(DummyClassifier().fit([[0], [1]], [0, 1]))
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(self.server.fine)))  # type: ignore[attr-defined]
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(self.server.fine)  # type: ignore[attr-defined]
             elif self.path == "/endless.pkl":  # no Content-Length, more than the limit
                 self.send_response(200)
                 self.end_headers()
@@ -156,8 +153,11 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile_server() -> Iterator[str]:
+    from sklearn.dummy import DummyClassifier
+
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
     server.daemon_threads = True
+    server.fine = pickle.dumps(DummyClassifier().fit([[0], [1]], [0, 1]))  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
