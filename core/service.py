@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import subprocess
 import threading
 import time
@@ -234,7 +235,8 @@ def _files_fingerprint(model_dir: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(model_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+            # The name's bytes as they are: a file name need not be UTF-8.
+            digest.update(os.fsencode(path.relative_to(model_dir)) + b"\0")
             digest.update(path.read_bytes())
     return f"sha256:{digest.hexdigest()[:16]}"
 

@@ -212,6 +212,8 @@ def test_model_folders_with_unusable_names_are_skipped_with_a_warning(
         with open(models + b"/" + raw + b"/training.py", "w") as fh:
             fh.write(SCRIPTED_TRAINING)
 
+    with open(models + b"/scripted/notes-\xff.txt", "w") as fh:  # a file in a good folder
+        fh.write("bytes in its name are not UTF-8")
     for args in (("projects",), ("models", "proj")):
         result = ok(cli(*args))
         assert "warning: " in result.err
