@@ -129,7 +129,7 @@ def name_problem(name: str) -> str | None:
     if has_controls(name):
         return "holds a control character"
     if any(c.isspace() for c in name):
-        return "holds a space"
+        return "holds whitespace"
     return None
 
 
