@@ -227,6 +227,30 @@ def test_model_folders_with_unusable_names_are_skipped_with_a_warning(
     assert names == ["clf", "scripted"]
 
 
+async def test_the_tui_lists_projects_despite_an_unusable_model_folder(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    from tui.app import ModelDeckApp
+    from tui.widgets import DeckTable
+
+    os.mkdir(os.fsencode(repo / "models") + b"/caf\xe9")
+    with open(os.fsencode(repo / "models") + b"/caf\xe9/training.py", "w") as fh:
+        fh.write(SCRIPTED_TRAINING)
+    app = ModelDeckApp(deck, project=None, poll=0.25)
+    async with app.run_test(size=(120, 40)) as pilot:
+
+        def rows() -> list[list[str]]:
+            table = app.screen.query_one("#projects", DeckTable)
+            return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+        deadline = time.monotonic() + 15
+        while not rows() and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        assert [r[:1] for r in rows()] == [["proj"]]
+        assert "2" in rows()[0]  # its two good models are counted
+    assert any("caf\\xe9" in w for w in deck.warnings)
+
+
 # -- item 12: ids are not patterns -------------------------------------------------------
 
 
