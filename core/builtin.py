@@ -6,8 +6,15 @@ engine, the CLI or the TUI.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
+import os
 import pickle
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +24,10 @@ import pandas as pd
 MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "model.onnx")
 HIST_BINS = 10
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAX_BYTES_ENV = "MODELDECK_IMPORT_MAX_BYTES"
+TIMEOUT_ENV = "MODELDECK_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_MAX_BYTES = 1 << 30
+DEFAULT_IMPORT_TIMEOUT = 600.0
 
 
 def read_dataset(path: Path) -> pd.DataFrame:
@@ -205,19 +216,91 @@ def compute_stats(context: Any) -> dict[str, Any]:
     return {"rows": len(frame), "dataset": ds.name, "columns": columns}
 
 
+class ImportLimitError(Exception):
+    """A download went over the import size or time limit. (Not an OSError: httpx would
+    take it for a network error of its own.)"""
+
+
+def _limit(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, not {raw!r}")
+    return value
+
+
+def import_limits() -> tuple[int, float]:
+    """The most bytes an import may download and the most seconds it may take, from
+    ``$MODELDECK_IMPORT_MAX_BYTES`` and ``$MODELDECK_IMPORT_TIMEOUT`` (the engine's
+    environment; defaults 1 GiB and 600 s)."""
+    size = _limit(MAX_BYTES_ENV, DEFAULT_IMPORT_MAX_BYTES)
+    return int(size), _limit(TIMEOUT_ENV, DEFAULT_IMPORT_TIMEOUT)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float, message: str) -> Iterator[None]:
+    """Raise ImportLimitError when ``seconds`` pass, even in the middle of a blocking read
+    (a server may send a byte just before each read would time out). Only the main thread
+    gets signals: elsewhere the caller checks the time between chunks."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(_sig: int, _frame: Any) -> None:
+        raise ImportLimitError(message)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _download(source: str, dest: Path, digest: Any) -> None:
+    import httpx
+
+    max_bytes, timeout = import_limits()
+    too_big = f"more than {max_bytes} bytes (the limit, {MAX_BYTES_ENV})"
+    too_slow = f"the download took more than {timeout:g} s (the limit, {TIMEOUT_ENV})"
+    print(f"downloading {source} (at most {max_bytes} bytes in {timeout:g} s)")
+    deadline = time.monotonic() + timeout
+    with (
+        _time_limit(timeout, too_slow),
+        httpx.stream("GET", source, follow_redirects=True, timeout=min(60.0, timeout)) as resp,
+    ):
+        resp.raise_for_status()
+        length = resp.headers.get("content-length", "").strip()
+        if length.isdigit() and int(length) > max_bytes:
+            raise ImportLimitError(f"the server announces Content-Length {length}: {too_big}")
+        size = 0
+        with open(dest, "wb") as fh:
+            for chunk in resp.iter_bytes(1 << 16):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ImportLimitError(f"the download is {too_big}")
+                if time.monotonic() > deadline:
+                    raise ImportLimitError(too_slow)
+                digest.update(chunk)
+                fh.write(chunk)
+
+
 def _fetch(source: str, dest: Path) -> str:
-    """Copy or download ``source`` to ``dest``; its sha256."""
+    """Copy or download ``source`` to ``dest``; its sha256. A download is bounded in size
+    and time (see ``import_limits``); what it left is removed when it fails."""
     digest = hashlib.sha256()
     if source.startswith(("http://", "https://")):
-        import httpx
-
-        print(f"downloading {source}")
-        with httpx.stream("GET", source, follow_redirects=True, timeout=60) as resp:
-            resp.raise_for_status()
-            with open(dest, "wb") as fh:
-                for chunk in resp.iter_bytes(1 << 16):
-                    digest.update(chunk)
-                    fh.write(chunk)
+        try:
+            _download(source, dest, digest)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
     else:
         print(f"copying {source}")
         with open(source, "rb") as src, open(dest, "wb") as fh:

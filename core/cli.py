@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
@@ -21,6 +22,7 @@ from core.text import printable
 from core.views import JobView
 
 OpenTui = Callable[[argparse.Namespace], int]
+MAX_LIMIT = 1_000_000  # rows a listing shows at most
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +51,51 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
 VERSION_HELP = "a version: its id (or a unique prefix), MODEL:N or PROJECT/MODEL:N"
 
 
+def _count(flag: str, most: int) -> Callable[[str], int]:
+    """An argument type: a whole number from 1 to ``most``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes a whole number from 1 to {most}, not {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _seconds(flag: str) -> Callable[[str], float]:
+    """An argument type: a finite number of seconds, zero or more."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes a number of seconds, zero or more, not {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _given(flag: str) -> Callable[[str], str]:
+    """An argument type: text that is not empty (leaving an option out is how to say none)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{flag} cannot be empty: leave it out instead")
+        return text.strip()
+
+    return parse
+
+
 def _job_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true", help="only queue the job and print its id")
 
@@ -74,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--exit-when-idle", action="store_true", help="return once nothing is queued or running"
     )
     p.add_argument(
-        "--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL on stop"
+        "--grace",
+        type=_seconds("--grace"),
+        default=10.0,
+        help="seconds between SIGTERM and SIGKILL on stop",
     )
     cmd("projects", "list projects")
     p = cmd("project", "manage projects")
@@ -130,10 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True, help="the dataset batch predictions score")
     p.add_argument(
-        "--schedule", metavar="CRON", help="5-field cron expression for batch predictions"
+        "--schedule",
+        metavar="CRON",
+        type=_given("--schedule"),
+        help="5-field cron expression for batch predictions",
     )
     p.add_argument(
-        "--timezone", metavar="ZONE", help="IANA time zone of the schedule (default UTC)"
+        "--timezone",
+        metavar="ZONE",
+        type=_given("--timezone"),
+        help="IANA time zone of the schedule (default UTC)",
     )
     p = cmd("retire", "retire a deployment", job=True)
     p.add_argument("deployment")
@@ -151,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job")
     p = cmd("schedule", "change, pause, resume or preview a deployment's schedule")
     p.add_argument("deployment")
-    p.add_argument("--cron", metavar="EXPR")
-    p.add_argument("--timezone", metavar="ZONE")
+    p.add_argument("--cron", metavar="EXPR", type=_given("--cron"))
+    p.add_argument("--timezone", metavar="ZONE", type=_given("--timezone"))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--pause", action="store_true")
     g.add_argument("--resume", action="store_true")
@@ -169,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", nargs="?")
     p.add_argument("--status")
     p.add_argument("--type")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_count("--limit", MAX_LIMIT), default=50)
     p = cmd("job", "show one job")
     p.add_argument("job")
     p = cmd("logs", "print a job's log")
@@ -273,6 +329,7 @@ class Cli:
 
         self.args = args
         self.deck = Deck(home=args.home, db=args.db)
+        self.deck.on_warning(lambda message: err(f"warning: {message}"))
         self.json: bool = args.json
 
     def follow_job(self, job: JobView) -> JobView:
@@ -514,8 +571,6 @@ class Cli:
         if c == "schedule":
             return self.schedule()
         if c == "jobs":
-            if a.limit < 1:
-                raise ModelDeckError("--limit must be at least 1")
             return self.listing(
                 d.jobs(a.project, status=a.status, job_type=a.type, limit=a.limit),
                 ["id", "type", "target", "status", "trigger", "actor", "created", "error"],

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -36,9 +37,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (anywhere inside) made None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _dumps(value: Any) -> str:
     # Event details carry datetimes (fire times, next runs): store them as ISO 8601 UTC.
-    return json.dumps(value, default=_json_default)
+    # Only standard JSON is stored (SQLite's json functions read nothing else): a NaN or an
+    # infinity, which json.dumps would write as the non-JSON NaN or Infinity, becomes null.
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=_json_default, allow_nan=False)
 
 
 def storage_full(exc: BaseException) -> bool:

@@ -7,7 +7,6 @@ of it is kept).
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -112,16 +111,19 @@ def _new_version(
         s.exec(select(func.max(ModelVersion.number)).where(ModelVersion.model_id == model.id)).one()
         or 0
     ) + 1
-    final = artifacts_root / job.project_id / model.name / f"v{number}"
+    # Named by ids, never by what a user typed: no name can reach another model's folder.
+    # A folder already there is never removed (a row may point at it): the job fails.
+    version_id = new_id("v")
+    final = artifacts_root / model.project_id / model.id / version_id
     if final.exists():
-        shutil.rmtree(final)
+        raise ModelDeckError(f"artifact folder {final} already exists: it is left alone")
     final.parent.mkdir(parents=True, exist_ok=True)
     if staging.is_dir():
-        os.replace(staging, final)
+        os.rename(staging, final)
     else:
-        final.mkdir(parents=True)
+        final.mkdir()
     v = ModelVersion(
-        id=new_id("v"),
+        id=version_id,
         model_id=model.id,
         number=number,
         status=status.value,

@@ -9,13 +9,26 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 from core.db import sqlite_url
+from core.errors import ModelDeckError
+from core.text import printable
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """``--home``, else ``$MODELDECK_HOME``, else the platform's user data dir."""
+    """``--home``, else ``$MODELDECK_HOME``, else the platform's user data dir; a folder
+    that cannot be the data home is refused with a ModelDeckError."""
     chosen = home or os.environ.get("MODELDECK_HOME") or user_data_dir("modeldeck")
     path = Path(chosen).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if shown != str(path):  # the database URL and file names must be UTF-8 text
+        raise ModelDeckError(f"the data home {printable(shown)} is not a valid UTF-8 path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelDeckError(
+            f"cannot use {printable(shown)} as the data home: {exc.strerror or exc}"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not writable")
     return path
 
 

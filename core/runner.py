@@ -82,7 +82,8 @@ def _metric_value(key: Any, value: Any) -> Any:
     if isinstance(value, bool):
         raise TypeError(f"metric {key!r} must be a number, not a bool")
     if isinstance(value, int | float):
-        return value if not (isinstance(value, float) and math.isnan(value)) else None
+        # NaN and infinities are not JSON: they are recorded as null (no value).
+        return value if not (isinstance(value, float) and not math.isfinite(value)) else None
     if hasattr(value, "item"):  # numpy scalars
         return _metric_value(key, value.item())
     if isinstance(value, list | tuple) or hasattr(value, "tolist"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
+import os
 import subprocess
 import threading
 import time
@@ -56,6 +58,7 @@ from core.models import (
     StatisticsRecord,
 )
 from core.records import actor, add_event
+from core.text import has_controls, printable
 from core.views import (
     ApprovalView,
     DatasetView,
@@ -76,19 +79,128 @@ from core.views import (
 
 IMPORT_FORMATS = ("joblib", "pickle", "onnx")
 LEASE_NAME = "engine"
+MAX_OVERRIDE_DEPTH = 32
+NAME_RULE = (
+    "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or '..'"
+)
+
+
+def shown(text: str) -> str:
+    """``text`` fit for a message: bytes that were not UTF-8 as ``\\xNN``, control
+    characters made visible (see ``core.text.printable``)."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that came from no byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable(text)
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be stored: no lone surrogates (the stand-ins Python uses for
+    bytes of a command line or a file name that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_utf8(text: str, what: str) -> str:
+    if not is_utf8(text):
+        raise ModelDeckError(f"{what} '{shown(text)}' is not valid UTF-8")
+    return text
+
+
+def _require_utf8_values(params: dict[str, Any]) -> None:
+    """Refuse a job whose inputs (a reason, a path, an override) hold text that is not
+    UTF-8: the database could not store it, and the job would fail late and obscurely."""
+    stack: list[tuple[str, Any]] = list(params.items())
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, str):
+            require_utf8(value, str(key))
+        elif isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v) for v in value)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a project, model or dataset, or None. One rule for every
+    name: it is shown on screens and never becomes a path."""
+    if not name:
+        return "is empty"
+    if not is_utf8(name):
+        return "is not valid UTF-8"
+    if name in (".", ".."):
+        return "is a path, not a name"
+    if "/" in name or "\\" in name:
+        return "holds a path separator"
+    if has_controls(name):
+        return "holds a control character"
+    if any(c.isspace() for c in name):
+        return "holds whitespace"
+    return None
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` stripped, or a refusal that says which part of the name rule it breaks."""
+    name = (name or "").strip()
+    problem = name_problem(name)
+    if problem:
+        raise ModelDeckError(f"{kind} name '{shown(name)}' {problem}: a name must be {NAME_RULE}")
+    return name
+
+
+def _reject_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values parsed as JSON where they parse, else kept as text."""
+    """``key=value`` pairs; values parsed as standard JSON where they parse, else kept as
+    text (so ``NaN``, ``Infinity`` and ``1e999``, which are no JSON numbers, stay text)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ModelDeckError(f"--set wants key=value, got {pair!r}")
+        key = key.strip()
+        if not sep or not key:
+            raise ModelDeckError(f"--set wants key=value, got '{shown(pair[:80])}'")
+        require_utf8(key, "--set key")
+        require_utf8(value, f"--set {key}: the value")
         try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+            parsed = json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise ModelDeckError(
+                f"--set {key}: the value nests too deeply "
+                f"(at most {MAX_OVERRIDE_DEPTH} levels of lists and objects)"
+            ) from None
+        except ValueError:  # not JSON (JSONDecodeError is a ValueError): the text itself
+            parsed = value
+        if _depth(parsed) > MAX_OVERRIDE_DEPTH:
+            raise ModelDeckError(
+                f"--set {key}: the value nests too deeply "
+                f"(at most {MAX_OVERRIDE_DEPTH} levels of lists and objects)"
+            )
+        out[key] = parsed
     return out
 
 
@@ -133,7 +245,8 @@ def _files_fingerprint(model_dir: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(model_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(model_dir)).encode() + b"\0")
+            # The name's bytes as they are: a file name need not be UTF-8.
+            digest.update(os.fsencode(path.relative_to(model_dir)) + b"\0")
             digest.update(path.read_bytes())
     return f"sha256:{digest.hexdigest()[:16]}"
 
@@ -154,12 +267,26 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
 
         meta = pq.ParquetFile(path)
         return list(meta.schema_arrow.names), meta.metadata.num_rows
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise ModelDeckError(f"{path} is empty: a CSV dataset needs a header row")
-        rows = sum(1 for _ in reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise ModelDeckError(f"{path.name} is empty: a CSV dataset needs a header row")
+            rows = 0
+            for row in reader:
+                if not row:
+                    continue  # a blank line is no row (pandas skips them too)
+                rows += 1
+                if len(row) > len(header):
+                    raise ModelDeckError(
+                        f"{path.name} is not a CSV table: row {rows} has {len(row)} fields, "
+                        f"the header {len(header)}"
+                    )
+    except UnicodeDecodeError:
+        raise ModelDeckError(f"{path.name} is not a CSV file: it is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise ModelDeckError(f"{path.name} is not a CSV file: {exc}") from None
     return header, rows
 
 
@@ -246,6 +373,8 @@ class Deck:
         self.jobs_dir = self.home / "jobs"
         self.artifacts_dir = self.home / "artifacts"
         self._submit_listeners: list[Callable[[str], None]] = []
+        self._warning_listeners: list[Callable[[str], None]] = []
+        self.warnings: list[str] = []
         self._indexes: dict[str, LogIndex] = {}
         self._index_lock = threading.Lock()
         self._settle_lock = threading.Lock()
@@ -262,6 +391,18 @@ class Deck:
 
     def writer(self) -> Session:
         return write_session(self.engine)
+
+    def on_warning(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(message)`` for each warning (once per message): something was
+        skipped that the user should know about. Warnings are also kept in ``warnings``."""
+        self._warning_listeners.append(callback)
+
+    def warn(self, message: str) -> None:
+        if message in self.warnings:
+            return
+        self.warnings.append(message)
+        for listener in list(self._warning_listeners):
+            listener(message)
 
     def on_submit(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(job_id)`` after this process queues a job (the engine wakes up)."""
@@ -282,11 +423,14 @@ class Deck:
         ref = (ref or "").strip()
         if not ref:
             raise ModelDeckError(f"no {what} given")
+        require_utf8(ref, f"{what} id")
         row = s.get(table, ref)
         if row is not None:
             return row
         if len(ref) >= 4:
-            rows = s.exec(select(table).where(col(table.id).startswith(ref)).limit(2)).all()
+            # A prefix, not a pattern: `%` and `_` in it are the characters themselves.
+            prefix = col(table.id).startswith(ref, autoescape=True)
+            rows = s.exec(select(table).where(prefix).limit(2)).all()
             if len(rows) == 1:
                 return rows[0]
             if len(rows) > 1:
@@ -294,6 +438,7 @@ class Deck:
         raise NotFound(f"unknown {what} {ref!r}")
 
     def _project(self, s: Session, ref: str) -> Project:
+        require_utf8(ref or "", "project")
         row = s.exec(select(Project).where(Project.name == ref)).first()
         if row is None:
             row = s.get(Project, ref)
@@ -304,6 +449,7 @@ class Deck:
     def _dataset(self, s: Session, project: Project, ref: str | None) -> Dataset:
         if not ref:
             raise ModelDeckError("a dataset is required (--dataset NAME)")
+        require_utf8(ref, "dataset")
         row = s.exec(
             select(Dataset).where(Dataset.project_id == project.id, Dataset.name == ref)
         ).first() or s.get(Dataset, ref)
@@ -533,12 +679,11 @@ class Deck:
         )
 
     def add_project(self, name: str, repo: str | Path) -> ProjectView:
-        name = (name or "").strip()
-        if not name or any(c.isspace() for c in name) or "/" in name:
-            raise ModelDeckError("a project name must be non-empty, without spaces or slashes")
+        name = check_name("project", name)
         path = Path(repo).expanduser().resolve()
         if not path.is_dir():
-            raise ModelDeckError(f"repository folder {str(repo)!r} does not exist")
+            raise ModelDeckError(f"repository folder '{shown(str(repo))}' does not exist")
+        require_utf8(str(path), "the repository folder")
         with self.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
                 raise ModelDeckError(f"a project named {name!r} already exists")
@@ -559,12 +704,11 @@ class Deck:
     def add_dataset(
         self, project: str, name: str, path: str | Path, target: str | None = None
     ) -> DatasetView:
-        name = (name or "").strip()
-        if not name or any(c.isspace() for c in name):
-            raise ModelDeckError("a dataset name must be non-empty, without spaces")
+        name = check_name("dataset", name)
         file = Path(path).expanduser().resolve()
         if not file.is_file():
-            raise ModelDeckError(f"dataset file {str(path)!r} does not exist")
+            raise ModelDeckError(f"dataset file '{shown(str(path))}' does not exist")
+        require_utf8(str(file), "the dataset path")
         suffix = file.suffix.lower()
         if suffix in (".parquet", ".pq"):
             fmt = "parquet"
@@ -605,16 +749,26 @@ class Deck:
 
     # -- models and versions --------------------------------------------------------------
 
-    @staticmethod
-    def _code_model_dirs(repo: str) -> dict[str, Path]:
+    def _code_model_dirs(self, repo: str) -> dict[str, Path]:
+        """The model folders of a repository: ``<repo>/models/<name>/training.py``. A folder
+        whose name breaks the name rule (bytes that are not UTF-8, control characters,
+        spaces) is skipped with a warning that names it."""
         root = Path(repo) / "models"
         if not root.is_dir():
             return {}
-        return {
-            d.name: d
-            for d in sorted(root.iterdir())
-            if d.is_dir() and not d.name.startswith((".", "_")) and (d / "training.py").is_file()
-        }
+        found = {}
+        for d in sorted(root.iterdir()):
+            if d.name.startswith((".", "_")) or not (d / "training.py").is_file():
+                continue
+            problem = name_problem(d.name)
+            if problem:
+                self.warn(
+                    f"skipping model folder '{shown(d.name)}' in {shown(str(root))}: "
+                    f"its name {problem} (a name must be {NAME_RULE})"
+                )
+                continue
+            found[d.name] = d
+        return found
 
     def _sync_code_models_read(self, p: Project) -> None:
         with self.reader() as s:
@@ -705,6 +859,7 @@ class Deck:
             p = self._project(s, project)
             stmt = select(ModelVersion, Model).join(Model).where(Model.project_id == p.id)
             if model:
+                require_utf8(model, "model")
                 m = s.exec(
                     select(Model).where(Model.project_id == p.id, Model.name == model)
                 ).first()
@@ -809,6 +964,7 @@ class Deck:
 
     def queue_job(self, s: Session, job_type: JobType, project_id: str, **fields: Any) -> Job:
         """Add a queued job and its ``created`` event to the session (see ``queued_job_rows``)."""
+        _require_utf8_values(fields.get("params") or {})
         job_row, event_row = queued_job_rows(job_type, project_id, at=self.now(), **fields)
         job = Job(**job_row)
         s.add(job)
@@ -1071,9 +1227,7 @@ class Deck:
     def import_model(
         self, project: str, model: str, source: str, fmt: str | None = None
     ) -> JobView:
-        model = (model or "").strip()
-        if not model or any(c.isspace() for c in model) or "/" in model:
-            raise ModelDeckError("a model name must be non-empty, without spaces or slashes")
+        model = check_name("model", model)
         source = (source or "").strip()
         if "://" in source:
             if not source.lower().startswith(("http://", "https://")):
@@ -1206,15 +1360,21 @@ class Deck:
         if deployment:
             stmt = stmt.where(Job.deployment_id == deployment)
         if text:
-            like = f"%{text}%"
+            require_utf8(text, "the filter")
+            # Text, not a pattern: `%` and `_` in it match themselves.
             stmt = stmt.where(
                 or_(
-                    col(Job.id).like(like),
-                    col(Job.type).like(like),
-                    col(Job.actor).like(like),
-                    col(Job.status).like(like),
-                    col(Job.error).like(like),
-                    col(Model.name).like(like),
+                    *(
+                        c.contains(text, autoescape=True)
+                        for c in (
+                            col(Job.id),
+                            col(Job.type),
+                            col(Job.actor),
+                            col(Job.status),
+                            col(Job.error),
+                            col(Model.name),
+                        )
+                    )
                 )
             )
         return stmt
