@@ -53,6 +53,7 @@ from core.models import (
     Project,
 )
 from core.records import add_deployment_event, add_event
+from core.runner import CLEANUP_GRACE, end_processes, job_processes
 from core.service import LEASE_NAME, Deck, queued_job_rows
 
 log = logging.getLogger("modeldeck.engine")
@@ -499,6 +500,9 @@ class Engine:
                 job = s.get(Job, job_id)
                 spec, python, code_dir = self._spec(s, job, job_dir)
                 deployment_id = job.deployment_id
+            # How long what the job leaves running gets between SIGTERM and SIGKILL: well
+            # within the engine's own grace, so a stopped job can still clean up after itself.
+            spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
             (job_dir / "spec.json").write_text(json.dumps(spec, default=str))
             pid, proc, forked = self._spawn(job_id, job_dir, python, code_dir or job_dir)
         except (OSError, ValueError, ModelDeckError, queue.Empty) as exc:
@@ -669,13 +673,25 @@ class Engine:
                 {"signal": "SIGTERM", "pgid": run.pgid, "grace": self.grace},
             )
         elif not run.kill_sent and mono - run.term_sent_at >= self.grace:
+            # The job's process gets no chance to clean up after SIGKILL: stop and kill its
+            # whole tree with it (a daemon in a session of its own too), then its group.
+            alive = process_alive(run.pid, run.start)
+            killed = end_processes(
+                lambda: (
+                    job_processes(run.pid, run.job_id, leader_alive=alive)
+                    | ({run.pid} if alive and process_alive(run.pid, run.start) else set())
+                ),
+                0.0,
+            )
             self._killpg(run, signal.SIGKILL)
             run.kill_sent = True
+            others = len(killed - {run.pid})
             self._event(
                 run.job_id,
                 "signal_sent",
-                f"still running after {self.grace:g}s: SIGKILL sent to process group {run.pgid}",
-                {"signal": "SIGKILL", "pgid": run.pgid},
+                f"still running after {self.grace:g}s: SIGKILL sent to process group {run.pgid}"
+                + (f" and {others} other process(es) of the job" if others else ""),
+                {"signal": "SIGKILL", "pgid": run.pgid, "pids": sorted(killed)},
             )
 
     @staticmethod
@@ -694,9 +710,7 @@ class Engine:
     def _collect(self, run: Running, code: int) -> None:
         """A followed process ended: read its result and finish the job."""
         self.running.pop(run.job_id, None)
-        if run.kill_sent and run.popen is None:
-            # An adopted job: give its group's stragglers the same treatment.
-            self._killpg(run, signal.SIGKILL)
+        self._end_leftovers(run)
         result = self._read_result(run.job_id)
         if result is not None and code == -1:
             code = int(result.get("exit_code", 1))
@@ -744,6 +758,20 @@ class Engine:
                 code,
                 result,
                 extra=details,
+            )
+
+    def _end_leftovers(self, run: Running) -> None:
+        """The job's process has ended: kill whatever it started that is still running (it
+        ends its own leftovers when it can; not when it was killed or died abruptly)."""
+        if not run.pid:
+            return
+        killed = end_processes(lambda: job_processes(run.pid, run.job_id, leader_alive=False), 0.0)
+        if killed:
+            self._event(
+                run.job_id,
+                "processes_killed",
+                f"{len(killed)} process(es) the job left running killed with SIGKILL",
+                {"pids": sorted(killed), "signal": "SIGKILL"},
             )
 
     def _read_result(self, job_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,170 @@
+"""When a job ends, nothing it started remains: background children, shell `&` jobs, a
+process that ignores SIGTERM, and a double-forked `setsid()` daemon, whether the job
+completes, is stopped, is killed after the grace, or its process dies without cleaning up.
+
+The job's code starts real `sleep` processes through a symlink unique to the test, so `ps`
+tells exactly which of them are still there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine
+from core.service import Deck
+from tests.conftest import write_model
+
+# Starts four sleepers, waits until `ps` could see each of them, then ends as told.
+SPAWNER = """
+import os
+import signal
+import subprocess
+import time
+
+
+def _running(sleeper):
+    found = 0
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                if fh.read().split(b"\\0")[0] == sleeper.encode():
+                    found += 1
+        except OSError:
+            pass
+    return found
+
+
+def train(context):
+    hp = context.hyperparameters
+    sleeper = hp["sleeper"]
+    subprocess.Popen([sleeper, "300"])  # a child in the job's process group
+    os.system(f"{sleeper} 301 &")  # a shell's background job, orphaned at once
+    subprocess.Popen(["sh", "-c", f"trap '' TERM; exec {sleeper} 302"])  # deaf to SIGTERM
+    first = os.fork()
+    if first == 0:  # a daemon: double fork and a session of its own
+        os.setsid()
+        if os.fork() == 0:
+            os.execv(sleeper, [sleeper, "303"])
+        os._exit(0)
+    os.waitpid(first, 0)
+    deadline = time.monotonic() + 10
+    while _running(sleeper) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(f"sleepers started: {_running(sleeper)}", flush=True)
+    if hp.get("then") == "hang":
+        time.sleep(300)
+    elif hp.get("then") == "deaf":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(300)
+    elif hp.get("then") == "vanish":
+        os._exit(0)  # no cleanup of its own: the engine has to find what it left
+"""
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[str]:
+    """A path to `sleep` that no other test uses, so `ps` shows exactly this test's sleepers."""
+    link = tmp_path / "mdk-test-sleeper"
+    os.symlink(shutil.which("sleep") or "/bin/sleep", link)
+    yield str(link)
+    for pid, _ in _sleepers(str(link)):  # never leave them behind, whatever happened
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def _sleepers(sleeper: str) -> list[tuple[int, str]]:
+    """(pid, args) of the live processes running `sleeper`, as `ps` lists them."""
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        pid, stat, args = line.split(None, 2)
+        if args.split()[0] == sleeper and not stat.startswith("Z"):
+            found.append((int(pid), args))
+    return found
+
+
+def _left_behind(sleeper: str, wait: float = 2.0) -> list[tuple[int, str]]:
+    deadline = time.monotonic() + wait
+    left = _sleepers(sleeper)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = _sleepers(sleeper)
+    return left
+
+
+def _wait_status(deck: Deck, job_id: str, statuses: set[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while deck.job(job_id).status not in statuses and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return deck.job(job_id).status
+
+
+def _wait_log(deck: Deck, job_id: str, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = deck.log_path(job_id)
+        if path.is_file() and text in path.read_text():
+            return path.read_text()
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} never appeared in the log of {job_id}")
+
+
+@pytest.fixture(params=[True, False], ids=["forked", "new-interpreter"])
+def engine(request: pytest.FixtureRequest, deck: Deck, project: str, repo: Path) -> Iterator:
+    write_model(repo, "spawner", SPAWNER)
+    eng = Engine(deck, workers=1, grace=1.0, poll=0.02, fork_server=request.param)
+    eng.start()
+    yield eng
+    eng.shutdown()
+    for run in list(eng.running.values()):
+        eng._killpg(run, 9)
+
+
+def test_a_completed_job_leaves_no_process_running(deck: Deck, engine: Engine, sleeper: str):
+    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper})
+    assert _wait_status(deck, job.id, {"completed", "failed"}) == "completed", deck.job(job.id)
+    assert "sleepers started: 4" in deck.log_path(job.id).read_text()
+    assert _left_behind(sleeper) == []
+
+
+def test_a_stopped_job_leaves_no_process_running(deck: Deck, engine: Engine, sleeper: str):
+    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "then": "hang"})
+    _wait_log(deck, job.id, "sleepers started: 4")
+    deck.stop(job.id)
+    assert _wait_status(deck, job.id, {"cancelled", "failed", "completed"}) == "cancelled"
+    assert _left_behind(sleeper) == []
+    signals = [e.details["signal"] for e in deck.events(job.id) if e.kind == "signal_sent"]
+    assert signals == ["SIGTERM"]  # the job's own process ended what it had started
+
+
+def test_a_job_killed_after_the_grace_leaves_no_process_running(
+    deck: Deck, engine: Engine, sleeper: str
+):
+    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "then": "deaf"})
+    _wait_log(deck, job.id, "sleepers started: 4")
+    deck.stop(job.id)
+    assert _wait_status(deck, job.id, {"cancelled", "failed", "completed"}) == "cancelled"
+    signals = [e.details["signal"] for e in deck.events(job.id) if e.kind == "signal_sent"]
+    assert signals == ["SIGTERM", "SIGKILL"]
+    assert _left_behind(sleeper) == []
+
+
+def test_a_job_whose_process_vanished_leaves_no_process_running(
+    deck: Deck, engine: Engine, sleeper: str
+):
+    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "then": "vanish"})
+    _wait_status(deck, job.id, {"completed", "failed", "cancelled"})
+    assert "sleepers started: 4" in deck.log_path(job.id).read_text()
+    assert _left_behind(sleeper) == []
+    killed = [e for e in deck.events(job.id) if e.kind == "processes_killed"]
+    assert len(killed) == 1 and len(killed[0].details["pids"]) == 4, deck.events(job.id)
