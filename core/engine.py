@@ -152,6 +152,7 @@ class ForkServer:
         )
         self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self._codes: dict[int, int] = {}
+        self._ended: dict[int, list[int]] = {}  # what it killed that a job process left
         self._lock = threading.Lock()
         self._on_exit = on_exit
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
@@ -163,6 +164,7 @@ class ForkServer:
             if "exited" in msg:
                 with self._lock:
                     self._codes[int(msg["exited"])] = int(msg["code"])
+                    self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
                 self._on_exit()
             else:
                 self._replies.put(msg)
@@ -184,6 +186,11 @@ class ForkServer:
     def exit_code(self, pid: int) -> int | None:
         with self._lock:
             return self._codes.pop(pid, None)
+
+    def ended(self, pid: int) -> list[int]:
+        """The processes the server killed that job process ``pid`` left when it died."""
+        with self._lock:
+            return self._ended.pop(pid, [])
 
     def close(self, wait: float = 5.0) -> None:
         """Let the server go; the jobs it forked keep running."""
@@ -765,7 +772,8 @@ class Engine:
         ends its own leftovers when it can; not when it was killed or died abruptly)."""
         if not run.pid:
             return
-        killed = end_processes(lambda: job_processes(run.pid, run.job_id, leader_alive=False), 0.0)
+        killed = set(run.forked.ended(run.pid)) if run.forked is not None else set()
+        killed |= end_processes(lambda: job_processes(run.pid, run.job_id, leader_alive=False), 0.0)
         if killed:
             self._event(
                 run.job_id,

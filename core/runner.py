@@ -207,7 +207,7 @@ def become_subreaper() -> bool:
         return False
 
 
-def _process_table() -> dict[int, tuple[int, int, int, bool]]:
+def process_table() -> dict[int, tuple[int, int, int, bool]]:
     """Every visible process: pid -> (ppid, process group, session, is a zombie)."""
     table: dict[int, tuple[int, int, int, bool]] = {}
     try:
@@ -244,7 +244,7 @@ def job_processes(leader: int, job_id: str | None = None, leader_alive: bool = T
     engine gives every job ``MODELDECK_JOB_ID``, and children inherit it); and all their
     descendants.
     """
-    table = _process_table()
+    table = process_table()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)

@@ -50,7 +50,8 @@ def train(context):
     if first == 0:  # a daemon: double fork and a session of its own
         os.setsid()
         if os.fork() == 0:
-            os.execv(sleeper, [sleeper, "303"])
+            env = {} if hp.get("clean_env") else dict(os.environ)  # no trace of the job left
+            os.execve(sleeper, [sleeper, "303"], env)
         os._exit(0)
     os.waitpid(first, 0)
     deadline = time.monotonic() + 10
@@ -131,14 +132,18 @@ def engine(request: pytest.FixtureRequest, deck: Deck, project: str, repo: Path)
 
 
 def test_a_completed_job_leaves_no_process_running(deck: Deck, engine: Engine, sleeper: str):
-    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper})
+    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "clean_env": True})
     assert _wait_status(deck, job.id, {"completed", "failed"}) == "completed", deck.job(job.id)
-    assert "sleepers started: 4" in deck.log_path(job.id).read_text()
+    log = deck.log_path(job.id).read_text()
+    assert "sleepers started: 4" in log
+    assert "modeldeck: ended 4 process(es) the job left running" in log
     assert _left_behind(sleeper) == []
+    assert "processes_killed" not in [e.kind for e in deck.events(job.id)]  # nothing was left
 
 
 def test_a_stopped_job_leaves_no_process_running(deck: Deck, engine: Engine, sleeper: str):
-    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "then": "hang"})
+    hp = {"sleeper": sleeper, "then": "hang", "clean_env": True}
+    job = deck.train("proj", "spawner", "train", hp)
     _wait_log(deck, job.id, "sleepers started: 4")
     deck.stop(job.id)
     assert _wait_status(deck, job.id, {"cancelled", "failed", "completed"}) == "cancelled"
@@ -150,7 +155,8 @@ def test_a_stopped_job_leaves_no_process_running(deck: Deck, engine: Engine, sle
 def test_a_job_killed_after_the_grace_leaves_no_process_running(
     deck: Deck, engine: Engine, sleeper: str
 ):
-    job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "then": "deaf"})
+    hp = {"sleeper": sleeper, "then": "deaf", "clean_env": True}
+    job = deck.train("proj", "spawner", "train", hp)
     _wait_log(deck, job.id, "sleepers started: 4")
     deck.stop(job.id)
     assert _wait_status(deck, job.id, {"cancelled", "failed", "completed"}) == "cancelled"
@@ -164,6 +170,26 @@ def test_a_job_whose_process_vanished_leaves_no_process_running(
 ):
     job = deck.train("proj", "spawner", "train", {"sleeper": sleeper, "then": "vanish"})
     _wait_status(deck, job.id, {"completed", "failed", "cancelled"})
+    assert "sleepers started: 4" in deck.log_path(job.id).read_text()
+    assert _left_behind(sleeper) == []
+    killed = [e for e in deck.events(job.id) if e.kind == "processes_killed"]
+    assert len(killed) == 1 and len(killed[0].details["pids"]) == 4, deck.events(job.id)
+
+
+def test_a_forked_job_that_vanished_leaves_not_even_a_daemon_without_its_traces(
+    deck: Deck, project: str, repo: Path, sleeper: str
+):
+    """The daemon left its session and environment behind: the fork server, the subreaper
+    that adopted it when the job's process died, ends it."""
+    write_model(repo, "spawner", SPAWNER)
+    eng = Engine(deck, workers=1, grace=1.0, poll=0.02, fork_server=True)
+    eng.start()
+    try:
+        hp = {"sleeper": sleeper, "then": "vanish", "clean_env": True}
+        job = deck.train("proj", "spawner", "train", hp)
+        _wait_status(deck, job.id, {"completed", "failed", "cancelled"})
+    finally:
+        eng.shutdown()
     assert "sleepers started: 4" in deck.log_path(job.id).read_text()
     assert _left_behind(sleeper) == []
     killed = [e for e in deck.events(job.id) if e.kind == "processes_killed"]
