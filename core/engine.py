@@ -773,7 +773,11 @@ class Engine:
         if not run.pid:
             return
         killed = set(run.forked.ended(run.pid)) if run.forked is not None else set()
-        killed |= end_processes(lambda: job_processes(run.pid, run.job_id, leader_alive=False), 0.0)
+        # Its group and session; and, when it did not get to end its own processes (it
+        # writes its result after that), whatever process says it belongs to the job.
+        cleaned = (self.deck.job_dir(run.job_id) / "result.json").exists()
+        job_id = None if cleaned else run.job_id
+        killed |= end_processes(lambda: job_processes(run.pid, job_id, leader_alive=False), 0.0)
         if killed:
             self._event(
                 run.job_id,

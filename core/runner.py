@@ -31,6 +31,8 @@ SPAWN_EVENTS = frozenset(
 # How long the processes a job leaves behind get between SIGTERM and SIGKILL (spec "grace").
 CLEANUP_GRACE = 2.0
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+# Helper processes that multiprocessing (and joblib's loky) start once per process.
+TRACKERS = ("multiprocessing.resource_tracker", "joblib.externals.loky.backend.resource_tracker")
 
 
 class Stopped(BaseException):
@@ -271,14 +273,15 @@ def job_processes(leader: int, job_id: str | None = None, leader_alive: bool = T
     return {p for p in found if p in table and not table[p][3]}
 
 
-def _reap_children() -> None:
+def _reap_children() -> bool:
+    """Collect our exited children; whether any child (running or not) is left."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return False
         if pid == 0:
-            return
+            return True
 
 
 def _send(pids: set[int], sig: int, denied: set[int]) -> None:
@@ -292,36 +295,49 @@ def _send(pids: set[int], sig: int, denied: set[int]) -> None:
 
 
 def end_processes(
-    find: Callable[[], set[int]], grace: float, reap: bool = False, limit: float = 10.0
+    find: Callable[[], set[int]],
+    grace: float,
+    reap: bool = False,
+    subreaper: bool = False,
+    settle: float = 0.0,
+    limit: float = 10.0,
 ) -> set[int]:
-    """End the processes ``find()`` returns, until it returns none: SIGTERM, and what is still
-    there after ``grace`` seconds is stopped (SIGSTOP: no more forking) and then killed.
+    """End the processes ``find()`` returns, until it returns none: after ``settle`` seconds
+    (for those about to end by themselves), SIGTERM, and what is still there after ``grace``
+    seconds is stopped (SIGSTOP: no more forking) and then killed.
 
     ``reap`` collects our own exited children meanwhile (only for the job's own process:
-    the engine never reaps children it does not know). Gives up after ``limit`` seconds.
-    Returns every pid it signalled.
+    the engine never reaps children it does not know); a ``subreaper`` with no child left
+    has no descendant left either, so it need not look further. Gives up after ``limit``
+    seconds. Returns every pid it signalled.
     """
     seen: set[int] = set()
     denied: set[int] = set()
     start = time.monotonic()
     pause = 0.002
     while True:
-        if reap:
-            _reap_children()
+        if reap and not _reap_children() and subreaper:
+            return seen
         left = find() - denied
         if not left:
             return seen
+        if time.monotonic() - start < settle:  # a moment to end by themselves first
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
         new = left - seen
         seen |= left
-        if time.monotonic() - start >= grace:
+        if time.monotonic() - start >= settle + grace:
             break
         _send(new, signal.SIGTERM, denied)
         _send(new, signal.SIGCONT, denied)  # a stopped process gets its SIGTERM now
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
-    while left and time.monotonic() - start < grace + limit:
+    end = start + settle + grace + limit
+    while left and time.monotonic() < end:
         frozen: set[int] = set()
-        while left - frozen:  # stop them all first, so none forks while they are killed
+        # Stop them all first, so that none forks while they are being killed.
+        while left - frozen and time.monotonic() < end:
             _send(left - frozen, signal.SIGSTOP, denied)
             frozen |= left
             left = (find() | frozen) - denied
@@ -336,11 +352,34 @@ def end_processes(
     return seen
 
 
+def _exit_handlers() -> None:
+    """What the interpreter does at exit, in its order, now (each runs once): libraries end
+    the processes they started there (a process pool, joblib's workers); killing those
+    workers under them instead can hang them."""
+    import atexit
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()  # executors' exit hooks, then non-daemon threads are joined
+    atexit._run_exitfuncs()
+    # A resource tracker ignores SIGTERM and ends, unlinking what was leaked, when the pipe
+    # from us closes: at our exit. Close it now, so it ends by itself instead of killed.
+    for name in TRACKERS:
+        tracker = getattr(sys.modules.get(name), "_resource_tracker", None)
+        fd = getattr(tracker, "_fd", None)
+        if isinstance(fd, int):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            tracker._fd = None
+
+
 def main(argv: list[str]) -> int:
     job_dir = Path(argv[1])
     _write_pid(job_dir)
     # Orphans of the job's code (a double-forked daemon too) become ours, so we can end them.
-    become_subreaper()
+    subreaper = become_subreaper()
     spec = json.loads((job_dir / "spec.json").read_text())
     # One stream for both, so stdout and stderr lines keep their order in the log.
     raw = open(1, "wb", closefd=False, buffering=65536)  # noqa: SIM115  (lives as long as the job)
@@ -368,6 +407,9 @@ def main(argv: list[str]) -> int:
             raise Stopped()
 
     signal.signal(signal.SIGTERM, on_term)
+    # A process the job's code forks is not the runner: SIGTERM ends it as it would any
+    # program, instead of raising Stopped (or being ignored) in the middle of its code.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     started = time.time()
     result: dict[str, Any] = {"status": "failed", "error": None}
     code = 1
@@ -394,12 +436,20 @@ def main(argv: list[str]) -> int:
                 traceback.print_exc()
                 line = traceback.format_exception_only(type(exc), exc)[-1].strip()
                 result["error"] = line.splitlines()[0][:500] if line else type(exc).__name__
+        try:
+            _exit_handlers()
+        except BaseException:  # a stop, or a handler's own error: the job's code has ended
+            pass
         finishing = True
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # The job is over: nothing it started may outlive it.
         me = os.getpid()
         ended = end_processes(
-            lambda: job_processes(me), float(spec.get("grace", CLEANUP_GRACE)), reap=True
+            lambda: job_processes(me),
+            float(spec.get("grace", CLEANUP_GRACE)),
+            reap=True,
+            subreaper=subreaper,
+            settle=0.25,
         )
         if ended:
             print(f"modeldeck: ended {len(ended)} process(es) the job left running", flush=True)
