@@ -194,3 +194,51 @@ def test_a_forked_job_that_vanished_leaves_not_even_a_daemon_without_its_traces(
     assert _left_behind(sleeper) == []
     killed = [e for e in deck.events(job.id) if e.kind == "processes_killed"]
     assert len(killed) == 1 and len(killed[0].details["pids"]) == 4, deck.events(job.id)
+
+
+POOLS = """
+import concurrent.futures
+import multiprocessing
+
+fork = multiprocessing.get_context("fork")
+pool = None
+executor = None
+
+
+def train(context):
+    global pool, executor  # alive until the process exits: only exit handlers end them
+    pool = fork.Pool(2)  # never closed: multiprocessing's exit handler ends it
+    executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=fork)  # nor shut down
+    print(pool.map(abs, range(-3, 3)), list(executor.map(abs, range(-3, 3))), flush=True)
+"""
+
+
+def _processes_of(job_id: str) -> list[int]:
+    """Live processes whose environment names the job."""
+    marker = f"\0MODELDECK_JOB_ID={job_id}\0".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if marker in b"\0" + fh.read():
+                    with open(f"/proc/{name}/stat", "rb") as st:
+                        if st.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                            found.append(int(name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_process_pools_end_their_own_workers_when_the_job_ends(
+    deck: Deck, engine: Engine, repo: Path
+):
+    """The job's exit handlers run before anything is killed: a pool left open shuts down
+    the way it would at any program's exit, nothing is killed, and the job does not hang."""
+    write_model(repo, "pools", POOLS)
+    job = deck.train("proj", "pools", "train")
+    assert _wait_status(deck, job.id, {"completed", "failed"}) == "completed", deck.job(job.id)
+    log = deck.log_path(job.id).read_text()
+    assert "[3, 2, 1, 0, 1, 2] [3, 2, 1, 0, 1, 2]" in log
+    assert "modeldeck: ended" not in log, log
+    assert "Traceback" not in log, log
+    assert _processes_of(job.id) == []
