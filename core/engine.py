@@ -685,7 +685,7 @@ class Engine:
             alive = process_alive(run.pid, run.start)
             killed = end_processes(
                 lambda: (
-                    job_processes(run.pid, run.job_id, leader_alive=alive)
+                    job_processes(run.pid, run.job_id, tree=alive, ids=alive)
                     | ({run.pid} if alive and process_alive(run.pid, run.start) else set())
                 ),
                 0.0,
@@ -777,7 +777,11 @@ class Engine:
         # writes its result after that), whatever process says it belongs to the job.
         cleaned = (self.deck.job_dir(run.job_id) / "result.json").exists()
         job_id = None if cleaned else run.job_id
-        killed |= end_processes(lambda: job_processes(run.pid, job_id, leader_alive=False), 0.0)
+        # Its group and session ids stay the job's while any member is left (the kernel does
+        # not reuse them); a process now holding its pid says they are another's.
+        now_start = proc_start_time(run.pid)
+        ids = now_start is None or now_start == run.start
+        killed |= end_processes(lambda: job_processes(run.pid, job_id, tree=False, ids=ids), 0.0)
         if killed:
             self._event(
                 run.job_id,

@@ -237,25 +237,24 @@ def _names_job(pid: int, marker: bytes) -> bool:
         return False
 
 
-def job_processes(leader: int, job_id: str | None = None, leader_alive: bool = True) -> set[int]:
+def job_processes(
+    leader: int, job_id: str | None = None, *, tree: bool = True, ids: bool = True
+) -> set[int]:
     """The live processes a job started, but not its leader (the runner) itself.
 
-    That is: the leader's descendants (while it is alive: a subreaper leader has adopted
-    every orphan of its tree); the members of its process group and session (while no other
-    process has taken the leader's pid); any process whose environment names the job (the
-    engine gives every job ``MODELDECK_JOB_ID``, and children inherit it); and all their
-    descendants.
+    That is: the leader's descendants (``tree``: while the leader lives, and it is a
+    subreaper, its tree holds every orphan of its code); the members of its process group and
+    session (``ids``: while those ids are still the job's); any process whose environment
+    names the job (``job_id``: the engine gives every job ``MODELDECK_JOB_ID``, and children
+    inherit it); and all their descendants.
     """
     table = process_table()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     me = os.getpid()
-    roots: set[int] = set()
-    if leader_alive:
-        roots.add(leader)
-    owner = table.get(leader)
-    if leader_alive or owner is None or owner[3]:  # the ids are still the job's
+    roots: set[int] = {leader} if tree else set()
+    if ids:
         roots.update(p for p, (_, pgid, sid, _) in table.items() if leader in (pgid, sid))
     if job_id:
         marker = f"\0MODELDECK_JOB_ID={job_id}\0".encode()
