@@ -66,6 +66,9 @@ MISSED_LISTED = 20
 MISSED_COUNTED = 100_000
 EPSILON = timedelta(microseconds=1)
 FIRE_BATCH = 250
+# How long the engine's thread spends at most killing a job's processes (one stuck in the
+# kernel dies when its I/O returns; the engine does not wait for that).
+KILL_LIMIT = 1.0
 
 
 def proc_start_time(pid: int) -> float | None:
@@ -689,6 +692,7 @@ class Engine:
                     | ({run.pid} if alive and process_alive(run.pid, run.start) else set())
                 ),
                 0.0,
+                limit=KILL_LIMIT,
             )
             self._killpg(run, signal.SIGKILL)
             run.kill_sent = True
@@ -781,7 +785,9 @@ class Engine:
         # not reuse them); a process now holding its pid says they are another's.
         now_start = proc_start_time(run.pid)
         ids = now_start is None or now_start == run.start
-        killed |= end_processes(lambda: job_processes(run.pid, job_id, tree=False, ids=ids), 0.0)
+        killed |= end_processes(
+            lambda: job_processes(run.pid, job_id, tree=False, ids=ids), 0.0, limit=KILL_LIMIT
+        )
         if killed:
             self._event(
                 run.job_id,

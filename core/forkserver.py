@@ -105,7 +105,7 @@ def _reap(jobs: set[int]) -> None:
         from core.runner import end_processes
 
         # Its orphans are ours by now (the kernel re-parents them before telling us).
-        ended = end_processes(lambda: _orphans(jobs), 0.0)
+        ended = end_processes(lambda: _orphans(jobs), 0.0, limit=1.0)  # others wait meanwhile
         _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 

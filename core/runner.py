@@ -302,8 +302,8 @@ def end_processes(
     limit: float = 10.0,
 ) -> set[int]:
     """End the processes ``find()`` returns, until it returns none: after ``settle`` seconds
-    (for those about to end by themselves), SIGTERM, and what is still there after ``grace``
-    seconds is stopped (SIGSTOP: no more forking) and then killed.
+    (for those about to end by themselves), SIGTERM; what is still there ``grace`` seconds
+    after the start is stopped (SIGSTOP: no more forking), then killed.
 
     ``reap`` collects our own exited children meanwhile (only for the job's own process:
     the engine never reaps children it does not know); a ``subreaper`` with no child left
@@ -320,19 +320,19 @@ def end_processes(
         left = find() - denied
         if not left:
             return seen
-        if time.monotonic() - start < settle:  # a moment to end by themselves first
+        if time.monotonic() - start < min(settle, grace):  # a moment to end by themselves
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             continue
         new = left - seen
         seen |= left
-        if time.monotonic() - start >= settle + grace:
+        if time.monotonic() - start >= grace:
             break
         _send(new, signal.SIGTERM, denied)
         _send(new, signal.SIGCONT, denied)  # a stopped process gets its SIGTERM now
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
-    end = start + settle + grace + limit
+    end = start + grace + limit
     while left and time.monotonic() < end:
         frozen: set[int] = set()
         # Stop them all first, so that none forks while they are being killed.

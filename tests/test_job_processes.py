@@ -123,7 +123,8 @@ def _wait_log(deck: Deck, job_id: str, text: str, timeout: float = 30) -> str:
 @pytest.fixture(params=[True, False], ids=["forked", "new-interpreter"])
 def engine(request: pytest.FixtureRequest, deck: Deck, project: str, repo: Path) -> Iterator:
     write_model(repo, "spawner", SPAWNER)
-    eng = Engine(deck, workers=1, grace=1.0, poll=0.02, fork_server=request.param)
+    # Its jobs give what they leave 1 s between SIGTERM and SIGKILL (half the grace).
+    eng = Engine(deck, workers=1, grace=2.0, poll=0.02, fork_server=request.param)
     eng.start()
     yield eng
     eng.shutdown()
