@@ -243,3 +243,17 @@ def test_process_pools_end_their_own_workers_when_the_job_ends(
     assert "modeldeck: ended" not in log, log
     assert "Traceback" not in log, log
     assert _processes_of(job.id) == []
+
+
+def test_the_cli_job_leaves_no_process_running(
+    cli, deck: Deck, project: str, repo: Path, sleeper: str
+):
+    """`modeldeck train` runs the job itself (no engine serves): it exits 0, its output says
+    what the job's process ended, and `ps` shows none of the job's sleepers."""
+    write_model(repo, "spawner", SPAWNER)
+    args = ["--set", f"sleeper={sleeper}", "--set", "clean_env=true"]
+    result = cli("train", "proj", "spawner", "--dataset", "train", *args, timeout=60)
+    assert result.code == 0, result.err
+    assert "sleepers started: 4" in result.out
+    assert "modeldeck: ended 4 process(es) the job left running" in result.out
+    assert _left_behind(sleeper) == []
