@@ -43,7 +43,7 @@ def _running(sleeper):
 def train(context):
     hp = context.hyperparameters
     sleeper = hp["sleeper"]
-    subprocess.Popen([sleeper, "300"])  # a child in the job's process group
+    subprocess.Popen([sleeper, "300"], env={})  # in the job's process group, no other trace
     os.system(f"{sleeper} 301 &")  # a shell's background job, orphaned at once
     subprocess.Popen(["sh", "-c", f"trap '' TERM; exec {sleeper} 302"])  # deaf to SIGTERM
     first = os.fork()
