@@ -65,6 +65,7 @@ from core.records import (
     excerpt,
     parse_job_record,
 )
+from core.runner import CLEANUP_GRACE, end_processes, job_processes
 from core.service import LEASE_NAME, Deck, queued_job_rows
 from core.text import printable
 
@@ -78,6 +79,9 @@ MISSED_LISTED = 20
 MISSED_COUNTED = 100_000
 EPSILON = timedelta(microseconds=1)
 FIRE_BATCH = 250
+# How long the engine's thread spends at most killing a job's processes (one stuck in the
+# kernel dies when its I/O returns; the engine does not wait for that).
+KILL_LIMIT = 1.0
 # A part of a round that failed waits this long before it is tried again, doubling up to
 # RETRY_MAX: a full disk or a broken record costs a try every few seconds, never a spin.
 RETRY_FIRST = 0.5
@@ -210,6 +214,7 @@ class ForkServer:
         )
         self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self._codes: dict[int, int] = {}
+        self._ended: dict[int, list[int]] = {}  # what it killed that a job process left
         self._lock = threading.Lock()
         self._on_exit = on_exit
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
@@ -221,6 +226,7 @@ class ForkServer:
             if "exited" in msg:
                 with self._lock:
                     self._codes[int(msg["exited"])] = int(msg["code"])
+                    self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
                 self._on_exit()
             else:
                 self._replies.put(msg)
@@ -242,6 +248,11 @@ class ForkServer:
     def exit_code(self, pid: int) -> int | None:
         with self._lock:
             return self._codes.pop(pid, None)
+
+    def ended(self, pid: int) -> list[int]:
+        """The processes the server killed that job process ``pid`` left when it died."""
+        with self._lock:
+            return self._ended.pop(pid, [])
 
     def close(self, wait: float = 5.0) -> None:
         """Let the server go; the jobs it forked keep running."""
@@ -678,6 +689,9 @@ class Engine:
                 job = s.get(Job, job_id)
                 spec, python, code_dir = self._spec(s, job, job_dir)
                 deployment_id = job.deployment_id
+            # How long what the job leaves running gets between SIGTERM and SIGKILL: well
+            # within the engine's own grace, so a stopped job can still clean up after itself.
+            spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
             (job_dir / "spec.json").write_text(json.dumps(spec, default=str))
             pid, proc, forked = self._spawn(job_id, job_dir, python, code_dir or job_dir)
         except (OSError, ValueError, ModelDeckError, queue.Empty) as exc:
@@ -934,13 +948,26 @@ class Engine:
                 {"signal": "SIGTERM", "pgid": run.pgid, "grace": self.grace},
             )
         elif not run.kill_sent and mono - run.term_sent_at >= self.grace:
+            # The job's process gets no chance to clean up after SIGKILL: stop and kill its
+            # whole tree with it (a daemon in a session of its own too), then its group.
+            alive = process_alive(run.pid, run.start)
+            killed = end_processes(
+                lambda: (
+                    job_processes(run.pid, run.job_id, tree=alive, ids=alive)
+                    | ({run.pid} if alive and process_alive(run.pid, run.start) else set())
+                ),
+                0.0,
+                limit=KILL_LIMIT,
+            )
             self._killpg(run, signal.SIGKILL)
             run.kill_sent = True
+            others = len(killed - {run.pid})
             self._event(
                 run.job_id,
                 "signal_sent",
-                f"still running after {self.grace:g}s: SIGKILL sent to process group {run.pgid}",
-                {"signal": "SIGKILL", "pgid": run.pgid},
+                f"still running after {self.grace:g}s: SIGKILL sent to process group {run.pgid}"
+                + (f" and {others} other process(es) of the job" if others else ""),
+                {"signal": "SIGKILL", "pgid": run.pgid, "pids": sorted(killed)},
             )
 
     @staticmethod
@@ -959,9 +986,7 @@ class Engine:
     def _collect(self, run: Running, code: int) -> None:
         """A followed process ended: read its result and finish the job."""
         self.running.pop(run.job_id, None)
-        if run.kill_sent and run.popen is None:
-            # An adopted job: give its group's stragglers the same treatment.
-            self._killpg(run, signal.SIGKILL)
+        self._end_leftovers(run)
         result = self._read_result(run.job_id)
         if result is not None and code == -1:
             code = int(result.get("exit_code", 1))
@@ -1009,6 +1034,31 @@ class Engine:
                 code,
                 result,
                 extra=details,
+            )
+
+    def _end_leftovers(self, run: Running) -> None:
+        """The job's process has ended: kill whatever it started that is still running (it
+        ends its own leftovers when it can; not when it was killed or died abruptly)."""
+        if not run.pid:
+            return
+        killed = set(run.forked.ended(run.pid)) if run.forked is not None else set()
+        # Its group and session; and, when it did not get to end its own processes (it
+        # writes its result after that), whatever process says it belongs to the job.
+        cleaned = (self.deck.job_dir(run.job_id) / "result.json").exists()
+        job_id = None if cleaned else run.job_id
+        # Its group and session ids stay the job's while any member is left (the kernel does
+        # not reuse them); a process now holding its pid says they are another's.
+        now_start = proc_start_time(run.pid)
+        ids = now_start is None or now_start == run.start
+        killed |= end_processes(
+            lambda: job_processes(run.pid, job_id, tree=False, ids=ids), 0.0, limit=KILL_LIMIT
+        )
+        if killed:
+            self._event(
+                run.job_id,
+                "processes_killed",
+                f"{len(killed)} process(es) the job left running killed with SIGKILL",
+                {"pids": sorted(killed), "signal": "SIGKILL"},
             )
 
     def _read_result(self, job_id: str) -> dict[str, Any] | None:

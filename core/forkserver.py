@@ -11,6 +11,10 @@ the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) 
 child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). When the engine
 goes away (stdin closes) the server exits and its children run on, adopted by init; their
 outcome is in their result file for the next engine.
+
+The server is a child subreaper: what a job process leaves behind when it dies without
+ending it (killed, or ``os._exit``) becomes the server's child, and the server kills it
+at once, reporting the pids with the job's exit: ``{"exited": N, "code": C, "ended": [...]}``.
 """
 
 from __future__ import annotations
@@ -69,7 +73,25 @@ def _emit(message: dict) -> None:
     sys.stdout.flush()
 
 
-def _reap() -> None:
+def _orphans(jobs: set[int]) -> set[int]:
+    """Live processes adopted from dead job processes, and their descendants."""
+    from core.runner import process_table
+
+    table = process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    stack = [p for p in children.get(os.getpid(), ()) if p not in jobs]
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack.extend(children.get(pid, ()))
+    return {p for p in found if not table[p][3]}
+
+
+def _reap(jobs: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -77,13 +99,22 @@ def _reap() -> None:
             return
         if pid == 0:
             return
-        _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+        if pid not in jobs:
+            continue  # an orphan we adopted and ended
+        jobs.discard(pid)
+        from core.runner import end_processes
+
+        # Its orphans are ours by now (the kernel re-parents them before telling us).
+        ended = end_processes(lambda: _orphans(jobs), 0.0, limit=1.0)  # others wait meanwhile
+        _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 
 def serve() -> None:
     """Fork a job process per request on stdin until stdin closes."""
-    from core import runner  # noqa: F401  (imported once here, inherited by every child)
+    from core import runner  # imported once here, inherited by every child
 
+    runner.become_subreaper()
+    jobs: set[int] = set()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -97,7 +128,7 @@ def serve() -> None:
             ready = []
         if wake_r in ready:
             os.read(wake_r, 4096)
-        _reap()
+        _reap(jobs)
         if 0 not in ready:
             continue
         data = os.read(0, 1 << 16)
@@ -116,6 +147,7 @@ def serve() -> None:
             if pid == 0:
                 os.close(ready_r)
                 _child(request, (wake_r, wake_w), ready_w)
+            jobs.add(pid)
             os.close(ready_w)
             os.read(ready_r, 1)  # until the child leads its own session and process group
             os.close(ready_r)

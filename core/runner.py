@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ FLUSH_INTERVAL = 0.1
 SPAWN_EVENTS = frozenset(
     {"subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "os.exec", "os.spawn"}
 )
+
+
+# How long the processes a job leaves behind get between SIGTERM and SIGKILL (spec "grace").
+CLEANUP_GRACE = 2.0
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+# Helper processes that multiprocessing (and joblib's loky) start once per process.
+TRACKERS = ("multiprocessing.resource_tracker", "joblib.externals.loky.backend.resource_tracker")
 
 
 class Stopped(BaseException):
@@ -183,9 +191,195 @@ def _write_pid(job_dir: Path) -> None:
     os.replace(tmp, job_dir / "pid")
 
 
+# -- the job's processes: find them and end them --------------------------------------------
+# Used by the job's own process (the runner) when the user's code is done, and by the engine
+# when the job's process ended or was killed without being able to clean up.
+
+
+def become_subreaper() -> bool:
+    """Make orphans among this process's descendants its children instead of init's, so a
+    daemon that double-forks into a session of its own can still be found (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def process_table() -> dict[int, tuple[int, int, int, bool]]:
+    """Every visible process: pid -> (ppid, process group, session, is a zombie)."""
+    table: dict[int, tuple[int, int, int, bool]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                data = fh.read()
+            fields = data[data.rfind(b")") + 2 :].split()
+            table[int(name)] = (int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == b"Z")
+        except (OSError, IndexError, ValueError):
+            continue
+    return table
+
+
+def _names_job(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return marker in b"\0" + fh.read()
+    except OSError:
+        return False
+
+
+def job_processes(
+    leader: int, job_id: str | None = None, *, tree: bool = True, ids: bool = True
+) -> set[int]:
+    """The live processes a job started, but not its leader (the runner) itself.
+
+    That is: the leader's descendants (``tree``: while the leader lives, and it is a
+    subreaper, its tree holds every orphan of its code); the members of its process group and
+    session (``ids``: while those ids are still the job's); any process whose environment
+    names the job (``job_id``: the engine gives every job ``MODELDECK_JOB_ID``, and children
+    inherit it); and all their descendants.
+    """
+    table = process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    me = os.getpid()
+    roots: set[int] = {leader} if tree else set()
+    if ids:
+        roots.update(p for p, (_, pgid, sid, _) in table.items() if leader in (pgid, sid))
+    if job_id:
+        marker = f"\0MODELDECK_JOB_ID={job_id}\0".encode()
+        roots.update(p for p in table if p not in roots and p != me and _names_job(p, marker))
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        stack.extend(children.get(pid, ()))
+    found.discard(leader)
+    found.discard(me)
+    return {p for p in found if p in table and not table[p][3]}
+
+
+def _reap_children() -> bool:
+    """Collect our exited children; whether any child (running or not) is left."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def _send(pids: set[int], sig: int, denied: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # e.g. a setuid program: not ours to end
+            denied.add(pid)
+
+
+def end_processes(
+    find: Callable[[], set[int]],
+    grace: float,
+    reap: bool = False,
+    subreaper: bool = False,
+    settle: float = 0.0,
+    limit: float = 10.0,
+) -> set[int]:
+    """End the processes ``find()`` returns, until it returns none: after ``settle`` seconds
+    (for those about to end by themselves), SIGTERM; what is still there ``grace`` seconds
+    after the start is stopped (SIGSTOP: no more forking), then killed.
+
+    ``reap`` collects our own exited children meanwhile (only for the job's own process:
+    the engine never reaps children it does not know); a ``subreaper`` with no child left
+    has no descendant left either, so it need not look further. Gives up after ``limit``
+    seconds. Returns every pid it signalled.
+    """
+    seen: set[int] = set()
+    denied: set[int] = set()
+    start = time.monotonic()
+    pause = 0.002
+    while True:
+        if reap and not _reap_children() and subreaper:
+            return seen
+        left = find() - denied
+        if not left:
+            return seen
+        if time.monotonic() - start < min(settle, grace):  # a moment to end by themselves
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
+        new = left - seen
+        seen |= left
+        if time.monotonic() - start >= grace:
+            break
+        _send(new, signal.SIGTERM, denied)
+        _send(new, signal.SIGCONT, denied)  # a stopped process gets its SIGTERM now
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    end = start + grace + limit
+    while left and time.monotonic() < end:
+        frozen: set[int] = set()
+        # Stop them all first, so that none forks while they are being killed.
+        while left - frozen and time.monotonic() < end:
+            _send(left - frozen, signal.SIGSTOP, denied)
+            frozen |= left
+            left = (find() | frozen) - denied
+        seen |= frozen
+        _send(frozen, signal.SIGKILL, denied)
+        if reap:
+            _reap_children()
+        time.sleep(0.005)
+        left = find() - denied
+    if reap:
+        _reap_children()
+    return seen
+
+
+def _exit_handlers() -> None:
+    """What the interpreter does at exit, in its order, now (each runs once): libraries end
+    the processes they started there (a process pool, joblib's workers); killing those
+    workers under them instead can hang them."""
+    import atexit
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()  # executors' exit hooks, then non-daemon threads are joined
+    atexit._run_exitfuncs()
+    # A resource tracker ignores SIGTERM and ends, unlinking what was leaked, when the pipe
+    # from us closes: at our exit. Close it now, so it ends by itself instead of killed.
+    for name in TRACKERS:
+        tracker = getattr(sys.modules.get(name), "_resource_tracker", None)
+        fd = getattr(tracker, "_fd", None)
+        if isinstance(fd, int):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            tracker._fd = None
+
+
 def main(argv: list[str]) -> int:
     job_dir = Path(argv[1])
     _write_pid(job_dir)
+    # Orphans of the job's code (a double-forked daemon too) become ours, so we can end them.
+    subreaper = become_subreaper()
     spec = json.loads((job_dir / "spec.json").read_text())
     # One stream for both, so stdout and stderr lines keep their order in the log.
     raw = open(1, "wb", closefd=False, buffering=65536)  # noqa: SIM115  (lives as long as the job)
@@ -205,11 +399,17 @@ def main(argv: list[str]) -> int:
 
     sys.addaudithook(flush_before_spawn)
 
+    finishing = False
+
     def on_term(_sig: int, _frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Stopped()
+        if not finishing:
+            raise Stopped()
 
     signal.signal(signal.SIGTERM, on_term)
+    # A process the job's code forks is not the runner: SIGTERM ends it as it would any
+    # program, instead of raising Stopped (or being ignored) in the middle of its code.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     started = time.time()
     result: dict[str, Any] = {"status": "failed", "error": None}
     code = 1
@@ -236,6 +436,23 @@ def main(argv: list[str]) -> int:
                 traceback.print_exc()
                 line = traceback.format_exception_only(type(exc), exc)[-1].strip()
                 result["error"] = line.splitlines()[0][:500] if line else type(exc).__name__
+        try:
+            _exit_handlers()
+        except BaseException:  # a stop, or a handler's own error: the job's code has ended
+            pass
+        finishing = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # The job is over: nothing it started may outlive it.
+        me = os.getpid()
+        ended = end_processes(
+            lambda: job_processes(me),
+            float(spec.get("grace", CLEANUP_GRACE)),
+            reap=True,
+            subreaper=subreaper,
+            settle=0.25,
+        )
+        if ended:
+            print(f"modeldeck: ended {len(ended)} process(es) the job left running", flush=True)
         try:
             out.flush()
         except (ValueError, OSError):
