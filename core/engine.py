@@ -95,6 +95,14 @@ NO_SPACE_MARGIN = 1 << 20
 NO_SPACE_ERROR = "no space left on device: the job's log and result could not be written"
 
 
+def signal_name(number: int) -> str:
+    """``SIGTERM``; a signal Python has no name for (a real-time one) as ``signal 40``."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def describe(exc: BaseException) -> str:
     """One printable line saying what went wrong (the driver's error, not SQLAlchemy's
     wrapping of it with the statement)."""
@@ -994,7 +1002,7 @@ class Engine:
             stop_requested = s.get(Job, run.job_id).stop_requested_at is not None
         details: dict[str, Any] = {"exit_code": code}
         if code is not None and code < 0 and code != -1:
-            details["signal"] = signal.Signals(-code).name
+            details["signal"] = signal_name(-code)
         if stop_requested:
             how = "SIGKILL" if run.kill_sent else "SIGTERM"
             self._finish(
@@ -1017,7 +1025,7 @@ class Engine:
                 )
             else:
                 why = (
-                    f"killed by {signal.Signals(-code).name}"
+                    f"killed by {signal_name(-code)}"
                     if code < 0
                     else f"exited with status {code} before reporting"
                 )

@@ -10,6 +10,7 @@ import pytest
 from core.engine import Engine
 from core.service import Deck
 from core.views import JobView
+from tests.conftest import write_model
 
 
 @pytest.fixture
@@ -163,3 +164,19 @@ def test_rules_are_checked_again_when_a_queued_job_runs(
     assert [deck.job(j.id).status for j in retires] == ["completed", "failed"]
     assert deck.job(retires[1].id).error == f"deployment {dep} is retired"
     assert deck.version(v).status == "deployed"  # the second deployment is still active
+
+
+def test_a_job_killed_by_a_real_time_signal_fails_saying_so(
+    deck: Deck, engine: Engine, repo
+) -> None:
+    # Signal 40 has no name in Python's signal.Signals: the engine used to fail on it, and the
+    # job stayed running.
+    write_model(
+        repo,
+        "rt",
+        "import os\n\n\ndef train(context):\n    os.kill(os.getpid(), 40)\n",
+    )
+    job = deck.train("proj", "rt", "train")
+    done = wait_for(deck, job.id, "failed")
+    assert done.error == "killed by signal 40"
+    assert deck.events(job.id)[-1].details["signal"] == "signal 40"
