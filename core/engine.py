@@ -16,7 +16,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -55,6 +54,7 @@ from core.models import (
     ModelVersion,
     Project,
 )
+from core.procfs import HOST, engine_alive, holder_gone, proc_start_time, process_alive
 from core.records import (
     MAX_RECORD_BYTES,
     BadRecord,
@@ -72,7 +72,6 @@ from core.text import printable
 log = logging.getLogger("modeldeck.engine")
 
 RUNNER = Path(__file__).with_name("runner.py")
-HOST = socket.gethostname()
 MISSED_LISTED = 20
 # Missed fires are counted up to here (a minutely schedule: ~10 weeks), so that a long outage
 # costs about a second under the write lock, not half a minute.
@@ -126,47 +125,6 @@ class Fault:
 
     failures: int
     retry_at: float
-
-
-def proc_start_time(pid: int) -> float | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        return float(data[data.rfind(b")") + 2 :].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def engine_alive(engine_id: str | None) -> bool:
-    """Whether the process of the engine ``engine_id`` (``host:pid:object``) is alive here."""
-    host, _, rest = (engine_id or "").rpartition(":")[0].rpartition(":")
-    if host != HOST or not rest.isdigit():
-        return False
-    return process_alive(int(rest), None)
-
-
-def process_alive(pid: int | None, start: float | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if start is not None:
-        now_start = proc_start_time(pid)
-        if now_start is not None and now_start != start:
-            return False  # the pid was reused by another process
-    try:  # a zombie has exited: its outcome is in result.json
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        if data[data.rfind(b")") + 2 :].split()[0] == b"Z":
-            return False
-    except OSError:
-        pass
-    return True
 
 
 @dataclass
@@ -443,12 +401,14 @@ class Engine:
         if not self.holds_lease:
             with self.deck.reader() as s:  # standing by costs a read, not a write lock
                 lease = s.get(EngineLease, LEASE_NAME)
-                if lease is not None and lease.owner != self.id and lease.expires_at > now:
+                held = lease is not None and lease.owner != self.id and lease.expires_at > now
+                if held and not holder_gone(lease.host, lease.pid):
                     return
         with self.deck.writer() as s:
             lease = s.get(EngineLease, LEASE_NAME)
             mine = lease is not None and lease.owner == self.id
-            if lease is None or mine or lease.expires_at <= now:
+            void = lease is not None and holder_gone(lease.host, lease.pid)
+            if lease is None or mine or lease.expires_at <= now or void:
                 if lease is None:
                     lease = EngineLease(
                         name=LEASE_NAME,

@@ -57,6 +57,7 @@ from core.models import (
     Project,
     StatisticsRecord,
 )
+from core.procfs import holder_gone
 from core.records import actor, add_event
 from core.text import has_controls, printable
 from core.views import (
@@ -1587,6 +1588,8 @@ class Deck:
             lease = s.get(EngineLease, LEASE_NAME)
             if lease is None or lease.expires_at <= self.now():
                 return None
+            if holder_gone(lease.host, lease.pid):
+                return None  # its engine ended without giving the lease back
             return LeaseView(
                 owner=lease.owner,
                 host=lease.host,

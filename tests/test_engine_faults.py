@@ -22,9 +22,10 @@ from deploy_support import add_ticker, wait_final, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.engine import Engine, process_alive
+from core.engine import Engine
 from core.lifecycle import FINAL_STATUSES
 from core.models import Job
+from core.procfs import process_alive
 from core.service import Deck
 from tests.conftest import write_model
 

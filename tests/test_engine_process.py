@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from deploy_support import add_ticker, expire_lease, started_events, wait_final, wait_for
 
-from core.engine import process_alive
+from core.procfs import process_alive
 from core.service import Deck
 
 ROOT = Path(__file__).resolve().parent.parent

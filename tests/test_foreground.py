@@ -16,7 +16,8 @@ import pytest
 from conftest import ROOT
 from deploy_support import add_fast_stages, approved_version, deploy, wait_for
 
-from core.engine import Engine, process_alive
+from core.engine import Engine
+from core.procfs import process_alive
 from core.service import Deck
 
 NO_ENGINE = "no engine serves this database: the job starts when one does; run `modeldeck engine`"

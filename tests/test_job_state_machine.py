@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from core.clock import FakeClock
-from core.engine import Engine, process_alive
+from core.engine import Engine
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES
+from core.procfs import process_alive
 from core.service import Deck
 
 WORKERS = 2

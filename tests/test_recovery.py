@@ -20,9 +20,10 @@ from deploy_support import (
 )
 
 from core.clock import FakeClock
-from core.engine import HOST, Engine, process_alive
+from core.engine import Engine
 from core.lifecycle import JobStatus
 from core.models import Job
+from core.procfs import HOST, process_alive
 from core.service import Deck
 
 

@@ -1,0 +1,58 @@
+"""Whether a process lives, read from ``/proc``: the engine, the service and readers share it.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+HOST = socket.gethostname()
+
+
+def proc_start_time(pid: int) -> float | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return float(data[data.rfind(b")") + 2 :].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def engine_alive(engine_id: str | None) -> bool:
+    """Whether the process of the engine ``engine_id`` (``host:pid:object``) is alive here."""
+    host, _, rest = (engine_id or "").rpartition(":")[0].rpartition(":")
+    if host != HOST or not rest.isdigit():
+        return False
+    return process_alive(int(rest), None)
+
+
+def process_alive(pid: int | None, start: float | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is not None:
+        now_start = proc_start_time(pid)
+        if now_start is not None and now_start != start:
+            return False  # the pid was reused by another process
+    try:  # a zombie has exited: its outcome is in result.json
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        if data[data.rfind(b")") + 2 :].split()[0] == b"Z":
+            return False
+    except OSError:
+        pass
+    return True
+
+
+def holder_gone(host: str | None, pid: int | None) -> bool:
+    """Whether a lease's holder was a process on this host that has ended (killed, or its
+    terminal hung up): its lease is void before it runs out."""
+    return host == HOST and pid is not None and not process_alive(pid, None)
