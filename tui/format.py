@@ -1,4 +1,11 @@
-"""How values look on screen: times, durations, statuses. Pure functions, no widgets."""
+"""How values look on screen: user text, times, durations, statuses. Pure functions, no
+widgets.
+
+Every text a user or a job controls (names, paths, reasons, hyperparameters, errors, event
+messages, metric names, log lines) reaches a widget through :func:`literal`: a ``Text`` is
+never parsed as markup (a string given to a Label, a Static, a DataTable cell, a Rich table
+cell or a toast is), and :func:`core.text.printable` first turns its control characters into
+visible stand-ins, so no escape sequence in it reaches the terminal."""
 
 from __future__ import annotations
 
@@ -6,9 +13,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from rich.text import Text
+from rich.text import Span, Text
 
 from core.clock import utc
+from core.text import has_controls, printable
 
 # Status -> style, with theme variables ($name) that ``resolve_styles`` turns into colours
 # of the current theme (Rich styles know nothing of Textual's variables).
@@ -38,6 +46,33 @@ STATUS_MARK: dict[str, str] = {
     "failed": "✗",
     "cancelled": "⊘",
 }
+
+
+def literal(text: object, style: str = "", *, newlines: bool = False) -> Text:
+    """``text`` as it is, for the screen: never markup, control characters made visible
+    (newlines kept when ``newlines``, for a text shown over several lines)."""
+    return Text(printable(str(text), newlines=newlines), style=style, end="")
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable_text(text: Text) -> Text:
+    """A styled ``Text`` with its control characters made visible, its styles kept (a
+    stand-in takes the styles of the character it replaces)."""
+    if not has_controls(text.plain):
+        return text
+    out = text.blank_copy()
+    last = 0
+    for match in _CONTROL.finditer(text.plain):
+        out.append_text(text[last : match.start()])
+        char = text[match.start() : match.end()]
+        stand_in = printable(match.group())
+        spans = [Span(0, len(stand_in), span.style) for span in char.spans]
+        out.append_text(Text(stand_in, style=char.style, spans=spans))
+        last = match.end()
+    out.append_text(text[last:])
+    return out
 
 
 def when(dt: datetime | None) -> str:

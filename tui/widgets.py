@@ -18,6 +18,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Label
 
 from core.errors import ModelDeckError
+from tui.format import literal, printable_text
 
 log = logging.getLogger("modeldeck.tui")
 
@@ -88,6 +89,16 @@ class Background:
             message.callback(message.result)
 
 
+def cell_text(cell: Any) -> Any:
+    """A table cell as shown: a string literally (a DataTable parses strings as markup), a
+    ``Text`` with its control characters made visible; other renderables as they are."""
+    if isinstance(cell, str):
+        return literal(cell)
+    if isinstance(cell, Text):
+        return printable_text(cell)
+    return cell
+
+
 class Ranked(Text):
     """A table's first cell, carrying its row's key so the table can sort rows by key."""
 
@@ -134,8 +145,8 @@ class DeckTable(DataTable[Any]):
                 self.remove_row(key)
                 self._ranks.pop(key, None)
             for position, row in enumerate(rows):
-                cells = list(row.cells)
-                first = Ranked(cells[0]) if isinstance(cells[0], str) else Ranked.assemble(cells[0])
+                cells = [cell_text(cell) for cell in row.cells]
+                first = Ranked.assemble(cells[0])
                 first.row_key = row.key
                 cells[0] = first
                 self._ranks[row.key] = position
@@ -163,7 +174,7 @@ class TopBar(Horizontal):
         super().__init__(id="topbar")
         self._title = title
 
-        self._crumb = Label(title, id="crumb")
+        self._crumb = Label(literal(title), id="crumb")
         self._engine = Label("", id="engine")
 
     def compose(self) -> ComposeResult:
@@ -174,11 +185,12 @@ class TopBar(Horizontal):
         self.watch(self.app, "engine_status", self._show_engine)
 
     def _show_engine(self, text: str) -> None:
-        self._engine.update(text)
+        self._engine.update(literal(text))  # names a host from the database
 
     def set_title(self, title: str) -> None:
+        """Show ``title`` (it holds user names: shown literally)."""
         self._title = title
-        self._crumb.update(title)
+        self._crumb.update(literal(title))
 
 
 def in_view(widget: Widget) -> bool:

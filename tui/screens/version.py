@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from core.views import VersionDetail
-from tui.format import duration, metric, status_text, when
+from tui.format import duration, literal, metric, status_text, when
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Row, TopBar
 
@@ -21,21 +21,21 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column()
-    grid.add_row("version", f"{v.label}  ({v.id})")
+    grid.add_row("version", literal(f"{v.label}  ({v.id})"))
     grid.add_row("status", status_text(v.status, styles))
     grid.add_row(
         "made", f"{'imported' if v.model_kind == 'byom' else 'trained'} {when(v.created_at)}"
     )
     if v.dataset:
-        grid.add_row("dataset", v.dataset)
+        grid.add_row("dataset", literal(v.dataset))
     if v.hyperparameters:
-        grid.add_row("hyperparameters", json.dumps(v.hyperparameters, sort_keys=True))
+        grid.add_row("hyperparameters", literal(json.dumps(v.hyperparameters, sort_keys=True)))
     if v.code_fingerprint:
-        grid.add_row("code", v.code_fingerprint)
+        grid.add_row("code", literal(v.code_fingerprint))
     if v.source:
-        grid.add_row("source", json.dumps(v.source, sort_keys=True))
+        grid.add_row("source", literal(json.dumps(v.source, sort_keys=True)))
     for dep in d.deployments:
-        grid.add_row("deployment", f"{dep.id} {dep.status} {dep.schedule or 'on demand'}")
+        grid.add_row("deployment", literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}"))
     return grid
 
 
@@ -47,9 +47,13 @@ def metrics_table(d: VersionDetail) -> Table | Text:
         keys.extend(k for k in m.metrics if k not in keys)
     table = Table(box=None, padding=(0, 1), header_style="bold")
     for name in ["when", "dataset", *keys]:
-        table.add_column(name)
+        table.add_column(literal(name))
     for m in d.metrics_history:
-        table.add_row(when(m.at), m.dataset or "-", *(metric(m.metrics.get(k, "")) for k in keys))
+        table.add_row(
+            when(m.at),
+            literal(m.dataset or "-"),
+            *(literal(metric(m.metrics.get(k, ""))) for k in keys),
+        )
     return table
 
 
@@ -57,14 +61,14 @@ def approvals_text(d: VersionDetail) -> Text:
     if not d.approvals:
         return Text("no decision yet", style="dim")
     lines = [f"{when(a.at)}  {a.decision} by {a.by}: {a.reason}" for a in d.approvals]
-    return Text("\n".join(lines))
+    return Text("\n").join(literal(line) for line in lines)  # a reason's newline stays ^J
 
 
 def statistics_text(d: VersionDetail) -> Text:
     stats = d.version.statistics
     if not stats:
         return Text("none computed (c on the Models tab)", style="dim")
-    return Text(json.dumps(stats, indent=2, sort_keys=True, default=str))
+    return literal(json.dumps(stats, indent=2, sort_keys=True, default=str), newlines=True)
 
 
 class VersionScreen(DeckScreen):
