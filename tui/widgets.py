@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -162,6 +163,17 @@ class DeckTable(DataTable[Any]):
                 self.sort(key=lambda values: self._ranks.get(values[0].row_key, 0))
             if keep is not None and keep in self.rows:
                 self.move_cursor(row=self.get_row_index(keep), animate=False)
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        """Measure new and changed cells (what DataTable does when idle), then drop the rows
+        drawn before: DataTable keys its rendered rows by update count, not by column widths,
+        so rows first drawn at the header's width kept it (a name cut to the width of its
+        column's title) until the next change to the table."""
+        measured = self._require_update_dimensions or bool(self._updated_cells)
+        await super()._on_idle(event)  # DataTable's own handler then finds nothing to do
+        if measured:
+            self._clear_caches()
+            self.refresh()
 
     def _out_of_order(self, rows: Sequence[Row]) -> bool:
         return any(self.get_row_index(r.key) != i for i, r in enumerate(rows) if r.key in self.rows)
