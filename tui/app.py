@@ -34,6 +34,15 @@ class ModelDeckApp(Background, App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Keys", id="app.help"),
         Binding("colon", "command_palette", "Commands", show=False, id="app.palette"),
+        # Binding the palette to ":" stops Textual from adding its own ctrl+p: bind both.
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Commands",
+            show=False,
+            id="app.palette_ctrl",
+            priority=True,
+        ),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit_ctrl", priority=True),
     ]
