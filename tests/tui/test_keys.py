@@ -402,3 +402,31 @@ async def test_quit_and_stop_running_jobs(deck: Deck, project: str) -> None:
         await pilot.press("q", "s")
         await wait_for(pilot, lambda: not app.is_running)
     assert deck.job(job.id).status == "cancelled"
+
+
+async def test_ctrl_p_and_colon_open_the_command_palette(deck: Deck, project: str) -> None:
+    from textual.command import CommandPalette
+
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        for key in ("ctrl+p", "colon"):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+
+
+async def test_table_columns_widen_to_their_cells(deck: Deck, project: str, repo: Path) -> None:
+    """Rows first drawn before the columns were measured are drawn again at the new widths
+    (they kept the width of the column's title: a repository path cut to 10 characters)."""
+    app = make_app(deck, project=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table_keys(app, "#projects") == ["proj"])
+        await wait_for(pilot, lambda: str(repo) in screen_text(app), timeout=5)
+
+
+def screen_text(app: ModelDeckApp) -> str:
+    """The characters the app sends to the terminal for the current screen."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
