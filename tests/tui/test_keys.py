@@ -430,3 +430,21 @@ def screen_text(app: ModelDeckApp) -> str:
     """The characters the app sends to the terminal for the current screen."""
     strips = app.screen._compositor.render_strips()
     return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def test_events_fetched_twice_leave_the_cursor_where_it_is(deck: Deck, project: str) -> None:
+    """Two overlapping fetches of a job can bring the same events: the second is no news and
+    must not move the cursor to the last event (enter then opened the wrong one)."""
+    job = deck.train(project, "scripted", "train", {})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        screen = app.screen
+        table = screen.query_one("#events", DeckTable)
+        await wait_for(pilot, lambda: table.row_count >= 3)
+        table.move_cursor(row=1)
+        screen._show((deck.job(job.id), deck.events(job.id)))  # what a late fetch delivers
+        await pilot.pause()
+        assert table.cursor_row == 1

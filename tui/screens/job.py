@@ -111,9 +111,12 @@ class JobScreen(DeckScreen):
         if shown != self._header_shown:
             self._header_shown = shown
             self.query_one("#job-header", Static).update(job_header(job, now, styles))
+        known = {e.seq for e in self.events}
+        # Two fetches can overlap and bring the same events: only unseen ones are new (and
+        # only they may move the cursor to follow the end).
+        new_events = [e for e in new_events if e.seq not in known]
         if new_events:
-            known = {e.seq for e in self.events}
-            self.events.extend(e for e in new_events if e.seq not in known)
+            self.events.extend(new_events)
             table = self.query_one("#events", DeckTable)
             table.sync(
                 [
