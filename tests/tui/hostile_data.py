@@ -9,15 +9,20 @@ must still show what is stored without running it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 from conftest import write_csv, write_model
+from snapshot_data import _normalise as normalise
 from sqlmodel import select
 from tui_support import run_all
 
-from core.models import Dataset, Model, Project
+from core.clock import FakeClock
+from core.models import Dataset, EngineLease, Model, Project
 from core.service import Deck
 from core.text import printable
 
@@ -56,6 +61,9 @@ PROGRESS = hostile("progress-message")
 ERROR = hostile("boom")
 METRIC = hostile_name("metric")
 OUTPUT = f"output[b]x[/b]{TITLE_BEL}{REPORT}.csv".replace("/", "")  # a file name: no slash
+HOST = hostile_name("host")
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 REPO_DIR = "repo[/oops]" + CLEAR  # a folder in the path: "[" then "/oops]..."
 
 TRAINING = f"""
@@ -97,16 +105,17 @@ def shown(text: str) -> str:
 
 
 def build(root: Path) -> Path:
-    """Create the hostile project under ``root`` and return the data home."""
+    """Create the hostile project under ``root`` and return the data home. Like the snapshot
+    data: a frozen clock, counted ids, one actor, fixed pids and hosts, so that pictures of
+    it are stable when ``root`` is a fixed folder."""
     shutil.rmtree(root, ignore_errors=True)
     repo = root / REPO_DIR
-    hyper = {"note": HYPER}
     write_model(
         repo,
         "clf",
         TRAINING,
         **{
-            "config.json": json.dumps({"hyperparameters": hyper}),
+            "config.json": json.dumps({"hyperparameters": {"note": HYPER}}),
             "evaluation.py": EVALUATION,
             "scoring.py": SCORING,
         },
@@ -116,33 +125,54 @@ def build(root: Path) -> Path:
     train_csv = write_csv(data / "train.csv")
     score_csv = write_csv(data / "score.csv", rows=20, target=False)
     home = root / "home"
-    deck = Deck(home=home)
-    try:
-        deck.add_project("team", repo)
-        deck.add_dataset("team", "data", train_csv, target="label")
-        deck.add_dataset("team", "scoring", score_csv)
-        approved = deck.train("team", "clf", "data")
-        rejected = deck.train("team", "clf", "data")
-        evaluated = deck.train("team", "clf", "data")
-        deck.train("team", "clf", "data", {"fail": ERROR})
-        run_all(deck)
-        versions = [deck.job(j.id).version for j in (approved, rejected, evaluated)]
-        for v in versions:
-            deck.evaluate(v, "data")
-        run_all(deck)
-        deck.approve(versions[0], REASON_APPROVE)
-        deck.reject(versions[1], REASON_REJECT)
-        run_all(deck)
-        deck.deploy(versions[0], "scoring", "0 6 * * 1-5", "Europe/Paris")
-        run_all(deck)
-        deck.predict(deck.deployments("team")[0].id)
-        run_all(deck)
-        _rename(deck)
-    finally:
-        deck.close()
+    counter = itertools.count(1)
+
+    def new_id(prefix: str) -> str:
+        return f"{prefix}-{next(counter):06d}"
+
+    clock = FakeClock(START)
+    with (
+        mock.patch("core.service.new_id", new_id),
+        mock.patch("core.effects.new_id", new_id),
+        mock.patch("core.service.actor", lambda: "ana"),
+        mock.patch("core.records.actor", lambda: "ana"),
+    ):
+        deck = Deck(home=home, clock=clock)
+        try:
+            deck.add_project("team", repo)
+            deck.add_dataset("team", "data", train_csv, target="label")
+            deck.add_dataset("team", "score", score_csv)
+            trained = []
+            for overrides in ({}, {}, {}, {"fail": ERROR}):
+                clock.advance(minutes=5)
+                trained.append(deck.train("team", "clf", "data", overrides))
+                run_all(deck)
+            versions = [deck.job(j.id).version for j in trained[:3]]
+            for v in versions:
+                clock.advance(minutes=3)
+                deck.evaluate(v, "data")
+                run_all(deck)
+            clock.advance(minutes=10)
+            deck.approve(versions[0], REASON_APPROVE)
+            deck.reject(versions[1], REASON_REJECT)
+            run_all(deck)
+            clock.advance(minutes=2)
+            deck.deploy(versions[0], "score", "0 6 * * 1-5", "Europe/Paris")
+            run_all(deck)
+            clock.advance(minutes=30)
+            deck.predict(deck.deployments("team")[0].id)
+            run_all(deck)
+            normalise(deck)
+            _rename(deck)
+        finally:
+            deck.close()
     # The model folder goes: its row now has a name no folder can have.
     shutil.rmtree(repo / "models" / "clf")
     return home
+
+
+def deck_at_now(home: Path) -> Deck:
+    return Deck(home=home, clock=FakeClock(NOW))
 
 
 def _rename(deck: Deck) -> None:
@@ -159,4 +189,15 @@ def _rename(deck: Deck) -> None:
             else:
                 d.name = SCORE_DATASET
             s.add(d)
+        # An engine on a host with a hostile name serves this database (until far ahead).
+        s.merge(
+            EngineLease(
+                name="engine",
+                owner="ana",
+                host=HOST,
+                pid=4242,
+                heartbeat_at=NOW,
+                expires_at=NOW + timedelta(days=36500),
+            )
+        )
         s.commit()

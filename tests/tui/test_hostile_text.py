@@ -40,7 +40,7 @@ def hostile_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def hdeck(hostile_home: Path) -> Iterator[Deck]:
-    d = Deck(home=hostile_home)
+    d = H.deck_at_now(hostile_home)
     yield d
     d.close()
 
@@ -105,7 +105,7 @@ async def test_projects_screen(hdeck: Deck) -> None:
     app = app_for(hdeck, project=None)
     repo = hdeck.project(H.PROJECT).repo
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await shows(pilot, H.PROJECT, repo)
+        await shows(pilot, H.PROJECT, repo, f"engine: {H.HOST} pid 4242")
 
 
 async def test_models_tab_and_its_dialogs(hdeck: Deck) -> None:
