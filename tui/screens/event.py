@@ -53,7 +53,7 @@ class EventScreen(DeckScreen):
             yield Static(Text("details", style="bold"), classes="section")
             details = json.dumps(self.event.details, indent=2, sort_keys=True, default=str)
             yield Static(literal(details, newlines=True), id="event-details")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def action_open_job(self) -> None:
         from tui.screens.job import JobScreen

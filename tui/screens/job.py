@@ -78,7 +78,7 @@ class JobScreen(DeckScreen):
                 table.add_column("event", key="kind")
                 table.add_column("message", key="message")
                 yield table
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.refresh_job()

@@ -94,7 +94,7 @@ class VersionScreen(DeckScreen):
             yield table
             yield Static(Text("statistics", style="bold"), classes="section")
             yield Static("", id="version-stats")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.reload()
