@@ -189,7 +189,12 @@ def _rename(deck: Deck) -> None:
             else:
                 d.name = SCORE_DATASET
             s.add(d)
-        # An engine on a host with a hostile name serves this database (until far ahead).
+        s.commit()
+
+
+def add_hostile_lease(deck: Deck) -> None:
+    """An engine on a host with a hostile name serves the database (until far ahead)."""
+    with deck.writer() as s:
         s.merge(
             EngineLease(
                 name="engine",

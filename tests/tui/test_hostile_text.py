@@ -35,7 +35,11 @@ SIZE = (260, 50)  # wide: a long hostile text fits on one line and can be found 
 
 @pytest.fixture(scope="module")
 def hostile_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return H.build(tmp_path_factory.mktemp("hostile"))
+    home = H.build(tmp_path_factory.mktemp("hostile"))
+    deck = H.deck_at_now(home)
+    H.add_hostile_lease(deck)
+    deck.close()
+    return home
 
 
 @pytest.fixture
