@@ -22,7 +22,14 @@ from tui_support import wait_for
 from core.service import Deck
 from core.text import has_controls
 from tui.app import ModelDeckApp
-from tui.modals import ConfirmDialog, DatasetForm, DatasetPick, DeployForm, ReasonPrompt
+from tui.modals import (
+    ConfirmDialog,
+    DatasetForm,
+    DatasetPick,
+    DeployForm,
+    ReasonPrompt,
+    TrainForm,
+)
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.event import EventScreen
 from tui.screens.job import JobScreen
@@ -129,6 +136,11 @@ async def test_models_tab_and_its_dialogs(hdeck: Deck) -> None:
         await pilot.press("e")  # the dataset picker lists hostile dataset names
         await wait_for(pilot, lambda: isinstance(app.screen, DatasetPick))
         await shows(pilot, f"Evaluate {H.MODEL} v", H.DATASET)
+        await pilot.press("escape")
+
+        await pilot.press("t")  # the pickers list hostile model and dataset names
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainForm))
+        await shows(pilot, H.MODEL, H.DATASET)
         await pilot.press("escape")
 
         models.move_cursor(row=models.get_row_index(versions["deployed"].id))
