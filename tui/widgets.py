@@ -117,6 +117,9 @@ class DeckTable(DataTable[Any]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open", id="table.open"),
+        # DataTable's home/end scroll sideways in a row-cursor table: go to the first/last row.
+        Binding("home", "scroll_top", "First row", show=False, id="table.first"),
+        Binding("end", "scroll_bottom", "Last row", show=False, id="table.last"),
     ]
 
     def __init__(self, **kw: Any) -> None:

@@ -448,3 +448,18 @@ async def test_events_fetched_twice_leave_the_cursor_where_it_is(deck: Deck, pro
         screen._show((deck.job(job.id), deck.events(job.id)))  # what a late fetch delivers
         await pilot.pause()
         assert table.cursor_row == 1
+
+
+async def test_home_and_end_go_to_the_first_and_last_row(deck: Deck, project: str) -> None:
+    for _ in range(4):
+        deck.train(project, "scripted", "train", {})  # queued: no engine runs them here
+    app = ModelDeckApp(deck, project=project, run_engine=False, poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_jobs_tab(app, pilot)
+        table = pane.query_one(DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        table.focus()
+        await pilot.press("end")
+        await wait_for(pilot, lambda: table.cursor_row == 3)
+        await pilot.press("home")
+        await wait_for(pilot, lambda: table.cursor_row == 0)
