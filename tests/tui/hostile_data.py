@@ -22,7 +22,7 @@ from sqlmodel import select
 from tui_support import run_all
 
 from core.clock import FakeClock
-from core.models import Dataset, EngineLease, Model, Project
+from core.models import Dataset, Deployment, EngineLease, Model, Project
 from core.service import Deck
 from core.text import printable
 
@@ -62,6 +62,7 @@ ERROR = hostile("boom")
 METRIC = hostile_name("metric")
 OUTPUT = f"output[b]x[/b]{TITLE_BEL}{REPORT}.csv".replace("/", "")  # a file name: no slash
 HOST = hostile_name("host")
+SCHEDULE = f"0 6 * * 1-5 [/oops]{TITLE_BEL}"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 REPO_DIR = "repo[/oops]" + CLEAR  # a folder in the path: "[" then "/oops]..."
@@ -189,6 +190,10 @@ def _rename(deck: Deck) -> None:
             else:
                 d.name = SCORE_DATASET
             s.add(d)
+        # A schedule is checked when it is set; one stored by an older modeldeck was not.
+        deployment = s.exec(select(Deployment)).one()
+        deployment.schedule = SCHEDULE
+        s.add(deployment)
         s.commit()
 
 

@@ -171,7 +171,7 @@ async def test_deployments_tab_confirmation_toast_and_screen(hdeck: Deck) -> Non
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await pilot.press("3")
         await wait_for(pilot, lambda: rows(app, "#deployments-table") == 1)
-        await shows(pilot, f"{H.MODEL} v1", H.SCORE_DATASET)
+        await shows(pilot, f"{H.MODEL} v1", H.SCORE_DATASET, H.SCHEDULE)
         await pilot.press("R")  # the question names the deployment
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await shows(pilot, f"Retire the deployment of {H.MODEL} v1?")
@@ -254,6 +254,7 @@ async def test_version_screen(hdeck: Deck) -> None:
             H.DATASET,
             H.METRIC,
             H.REASON_APPROVE,
+            H.SCHEDULE,
             json.dumps(version.hyperparameters, sort_keys=True),
         )
 
