@@ -268,3 +268,8 @@ async def test_command_palette(hdeck: Deck) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"team")  # matches the project and jobs' targets
         await shows(pilot, f"Go to project {H.PROJECT}", repo)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"[/oops]")  # what is typed is echoed as a hit: literally
+        await shows(pilot, "Go to job by id: [/oops]")
