@@ -54,24 +54,24 @@ def literal(text: object, style: str = "", *, newlines: bool = False) -> Text:
     return Text(printable(str(text), newlines=newlines), style=style, end="")
 
 
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
 def printable_text(text: Text) -> Text:
     """A styled ``Text`` with its control characters made visible, its styles kept (a
     stand-in takes the styles of the character it replaces)."""
-    if not has_controls(text.plain):
+    plain = text.plain
+    if not has_controls(plain):
         return text
     out = text.blank_copy()
-    last = 0
-    for match in _CONTROL.finditer(text.plain):
-        out.append_text(text[last : match.start()])
-        char = text[match.start() : match.end()]
-        stand_in = printable(match.group())
-        spans = [Span(0, len(stand_in), span.style) for span in char.spans]
-        out.append_text(Text(stand_in, style=char.style, spans=spans))
-        last = match.end()
-    out.append_text(text[last:])
+    start = 0
+    for i, char in enumerate(plain):
+        stand_in = printable(char)
+        if stand_in == char:
+            continue
+        out.append_text(text[start:i])
+        styled = text[i : i + 1]
+        spans = [Span(0, len(stand_in), span.style) for span in styled.spans]
+        out.append_text(Text(stand_in, style=styled.style, spans=spans))
+        start = i + 1
+    out.append_text(text[start:])
     return out
 
 
