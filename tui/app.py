@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
 from core.engine import Engine
 from core.errors import ModelDeckError
 from core.service import Deck
+from core.text import printable
 from tui.commands import DeckCommands
 from tui.format import resolve_styles
 from tui.widgets import Background
@@ -32,6 +34,15 @@ class ModelDeckApp(Background, App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Keys", id="app.help"),
         Binding("colon", "command_palette", "Commands", show=False, id="app.palette"),
+        # Binding the palette to ":" stops Textual from adding its own ctrl+p: bind both.
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Commands",
+            show=False,
+            id="app.palette_ctrl",
+            priority=True,
+        ),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit_ctrl", priority=True),
     ]
@@ -101,6 +112,27 @@ class ModelDeckApp(Background, App[int]):
         if self.engine is not None and self._owns_engine:
             self.engine.shutdown()
             self._owns_engine = False
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast, shown literally whatever ``markup`` says: every toast of modeldeck may
+        quote a name, a path or an error that a user or a job wrote (a widget's ``notify``
+        comes here too)."""
+        del markup
+        super().notify(
+            printable(str(message), newlines=True),
+            title=printable(str(title)),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # -- actions --------------------------------------------------------------------------
 

@@ -8,9 +8,28 @@ from functools import partial
 from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
 
 from core.errors import ModelDeckError
+from core.text import printable
 from core.views import JobView, ProjectView
+
+
+def _highlight(matcher: Matcher, title: str) -> Content:
+    """``title`` as it is, the letters the query matched in the matcher's style
+    (``Matcher.highlight`` would parse the title as markup, and titles hold user names)."""
+    content = Content(title)
+    _score, offsets = matcher.fuzzy_search.match(matcher.query, title)
+    for offset in offsets:
+        content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
+
+
+def _help(text: str) -> Any:
+    """A hit's help line, shown literally: the palette parses a string as markup, and passes
+    a Content through as it is."""
+    return Content(printable(text))
 
 
 class DeckCommands(Provider):
@@ -52,20 +71,26 @@ class DeckCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
+            shown = printable(title)
+            yield DiscoveryHit(Content(shown), callback, text=shown, help=_help(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, callback in self._commands():
-            score = matcher.match(title)
+            shown = printable(title)
+            score = matcher.match(shown)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+                yield Hit(
+                    score, _highlight(matcher, shown), callback, text=shown, help=_help(help_text)
+                )
         ref = query.strip().removeprefix("job").strip()
         if len(ref) >= 4 and " " not in ref:
+            shown = printable(f"Go to job by id: {ref}")  # what was typed, literally
             yield Hit(
                 0.9,
-                f"Go to job by id: {ref}",
+                Content(shown),
                 partial(self._open_job_ref, ref),
+                text=shown,
                 help="any job id or a unique prefix of one",
             )
 

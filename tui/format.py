@@ -1,4 +1,11 @@
-"""How values look on screen: times, durations, statuses. Pure functions, no widgets."""
+"""How values look on screen: user text, times, durations, statuses. Pure functions, no
+widgets.
+
+Every text a user or a job controls (names, paths, reasons, hyperparameters, errors, event
+messages, metric names, log lines) reaches a widget through :func:`literal`: a ``Text`` is
+never parsed as markup (a string given to a Label, a Static, a DataTable cell, a Rich table
+cell or a toast is), and :func:`core.text.printable` first turns its control characters into
+visible stand-ins, so no escape sequence in it reaches the terminal."""
 
 from __future__ import annotations
 
@@ -6,9 +13,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from rich.text import Text
+from rich.text import Span, Text
 
 from core.clock import utc
+from core.text import has_controls, printable
 
 # Status -> style, with theme variables ($name) that ``resolve_styles`` turns into colours
 # of the current theme (Rich styles know nothing of Textual's variables).
@@ -38,6 +46,33 @@ STATUS_MARK: dict[str, str] = {
     "failed": "✗",
     "cancelled": "⊘",
 }
+
+
+def literal(text: object, style: str = "", *, newlines: bool = False) -> Text:
+    """``text`` as it is, for the screen: never markup, control characters made visible
+    (newlines kept when ``newlines``, for a text shown over several lines)."""
+    return Text(printable(str(text), newlines=newlines), style=style, end="")
+
+
+def printable_text(text: Text) -> Text:
+    """A styled ``Text`` with its control characters made visible, its styles kept (a
+    stand-in takes the styles of the character it replaces)."""
+    plain = text.plain
+    if not has_controls(plain):
+        return text
+    out = text.blank_copy()
+    start = 0
+    for i, char in enumerate(plain):
+        stand_in = printable(char)
+        if stand_in == char:
+            continue
+        out.append_text(text[start:i])
+        styled = text[i : i + 1]
+        spans = [Span(0, len(stand_in), span.style) for span in styled.spans]
+        out.append_text(Text(stand_in, style=styled.style, spans=spans))
+        start = i + 1
+    out.append_text(text[start:])
+    return out
 
 
 def when(dt: datetime | None) -> str:

@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Log
 
 from core.logs import ERROR_PATTERN
+from core.text import printable
 from tui.widgets import Background, in_view
 
 WINDOW = 500
@@ -30,6 +31,13 @@ _ERROR_RX = re.compile(ERROR_PATTERN, re.IGNORECASE)
 # One lock per job: a LogIndex grows itself while it reads and is not thread-safe.
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+
+
+def shown(lines: list[str]) -> list[str]:
+    """Log lines as the view holds them: what a job printed, its control characters made
+    visible (an escape sequence in a log must not reach the terminal; the Log widget itself
+    replaces only some of them). Lengths, wrapping and search highlights are of these."""
+    return [printable(line) for line in lines]
 
 
 def index_lock(job_id: str) -> threading.Lock:
@@ -178,7 +186,7 @@ class LogPane(Background, Vertical):
                 if not follow or total <= end:
                     return total, end, [], finished
                 first = max(end, total - WINDOW)
-                return total, first, index.read(first, total - first), finished
+                return total, first, shown(index.read(first, total - first)), finished
 
         self.load("log.tail", read, self._tailed)
 
@@ -234,7 +242,7 @@ class LogPane(Background, Vertical):
                 index = deck.log_index(job_id)
                 total = index.refresh()
                 start = max(0, min(first, max(0, total - WINDOW)))
-                return total, start, index.read(start, WINDOW)
+                return total, start, shown(index.read(start, WINDOW))
 
         def show(result: tuple[int, int, list[str]]) -> None:
             total, start, lines = result

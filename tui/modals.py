@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
 from core.errors import ModelDeckError
+from tui.format import literal
 from tui.widgets import Background
 
 
@@ -36,7 +37,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question")
+            yield Static(literal(self.question), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no", variant="primary")
@@ -109,7 +110,7 @@ class Form(Background, ModalScreen[Any]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog form"):
-            yield Label(self.TITLE_TEXT, classes="title")
+            yield Label(literal(self.TITLE_TEXT), classes="title")
             yield from self.fields()
             yield Static("", id="form-error", classes="error")
             yield Label(
@@ -163,7 +164,7 @@ class Form(Background, ModalScreen[Any]):
         )
 
     def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(message)
+        self.query_one("#form-error", Static).update(literal(message, newlines=True))
 
 
 def _field(label: str, widget: Any) -> Iterable[Any]:
@@ -236,8 +237,8 @@ class DatasetForm(Form):
         yield from _field("Target column (optional)", Input(compact=True, id="target"))
 
 
-def _options(names: Sequence[str]) -> list[tuple[str, str]]:
-    return [(n, n) for n in names]
+def _options(names: Sequence[str]) -> list[tuple[Text, str]]:
+    return [(literal(n), n) for n in names]
 
 
 def _dataset_select(names: Sequence[str], prefer: str) -> Select[str]:
@@ -332,7 +333,7 @@ class DatasetPick(Form):
 
     def fields(self) -> Iterable[Any]:
         yield Label("Dataset", classes="field-label")
-        yield OptionList(*self.datasets, id="dataset", classes="pick")
+        yield OptionList(*(literal(d) for d in self.datasets), id="dataset", classes="pick")
 
     def first_focus(self) -> Any:
         picker = self.query_one("#dataset", OptionList)
@@ -395,7 +396,7 @@ class DeployForm(Form):
         try:
             times = self.preview(expr, tz)
         except ModelDeckError as exc:
-            box.update(Text(str(exc)))
+            box.update(literal(str(exc)))
             box.add_class("invalid")
             return
         from core.schedule import zone
@@ -404,7 +405,7 @@ class DeployForm(Form):
         lines = ["next runs:"] + [
             f"  {t.astimezone(zone(tz)).strftime('%a %Y-%m-%d %H:%M %Z')}" for t in times
         ]
-        box.update("\n".join(lines))
+        box.update(literal("\n".join(lines), newlines=True))
 
     def on_mount(self) -> None:
         super().on_mount()

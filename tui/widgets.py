@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -18,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Label
 
 from core.errors import ModelDeckError
+from tui.format import literal, printable_text
 
 log = logging.getLogger("modeldeck.tui")
 
@@ -88,6 +90,16 @@ class Background:
             message.callback(message.result)
 
 
+def cell_text(cell: Any) -> Any:
+    """A table cell as shown: a string literally (a DataTable parses strings as markup), a
+    ``Text`` with its control characters made visible; other renderables as they are."""
+    if isinstance(cell, str):
+        return literal(cell)
+    if isinstance(cell, Text):
+        return printable_text(cell)
+    return cell
+
+
 class Ranked(Text):
     """A table's first cell, carrying its row's key so the table can sort rows by key."""
 
@@ -105,6 +117,9 @@ class DeckTable(DataTable[Any]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open", id="table.open"),
+        # DataTable's home/end scroll sideways in a row-cursor table: go to the first/last row.
+        Binding("home", "scroll_top", "First row", show=False, id="table.first"),
+        Binding("end", "scroll_bottom", "Last row", show=False, id="table.last"),
     ]
 
     def __init__(self, **kw: Any) -> None:
@@ -134,8 +149,8 @@ class DeckTable(DataTable[Any]):
                 self.remove_row(key)
                 self._ranks.pop(key, None)
             for position, row in enumerate(rows):
-                cells = list(row.cells)
-                first = Ranked(cells[0]) if isinstance(cells[0], str) else Ranked.assemble(cells[0])
+                cells = [cell_text(cell) for cell in row.cells]
+                first = Ranked.assemble(cells[0])
                 first.row_key = row.key
                 cells[0] = first
                 self._ranks[row.key] = position
@@ -152,6 +167,17 @@ class DeckTable(DataTable[Any]):
             if keep is not None and keep in self.rows:
                 self.move_cursor(row=self.get_row_index(keep), animate=False)
 
+    async def _on_idle(self, event: events.Idle) -> None:
+        """Measure new and changed cells (what DataTable does when idle), then drop the rows
+        drawn before: DataTable keys its rendered rows by update count, not by column widths,
+        so rows first drawn at the header's width kept it (a name cut to the width of its
+        column's title) until the next change to the table."""
+        measured = self._require_update_dimensions or bool(self._updated_cells)
+        await super()._on_idle(event)  # DataTable's own handler then finds nothing to do
+        if measured:
+            self._clear_caches()
+            self.refresh()
+
     def _out_of_order(self, rows: Sequence[Row]) -> bool:
         return any(self.get_row_index(r.key) != i for i, r in enumerate(rows) if r.key in self.rows)
 
@@ -163,7 +189,7 @@ class TopBar(Horizontal):
         super().__init__(id="topbar")
         self._title = title
 
-        self._crumb = Label(title, id="crumb")
+        self._crumb = Label(literal(title), id="crumb")
         self._engine = Label("", id="engine")
 
     def compose(self) -> ComposeResult:
@@ -174,11 +200,12 @@ class TopBar(Horizontal):
         self.watch(self.app, "engine_status", self._show_engine)
 
     def _show_engine(self, text: str) -> None:
-        self._engine.update(text)
+        self._engine.update(literal(text))  # names a host from the database
 
     def set_title(self, title: str) -> None:
+        """Show ``title`` (it holds user names: shown literally)."""
         self._title = title
-        self._crumb.update(title)
+        self._crumb.update(literal(title))
 
 
 def in_view(widget: Widget) -> bool:

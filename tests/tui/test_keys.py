@@ -402,3 +402,64 @@ async def test_quit_and_stop_running_jobs(deck: Deck, project: str) -> None:
         await pilot.press("q", "s")
         await wait_for(pilot, lambda: not app.is_running)
     assert deck.job(job.id).status == "cancelled"
+
+
+async def test_ctrl_p_and_colon_open_the_command_palette(deck: Deck, project: str) -> None:
+    from textual.command import CommandPalette
+
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        for key in ("ctrl+p", "colon"):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+
+
+async def test_table_columns_widen_to_their_cells(deck: Deck, project: str, repo: Path) -> None:
+    """Rows first drawn before the columns were measured are drawn again at the new widths
+    (they kept the width of the column's title: a repository path cut to 10 characters)."""
+    app = make_app(deck, project=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table_keys(app, "#projects") == ["proj"])
+        await wait_for(pilot, lambda: str(repo) in screen_text(app), timeout=5)
+
+
+def screen_text(app: ModelDeckApp) -> str:
+    """The characters the app sends to the terminal for the current screen."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def test_events_fetched_twice_leave_the_cursor_where_it_is(deck: Deck, project: str) -> None:
+    """Two overlapping fetches of a job can bring the same events: the second is no news and
+    must not move the cursor to the last event (enter then opened the wrong one)."""
+    job = deck.train(project, "scripted", "train", {})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        screen = app.screen
+        table = screen.query_one("#events", DeckTable)
+        await wait_for(pilot, lambda: table.row_count >= 3)
+        table.move_cursor(row=1)
+        screen._show((deck.job(job.id), deck.events(job.id)))  # what a late fetch delivers
+        await pilot.pause()
+        assert table.cursor_row == 1
+
+
+async def test_home_and_end_go_to_the_first_and_last_row(deck: Deck, project: str) -> None:
+    for _ in range(4):
+        deck.train(project, "scripted", "train", {})  # queued: no engine runs them here
+    app = ModelDeckApp(deck, project=project, run_engine=False, poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await open_jobs_tab(app, pilot)
+        table = pane.query_one(DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        table.focus()
+        await pilot.press("end")
+        await wait_for(pilot, lambda: table.cursor_row == 3)
+        await pilot.press("home")
+        await wait_for(pilot, lambda: table.cursor_row == 0)

@@ -22,4 +22,4 @@ class DeploymentScreen(DeckScreen):
         d = self.deployment
         yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status}) · jobs")
         yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from core.views import EventView, JobView
-from tui.format import when_s
+from tui.format import literal, when_s
 from tui.screens.base import DeckScreen
 from tui.widgets import TopBar
 
@@ -22,12 +22,12 @@ def event_table(event: EventView, job: JobView) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column()
-    grid.add_row("event", Text(event.kind, style="bold"))
+    grid.add_row("event", literal(event.kind, "bold"))
     grid.add_row("sequence", str(event.seq))
     grid.add_row("at", when_s(event.at))
-    grid.add_row("message", event.message)
-    grid.add_row("job", f"{job.id}  {job.type} {job.target}  ({job.status})")
-    grid.add_row("project", job.project)
+    grid.add_row("message", literal(event.message, newlines=True))
+    grid.add_row("job", literal(f"{job.id}  {job.type} {job.target}  ({job.status})"))
+    grid.add_row("project", literal(job.project))
     return grid
 
 
@@ -52,8 +52,8 @@ class EventScreen(DeckScreen):
             yield Static(event_table(self.event, self.job), id="event-fields")
             yield Static(Text("details", style="bold"), classes="section")
             details = json.dumps(self.event.details, indent=2, sort_keys=True, default=str)
-            yield Static(Text(details), id="event-details")
-        yield Footer(compact=True)
+            yield Static(literal(details, newlines=True), id="event-details")
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def action_open_job(self) -> None:
         from tui.screens.job import JobScreen

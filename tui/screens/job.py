@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from core.lifecycle import FINAL_STATUSES, can_stop
 from core.views import EventView, JobView
-from tui.format import clock_time, duration, status_text, when_s
+from tui.format import clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import stop_job
@@ -29,10 +29,10 @@ def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ign
     pairs: list[tuple[str, Text | str]] = [
         ("type", job.type),
         ("status", status_text(job.status, styles)),
-        ("target", job.target),
-        ("trigger", f"{job.trigger} by {job.actor}"),
+        ("target", literal(job.target)),
+        ("trigger", literal(f"{job.trigger} by {job.actor}")),
         ("created", when_s(job.created_at)),
-        ("dataset", job.dataset or "-"),
+        ("dataset", literal(job.dataset or "-")),
         ("started", when_s(job.started_at)),
         ("duration", duration(job.duration(now))),
         ("finished", when_s(job.finished_at)),
@@ -42,10 +42,10 @@ def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ign
         (a, av), (b, bv) = pairs[i], pairs[i + 1]
         grid.add_row(a, av, b, bv)
     if job.error:
-        grid.add_row("error", Text(job.error, style=styles.get("failed", "")), "", "")
+        grid.add_row("error", literal(job.error, styles.get("failed", "")), "", "")
     if job.outputs:
         shown = ", ".join(job.outputs[:6]) + (" …" if len(job.outputs) > 6 else "")
-        grid.add_row("outputs", shown, "", "")
+        grid.add_row("outputs", literal(shown), "", "")
     return grid
 
 
@@ -78,7 +78,7 @@ class JobScreen(DeckScreen):
                 table.add_column("event", key="kind")
                 table.add_column("message", key="message")
                 yield table
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.refresh_job()
@@ -111,9 +111,12 @@ class JobScreen(DeckScreen):
         if shown != self._header_shown:
             self._header_shown = shown
             self.query_one("#job-header", Static).update(job_header(job, now, styles))
+        known = {e.seq for e in self.events}
+        # Two fetches can overlap and bring the same events: only unseen ones are new (and
+        # only they may move the cursor to follow the end).
+        new_events = [e for e in new_events if e.seq not in known]
         if new_events:
-            known = {e.seq for e in self.events}
-            self.events.extend(e for e in new_events if e.seq not in known)
+            self.events.extend(new_events)
             table = self.query_one("#events", DeckTable)
             table.sync(
                 [

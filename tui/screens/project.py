@@ -43,7 +43,7 @@ class ProjectScreen(DeckScreen):
                 yield DeploymentsPane(self.project)
             with TabPane("4 Datasets", id="datasets"):
                 yield DatasetsPane(self.project)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.app.current_project = self.project  # type: ignore[attr-defined]

@@ -47,7 +47,7 @@ class ProjectsScreen(DeckScreen):
         table.add_column("failed", key="failed")
         yield table
         yield Static(EMPTY, id="empty", classes="empty")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.query_one("#empty").display = False

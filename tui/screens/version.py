@@ -12,9 +12,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from core.stats_table import STATS_HEADERS, stats_rows
-from core.text import printable
 from core.views import MetricsView, VersionDetail
-from tui.format import duration, metric, status_text, when
+from tui.format import duration, literal, metric, status_text, when
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Row, TopBar
 
@@ -24,29 +23,24 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column()
-    grid.add_row("version", f"{v.label}  ({v.id})")
+    grid.add_row("version", literal(f"{v.label}  ({v.id})"))
     grid.add_row("status", status_text(v.status, styles))
     grid.add_row(
         "made", f"{'imported' if v.model_kind == 'byom' else 'trained'} {when(v.created_at)}"
     )
     if v.dataset:
-        grid.add_row("dataset", _safe(v.dataset))
+        grid.add_row("dataset", literal(v.dataset))
     judged = v.metrics_from if v.metrics_from and v.metrics_from.job_type == "evaluate" else None
     grid.add_row("judged on", evaluation_line(judged))
     if v.hyperparameters:
-        grid.add_row("hyperparameters", json.dumps(v.hyperparameters, sort_keys=True))
+        grid.add_row("hyperparameters", literal(json.dumps(v.hyperparameters, sort_keys=True)))
     if v.code_fingerprint:
-        grid.add_row("code", v.code_fingerprint)
+        grid.add_row("code", literal(v.code_fingerprint))
     if v.source:
-        grid.add_row("source", json.dumps(v.source, sort_keys=True))
+        grid.add_row("source", literal(json.dumps(v.source, sort_keys=True)))
     for dep in d.deployments:
-        grid.add_row("deployment", f"{dep.id} {dep.status} {dep.schedule or 'on demand'}")
+        grid.add_row("deployment", literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}"))
     return grid
-
-
-def _safe(value: object) -> Text:
-    """User or job text, shown literally: no markup, no control characters."""
-    return Text(printable(str(value)))
 
 
 def evaluation_line(m: MetricsView | None) -> Text:
@@ -55,7 +49,7 @@ def evaluation_line(m: MetricsView | None) -> Text:
         return Text("no evaluation yet", style="dim")
     what = "evaluation" if m.job_type == "evaluate" else "training"
     line = Text(f"{what} {(m.job_id or '-')[:10]} on ")
-    line.append_text(_safe(m.dataset or m.dataset_id or "-"))
+    line.append_text(literal(m.dataset or m.dataset_id or "-"))
     if m.training:
         line.append(" (its training data)", style="dim")
     line.append(f", {when(m.at)}")
@@ -72,17 +66,17 @@ def metrics_table(d: VersionDetail) -> Table | Text:
     judged = d.version.metrics_from
     table = Table(box=None, padding=(0, 1), header_style="bold")
     for name in ["dataset", "job", "when", "", *keys]:
-        table.add_column(_safe(name))
+        table.add_column(literal(name))
     history = sorted(d.metrics_history, key=lambda m: (m.dataset or "", m.at))
     for m in history:
         mark = "judged" if judged is not None and m.job_id == judged.job_id else ""
         kind = "train" if m.job_type == "train" else (m.job_id or "-")[:10]
         table.add_row(
-            _safe(m.dataset or "-"),
+            literal(m.dataset or "-"),
             kind,
             when(m.at),
             Text(mark, style="bold"),
-            *(_safe(metric(m.metrics.get(k, ""))) for k in keys),
+            *(literal(metric(m.metrics.get(k, ""))) for k in keys),
         )
     return table
 
@@ -95,9 +89,9 @@ def approvals_text(d: VersionDetail) -> Text:
         if i:
             out.append("\n")
         out.append(f"{when(a.at)}  {a.decision} by ")
-        out.append_text(_safe(a.by))
+        out.append_text(literal(a.by))
         out.append(": ")
-        out.append_text(_safe(a.reason))
+        out.append_text(literal(a.reason))
         for e in a.evaluations:
             out.append("\n    on ")
             out.append_text(evaluation_line(e))
@@ -106,7 +100,7 @@ def approvals_text(d: VersionDetail) -> Text:
             )
             if shown:
                 out.append(": ")
-                out.append_text(_safe(shown))
+                out.append_text(literal(shown))
     return out
 
 
@@ -118,7 +112,7 @@ def statistics_view(d: VersionDetail) -> Group | Text:
     parts: list[Text | Table] = []
     for run in reversed(d.statistics):  # the newest first
         head = Text("on ", style="bold")
-        head.append_text(_safe(run.dataset or run.dataset_id or "-"))
+        head.append_text(literal(run.dataset or run.dataset_id or "-"))
         head.append(
             f" · job {(run.job_id or '-')[:10]} · {when(run.at)} · {run.rows} rows, "
             f"{len(run.columns)} columns",
@@ -129,7 +123,7 @@ def statistics_view(d: VersionDetail) -> Group | Text:
         for name in STATS_HEADERS:
             table.add_column(name, justify="right" if name in ("count", "missing") else "left")
         for row in stats_rows(run.columns):
-            table.add_row(*(_safe(cell) for cell in row))
+            table.add_row(*(literal(cell) for cell in row))
         parts.append(table)
     return Group(*parts)
 
@@ -157,7 +151,7 @@ class VersionScreen(DeckScreen):
             yield table
             yield Static(Text("statistics per dataset and job", style="bold"), classes="section")
             yield Static("", id="version-stats")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.reload()
