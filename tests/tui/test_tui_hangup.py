@@ -41,11 +41,12 @@ def test_sighup_of_the_tui_leaves_the_job_running_and_it_is_recorded(
         os.execve(sys.executable, [sys.executable, "-m", "tui.entry", "tui"], env)
     try:
         deadline = time.monotonic() + 30
-        while "sleeping" not in deck.read_log(job.id, 0, 10):  # the TUI's engine started it
+        # The TUI's engine started the job and recorded its process.
+        while "sleeping" not in deck.read_log(job.id, 0, 10) or not deck.job(job.id).pid:
             assert time.monotonic() < deadline, "the TUI's engine never started the job"
             _drain(fd, 0.1)
         job_pid = deck.job(job.id).pid
-        assert job_pid and deck.job(job.id).status == "running"
+        assert deck.job(job.id).status == "running"
         os.kill(pid, signal.SIGHUP)
         deadline = time.monotonic() + 15
         while True:
