@@ -60,18 +60,33 @@ class OnnxModel:
         return np.asarray(self.session.run(None, {self.input_name: data})[0]).ravel()
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be used: the job fails with this one line, no traceback."""
+
+    one_line = True  # the runner prints "error: <message>" instead of a traceback
+
+
 def load_model_file(path: Path, fmt: str) -> Any:
     if fmt == "onnx":
         return OnnxModel(path)
-    if fmt == "joblib":
-        import joblib
+    try:
+        if fmt == "joblib":
+            import joblib
 
-        model = joblib.load(path)
-    else:
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
+            model = joblib.load(path)
+        else:
+            with open(path, "rb") as fh:
+                model = pickle.load(fh)
+    except Exception as exc:
+        # A corrupt or truncated file fails deep inside the unpickler (KeyError: 110,
+        # UnpicklingError, EOFError, ...): say what the file is not, and why, in one line.
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ModelFileError(
+            f"{path.name} is not a readable {fmt} file of a model "
+            f"(corrupt, truncated or another format): {why[:200]}"
+        ) from None
     if not callable(getattr(model, "predict", None)):
-        raise TypeError(f"the object in {path.name} ({type(model).__name__}) has no predict()")
+        raise ModelFileError(f"the object in {path.name} ({type(model).__name__}) has no predict()")
     return model
 
 

@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("source", metavar="PATH_OR_URL")
     p.add_argument("--format", choices=["joblib", "pickle", "onnx"])
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="import a file identical (same sha256) to a version of the model anyway",
+    )
     p = cmd("stats", "compute statistics of a dataset for a version", job=True)
     p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True)
@@ -561,7 +566,9 @@ class Cli:
         if c == "retire":
             return self.job_command(lambda: d.retire(a.deployment))
         if c == "import":
-            return self.job_command(lambda: d.import_model(a.project, a.model, a.source, a.format))
+            return self.job_command(
+                lambda: d.import_model(a.project, a.model, a.source, a.format, a.again)
+            )
         if c == "stats":
             return self.job_command(lambda: d.compute_stats(a.version, a.dataset))
         if c == "predict":

@@ -41,7 +41,7 @@ from core.models import (
     Project,
     StatisticsRecord,
 )
-from core.records import add_deployment_event, add_event
+from core.records import add_deployment_event, add_event, identical_message, identical_version
 
 
 def _version(s: Session, job: Job) -> ModelVersion:
@@ -200,6 +200,10 @@ def apply_result(
             s.flush()
         elif model.kind != "byom":
             raise ModelDeckError(f"{name!r} is a code model")
+        elif not job.params.get("again"):
+            same = identical_version(s, model.id, str(result.get("sha256") or ""))
+            if same is not None:
+                raise ModelDeckError(identical_message(job.params["source"], name, same))
         job.model_id = model.id
         source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
         _new_version(

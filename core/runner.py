@@ -430,6 +430,12 @@ def main(argv: list[str]) -> int:
             if isinstance(exc, SystemExit) and exc.code in (0, None):
                 result["status"] = "completed"
                 code = 0
+            elif getattr(exc, "one_line", False) is True:
+                # A failure modeldeck explains itself (a corrupt model file): its one line,
+                # not a traceback through the library that tripped over it.
+                line = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+                result["error"] = line or type(exc).__name__
+                print(f"error: {result['error']}", flush=True)
             else:
                 import traceback  # only a failing job pays for it (~3 ms of every start)
 

@@ -58,7 +58,7 @@ from core.models import (
     StatisticsRecord,
 )
 from core.procfs import holder_gone
-from core.records import actor, add_event
+from core.records import actor, add_event, identical_message, identical_version
 from core.text import has_controls, printable
 from core.views import (
     ApprovalView,
@@ -259,6 +259,15 @@ def _requirements(model_dir: Path) -> list[str]:
         return []
     lines = path.read_text(errors="replace").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a chunk at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
@@ -614,7 +623,8 @@ class Deck:
             status=job.status,
             trigger=job.trigger,
             project=project,
-            model=model,
+            # An import names its model before the model exists (and when it never does).
+            model=model or (job.params or {}).get("model") if job.type == "import" else model,
             version=job.version_id,
             deployment=job.deployment_id,
             actor=job.actor,
@@ -1226,8 +1236,16 @@ class Deck:
         return self._deployment_job(JobType.batch_predict, deployment)
 
     def import_model(
-        self, project: str, model: str, source: str, fmt: str | None = None
+        self,
+        project: str,
+        model: str,
+        source: str,
+        fmt: str | None = None,
+        again: bool = False,
     ) -> JobView:
+        """Queue an import of a BYOM file. A local file identical (by sha256) to a version
+        of the model already is refused unless ``again``; a download is checked when it is
+        in (the job then fails, and nothing of it is kept)."""
         model = check_name("model", model)
         source = (source or "").strip()
         if "://" in source:
@@ -1258,12 +1276,15 @@ class Deck:
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
             if m is None and model in self._code_model_dirs(p.repo):
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+            params: dict[str, Any] = {"model": model, "source": source, "format": fmt}
+            if m is not None and not again and "://" not in source:
+                same = identical_version(s, m.id, file_sha256(Path(source)))
+                if same is not None:
+                    raise ModelDeckError(identical_message(source, model, same))
+            if again:
+                params["again"] = True
             job = self.queue_job(
-                s,
-                JobType.import_,
-                p.id,
-                model_id=m.id if m else None,
-                params={"model": model, "source": source, "format": fmt},
+                s, JobType.import_, p.id, model_id=m.id if m else None, params=params
             )
             return self._submitted(s, job)
 
@@ -1286,7 +1307,11 @@ class Deck:
             )
         if t == JobType.import_:
             return self.import_model(
-                j.project, j.params["model"], j.params["source"], j.params["format"]
+                j.project,
+                j.params["model"],
+                j.params["source"],
+                j.params["format"],
+                again=bool(j.params.get("again")),
             )
         return self._deployment_job(t, j.deployment or "")
 
