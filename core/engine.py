@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 from core import schedule as cron
 from core.clock import iso
 from core.db import storage_full
-from core.effects import apply_inline, apply_result
+from core.effects import apply_inline, apply_result, record_dataset_read
 from core.errors import ModelDeckError
 from core.lifecycle import (
     ACTIVE_STATUSES,
@@ -1058,6 +1058,7 @@ class Engine:
             out_dir = self.deck.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
             job.exit_code = exit_code
+            record_dataset_read(s, job, result, now)
             staging = self._staging(job.id)
             if status == JobStatus.completed:
                 try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from core.models import DeploymentEvent, Job, JobEvent, ModelVersion
+from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
 from core.text import printable
 
 
@@ -74,6 +74,31 @@ def identical_message(source: str, model: str, v: ModelVersion) -> str:
     return (
         f"'{printable(source.rsplit('/', 1)[-1])}' is identical to {model} v{v.number} "
         f"(sha256 {sha[:16]}…): import it anyway with --again"
+    )
+
+
+def identical_deployment(
+    s: Session, version_id: str, dataset_id: str, schedule: str | None, timezone: str
+) -> Deployment | None:
+    """An active deployment of the version on the dataset with the same schedule and time
+    zone: a second one would score the same rows at the same times twice."""
+    rows = s.exec(
+        select(Deployment).where(
+            Deployment.version_id == version_id,
+            Deployment.dataset_id == dataset_id,
+            Deployment.status == "active",
+        )
+    )
+    return next(
+        (d for d in rows if d.schedule == schedule and (d.timezone or "UTC") == timezone), None
+    )
+
+
+def identical_deployment_message(d: Deployment) -> str:
+    when = f"schedule '{printable(d.schedule)}' ({d.timezone})" if d.schedule else "no schedule"
+    return (
+        f"an identical deployment is active: {d.id} (same version, dataset and {when}); "
+        "it would score twice: retire it first, or give another schedule"
     )
 
 

@@ -100,6 +100,38 @@ def _metric_value(key: Any, value: Any) -> Any:
     raise TypeError(f"metric {key!r} must be a number, not {type(value).__name__}")
 
 
+def dataset_file(path: Path) -> dict[str, Any]:
+    """What a job read: the dataset file's sha256 and size, and its rows and columns (a
+    CSV's counted as modeldeck counts them on registration: blank lines are no rows; a
+    Parquet file's from its metadata, when pyarrow is there)."""
+    import csv
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    info: dict[str, Any] = {"sha256": digest.hexdigest(), "size": size}
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq  # not at import: the runner is standard library only
+
+            meta = pq.ParquetFile(path)
+            info["rows"] = int(meta.metadata.num_rows)
+            info["columns"] = len(meta.schema_arrow.names)
+        else:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.reader(fh)
+                header = next(reader, None) or []
+                info["rows"] = sum(1 for row in reader if row)
+                info["columns"] = len(header)
+    except Exception:  # unreadable as a table: the job's own reading will say why
+        pass
+    return info
+
+
 def _load_module(path: Path, name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"modeldeck_user_{name}", path)
     if spec is None or spec.loader is None:
@@ -419,6 +451,11 @@ def main(argv: list[str]) -> int:
         if spec.get("model_dir"):
             Path(spec["model_dir"]).mkdir(parents=True, exist_ok=True)
         try:
+            if ctx.dataset is not None:
+                try:  # the file as this job reads it, recorded with the job
+                    ctx.result["dataset_file"] = dataset_file(ctx.dataset.path)
+                except OSError:
+                    pass  # a missing file: the job's own reading says so
             run(spec, ctx)
             result["status"] = "completed"
             code = 0

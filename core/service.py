@@ -58,7 +58,14 @@ from core.models import (
     StatisticsRecord,
 )
 from core.procfs import holder_gone
-from core.records import actor, add_event, identical_message, identical_version
+from core.records import (
+    actor,
+    add_event,
+    identical_deployment,
+    identical_deployment_message,
+    identical_message,
+    identical_version,
+)
 from core.text import has_controls, printable
 from core.views import (
     ApprovalView,
@@ -240,6 +247,24 @@ def _git_fingerprint(repo: Path, model_dir: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return f"git:{head.stdout.strip()}" + ("+dirty" if dirty else "")
+
+
+def git_diff(repo: Path, model_dir: Path) -> bytes:
+    """The local changes of a model folder in a git checkout: ``git diff HEAD`` of the
+    folder, then each untracked file as a new file. Empty when there are none (or no git)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=30)
+
+    try:
+        diff = git("diff", "--no-color", "--no-ext-diff", "HEAD", "--", str(model_dir)).stdout
+        listed = git("ls-files", "-z", "--others", "--exclude-standard", "--", str(model_dir))
+        for name in sorted(n for n in listed.stdout.split(b"\0") if n):
+            new = git("diff", "--no-color", "--no-index", "--", os.devnull, os.fsdecode(name))
+            diff += new.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return b""
+    return diff
 
 
 def _files_fingerprint(model_dir: Path) -> str:
@@ -456,7 +481,11 @@ class Deck:
             raise NotFound(f"unknown project {ref!r} (see `modeldeck projects`)")
         return row
 
-    def _dataset(self, s: Session, project: Project, ref: str | None) -> Dataset:
+    def _dataset(
+        self, s: Session, project: Project, ref: str | None, archived_ok: bool = False
+    ) -> Dataset:
+        """A dataset of a project by name or id; an archived one only with ``archived_ok``
+        (no new job reads an archived dataset)."""
         if not ref:
             raise ModelDeckError("a dataset is required (--dataset NAME)")
         require_utf8(ref, "dataset")
@@ -467,6 +496,11 @@ class Deck:
             raise NotFound(
                 f"unknown dataset {ref!r} in project {project.name} "
                 f"(see `modeldeck datasets {project.name}`)"
+            )
+        if row.archived_at is not None and not archived_ok:
+            raise ModelDeckError(
+                f"dataset {row.name!r} of {project.name} is archived: no new job reads it "
+                f"(`modeldeck dataset unarchive {project.name} {row.name}` brings it back)"
             )
         return row
 
@@ -603,6 +637,8 @@ class Deck:
             next_run_at=d.next_run_at,
             last_run=last_run,
             created_at=d.created_at,
+            retired_at=d.retired_at,
+            retire_reason=d.retire_reason,
         )
 
     def _job_select(self) -> Any:
@@ -649,12 +685,27 @@ class Deck:
 
     # -- projects -------------------------------------------------------------------------
 
-    def projects(self) -> list[ProjectView]:
+    def projects(self, all: bool = False) -> list[ProjectView]:
+        """The projects; archived ones only with ``all``."""
         self.settle()
         with self.reader() as s:
-            return [
-                self._project_view(s, p) for p in s.exec(select(Project).order_by(Project.name))
-            ]
+            stmt = select(Project).order_by(Project.name)
+            if not all:
+                stmt = stmt.where(col(Project.archived_at).is_(None))
+            return [self._project_view(s, p) for p in s.exec(stmt)]
+
+    def archive_project(self, project: str, archived: bool = True) -> ProjectView:
+        """Take a project out of the lists (``archived=False`` puts it back). Its history,
+        models, datasets and deployments stay as they are; it is still found by name."""
+        with self.writer() as s:
+            p = self._project(s, project)
+            if (p.archived_at is not None) == archived:
+                state = "archived" if archived else "not archived"
+                raise ModelDeckError(f"project {p.name} is already {state}")
+            p.archived_at = self.now() if archived else None
+            s.add(p)
+            s.commit()
+            return self._project_view(s, p)
 
     def project(self, ref: str) -> ProjectView:
         self.settle()
@@ -671,6 +722,7 @@ class Deck:
             name=p.name,
             repo=p.repo,
             created_at=p.created_at,
+            archived_at=p.archived_at,
             models=count(select(func.count()).select_from(Model).where(Model.project_id == p.id)),
             active_deployments=count(
                 select(func.count())
@@ -706,14 +758,36 @@ class Deck:
 
     # -- datasets -------------------------------------------------------------------------
 
-    def datasets(self, project: str) -> list[DatasetView]:
+    def datasets(self, project: str, all: bool = False) -> list[DatasetView]:
+        """A project's datasets; archived ones only with ``all``."""
         with self.reader() as s:
             p = self._project(s, project)
-            rows = s.exec(select(Dataset).where(Dataset.project_id == p.id).order_by(Dataset.name))
-            return [_dataset_view(d, p) for d in rows]
+            stmt = select(Dataset).where(Dataset.project_id == p.id).order_by(Dataset.name)
+            if not all:
+                stmt = stmt.where(col(Dataset.archived_at).is_(None))
+            return [_dataset_view(d, p) for d in s.exec(stmt)]
+
+    def archive_dataset(self, project: str, name: str, archived: bool = True) -> DatasetView:
+        """Take a dataset out of the lists and out of new jobs (``archived=False`` puts it
+        back). Jobs that read it keep it; deployments already scoring it go on."""
+        with self.writer() as s:
+            p = self._project(s, project)
+            d = self._dataset(s, p, name, archived_ok=True)
+            if (d.archived_at is not None) == archived:
+                state = "archived" if archived else "not archived"
+                raise ModelDeckError(f"dataset {d.name} of {p.name} is already {state}")
+            d.archived_at = self.now() if archived else None
+            s.add(d)
+            s.commit()
+            return _dataset_view(d, p)
 
     def add_dataset(
-        self, project: str, name: str, path: str | Path, target: str | None = None
+        self,
+        project: str,
+        name: str,
+        path: str | Path,
+        target: str | None = None,
+        id_column: str | None = None,
     ) -> DatasetView:
         name = check_name("dataset", name)
         file = Path(path).expanduser().resolve()
@@ -737,12 +811,26 @@ class Deck:
             raise ModelDeckError(
                 f"target column {target!r} is not in {file.name} (columns: {', '.join(columns)})"
             )
+        if id_column is not None:
+            id_column = id_column.strip()
+            if id_column not in columns:
+                raise ModelDeckError(
+                    f"id column '{shown(id_column)}' is not in {file.name} "
+                    f"(columns: {', '.join(columns)})"
+                )
+            if id_column == target:
+                raise ModelDeckError(f"column {id_column!r} cannot be both the target and the id")
+        sha = file_sha256(file)
         with self.writer() as s:
             p = self._project(s, project)
-            if s.exec(
+            same = s.exec(
                 select(Dataset).where(Dataset.project_id == p.id, Dataset.name == name)
-            ).first():
-                raise ModelDeckError(f"project {p.name} already has a dataset named {name!r}")
+            ).first()
+            if same:
+                archived = " (archived: see `datasets --all`)" if same.archived_at else ""
+                raise ModelDeckError(
+                    f"project {p.name} already has a dataset named {name!r}{archived}"
+                )
             d = Dataset(
                 id=new_id("d"),
                 project_id=p.id,
@@ -753,6 +841,8 @@ class Deck:
                 rows=rows,
                 columns=len(columns),
                 created_at=self.now(),
+                sha256=sha,
+                id_column=id_column or None,
             )
             s.add(d)
             s.commit()
@@ -1041,7 +1131,33 @@ class Deck:
                     "columns": columns,
                 },
             )
+            if fingerprint.endswith("+dirty"):
+                self._keep_diff(s, job, Path(p.repo), model_dir)
             return self._submitted(s, job)
+
+    def _keep_diff(self, s: Session, job: Job, repo: Path, model_dir: Path) -> None:
+        """A ``+dirty`` training keeps what is not committed: the model folder's ``git
+        diff`` in the job's folder (``code.diff``), named by a ``code_diff`` event."""
+        diff = git_diff(repo, model_dir)
+        path = self.job_dir(job.id) / "code.diff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(diff)
+        files = sorted(
+            {
+                line[6:].decode("utf-8", "backslashreplace")
+                for line in diff.splitlines()
+                if line.startswith(b"+++ b/")
+            }
+        )
+        add_event(
+            s,
+            job,
+            "code_diff",
+            f"the model folder has local changes: {len(files)} file(s), "
+            f"{len(diff)} bytes of diff kept in code.diff",
+            self.now(),
+            {"path": str(path), "bytes": len(diff), "files": files},
+        )
 
     def _version_job(
         self,
@@ -1205,8 +1321,20 @@ class Deck:
         cron.zone(tz)
         if timezone and not schedule:
             raise ModelDeckError("--timezone goes with --schedule")
+
+        def not_twice(s: Session, v: ModelVersion) -> dict[str, Any]:
+            ds = self._dataset(s, s.get(Project, s.get(Model, v.model_id).project_id), dataset)
+            same = identical_deployment(s, v.id, ds.id, expr, tz)
+            if same is not None:
+                raise ModelDeckError(identical_deployment_message(same))
+            return {}
+
         return self._version_job(
-            JobType.deploy, version, dataset, params={"schedule": expr, "timezone": tz}
+            JobType.deploy,
+            version,
+            dataset,
+            params={"schedule": expr, "timezone": tz},
+            prepare=not_twice,
         )
 
     def _deployment_job(self, job_type: JobType, deployment: str, **kw: Any) -> JobView:
@@ -1228,8 +1356,11 @@ class Deck:
             )
             return self._submitted(s, job)
 
-    def retire(self, deployment: str) -> JobView:
-        return self._deployment_job(JobType.retire, deployment)
+    def retire(self, deployment: str, reason: str | None = None) -> JobView:
+        """Retire a deployment; the reason (optional) is kept on it and in its events."""
+        reason = (reason or "").strip()
+        params = {"reason": reason} if reason else None
+        return self._deployment_job(JobType.retire, deployment, params=params)
 
     def predict(self, deployment: str) -> JobView:
         """Run now: queue a manual batch prediction of an active deployment."""
@@ -1301,6 +1432,8 @@ class Deck:
             return self._decide(
                 t, j.version or "", j.params.get("reason", ""), chosen if chosen else None
             )
+        if t == JobType.retire:
+            return self.retire(j.deployment or "", j.params.get("reason"))
         if t == JobType.deploy:
             return self.deploy(
                 j.version or "", j.dataset or "", j.params.get("schedule"), j.params.get("timezone")
@@ -1652,4 +1785,7 @@ def _dataset_view(d: Dataset, p: Project) -> DatasetView:
         rows=d.rows,
         columns=d.columns,
         created_at=d.created_at,
+        sha256=d.sha256,
+        id_column=d.id_column,
+        archived_at=d.archived_at,
     )

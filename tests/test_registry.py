@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import functools
 import http.server
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result
+from conftest import Result, write_csv
+from deploy_support import add_fast_stages, approved_version
+
+from core.engine import Engine
+from core.service import Deck
 
 Cli = Callable[..., Result]
 
@@ -123,3 +128,152 @@ def test_importing_an_identical_file_again_is_refused_unless_again(
     assert v2["number"] == 2
     other = estimator_file(tmp_path / "other.joblib", c=0.01)
     run_job(cli, "import", "proj", "byom", str(other))  # a different file needs no --again
+
+
+# -- item 12: housekeeping ------------------------------------------------------------------
+
+
+@pytest.fixture
+def approved(deck: Deck, project: str, repo: Path) -> Iterator[str]:
+    """An approved version of the scripted model (made through the engine)."""
+    add_fast_stages(repo)
+    engine = Engine(deck, workers=1)
+    try:
+        yield approved_version(deck, engine, project)
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.timeout(120)
+def test_archived_projects_and_datasets_leave_the_lists_and_keep_their_history(
+    cli: Cli, project: str
+) -> None:
+    trained = run_job(cli, "train", "proj", "scripted", "--dataset", "train")
+
+    ok(cli("dataset", "archive", "proj", "score"))
+    assert [d["name"] for d in ok(cli("datasets", "proj", "--json")).json()] == ["test", "train"]
+    every = ok(cli("datasets", "proj", "--all", "--json")).json()
+    assert [(d["name"], d["archived_at"] is not None) for d in every] == [
+        ("score", True),
+        ("test", False),
+        ("train", False),
+    ]
+    assert "ARCHIVED" in ok(cli("datasets", "proj", "--all")).out
+    line = refused(cli("train", "proj", "scripted", "--dataset", "score"))
+    assert "archived" in line and "dataset unarchive proj score" in line
+    assert "already archived" in refused(cli("dataset", "archive", "proj", "score"))
+    assert "already has a dataset named 'score' (archived" in refused(
+        cli("dataset", "add", "proj", "score", str(Path(every[0]["path"])))
+    )
+    ok(cli("dataset", "unarchive", "proj", "score"))
+    assert "score" in ok(cli("datasets", "proj")).out
+
+    ok(cli("project", "archive", "proj"))
+    assert ok(cli("projects", "--json")).json() == []
+    [shown] = ok(cli("projects", "--all", "--json")).json()
+    assert shown["name"] == "proj" and shown["archived_at"].endswith("Z")
+    # Its history is kept and found by name.
+    assert ok(cli("job", trained["id"], "--json")).json()["status"] == "completed"
+    assert [v["number"] for v in ok(cli("versions", "proj", "--json")).json()] == [1]
+    assert "already archived" in refused(cli("project", "archive", "proj"))
+    ok(cli("project", "unarchive", "proj"))
+    assert [p["name"] for p in ok(cli("projects", "--json")).json()] == ["proj"]
+
+
+@pytest.mark.timeout(120)
+def test_an_identical_second_deployment_is_refused_and_retire_keeps_its_reason(
+    cli: Cli, approved: str
+) -> None:
+    first = run_job(cli, "deploy", approved, "--dataset", "score", "--schedule", "0 6 * * *")
+    before = ok(cli("jobs", "proj", "--json")).json()
+    line = refused(cli("deploy", approved, "--dataset", "score", "--schedule", "0 6 * * *"))
+    assert f"identical deployment is active: {first['deployment']}" in line
+    assert ok(cli("jobs", "proj", "--json")).json() == before  # nothing queued
+    # Another schedule (or zone, or dataset) is another deployment.
+    other = run_job(cli, "deploy", approved, "--dataset", "score", "--schedule", "0 7 * * *")
+    assert other["deployment"] != first["deployment"]
+
+    reason = "replaced by \x1b[31mv2\x1b[0m"
+    retired = run_job(cli, "retire", first["deployment"], "--reason", reason)
+    [event] = [
+        e
+        for e in ok(cli("events", retired["id"], "--json")).json()
+        if e["kind"] == "deployment_retired"
+    ]
+    assert event["details"]["reason"] == reason
+    deps = {d["id"]: d for d in ok(cli("deployments", "proj", "--json")).json()}
+    assert deps[first["deployment"]]["retire_reason"] == reason
+    assert deps[first["deployment"]]["status"] == "retired"
+    listing = ok(cli("deployments", "proj")).out
+    assert "replaced by ^[[31mv2^[[0m" in listing and "\x1b" not in listing
+    # Retired, it no longer counts: the same deployment may be made again.
+    run_job(cli, "deploy", approved, "--dataset", "score", "--schedule", "0 6 * * *")
+
+
+@pytest.mark.timeout(120)
+def test_every_job_reading_a_dataset_records_its_sha256_and_rows(
+    cli: Cli, project: str, repo: Path
+) -> None:
+    import hashlib
+
+    path = repo / "data" / "train.csv"
+    [train] = [d for d in ok(cli("datasets", "proj", "--json")).json() if d["name"] == "train"]
+    assert train["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert train["rows"] == 60
+
+    first = run_job(cli, "train", "proj", "scripted", "--dataset", "train")
+    assert first["params"]["dataset_file"]["sha256"] == train["sha256"]
+    assert first["params"]["dataset_file"]["rows"] == 60
+
+    write_csv(path, rows=90)  # the file changes under the registered dataset
+    second = run_job(cli, "train", "proj", "scripted", "--dataset", "train")
+    read = second["params"]["dataset_file"]
+    assert (read["rows"], read["sha256"]) == (90, hashlib.sha256(path.read_bytes()).hexdigest())
+    [event] = [
+        e for e in ok(cli("events", second["id"], "--json")).json() if e["kind"] == "dataset_read"
+    ]
+    assert event["details"]["changed"] is True
+    assert event["details"]["before"]["rows"] == 60
+    assert "the file changed" in event["message"]
+    [now] = [d for d in ok(cli("datasets", "proj", "--json")).json() if d["name"] == "train"]
+    assert (now["rows"], now["sha256"]) == (90, read["sha256"])
+    # The first job still says what it read.
+    assert ok(cli("job", first["id"], "--json")).json()["params"]["dataset_file"]["rows"] == 60
+
+
+@pytest.mark.timeout(120)
+def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
+    cli: Cli, project: str, repo: Path, home: Path
+) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "models")
+    folder = repo / "models" / "scripted"
+    training = folder / "training.py"
+    training.write_text(training.read_text() + "\n# tuned by hand\n")
+    (folder / "helper.py").write_text("VALUE = 1\n")  # untracked
+    (repo / "models" / "clf" / "other.py").write_text("x = 1\n")  # another model's folder
+
+    job = run_job(cli, "train", "proj", "scripted", "--dataset", "train")
+    assert job["params"]["code_fingerprint"].endswith("+dirty")
+    [event] = [e for e in ok(cli("events", job["id"], "--json")).json() if e["kind"] == "code_diff"]
+    kept = Path(event["details"]["path"])
+    assert kept == home / "jobs" / job["id"] / "code.diff"
+    diff = kept.read_text()
+    assert "+# tuned by hand" in diff
+    assert "+VALUE = 1" in diff and "helper.py" in diff
+    assert "other.py" not in diff
+    assert sorted(event["details"]["files"]) == [
+        "models/scripted/helper.py",
+        "models/scripted/training.py",
+    ]
+
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "tuned")
+    clean = run_job(cli, "train", "proj", "scripted", "--dataset", "train")
+    kinds = [e["kind"] for e in ok(cli("events", clean["id"], "--json")).json()]
+    assert "code_diff" not in kinds
+    assert not (home / "jobs" / clean["id"] / "code.diff").exists()
