@@ -137,7 +137,7 @@ def evaluate(context: Any) -> dict[str, Any]:
         raise ValueError(f"dataset {ds.name!r} has no target column to evaluate against")
     x, y = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
-    x = align(model, x)
+    x = align(model, _features(model, x, id_column(frame, ds, model)))
     print(f"evaluating on {ds.name}: {len(frame)} rows, target {ds.target!r}")
     pred = model.predict(x)
     if _is_classifier(model, context.task, y):
@@ -173,24 +173,84 @@ def evaluate(context: Any) -> dict[str, Any]:
     return {}
 
 
+def id_column(frame: pd.DataFrame, ds: Any, model: Any = None) -> str | None:
+    """The column that identifies rows: the dataset's ``id_column``, else one named
+    ``id``; None when the frame has neither."""
+    named = getattr(ds, "id_column", None)
+    for name in (named, "id"):
+        if name and name in frame.columns and name != ds.target:
+            return str(name)
+    return None
+
+
+def _features(model: Any, x: pd.DataFrame, ident: str | None) -> pd.DataFrame:
+    """The frame without the id column, unless the model was fitted on it."""
+    names = getattr(model, "feature_names_in_", None)
+    if ident is None or (names is not None and ident in [str(n) for n in names]):
+        return x
+    return x.drop(columns=[ident])
+
+
+def prediction_summary(pred: Any, classifier: bool) -> dict[str, Any]:
+    """Class counts (most frequent first) or the mean and quantiles of the predictions."""
+    from core.predictions import MOST_CLASSES, QUANTILES
+
+    values = pd.Series(np.asarray(pred).ravel())
+    if classifier:
+        counts = values.astype(str).value_counts()
+        top = counts.head(MOST_CLASSES)
+        return {
+            "kind": "classes",
+            "rows": len(values),
+            "counts": {str(k): int(v) for k, v in top.items()},
+            "other": int(counts.iloc[MOST_CLASSES:].sum()),
+        }
+    numbers = pd.to_numeric(values, errors="coerce").dropna().astype(float)
+
+    def num(x: Any) -> float | None:
+        x = float(x)
+        return x if math.isfinite(x) else None
+
+    empty = numbers.empty
+    return {
+        "kind": "numbers",
+        "rows": len(values),
+        "mean": None if empty else num(numbers.mean()),
+        "std": None if len(numbers) < 2 else num(numbers.std(ddof=1)),
+        "min": None if empty else num(numbers.min()),
+        "max": None if empty else num(numbers.max()),
+        "quantiles": {q: None if empty else num(numbers.quantile(float(q))) for q in QUANTILES},
+    }
+
+
 def score(context: Any) -> None:
-    """Predict every row of the deployment's dataset into ``predictions.csv``."""
+    """Predict every row of the deployment's dataset into ``predictions.csv``: the id
+    column when the dataset has one (else the row number), the prediction, and the class
+    probabilities when the model gives them. A summary goes to the log and the job."""
+    from core.predictions import PREDICTIONS_FILE, summary_text
+
     ds = context.dataset
     frame = read_dataset(ds.path)
     x, _ = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
-    x = align(model, x)
-    print(f"scoring {len(frame)} rows of {ds.name}")
-    out = pd.DataFrame({"row": np.arange(len(frame)), "prediction": model.predict(x)})
+    ident = id_column(frame, ds, model)
+    x = align(model, _features(model, x, ident))
+    print(f"scoring {len(frame)} rows of {ds.name}" + (f" (ids from {ident!r})" if ident else ""))
+    pred = model.predict(x)
+    first = {ident: frame[ident].to_numpy()} if ident else {"row": np.arange(len(frame))}
+    out = pd.DataFrame({**first, "prediction": pred})
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(x)
         classes = getattr(model, "classes_", range(proba.shape[1]))
         for i, cls in enumerate(classes):
             out[f"proba_{cls}"] = proba[:, i]
-    path = context.output_dir / "predictions.csv"
+    path = context.output_dir / PREDICTIONS_FILE
     out.to_csv(path, index=False)
+    summary = prediction_summary(pred, _is_classifier(model, context.task, None))
+    context.result["predictions"] = summary
     context.progress(1.0, f"wrote {len(out)} predictions")
     print(f"wrote {path}")
+    print(summary_text(summary))
 
 
 def compute_stats(context: Any) -> dict[str, Any]:

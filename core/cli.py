@@ -473,6 +473,8 @@ class Cli:
             err(f"deployment {dep.id} active{nxt}")
         for path in job.outputs:
             err(f"output: {path}")
+        if job.type == JobType.batch_predict.value:
+            err(self.deck.predictions(job.id).summary_text)
 
     # -- commands -------------------------------------------------------------------------
 

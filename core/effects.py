@@ -42,6 +42,7 @@ from core.models import (
     Project,
     StatisticsRecord,
 )
+from core.predictions import clean_summary, summary_text
 from core.records import (
     add_deployment_event,
     add_event,
@@ -260,13 +261,15 @@ def apply_result(
         )
     elif kind == JobType.batch_predict:
         d = _active_deployment(s, job)
+        summary = clean_summary(result.get("predictions"))
+        files = f"{len(job.outputs or [])} output file(s)"
         add_event(
             s,
             job,
             "predictions_written",
-            f"{len(job.outputs or [])} output file(s)",
+            f"{summary_text(summary)}; {files}" if summary else files,
             now,
-            {"deployment": d.id, "outputs": job.outputs},
+            {"deployment": d.id, "outputs": job.outputs, "summary": summary},
         )
 
 

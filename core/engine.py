@@ -636,7 +636,12 @@ class Engine:
             "output_dir": str(job_dir / "output"),
             "hyperparameters": job.params.get("hyperparameters")
             or (version.hyperparameters if version else {}),
-            "dataset": {"name": dataset.name, "path": dataset.path, "target": dataset.target}
+            "dataset": {
+                "name": dataset.name,
+                "path": dataset.path,
+                "target": dataset.target,
+                "id_column": dataset.id_column,
+            }
             if dataset
             else None,
             "version": job.version_id,

@@ -40,10 +40,13 @@ class Stopped(BaseException):
 
 
 class DatasetRef:
-    def __init__(self, name: str, path: str, target: str | None) -> None:
+    def __init__(
+        self, name: str, path: str, target: str | None, id_column: str | None = None
+    ) -> None:
         self.name = name
         self.path = Path(path)
         self.target = target
+        self.id_column = id_column  # a column that identifies rows (not a feature), or None
 
     def __repr__(self) -> str:
         return f"Dataset(name={self.name!r}, path={str(self.path)!r}, target={self.target!r})"
@@ -58,7 +61,11 @@ class Context:
         self.version: str | None = spec.get("version")
         self.hyperparameters: dict[str, Any] = dict(spec.get("hyperparameters") or {})
         ds = spec.get("dataset")
-        self.dataset = DatasetRef(ds["name"], ds["path"], ds.get("target")) if ds else None
+        self.dataset = (
+            DatasetRef(ds["name"], ds["path"], ds.get("target"), ds.get("id_column"))
+            if ds
+            else None
+        )
         self.model_dir = Path(spec["model_dir"]) if spec.get("model_dir") else None
         self.output_dir = Path(spec["output_dir"])
         self.task: str | None = spec.get("task")

@@ -78,6 +78,7 @@ from core.views import (
     LeaseView,
     MetricsView,
     ModelView,
+    PredictionsView,
     ProjectView,
     StatisticsRunView,
     StatisticsView,
@@ -1222,7 +1223,8 @@ class Deck:
         if have is None:
             raise ModelDeckError(f"cannot read the columns of dataset {ds.name!r} ({ds.path})")
         features = list(trained["features"])
-        allowed = set(features) | {ds.target}
+        # An id column is passed through to predictions, not fed to the model.
+        allowed = set(features) | {ds.target, ds.id_column, "id"}
         if job_type == JobType.compute_stats:
             allowed.add(trained.get("target"))
         missing = [c for c in features if c not in have]
@@ -1608,6 +1610,33 @@ class Deck:
                 )
             ).one()
             return tuple(int(x or 0) for x in row)
+
+    def predictions(self, job: str, rows: int = 10) -> PredictionsView:
+        """The head of a batch prediction's ``predictions.csv`` and the summary its scorer
+        recorded (in its ``predictions_written`` event)."""
+        from core.predictions import PREDICTIONS_FILE, clean_summary, read_head, summary_text
+
+        with self.reader() as s:
+            j = self._job(s, job)
+            if j.type != JobType.batch_predict.value:
+                raise ModelDeckError(f"job {j.id} is a {j.type} job, not a batch prediction")
+            written = s.exec(
+                select(JobEvent.details).where(
+                    JobEvent.job_id == j.id, JobEvent.kind == "predictions_written"
+                )
+            ).first()
+            outputs = list(j.outputs or [])
+        summary = clean_summary((written or {}).get("summary"))
+        path = next((p for p in outputs if Path(p).name == PREDICTIONS_FILE), None)
+        columns, head = read_head(Path(path), rows) if path else ([], [])
+        return PredictionsView(
+            job_id=j.id,
+            path=path,
+            columns=columns,
+            rows=head,
+            summary=summary,
+            summary_text=summary_text(summary),
+        )
 
     def events(self, job: str, after_seq: int = 0) -> list[EventView]:
         self.settle()

@@ -262,3 +262,15 @@ class LeaseView(_View):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PredictionsView(_View):
+    """What a batch prediction wrote: the head of ``predictions.csv`` and a summary."""
+
+    job_id: str
+    path: str | None  # predictions.csv, or None when the job wrote none
+    columns: list[str]
+    rows: list[list[str]]  # the first rows, as text
+    summary: dict[str, Any] | None  # class counts, or the mean and quantiles
+    summary_text: str

@@ -277,3 +277,89 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     kinds = [e["kind"] for e in ok(cli("events", clean["id"], "--json")).json()]
     assert "code_diff" not in kinds
     assert not (home / "jobs" / clean["id"] / "code.diff").exists()
+
+
+# -- item 9: predictions you can see --------------------------------------------------------
+
+
+def score_csv(path: Path, id_name: str, rows: int = 20) -> Path:
+    """Rows to score with an id column first (ids that are not row numbers)."""
+    lines = [f"{id_name},x1,x2"]
+    for i in range(rows):
+        cls = i % 2
+        lines.append(f"C-{1000 + 7 * i},{cls * 2.0 + (i % 7) * 0.1:.2f},{-cls * 1.5:.2f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def deployed_clf(cli: Cli, project: str, repo: Path) -> dict[str, str]:
+    """The scikit-learn model trained, evaluated, approved and deployed on a dataset whose
+    rows have ids (in a column named by --id-column)."""
+    path = score_csv(repo / "data" / "customers.csv", "customer")
+    added = ok(cli("dataset", "add", "proj", "customers", str(path), "--id-column", "customer"))
+    assert "customers" in added.out
+    version = run_job(cli, "train", "proj", "clf", "--dataset", "train")["version"]
+    run_job(cli, "evaluate", version, "--dataset", "test")
+    run_job(cli, "approve", version, "--reason", "fine")
+    deployment = run_job(cli, "deploy", version, "--dataset", "customers")["deployment"]
+    return {"version": version, "deployment": deployment}
+
+
+@pytest.mark.timeout(180)
+def test_the_builtin_scorer_passes_ids_through_and_summarises_its_predictions(
+    cli: Cli, deployed_clf: dict[str, str]
+) -> None:
+    import csv
+
+    result = ok(cli("predict", deployed_clf["deployment"]))
+    job_id = result.out.splitlines()[0]
+    summary = "20 predictions: 0: 10 (50%), 1: 10 (50%)"
+    assert summary in result.out  # the scorer's log
+    assert summary in result.err.splitlines()[-1]  # and the command's last word
+
+    job = ok(cli("job", job_id, "--json")).json()
+    [path] = [p for p in job["outputs"] if p.endswith("predictions.csv")]
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["customer"] for r in rows[:3]] == ["C-1000", "C-1007", "C-1014"]
+    assert list(rows[0])[:2] == ["customer", "prediction"]
+    [written] = [
+        e for e in ok(cli("events", job_id, "--json")).json() if e["kind"] == "predictions_written"
+    ]
+    assert written["details"]["summary"] == {
+        "kind": "classes",
+        "rows": 20,
+        "counts": {"0": 10, "1": 10},
+        "other": 0,
+    }
+    assert written["message"].startswith(summary)
+
+
+def test_a_column_named_id_is_passed_through_without_being_named() -> None:
+    import pandas as pd
+
+    from core.builtin import id_column
+    from core.runner import DatasetRef
+
+    frame = pd.DataFrame({"id": [7, 9], "x1": [0.1, 0.2], "label": [0, 1]})
+    assert id_column(frame, DatasetRef("d", "/x.csv", "label")) == "id"
+    assert id_column(frame, DatasetRef("d", "/x.csv", "label", "x1")) == "x1"
+    assert id_column(frame.drop(columns=["id"]), DatasetRef("d", "/x.csv", "label")) is None
+
+
+def test_a_regression_summary_gives_the_mean_and_quantiles() -> None:
+    from core.builtin import prediction_summary
+    from core.predictions import clean_summary, summary_text
+
+    summary = prediction_summary([float(i) for i in range(101)], classifier=False)
+    assert clean_summary(summary) == summary
+    assert (summary["mean"], summary["min"], summary["max"]) == (50.0, 0.0, 100.0)
+    assert summary["quantiles"] == {
+        "0.05": 5.0,
+        "0.25": 25.0,
+        "0.5": 50.0,
+        "0.75": 75.0,
+        "0.95": 95.0,
+    }
+    assert summary_text(summary).startswith("101 predictions: mean 50, std 29.3, min 0, q5 5,")
