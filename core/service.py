@@ -1108,6 +1108,8 @@ class Deck:
             raise ModelDeckError(f"{model_dir / 'config.json'}: hyperparameters must be an object")
         hyper = {**defaults, **(overrides or {})}
         fingerprint = code_fingerprint(Path(p.repo), model_dir)
+        # Outside the write transaction: git may take a moment.
+        diff = git_diff(Path(p.repo), model_dir) if fingerprint.endswith("+dirty") else None
         with self.writer() as s:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
@@ -1132,14 +1134,13 @@ class Deck:
                     "columns": columns,
                 },
             )
-            if fingerprint.endswith("+dirty"):
-                self._keep_diff(s, job, Path(p.repo), model_dir)
+            if diff is not None:
+                self._keep_diff(s, job, diff)
             return self._submitted(s, job)
 
-    def _keep_diff(self, s: Session, job: Job, repo: Path, model_dir: Path) -> None:
+    def _keep_diff(self, s: Session, job: Job, diff: bytes) -> None:
         """A ``+dirty`` training keeps what is not committed: the model folder's ``git
         diff`` in the job's folder (``code.diff``), named by a ``code_diff`` event."""
-        diff = git_diff(repo, model_dir)
         path = self.job_dir(job.id) / "code.diff"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(diff)
@@ -1402,6 +1403,8 @@ class Deck:
             )
         if fmt not in IMPORT_FORMATS:
             raise ModelDeckError(f"unknown format {fmt!r} (use {', '.join(IMPORT_FORMATS)})")
+        # Hashed before the write transaction: a big file holds no lock while it is read.
+        sha = None if again or "://" in source else file_sha256(Path(source))
         with self.writer() as s:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
@@ -1410,8 +1413,8 @@ class Deck:
             if m is None and model in self._code_model_dirs(p.repo):
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
             params: dict[str, Any] = {"model": model, "source": source, "format": fmt}
-            if m is not None and not again and "://" not in source:
-                same = identical_version(s, m.id, file_sha256(Path(source)))
+            if m is not None and sha is not None:
+                same = identical_version(s, m.id, sha)
                 if same is not None:
                     raise ModelDeckError(identical_message(source, model, same))
             if again:
@@ -1599,7 +1602,8 @@ class Deck:
     def change_marker(self) -> tuple[int, ...]:
         """A cheap marker that changes whenever anything a screen shows may have changed:
         job events (every status change makes one), deployment events (schedules), datasets
-        and projects. Polling UIs compare it before they fetch anything else."""
+        and projects (and how many of them are archived). Polling UIs compare it before they
+        fetch anything else."""
         with self.reader() as s:
             row = s.exec(
                 select(
@@ -1607,6 +1611,15 @@ class Deck:
                     select(func.max(DeploymentEvent.id)).scalar_subquery(),
                     select(func.count()).select_from(Dataset).scalar_subquery(),
                     select(func.count()).select_from(Project).scalar_subquery(),
+                    # Archiving or unarchiving changes which of them the lists show.
+                    select(func.count())
+                    .select_from(Dataset)
+                    .where(col(Dataset.archived_at).is_not(None))
+                    .scalar_subquery(),
+                    select(func.count())
+                    .select_from(Project)
+                    .where(col(Project.archived_at).is_not(None))
+                    .scalar_subquery(),
                 )
             ).one()
             return tuple(int(x or 0) for x in row)

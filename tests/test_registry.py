@@ -363,3 +363,12 @@ def test_a_regression_summary_gives_the_mean_and_quantiles() -> None:
         "0.95": 95.0,
     }
     assert summary_text(summary).startswith("101 predictions: mean 50, std 29.3, min 0, q5 5,")
+
+
+def test_archiving_changes_the_marker_polling_screens_watch(deck: Deck, project: str) -> None:
+    before = deck.change_marker()
+    deck.archive_dataset(project, "score")
+    archived = deck.change_marker()
+    assert archived != before
+    deck.archive_project(project)
+    assert deck.change_marker() != archived
