@@ -544,7 +544,8 @@ class Cli:
                 for ap in detail.approvals:
                     say(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
                 for dep in detail.deployments:
-                    say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}")
+                    why = f" ({_retired(dep)})" if dep.retired_at else ""
+                    say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}{why}")
                 self.version_judgement(detail)
                 self.version_statistics(detail)
             return 0
@@ -648,6 +649,8 @@ class Cli:
             else:
                 for k, v in j.to_json().items():
                     say(f"{k:<12} {v if v not in (None, [], {}) else '-'}")
+                if j.type == JobType.batch_predict.value and j.status in FINAL_STATUSES:
+                    self.predictions_preview(j.id)
             return 0
         if c == "logs":
             return self.logs()
@@ -666,6 +669,19 @@ class Cli:
         if c == "engine":
             return self.engine()
         raise ModelDeckError(f"unknown command {c!r}")
+
+    def predictions_preview(self, job_id: str) -> None:
+        """A batch prediction's summary and the first rows of its predictions.csv."""
+        preview = self.deck.predictions(job_id)
+        say(f"predictions  {preview.summary_text}")
+        if preview.columns:
+            say(f"  first {len(preview.rows)} rows of {preview.path}:")
+            # The file's own header as its first row: column names as they are, not upper-cased.
+            width = max(len(preview.columns), *(len(r) for r in preview.rows), 0)
+            rows = [preview.columns, *preview.rows]
+            cells = [list(r) + [""] * (width - len(r)) for r in rows]
+            for line in table([""] * width, cells).splitlines()[1:]:
+                say(f"    {line}")
 
     def version_judgement(self, detail: Any) -> None:
         """Which evaluation the version is judged on, and what each decision was made on."""

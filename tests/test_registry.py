@@ -334,6 +334,10 @@ def test_the_builtin_scorer_passes_ids_through_and_summarises_its_predictions(
         "other": 0,
     }
     assert written["message"].startswith(summary)
+    shown = ok(cli("job", job_id)).out
+    assert f"predictions  {summary}" in shown
+    assert "first 10 rows of" in shown and "customer  prediction" in shown
+    assert "C-1063" in shown and "C-1070" not in shown  # rows 0 to 9
 
 
 def test_a_column_named_id_is_passed_through_without_being_named() -> None:
