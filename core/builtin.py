@@ -42,6 +42,12 @@ def split_xy(frame: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, pd.
     return frame, None
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be used: the job fails with this one line, no traceback."""
+
+    one_line = True  # the runner prints "error: <message>" instead of a traceback
+
+
 class OnnxModel:
     """An ONNX graph behind the same ``predict`` as a scikit-learn estimator."""
 
@@ -49,7 +55,7 @@ class OnnxModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeError(
+            raise ModelFileError(
                 "ONNX models need onnxruntime: install it with `uv sync --extra onnx`"
             ) from None
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -60,15 +66,17 @@ class OnnxModel:
         return np.asarray(self.session.run(None, {self.input_name: data})[0]).ravel()
 
 
-class ModelFileError(ValueError):
-    """A model file that cannot be used: the job fails with this one line, no traceback."""
-
-    one_line = True  # the runner prints "error: <message>" instead of a traceback
-
-
 def load_model_file(path: Path, fmt: str) -> Any:
     if fmt == "onnx":
-        return OnnxModel(path)
+        try:
+            return OnnxModel(path)
+        except ModelFileError:
+            raise
+        except Exception as exc:
+            raise ModelFileError(
+                f"{path.name} is not a readable onnx file of a model: "
+                f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+            ) from None
     try:
         if fmt == "joblib":
             import joblib

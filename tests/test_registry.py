@@ -376,3 +376,23 @@ def test_archiving_changes_the_marker_polling_screens_watch(deck: Deck, project:
     assert archived != before
     deck.archive_project(project)
     assert deck.change_marker() != archived
+
+
+@pytest.mark.timeout(60)
+def test_an_onnx_import_without_onnxruntime_fails_in_one_line(
+    cli: Cli, repo: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("sklearn")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("onnxruntime is installed here")
+    ok(cli("project", "add", "proj", "--repo", str(repo)))
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\x08\x07not really a graph")
+    result = cli("import", "proj", "graph", str(model))
+    assert result.code == 1
+    assert "Traceback" not in result.out + result.err
+    assert "ONNX models need onnxruntime" in result.err.strip().splitlines()[-1]
