@@ -485,7 +485,7 @@ class Cli:
         if c == "projects":
             extra = ["archived"] if a.all else []
             return self.listing(
-                d.projects(all=a.all),
+                d.projects(include_archived=a.all),
                 ["name", "repo", "models", "deployments", "running", "failed", *extra],
                 lambda p: [
                     p.name,
@@ -581,7 +581,7 @@ class Cli:
         if c == "datasets":
             extra = ["archived"] if a.all else []
             return self.listing(
-                d.datasets(a.project, all=a.all),
+                d.datasets(a.project, include_archived=a.all),
                 ["name", "rows", "columns", "target", "id", "sha256", "path", *extra],
                 lambda x: [
                     x.name,

@@ -661,7 +661,7 @@ class Deck:
             trigger=job.trigger,
             project=project,
             # An import names its model before the model exists (and when it never does).
-            model=model or (job.params or {}).get("model") if job.type == "import" else model,
+            model=model if model or job.type != "import" else (job.params or {}).get("model"),
             version=job.version_id,
             deployment=job.deployment_id,
             actor=job.actor,
@@ -686,12 +686,12 @@ class Deck:
 
     # -- projects -------------------------------------------------------------------------
 
-    def projects(self, all: bool = False) -> list[ProjectView]:
-        """The projects; archived ones only with ``all``."""
+    def projects(self, include_archived: bool = False) -> list[ProjectView]:
+        """The projects; archived ones only with ``include_archived``."""
         self.settle()
         with self.reader() as s:
             stmt = select(Project).order_by(Project.name)
-            if not all:
+            if not include_archived:
                 stmt = stmt.where(col(Project.archived_at).is_(None))
             return [self._project_view(s, p) for p in s.exec(stmt)]
 
@@ -759,12 +759,12 @@ class Deck:
 
     # -- datasets -------------------------------------------------------------------------
 
-    def datasets(self, project: str, all: bool = False) -> list[DatasetView]:
-        """A project's datasets; archived ones only with ``all``."""
+    def datasets(self, project: str, include_archived: bool = False) -> list[DatasetView]:
+        """A project's datasets; archived ones only with ``include_archived``."""
         with self.reader() as s:
             p = self._project(s, project)
             stmt = select(Dataset).where(Dataset.project_id == p.id).order_by(Dataset.name)
-            if not all:
+            if not include_archived:
                 stmt = stmt.where(col(Dataset.archived_at).is_(None))
             return [_dataset_view(d, p) for d in s.exec(stmt)]
 
