@@ -42,6 +42,12 @@ def split_xy(frame: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, pd.
     return frame, None
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be used: the job fails with this one line, no traceback."""
+
+    one_line = True  # the runner prints "error: <message>" instead of a traceback
+
+
 class OnnxModel:
     """An ONNX graph behind the same ``predict`` as a scikit-learn estimator."""
 
@@ -49,7 +55,7 @@ class OnnxModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeError(
+            raise ModelFileError(
                 "ONNX models need onnxruntime: install it with `uv sync --extra onnx`"
             ) from None
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -62,16 +68,33 @@ class OnnxModel:
 
 def load_model_file(path: Path, fmt: str) -> Any:
     if fmt == "onnx":
-        return OnnxModel(path)
-    if fmt == "joblib":
-        import joblib
+        try:
+            return OnnxModel(path)
+        except ModelFileError:
+            raise
+        except Exception as exc:
+            raise ModelFileError(
+                f"{path.name} is not a readable onnx file of a model: "
+                f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+            ) from None
+    try:
+        if fmt == "joblib":
+            import joblib
 
-        model = joblib.load(path)
-    else:
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
+            model = joblib.load(path)
+        else:
+            with open(path, "rb") as fh:
+                model = pickle.load(fh)
+    except Exception as exc:
+        # A corrupt or truncated file fails deep inside the unpickler (KeyError: 110,
+        # UnpicklingError, EOFError, ...): say what the file is not, and why, in one line.
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ModelFileError(
+            f"{path.name} is not a readable {fmt} file of a model "
+            f"(corrupt, truncated or another format): {why[:200]}"
+        ) from None
     if not callable(getattr(model, "predict", None)):
-        raise TypeError(f"the object in {path.name} ({type(model).__name__}) has no predict()")
+        raise ModelFileError(f"the object in {path.name} ({type(model).__name__}) has no predict()")
     return model
 
 
@@ -122,7 +145,7 @@ def evaluate(context: Any) -> dict[str, Any]:
         raise ValueError(f"dataset {ds.name!r} has no target column to evaluate against")
     x, y = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
-    x = align(model, x)
+    x = align(model, _features(model, x, id_column(frame, ds, model)))
     print(f"evaluating on {ds.name}: {len(frame)} rows, target {ds.target!r}")
     pred = model.predict(x)
     if _is_classifier(model, context.task, y):
@@ -158,24 +181,84 @@ def evaluate(context: Any) -> dict[str, Any]:
     return {}
 
 
+def id_column(frame: pd.DataFrame, ds: Any, model: Any = None) -> str | None:
+    """The column that identifies rows: the dataset's ``id_column``, else one named
+    ``id``; None when the frame has neither."""
+    named = getattr(ds, "id_column", None)
+    for name in (named, "id"):
+        if name and name in frame.columns and name != ds.target:
+            return str(name)
+    return None
+
+
+def _features(model: Any, x: pd.DataFrame, ident: str | None) -> pd.DataFrame:
+    """The frame without the id column, unless the model was fitted on it."""
+    names = getattr(model, "feature_names_in_", None)
+    if ident is None or (names is not None and ident in [str(n) for n in names]):
+        return x
+    return x.drop(columns=[ident])
+
+
+def prediction_summary(pred: Any, classifier: bool) -> dict[str, Any]:
+    """Class counts (most frequent first) or the mean and quantiles of the predictions."""
+    from core.predictions import MOST_CLASSES, QUANTILES
+
+    values = pd.Series(np.asarray(pred).ravel())
+    if classifier:
+        counts = values.astype(str).value_counts()
+        top = counts.head(MOST_CLASSES)
+        return {
+            "kind": "classes",
+            "rows": len(values),
+            "counts": {str(k): int(v) for k, v in top.items()},
+            "other": int(counts.iloc[MOST_CLASSES:].sum()),
+        }
+    numbers = pd.to_numeric(values, errors="coerce").dropna().astype(float)
+
+    def num(x: Any) -> float | None:
+        x = float(x)
+        return x if math.isfinite(x) else None
+
+    empty = numbers.empty
+    return {
+        "kind": "numbers",
+        "rows": len(values),
+        "mean": None if empty else num(numbers.mean()),
+        "std": None if len(numbers) < 2 else num(numbers.std(ddof=1)),
+        "min": None if empty else num(numbers.min()),
+        "max": None if empty else num(numbers.max()),
+        "quantiles": {q: None if empty else num(numbers.quantile(float(q))) for q in QUANTILES},
+    }
+
+
 def score(context: Any) -> None:
-    """Predict every row of the deployment's dataset into ``predictions.csv``."""
+    """Predict every row of the deployment's dataset into ``predictions.csv``: the id
+    column when the dataset has one (else the row number), the prediction, and the class
+    probabilities when the model gives them. A summary goes to the log and the job."""
+    from core.predictions import PREDICTIONS_FILE, summary_text
+
     ds = context.dataset
     frame = read_dataset(ds.path)
     x, _ = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
-    x = align(model, x)
-    print(f"scoring {len(frame)} rows of {ds.name}")
-    out = pd.DataFrame({"row": np.arange(len(frame)), "prediction": model.predict(x)})
+    ident = id_column(frame, ds, model)
+    x = align(model, _features(model, x, ident))
+    print(f"scoring {len(frame)} rows of {ds.name}" + (f" (ids from {ident!r})" if ident else ""))
+    pred = model.predict(x)
+    first = {ident: frame[ident].to_numpy()} if ident else {"row": np.arange(len(frame))}
+    out = pd.DataFrame({**first, "prediction": pred})
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(x)
         classes = getattr(model, "classes_", range(proba.shape[1]))
         for i, cls in enumerate(classes):
             out[f"proba_{cls}"] = proba[:, i]
-    path = context.output_dir / "predictions.csv"
+    path = context.output_dir / PREDICTIONS_FILE
     out.to_csv(path, index=False)
+    summary = prediction_summary(pred, _is_classifier(model, context.task, None))
+    context.result["predictions"] = summary
     context.progress(1.0, f"wrote {len(out)} predictions")
     print(f"wrote {path}")
+    print(summary_text(summary))
 
 
 def compute_stats(context: Any) -> dict[str, Any]:

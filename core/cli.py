@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL on stop",
     )
-    cmd("projects", "list projects")
+    p = cmd("projects", "list projects")
+    p.add_argument("--all", action="store_true", help="archived projects too")
     p = cmd("project", "manage projects")
     psub = p.add_subparsers(dest="project_cmd", parser_class=_Parser, required=True)
     pa = psub.add_parser("add", help="add a project")
@@ -135,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument(
         "--repo", required=True, help="the model repository folder (models in <repo>/models/)"
     )
+    for verb, what in (
+        ("archive", "take a project out of the lists (its history is kept)"),
+        ("unarchive", "bring an archived project back into the lists"),
+    ):
+        pa = psub.add_parser(verb, help=what, description=what)
+        _common(pa)
+        pa.add_argument("name")
     p = cmd("models", "list a project's models")
     p.add_argument("project")
     p = cmd("versions", "list model versions")
@@ -146,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p = cmd("datasets", "list a project's datasets")
     p.add_argument("project")
+    p.add_argument("--all", action="store_true", help="archived datasets too")
     p = cmd("dataset", "manage datasets")
     dsub = p.add_subparsers(dest="dataset_cmd", parser_class=_Parser, required=True)
     da = dsub.add_parser("add", help="register a CSV or Parquet dataset")
@@ -154,6 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("name")
     da.add_argument("path")
     da.add_argument("--target", help="the target column")
+    da.add_argument(
+        "--id-column",
+        metavar="COL",
+        type=_given("--id-column"),
+        help="a column that identifies rows: passed through to predictions "
+        "(default: a column named id)",
+    )
+    for verb, what in (
+        ("archive", "take a dataset out of the lists and out of new jobs (history is kept)"),
+        ("unarchive", "bring an archived dataset back"),
+    ):
+        da = dsub.add_parser(verb, help=what, description=what)
+        _common(da)
+        da.add_argument("project")
+        da.add_argument("name")
 
     p = cmd("train", "train a model: a new version", job=True)
     p.add_argument("project")
@@ -193,11 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = cmd("retire", "retire a deployment", job=True)
     p.add_argument("deployment")
+    p.add_argument(
+        "--reason", type=_given("--reason"), help="why: kept on the deployment and its events"
+    )
     p = cmd("import", "import a BYOM model file (path or http(s) URL)", job=True)
     p.add_argument("project")
     p.add_argument("model")
     p.add_argument("source", metavar="PATH_OR_URL")
     p.add_argument("--format", choices=["joblib", "pickle", "onnx"])
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="import a file identical (same sha256) to a version of the model anyway",
+    )
     p = cmd("stats", "compute statistics of a dataset for a version", job=True)
     p.add_argument("version", help=VERSION_HELP)
     p.add_argument("--dataset", required=True)
@@ -441,6 +473,8 @@ class Cli:
             err(f"deployment {dep.id} active{nxt}")
         for path in job.outputs:
             err(f"output: {path}")
+        if job.type == JobType.batch_predict.value:
+            err(self.deck.predictions(job.id).summary_text)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -449,9 +483,10 @@ class Cli:
         d = self.deck
         c = a.command
         if c == "projects":
+            extra = ["archived"] if a.all else []
             return self.listing(
-                d.projects(),
-                ["name", "repo", "models", "deployments", "running", "failed"],
+                d.projects(include_archived=a.all),
+                ["name", "repo", "models", "deployments", "running", "failed", *extra],
                 lambda p: [
                     p.name,
                     p.repo,
@@ -459,9 +494,13 @@ class Cli:
                     p.active_deployments,
                     p.running_jobs,
                     p.failed_jobs,
+                    *([local(p.archived_at) if p.archived_at else "-"] if a.all else []),
                 ],
             )
         if c == "project":
+            if a.project_cmd in ("archive", "unarchive"):
+                p = d.archive_project(a.name, archived=a.project_cmd == "archive")
+                return self.show(p, f"project {p.name} {a.project_cmd}d")
             p = d.add_project(a.name, a.repo)
             return self.show(p, f"project {p.name} added ({p.models} model(s) in {p.repo}/models)")
         if c == "models":
@@ -505,7 +544,8 @@ class Cli:
                 for ap in detail.approvals:
                     say(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
                 for dep in detail.deployments:
-                    say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}")
+                    why = f" ({_retired(dep)})" if dep.retired_at else ""
+                    say(f"  deploy   {dep.id}  {dep.status}  on {dep.dataset}{why}")
                 self.version_judgement(detail)
                 self.version_statistics(detail)
             return 0
@@ -523,6 +563,7 @@ class Cli:
                     "paused",
                     "next run",
                     "last run",
+                    "retired",
                 ],
                 lambda x: [
                     x.id,
@@ -534,16 +575,30 @@ class Cli:
                     "yes" if x.paused else "no",
                     local(x.next_run_at) + _unserved(x, serving),
                     x.last_run["status"] if x.last_run else "-",
+                    _retired(x),
                 ],
             )
         if c == "datasets":
+            extra = ["archived"] if a.all else []
             return self.listing(
-                d.datasets(a.project),
-                ["name", "rows", "columns", "target", "path"],
-                lambda x: [x.name, x.rows, x.columns, x.target, x.path],
+                d.datasets(a.project, include_archived=a.all),
+                ["name", "rows", "columns", "target", "id", "sha256", "path", *extra],
+                lambda x: [
+                    x.name,
+                    x.rows,
+                    x.columns,
+                    x.target,
+                    x.id_column,
+                    x.sha256[:12] if x.sha256 else None,
+                    x.path,
+                    *([local(x.archived_at) if x.archived_at else "-"] if a.all else []),
+                ],
             )
         if c == "dataset":
-            ds = d.add_dataset(a.project, a.name, a.path, a.target)
+            if a.dataset_cmd in ("archive", "unarchive"):
+                ds = d.archive_dataset(a.project, a.name, archived=a.dataset_cmd == "archive")
+                return self.show(ds, f"dataset {ds.name} of {ds.project} {a.dataset_cmd}d")
+            ds = d.add_dataset(a.project, a.name, a.path, a.target, a.id_column)
             return self.show(ds, f"dataset {ds.name} added: {ds.rows} rows, {ds.columns} columns")
         if c == "train":
             from core.service import parse_overrides
@@ -559,9 +614,11 @@ class Cli:
         if c == "deploy":
             return self.job_command(lambda: d.deploy(a.version, a.dataset, a.schedule, a.timezone))
         if c == "retire":
-            return self.job_command(lambda: d.retire(a.deployment))
+            return self.job_command(lambda: d.retire(a.deployment, a.reason))
         if c == "import":
-            return self.job_command(lambda: d.import_model(a.project, a.model, a.source, a.format))
+            return self.job_command(
+                lambda: d.import_model(a.project, a.model, a.source, a.format, a.again)
+            )
         if c == "stats":
             return self.job_command(lambda: d.compute_stats(a.version, a.dataset))
         if c == "predict":
@@ -592,6 +649,8 @@ class Cli:
             else:
                 for k, v in j.to_json().items():
                     say(f"{k:<12} {v if v not in (None, [], {}) else '-'}")
+                if j.type == JobType.batch_predict.value and j.status in FINAL_STATUSES:
+                    self.predictions_preview(j.id)
             return 0
         if c == "logs":
             return self.logs()
@@ -610,6 +669,19 @@ class Cli:
         if c == "engine":
             return self.engine()
         raise ModelDeckError(f"unknown command {c!r}")
+
+    def predictions_preview(self, job_id: str) -> None:
+        """A batch prediction's summary and the first rows of its predictions.csv."""
+        preview = self.deck.predictions(job_id)
+        say(f"predictions  {preview.summary_text}")
+        if preview.columns:
+            say(f"  first {len(preview.rows)} rows of {preview.path}:")
+            # The file's own header as its first row: column names as they are, not upper-cased.
+            width = max(len(preview.columns), *(len(r) for r in preview.rows), 0)
+            rows = [preview.columns, *preview.rows]
+            cells = [list(r) + [""] * (width - len(r)) for r in rows]
+            for line in table([""] * width, cells).splitlines()[1:]:
+                say(f"    {line}")
 
     def version_judgement(self, detail: Any) -> None:
         """Which evaluation the version is judged on, and what each decision was made on."""
@@ -814,6 +886,13 @@ def _parse_time(text: str, tz: str) -> datetime:
             "(on the schedule's clock) or 2026-10-24T22:00Z"
         ) from None
     return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
+
+
+def _retired(dep: Any) -> str:
+    """When a retired deployment was retired, and why (its reason, when one was given)."""
+    if dep.retired_at is None:
+        return "-"
+    return local(dep.retired_at) + (f": {dep.retire_reason}" if dep.retire_reason else "")
 
 
 def _unserved(dep: Any, serving: bool) -> str:

@@ -33,6 +33,7 @@ from core.lifecycle import (
 )
 from core.models import (
     Approval,
+    Dataset,
     Deployment,
     Job,
     MetricsRecord,
@@ -41,7 +42,15 @@ from core.models import (
     Project,
     StatisticsRecord,
 )
-from core.records import add_deployment_event, add_event
+from core.predictions import clean_summary, summary_text
+from core.records import (
+    add_deployment_event,
+    add_event,
+    identical_deployment,
+    identical_deployment_message,
+    identical_message,
+    identical_version,
+)
 
 
 def _version(s: Session, job: Job) -> ModelVersion:
@@ -200,6 +209,10 @@ def apply_result(
             s.flush()
         elif model.kind != "byom":
             raise ModelDeckError(f"{name!r} is a code model")
+        elif not job.params.get("again"):
+            same = identical_version(s, model.id, str(result.get("sha256") or ""))
+            if same is not None:
+                raise ModelDeckError(identical_message(job.params["source"], name, same))
         job.model_id = model.id
         source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
         _new_version(
@@ -248,14 +261,62 @@ def apply_result(
         )
     elif kind == JobType.batch_predict:
         d = _active_deployment(s, job)
+        summary = clean_summary(result.get("predictions"))
+        files = f"{len(job.outputs or [])} output file(s)"
         add_event(
             s,
             job,
             "predictions_written",
-            f"{len(job.outputs or [])} output file(s)",
+            f"{summary_text(summary)}; {files}" if summary else files,
             now,
-            {"deployment": d.id, "outputs": job.outputs},
+            {"deployment": d.id, "outputs": job.outputs, "summary": summary},
         )
+
+
+def _dataset_file_info(value: Any) -> dict[str, Any] | None:
+    """A job's ``dataset_file`` result, checked (the job's code could have written it)."""
+    if not isinstance(value, dict):
+        return None
+    sha = value.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        return None
+    info: dict[str, Any] = {"sha256": sha}
+    for key in ("size", "rows", "columns"):
+        n = value.get(key)
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            info[key] = n
+    return info
+
+
+def record_dataset_read(s: Session, job: Job, result: dict[str, Any], now: datetime) -> None:
+    """Keep the dataset file a job read (sha256, size, rows, columns) in the job's params and
+    a ``dataset_read`` event; when the file changed since it was last seen, the dataset's
+    rows, columns and sha256 follow it (a changed file is said in the event)."""
+    info = _dataset_file_info(result.get("dataset_file"))
+    if info is None or not job.dataset_id:
+        return
+    ds = s.get(Dataset, job.dataset_id)
+    if ds is None:
+        return
+    before = {"sha256": ds.sha256, "rows": ds.rows, "columns": ds.columns}
+    changed = ds.sha256 is not None and ds.sha256 != info["sha256"]
+    job.params = {**(job.params or {}), "dataset_file": info}
+    rows = info.get("rows")
+    message = f"read dataset {ds.name}: {rows if rows is not None else '?'} rows, "
+    message += f"sha256 {info['sha256'][:12]}"
+    details: dict[str, Any] = {"dataset": ds.id, "name": ds.name, **info, "changed": changed}
+    if changed:
+        message += f" (the file changed: it had {before['rows']} rows, sha256 "
+        message += f"{(before['sha256'] or '')[:12]})"
+        details["before"] = before
+    if ds.sha256 != info["sha256"]:
+        ds.sha256 = info["sha256"]
+        if rows is not None:
+            ds.rows = rows
+        if info.get("columns") is not None:
+            ds.columns = info["columns"]
+        s.add(ds)
+    add_event(s, job, "dataset_read", message, now, details)
 
 
 def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
@@ -306,6 +367,9 @@ def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
         v = _version(s, job)
         expr = job.params.get("schedule")
         tz = job.params.get("timezone") or "UTC"
+        same = identical_deployment(s, v.id, job.dataset_id or "", expr, tz)
+        if same is not None:  # queued twice before either ran
+            raise ModelDeckError(identical_deployment_message(same))
         d = Deployment(
             id=new_id("dep"),
             project_id=job.project_id,
@@ -334,15 +398,17 @@ def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
         )
     elif kind == JobType.retire:
         d = _active_deployment(s, job)
+        reason = job.params.get("reason") or None
         d.status = DeploymentStatus.retired.value
         d.retired_at = now
+        d.retire_reason = reason
         d.next_run_at = None
         s.add(d)
-        add_event(
-            s, job, "deployment_retired", f"deployment {d.id} retired", now, {"deployment": d.id}
-        )
-        add_deployment_event(s, d.id, "retired", f"retired by {job.actor}", now)
-        log.append(f"retired deployment {d.id}")
+        why = f": {reason}" if reason else ""
+        details = {"deployment": d.id, "by": job.actor, "reason": reason}
+        add_event(s, job, "deployment_retired", f"deployment {d.id} retired{why}", now, details)
+        add_deployment_event(s, d.id, "retired", f"retired by {job.actor}{why}", now, details)
+        log.append(f"retired deployment {d.id}{why}")
         others = s.exec(
             select(Deployment).where(
                 Deployment.version_id == d.version_id,

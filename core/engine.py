@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 from core import schedule as cron
 from core.clock import iso
 from core.db import storage_full
-from core.effects import apply_inline, apply_result
+from core.effects import apply_inline, apply_result, record_dataset_read
 from core.errors import ModelDeckError
 from core.lifecycle import (
     ACTIVE_STATUSES,
@@ -636,7 +636,12 @@ class Engine:
             "output_dir": str(job_dir / "output"),
             "hyperparameters": job.params.get("hyperparameters")
             or (version.hyperparameters if version else {}),
-            "dataset": {"name": dataset.name, "path": dataset.path, "target": dataset.target}
+            "dataset": {
+                "name": dataset.name,
+                "path": dataset.path,
+                "target": dataset.target,
+                "id_column": dataset.id_column,
+            }
             if dataset
             else None,
             "version": job.version_id,
@@ -1058,6 +1063,7 @@ class Engine:
             out_dir = self.deck.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
             job.exit_code = exit_code
+            record_dataset_read(s, job, result, now)
             staging = self._staging(job.id)
             if status == JobStatus.completed:
                 try:

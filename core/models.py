@@ -19,6 +19,7 @@ class Project(SQLModel, table=True):
     name: str = Field(unique=True, index=True)
     repo: str
     created_at: datetime
+    archived_at: datetime | None = None  # out of the lists (``--all`` shows it); history kept
 
 
 class Dataset(SQLModel, table=True):
@@ -32,6 +33,10 @@ class Dataset(SQLModel, table=True):
     rows: int | None = None
     columns: int | None = None
     created_at: datetime
+    # The file as it was last seen (registered, or read by a job): rows and columns above.
+    sha256: str | None = None
+    id_column: str | None = None  # passed through to predictions (else a column named "id")
+    archived_at: datetime | None = None  # out of the lists (``--all`` shows it); history kept
 
 
 class Model(SQLModel, table=True):
@@ -115,6 +120,7 @@ class Deployment(SQLModel, table=True):
     next_run_at: datetime | None = Field(default=None, index=True)
     created_at: datetime
     retired_at: datetime | None = None
+    retire_reason: str | None = None
     job_id: str | None = None
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from core.models import DeploymentEvent, Job, JobEvent
+from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
+from core.text import printable
 
 
 def actor() -> str:
@@ -57,6 +58,47 @@ def add_deployment_event(
         DeploymentEvent(
             deployment_id=deployment_id, at=at, kind=kind, message=message, details=details or {}
         )
+    )
+
+
+def identical_version(s: Session, model_id: str, sha256: str) -> ModelVersion | None:
+    """The first version of a model imported from a file with this sha256, if any."""
+    rows = s.exec(
+        select(ModelVersion).where(ModelVersion.model_id == model_id).order_by(ModelVersion.number)
+    )
+    return next((v for v in rows if (v.source or {}).get("sha256") == sha256), None)
+
+
+def identical_message(source: str, model: str, v: ModelVersion) -> str:
+    sha = (v.source or {}).get("sha256", "")
+    return (
+        f"'{printable(source.rsplit('/', 1)[-1])}' is identical to {model} v{v.number} "
+        f"(sha256 {sha[:16]}…): import it anyway with --again"
+    )
+
+
+def identical_deployment(
+    s: Session, version_id: str, dataset_id: str, schedule: str | None, timezone: str
+) -> Deployment | None:
+    """An active deployment of the version on the dataset with the same schedule and time
+    zone: a second one would score the same rows at the same times twice."""
+    rows = s.exec(
+        select(Deployment).where(
+            Deployment.version_id == version_id,
+            Deployment.dataset_id == dataset_id,
+            Deployment.status == "active",
+        )
+    )
+    return next(
+        (d for d in rows if d.schedule == schedule and (d.timezone or "UTC") == timezone), None
+    )
+
+
+def identical_deployment_message(d: Deployment) -> str:
+    when = f"schedule '{printable(d.schedule)}' ({d.timezone})" if d.schedule else "no schedule"
+    return (
+        f"an identical deployment is active: {d.id} (same version, dataset and {when}); "
+        "it would score twice: retire it first, or give another schedule"
     )
 
 

@@ -40,10 +40,13 @@ class Stopped(BaseException):
 
 
 class DatasetRef:
-    def __init__(self, name: str, path: str, target: str | None) -> None:
+    def __init__(
+        self, name: str, path: str, target: str | None, id_column: str | None = None
+    ) -> None:
         self.name = name
         self.path = Path(path)
         self.target = target
+        self.id_column = id_column  # a column that identifies rows (not a feature), or None
 
     def __repr__(self) -> str:
         return f"Dataset(name={self.name!r}, path={str(self.path)!r}, target={self.target!r})"
@@ -58,7 +61,11 @@ class Context:
         self.version: str | None = spec.get("version")
         self.hyperparameters: dict[str, Any] = dict(spec.get("hyperparameters") or {})
         ds = spec.get("dataset")
-        self.dataset = DatasetRef(ds["name"], ds["path"], ds.get("target")) if ds else None
+        self.dataset = (
+            DatasetRef(ds["name"], ds["path"], ds.get("target"), ds.get("id_column"))
+            if ds
+            else None
+        )
         self.model_dir = Path(spec["model_dir"]) if spec.get("model_dir") else None
         self.output_dir = Path(spec["output_dir"])
         self.task: str | None = spec.get("task")
@@ -98,6 +105,38 @@ def _metric_value(key: Any, value: Any) -> Any:
         seq = value.tolist() if hasattr(value, "tolist") else value
         return [_metric_value(key, v) for v in seq]
     raise TypeError(f"metric {key!r} must be a number, not {type(value).__name__}")
+
+
+def dataset_file(path: Path) -> dict[str, Any]:
+    """What a job read: the dataset file's sha256 and size, and its rows and columns (a
+    CSV's counted as modeldeck counts them on registration: blank lines are no rows; a
+    Parquet file's from its metadata, when pyarrow is there)."""
+    import csv
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    info: dict[str, Any] = {"sha256": digest.hexdigest(), "size": size}
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq  # not at import: the runner is standard library only
+
+            meta = pq.ParquetFile(path)
+            info["rows"] = int(meta.metadata.num_rows)
+            info["columns"] = len(meta.schema_arrow.names)
+        else:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.reader(fh)
+                header = next(reader, None) or []
+                info["rows"] = sum(1 for row in reader if row)
+                info["columns"] = len(header)
+    except Exception:  # unreadable as a table: the job's own reading will say why
+        pass
+    return info
 
 
 def _load_module(path: Path, name: str) -> Any:
@@ -419,6 +458,11 @@ def main(argv: list[str]) -> int:
         if spec.get("model_dir"):
             Path(spec["model_dir"]).mkdir(parents=True, exist_ok=True)
         try:
+            if ctx.dataset is not None:
+                try:  # the file as this job reads it, recorded with the job
+                    ctx.result["dataset_file"] = dataset_file(ctx.dataset.path)
+                except OSError:
+                    pass  # a missing file: the job's own reading says so
             run(spec, ctx)
             result["status"] = "completed"
             code = 0
@@ -430,6 +474,12 @@ def main(argv: list[str]) -> int:
             if isinstance(exc, SystemExit) and exc.code in (0, None):
                 result["status"] = "completed"
                 code = 0
+            elif getattr(exc, "one_line", False) is True:
+                # A failure modeldeck explains itself (a corrupt model file): its one line,
+                # not a traceback through the library that tripped over it.
+                line = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+                result["error"] = line or type(exc).__name__
+                print(f"error: {result['error']}", flush=True)
             else:
                 import traceback  # only a failing job pays for it (~3 ms of every start)
 

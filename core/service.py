@@ -58,7 +58,14 @@ from core.models import (
     StatisticsRecord,
 )
 from core.procfs import holder_gone
-from core.records import actor, add_event
+from core.records import (
+    actor,
+    add_event,
+    identical_deployment,
+    identical_deployment_message,
+    identical_message,
+    identical_version,
+)
 from core.text import has_controls, printable
 from core.views import (
     ApprovalView,
@@ -71,6 +78,7 @@ from core.views import (
     LeaseView,
     MetricsView,
     ModelView,
+    PredictionsView,
     ProjectView,
     StatisticsRunView,
     StatisticsView,
@@ -242,6 +250,24 @@ def _git_fingerprint(repo: Path, model_dir: Path) -> str | None:
     return f"git:{head.stdout.strip()}" + ("+dirty" if dirty else "")
 
 
+def git_diff(repo: Path, model_dir: Path) -> bytes:
+    """The local changes of a model folder in a git checkout: ``git diff HEAD`` of the
+    folder, then each untracked file as a new file. Empty when there are none (or no git)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=30)
+
+    try:
+        diff = git("diff", "--no-color", "--no-ext-diff", "HEAD", "--", str(model_dir)).stdout
+        listed = git("ls-files", "-z", "--others", "--exclude-standard", "--", str(model_dir))
+        for name in sorted(n for n in listed.stdout.split(b"\0") if n):
+            new = git("diff", "--no-color", "--no-index", "--", os.devnull, os.fsdecode(name))
+            diff += new.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return b""
+    return diff
+
+
 def _files_fingerprint(model_dir: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(model_dir.rglob("*")):
@@ -259,6 +285,15 @@ def _requirements(model_dir: Path) -> list[str]:
         return []
     lines = path.read_text(errors="replace").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a chunk at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
@@ -447,7 +482,11 @@ class Deck:
             raise NotFound(f"unknown project {ref!r} (see `modeldeck projects`)")
         return row
 
-    def _dataset(self, s: Session, project: Project, ref: str | None) -> Dataset:
+    def _dataset(
+        self, s: Session, project: Project, ref: str | None, archived_ok: bool = False
+    ) -> Dataset:
+        """A dataset of a project by name or id; an archived one only with ``archived_ok``
+        (no new job reads an archived dataset)."""
         if not ref:
             raise ModelDeckError("a dataset is required (--dataset NAME)")
         require_utf8(ref, "dataset")
@@ -458,6 +497,11 @@ class Deck:
             raise NotFound(
                 f"unknown dataset {ref!r} in project {project.name} "
                 f"(see `modeldeck datasets {project.name}`)"
+            )
+        if row.archived_at is not None and not archived_ok:
+            raise ModelDeckError(
+                f"dataset {row.name!r} of {project.name} is archived: no new job reads it "
+                f"(`modeldeck dataset unarchive {project.name} {row.name}` brings it back)"
             )
         return row
 
@@ -594,6 +638,8 @@ class Deck:
             next_run_at=d.next_run_at,
             last_run=last_run,
             created_at=d.created_at,
+            retired_at=d.retired_at,
+            retire_reason=d.retire_reason,
         )
 
     def _job_select(self) -> Any:
@@ -614,7 +660,8 @@ class Deck:
             status=job.status,
             trigger=job.trigger,
             project=project,
-            model=model,
+            # An import names its model before the model exists (and when it never does).
+            model=model if model or job.type != "import" else (job.params or {}).get("model"),
             version=job.version_id,
             deployment=job.deployment_id,
             actor=job.actor,
@@ -639,12 +686,27 @@ class Deck:
 
     # -- projects -------------------------------------------------------------------------
 
-    def projects(self) -> list[ProjectView]:
+    def projects(self, include_archived: bool = False) -> list[ProjectView]:
+        """The projects; archived ones only with ``include_archived``."""
         self.settle()
         with self.reader() as s:
-            return [
-                self._project_view(s, p) for p in s.exec(select(Project).order_by(Project.name))
-            ]
+            stmt = select(Project).order_by(Project.name)
+            if not include_archived:
+                stmt = stmt.where(col(Project.archived_at).is_(None))
+            return [self._project_view(s, p) for p in s.exec(stmt)]
+
+    def archive_project(self, project: str, archived: bool = True) -> ProjectView:
+        """Take a project out of the lists (``archived=False`` puts it back). Its history,
+        models, datasets and deployments stay as they are; it is still found by name."""
+        with self.writer() as s:
+            p = self._project(s, project)
+            if (p.archived_at is not None) == archived:
+                state = "archived" if archived else "not archived"
+                raise ModelDeckError(f"project {p.name} is already {state}")
+            p.archived_at = self.now() if archived else None
+            s.add(p)
+            s.commit()
+            return self._project_view(s, p)
 
     def project(self, ref: str) -> ProjectView:
         self.settle()
@@ -661,6 +723,7 @@ class Deck:
             name=p.name,
             repo=p.repo,
             created_at=p.created_at,
+            archived_at=p.archived_at,
             models=count(select(func.count()).select_from(Model).where(Model.project_id == p.id)),
             active_deployments=count(
                 select(func.count())
@@ -696,14 +759,36 @@ class Deck:
 
     # -- datasets -------------------------------------------------------------------------
 
-    def datasets(self, project: str) -> list[DatasetView]:
+    def datasets(self, project: str, include_archived: bool = False) -> list[DatasetView]:
+        """A project's datasets; archived ones only with ``include_archived``."""
         with self.reader() as s:
             p = self._project(s, project)
-            rows = s.exec(select(Dataset).where(Dataset.project_id == p.id).order_by(Dataset.name))
-            return [_dataset_view(d, p) for d in rows]
+            stmt = select(Dataset).where(Dataset.project_id == p.id).order_by(Dataset.name)
+            if not include_archived:
+                stmt = stmt.where(col(Dataset.archived_at).is_(None))
+            return [_dataset_view(d, p) for d in s.exec(stmt)]
+
+    def archive_dataset(self, project: str, name: str, archived: bool = True) -> DatasetView:
+        """Take a dataset out of the lists and out of new jobs (``archived=False`` puts it
+        back). Jobs that read it keep it; deployments already scoring it go on."""
+        with self.writer() as s:
+            p = self._project(s, project)
+            d = self._dataset(s, p, name, archived_ok=True)
+            if (d.archived_at is not None) == archived:
+                state = "archived" if archived else "not archived"
+                raise ModelDeckError(f"dataset {d.name} of {p.name} is already {state}")
+            d.archived_at = self.now() if archived else None
+            s.add(d)
+            s.commit()
+            return _dataset_view(d, p)
 
     def add_dataset(
-        self, project: str, name: str, path: str | Path, target: str | None = None
+        self,
+        project: str,
+        name: str,
+        path: str | Path,
+        target: str | None = None,
+        id_column: str | None = None,
     ) -> DatasetView:
         name = check_name("dataset", name)
         file = Path(path).expanduser().resolve()
@@ -727,12 +812,26 @@ class Deck:
             raise ModelDeckError(
                 f"target column {target!r} is not in {file.name} (columns: {', '.join(columns)})"
             )
+        if id_column is not None:
+            id_column = id_column.strip()
+            if id_column not in columns:
+                raise ModelDeckError(
+                    f"id column '{shown(id_column)}' is not in {file.name} "
+                    f"(columns: {', '.join(columns)})"
+                )
+            if id_column == target:
+                raise ModelDeckError(f"column {id_column!r} cannot be both the target and the id")
+        sha = file_sha256(file)
         with self.writer() as s:
             p = self._project(s, project)
-            if s.exec(
+            same = s.exec(
                 select(Dataset).where(Dataset.project_id == p.id, Dataset.name == name)
-            ).first():
-                raise ModelDeckError(f"project {p.name} already has a dataset named {name!r}")
+            ).first()
+            if same:
+                archived = " (archived: see `datasets --all`)" if same.archived_at else ""
+                raise ModelDeckError(
+                    f"project {p.name} already has a dataset named {name!r}{archived}"
+                )
             d = Dataset(
                 id=new_id("d"),
                 project_id=p.id,
@@ -743,6 +842,8 @@ class Deck:
                 rows=rows,
                 columns=len(columns),
                 created_at=self.now(),
+                sha256=sha,
+                id_column=id_column or None,
             )
             s.add(d)
             s.commit()
@@ -1007,6 +1108,8 @@ class Deck:
             raise ModelDeckError(f"{model_dir / 'config.json'}: hyperparameters must be an object")
         hyper = {**defaults, **(overrides or {})}
         fingerprint = code_fingerprint(Path(p.repo), model_dir)
+        # Outside the write transaction: git may take a moment.
+        diff = git_diff(Path(p.repo), model_dir) if fingerprint.endswith("+dirty") else None
         with self.writer() as s:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
@@ -1031,7 +1134,32 @@ class Deck:
                     "columns": columns,
                 },
             )
+            if diff is not None:
+                self._keep_diff(s, job, diff)
             return self._submitted(s, job)
+
+    def _keep_diff(self, s: Session, job: Job, diff: bytes) -> None:
+        """A ``+dirty`` training keeps what is not committed: the model folder's ``git
+        diff`` in the job's folder (``code.diff``), named by a ``code_diff`` event."""
+        path = self.job_dir(job.id) / "code.diff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(diff)
+        files = sorted(
+            {
+                line[6:].decode("utf-8", "backslashreplace")
+                for line in diff.splitlines()
+                if line.startswith(b"+++ b/")
+            }
+        )
+        add_event(
+            s,
+            job,
+            "code_diff",
+            f"the model folder has local changes: {len(files)} file(s), "
+            f"{len(diff)} bytes of diff kept in code.diff",
+            self.now(),
+            {"path": str(path), "bytes": len(diff), "files": files},
+        )
 
     def _version_job(
         self,
@@ -1096,7 +1224,8 @@ class Deck:
         if have is None:
             raise ModelDeckError(f"cannot read the columns of dataset {ds.name!r} ({ds.path})")
         features = list(trained["features"])
-        allowed = set(features) | {ds.target}
+        # An id column is passed through to predictions, not fed to the model.
+        allowed = set(features) | {ds.target, ds.id_column, "id"}
         if job_type == JobType.compute_stats:
             allowed.add(trained.get("target"))
         missing = [c for c in features if c not in have]
@@ -1195,8 +1324,20 @@ class Deck:
         cron.zone(tz)
         if timezone and not schedule:
             raise ModelDeckError("--timezone goes with --schedule")
+
+        def not_twice(s: Session, v: ModelVersion) -> dict[str, Any]:
+            ds = self._dataset(s, s.get(Project, s.get(Model, v.model_id).project_id), dataset)
+            same = identical_deployment(s, v.id, ds.id, expr, tz)
+            if same is not None:
+                raise ModelDeckError(identical_deployment_message(same))
+            return {}
+
         return self._version_job(
-            JobType.deploy, version, dataset, params={"schedule": expr, "timezone": tz}
+            JobType.deploy,
+            version,
+            dataset,
+            params={"schedule": expr, "timezone": tz},
+            prepare=not_twice,
         )
 
     def _deployment_job(self, job_type: JobType, deployment: str, **kw: Any) -> JobView:
@@ -1218,16 +1359,27 @@ class Deck:
             )
             return self._submitted(s, job)
 
-    def retire(self, deployment: str) -> JobView:
-        return self._deployment_job(JobType.retire, deployment)
+    def retire(self, deployment: str, reason: str | None = None) -> JobView:
+        """Retire a deployment; the reason (optional) is kept on it and in its events."""
+        reason = (reason or "").strip()
+        params = {"reason": reason} if reason else None
+        return self._deployment_job(JobType.retire, deployment, params=params)
 
     def predict(self, deployment: str) -> JobView:
         """Run now: queue a manual batch prediction of an active deployment."""
         return self._deployment_job(JobType.batch_predict, deployment)
 
     def import_model(
-        self, project: str, model: str, source: str, fmt: str | None = None
+        self,
+        project: str,
+        model: str,
+        source: str,
+        fmt: str | None = None,
+        again: bool = False,
     ) -> JobView:
+        """Queue an import of a BYOM file. A local file identical (by sha256) to a version
+        of the model already is refused unless ``again``; a download is checked when it is
+        in (the job then fails, and nothing of it is kept)."""
         model = check_name("model", model)
         source = (source or "").strip()
         if "://" in source:
@@ -1251,6 +1403,8 @@ class Deck:
             )
         if fmt not in IMPORT_FORMATS:
             raise ModelDeckError(f"unknown format {fmt!r} (use {', '.join(IMPORT_FORMATS)})")
+        # Hashed before the write transaction: a big file holds no lock while it is read.
+        sha = None if again or "://" in source else file_sha256(Path(source))
         with self.writer() as s:
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
@@ -1258,12 +1412,15 @@ class Deck:
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
             if m is None and model in self._code_model_dirs(p.repo):
                 raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+            params: dict[str, Any] = {"model": model, "source": source, "format": fmt}
+            if m is not None and sha is not None:
+                same = identical_version(s, m.id, sha)
+                if same is not None:
+                    raise ModelDeckError(identical_message(source, model, same))
+            if again:
+                params["again"] = True
             job = self.queue_job(
-                s,
-                JobType.import_,
-                p.id,
-                model_id=m.id if m else None,
-                params={"model": model, "source": source, "format": fmt},
+                s, JobType.import_, p.id, model_id=m.id if m else None, params=params
             )
             return self._submitted(s, job)
 
@@ -1280,13 +1437,19 @@ class Deck:
             return self._decide(
                 t, j.version or "", j.params.get("reason", ""), chosen if chosen else None
             )
+        if t == JobType.retire:
+            return self.retire(j.deployment or "", j.params.get("reason"))
         if t == JobType.deploy:
             return self.deploy(
                 j.version or "", j.dataset or "", j.params.get("schedule"), j.params.get("timezone")
             )
         if t == JobType.import_:
             return self.import_model(
-                j.project, j.params["model"], j.params["source"], j.params["format"]
+                j.project,
+                j.params["model"],
+                j.params["source"],
+                j.params["format"],
+                again=bool(j.params.get("again")),
             )
         return self._deployment_job(t, j.deployment or "")
 
@@ -1439,7 +1602,8 @@ class Deck:
     def change_marker(self) -> tuple[int, ...]:
         """A cheap marker that changes whenever anything a screen shows may have changed:
         job events (every status change makes one), deployment events (schedules), datasets
-        and projects. Polling UIs compare it before they fetch anything else."""
+        and projects (and how many of them are archived). Polling UIs compare it before they
+        fetch anything else."""
         with self.reader() as s:
             row = s.exec(
                 select(
@@ -1447,9 +1611,45 @@ class Deck:
                     select(func.max(DeploymentEvent.id)).scalar_subquery(),
                     select(func.count()).select_from(Dataset).scalar_subquery(),
                     select(func.count()).select_from(Project).scalar_subquery(),
+                    # Archiving or unarchiving changes which of them the lists show.
+                    select(func.count())
+                    .select_from(Dataset)
+                    .where(col(Dataset.archived_at).is_not(None))
+                    .scalar_subquery(),
+                    select(func.count())
+                    .select_from(Project)
+                    .where(col(Project.archived_at).is_not(None))
+                    .scalar_subquery(),
                 )
             ).one()
             return tuple(int(x or 0) for x in row)
+
+    def predictions(self, job: str, rows: int = 10) -> PredictionsView:
+        """The head of a batch prediction's ``predictions.csv`` and the summary its scorer
+        recorded (in its ``predictions_written`` event)."""
+        from core.predictions import PREDICTIONS_FILE, clean_summary, read_head, summary_text
+
+        with self.reader() as s:
+            j = self._job(s, job)
+            if j.type != JobType.batch_predict.value:
+                raise ModelDeckError(f"job {j.id} is a {j.type} job, not a batch prediction")
+            written = s.exec(
+                select(JobEvent.details).where(
+                    JobEvent.job_id == j.id, JobEvent.kind == "predictions_written"
+                )
+            ).first()
+            outputs = list(j.outputs or [])
+        summary = clean_summary((written or {}).get("summary"))
+        path = next((p for p in outputs if Path(p).name == PREDICTIONS_FILE), None)
+        columns, head = read_head(Path(path), rows) if path else ([], [])
+        return PredictionsView(
+            job_id=j.id,
+            path=path,
+            columns=columns,
+            rows=head,
+            summary=summary,
+            summary_text=summary_text(summary),
+        )
 
     def events(self, job: str, after_seq: int = 0) -> list[EventView]:
         self.settle()
@@ -1627,4 +1827,7 @@ def _dataset_view(d: Dataset, p: Project) -> DatasetView:
         rows=d.rows,
         columns=d.columns,
         created_at=d.created_at,
+        sha256=d.sha256,
+        id_column=d.id_column,
+        archived_at=d.archived_at,
     )

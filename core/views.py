@@ -30,6 +30,7 @@ class ProjectView(_View):
     name: str
     repo: str
     created_at: datetime
+    archived_at: datetime | None = None
     models: int = 0
     active_deployments: int = 0
     running_jobs: int = 0
@@ -47,6 +48,9 @@ class DatasetView(_View):
     rows: int | None
     columns: int | None
     created_at: datetime
+    sha256: str | None = None  # of the file as last seen (registered or read by a job)
+    id_column: str | None = None
+    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,8 @@ class DeploymentView(_View):
     next_run_at: datetime | None
     last_run: dict[str, Any] | None
     created_at: datetime
+    retired_at: datetime | None = None
+    retire_reason: str | None = None
 
     @property
     def label(self) -> str:
@@ -256,3 +262,15 @@ class LeaseView(_View):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PredictionsView(_View):
+    """What a batch prediction wrote: the head of ``predictions.csv`` and a summary."""
+
+    job_id: str
+    path: str | None  # predictions.csv, or None when the job wrote none
+    columns: list[str]
+    rows: list[list[str]]  # the first rows, as text
+    summary: dict[str, Any] | None  # class counts, or the mean and quantiles
+    summary_text: str

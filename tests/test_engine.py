@@ -141,7 +141,9 @@ def test_rules_are_checked_again_when_a_queued_job_runs(
     again = Engine(deck, workers=1, poll=0.05)
     try:
         assert again.run_until_idle(timeout=30)
-        deps = [deck.deploy(v, "score"), deck.deploy(v, "score")]
+        # Two identical deployments queued together: the second is refused when it runs.
+        deps = [deck.deploy(v, "score"), deck.deploy(v, "score", "0 6 * * *")]
+        twice = deck.deploy(v, "score")
         assert again.run_until_idle(timeout=30)
         dep = deck.job(deps[0].id).deployment
         retires = [deck.retire(dep), deck.retire(dep)]
@@ -161,6 +163,8 @@ def test_rules_are_checked_again_when_a_queued_job_runs(
         {"accuracy": 0.75},
     )
     assert [deck.job(j.id).status for j in deps] == ["completed", "completed"]
+    assert deck.job(twice.id).status == "failed"
+    assert deck.job(twice.id).error.startswith("an identical deployment is active: dep-")
     assert [deck.job(j.id).status for j in retires] == ["completed", "failed"]
     assert deck.job(retires[1].id).error == f"deployment {dep} is retired"
     assert deck.version(v).status == "deployed"  # the second deployment is still active

@@ -34,7 +34,7 @@ def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(
     engine.dispose()
 
     deck = Deck(home=home)
-    assert current_revision(deck.engine) == "0003"
+    assert current_revision(deck.engine) == "0004"
     indexes = {ix["name"] for ix in inspect(deck.engine).get_indexes("job")}
     assert "ix_job_project_status" in indexes
     assert [p.name for p in deck.projects()] == ["legacy"]
@@ -74,7 +74,7 @@ def test_statistics_kept_on_a_version_become_a_record_of_their_job(
     engine.dispose()
 
     deck = Deck(home=home)
-    assert current_revision(deck.engine) == "0003"
+    assert current_revision(deck.engine) == "0004"
     [run] = deck.version_detail("v-1").statistics
     assert (run.job_id, run.dataset, run.rows, run.columns) == (
         "j-1",
@@ -94,3 +94,44 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(deck: Deck) -
     with deck.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
+
+
+def test_a_database_at_0003_gains_archives_hashes_and_retire_reasons(
+    tmp_path: Path, repo: Path
+) -> None:
+    home = tmp_path / "old-home"
+    home.mkdir()
+    engine = make_engine(sqlite_url(home / "modeldeck.db"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    command.upgrade(cfg, "0003")
+    t0 = "2026-01-01 00:00:00.000000"
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO project (id, name, repo, created_at) VALUES ('p-1', 'old', :r, :t)"),
+            {"r": str(repo), "t": t0},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO dataset (id, project_id, name, path, format, rows, created_at) "
+                "VALUES ('d-1', 'p-1', 'train', :path, 'csv', 60, :t)"
+            ),
+            {"path": str(repo / "data" / "train.csv"), "t": t0},
+        )
+    engine.dispose()
+
+    deck = Deck(home=home)
+    assert current_revision(deck.engine) == "0004"
+    columns = {
+        table: {c["name"] for c in inspect(deck.engine).get_columns(table)}
+        for table in ("project", "dataset", "deployment")
+    }
+    assert "archived_at" in columns["project"]
+    assert {"archived_at", "sha256", "id_column"} <= columns["dataset"]
+    assert "retire_reason" in columns["deployment"]
+    [p] = deck.projects()
+    assert (p.name, p.archived_at) == ("old", None)
+    [d] = deck.datasets("old")
+    assert (d.name, d.rows, d.sha256, d.archived_at) == ("train", 60, None, None)
+    deck.close()

@@ -31,7 +31,12 @@ from core.service import Deck  # noqa: E402
 
 IDLE_TARGET = 1.0  # percent of one core
 P99_TARGET = 1.0  # seconds
-YEARLY = "0 0 1 1 *"  # active but never due while we watch
+
+
+def yearly(i: int) -> str:
+    """The i-th of distinct yearly schedules (active but never due while we watch): an
+    identical second deployment is refused, so each gets its own minute of January."""
+    return f"{i % 60} {i // 60 % 24} {1 + i // 1440 % 28} 1 *"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -64,8 +69,8 @@ def setup(home: Path, n: int) -> tuple[Deck, list[str]]:
     engine = Engine(deck, workers=2, schedules=False)
     version = approved_version(deck, engine, "proj")
     t = time.monotonic()
-    for _ in range(n):
-        deck.deploy(version, "score", YEARLY)
+    for i in range(n):
+        deck.deploy(version, "score", yearly(i))
     assert engine.run_until_idle(600)
     engine.release_lease()
     deps = [d.id for d in deck.deployments("proj") if d.status == "active"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.table import Table
@@ -12,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, Static
 
 from core.lifecycle import FINAL_STATUSES, can_stop
-from core.views import EventView, JobView
+from core.views import EventView, JobView, PredictionsView
 from tui.format import clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
@@ -44,9 +45,33 @@ def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ign
     if job.error:
         grid.add_row("error", literal(job.error, styles.get("failed", "")), "", "")
     if job.outputs:
-        shown = ", ".join(job.outputs[:6]) + (" …" if len(job.outputs) > 6 else "")
-        grid.add_row("outputs", literal(shown), "", "")
+        # File names (their folder once): full paths were cut off with nothing to open.
+        names = [Path(p).name for p in job.outputs[:6]]
+        shown = ", ".join(names) + (" …" if len(job.outputs) > 6 else "")
+        folder = str(Path(job.outputs[0]).parent)
+        grid.add_row("outputs", literal(f"{shown} (in {folder})"), "", "")
     return grid
+
+
+def predictions_preview(preview: PredictionsView) -> Table | Text:
+    """The head of predictions.csv as a table, under its summary; every cell literal."""
+    summary = literal(preview.summary_text, style="bold")
+    if not preview.columns:
+        return Text.assemble(summary, "\n", Text("no predictions.csv to preview", style="dim"))
+    table = Table(
+        title=summary,
+        title_justify="left",
+        caption=literal(f"first {len(preview.rows)} rows of {preview.path}"),
+        caption_justify="left",
+        expand=False,
+        box=None,
+        padding=(0, 1),
+    )
+    for name in preview.columns:
+        table.add_column(literal(name), no_wrap=True, overflow="ellipsis")
+    for row in preview.rows:
+        table.add_row(*(literal(cell) for cell in row))
+    return table
 
 
 class JobScreen(DeckScreen):
@@ -64,10 +89,12 @@ class JobScreen(DeckScreen):
         self.job: JobView | None = None
         self.events: list[EventView] = []
         self._header_shown: object = None
+        self.predictions: PredictionsView | None = None
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"modeldeck / job {self.job_id[:10]}")
         yield Static("loading…", id="job-header")
+        yield Static("", id="job-predictions")
         with Horizontal(id="job-body"):
             yield LogPane(self.job_id, id="log-pane")
             with Vertical(id="events-pane"):
@@ -128,8 +155,22 @@ class JobScreen(DeckScreen):
                 table.move_cursor(row=table.row_count - 1, animate=False)
         if job.status in FINAL_STATUSES:
             self.query_one(LogPane).job_finished()
+            if job.type == "batch_predict" and self.predictions is None:
+                self._load_predictions(job.id)
         if status_changed:
             self.refresh_bindings()
+
+    def _load_predictions(self, job_id: str) -> None:
+        """Once a batch prediction has ended: the head of its predictions and their summary."""
+        deck = self.deck
+
+        def show(preview: PredictionsView) -> None:
+            self.predictions = preview
+            widget = self.query_one("#job-predictions", Static)
+            widget.update(predictions_preview(preview))
+            widget.display = True
+
+        self.load("job.predictions", lambda: deck.predictions(job_id), show)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
