@@ -94,6 +94,17 @@ NO_SPACE_MARGIN = 1 << 20
 NO_SPACE_ERROR = "no space left on device: the job's log and result could not be written"
 
 
+def _group_left(pgid: int) -> bool:
+    """Whether any process is left in the process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def signal_name(number: int) -> str:
     """``SIGTERM``; a signal Python has no name for (a real-time one) as ``signal 40``."""
     try:
@@ -1023,9 +1034,14 @@ class Engine:
         # not reuse them); a process now holding its pid says they are another's.
         now_start = proc_start_time(run.pid)
         ids = now_start is None or now_start == run.start
-        killed |= end_processes(
-            lambda: job_processes(run.pid, job_id, tree=False, ids=ids), 0.0, limit=KILL_LIMIT
-        )
+        if not (cleaned and ids and not _group_left(run.pgid or run.pid)):
+            # A runner that wrote its result ended its own processes first: with its group
+            # empty there is nothing to look for (a look through /proc costs milliseconds).
+            killed |= end_processes(
+                lambda: job_processes(run.pid, job_id, tree=False, ids=ids),
+                0.0,
+                limit=KILL_LIMIT,
+            )
         if killed:
             self._event(
                 run.job_id,
