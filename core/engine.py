@@ -31,6 +31,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from core import schedule as cron
+from core import wakeup
 from core.clock import iso
 from core.db import storage_full
 from core.effects import apply_inline, apply_result, record_dataset_read
@@ -285,6 +286,8 @@ class Engine:
         self._faults: dict[str, Fault] = {}
         self._no_space: set[str] = set()  # ended jobs whose output the full disk swallowed
         self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
+        self._listener: wakeup.Listener | None = None  # pokes from other processes
+        self._listen_retry = 0.0
         self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
         deck.on_submit(lambda _job_id: self._wake.set())
 
@@ -305,6 +308,7 @@ class Engine:
             self._thread.join(timeout)
         # A lease that cannot be given back (a full disk) runs out by itself.
         self._guarded("releasing the engine lease", self.release_lease)
+        self._listen()
         if self._fork_server is not None:
             self._fork_server.close()
 
@@ -348,6 +352,7 @@ class Engine:
                 stale = time.monotonic() - self._last_renew >= self.lease_ttl
                 if self.holds_lease and stale:
                     self.holds_lease = False  # it ran out: another engine may serve now
+            self._listen()
             if self.holds_lease:
                 if time.monotonic() - self._last_recover > 2.0:
                     self._guarded("recovering jobs", self._recover)
@@ -396,6 +401,17 @@ class Engine:
                 fault.failures,
             )
         return True
+
+    def _listen(self) -> None:
+        """While this engine serves, it hears jobs queued by other processes at once."""
+        serving = self.holds_lease and not self._halt.is_set()
+        if serving and self._listener is None and time.monotonic() >= self._listen_retry:
+            self._listener = wakeup.listen(self.deck.db_url, self._wake.set)
+            if self._listener is None:  # an engine that lost the lease still listens
+                self._listen_retry = time.monotonic() + 5.0
+        elif not serving and self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     # -- lease ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from core import schedule as cron
+from core import wakeup
 from core.clock import Clock, SystemClock
 from core.db import make_engine, migrate, read_session, write_session
 from core.errors import ModelDeckError, NotFound
@@ -443,6 +444,13 @@ class Deck:
     def on_submit(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(job_id)`` after this process queues a job (the engine wakes up)."""
         self._submit_listeners.append(callback)
+
+    def _notify(self, job_id: str) -> None:
+        """After a commit that gives an engine work: wake this process's engine and the one
+        serving the database from another process."""
+        for listener in list(self._submit_listeners):
+            listener(job_id)
+        wakeup.poke(self.db_url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -1075,8 +1083,7 @@ class Deck:
 
     def _submitted(self, s: Session, job: Job) -> JobView:
         s.commit()
-        for listener in list(self._submit_listeners):
-            listener(job.id)
+        self._notify(job.id)
         with self.reader() as r:  # reading it back needs no write lock
             return self._job_view_by_id(r, job.id)
 
@@ -1701,8 +1708,7 @@ class Deck:
                 j.stop_requested_at = now
             s.add(j)
             s.commit()
-            for listener in list(self._submit_listeners):
-                listener(j.id)
+            self._notify(j.id)
             return self._job_view_by_id(s, j.id)
 
     def stop_all(self, project: str) -> list[JobView]:

@@ -27,7 +27,7 @@ def test_core_never_imports_textual_or_tui() -> None:
     assert "tui" not in loaded
 
 
-@pytest.mark.parametrize("module", ["core.runner", "core.forkserver"])
+@pytest.mark.parametrize("module", ["core.runner", "core.forkserver", "core.procfs", "core.wakeup"])
 def test_job_processes_import_no_orm_and_no_dataframes(module: str) -> None:
     """The runner and the fork server that jobs are forked from stay light."""
     loaded = _modules_after(f"import {module}")
