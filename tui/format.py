@@ -146,9 +146,11 @@ def status_text(status: str, styles: dict[str, str] | None = None) -> Text:
 
 
 def status_mark(status: str, styles: dict[str, str] | None = None) -> Text:
-    """A job status as its mark alone (``✓``, ``✗``), coloured, for a cell that is short
-    of room; the word itself when the status has no mark."""
-    return Text(STATUS_MARK.get(status, status), style=(styles or {}).get(status, ""))
+    """A job status for a cell short of room: a completed job as its mark alone (``✓``), any
+    other status as usual (``✗ failed``): the usual case is quiet, the others say it."""
+    if status == "completed":
+        return Text(STATUS_MARK[status], style=(styles or {}).get(status, ""))
+    return status_text(status, styles)
 
 
 def overrides(values: dict[str, Any] | None) -> str:

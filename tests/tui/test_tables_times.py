@@ -294,7 +294,7 @@ async def test_the_jobs_of_a_sweep_show_their_overrides(deck: Deck, project: str
         jobs.move_cursor(row=jobs.get_row_index(sweep[1].id))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
-        await whole_on_screen(pilot, 'overrides C=1.0 lr=0.0003 note="a b"')
+        await whole_on_screen(pilot, "scripted  C=1.0 lr=0.0003", 'note="a b"')  # wrapped
 
 
 # -- issue 8 item 13: a version's metrics at 80x24 ------------------------------------------

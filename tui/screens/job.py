@@ -13,10 +13,10 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from core.lifecycle import FINAL_STATUSES, can_stop
 from core.views import EventView, JobView
-from tui.format import clock_time, duration, literal, overrides, status_text, when_s
+from tui.format import clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
-from tui.tabs.jobs import stop_job
+from tui.tabs.jobs import job_target, stop_job
 from tui.widgets import DeckTable, Row, TopBar
 
 
@@ -29,7 +29,7 @@ def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ign
     pairs: list[tuple[str, Text | str]] = [
         ("type", job.type),
         ("status", status_text(job.status, styles)),
-        ("target", literal(job.target)),
+        ("target", job_target(job)),  # a training's --set overrides too
         ("trigger", literal(f"{job.trigger} by {job.actor}")),
         ("created", when_s(job.created_at)),
         ("dataset", literal(job.dataset or "-")),
@@ -43,9 +43,6 @@ def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ign
         grid.add_row(a, av, b, bv)
     if job.error:
         grid.add_row("error", literal(job.error, styles.get("failed", "")), "", "")
-    given = overrides(job.params.get("overrides")) if job.type == "train" else ""
-    if given:
-        grid.add_row("overrides", literal(given), "", "")
     if job.outputs:
         shown = ", ".join(job.outputs[:6]) + (" …" if len(job.outputs) > 6 else "")
         grid.add_row("outputs", literal(shown), "", "")
