@@ -119,6 +119,7 @@ class _Spec:
     label: Any
     width: int | None
     drop: int
+    shrink: int
 
 
 def _cell_width(cell: Any) -> int:
@@ -133,7 +134,9 @@ class DeckTable(DataTable[Any]):
 
     A column added with ``drop=N`` (N > 0) is left out while the table is too narrow for
     all its columns: the highest ``drop`` first, until the rest fit whole; it comes back when
-    there is room. What a table may leave out is shown on the screen its rows open."""
+    there is room. What a table may leave out is shown on the screen its rows open. When the
+    rest is still too wide, a column added with ``shrink=W`` gives up room down to W cells,
+    its cells cut with ``…`` (a text whose end matters least, such as a job's overrides)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open", id="table.open"),
@@ -150,6 +153,7 @@ class DeckTable(DataTable[Any]):
         self._cells: dict[str, list[Any]] = {}  # every row's cells, for every column
         self._widths: dict[str, list[int]] = {}
         self._order: list[str] = []
+        self._narrowed: dict[int, int] = {}  # spec index -> width given to a shrunk column
 
     def add_column(
         self,
@@ -159,9 +163,11 @@ class DeckTable(DataTable[Any]):
         key: str | None = None,
         default: Any = None,
         drop: int = 0,
+        shrink: int = 0,
     ) -> Any:
-        """A column; ``drop`` > 0 lets it go while the table is too narrow (higher first)."""
-        self._specs.append(_Spec(key or str(label), label, width, drop))
+        """A column; ``drop`` > 0 lets it go while the table is too narrow (higher first),
+        ``shrink`` > 0 lets it narrow down to that many cells."""
+        self._specs.append(_Spec(key or str(label), label, width, drop, shrink))
         self._shown.append(len(self._specs) - 1)
         for key_, cells in self._cells.items():
             cells.append(default)
@@ -174,7 +180,7 @@ class DeckTable(DataTable[Any]):
         if [(spec.key, spec.label) for spec in self._specs] == list(columns):
             return
         super().clear(columns=True)
-        self._specs, self._shown = [], []
+        self._specs, self._shown, self._narrowed = [], [], {}
         self._cells.clear()
         self._widths.clear()
         self._ranks.clear()
@@ -201,6 +207,13 @@ class DeckTable(DataTable[Any]):
         """The cells of a row for the columns on screen, the first one carrying its key."""
         full = self._cells[key]
         cells = [full[i] if i < len(full) else None for i in self._shown]
+        for position, i in enumerate(self._shown):
+            width = self._narrowed.get(i)
+            cell = cells[position]
+            if width is not None and isinstance(cell, Text) and cell.cell_len > width:
+                cell = cell.copy()
+                cell.truncate(width, overflow="ellipsis")
+                cells[position] = cell
         first = Ranked.assemble(cells[0] if cells[0] is not None else "")
         first.row_key = key
         cells[0] = first
@@ -246,7 +259,7 @@ class DeckTable(DataTable[Any]):
     def fit(self) -> None:
         """Leave out the columns that may go (highest ``drop`` first) until the rest fit the
         table's width; bring back those there is room for."""
-        if not any(spec.drop for spec in self._specs):
+        if not any(spec.drop or spec.shrink for spec in self._specs):
             return
         width = self.size.width
         if width <= 0:
@@ -273,9 +286,19 @@ class DeckTable(DataTable[Any]):
                 break
             shown.discard(i)
             total -= need[i]
+        narrowed: dict[int, int] = {}
+        for i in sorted(shown):
+            spec = self._specs[i]
+            if total <= width:
+                break
+            cut = min(total - width, need[i] - pad - spec.shrink) if spec.shrink else 0
+            if cut > 0:
+                narrowed[i] = need[i] - pad - cut
+                total -= cut
         wanted = sorted(shown)
-        if wanted != self._shown:
+        if wanted != self._shown or narrowed != self._narrowed:
             self._shown = wanted
+            self._narrowed = narrowed
             self._rebuild()
 
     def _rebuild(self) -> None:
@@ -286,7 +309,8 @@ class DeckTable(DataTable[Any]):
             super().clear(columns=True)
             for i in self._shown:
                 spec = self._specs[i]
-                super().add_column(spec.label, width=spec.width, key=spec.key)
+                width = self._narrowed.get(i, spec.width)
+                super().add_column(spec.label, width=width, key=spec.key)
             for key in self._order:
                 if key in self._cells:
                     self.add_row(*self._on_screen(key), key=key)

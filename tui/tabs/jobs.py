@@ -126,8 +126,9 @@ class JobsPane(Background, Vertical):
         table = DeckTable(id="jobs-table")
         # Narrower than all of them (80 columns), the table leaves out the actor, then the
         # trigger, the duration and the id: the job's screen shows them.
+        # A target too long even then (a training's many overrides) is cut with "…".
         for name, drop in JOB_COLUMNS:
-            table.add_column(name, key=name, drop=drop)
+            table.add_column(name, key=name, drop=drop, shrink=20 if name == "target" else 0)
         yield table
         yield Label("", id="jobs-window", classes="window")
 
