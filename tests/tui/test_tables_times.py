@@ -356,3 +356,17 @@ async def test_a_skipped_model_folder_is_a_toast_once(
         await pilot.press("2", "1")
         await pilot.pause(1.0)
         assert len(toasts()) == 1
+
+
+async def test_a_target_too_long_for_80_columns_is_cut_and_the_rest_stays_whole(
+    deck: Deck, project: str
+) -> None:
+    long = {f"param_{i}": "x" * 12 for i in range(6)}
+    job = deck.train(project, "scripted", "train", long)  # queued: no engine runs it here
+    app = ModelDeckApp(deck, project=project, run_engine=False, poll=0.25)
+    async with app.run_test(size=SMALL) as pilot:
+        jobs = await project_tab(app, pilot, "2", "#jobs-table")
+        await wait_for(pilot, lambda: jobs.row_count == 1)
+        created = local(deck.job(job.id).created_at)
+        await whole_on_screen(pilot, "scripted  param_0=xxxxxxxxxxxx", "· queued", created)
+        assert "…" in row_texts(jobs, job.id)[columns(jobs).index("target")]

@@ -55,7 +55,8 @@ class ModelsPane(MarkerPolled, Vertical):
             ("created", 3),
             ("approval", 2),
         ):
-            table.add_column(name, key=name, drop=drop)
+            # A headline too long even then is cut at its end (the dataset's name) with "…".
+            table.add_column(name, key=name, drop=drop, shrink=16 if name == "metric" else 0)
         yield table
         yield Label("", id="models-hint", classes="window")
 
