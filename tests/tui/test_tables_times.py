@@ -337,9 +337,7 @@ async def test_version_metrics_are_rows_and_scroll_without_a_tab(
 # -- issue 7 item 11: a warning of the Deck is a toast, once ---------------------------------
 
 
-async def test_a_skipped_model_folder_is_a_toast_once(
-    deck: Deck, project: str, repo: Path
-) -> None:
+async def test_a_skipped_model_folder_is_a_toast_once(deck: Deck, project: str, repo: Path) -> None:
     folder = os.fsencode(repo / "models") + b"/caf\xe9"
     os.mkdir(folder)
     with open(folder + b"/training.py", "w") as fh:
