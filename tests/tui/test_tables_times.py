@@ -252,7 +252,13 @@ async def test_what_the_models_tab_leaves_out_is_on_the_version_screen(
         await wait_for(
             pilot, lambda: isinstance(app.screen, VersionScreen) and app.screen.detail is not None
         )
-        await whole_on_screen(pilot, f"trained {local(version.created_at)}")
+        dep = wdeck.deployment(world["deployment"])
+        nxt = utc(dep.next_run_at).astimezone(ZoneInfo(SCHEDULE_ZONE))  # type: ignore[union-attr]
+        await whole_on_screen(
+            pilot,
+            f"trained {local(version.created_at)}",
+            f"run {nxt:%Y-%m-%d %H:%M} {nxt.tzname()}",  # on the deployment's clock (wraps)
+        )
         screen = app.screen
         approvals = str(screen.query_one("#version-approvals").render())
         assert "recall is good enough for the pilot" in approvals

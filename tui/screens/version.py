@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.stats_table import STATS_HEADERS, stats_rows
 from core.views import MetricsView, VersionDetail
-from tui.format import duration, literal, metric, status_text, when
+from tui.format import duration, in_zone, literal, metric, status_text, when
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Row, TopBar
 
@@ -39,7 +39,12 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     if v.source:
         grid.add_row("source", literal(json.dumps(v.source, sort_keys=True)))
     for dep in d.deployments:
-        grid.add_row("deployment", literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}"))
+        line = literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}")
+        if dep.schedule:
+            line.append_text(literal(f" ({dep.timezone})"))
+        if dep.status == "active" and not dep.paused and dep.next_run_at is not None:
+            line.append(f", next run {in_zone(dep.next_run_at, dep.timezone)}")  # its own clock
+        grid.add_row("deployment", line)
     return grid
 
 
