@@ -338,6 +338,8 @@ async def test_version_metrics_are_rows_and_scroll_without_a_tab(
         await wait_for(pilot, lambda: grid.scroll_x > before)
         await pilot.press("down")
         assert grid.cursor_row == 1
+        await pilot.pause(1.3)  # the screen reloads every second: the same columns stay put
+        assert grid.cursor_row == 1 and grid.scroll_x > before
 
 
 # -- issue 7 item 11: a warning of the Deck is a toast, once ---------------------------------
