@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
@@ -21,6 +22,15 @@ from tui.format import resolve_styles
 from tui.widgets import Background
 
 log = logging.getLogger("modeldeck.tui")
+
+
+class Warned(Message):
+    """A warning of the Deck (a model folder skipped, ...), posted from any thread."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
 
 ENGINE_POLL = 0.5
 
@@ -66,6 +76,7 @@ class ModelDeckApp(Background, App[int]):
         self.engine: Engine | None = engine
         self._owns_engine = engine is None and run_engine
         self.status_styles: dict[str, str] = {}
+        self._warned: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -74,6 +85,10 @@ class ModelDeckApp(Background, App[int]):
         from tui.screens.projects import ProjectsScreen
 
         self.status_styles = resolve_styles(self.theme_variables)
+        # Warnings come from Deck calls on worker threads: posting a message is thread-safe.
+        self.deck.on_warning(lambda text: self.post_message(Warned(text)))
+        for text in list(self.deck.warnings):  # given before the app listened
+            self.post_message(Warned(text))
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
         if self._owns_engine:
             self.engine = Engine(self.deck)
@@ -83,6 +98,12 @@ class ModelDeckApp(Background, App[int]):
             self.push_screen(ProjectScreen(self.start_project))
         self._check_engine()
         self.set_interval(ENGINE_POLL, self._check_engine)
+
+    def on_warned(self, message: Warned) -> None:
+        """Each warning of the Deck as a toast, once."""
+        if message.text not in self._warned:
+            self._warned.add(message.text)
+            self.notify(message.text, title="warning", severity="warning", timeout=10)
 
     def _on_theme_changed(self, _theme: Any) -> None:
         self.status_styles = resolve_styles(self.theme_variables)

@@ -9,6 +9,7 @@ visible stand-ins, so no escape sequence in it reaches the terminal."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from rich.text import Span, Text
 
 from core.clock import utc
+from core.schedule import zone
 from core.text import has_controls, printable
 
 # Status -> style, with theme variables ($name) that ``resolve_styles`` turns into colours
@@ -75,20 +77,44 @@ def printable_text(text: Text) -> Text:
     return out
 
 
-def when(dt: datetime | None) -> str:
-    """A timestamp in the local time zone, minutes precision."""
+def zone_label(shown: datetime) -> str:
+    """The name of a time's zone as a label: its abbreviation (``CET``, ``UTC``), else its
+    offset (``+0530``) for a zone that has none."""
+    return shown.tzname() or shown.strftime("%z")
+
+
+def _local(dt: datetime | None, fmt: str) -> str:
     d = utc(dt)
-    return "-" if d is None else d.astimezone().strftime("%Y-%m-%d %H:%M")
+    if d is None:
+        return "-"
+    shown = d.astimezone()  # this machine's clock; the label says which zone that is
+    return f"{shown.strftime(fmt)} {zone_label(shown)}"
+
+
+def when(dt: datetime | None) -> str:
+    """A time on this machine's clock, minutes precision, labelled with its zone
+    (``2026-03-01 09:30 CET``); ``-`` when unknown."""
+    return _local(dt, "%Y-%m-%d %H:%M")
 
 
 def when_s(dt: datetime | None) -> str:
-    d = utc(dt)
-    return "-" if d is None else d.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """Like :func:`when`, to the second (``2026-03-01 09:30:05 CET``)."""
+    return _local(dt, "%Y-%m-%d %H:%M:%S")
 
 
 def clock_time(dt: datetime | None) -> str:
+    """The time of day on this machine's clock, labelled (``09:30:05 CET``)."""
+    return _local(dt, "%H:%M:%S")
+
+
+def in_zone(dt: datetime | None, tz: str) -> str:
+    """A time on the clock of the IANA zone ``tz``, labelled with that zone's name for it
+    (a deployment's next run as its schedule reads: ``2026-03-02 06:00 CET``)."""
     d = utc(dt)
-    return "-" if d is None else d.astimezone().strftime("%H:%M:%S")
+    if d is None:
+        return "-"
+    shown = d.astimezone(zone(tz))
+    return f"{shown:%Y-%m-%d %H:%M} {zone_label(shown)}"
 
 
 def duration(seconds: float | None) -> str:
@@ -117,6 +143,29 @@ def status_text(status: str, styles: dict[str, str] | None = None) -> Text:
     label = f"{mark} {status}" if mark else status
     style = (styles or {}).get(status, "")
     return Text(label, style=style)
+
+
+def status_mark(status: str, styles: dict[str, str] | None = None) -> Text:
+    """A job status for a cell short of room: a completed job as its mark alone (``✓``), any
+    other status as usual (``✗ failed``): the usual case is quiet, the others say it."""
+    if status == "completed":
+        return Text(STATUS_MARK[status], style=(styles or {}).get(status, ""))
+    return status_text(status, styles)
+
+
+def overrides(values: dict[str, Any] | None) -> str:
+    """Hyperparameters given with ``--set``, compactly: ``C=0.1 lr=0.0003``. A text value is
+    shown as it is unless it would read as more than one value (then JSON-quoted); any other
+    value as JSON."""
+    parts = []
+    for key, value in (values or {}).items():
+        if isinstance(value, str):
+            plain = value and not any(c.isspace() or c in '="' for c in value)
+            shown = value if plain else json.dumps(value, ensure_ascii=False)
+        else:
+            shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)
 
 
 def resolve_styles(variables: dict[str, str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -112,8 +113,30 @@ class Row:
     cells: Sequence[Any]
 
 
+@dataclass(frozen=True)
+class _Spec:
+    key: str
+    label: Any
+    width: int | None
+    drop: int
+    shrink: int
+
+
+def _cell_width(cell: Any) -> int:
+    """How many terminal cells a table cell takes (its widest line)."""
+    if isinstance(cell, Text):
+        return max((cell_len(line) for line in cell.plain.split("\n")), default=0)
+    return cell_len(str(cell))
+
+
 class DeckTable(DataTable[Any]):
-    """A row-cursor table updated by diff: keyed rows, never cleared on refresh."""
+    """A row-cursor table updated by diff: keyed rows, never cleared on refresh.
+
+    A column added with ``drop=N`` (N > 0) is left out while the table is too narrow for
+    all its columns: the highest ``drop`` first, until the rest fit whole; it comes back when
+    there is room. What a table may leave out is shown on the screen its rows open. When the
+    rest is still too wide, a column added with ``shrink=W`` gives up room down to W cells,
+    its cells cut with ``…`` (a text whose end matters least, such as a job's overrides)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open", id="table.open"),
@@ -125,6 +148,50 @@ class DeckTable(DataTable[Any]):
     def __init__(self, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self._ranks: dict[str, int] = {}
+        self._specs: list[_Spec] = []
+        self._shown: list[int] = []  # indexes into _specs of the columns on screen
+        self._cells: dict[str, list[Any]] = {}  # every row's cells, for every column
+        self._widths: dict[str, list[int]] = {}
+        self._order: list[str] = []
+        self._narrowed: dict[int, int] = {}  # spec index -> width given to a shrunk column
+
+    def add_column(
+        self,
+        label: Any,
+        *,
+        width: int | None = None,
+        key: str | None = None,
+        default: Any = None,
+        drop: int = 0,
+        shrink: int = 0,
+    ) -> Any:
+        """A column; ``drop`` > 0 lets it go while the table is too narrow (higher first),
+        ``shrink`` > 0 lets it narrow down to that many cells."""
+        self._specs.append(_Spec(key or str(label), label, width, drop, shrink))
+        self._shown.append(len(self._specs) - 1)
+        for key_, cells in self._cells.items():
+            cells.append(default)
+            self._widths[key_].append(0 if default is None else _cell_width(default))
+        return super().add_column(label, width=width, key=key, default=default)
+
+    def set_columns(self, columns: Sequence[tuple[str, Any]]) -> None:
+        """Make the columns (key, title) these, in order; when they change, the rows go too
+        (``sync`` brings them back with cells for the new columns)."""
+        if [(spec.key, spec.label) for spec in self._specs] == list(columns):
+            return
+        super().clear(columns=True)
+        self._specs, self._shown, self._narrowed = [], [], {}
+        self._cells.clear()
+        self._widths.clear()
+        self._ranks.clear()
+        self._order = []
+        for key, label in columns:
+            self.add_column(label, key=key)
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """The keys of the columns on screen, in order."""
+        return [self._specs[i].key for i in self._shown]
 
     @property
     def current_key(self) -> str | None:
@@ -136,6 +203,22 @@ class DeckTable(DataTable[Any]):
         except Exception:
             return None
 
+    def _on_screen(self, key: str) -> list[Any]:
+        """The cells of a row for the columns on screen, the first one carrying its key."""
+        full = self._cells[key]
+        cells = [full[i] if i < len(full) else None for i in self._shown]
+        for position, i in enumerate(self._shown):
+            width = self._narrowed.get(i)
+            cell = cells[position]
+            if width is not None and isinstance(cell, Text) and cell.cell_len > width:
+                cell = cell.copy()
+                cell.truncate(width, overflow="ellipsis")
+                cells[position] = cell
+        first = Ranked.assemble(cells[0] if cells[0] is not None else "")
+        first.row_key = key
+        cells[0] = first
+        return cells
+
     def sync(self, rows: Sequence[Row]) -> None:
         """Make the table show ``rows`` in that order, touching only what changed."""
         # A cursor on the top row stays on top (new rows come in under it, like a feed);
@@ -144,15 +227,18 @@ class DeckTable(DataTable[Any]):
         wanted = {r.key for r in rows}
         columns = list(self.columns)
         added = False
+        self._order = [r.key for r in rows]
         with self.app.batch_update():
             for key in [str(k.value) for k in self.rows if str(k.value) not in wanted]:
                 self.remove_row(key)
                 self._ranks.pop(key, None)
+            for key in [k for k in self._cells if k not in wanted]:
+                del self._cells[key], self._widths[key]
             for position, row in enumerate(rows):
-                cells = [cell_text(cell) for cell in row.cells]
-                first = Ranked.assemble(cells[0])
-                first.row_key = row.key
-                cells[0] = first
+                full = [cell_text(cell) for cell in row.cells]
+                self._cells[row.key] = full
+                self._widths[row.key] = [_cell_width(cell) for cell in full]
+                cells = self._on_screen(row.key)
                 self._ranks[row.key] = position
                 if row.key in self.rows:
                     old = self.get_row(row.key)
@@ -166,6 +252,74 @@ class DeckTable(DataTable[Any]):
                 self.sort(key=lambda values: self._ranks.get(values[0].row_key, 0))
             if keep is not None and keep in self.rows:
                 self.move_cursor(row=self.get_row_index(keep), animate=False)
+            self.fit()
+
+    # -- columns that fit -----------------------------------------------------------------
+
+    def fit(self) -> None:
+        """Leave out the columns that may go (highest ``drop`` first) until the rest fit the
+        table's width; bring back those there is room for."""
+        if not any(spec.drop or spec.shrink for spec in self._specs):
+            return
+        width = self.size.width
+        if width <= 0:
+            return  # not laid out (a hidden tab): fitted when it is
+        header = self.header_height if self.show_header else 0
+        if self.row_count + header > self.size.height:
+            width -= self.styles.scrollbar_size_vertical
+        pad = 2 * self.cell_padding
+        need = []
+        for i, spec in enumerate(self._specs):
+            if spec.width is not None:
+                need.append(spec.width + pad)
+                continue
+            label = spec.label if isinstance(spec.label, Text) else Text(str(spec.label))
+            cells = [w[i] for w in self._widths.values() if i < len(w)]
+            need.append(max([_cell_width(label), *cells]) + pad)
+        shown = set(range(len(self._specs)))
+        total = sum(need)
+        for i in sorted(
+            (i for i, spec in enumerate(self._specs) if spec.drop),
+            key=lambda i: -self._specs[i].drop,
+        ):
+            if total <= width:
+                break
+            shown.discard(i)
+            total -= need[i]
+        narrowed: dict[int, int] = {}
+        for i in sorted(shown):
+            spec = self._specs[i]
+            if total <= width:
+                break
+            cut = min(total - width, need[i] - pad - spec.shrink) if spec.shrink else 0
+            if cut > 0:
+                narrowed[i] = need[i] - pad - cut
+                total -= cut
+        wanted = sorted(shown)
+        if wanted != self._shown or narrowed != self._narrowed:
+            self._shown = wanted
+            self._narrowed = narrowed
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Show the columns of ``_shown``: the table again, its cursor on the same row."""
+        keep = self.current_key
+        scroll_y = self.scroll_y
+        with self.app.batch_update():
+            super().clear(columns=True)
+            for i in self._shown:
+                spec = self._specs[i]
+                width = self._narrowed.get(i, spec.width)
+                super().add_column(spec.label, width=width, key=spec.key)
+            for key in self._order:
+                if key in self._cells:
+                    self.add_row(*self._on_screen(key), key=key)
+            if keep is not None and keep in self.rows:
+                self.move_cursor(row=self.get_row_index(keep), animate=False)
+            self.scroll_y = scroll_y
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.fit()
 
     async def _on_idle(self, event: events.Idle) -> None:
         """Measure new and changed cells (what DataTable does when idle), then drop the rows

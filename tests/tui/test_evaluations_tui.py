@@ -71,9 +71,12 @@ async def test_version_screen_shows_the_judged_evaluation_and_statistics_tables(
         )
         summary = shown(app.screen.query_one("#version-summary"))
         assert f"evaluation {version['held'][:10]} on test" in summary
-        metrics = shown(app.screen.query_one("#version-metrics"))
-        [judged] = [line for line in metrics.splitlines() if "judged" in line]
-        assert "test" in judged and "0.7500" in judged
+        metrics = app.screen.query_one("#version-metrics", DeckTable)
+        await wait_for(pilot, lambda: metrics.row_count > 0)
+        titles = [column.label.plain for column in metrics.ordered_columns]
+        assert titles[1] == "test judged"  # the evaluation it is judged on comes first
+        accuracy = [getattr(c, "plain", str(c)) for c in metrics.get_row("metric:accuracy")]
+        assert accuracy[:2] == ["accuracy", "0.7500"]
         stats = shown(app.screen.query_one("#version-stats"))
         # A table per run, newest first; no JSON dump.
         assert stats.index(f"job {second.id[:10]}") < stats.index(f"job {first.id[:10]}")

@@ -1,14 +1,45 @@
-"""A deployment's batch prediction jobs (the Jobs table, filtered to one deployment)."""
+"""A deployment: its fields, and its batch prediction jobs (the Jobs table, filtered)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.table import Table
 from textual.app import ComposeResult
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from core.views import DeploymentView
+from tui.format import in_zone, literal, status_text, when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
 from tui.widgets import TopBar
+
+
+def deployment_header(d: DeploymentView, styles: dict[str, str]) -> Table:
+    """Every field of the deployment, those the Deployments tab leaves out when narrow too."""
+    grid = Table.grid(padding=(0, 1), expand=True)
+    for _ in range(2):
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(ratio=1)
+    status = "paused" if d.status == "active" and d.paused else d.status
+    last: Any = "-"
+    if d.last_run:
+        last = status_text(str(d.last_run["status"]), styles)
+        last.append(f" {when(d.last_run.get('at'))}")
+    pairs: list[tuple[str, Any]] = [
+        ("version", literal(d.label)),
+        ("status", status_text(status, styles)),
+        ("schedule", literal(d.schedule or "on demand")),
+        ("zone", literal(d.timezone)),
+        ("next run", in_zone(d.next_run_at, d.timezone)),
+        ("last run", last),
+        ("dataset", literal(d.dataset)),
+        ("id", literal(d.id)),
+    ]
+    for i in range(0, len(pairs), 2):
+        (a, av), (b, bv) = pairs[i], pairs[i + 1]
+        grid.add_row(a, av, b, bv)
+    return grid
 
 
 class DeploymentScreen(DeckScreen):
@@ -21,5 +52,23 @@ class DeploymentScreen(DeckScreen):
     def compose(self) -> ComposeResult:
         d = self.deployment
         yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status}) · jobs")
+        yield Static(
+            deployment_header(d, self.app.status_styles),  # type: ignore[attr-defined]
+            id="deployment-header",
+        )
         yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.reload)
+
+    def reload(self) -> None:
+        if not self.is_current:
+            return
+        deck, key = self.deck, self.deployment.id
+        self.load("deployment.fetch", lambda: deck.deployment(key), self._show)
+
+    def _show(self, d: DeploymentView) -> None:
+        self.deployment = d
+        styles = self.app.status_styles  # type: ignore[attr-defined]
+        self.query_one("#deployment-header", Static).update(deployment_header(d, styles))

@@ -17,7 +17,7 @@ from core.views import EventView, JobView, PredictionsView
 from tui.format import clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
-from tui.tabs.jobs import stop_job
+from tui.tabs.jobs import job_target, stop_job
 from tui.widgets import DeckTable, Row, TopBar
 
 
@@ -30,7 +30,7 @@ def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ign
     pairs: list[tuple[str, Text | str]] = [
         ("type", job.type),
         ("status", status_text(job.status, styles)),
-        ("target", literal(job.target)),
+        ("target", job_target(job)),  # a training's --set overrides too
         ("trigger", literal(f"{job.trigger} by {job.actor}")),
         ("created", when_s(job.created_at)),
         ("dataset", literal(job.dataset or "-")),

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.stats_table import STATS_HEADERS, stats_rows
 from core.views import MetricsView, VersionDetail
-from tui.format import duration, literal, metric, status_text, when
+from tui.format import duration, in_zone, literal, metric, status_text, when
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Row, TopBar
 
@@ -39,7 +39,12 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     if v.source:
         grid.add_row("source", literal(json.dumps(v.source, sort_keys=True)))
     for dep in d.deployments:
-        grid.add_row("deployment", literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}"))
+        line = literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}")
+        if dep.schedule:
+            line.append_text(literal(f" ({dep.timezone})"))
+        if dep.status == "active" and not dep.paused and dep.next_run_at is not None:
+            line.append(f", next run {in_zone(dep.next_run_at, dep.timezone)}")  # its own clock
+        grid.add_row("deployment", line)
     return grid
 
 
@@ -56,29 +61,40 @@ def evaluation_line(m: MetricsView | None) -> Text:
     return line
 
 
-def metrics_table(d: VersionDetail) -> Table | Text:
-    """Every metrics record, per dataset: which job made it, and the one it is judged on."""
-    if not d.metrics_history:
-        return Text("no metrics recorded yet", style="dim")
-    keys: list[str] = []
-    for m in d.metrics_history:
-        keys.extend(k for k in m.metrics if k not in keys)
+def metrics_records(d: VersionDetail) -> list[MetricsView]:
+    """The metrics records in the order of the columns: the one the version is judged on
+    first (at 80 columns it is the one in view), then the others, the newest first."""
     judged = d.version.metrics_from
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    for name in ["dataset", "job", "when", "", *keys]:
-        table.add_column(literal(name))
-    history = sorted(d.metrics_history, key=lambda m: (m.dataset or "", m.at))
-    for m in history:
-        mark = "judged" if judged is not None and m.job_id == judged.job_id else ""
-        kind = "train" if m.job_type == "train" else (m.job_id or "-")[:10]
-        table.add_row(
-            literal(m.dataset or "-"),
-            kind,
-            when(m.at),
-            Text(mark, style="bold"),
-            *(literal(metric(m.metrics.get(k, ""))) for k in keys),
-        )
-    return table
+    newest = sorted(d.metrics_history, key=lambda m: m.at, reverse=True)
+    return sorted(newest, key=lambda m: not (judged is not None and m.job_id == judged.job_id))
+
+
+def metrics_grid(d: VersionDetail) -> tuple[list[tuple[str, Text]], list[Row]]:
+    """Metrics as rows, evaluations as columns: the columns (key, title: the dataset, and
+    whether the version is judged on it) and the rows (its job, when, then each metric)."""
+    records = metrics_records(d)
+    judged = d.version.metrics_from
+    columns: list[tuple[str, Text]] = [("metric", Text("metric"))]
+    for i, m in enumerate(records):
+        title = literal(m.dataset or m.dataset_id or "-")
+        if m.job_type == "train":
+            title.append(" (training)")
+        elif m.training:
+            title.append(" (its training data)")
+        if judged is not None and m.job_id == judged.job_id:
+            title.append(" judged", style="bold")
+        columns.append((f"{i}:{m.job_id}", title))
+    keys: list[str] = []
+    for m in records:
+        keys.extend(k for k in m.metrics if k not in keys)
+    rows = [
+        Row(" job", ["job", *(f"{m.job_type or '-'} {(m.job_id or '-')[:10]}" for m in records)]),
+        Row(" at", ["at", *(when(m.at) for m in records)]),
+    ]
+    for k in keys:
+        cells = [metric(m.metrics[k]) if k in m.metrics else "-" for m in records]
+        rows.append(Row(f"metric:{k}", [k, *cells]))
+    return columns, rows
 
 
 def approvals_text(d: VersionDetail) -> Text:
@@ -140,14 +156,27 @@ class VersionScreen(DeckScreen):
         yield TopBar(f"modeldeck / version {self.version_id}")
         with VerticalScroll(id="version-body"):
             yield Static("loading…", id="version-summary")
-            yield Static(Text("metrics per evaluation", style="bold"), classes="section")
-            yield Static("", id="version-metrics")
+            yield Static(
+                Text("metrics per evaluation (←/→ more evaluations)", style="bold"),
+                classes="section",
+            )
+            yield Static("", id="version-no-metrics")
+            yield DeckTable(id="version-metrics", fixed_columns=1)  # names stay in view
             yield Static(Text("approval record", style="bold"), classes="section")
             yield Static("", id="version-approvals")
             yield Static(Text("lineage: jobs that touched it", style="bold"), classes="section")
             table = DeckTable(id="lineage")
-            for name in ("id", "type", "status", "dataset", "created", "took"):
-                table.add_column(name, key=name)
+            # Narrow, the lineage leaves out how long a job took, then its dataset: the job's
+            # screen (enter) shows them.
+            for name, drop in (
+                ("id", 0),
+                ("type", 0),
+                ("status", 0),
+                ("dataset", 1),
+                ("created", 0),
+                ("took", 2),
+            ):
+                table.add_column(name, key=name, drop=drop)
             yield table
             yield Static(Text("statistics per dataset and job", style="bold"), classes="section")
             yield Static("", id="version-stats")
@@ -167,7 +196,14 @@ class VersionScreen(DeckScreen):
         v = d.version
         self.query_one(TopBar).set_title(f"modeldeck / {v.project} / {v.label}")
         self.query_one("#version-summary", Static).update(summary(d, styles))
-        self.query_one("#version-metrics", Static).update(metrics_table(d))
+        columns, rows = metrics_grid(d)
+        grid = self.query_one("#version-metrics", DeckTable)
+        grid.set_columns(columns)
+        grid.sync(rows)
+        grid.display = bool(d.metrics_history)
+        none = self.query_one("#version-no-metrics", Static)
+        none.display = not d.metrics_history
+        none.update(Text("no metrics recorded yet", style="dim"))
         self.query_one("#version-approvals", Static).update(approvals_text(d))
         self.query_one("#version-stats", Static).update(statistics_view(d))
         now = self.deck.now()
@@ -188,8 +224,8 @@ class VersionScreen(DeckScreen):
                 for j in d.lineage
             ]
         )
-        if first:
-            table.focus()
+        if first:  # the metrics first: the arrows scroll them without a tab
+            (grid if d.metrics_history else table).focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

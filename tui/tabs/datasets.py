@@ -24,7 +24,8 @@ class DatasetsPane(Background, Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="datasets-table")
-        for name in ("name", "path", "format", "rows", "columns", "target"):
+        # The path last: the longest, it is the one cut when the table is narrow.
+        for name in ("name", "target", "rows", "columns", "format", "path"):
             table.add_column(name, key=name)
         yield table
 
@@ -42,11 +43,11 @@ class DatasetsPane(Background, Vertical):
                     d.id,
                     [
                         d.name,
-                        d.path,
-                        d.format,
+                        d.target or "-",
                         "?" if d.rows is None else f"{d.rows:,}",
                         "?" if d.columns is None else str(d.columns),
-                        d.target or "-",
+                        d.format,
+                        d.path,
                     ],
                 )
                 for d in datasets

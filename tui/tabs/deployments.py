@@ -11,25 +11,15 @@ from textual.widgets import DataTable, Label
 
 from core.lifecycle import DeploymentStatus
 from core.views import DeploymentView, JobView
-from tui.format import status_text, when
+from tui.format import in_zone, status_mark, status_text, when
 from tui.modals import ConfirmDialog
 from tui.widgets import DeckTable, MarkerPolled, Row
-
-
-def in_zone(t: Any, tz: str) -> str:
-    """A deployment's next run in its own time zone, as its schedule reads."""
-    if t is None:
-        return "-"
-    from core.clock import utc
-    from core.schedule import zone
-
-    return utc(t).astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")  # type: ignore[union-attr]
 
 
 def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
     if not d.last_run:
         return "-"
-    text = status_text(str(d.last_run["status"]), styles)
+    text = status_mark(str(d.last_run["status"]), styles)
     text.append(f" {when(d.last_run.get('at'))}")
     return text
 
@@ -50,8 +40,19 @@ class DeploymentsPane(MarkerPolled, Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="deployments-table")
-        for name in ("version", "status", "schedule", "zone", "next run", "last run", "dataset"):
-            table.add_column(name, key=name)
+        # Narrower than all of them (80 columns), the table leaves out the dataset, then the
+        # zone (the next run is labelled with it), then the schedule: the deployment's screen
+        # (enter) shows them.
+        for name, drop in (
+            ("version", 0),
+            ("status", 0),
+            ("schedule", 1),
+            ("zone", 2),
+            ("next run", 0),
+            ("last run", 0),
+            ("dataset", 3),
+        ):
+            table.add_column(name, key=name, drop=drop)
         yield table
         yield Label("", id="deployments-hint", classes="window")
 

@@ -14,11 +14,21 @@ from textual.widgets import DataTable, Input, Label
 from core.errors import ModelDeckError
 from core.lifecycle import JobStatus, JobType, can_stop
 from core.views import JobView
-from tui.format import duration, status_text, when
+from tui.format import duration, literal, overrides, status_text, when
 from tui.modals import ConfirmDialog
 from tui.widgets import Background, DeckTable, Row, in_view
 
 PAGE = 200
+JOB_COLUMNS = (
+    ("id", 2),
+    ("type", 0),
+    ("target", 0),
+    ("status", 0),
+    ("trigger", 4),
+    ("actor", 5),
+    ("started", 0),
+    ("took", 3),
+)
 FIRST_PAINT = 40
 
 
@@ -55,11 +65,22 @@ def parse_filter(raw: str) -> JobQuery:
     return JobQuery(text=" ".join(words) or None, status=status, job_type=job_type)
 
 
+def job_target(job: JobView) -> Text:
+    """What a job acts on, and for a training the hyperparameters given with ``--set`` (the
+    jobs of a sweep differ by them): ``churn v3  C=0.1 lr=0.0003``."""
+    text = literal(job.target)
+    given = overrides(job.params.get("overrides")) if job.type == "train" else ""
+    if given:
+        text.append("  ")
+        text.append_text(literal(given, "dim"))
+    return text
+
+
 def job_cells(job: JobView, now, styles: dict[str, str]) -> list[object]:  # type: ignore[no-untyped-def]
     return [
         job.short_id,
         job.type,
-        job.target,
+        job_target(job),
         status_text(job.status, styles),
         job.trigger,
         job.actor,
@@ -103,8 +124,11 @@ class JobsPane(Background, Vertical):
         box.display = False
         yield box
         table = DeckTable(id="jobs-table")
-        for name in ("id", "type", "target", "status", "trigger", "actor", "started", "took"):
-            table.add_column(name, key=name)
+        # Narrower than all of them (80 columns), the table leaves out the actor, then the
+        # trigger, the duration and the id: the job's screen shows them.
+        # A target too long even then (a training's many overrides) is cut with "…".
+        for name, drop in JOB_COLUMNS:
+            table.add_column(name, key=name, drop=drop, shrink=20 if name == "target" else 0)
         yield table
         yield Label("", id="jobs-window", classes="window")
 

@@ -14,7 +14,7 @@ from core.lifecycle import JobType, version_refusal
 from core.service import parse_overrides
 from core.text import printable
 from core.views import DatasetView, JobBrief, JobView, MetricsView, ModelView, VersionView
-from tui.format import metric, status_text, when
+from tui.format import metric, status_mark, status_text, when
 from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
 from tui.widgets import DeckTable, MarkerPolled, Row
 
@@ -44,8 +44,19 @@ class ModelsPane(MarkerPolled, Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="models-table")
-        for name in ("model", "version", "status", "metric", "last job", "created", "approval"):
-            table.add_column(name, key=name)
+        # Narrower than all of them (80 columns), the table leaves out when a version was made,
+        # then its approval, then its last job: the version's screen shows them.
+        for name, drop in (
+            ("model", 0),
+            ("version", 0),
+            ("status", 0),
+            ("metric", 0),
+            ("last job", 1),
+            ("created", 3),
+            ("approval", 2),
+        ):
+            # A headline too long even then is cut at its end (the dataset's name) with "…".
+            table.add_column(name, key=name, drop=drop, shrink=16 if name == "metric" else 0)
         yield table
         yield Label("", id="models-hint", classes="window")
 
@@ -332,7 +343,7 @@ def last_job_text(v: VersionView | ModelView, styles: dict[str, str]) -> Text:
     if j is None:
         return Text("-")
     text = Text(f"{j.type} ")
-    text.append_text(status_text(j.status, styles))
+    text.append_text(status_mark(j.status, styles))
     if j.status == "failed":
         text.append(" (j: open)", style="dim")
     return text
