@@ -256,3 +256,12 @@ class LeaseView(_View):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LastChoice(_View):
+    """What was chosen for a model's latest job of a kind: the dataset, and for a deploy
+    with a schedule, the time zone (as its deployment has it now)."""
+
+    dataset: str | None = None
+    timezone: str | None = None
