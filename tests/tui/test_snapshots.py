@@ -233,7 +233,7 @@ def test_reason_prompt(snap_compare: Any, deck: Deck) -> None:
         table = app.screen.query_one("#models-table", DeckTable)
         table.move_cursor(row=table.get_row_index(evaluated.id))
         await measure_tables(pilot)
-        await pilot.press("a", "enter")  # an empty reason is refused
+        await pilot.press("a", "ctrl+s")  # an empty reason is refused
         await pilot.pause(0.2)
         await measure_tables(pilot)
 
