@@ -479,8 +479,9 @@ class DeployForm(Form):
     def prepared(self, data: FormChoices) -> None:
         chosen = default_dataset(data.datasets, data.last_dataset, "score")
         _fill_datasets(self.query_one("#dataset", Select), data.datasets, chosen)
-        if data.timezone:
-            self.query_one("#timezone", Input).value = data.timezone
+        zone = self.query_one("#timezone", Input)
+        if data.timezone and zone.value == "UTC":  # not when the user typed one meanwhile
+            zone.value = data.timezone
         self.show_error("" if data.datasets else NO_DATASET)
 
     def on_input_changed(self, event: Input.Changed) -> None:
