@@ -124,12 +124,11 @@ class Form(Background, ModalScreen[Any]):
         with VerticalScroll(classes="dialog form"):
             yield Label(literal(self.TITLE_TEXT), classes="title")
             yield from self.fields()
-            yield Static("", id="form-error", classes="error")
+            error = Static("", id="form-error", classes="error")
+            error.display = False  # until there is an error to show
+            yield error
             with Horizontal(classes="form-keys"):
-                yield Label(
-                    f"ctrl+s: {self.OK_LABEL.lower()} · enter: next field · esc: cancel",
-                    classes="hint",
-                )
+                yield Label("ctrl+s: submit · enter: next · esc: cancel", classes="hint")
                 yield Button(self.OK_LABEL, id="ok", compact=True, variant="primary")
 
     def on_mount(self) -> None:
@@ -420,7 +419,9 @@ class DatasetPick(Form):
         self.prefer = prefer
 
     def fields(self) -> Iterable[Any]:
-        yield from _field("Dataset (those that fit the version)", OptionList(id="dataset"))
+        yield from _field(
+            "Dataset (those that fit the version)", OptionList(id="dataset", classes="pick")
+        )
 
     def prepared(self, data: FormChoices) -> None:
         self.datasets = data.datasets

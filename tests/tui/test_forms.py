@@ -100,7 +100,7 @@ async def test_focus_starts_on_the_first_field_and_only_ctrl_s_submits(
         dataset = form.query_one("#dataset", Select)
         await wait_for(pilot, lambda: dataset.value == "train")
         assert form.focused is form.query_one("#model", Select)
-        assert "ctrl+s: train" in screen_text(app)  # the form's footer says the key
+        assert "ctrl+s: submit" in screen_text(app)  # the form's footer says the key
         await pilot.press("tab", "tab")
         assert form.focused is form.query_one("#hyperparameters", Input)
         await pilot.press("enter")  # the next field, not a training
