@@ -157,7 +157,10 @@ async def test_evaluate_and_stats_offer_the_datasets_that_fit(deck: Deck, versio
         assert form.focused is form.query_one("#ok", Button)
         await pilot.pause(0.2)
         assert len(deck.jobs(job_type="evaluate")) == 2
-        await pilot.press("escape")
+        await pilot.press("enter")  # on the OK button: that submits
+        await wait_for(pilot, lambda: len(deck.jobs(job_type="evaluate")) == 3)
+        assert deck.jobs(job_type="evaluate")[0].dataset == "train"
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await pilot.press("c")
         form = app.screen
         assert isinstance(form, DatasetPick)
