@@ -76,6 +76,7 @@ from core.views import (
     EventView,
     JobBrief,
     JobView,
+    LastChoice,
     LeaseView,
     MetricsView,
     ModelView,
@@ -338,6 +339,31 @@ def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
             return next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
     except Exception:
         return None
+
+
+def _column_problem(job_type: JobType, trained: dict[str, Any] | None, ds: Dataset) -> str | None:
+    """Why the columns of ``ds`` do not fit a version trained on ``trained`` (None: they
+    fit, or the trained columns are not known and the job will tell)."""
+    if trained is None:
+        return None
+    have = dataset_columns(ds.path, ds.format)
+    if have is None:
+        return f"cannot read its columns ({ds.path})"
+    features = list(trained["features"])
+    # An id column is passed through to predictions, not fed to the model.
+    allowed = set(features) | {ds.target, ds.id_column, "id"}
+    if job_type == JobType.compute_stats:
+        allowed.add(trained.get("target"))
+    missing = [c for c in features if c not in have]
+    extra = [c for c in have if c not in allowed]
+    if not (missing or extra):
+        return None
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {_names(missing)}")
+    if extra:
+        problems.append(f"extra column(s) {_names(extra)}")
+    return f"{'; '.join(problems)} (it was trained on {_names(features)})"
 
 
 def _names(names: Iterable[str], most: int = 8) -> str:
@@ -1224,30 +1250,83 @@ class Deck:
     ) -> None:
         """Refuse a dataset whose columns do not fit the version's training columns: the
         job would only fail later, in the model's code."""
-        trained = self._trained_columns(s, v)
-        if trained is None:
-            return  # not known (a model imported without feature names): the job will tell
-        have = dataset_columns(ds.path, ds.format)
-        if have is None:
-            raise ModelDeckError(f"cannot read the columns of dataset {ds.name!r} ({ds.path})")
-        features = list(trained["features"])
-        # An id column is passed through to predictions, not fed to the model.
-        allowed = set(features) | {ds.target, ds.id_column, "id"}
-        if job_type == JobType.compute_stats:
-            allowed.add(trained.get("target"))
-        missing = [c for c in features if c not in have]
-        extra = [c for c in have if c not in allowed]
-        if not (missing or extra):
-            return
-        problems = []
-        if missing:
-            problems.append(f"missing column(s) {_names(missing)}")
-        if extra:
-            problems.append(f"extra column(s) {_names(extra)}")
-        raise ModelDeckError(
-            f"dataset {ds.name!r} does not fit {m.name} v{v.number}: {'; '.join(problems)} "
-            f"(it was trained on {_names(features)})"
-        )
+        problem = _column_problem(job_type, self._trained_columns(s, v), ds)
+        if problem:
+            raise ModelDeckError(
+                f"dataset {ds.name!r} does not fit {m.name} v{v.number}: {problem}"
+            )
+
+    def fitting_datasets(self, version: str, job_type: str | JobType) -> list[str]:
+        """The names of the datasets of the version's project (in name order) that a job of
+        ``job_type`` on it would be given, by the checks its submission makes: those whose
+        columns fit the version (``evaluate``, ``compute_stats``, ``deploy``), and that have a
+        target column (``evaluate``)."""
+        job_type = JobType(job_type)
+        with self.reader() as s:
+            v = self._version(s, version)
+            m = s.get(Model, v.model_id)
+            rows = s.exec(
+                select(Dataset)
+                .where(Dataset.project_id == m.project_id, col(Dataset.archived_at).is_(None))
+                .order_by(Dataset.name)
+            ).all()
+            if job_type not in (JobType.evaluate, JobType.compute_stats, JobType.deploy):
+                return [d.name for d in rows]
+            trained = self._trained_columns(s, v)
+            return [
+                d.name
+                for d in rows
+                if (d.target or job_type != JobType.evaluate)
+                and _column_problem(job_type, trained, d) is None
+            ]
+
+    def training_datasets(self, project: str) -> list[str]:
+        """The names of the project's datasets a training can learn from: those with a
+        target column, in name order."""
+        with self.reader() as s:
+            p = self._project(s, project)
+            rows = s.exec(
+                select(Dataset.name)
+                .where(
+                    Dataset.project_id == p.id,
+                    col(Dataset.target).is_not(None),
+                    col(Dataset.archived_at).is_(None),
+                )
+                .order_by(Dataset.name)
+            )
+            return list(rows)
+
+    def last_choice(self, project: str, model: str, job_type: str | JobType) -> LastChoice:
+        """What was chosen for the model's latest ``job_type`` job (any outcome): its
+        dataset; for ``deploy``, the time zone of the latest deploy with a schedule, as its
+        deployment has it now. Empty when there is no such job (or model)."""
+        job_type = JobType(job_type)
+        with self.reader() as s:
+            p = self._project(s, project)
+            m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
+            if m is None:
+                return LastChoice()
+            jobs = s.exec(
+                select(Job)
+                .where(Job.model_id == m.id, Job.type == job_type.value)
+                .order_by(col(Job.created_at).desc(), col(Job.id).desc())
+                .limit(200)
+            ).all()
+            dataset = next((j.dataset_id for j in jobs if j.dataset_id), None)
+            ds = s.get(Dataset, dataset) if dataset else None
+            zone = None
+            scheduled = next(
+                (
+                    j
+                    for j in jobs
+                    if job_type == JobType.deploy and (j.params or {}).get("schedule")
+                ),
+                None,
+            )
+            if scheduled is not None:
+                d = s.exec(select(Deployment).where(Deployment.job_id == scheduled.id)).first()
+                zone = d.timezone if d is not None else scheduled.params.get("timezone")
+            return LastChoice(dataset=ds.name if ds else None, timezone=zone or None)
 
     def evaluate(self, version: str, dataset: str) -> JobView:
         return self._version_job(JobType.evaluate, version, dataset)

@@ -274,3 +274,12 @@ class PredictionsView(_View):
     rows: list[list[str]]  # the first rows, as text
     summary: dict[str, Any] | None  # class counts, or the mean and quantiles
     summary_text: str
+
+
+@dataclass(frozen=True)
+class LastChoice(_View):
+    """What was chosen for a model's latest job of a kind: the dataset, and for a deploy
+    with a schedule, the time zone (as its deployment has it now)."""
+
+    dataset: str | None = None
+    timezone: str | None = None

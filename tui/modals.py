@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -95,7 +96,13 @@ class QuitDialog(ModalScreen[str | None]):
 
 
 class Form(Background, ModalScreen[Any]):
-    """A dialog of fields; ``submit`` runs on a thread, and its refusal keeps the form open."""
+    """A dialog of fields; ``submit`` runs on a thread, and its refusal keeps the form open.
+
+    Only ``ctrl+s`` (or the OK button) submits: ``enter`` in a field moves to the next
+    field, so no key meant for a field launches a job. The cursor starts in the first
+    field; the focused field is marked with ``>`` (visible without colour). ``prepare``,
+    when given, runs on a thread on opening and its result goes to ``prepared``.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
@@ -104,28 +111,43 @@ class Form(Background, ModalScreen[Any]):
     TITLE_TEXT = ""
     OK_LABEL = "OK"
 
-    def __init__(self, submit: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        submit: Callable[[dict[str, Any]], Any],
+        prepare: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__()
         self._submit = submit
+        self._prepare = prepare
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog form"):
             yield Label(literal(self.TITLE_TEXT), classes="title")
             yield from self.fields()
-            yield Static("", id="form-error", classes="error")
-            yield Label(
-                f"enter: {self.OK_LABEL.lower()} · tab: next field · esc: cancel", classes="hint"
-            )
+            error = Static("", id="form-error", classes="error")
+            error.display = False  # until there is an error to show
+            yield error
+            with Horizontal(classes="form-keys"):
+                yield Label("ctrl+s: submit · enter: next · esc: cancel", classes="hint")
+                yield Button(self.OK_LABEL, id="ok", compact=True, variant="primary")
 
     def on_mount(self) -> None:
         first = self.first_focus()
         if first is not None:
             first.focus()
+        if self._prepare is not None:
+            self.load("form.prepare", self._prepare, self.prepared, on_error=self._failed)
+
+    def prepared(self, data: Any) -> None:
+        """The result of ``prepare``: fill the fields with it."""
+
+    def _failed(self, exc: Exception) -> None:
+        self.show_error(str(exc))
 
     def first_focus(self) -> Any:
-        """The field the cursor starts in: the first text field (enter then submits)."""
-        inputs = self.query(Input)
-        return inputs.first() if inputs else None
+        """The field the cursor starts in: the first field of the form."""
+        found = self.query(".field-row > *").exclude(".marker")
+        return found.first() if found else None
 
     def fields(self) -> Iterable[Any]:
         return ()
@@ -144,7 +166,18 @@ class Form(Background, ModalScreen[Any]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.action_submit()
+        self.focus_next()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Entering a text field puts the cursor at the end of its text (a click then
+        moves it): typing adds to the text, nothing is selected to be replaced."""
+        if isinstance(event.widget, Input):
+            event.widget.cursor_position = len(event.widget.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self.action_submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -164,12 +197,24 @@ class Form(Background, ModalScreen[Any]):
         )
 
     def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(literal(message, newlines=True))
+        box = self.query_one("#form-error", Static)
+        box.update(literal(message, newlines=True))
+        box.display = bool(message)
 
 
 def _field(label: str, widget: Any) -> Iterable[Any]:
-    yield Label(label, classes="field-label")
-    yield widget
+    """A labelled field; ``>`` marks it while the cursor is in it (a mark, not a colour)."""
+    yield Vertical(
+        Label(label, classes="field-label"),
+        Horizontal(Static(">", classes="marker"), widget, classes="field-row"),
+        classes="field",
+    )
+
+
+def _input(value: str = "", **kw: Any) -> Input:
+    """A text field that keeps its text on focus: tabbing in puts the cursor at its end
+    instead of selecting it all (a typed space would replace ``Europe/Berlin``)."""
+    return Input(value, compact=True, select_on_focus=False, **kw)
 
 
 class ReasonPrompt(Form):
@@ -194,7 +239,7 @@ class ReasonPrompt(Form):
         self.chosen = chosen if chosen in ids else (ids[-1] if ids else None)
 
     def fields(self) -> Iterable[Any]:
-        yield from _field("Reason (required)", Input(compact=True, id="reason", placeholder="why?"))
+        yield from _field("Reason (required)", _input(id="reason", placeholder="why?"))
         if self.evaluations:
             yield from _field(
                 "On evaluation",
@@ -218,10 +263,10 @@ class ProjectForm(Form):
     OK_LABEL = "Add"
 
     def fields(self) -> Iterable[Any]:
-        yield from _field("Name", Input(compact=True, id="name", placeholder="e.g. churn"))
+        yield from _field("Name", _input(id="name", placeholder="e.g. churn"))
         yield from _field(
             "Repository folder (holds models/<name>/training.py)",
-            Input(compact=True, id="repo", placeholder="/path/to/repo"),
+            _input(id="repo", placeholder="/path/to/repo"),
         )
 
 
@@ -230,25 +275,55 @@ class DatasetForm(Form):
     OK_LABEL = "Register"
 
     def fields(self) -> Iterable[Any]:
-        yield from _field("Name", Input(compact=True, id="name", placeholder="e.g. train"))
+        yield from _field("Name", _input(id="name", placeholder="e.g. train"))
         yield from _field(
-            "File (.csv or .parquet)", Input(compact=True, id="path", placeholder="/path/data.csv")
+            "File (.csv or .parquet)", _input(id="path", placeholder="/path/data.csv")
         )
-        yield from _field("Target column (optional)", Input(compact=True, id="target"))
+        yield from _field("Target column (optional)", _input(id="target"))
 
 
 def _options(names: Sequence[str]) -> list[tuple[Text, str]]:
     return [(literal(n), n) for n in names]
 
 
-def _dataset_select(names: Sequence[str], prefer: str) -> Select[str]:
-    """A dataset picker starting on the first name containing ``prefer`` (else the first)."""
-    value = next((n for n in names if prefer in n), None) or (names[0] if names else Select.BLANK)
-    return Select(compact=True, options=_options(names), value=value, id="dataset")
+def default_dataset(names: Sequence[str], last: str | None, prefer: str) -> str | None:
+    """The dataset a form starts on: the one chosen last time (when it is still offered),
+    else the first whose name contains ``prefer``, else the first."""
+    if last in names:
+        return last
+    return next((n for n in names if prefer in n), None) or (names[0] if names else None)
+
+
+def _fill_datasets(select: Select[str], names: Sequence[str], chosen: str | None) -> None:
+    select.set_options(_options(names))
+    if chosen is not None:
+        select.value = chosen
+
+
+class FormChoices:
+    """What a form offers and starts on, loaded when it opens (see ``Form.prepare``)."""
+
+    def __init__(
+        self,
+        datasets: Sequence[str],
+        last_dataset: str | None = None,
+        timezone: str | None = None,
+        defaults: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.datasets = list(datasets)
+        self.last_dataset = last_dataset
+        self.timezone = timezone
+        self.defaults = defaults
+        self.model = model
+
+
+NO_DATASET = "no dataset fits: register one on the Datasets tab (4, then n)"
 
 
 class TrainForm(Form):
-    """Train a model: which model, which dataset, hyperparameters as ``key=value`` pairs."""
+    """Train a model: which model, which dataset (those with a target column; the one its
+    last training used first), hyperparameters as ``key=value`` pairs."""
 
     TITLE_TEXT = "Train"
     OK_LABEL = "Train"
@@ -257,15 +332,14 @@ class TrainForm(Form):
         self,
         models: Sequence[str],
         model: str | None,
-        datasets: Sequence[str],
-        defaults: Callable[[str], dict[str, Any]],
+        choices: Callable[[str], FormChoices],
         submit: Callable[[dict[str, Any]], Any],
     ) -> None:
         super().__init__(submit)
         self.models = list(models)
         self.model = model if model in models else (models[0] if models else None)
-        self.datasets = list(datasets)
-        self.defaults = defaults
+        self.choices = choices
+        self._filled: str | None = None
 
     def fields(self) -> Iterable[Any]:
         yield from _field(
@@ -277,10 +351,10 @@ class TrainForm(Form):
                 id="model",
             ),
         )
-        yield from _field("Dataset", _dataset_select(self.datasets, prefer="train"))
+        yield from _field("Dataset (with a target column)", Select([], compact=True, id="dataset"))
         yield from _field(
             "Hyperparameters (key=value, space separated; JSON values)",
-            Input(compact=True, id="hyperparameters"),
+            _input(id="hyperparameters"),
         )
 
     def on_mount(self) -> None:
@@ -293,12 +367,24 @@ class TrainForm(Form):
             self._fill(event.value)
 
     def _fill(self, model: str) -> None:
-        try:
-            hp = self.defaults(model)
-        except ModelDeckError as exc:
-            self.show_error(str(exc))
+        if model == self._filled:
             return
-        self.query_one("#hyperparameters", Input).value = pairs(hp)
+        self._filled = model
+        self.load(
+            f"form.fill.{model}",
+            lambda: self.choices(model),
+            self._filled_in,
+            if_idle=False,
+            on_error=self._failed,
+        )
+
+    def _filled_in(self, got: FormChoices) -> None:
+        if got.model != self._filled:
+            return  # another model was picked meanwhile
+        self.show_error("" if got.datasets else NO_DATASET)
+        chosen = default_dataset(got.datasets, got.last_dataset, "train")
+        _fill_datasets(self.query_one("#dataset", Select), got.datasets, chosen)
+        self.query_one("#hyperparameters", Input).value = pairs(got.defaults or {})
 
     def check(self, values: dict[str, Any]) -> str | None:
         if not values.get("model"):
@@ -315,32 +401,37 @@ def pairs(mapping: dict[str, Any]) -> str:
 
 
 class DatasetPick(Form):
-    """Pick a dataset for an evaluation or a statistics run: arrows, then enter."""
+    """Pick a dataset for an evaluation or a statistics run: the datasets that fit the
+    version, starting on the one used last time for the model."""
 
     def __init__(
         self,
         title: str,
         ok: str,
-        datasets: Sequence[str],
         prefer: str,
+        choices: Callable[[], FormChoices],
         submit: Callable[[dict[str, Any]], Any],
     ) -> None:
-        super().__init__(submit)
+        super().__init__(submit, prepare=choices)
         self.TITLE_TEXT = title
         self.OK_LABEL = ok
-        self.datasets = list(datasets)
+        self.datasets: list[str] = []
         self.prefer = prefer
 
     def fields(self) -> Iterable[Any]:
-        yield Label("Dataset", classes="field-label")
-        yield OptionList(*(literal(d) for d in self.datasets), id="dataset", classes="pick")
+        yield from _field(
+            "Dataset (those that fit the version)", OptionList(id="dataset", classes="pick")
+        )
 
-    def first_focus(self) -> Any:
+    def prepared(self, data: FormChoices) -> None:
+        self.datasets = data.datasets
         picker = self.query_one("#dataset", OptionList)
-        preferred = next((i for i, d in enumerate(self.datasets) if self.prefer in d), 0)
-        if self.datasets:
-            picker.highlighted = preferred
-        return picker
+        picker.clear_options()
+        picker.add_options([literal(d) for d in self.datasets])
+        chosen = default_dataset(self.datasets, data.last_dataset, self.prefer)
+        if chosen is not None:
+            picker.highlighted = self.datasets.index(chosen)
+        self.show_error("" if self.datasets else NO_DATASET)
 
     def values(self) -> dict[str, Any]:
         picker = self.query_one("#dataset", OptionList)
@@ -349,61 +440,80 @@ class DatasetPick(Form):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.action_submit()
+        self.focus_next()
 
     def check(self, values: dict[str, Any]) -> str | None:
-        return None if values.get("dataset") else "no dataset to pick: register one first"
+        return None if values.get("dataset") else NO_DATASET
 
 
 class DeployForm(Form):
-    """Deploy: the dataset to score, an optional cron schedule, its time zone, a preview."""
+    """Deploy: the dataset to score, an optional cron schedule, its time zone, a preview.
+
+    The dataset and the zone start on those of the model's last deploy. A zone that is
+    not an IANA name is refused here, said in the preview, never replaced by UTC."""
 
     OK_LABEL = "Deploy"
 
     def __init__(
         self,
         label: str,
-        datasets: Sequence[str],
+        choices: Callable[[], FormChoices],
         preview: Callable[[str, str], list[Any]],
         submit: Callable[[dict[str, Any]], Any],
     ) -> None:
-        super().__init__(submit)
+        super().__init__(submit, prepare=choices)
         self.TITLE_TEXT = f"Deploy {label}"
-        self.datasets = list(datasets)
         self.preview = preview
+        self._problem: str | None = None
 
     def fields(self) -> Iterable[Any]:
-        yield from _field("Dataset to score", _dataset_select(self.datasets, prefer="score"))
+        yield from _field(
+            "Dataset to score (those that fit the version)", Select([], compact=True, id="dataset")
+        )
         yield from _field(
             "Schedule (cron, empty: run on demand only)",
-            Input(compact=True, id="schedule", placeholder="e.g. 0 6 * * 1-5"),
+            _input(id="schedule", placeholder="e.g. 0 6 * * 1-5"),
         )
-        yield from _field("Time zone", Input("UTC", compact=True, id="timezone"))
+        yield from _field("Time zone (IANA name, e.g. Europe/Berlin)", _input("UTC", id="timezone"))
         yield Static("", id="preview", classes="preview")
+
+    def prepared(self, data: FormChoices) -> None:
+        chosen = default_dataset(data.datasets, data.last_dataset, "score")
+        _fill_datasets(self.query_one("#dataset", Select), data.datasets, chosen)
+        zone = self.query_one("#timezone", Input)
+        if data.timezone and zone.value == "UTC":  # not when the user typed one meanwhile
+            zone.value = data.timezone
+        self.show_error("" if data.datasets else NO_DATASET)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id in ("schedule", "timezone"):
             self._update_preview()
 
     def _update_preview(self) -> None:
-        expr = self.query_one("#schedule", Input).value.strip()
-        tz = self.query_one("#timezone", Input).value.strip() or "UTC"
-        box = self.query_one("#preview", Static)
-        if not expr:
-            box.update("no schedule: run it now with r on the Deployments tab")
-            box.remove_class("invalid")
-            return
-        try:
-            times = self.preview(expr, tz)
-        except ModelDeckError as exc:
-            box.update(literal(str(exc)))
-            box.add_class("invalid")
-            return
         from core.schedule import zone
 
+        expr = self.query_one("#schedule", Input).value.strip()
+        tz = self.query_one("#timezone", Input).value.strip()
+        box = self.query_one("#preview", Static)
+        try:
+            if not tz:
+                raise ModelDeckError(
+                    "no time zone: enter an IANA name such as Europe/Berlin or UTC"
+                )
+            where = zone(tz)
+            times = self.preview(expr, tz) if expr else []
+        except ModelDeckError as exc:
+            self._problem = str(exc)
+            box.update(literal(self._problem))
+            box.add_class("invalid")
+            return
+        self._problem = None
         box.remove_class("invalid")
-        lines = ["next runs:"] + [
-            f"  {t.astimezone(zone(tz)).strftime('%a %Y-%m-%d %H:%M %Z')}" for t in times
+        if not expr:
+            box.update("no schedule: run it now with r on the Deployments tab")
+            return
+        lines = [f"next runs ({tz}):"] + [
+            f"  {t.astimezone(where).strftime('%a %Y-%m-%d %H:%M %Z')}" for t in times
         ]
         box.update(literal("\n".join(lines), newlines=True))
 
@@ -412,10 +522,10 @@ class DeployForm(Form):
         self._update_preview()
 
     def check(self, values: dict[str, Any]) -> str | None:
+        if self._problem:
+            return f"refused: {self._problem}"
         if not values.get("dataset"):
             return "pick a dataset"
-        if self.query_one("#preview").has_class("invalid"):
-            return "fix the schedule first (see the message above)"
         return None
 
 
@@ -424,12 +534,10 @@ class ImportForm(Form):
     OK_LABEL = "Import"
 
     def fields(self) -> Iterable[Any]:
-        yield from _field(
-            "Model name", Input(compact=True, id="model", placeholder="e.g. legacy-clf")
-        )
+        yield from _field("Model name", _input(id="model", placeholder="e.g. legacy-clf"))
         yield from _field(
             "File path or http(s) URL",
-            Input(compact=True, id="source", placeholder="/path/model.joblib"),
+            _input(id="source", placeholder="/path/model.joblib"),
         )
         yield from _field(
             "Format",
@@ -490,6 +598,7 @@ __all__ = [
     "DatasetPick",
     "DeployForm",
     "Form",
+    "FormChoices",
     "HelpScreen",
     "ImportForm",
     "ProjectForm",

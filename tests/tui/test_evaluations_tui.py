@@ -105,7 +105,7 @@ async def test_the_reason_dialog_names_the_evaluation_and_records_the_one_picked
         assert picker.value == version["held"]  # the one it is judged on, by default
         picker.value = version["on_train"]
         app.screen.query_one("#reason").value = "look at it on its training data"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: deck.version(v).status == "rejected")
     [seen] = deck.version(v).approval.evaluations
     assert (seen.job_id, seen.dataset, seen.metrics) == (

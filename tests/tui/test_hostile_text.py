@@ -195,7 +195,7 @@ async def test_datasets_tab_and_form_error(hdeck: Deck, tmp_path: Path) -> None:
         form = app.screen
         form.query_one("#name").value = "more"  # type: ignore[attr-defined]
         form.query_one("#path").value = "[/oops]"  # type: ignore[attr-defined]
-        await pilot.press("enter")  # refused: the error quotes the path
+        await pilot.press("ctrl+s")  # refused: the error quotes the path
         await shows(pilot, "dataset file '[/oops]' does not exist")
 
 

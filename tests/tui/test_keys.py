@@ -77,13 +77,17 @@ async def test_empty_state_and_new_project(deck: Deck, repo: Path) -> None:
         form.query_one("#name").value = "bad name"
         form.query_one("#repo").value = str(repo)
         form.query_one("#repo").focus()
-        await pilot.press("enter")
+        await pilot.press("enter")  # the next field (the OK button), not a submission
+        await pilot.pause(0.2)
+        assert app.screen is form and deck.projects() == []
+        assert str(form.query_one("#form-error").render()) == ""
+        await pilot.press("ctrl+s")
         await wait_for(
             pilot, lambda: "without spaces" in str(app.screen.query_one("#form-error").render())
         )
         name = app.screen.query_one("#name")
         name.value = "fresh"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
         await wait_for(pilot, lambda: table_keys(app, "#projects") == ["fresh"])
         assert [p.name for p in deck.projects()] == ["fresh"]
@@ -263,11 +267,11 @@ async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]
         assert pane.check_action("approve", ()) is True
         await pilot.press("a")
         assert isinstance(app.screen, ReasonPrompt)
-        await pilot.press("enter")  # empty: refused, the prompt stays
+        await pilot.press("ctrl+s")  # empty: refused, the prompt stays
         assert isinstance(app.screen, ReasonPrompt)
         assert "required" in str(app.screen.query_one("#form-error").render())
         app.screen.query_one("#reason").value = "good enough"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: deck.version(keep).status == "approved")
         assert deck.version(keep).approval.reason == "good enough"
         await wait_for(
@@ -277,7 +281,7 @@ async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]
         table.move_cursor(row=table.get_row_index(drop))
         await pilot.press("x")
         app.screen.query_one("#reason").value = "worse"
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: deck.version(drop).status == "rejected")
         assert deck.version(drop).approval.decision == "rejected"
 
@@ -299,12 +303,12 @@ async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str])
         form.query_one("#schedule").value = "not a cron"
         await pilot.pause()
         assert "invalid" in form.query_one("#preview").classes
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         assert app.screen is form  # refused: the schedule is invalid
         form.query_one("#schedule").value = "0 6 * * *"
         await pilot.pause()
         assert "next runs" in str(form.query_one("#preview").render())
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: len(deck.deployments("proj")) == 1)
         await wait_for(pilot, lambda: deck.deployments("proj")[0].status == "active")
         dep = deck.deployments("proj")[0]

@@ -225,7 +225,8 @@ class VersionScreen(DeckScreen):
             ]
         )
         if first:  # the metrics first: the arrows scroll them without a tab
-            (grid if d.metrics_history else table).focus()
+            # Without scrolling to it: the version's summary above stays in view.
+            (grid if d.metrics_history else table).focus(scroll_visible=False)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -15,7 +16,14 @@ from core.service import parse_overrides
 from core.text import printable
 from core.views import DatasetView, JobBrief, JobView, MetricsView, ModelView, VersionView
 from tui.format import metric, status_mark, status_text, when
-from tui.modals import DatasetPick, DeployForm, ImportForm, ReasonPrompt, TrainForm
+from tui.modals import (
+    DatasetPick,
+    DeployForm,
+    FormChoices,
+    ImportForm,
+    ReasonPrompt,
+    TrainForm,
+)
 from tui.widgets import DeckTable, MarkerPolled, Row
 
 MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
@@ -161,9 +169,6 @@ class ModelsPane(MarkerPolled, Vertical):
         self.notify(f"queued {job.type} job {job.short_id} ({job.target})")
         self.poll(force=True)
 
-    def _names(self, with_target: bool = False) -> list[str]:
-        return [d.name for d in self.datasets if d.target or not with_target]
-
     def action_train(self) -> None:
         deck = self.app.deck  # type: ignore[attr-defined]
         project = self.project
@@ -176,27 +181,37 @@ class ModelsPane(MarkerPolled, Vertical):
             overrides = {k: v for k, v in given.items() if defaults.get(k, object()) != v}
             return deck.train(project, model, values["dataset"], overrides)
 
+        def choices(model: str) -> FormChoices:
+            return FormChoices(
+                deck.training_datasets(project),
+                deck.last_choice(project, model, JobType.train).dataset,
+                defaults=deck.model_defaults(project, model),
+                model=model,
+            )
+
         def started(job: JobView | None) -> None:
             if job is not None:
                 self._queued(job)
                 self.app.open_job(job.id)  # type: ignore[attr-defined]  # watch it train
 
-        self.app.push_screen(
-            TrainForm(
-                code_models,
-                self.current_model,
-                self._names(),
-                lambda model: deck.model_defaults(project, model),
-                submit,
-            ),
-            started,
-        )
+        self.app.push_screen(TrainForm(code_models, self.current_model, choices, submit), started)
 
     def _after(self, job: JobView | None) -> None:
         if job is not None:
             self._queued(job)
 
-    def _version_dataset_job(self, verb: str, run: Any, with_target: bool, prefer: str) -> None:
+    def _choices(self, v: VersionView, job_type: JobType) -> Callable[[], FormChoices]:
+        """What a form on the version offers: the datasets that fit it for ``job_type`` and
+        the model's last choice (called on a thread by the form)."""
+        deck, project = self.app.deck, self.project  # type: ignore[attr-defined]
+
+        def choices() -> FormChoices:
+            last = deck.last_choice(project, v.model, job_type)
+            return FormChoices(deck.fitting_datasets(v.id, job_type), last.dataset, last.timezone)
+
+        return choices
+
+    def _version_dataset_job(self, verb: str, run: Any, job_type: JobType, prefer: str) -> None:
         v = self.current
         if v is None:
             return
@@ -204,8 +219,8 @@ class ModelsPane(MarkerPolled, Vertical):
             DatasetPick(
                 f"{verb.capitalize()} {v.label}",
                 verb.capitalize(),
-                self._names(with_target),
                 prefer,
+                self._choices(v, job_type),
                 lambda values: run(v.id, values["dataset"]),
             ),
             self._after,
@@ -213,11 +228,13 @@ class ModelsPane(MarkerPolled, Vertical):
 
     def action_evaluate(self) -> None:
         deck = self.app.deck  # type: ignore[attr-defined]
-        self._version_dataset_job("evaluate", deck.evaluate, True, "test")
+        self._version_dataset_job("evaluate", deck.evaluate, JobType.evaluate, "test")
 
     def action_stats(self) -> None:
         deck = self.app.deck  # type: ignore[attr-defined]
-        self._version_dataset_job("compute statistics", deck.compute_stats, False, "train")
+        self._version_dataset_job(
+            "compute statistics", deck.compute_stats, JobType.compute_stats, "train"
+        )
 
     def _last_job(self) -> JobBrief | None:
         """The highlighted version's last job; on the row of a model without versions, the
@@ -276,7 +293,7 @@ class ModelsPane(MarkerPolled, Vertical):
         self.app.push_screen(
             DeployForm(
                 v.label,
-                self._names(),
+                self._choices(v, JobType.deploy),
                 lambda expr, tz: deck.preview_schedule(expr, tz, 5),
                 submit,
             ),
