@@ -34,10 +34,11 @@ from core import schedule as cron
 from core import wakeup
 from core.clock import iso
 from core.db import storage_full
-from core.effects import apply_inline, apply_result, record_dataset_read
+from core.effects import apply_inline, apply_result, place_artifacts, record_dataset_read
 from core.errors import ModelDeckError
 from core.lifecycle import (
     ACTIVE_STATUSES,
+    FINAL_STATUSES,
     RULES,
     DeploymentStatus,
     JobStatus,
@@ -627,9 +628,16 @@ class Engine:
             job.finished_at = now
             job.exit_code = 0 if job.status == JobStatus.completed.value else 1
             s.add(job)
+            s.commit()
+        # Only what happened goes to the log: after the commit (a commit that fails puts the
+        # job back in the queue, and its next run writes the log).
+        try:
             with open(job_dir / "log.txt", "a", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in lines))
-            s.commit()
+        except OSError as exc:  # its events say the same: the outcome stays recorded
+            log.error(
+                "modeldeck engine: writing the log of job %s failed: %s", job_id, describe(exc)
+            )
 
     def _spec(self, s: Session, job: Job, job_dir: Path) -> tuple[dict[str, Any], str, Path | None]:
         """The runner's spec, the interpreter to run it with, and the code folder."""
@@ -1097,10 +1105,13 @@ class Engine:
             job.exit_code = exit_code
             record_dataset_read(s, job, result, now)
             staging = self._staging(job.id)
+            artifacts: Path | None = None
             if status == JobStatus.completed:
                 try:
                     with s.begin_nested():
-                        apply_result(s, job, result, staging, self.deck.artifacts_dir, now)
+                        artifacts = apply_result(
+                            s, job, result, staging, self.deck.artifacts_dir, now
+                        )
                 except ModelDeckError as exc:
                     status, error = JobStatus.failed, exc.message
                 except Exception as exc:  # a result we cannot apply is the job's failure
@@ -1121,7 +1132,11 @@ class Engine:
             add_event(s, job, status.value, message, now, details)
             s.add(job)
             s.commit()
-        shutil.rmtree(self._staging(job_id), ignore_errors=True)
+        # Only now that the version is recorded do its files move in: a commit that failed
+        # left them in staging for the next try (recovery finishes a move cut short).
+        if artifacts is not None and status == JobStatus.completed:
+            place_artifacts(staging, artifacts)
+        shutil.rmtree(staging, ignore_errors=True)
         self._wake.set()
 
     # -- recovery -------------------------------------------------------------------------
@@ -1149,6 +1164,30 @@ class Engine:
         for job in rows:
             # One job that cannot be recovered (its records, a full disk) waits alone.
             self._guarded(f"recovering job {job.id}", lambda j=job: self._recover_one(j, adopt))
+        if only is None:
+            self._guarded("placing staged artifacts", self._place_staged)
+
+    def _place_staged(self) -> None:
+        """Staging folders of ended jobs: a version recorded by a process that died before
+        moving its files in gets them now; the rest were left over and go."""
+        root = self._staging("x").parent
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return
+        if not names:
+            return
+        with self.deck.reader() as s:
+            rows = s.exec(
+                select(Job.id, Job.status, ModelVersion.artifact_dir)
+                .join(ModelVersion, col(ModelVersion.job_id) == Job.id, isouter=True)
+                .where(col(Job.id).in_(names), col(Job.status).in_(list(FINAL_STATUSES)))
+            ).all()
+        for job_id, status, artifact_dir in rows:
+            staging = root / job_id
+            if status == JobStatus.completed.value and artifact_dir:
+                place_artifacts(staging, Path(artifact_dir))
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _recover_one(self, job: Job, adopt: bool) -> None:
         # A CLI engine adopts only what it was asked about; others wait for a real engine.
