@@ -290,6 +290,9 @@ class Engine:
         self._listener: wakeup.Listener | None = None  # pokes from other processes
         self._listen_retry = 0.0
         self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
+        # Events that belong with a job's end (recovered, processes_killed): written in the
+        # transaction that ends the job, so only the process that ends it writes them.
+        self._notes: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         deck.on_submit(lambda _job_id: self._wake.set())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -1067,12 +1070,27 @@ class Engine:
                 limit=KILL_LIMIT,
             )
         if killed:
-            self._event(
+            self._note(
                 run.job_id,
                 "processes_killed",
                 f"{len(killed)} process(es) the job left running killed with SIGKILL",
                 {"pids": sorted(killed), "signal": "SIGKILL"},
             )
+
+    def _note(self, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
+        """An event for the job's timeline that ``_finish`` writes with its end, when it is
+        this process that ends it (kept until then: a retry still writes it, once)."""
+        notes = self._notes.setdefault(job_id, [])
+        if kind == "processes_killed":
+            for i, (k, _, d) in enumerate(notes):
+                if k == kind:  # killed on an earlier try: one event lists them all
+                    pids = sorted(set(d["pids"]) | set(details["pids"]))
+                    message = f"{len(pids)} process(es) the job left running killed with SIGKILL"
+                    notes[i] = (kind, message, {**details, "pids": pids})
+                    return
+        elif any(k == kind for k, _, _ in notes):
+            return
+        notes.append((kind, message, details))
 
     def _read_result(self, job_id: str) -> dict[str, Any] | None:
         """The job's result file, checked; when the full disk kept the job from writing
@@ -1099,7 +1117,10 @@ class Engine:
         with self.deck.writer() as s:
             job = s.get(Job, job_id)
             if job is None or job.status not in ACTIVE_STATUSES:
+                self._notes.pop(job_id, None)
                 return  # finalised elsewhere: outcomes are recorded once
+            for kind, note, note_details in self._notes.get(job_id, []):
+                add_event(s, job, kind, note, now, note_details)
             out_dir = self.deck.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
             job.exit_code = exit_code
@@ -1132,6 +1153,7 @@ class Engine:
             add_event(s, job, status.value, message, now, details)
             s.add(job)
             s.commit()
+        self._notes.pop(job_id, None)
         # Only now that the version is recorded do its files move in: a commit that failed
         # left them in staging for the next try (recovery finishes a move cut short).
         if artifacts is not None and status == JobStatus.completed:
@@ -1221,7 +1243,9 @@ class Engine:
             )
             return
         run = Running(job.id, job.pid or 0, job.pgid or 0, job.proc_start)
-        self._event(
+        # Recorded with the job's end: several readers may recover it at once, and only the
+        # one that ends it says so.
+        self._note(
             job.id,
             "recovered",
             "the job's process ended while no engine followed it",
