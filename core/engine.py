@@ -94,6 +94,11 @@ SKIPS_LISTED = 5
 # output could not be written.
 NO_SPACE_MARGIN = 1 << 20
 NO_SPACE_ERROR = "no space left on device: the job's log and result could not be written"
+FIRING_SCHEDULES = "firing schedules"
+
+
+class UnfirableSchedule(Exception):
+    """A due deployment whose schedule cannot fire (its time zone is unknown here, say)."""
 
 
 def _group_left(pgid: int) -> bool:
@@ -330,7 +335,11 @@ class Engine:
         if self.holds_lease and self.schedules:
             nxt = self._next_fire  # as of this round's _fire_schedules: no query per sleep
             if nxt is not None:
-                delay = min(delay, max(0.0, (nxt - self.deck.now()).total_seconds()))
+                wait = (nxt - self.deck.now()).total_seconds()
+                fault = self._faults.get(FIRING_SCHEDULES)
+                if fault is not None:  # a fire time it failed at: wait for its back-off
+                    wait = max(wait, fault.retry_at - time.monotonic())
+                delay = min(delay, max(0.0, wait))
         return delay
 
     def run_until_idle(self, timeout: float | None = None) -> bool:
@@ -362,7 +371,7 @@ class Engine:
                     self._guarded("recovering jobs", self._recover)
                     self._last_recover = time.monotonic()
                 if self.schedules:
-                    self._guarded("firing schedules", self._fire_schedules)
+                    self._guarded(FIRING_SCHEDULES, self._fire_schedules)
             elif self.foreground and time.monotonic() - self._last_recover > 2.0:
                 # Its own job only: adopt it when the engine that ran it has gone.
                 self._guarded("recovering its job", lambda: self._recover(only=self.only_job))
@@ -1380,17 +1389,54 @@ class Engine:
         self._next_fire = self._next_fire_at()
 
     def _fire_due(self, due: list[str]) -> None:
+        """Fire the due deployments. One that cannot fire does not hold back the others: it
+        gets a ``schedule_failed`` event saying why (once), and the round then raises, so
+        the part is logged once and backs off instead of trying again at once, forever."""
+        broken: list[str] = []
+        first: Exception | None = None
         for i in range(0, len(due), FIRE_BATCH):
             batch = list(due[i : i + FIRE_BATCH])
             try:
                 self._fire_batch(batch)
-            except Exception:  # find the broken schedule: it must not hold back the others
-                log.exception("firing a batch of schedules failed; firing them one by one")
+            except Exception as exc:  # find the broken schedule: fire them one by one
+                if storage_full(exc):
+                    raise  # nothing can be written: not the fault of a schedule
                 for dep_id in batch:
                     try:
                         self._fire_batch([dep_id])
-                    except Exception:
-                        log.exception("firing the schedule of %s failed", dep_id)
+                    except Exception as one:
+                        if storage_full(one):
+                            raise
+                        broken.append(dep_id)
+                        first = first or one
+                        self._schedule_failed(dep_id, one)
+        if first is not None:
+            more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+            raise UnfirableSchedule(
+                f"the schedule of deployment {broken[0]}{more} cannot fire: {describe(first)}"
+            ) from first
+
+    def _schedule_failed(self, dep_id: str, exc: Exception) -> None:
+        """Say in the deployment's timeline why its schedule cannot fire, once: not again
+        while its latest event already says the same."""
+        reason = describe(exc)
+        message = f"its schedule cannot fire: {reason}"
+        try:
+            with self.deck.writer() as s:
+                last = s.exec(
+                    select(DeploymentEvent.kind, DeploymentEvent.message)
+                    .where(DeploymentEvent.deployment_id == dep_id)
+                    .order_by(col(DeploymentEvent.id).desc())
+                    .limit(1)
+                ).first()
+                if last is not None and tuple(last) == ("schedule_failed", message):
+                    return
+                add_deployment_event(
+                    s, dep_id, "schedule_failed", message, self.deck.now(), {"error": reason}
+                )
+                s.commit()
+        except Exception as again:  # the round's error says it anyway
+            log.debug("recording why %s cannot fire failed", dep_id, exc_info=again)
 
     def _fire_batch(self, dep_ids: list[str]) -> None:
         with self.deck.writer() as s:
