@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from core import schedule as cron
@@ -110,6 +111,12 @@ def _group_left(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _not_the_schedule(exc: BaseException) -> bool:
+    """Whether firing failed for a reason no deployment is to blame for: a full disk, a
+    database that cannot be written or reached (locked, read-only, gone)."""
+    return storage_full(exc) or isinstance(exc, OperationalError | OSError)
 
 
 def signal_name(number: int) -> str:
@@ -1399,13 +1406,13 @@ class Engine:
             try:
                 self._fire_batch(batch)
             except Exception as exc:  # find the broken schedule: fire them one by one
-                if storage_full(exc):
-                    raise  # nothing can be written: not the fault of a schedule
+                if _not_the_schedule(exc):
+                    raise
                 for dep_id in batch:
                     try:
                         self._fire_batch([dep_id])
                     except Exception as one:
-                        if storage_full(one):
+                        if _not_the_schedule(one):
                             raise
                         broken.append(dep_id)
                         first = first or one
