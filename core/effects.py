@@ -126,11 +126,8 @@ def _new_version(
     final = artifacts_root / model.project_id / model.id / version_id
     if final.exists():
         raise ModelDeckError(f"artifact folder {final} already exists: it is left alone")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if staging.is_dir():
-        os.rename(staging, final)
-    else:
-        final.mkdir()
+    # The files move in only once the transaction has committed (``place_artifacts``): a
+    # commit that fails leaves them in staging, for the retry to find.
     v = ModelVersion(
         id=version_id,
         model_id=model.id,
@@ -145,7 +142,11 @@ def _new_version(
     s.add(v)
     s.flush()
     job.version_id = v.id
-    files = sorted(str(p.relative_to(final)) for p in final.rglob("*") if p.is_file())
+    files = (
+        sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        if staging.is_dir()
+        else []
+    )
     add_event(
         s,
         job,
@@ -155,6 +156,21 @@ def _new_version(
         {"version": v.id, "number": number, "artifacts": files, "artifact_dir": str(final)},
     )
     return v
+
+
+def place_artifacts(staging: Path, final: Path) -> None:
+    """Make a committed version's staging folder its artifact folder (an empty one when the
+    job left no staging folder). Called after the commit, and by recovery when a process
+    died in between; a folder already in place is left alone."""
+    if final.exists():
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staging, final)
+    except FileNotFoundError:
+        if staging.exists():
+            raise
+        final.mkdir(exist_ok=True)  # no staging folder (or another process moved it now)
 
 
 def _record_metrics(
@@ -176,8 +192,10 @@ def apply_result(
     staging: Path,
     artifacts_root: Path,
     now: datetime,
-) -> None:
-    """Apply a completed code job's result (from its runner) to the registry."""
+) -> Path | None:
+    """Apply a completed code job's result (from its runner) to the registry. A new
+    version's artifact folder is returned: ``staging`` becomes it (``place_artifacts``)
+    once the transaction has committed, never before."""
     kind = JobType(job.type)
     metrics = result.get("metrics") or {}
     if kind == JobType.train:
@@ -196,7 +214,8 @@ def apply_result(
             columns=job.params.get("columns"),
         )
         _record_metrics(s, job, v, metrics, now)
-    elif kind == JobType.import_:
+        return Path(v.artifact_dir)
+    if kind == JobType.import_:
         name = job.params["model"]
         model = s.exec(
             select(Model).where(Model.project_id == job.project_id, Model.name == name)
@@ -215,7 +234,7 @@ def apply_result(
                 raise ModelDeckError(identical_message(job.params["source"], name, same))
         job.model_id = model.id
         source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
-        _new_version(
+        v = _new_version(
             s,
             job,
             model,
@@ -230,7 +249,8 @@ def apply_result(
             if isinstance(result.get("features"), list)
             else None,
         )
-    elif kind == JobType.evaluate:
+        return Path(v.artifact_dir)
+    if kind == JobType.evaluate:
         v = _version(s, job)
         if not metrics:
             raise ModelDeckError("the evaluation recorded no metrics")
@@ -271,6 +291,7 @@ def apply_result(
             now,
             {"deployment": d.id, "outputs": job.outputs, "summary": summary},
         )
+    return None
 
 
 def _dataset_file_info(value: Any) -> dict[str, Any] | None:

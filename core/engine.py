@@ -28,16 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from core import schedule as cron
 from core import wakeup
 from core.clock import iso
 from core.db import storage_full
-from core.effects import apply_inline, apply_result, record_dataset_read
+from core.effects import apply_inline, apply_result, place_artifacts, record_dataset_read
 from core.errors import ModelDeckError
 from core.lifecycle import (
     ACTIVE_STATUSES,
+    FINAL_STATUSES,
     RULES,
     DeploymentStatus,
     JobStatus,
@@ -93,6 +95,11 @@ SKIPS_LISTED = 5
 # output could not be written.
 NO_SPACE_MARGIN = 1 << 20
 NO_SPACE_ERROR = "no space left on device: the job's log and result could not be written"
+FIRING_SCHEDULES = "firing schedules"
+
+
+class UnfirableSchedule(Exception):
+    """A due deployment whose schedule cannot fire (its time zone is unknown here, say)."""
 
 
 def _group_left(pgid: int) -> bool:
@@ -104,6 +111,12 @@ def _group_left(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _not_the_schedule(exc: BaseException) -> bool:
+    """Whether firing failed for a reason no deployment is to blame for: a full disk, a
+    database that cannot be written or reached (locked, read-only, gone)."""
+    return storage_full(exc) or isinstance(exc, OperationalError | OSError)
 
 
 def signal_name(number: int) -> str:
@@ -289,6 +302,9 @@ class Engine:
         self._listener: wakeup.Listener | None = None  # pokes from other processes
         self._listen_retry = 0.0
         self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
+        # Events that belong with a job's end (recovered, processes_killed): written in the
+        # transaction that ends the job, so only the process that ends it writes them.
+        self._notes: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         deck.on_submit(lambda _job_id: self._wake.set())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -326,7 +342,11 @@ class Engine:
         if self.holds_lease and self.schedules:
             nxt = self._next_fire  # as of this round's _fire_schedules: no query per sleep
             if nxt is not None:
-                delay = min(delay, max(0.0, (nxt - self.deck.now()).total_seconds()))
+                wait = (nxt - self.deck.now()).total_seconds()
+                fault = self._faults.get(FIRING_SCHEDULES)
+                if fault is not None:  # a fire time it failed at: wait for its back-off
+                    wait = max(wait, fault.retry_at - time.monotonic())
+                delay = min(delay, max(0.0, wait))
         return delay
 
     def run_until_idle(self, timeout: float | None = None) -> bool:
@@ -358,7 +378,7 @@ class Engine:
                     self._guarded("recovering jobs", self._recover)
                     self._last_recover = time.monotonic()
                 if self.schedules:
-                    self._guarded("firing schedules", self._fire_schedules)
+                    self._guarded(FIRING_SCHEDULES, self._fire_schedules)
             elif self.foreground and time.monotonic() - self._last_recover > 2.0:
                 # Its own job only: adopt it when the engine that ran it has gone.
                 self._guarded("recovering its job", lambda: self._recover(only=self.only_job))
@@ -627,9 +647,16 @@ class Engine:
             job.finished_at = now
             job.exit_code = 0 if job.status == JobStatus.completed.value else 1
             s.add(job)
+            s.commit()
+        # Only what happened goes to the log: after the commit (a commit that fails puts the
+        # job back in the queue, and its next run writes the log).
+        try:
             with open(job_dir / "log.txt", "a", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in lines))
-            s.commit()
+        except OSError as exc:  # its events say the same: the outcome stays recorded
+            log.error(
+                "modeldeck engine: writing the log of job %s failed: %s", job_id, describe(exc)
+            )
 
     def _spec(self, s: Session, job: Job, job_dir: Path) -> tuple[dict[str, Any], str, Path | None]:
         """The runner's spec, the interpreter to run it with, and the code folder."""
@@ -1059,12 +1086,27 @@ class Engine:
                 limit=KILL_LIMIT,
             )
         if killed:
-            self._event(
+            self._note(
                 run.job_id,
                 "processes_killed",
                 f"{len(killed)} process(es) the job left running killed with SIGKILL",
                 {"pids": sorted(killed), "signal": "SIGKILL"},
             )
+
+    def _note(self, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
+        """An event for the job's timeline that ``_finish`` writes with its end, when it is
+        this process that ends it (kept until then: a retry still writes it, once)."""
+        notes = self._notes.setdefault(job_id, [])
+        if kind == "processes_killed":
+            for i, (k, _, d) in enumerate(notes):
+                if k == kind:  # killed on an earlier try: one event lists them all
+                    pids = sorted(set(d["pids"]) | set(details["pids"]))
+                    message = f"{len(pids)} process(es) the job left running killed with SIGKILL"
+                    notes[i] = (kind, message, {**details, "pids": pids})
+                    return
+        elif any(k == kind for k, _, _ in notes):
+            return
+        notes.append((kind, message, details))
 
     def _read_result(self, job_id: str) -> dict[str, Any] | None:
         """The job's result file, checked; when the full disk kept the job from writing
@@ -1091,16 +1133,22 @@ class Engine:
         with self.deck.writer() as s:
             job = s.get(Job, job_id)
             if job is None or job.status not in ACTIVE_STATUSES:
+                self._notes.pop(job_id, None)
                 return  # finalised elsewhere: outcomes are recorded once
+            for kind, note, note_details in self._notes.get(job_id, []):
+                add_event(s, job, kind, note, now, note_details)
             out_dir = self.deck.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
             job.exit_code = exit_code
             record_dataset_read(s, job, result, now)
             staging = self._staging(job.id)
+            artifacts: Path | None = None
             if status == JobStatus.completed:
                 try:
                     with s.begin_nested():
-                        apply_result(s, job, result, staging, self.deck.artifacts_dir, now)
+                        artifacts = apply_result(
+                            s, job, result, staging, self.deck.artifacts_dir, now
+                        )
                 except ModelDeckError as exc:
                     status, error = JobStatus.failed, exc.message
                 except Exception as exc:  # a result we cannot apply is the job's failure
@@ -1121,7 +1169,12 @@ class Engine:
             add_event(s, job, status.value, message, now, details)
             s.add(job)
             s.commit()
-        shutil.rmtree(self._staging(job_id), ignore_errors=True)
+        self._notes.pop(job_id, None)
+        # Only now that the version is recorded do its files move in: a commit that failed
+        # left them in staging for the next try (recovery finishes a move cut short).
+        if artifacts is not None and status == JobStatus.completed:
+            place_artifacts(staging, artifacts)
+        shutil.rmtree(staging, ignore_errors=True)
         self._wake.set()
 
     # -- recovery -------------------------------------------------------------------------
@@ -1149,6 +1202,30 @@ class Engine:
         for job in rows:
             # One job that cannot be recovered (its records, a full disk) waits alone.
             self._guarded(f"recovering job {job.id}", lambda j=job: self._recover_one(j, adopt))
+        if only is None:
+            self._guarded("placing staged artifacts", self._place_staged)
+
+    def _place_staged(self) -> None:
+        """Staging folders of ended jobs: a version recorded by a process that died before
+        moving its files in gets them now; the rest were left over and go."""
+        root = self._staging("x").parent
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return
+        if not names:
+            return
+        with self.deck.reader() as s:
+            rows = s.exec(
+                select(Job.id, Job.status, ModelVersion.artifact_dir)
+                .join(ModelVersion, col(ModelVersion.job_id) == Job.id, isouter=True)
+                .where(col(Job.id).in_(names), col(Job.status).in_(list(FINAL_STATUSES)))
+            ).all()
+        for job_id, status, artifact_dir in rows:
+            staging = root / job_id
+            if status == JobStatus.completed.value and artifact_dir:
+                place_artifacts(staging, Path(artifact_dir))
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _recover_one(self, job: Job, adopt: bool) -> None:
         # A CLI engine adopts only what it was asked about; others wait for a real engine.
@@ -1182,7 +1259,9 @@ class Engine:
             )
             return
         run = Running(job.id, job.pid or 0, job.pgid or 0, job.proc_start)
-        self._event(
+        # Recorded with the job's end: several readers may recover it at once, and only the
+        # one that ends it says so.
+        self._note(
             job.id,
             "recovered",
             "the job's process ended while no engine followed it",
@@ -1317,17 +1396,54 @@ class Engine:
         self._next_fire = self._next_fire_at()
 
     def _fire_due(self, due: list[str]) -> None:
+        """Fire the due deployments. One that cannot fire does not hold back the others: it
+        gets a ``schedule_failed`` event saying why (once), and the round then raises, so
+        the part is logged once and backs off instead of trying again at once, forever."""
+        broken: list[str] = []
+        first: Exception | None = None
         for i in range(0, len(due), FIRE_BATCH):
             batch = list(due[i : i + FIRE_BATCH])
             try:
                 self._fire_batch(batch)
-            except Exception:  # find the broken schedule: it must not hold back the others
-                log.exception("firing a batch of schedules failed; firing them one by one")
+            except Exception as exc:  # find the broken schedule: fire them one by one
+                if _not_the_schedule(exc):
+                    raise
                 for dep_id in batch:
                     try:
                         self._fire_batch([dep_id])
-                    except Exception:
-                        log.exception("firing the schedule of %s failed", dep_id)
+                    except Exception as one:
+                        if _not_the_schedule(one):
+                            raise
+                        broken.append(dep_id)
+                        first = first or one
+                        self._schedule_failed(dep_id, one)
+        if first is not None:
+            more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+            raise UnfirableSchedule(
+                f"the schedule of deployment {broken[0]}{more} cannot fire: {describe(first)}"
+            ) from first
+
+    def _schedule_failed(self, dep_id: str, exc: Exception) -> None:
+        """Say in the deployment's timeline why its schedule cannot fire, once: not again
+        while its latest event already says the same."""
+        reason = describe(exc)
+        message = f"its schedule cannot fire: {reason}"
+        try:
+            with self.deck.writer() as s:
+                last = s.exec(
+                    select(DeploymentEvent.kind, DeploymentEvent.message)
+                    .where(DeploymentEvent.deployment_id == dep_id)
+                    .order_by(col(DeploymentEvent.id).desc())
+                    .limit(1)
+                ).first()
+                if last is not None and tuple(last) == ("schedule_failed", message):
+                    return
+                add_deployment_event(
+                    s, dep_id, "schedule_failed", message, self.deck.now(), {"error": reason}
+                )
+                s.commit()
+        except Exception as again:  # the round's error says it anyway
+            log.debug("recording why %s cannot fire failed", dep_id, exc_info=again)
 
     def _fire_batch(self, dep_ids: list[str]) -> None:
         with self.deck.writer() as s:
