@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from core.engine import Engine
 from core.service import Deck
-from tests.conftest import write_model
+from tests.conftest import Result, write_model
 
 TRAINING = """
 def train(context):
@@ -130,7 +130,8 @@ def test_a_version_without_its_own_code_runs_the_repository_and_says_when_it_is_
 ) -> None:
     version, dep, folder = deployed(deck, engine, repo)
     artifact = Path(deck.version_detail(version).artifact_dir)
-    shutil.rmtree(artifact / "code")  # as a version trained before versions kept their code
+    # As a version trained before versions kept their code: no copy.
+    shutil.rmtree(artifact / "code", ignore_errors=True)
     (folder / "scoring.py").write_text(code(SCORING, "current"))
     scored = run(deck, engine, deck.predict(dep))
     assert predictions(deck, scored.id) == [["row", "prediction"], ["0", "current"]]
@@ -233,3 +234,27 @@ def test_a_text_metric_is_skipped_and_the_training_completes(
         "modeldeck: metric 'note' skipped: metric 'note' must be a number, not str: 'text'" in log
     )
     assert "Traceback" not in log
+
+
+def test_version_and_events_say_which_code_runs(
+    cli: Callable[..., Result], deck: Deck, project: str, repo: Path
+) -> None:
+    write_model(repo, "pinned", TRAINING)
+    trained = cli("train", "proj", "pinned", "--dataset", "train", "--json")
+    assert trained.code == 0, trained.err
+    job = trained.json()
+    events = cli("events", job["id"], "--json").json()
+    used = [e for e in events if e["kind"] == "code_used"]
+    assert len(used) == 1 and used[0]["details"]["fingerprint"].startswith("sha256:")
+    assert used[0]["message"].startswith("runs training.py:train from the repository's model")
+
+    own = Path(deck.version_detail(job["version"]).artifact_dir) / "code"
+    shown = cli("version", job["version"])
+    assert shown.code == 0, shown.err
+    assert f"  runs     its own copy of the code it was trained with ({own})" in shown.out
+    detail = cli("version", job["version"], "--json").json()
+    assert (detail["code_source"], detail["code_dir"]) == ("version", str(own))
+
+    shutil.rmtree(own)  # as a version trained before versions kept their code
+    folder = repo / "models" / "pinned"
+    assert f"the repository's current code ({folder})" in cli("version", job["version"]).out
