@@ -240,7 +240,7 @@ def _code_used(rec: dict[str, Any]) -> JobRecord:
     if "fingerprint" in details:
         message += f" ({details['fingerprint']})"
     if "pinned" in details:
-        message += "; copied into the new version's files"
+        message += f"; copied into the new version's files ({details['pinned']}/)"
     return JobRecord("code_used", message, details)
 
 

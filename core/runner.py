@@ -253,13 +253,6 @@ def pin_code(folder: Path, dest: Path) -> tuple[list[str], list[str]]:
     return files, big
 
 
-_SOURCES = {
-    "version": "the version's own copy",
-    "repository": "the repository's model folder",
-    "builtin": "modeldeck's built-in code",
-}
-
-
 def _code_used(
     ctx: Context, spec: dict[str, Any], entry: str, pinned: tuple[list[str], list[str]] | None
 ) -> None:
@@ -272,10 +265,7 @@ def _code_used(
         fingerprint = code_fingerprint(Path(code_dir), files)
         record.update(dir=code_dir, fingerprint=fingerprint, files=len(files), skipped=big)
         if pinned is not None:
-            record["pinned"] = str(Path(spec["model_dir"]) / CODE_COPY)
-        print(f"modeldeck: runs {entry} from {_SOURCES[source]} {code_dir} ({fingerprint})")
-    else:
-        print(f"modeldeck: runs {entry} ({_SOURCES[source]})")
+            record["pinned"] = CODE_COPY  # in the new version's files
     ctx._emit(record)
 
 

@@ -116,8 +116,8 @@ def test_a_deployed_version_runs_the_code_it_was_trained_with(
         # The fingerprint of what ran is that of what was trained.
         assert used["fingerprint"] == trained["fingerprint"]
     assert code_used(deck, scored.id)["entry"] == "scoring.py:score"
-    log = deck.log_path(scored.id).read_text()
-    assert f"runs scoring.py:score from the version's own copy {artifact / 'code'}" in log
+    message = next(e.message for e in deck.events(scored.id) if e.kind == "code_used")
+    assert message == f"runs scoring.py:score from the version's own code ({used['fingerprint']})"
 
     # A renamed model folder no longer matters to it.
     folder.rename(folder.with_name("pinned-renamed"))
