@@ -293,7 +293,8 @@ def _write_returned_predictions(ctx: Context, returned: Any) -> None:
         returned = returned.to_frame(
             name=returned.name if returned.name is not None else "prediction"
         )
-    returned.to_csv(path, index=getattr(returned.index, "name", None) is not None)
+    named = getattr(getattr(returned, "index", None), "name", None) is not None
+    returned.to_csv(path, index=named)
     print(f"modeldeck: wrote {path} from what score() returned ({len(returned)} rows)")
 
 

@@ -258,3 +258,19 @@ def test_version_and_events_say_which_code_runs(
     shutil.rmtree(own)  # as a version trained before versions kept their code
     folder = repo / "models" / "pinned"
     assert f"the repository's current code ({folder})" in cli("version", job["version"]).out
+
+
+def test_a_file_over_the_limit_is_not_copied_and_the_log_says_so(
+    deck: Deck, engine: Engine, repo: Path
+) -> None:
+    folder = write_model(repo, "bulky", TRAINING)
+    with open(folder / "big.bin", "wb") as fh:  # sparse: no time spent writing it
+        fh.truncate(16 * 1024 * 1024 + 1)
+    (folder / "small.txt").write_text("kept")
+    done = run(deck, engine, deck.train("proj", "bulky", "train"))
+    own = Path(deck.version_detail(done.version).artifact_dir) / "code"
+    assert sorted(p.name for p in own.iterdir()) == ["small.txt", "training.py"]
+    used = code_used(deck, done.id)
+    assert (used["files"], used["skipped"]) == (2, ["big.bin"])
+    log = deck.log_path(done.id).read_text()
+    assert "modeldeck: big.bin not kept with the version's code: over 16 MiB" in log
