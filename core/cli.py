@@ -537,7 +537,8 @@ class Cli:
                 v = detail.version
                 say(f"{v.id}  {v.project}/{v.model}:{v.number}  {v.status}")
                 say(f"  created  {local(v.created_at)} by job {v.job_id}")
-                say(f"  code     {v.code_fingerprint or '-'}")
+                say(f"  code     {printable(v.code_fingerprint or '-')}")
+                say(f"  runs     {_runs(detail)}")
                 say(f"  params   {json.dumps(v.hyperparameters)}")
                 for m in detail.metrics_history:
                     say(f"  metrics  {local(m.at)} on {m.dataset or '-'}: {_metrics(m.metrics)}")
@@ -886,6 +887,16 @@ def _parse_time(text: str, tz: str) -> datetime:
             "(on the schedule's clock) or 2026-10-24T22:00Z"
         ) from None
     return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
+
+
+def _runs(detail: Any) -> str:
+    """Which code a version's jobs run."""
+    where = printable(detail.code_dir or "")
+    if detail.code_source == "version":
+        return f"its own copy of the code it was trained with ({where})"
+    if detail.code_source == "repository":
+        return f"the repository's current code ({where}): trained before versions kept theirs"
+    return "the built-in evaluator and scorer (no code of its own)"
 
 
 def _retired(dep: Any) -> str:

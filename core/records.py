@@ -191,9 +191,57 @@ def parse_job_record(raw: bytes) -> JobRecord:
         if len(shown) > _SHOWN_METRICS:
             shown = shown[: _SHOWN_METRICS - 1] + "…"
         return JobRecord("metrics_recorded", shown or "metrics recorded", {"metrics": metrics})
+    if kind == "code_used":
+        return _code_used(rec)
+    if kind == "metric_skipped":
+        metric, reason, value = rec.get("metric"), rec.get("reason"), rec.get("value")
+        if not all(isinstance(v, str) for v in (metric, reason, value)):
+            raise BadRecord("metric_skipped needs text metric, reason and value")
+        return JobRecord(
+            "metric_skipped",
+            f"metric {_short(metric)} skipped: {reason}",
+            {"metric": metric, "reason": reason, "value": value},
+        )
     if kind is None:
         raise BadRecord("no kind")
     raise BadRecord(f"unknown kind {_short(kind)}")
+
+
+_CODE_SOURCES = {
+    "version": "the version's own code",
+    "repository": "the repository's model folder",
+    "builtin": "built-in code",
+}
+
+
+def _code_used(rec: dict[str, Any]) -> JobRecord:
+    """Which code a job ran: where from (``source``), its entry point, and the sha256
+    fingerprint of the folder's files (none for built-in code only)."""
+    source, entry = rec.get("source"), rec.get("entry")
+    if source not in _CODE_SOURCES or not isinstance(entry, str):
+        raise BadRecord(f"code_used source {_short(source)} or entry {_short(entry)} is not valid")
+    details: dict[str, Any] = {"source": source, "entry": entry}
+    for key in ("fingerprint", "dir", "pinned"):
+        value = rec.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadRecord(f"code_used {key} {_short(value)} is not a string")
+        if value is not None:
+            details[key] = value
+    files, skipped = rec.get("files"), rec.get("skipped")
+    if files is not None:
+        if isinstance(files, bool) or not isinstance(files, int):
+            raise BadRecord(f"code_used files {_short(files)} is not a count")
+        details["files"] = files
+    if skipped is not None:
+        if not isinstance(skipped, list) or not all(isinstance(x, str) for x in skipped):
+            raise BadRecord(f"code_used skipped {_short(skipped)} is not a list of paths")
+        details["skipped"] = skipped
+    message = f"runs {entry} from {_CODE_SOURCES[source]}"
+    if "fingerprint" in details:
+        message += f" ({details['fingerprint']})"
+    if "pinned" in details:
+        message += f"; copied into the new version's files ({details['pinned']}/)"
+    return JobRecord("code_used", message, details)
 
 
 def excerpt(raw: bytes) -> str:

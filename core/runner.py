@@ -8,11 +8,13 @@ outcome survives the engine that started it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -35,8 +37,23 @@ PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 TRACKERS = ("multiprocessing.resource_tracker", "joblib.externals.loky.backend.resource_tracker")
 
 
+# A version keeps its own copy of the model folder's code, in ``<its artifacts>/code``;
+# its later jobs run that copy. Left out of the copy: these folders, and files over the limit.
+CODE_COPY = "code"
+CODE_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints"})
+CODE_FILE_LIMIT = 16 * 1024 * 1024
+PREDICTIONS_FILE = "predictions.csv"
+
+
 class Stopped(BaseException):
     """Raised in the job's main thread when a stop (SIGTERM) arrives."""
+
+
+class JobError(Exception):
+    """A failure modeldeck explains in one line: the log and the job's error say it, no
+    traceback."""
+
+    one_line = True
 
 
 class DatasetRef:
@@ -88,9 +105,31 @@ class Context:
         """Record numeric metrics on the version this job makes or evaluates."""
         clean: dict[str, Any] = {}
         for key, value in dict(mapping).items():
-            clean[str(key)] = _metric_value(key, value)
+            try:
+                clean[str(key)] = _metric_value(key, value)
+            except TypeError as exc:  # one bad value costs that metric, not the run
+                shown = _excerpt(value)
+                print(f"modeldeck: metric {str(key)!r} skipped: {exc}: {shown}", flush=True)
+                self._emit(
+                    {
+                        "kind": "metric_skipped",
+                        "metric": str(key),
+                        "reason": str(exc),
+                        "value": shown,
+                    }
+                )
+        if not clean:
+            return
         self.metrics.update(clean)
         self._emit({"kind": "metrics_recorded", "metrics": clean})
+
+
+def _excerpt(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a user's object whose repr fails
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _metric_value(key: Any, value: Any) -> Any:
@@ -167,26 +206,132 @@ def _builtin() -> Any:
     return builtin
 
 
+def code_files(folder: Path) -> tuple[list[str], list[str]]:
+    """The files of a model folder that are its code (relative paths, sorted), and those
+    left out for their size. ``__pycache__``, ``.git`` and ``.ipynb_checkpoints`` folders
+    are not looked into; symbolic links to folders are not followed."""
+    kept: list[str] = []
+    big: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in CODE_SKIPPED_DIRS]
+        for name in files:
+            path = Path(root) / name
+            try:
+                if not path.is_file():
+                    continue  # a dangling link, a socket
+                rel = str(path.relative_to(folder))
+                (big if path.stat().st_size > CODE_FILE_LIMIT else kept).append(rel)
+            except OSError:
+                continue
+    return sorted(kept), sorted(big)
+
+
+def code_fingerprint(folder: Path, files: list[str]) -> str:
+    """A sha256 of the files' names and bytes: the same for a folder and its copy."""
+    digest = hashlib.sha256()
+    for rel in files:
+        digest.update(os.fsencode(rel) + b"\0")
+        with open(folder / rel, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def pin_code(folder: Path, dest: Path) -> tuple[list[str], list[str]]:
+    """Copy the model folder's code into a new version's files (``dest``)."""
+    files, big = code_files(folder)
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / rel, target)
+    for rel in big:
+        print(
+            f"modeldeck: {rel} not kept with the version's code: over "
+            f"{CODE_FILE_LIMIT // (1024 * 1024)} MiB",
+            flush=True,
+        )
+    return files, big
+
+
+def _code_used(
+    ctx: Context, spec: dict[str, Any], entry: str, pinned: tuple[list[str], list[str]] | None
+) -> None:
+    """Record which code the job runs: its folder and the fingerprint of its files."""
+    code_dir = spec.get("code_dir")
+    source = spec.get("code_source") or ("repository" if code_dir else "builtin")
+    record: dict[str, Any] = {"kind": "code_used", "source": source, "entry": entry}
+    if code_dir:
+        files, big = pinned if pinned is not None else code_files(Path(code_dir))
+        fingerprint = code_fingerprint(Path(code_dir), files)
+        record.update(dir=code_dir, fingerprint=fingerprint, files=len(files), skipped=big)
+        if pinned is not None:
+            record["pinned"] = CODE_COPY  # in the new version's files
+    ctx._emit(record)
+
+
+def _entry(code_dir: str | None, filename: str, func: str, builtin: str) -> tuple[Any, str]:
+    fn = _user_function(code_dir, filename, func)
+    return (fn, f"{filename}:{func}") if fn is not None else (None, builtin)
+
+
+def _write_returned_predictions(ctx: Context, returned: Any) -> None:
+    """A ``score()`` that wrote no predictions.csv: what it returned (a DataFrame or a
+    Series) becomes the file; nothing usable fails the job."""
+    path = ctx.output_dir / PREDICTIONS_FILE
+    if path.exists():
+        return
+    if returned is None:
+        raise JobError(
+            f"score() wrote no {PREDICTIONS_FILE} in context.output_dir and returned nothing"
+        )
+    if not hasattr(returned, "to_csv"):
+        raise JobError(
+            f"score() wrote no {PREDICTIONS_FILE} in context.output_dir and returned a "
+            f"{type(returned).__name__}, not a DataFrame"
+        )
+    if hasattr(returned, "to_frame"):  # a Series: one column, named after it
+        returned = returned.to_frame(
+            name=returned.name if returned.name is not None else "prediction"
+        )
+    named = getattr(getattr(returned, "index", None), "name", None) is not None
+    returned.to_csv(path, index=named)
+    print(f"modeldeck: wrote {path} from what score() returned ({len(returned)} rows)")
+
+
 def run(spec: dict[str, Any], ctx: Context) -> None:
     kind = spec["type"]
     code_dir = spec.get("code_dir")
+    if code_dir and not Path(code_dir).is_dir():
+        raise JobError(
+            f"model code folder {code_dir} is gone (renamed or removed)"
+            + ("" if kind == "train" else "; this version keeps no copy of its code")
+        )
     if code_dir:
         sys.path.insert(0, code_dir)
     if kind == "train":
         fn = _user_function(code_dir, "training.py", "train")
         if fn is None:
             raise FileNotFoundError(f"no training.py in {code_dir}")
+        # The version keeps the code it was trained with; its later jobs run that copy.
+        pinned = pin_code(Path(code_dir), Path(spec["model_dir"]) / CODE_COPY) if code_dir else None
+        _code_used(ctx, spec, "training.py:train", pinned)
         returned = fn(ctx)
     elif kind == "evaluate":
-        fn = _user_function(code_dir, "evaluation.py", "evaluate") or _builtin().evaluate
-        returned = fn(ctx)
+        fn, entry = _entry(code_dir, "evaluation.py", "evaluate", "built-in evaluator")
+        _code_used(ctx, spec, entry, None)
+        returned = (fn or _builtin().evaluate)(ctx)
     elif kind == "batch_predict":
-        fn = _user_function(code_dir, "scoring.py", "score") or _builtin().score
-        returned = fn(ctx)
+        fn, entry = _entry(code_dir, "scoring.py", "score", "built-in scorer")
+        _code_used(ctx, spec, entry, None)
+        returned = (fn or _builtin().score)(ctx)
+        if fn is not None:
+            _write_returned_predictions(ctx, returned)
     elif kind == "compute_stats":
+        _code_used(ctx, spec, "built-in statistics", None)
         ctx.result["statistics"] = _builtin().compute_stats(ctx)
         returned = None
     elif kind == "import":
+        _code_used(ctx, spec, "built-in import", None)
         ctx.result.update(_builtin().import_model(ctx))
         returned = None
     else:

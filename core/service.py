@@ -280,6 +280,21 @@ def _files_fingerprint(model_dir: Path) -> str:
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
+def _version_code(s: Session, v: ModelVersion) -> tuple[str, str | None]:
+    """Which code a version's jobs run, as the engine chooses it: its own copy (``code/``
+    in its artifacts), else its model's folder in the repository; none for BYOM."""
+    from core.runner import CODE_COPY
+
+    model = s.get(Model, v.model_id)
+    if model is None or model.kind != "code":
+        return "builtin", None
+    own = Path(v.artifact_dir) / CODE_COPY
+    if own.is_dir():
+        return "version", str(own)
+    project = s.get(Project, model.project_id)
+    return "repository", str(Path(project.repo) / "models" / model.name)
+
+
 def _requirements(model_dir: Path) -> list[str]:
     """The model's requirements.txt, recorded with the job (installing them comes later)."""
     path = model_dir / "requirements.txt"
@@ -1049,6 +1064,7 @@ class Deck:
                 self._job_view(r)
                 for r in s.exec(self._job_select().where(or_(*conds)).order_by(col(Job.created_at)))
             ]
+            code_source, code_dir = _version_code(s, v)
             return VersionDetail(
                 version=view,
                 metrics_history=history,
@@ -1058,6 +1074,8 @@ class Deck:
                 deployments=[self._deployment_view(s, d) for d in deployments],
                 evaluations=evaluations(history),
                 statistics=stats,
+                code_source=code_source,
+                code_dir=code_dir,
             )
 
     def deployments(self, project: str) -> list[DeploymentView]:

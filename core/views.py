@@ -168,6 +168,10 @@ class VersionDetail(_View):
     deployments: list[DeploymentView]
     evaluations: list[MetricsView] = field(default_factory=list)
     statistics: list[StatisticsView] = field(default_factory=list)
+    # The code its jobs run: "version" (its own copy, made by its training), "repository"
+    # (the model folder: trained before versions kept their code) or "builtin" (imported).
+    code_source: str = "builtin"
+    code_dir: str | None = None
 
 
 @dataclass(frozen=True)

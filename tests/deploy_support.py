@@ -18,16 +18,15 @@ def evaluate(context):
     context.record_metrics({"accuracy": 1.0})
 """
 
-# Scoring holds while a `hold` file sits next to it, so a test decides when a run ends.
+# Scoring holds while a `hold` file sits next to the scored dataset, so a test decides when a
+# run ends (not next to scoring.py: a version runs its own copy of that, in its artifacts).
 SCORING = """
 import time
-from pathlib import Path
-
-HOLD = Path(__file__).with_name("hold")
 
 
 def score(context):
-    while HOLD.exists():
+    hold = context.dataset.path.with_name("hold")
+    while hold.exists():
         time.sleep(0.02)
     (context.output_dir / "predictions.csv").write_text("row,prediction\\n")
 """

@@ -294,6 +294,11 @@ def sleeper(deck: Deck, project: str) -> Iterator[tuple[Engine, str]]:
     job = deck.train("proj", "scripted", "train", {"lines": 0, "sleep": 300}).id
     engine.tick()
     assert job in engine.running
+    # Its own records (the code it runs) are in before a test appends any.
+    log = deck.log_path(job)
+    wait_for(lambda: log.is_file() and "sleeping" in log.read_text(), what="the job to sleep")
+    engine.tick()
+    assert [e.kind for e in deck.events(job)].count("code_used") == 1
     yield engine, job
     deck.stop(job)
     wait_final(deck, job, timeout=30, engine=engine)

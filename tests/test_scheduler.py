@@ -82,7 +82,7 @@ def test_fire_during_a_running_batch_is_skipped_with_an_event(
     fdeck, engine, version, clock, repo
 ) -> None:
     dep = deploy(fdeck, engine, version, "*/10 * * * *")
-    hold = repo / "models" / "scripted" / "hold"
+    hold = repo / "data" / "hold"  # next to the scored dataset
     hold.touch()
     clock.set(utc(2026, 3, 2, 12, 10))
     engine.tick()
