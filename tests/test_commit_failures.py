@@ -65,7 +65,8 @@ def test_a_training_whose_commit_failed_keeps_its_files_in_its_version(
     assert [p.name for p in model_root.iterdir()] == [folder.name]
     assert not (deck.artifacts_dir / ".staging" / job).exists()
     created = [e for e in deck.events(job) if e.kind == "version_created"]
-    assert len(created) == 1 and created[0].details["artifacts"] == ["weights.txt"]
+    assert len(created) == 1
+    assert created[0].details["artifacts"] == ["code/training.py", "weights.txt"]  # its code too
 
 
 def test_recovery_moves_in_the_files_of_a_version_whose_process_died_after_the_commit(
