@@ -95,16 +95,6 @@ NAME_RULE = (
 )
 
 
-def shown(text: str) -> str:
-    """``text`` fit for a message: bytes that were not UTF-8 as ``\\xNN``, control
-    characters made visible (see ``core.text.printable``)."""
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that came from no byte
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return printable(text)
-
-
 def is_utf8(text: str) -> bool:
     """Whether ``text`` can be stored: no lone surrogates (the stand-ins Python uses for
     bytes of a command line or a file name that are not UTF-8)."""
@@ -117,7 +107,7 @@ def is_utf8(text: str) -> bool:
 
 def require_utf8(text: str, what: str) -> str:
     if not is_utf8(text):
-        raise ModelDeckError(f"{what} '{shown(text)}' is not valid UTF-8")
+        raise ModelDeckError(f"{what} '{printable(text)}' is not valid UTF-8")
     return text
 
 
@@ -158,7 +148,9 @@ def check_name(kind: str, name: str) -> str:
     name = (name or "").strip()
     problem = name_problem(name)
     if problem:
-        raise ModelDeckError(f"{kind} name '{shown(name)}' {problem}: a name must be {NAME_RULE}")
+        raise ModelDeckError(
+            f"{kind} name '{printable(name)}' {problem}: a name must be {NAME_RULE}"
+        )
     return name
 
 
@@ -193,7 +185,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ModelDeckError(f"--set wants key=value, got '{shown(pair[:80])}'")
+            raise ModelDeckError(f"--set wants key=value, got '{printable(pair[:80])}'")
         require_utf8(key, "--set key")
         require_utf8(value, f"--set {key}: the value")
         try:
@@ -754,7 +746,7 @@ class Deck:
         name = check_name("project", name)
         path = Path(repo).expanduser().resolve()
         if not path.is_dir():
-            raise ModelDeckError(f"repository folder '{shown(str(repo))}' does not exist")
+            raise ModelDeckError(f"repository folder '{printable(str(repo))}' does not exist")
         require_utf8(str(path), "the repository folder")
         with self.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
@@ -801,7 +793,7 @@ class Deck:
         name = check_name("dataset", name)
         file = Path(path).expanduser().resolve()
         if not file.is_file():
-            raise ModelDeckError(f"dataset file '{shown(str(path))}' does not exist")
+            raise ModelDeckError(f"dataset file '{printable(str(path))}' does not exist")
         require_utf8(str(file), "the dataset path")
         suffix = file.suffix.lower()
         if suffix in (".parquet", ".pq"):
@@ -824,7 +816,7 @@ class Deck:
             id_column = id_column.strip()
             if id_column not in columns:
                 raise ModelDeckError(
-                    f"id column '{shown(id_column)}' is not in {file.name} "
+                    f"id column '{printable(id_column)}' is not in {file.name} "
                     f"(columns: {', '.join(columns)})"
                 )
             if id_column == target:
@@ -873,7 +865,7 @@ class Deck:
             problem = name_problem(d.name)
             if problem:
                 self.warn(
-                    f"skipping model folder '{shown(d.name)}' in {shown(str(root))}: "
+                    f"skipping model folder '{printable(d.name)}' in {printable(str(root))}: "
                     f"its name {problem} (a name must be {NAME_RULE})"
                 )
                 continue
