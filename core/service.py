@@ -289,6 +289,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _import_sha256(path: Path) -> str:
+    """The sha256 of a model file to import; one that cannot be read is refused."""
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise ModelDeckError(
+            f"cannot read model file '{printable(str(path))}': {exc.strerror or exc}"
+        ) from None
+
+
 def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
     """Column names and row count of a dataset file, read without pandas."""
     if fmt == "parquet":
@@ -1402,15 +1412,13 @@ class Deck:
             )
         if fmt not in IMPORT_FORMATS:
             raise ModelDeckError(f"unknown format {fmt!r} (use {', '.join(IMPORT_FORMATS)})")
+        # The cheap checks first: nothing is hashed for an import that is refused anyway.
+        with self.reader() as s:
+            self._importable(s, project, model)
         # Hashed before the write transaction: a big file holds no lock while it is read.
-        sha = None if again or "://" in source else file_sha256(Path(source))
+        sha = None if again or "://" in source else _import_sha256(Path(source))
         with self.writer() as s:
-            p = self._project(s, project)
-            m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
-            if m is not None and m.kind != "byom":
-                raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
-            if m is None and model in self._code_model_dirs(p.repo):
-                raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+            p, m = self._importable(s, project, model, scan_repo=False)  # checked just now
             params: dict[str, Any] = {"model": model, "source": source, "format": fmt}
             if m is not None and sha is not None:
                 same = identical_version(s, m.id, sha)
@@ -1422,6 +1430,19 @@ class Deck:
                 s, JobType.import_, p.id, model_id=m.id if m else None, params=params
             )
             return self._submitted(s, job)
+
+    def _importable(
+        self, s: Session, project: str, model: str, scan_repo: bool = True
+    ) -> tuple[Project, Model | None]:
+        """The project and the BYOM model (None when new) an import goes to; refused when
+        the name is a code model's (a folder of the repository too, with ``scan_repo``)."""
+        p = self._project(s, project)
+        m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
+        if m is not None and m.kind != "byom":
+            raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+        if scan_repo and m is None and model in self._code_model_dirs(p.repo):
+            raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+        return p, m
 
     def rerun(self, job_id: str) -> JobView:
         """Queue a job of the same type with the same inputs."""
