@@ -1496,6 +1496,17 @@ class Deck:
                 raise ModelDeckError(
                     f"deployment {d.id} has no schedule: give one with --cron EXPR"
                 )
+            if expr or timezone:
+                same = identical_deployment(
+                    s,
+                    d.version_id,
+                    d.dataset_id,
+                    expr or d.schedule,
+                    timezone or d.timezone or "UTC",
+                    exclude=d.id,
+                )
+                if same is not None:
+                    raise ModelDeckError(identical_deployment_message(same))
             changes: dict[str, Any] = {}
             if expr:
                 changes["schedule"] = d.schedule = expr
