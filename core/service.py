@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,68 @@ def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
             return next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
     except Exception:
         return None
+
+
+def _require_file(name: str, path: str) -> None:
+    """Refuse a dataset whose file is gone: a job reading it could only fail."""
+    if not Path(path).exists():
+        raise ModelDeckError(
+            f"the file of dataset {name!r} is missing: {printable(path)} does not exist "
+            "(moved or deleted?)"
+        )
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A version's training columns (or where to read them) and a dataset to check."""
+
+    model: str
+    number: int
+    trained: dict[str, Any] | None  # the columns kept with the version
+    training: tuple[str, str, str | None] | None  # else its training dataset's path, format, target
+    name: str
+    path: str
+    format: str
+    target: str | None
+    id_column: str | None
+
+
+def _check_fit(job_type: JobType, fit: _Fit) -> None:
+    """Refuse a dataset whose columns do not fit the version's training columns: the job
+    would only fail later, in the model's code. Reads files: call it holding no lock."""
+    _require_file(fit.name, fit.path)
+    trained = fit.trained
+    if trained is None and fit.training is not None:
+        # A version from before the columns were kept: its training dataset's header now.
+        path, fmt, target = fit.training
+        header = dataset_columns(path, fmt)
+        if header is not None:
+            trained = {"features": [c for c in header if c != target], "target": target}
+    if trained is None:
+        return  # not known (a model imported without feature names): the job will tell
+    have = dataset_columns(fit.path, fit.format)
+    if have is None:
+        raise ModelDeckError(
+            f"cannot read the columns of dataset {fit.name!r} ({printable(fit.path)})"
+        )
+    features = list(trained["features"])
+    # An id column is passed through to predictions, not fed to the model.
+    allowed = set(features) | {fit.target, fit.id_column, "id"}
+    if job_type == JobType.compute_stats:
+        allowed.add(trained.get("target"))
+    missing = [c for c in features if c not in have]
+    extra = [c for c in have if c not in allowed]
+    if not (missing or extra):
+        return
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {_names(missing)}")
+    if extra:
+        problems.append(f"extra column(s) {_names(extra)}")
+    raise ModelDeckError(
+        f"dataset {fit.name!r} does not fit {fit.model} v{fit.number}: {'; '.join(problems)} "
+        f"(it was trained on {_names(features)})"
+    )
 
 
 def _names(names: Iterable[str], most: int = 8) -> str:
@@ -1103,6 +1166,14 @@ class Deck:
     ) -> JobView:
         with self.reader() as s:
             p = self._project(s, project)
+            ds = self._dataset(s, p, dataset)
+            ds_id, ds_name, ds_path, ds_format, ds_target = (
+                ds.id,
+                ds.name,
+                ds.path,
+                ds.format,
+                ds.target,
+            )
         dirs = self._code_model_dirs(p.repo)
         if model not in dirs:
             raise NotFound(
@@ -1117,18 +1188,20 @@ class Deck:
             raise ModelDeckError(f"{model_dir / 'config.json'}: hyperparameters must be an object")
         hyper = {**defaults, **(overrides or {})}
         fingerprint = code_fingerprint(Path(p.repo), model_dir)
-        # Outside the write transaction: git may take a moment.
+        # Outside the write transaction: git may take a moment, and so may a dataset's file.
         diff = git_diff(Path(p.repo), model_dir) if fingerprint.endswith("+dirty") else None
+        _require_file(ds_name, ds_path)
+        header = dataset_columns(ds_path, ds_format)
+        columns = (
+            {"features": [c for c in header if c != ds_target], "target": ds_target}
+            if header is not None
+            else None
+        )
         with self.writer() as s:
+            # Re-checked: the project and the dataset may have been archived meanwhile.
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
-            ds = self._dataset(s, p, dataset)
-            header = dataset_columns(ds.path, ds.format)
-            columns = (
-                {"features": [c for c in header if c != ds.target], "target": ds.target}
-                if header is not None
-                else None
-            )
+            ds = self._dataset(s, p, ds_id)
             job = self.queue_job(
                 s,
                 JobType.train,
@@ -1179,24 +1252,26 @@ class Deck:
         needs_dataset: bool = True,
         prepare: Callable[[Session, ModelVersion], dict[str, Any]] | None = None,
     ) -> JobView:
-        """Queue a job on a version; ``prepare`` checks more and adds to the job's params."""
+        """Queue a job on a version; ``prepare`` checks more and adds to the job's params.
+
+        The version and dataset are resolved in a reader, their files' columns read with no
+        lock held, then the writer checks again what may have changed meanwhile (the
+        version's status, the dataset archived) and queues the job."""
+        with self.reader() as s:
+            v, m, p, ds = self._version_job_inputs(s, job_type, version, dataset, needs_dataset)
+            fit = (
+                self._fit(s, v, m, ds)
+                if ds is not None
+                and job_type in (JobType.evaluate, JobType.compute_stats, JobType.deploy)
+                else None
+            )
+            version_id, dataset_id = v.id, ds.id if ds else None
+        if fit is not None:
+            _check_fit(job_type, fit)
         with self.writer() as s:
-            v = self._version(s, version)
-            m = s.get(Model, v.model_id)
-            p = s.get(Project, m.project_id)
-            self._check_version(job_type, v)
-            ds = self._dataset(s, p, dataset) if needs_dataset else None
-            if job_type == JobType.evaluate and ds is not None and not ds.target:
-                raise ModelDeckError(
-                    f"dataset {ds.name!r} has no target column: evaluation needs one "
-                    f"(register it with --target COL)"
-                )
-            if ds is not None and job_type in (
-                JobType.evaluate,
-                JobType.compute_stats,
-                JobType.deploy,
-            ):
-                self._check_columns(s, job_type, v, m, ds)
+            v, m, p, ds = self._version_job_inputs(
+                s, job_type, version_id, dataset_id, needs_dataset
+            )
             if prepare is not None:
                 params = {**(params or {}), **prepare(s, v)}
             job = self.queue_job(
@@ -1210,45 +1285,43 @@ class Deck:
             )
             return self._submitted(s, job)
 
-    def _trained_columns(self, s: Session, v: ModelVersion) -> dict[str, Any] | None:
-        """The columns a version was trained on; for versions from before they were kept,
-        the header of its training dataset now."""
-        if v.columns and isinstance(v.columns.get("features"), list):
-            return v.columns
-        ds = s.get(Dataset, v.dataset_id) if v.dataset_id else None
-        header = dataset_columns(ds.path, ds.format) if ds else None
-        if ds is None or header is None:
-            return None
-        return {"features": [c for c in header if c != ds.target], "target": ds.target}
+    def _version_job_inputs(
+        self,
+        s: Session,
+        job_type: JobType,
+        version: str,
+        dataset: str | None,
+        needs_dataset: bool,
+    ) -> tuple[ModelVersion, Model, Project, Dataset | None]:
+        """The version, its model and project, and the dataset of a job on a version,
+        refused when the lifecycle or the dataset does not allow the job."""
+        v = self._version(s, version)
+        m = s.get(Model, v.model_id)
+        p = s.get(Project, m.project_id)
+        self._check_version(job_type, v)
+        ds = self._dataset(s, p, dataset) if needs_dataset else None
+        if job_type == JobType.evaluate and ds is not None and not ds.target:
+            raise ModelDeckError(
+                f"dataset {ds.name!r} has no target column: evaluation needs one "
+                f"(register it with --target COL)"
+            )
+        return v, m, p, ds
 
-    def _check_columns(
-        self, s: Session, job_type: JobType, v: ModelVersion, m: Model, ds: Dataset
-    ) -> None:
-        """Refuse a dataset whose columns do not fit the version's training columns: the
-        job would only fail later, in the model's code."""
-        trained = self._trained_columns(s, v)
-        if trained is None:
-            return  # not known (a model imported without feature names): the job will tell
-        have = dataset_columns(ds.path, ds.format)
-        if have is None:
-            raise ModelDeckError(f"cannot read the columns of dataset {ds.name!r} ({ds.path})")
-        features = list(trained["features"])
-        # An id column is passed through to predictions, not fed to the model.
-        allowed = set(features) | {ds.target, ds.id_column, "id"}
-        if job_type == JobType.compute_stats:
-            allowed.add(trained.get("target"))
-        missing = [c for c in features if c not in have]
-        extra = [c for c in have if c not in allowed]
-        if not (missing or extra):
-            return
-        problems = []
-        if missing:
-            problems.append(f"missing column(s) {_names(missing)}")
-        if extra:
-            problems.append(f"extra column(s) {_names(extra)}")
-        raise ModelDeckError(
-            f"dataset {ds.name!r} does not fit {m.name} v{v.number}: {'; '.join(problems)} "
-            f"(it was trained on {_names(features)})"
+    def _fit(self, s: Session, v: ModelVersion, m: Model, ds: Dataset) -> _Fit:
+        """What checking that a dataset fits a version needs, as plain data: the files
+        are read after the session is closed."""
+        trained = v.columns if v.columns and isinstance(v.columns.get("features"), list) else None
+        training = s.get(Dataset, v.dataset_id) if trained is None and v.dataset_id else None
+        return _Fit(
+            model=m.name,
+            number=v.number,
+            trained=dict(trained) if trained else None,
+            training=(training.path, training.format, training.target) if training else None,
+            name=ds.name,
+            path=ds.path,
+            format=ds.format,
+            target=ds.target,
+            id_column=ds.id_column,
         )
 
     def evaluate(self, version: str, dataset: str) -> JobView:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result
+from conftest import ROOT, Result, write_csv
 from deploy_support import add_fast_stages, approved_version, deploy
 
 from core.engine import Engine
@@ -111,3 +116,95 @@ def test_a_schedule_change_that_makes_a_deployment_identical_to_another_is_refus
     assert schedules() == after
     # A deployment is not identical to itself: giving its own schedule again is fine.
     ok(cli("schedule", first, "--cron", "0 6 * * *", "--timezone", "UTC"))
+
+
+# -- dataset files: read with no lock held; a missing one named -----------------------------
+
+
+@pytest.fixture
+def trained(deck: Deck, engine: Engine, project: str) -> str:
+    """A trained version of the scripted model (its columns kept: x1, x2, label)."""
+    job = deck.train(project, "scripted", "train", {"lines": 1})
+    assert engine.run_until_idle(30)
+    version = deck.job(job.id).version
+    assert version, deck.job(job.id)
+    return version
+
+
+def reader_waits(fifo: Path, proc: subprocess.Popen[str], timeout: float = 60) -> int:
+    """Poll until a process has the FIFO open for reading (it then waits for its header);
+    the write end, opened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the command never read the dataset"
+        time.sleep(0.02)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_dataset_header_is_read_while_other_commands_can_write(
+    cli: Cli, deck: Deck, home: Path, repo: Path, trained: str, command: str
+) -> None:
+    """A dataset file that is slow to give its header (a FIFO nobody writes yet) holds
+    back only the command reading it: another command writes the database meanwhile."""
+    fifo = write_csv(repo / "data" / "piped.csv")
+    deck.add_dataset("proj", "piped", fifo, target="label")
+    fifo.unlink()
+    os.mkfifo(fifo)
+    args = (
+        ["train", "proj", "scripted", "--dataset", "piped"]
+        if command == "train"
+        else ["evaluate", trained, "--dataset", "piped"]
+    )
+    env = dict(os.environ, MODELDECK_HOME=str(home))
+    env.pop("MODELDECK_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.entry", *args, "--detach", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    fd = None
+    try:
+        fd = reader_waits(fifo, proc)
+        try:  # the reading command holds no write lock: this write goes through at once
+            ok(cli("project", "add", "other", "--repo", str(repo), timeout=15))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`{command}` held the database's write lock while reading a dataset")
+    finally:
+        if fd is None:
+            fd = os.open(fifo, os.O_RDWR)  # never blocks: lets a reader that came late go on
+        os.write(fd, b"x1,x2,label\n")
+        os.close(fd)
+        out, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 0, errors
+    job = json.loads(out)
+    assert job["type"] == command and job["status"] == "queued"
+    assert job["dataset"] == "piped"
+
+
+def test_a_dataset_whose_file_is_gone_is_named_with_its_path(
+    cli: Cli, repo: Path, trained: str
+) -> None:
+    gone = repo / "data" / "test.csv"
+    gone.unlink()
+    before = jobs(cli)
+    for args in (
+        ("evaluate", trained, "--dataset", "test"),
+        ("stats", trained, "--dataset", "test"),
+        ("train", "proj", "scripted", "--dataset", "test"),
+    ):
+        line = refused(cli(*args))
+        assert line == (
+            f"error: the file of dataset 'test' is missing: {gone} does not exist "
+            "(moved or deleted?)"
+        ), line
+    assert jobs(cli) == before  # nothing queued
