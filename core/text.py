@@ -13,7 +13,10 @@ characters itself.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # C0 (0x00-0x1f) less tab, DEL, C1 (0x80-0x9f) and lone surrogates (U+D800-U+DFFF, which no
 # encoding can write); newline is handled per call.
@@ -46,3 +49,18 @@ def has_controls(text: str) -> bool:
     """Whether ``text`` holds a control character other than tab, or a lone surrogate:
     whether :func:`printable` changes it (newlines aside)."""
     return _CONTROLS.search(text) is not None
+
+
+def compact(values: Mapping[str, Any] | None) -> str:
+    """Parameters on one line, to compare at a glance: ``C=0.1 lr=0.0003``. A text value is
+    shown as it is unless it would read as more than one value (then JSON-quoted); any other
+    value as JSON. Not yet made printable: show it through :func:`printable`."""
+    parts = []
+    for key, value in (values or {}).items():
+        if isinstance(value, str):
+            plain = value and not any(c.isspace() or c in '="' for c in value)
+            shown = value if plain else json.dumps(value, ensure_ascii=False)
+        else:
+            shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -208,3 +209,71 @@ def test_a_dataset_whose_file_is_gone_is_named_with_its_path(
             "(moved or deleted?)"
         ), line
     assert jobs(cli) == before  # nothing queued
+
+
+# -- job and list output -----------------------------------------------------------------
+
+ZONE = {"TZ": "Asia/Kolkata"}  # +05:30 all year, labelled IST: never UTC's clock
+
+
+@pytest.mark.timeout(120)
+def test_job_shows_times_on_the_local_clock_and_params_as_json_aligned(
+    cli: Cli, deck: Deck, engine: Engine, project: str, repo: Path
+) -> None:
+    job = deck.train(project, "scripted", "train", {"lines": 1, "tag": "a'b", "lr": 3e-4})
+    assert engine.run_until_idle(30)
+    shown = ok(cli("job", job.id, env=ZONE)).out.splitlines()
+    data = ok(cli("job", job.id, "--json")).json()
+    assert isinstance(data, dict)
+    fields = {}
+    for line in shown:
+        if not line.startswith(" "):
+            key, _, value = line.partition(" ")
+            fields[key] = value.lstrip()
+    assert list(fields) == list(data)  # every field, in order, one a line (or more)
+    width = len(shown[0]) - len(fields["id"])
+    heads = [line for line in shown if not line.startswith(" ")]
+    assert all(line[width - 1] == " " and line[width] != " " for line in heads)  # aligned
+    more = [line for line in shown if line.startswith(" ")]
+    assert more and all(line[width + 1] == '"' for line in more)  # params' keys, under its first
+    for key in ("created_at", "started_at", "finished_at"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST", fields[key]), fields[key]
+    at = shown.index(next(line for line in shown if line.startswith("params ")))
+    text = "\n".join(line[width:] for line in shown[at:] if line == shown[at] or line[0] == " ")
+    assert json.loads(text) == data["params"]
+    assert fields["params"].startswith('{"hyperparameters": {"lines": 1, "tag": "a\'b"')
+
+
+@pytest.mark.timeout(120)
+def test_approve_says_which_evaluation_it_was_decided_on_with_a_local_time(
+    cli: Cli, deck: Deck, engine: Engine, trained: str
+) -> None:
+    evaluation = deck.evaluate(trained, "test")
+    assert engine.run_until_idle(30)
+    result = ok(cli("approve", trained, "--reason", "fine", env=ZONE))
+    [line] = [line for line in result.err.splitlines() if "on evaluation" in line]
+    assert line.startswith(f"version {trained} approved on evaluation {evaluation.id} of test (")
+    assert line.endswith(" IST)"), line
+    # No approval reads a dataset: `jobs` leaves the column out.
+    assert "DATASET" not in ok(cli("jobs", "--type", "approve")).out
+
+
+@pytest.mark.timeout(120)
+def test_jobs_show_their_dataset_and_versions_their_hyperparameters(
+    cli: Cli, deck: Deck, engine: Engine, project: str
+) -> None:
+    deck.train(project, "scripted", "train")  # no hyperparameters
+    assert engine.run_until_idle(30)
+    assert "HYPERPARAMETERS" not in ok(cli("versions", project)).out  # none: left out
+    for c in (0.1, 1):
+        deck.train(project, "scripted", "train", {"lines": 1, "C": c})
+    assert engine.run_until_idle(30)
+    rows = ok(cli("versions", project)).out.splitlines()
+    assert rows[0].split()[:6] == ["ID", "MODEL", "VERSION", "STATUS", "METRIC", "HYPERPARAMETERS"]
+    at = rows[0].index("HYPERPARAMETERS")
+    assert [row[at:].split()[0] for row in rows[1:]] == ["lines=1", "lines=1", "-"]
+    assert "lines=1 C=1 " in rows[1] and "lines=1 C=0.1 " in rows[2]  # newest first
+    rows = ok(cli("jobs", project)).out.splitlines()
+    assert rows[0].split()[:4] == ["ID", "TYPE", "TARGET", "DATASET"]
+    at = rows[0].index("DATASET")
+    assert [row[at:].split()[0] for row in rows[1:]] == ["train"] * 3
