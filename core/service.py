@@ -290,9 +290,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _import_sha256(path: Path) -> str:
-    """The sha256 of a model file to import; one that cannot be read is refused."""
+def _import_sha256(path: Path, whole: bool = True) -> str | None:
+    """The sha256 of a model file to import (None unless ``whole``: then only its first
+    bytes are read); one that cannot be read is refused."""
     try:
+        if not whole:
+            with open(path, "rb") as fh:
+                fh.read(1)
+            return None
         return file_sha256(path)
     except OSError as exc:
         raise ModelDeckError(
@@ -952,11 +957,16 @@ class Deck:
             self._sync_code_models(p.name)
 
     def _sync_code_models(self, project: str) -> None:
-        """Register the model folders of the project's repository that have no row yet."""
+        """Register the model folders of the project's repository that have no row yet.
+        The folder is looked through before the write transaction (a slow disk holds no
+        lock); a project's repository never changes."""
+        with self.reader() as s:
+            repo = self._project(s, project).repo
+        found = self._code_model_dirs(repo)
         with self.writer() as s:
             p = self._project(s, project)
             known = set(s.exec(select(Model.name).where(Model.project_id == p.id)).all())
-            for name in self._code_model_dirs(p.repo):
+            for name in found:
                 if name not in known:
                     s.add(
                         Model(
@@ -1471,8 +1481,10 @@ class Deck:
                 )
         else:
             path = Path(source).expanduser().resolve()
-            if not path.is_file():
+            if not path.exists():
                 raise ModelDeckError(f"model file {source!r} does not exist")
+            if not path.is_file():
+                raise ModelDeckError(f"model file {source!r} is not a regular file")
             source = str(path)
         if fmt is None:
             name = source.rsplit("/", 1)[-1].lower()
@@ -1489,7 +1501,7 @@ class Deck:
         with self.reader() as s:
             self._importable(s, project, model)
         # Hashed before the write transaction: a big file holds no lock while it is read.
-        sha = None if again or "://" in source else _import_sha256(Path(source))
+        sha = None if "://" in source else _import_sha256(Path(source), whole=not again)
         with self.writer() as s:
             p, m = self._importable(s, project, model, scan_repo=False)  # checked just now
             params: dict[str, Any] = {"model": model, "source": source, "format": fmt}

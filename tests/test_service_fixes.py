@@ -72,9 +72,16 @@ def test_an_import_of_a_file_that_cannot_be_read_is_refused_in_one_line(
     cli: Cli, project: str, tmp_path: Path
 ) -> None:
     for path in unreadable_files(tmp_path):
-        line = refused(cli("import", project, "byom", str(path)))
-        assert line.startswith("error: cannot read model file '"), line
-        assert "mem" in line or "locked" in line
+        for again in ((), ("--again",)):  # --again hashes nothing, but reads it still
+            line = refused(cli("import", project, "byom", str(path), *again))
+            assert line.startswith("error: cannot read model file '"), line
+            assert "mem" in line or "locked" in line
+    fifo = tmp_path / "fifo.joblib"
+    os.mkfifo(fifo)  # exists, and reading it would wait for a writer: not a file to import
+    (tmp_path / "folder.joblib").mkdir()
+    for odd in (fifo, tmp_path / "folder.joblib"):
+        line = refused(cli("import", project, "byom", str(odd)))
+        assert line == f"error: model file '{odd}' is not a regular file", line
     assert jobs(cli) == []  # nothing queued
 
 
