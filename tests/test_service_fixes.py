@@ -257,6 +257,7 @@ def test_approve_says_which_evaluation_it_was_decided_on_with_a_local_time(
 ) -> None:
     evaluation = deck.evaluate(trained, "test")
     assert engine.run_until_idle(30)
+    engine.shutdown()  # gives the lease back: the command runs its job itself, at once
     result = ok(cli("approve", trained, "--reason", "fine", env=ZONE))
     [line] = [line for line in result.err.splitlines() if "on evaluation" in line]
     assert line.startswith(f"version {trained} approved on evaluation {evaluation.id} of test (")
