@@ -18,7 +18,7 @@ from core.clock import iso, utc
 from core.errors import ModelDeckError
 from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
 from core.logs import CHUNK, LogReader
-from core.text import printable
+from core.text import compact, printable
 from core.views import JobView
 
 OpenTui = Callable[[argparse.Namespace], int]
@@ -289,6 +289,41 @@ def local(dt: datetime | None) -> str:
     return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or shown.strftime('%z')}"
 
 
+def _cut(text: str, most: int) -> str:
+    """``text`` of at most ``most`` characters, cut with ``…`` (``--json`` has all of it)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def job_lines(job: JobView) -> list[str]:
+    """A job's fields, one a line, aligned: times on this machine's clock, labelled; lists
+    one item a line; ``params`` and other mappings as JSON."""
+    fields = job.to_json()
+    width = max(len(k) for k in fields) + 2
+    lines = []
+    for key, value in fields.items():
+        raw = getattr(job, key, value)
+        if isinstance(raw, datetime):
+            shown = [local(raw)]
+        elif value in (None, [], {}, ""):
+            shown = ["-"]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            shown = list(value)
+        elif isinstance(value, dict):  # still JSON: a key a line, its value on it
+            items = [f"{json.dumps(k, ensure_ascii=False)}: {_json(v)}" for k, v in value.items()]
+            shown = ("{" + ",\n ".join(items) + "}").splitlines()
+        elif isinstance(value, list):
+            shown = [_json(value)]
+        else:
+            shown = [str(value)]
+        lines.append(f"{key:<{width}}{shown[0]}")
+        lines.extend(" " * width + more for more in shown[1:])
+    return lines
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Aligned columns; every cell shown with its control characters made visible."""
     cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
@@ -466,6 +501,18 @@ class Cli:
             )
             shown = _metrics(mine.metrics if mine else {})
             err(f"version {v.id} is {v.status}: {shown} on {job.dataset}")
+        elif job.type in (JobType.approve.value, JobType.reject.value) and job.version:
+            word = "approved" if job.type == JobType.approve.value else "rejected"
+            seen = next(
+                (e.details.get("evaluations") for e in self.deck.events(job.id) if e.kind == word),
+                None,
+            )
+            for ref in seen or []:
+                at = datetime.fromisoformat(ref["at"]) if ref.get("at") else None
+                err(
+                    f"version {job.version} {word} on evaluation {ref.get('job_id')} of "
+                    f"{ref.get('dataset')} ({local(at)})"
+                )
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
             unserved = _unserved(dep, self.deck.serving_engine() is not None)
@@ -518,16 +565,27 @@ class Cli:
         if c == "versions":
             return self.listing(
                 d.versions(a.project, a.model),
-                ["id", "model", "version", "status", "metric", "created", "approval"],
+                [
+                    "id",
+                    "model",
+                    "version",
+                    "status",
+                    "metric",
+                    "hyperparameters",
+                    "created",
+                    "approval",
+                ],
                 lambda v: [
                     v.id,
                     v.model,
                     v.number,
                     v.status,
                     _metric(v),
+                    _cut(compact(v.hyperparameters), 40) or "-",
                     local(v.created_at),
                     f"{v.approval.decision} by {v.approval.by}" if v.approval else "-",
                 ],
+                optional=["hyperparameters"],
             )
         if c == "version":
             detail = d.version_detail(a.version)
@@ -631,25 +689,37 @@ class Cli:
         if c == "jobs":
             return self.listing(
                 d.jobs(a.project, status=a.status, job_type=a.type, limit=a.limit),
-                ["id", "type", "target", "status", "trigger", "actor", "created", "error"],
+                [
+                    "id",
+                    "type",
+                    "target",
+                    "dataset",
+                    "status",
+                    "trigger",
+                    "actor",
+                    "created",
+                    "error",
+                ],
                 lambda j: [
                     j.id,
                     j.type,
                     j.target,
+                    j.dataset,
                     j.status,
                     j.trigger,
                     j.actor,
                     local(j.created_at),
                     (j.error or "")[:60],
                 ],
+                optional=["dataset"],
             )
         if c == "job":
             j = d.job(a.job)
             if self.json:
                 out(j.to_json())
             else:
-                for k, v in j.to_json().items():
-                    say(f"{k:<12} {v if v not in (None, [], {}) else '-'}")
+                for line in job_lines(j):
+                    say(line)
                 if j.type == JobType.batch_predict.value and j.status in FINAL_STATUSES:
                     self.predictions_preview(j.id)
             return 0
@@ -720,12 +790,24 @@ class Cli:
             self.json = was
 
     def listing(
-        self, rows: Sequence[Any], headers: list[str], cells: Callable[[Any], list[Any]]
+        self,
+        rows: Sequence[Any],
+        headers: list[str],
+        cells: Callable[[Any], list[Any]],
+        optional: Sequence[str] = (),
     ) -> int:
+        """A table of ``rows``; a column named in ``optional`` is left out when it is empty
+        in every row (the table stays narrow)."""
         if self.json:
             out([r.to_json() for r in rows])
         elif rows:
-            print(table(headers, [cells(r) for r in rows]))  # table() makes cells printable
+            body = [cells(r) for r in rows]
+            keep = [
+                i
+                for i, h in enumerate(headers)
+                if h not in optional or any(r[i] not in (None, "", "-") for r in body)
+            ]
+            print(table([headers[i] for i in keep], [[r[i] for i in keep] for r in body]))
         else:
             err("(none)")
         return 0

@@ -78,15 +78,22 @@ def identical_message(source: str, model: str, v: ModelVersion) -> str:
 
 
 def identical_deployment(
-    s: Session, version_id: str, dataset_id: str, schedule: str | None, timezone: str
+    s: Session,
+    version_id: str,
+    dataset_id: str,
+    schedule: str | None,
+    timezone: str,
+    exclude: str | None = None,
 ) -> Deployment | None:
     """An active deployment of the version on the dataset with the same schedule and time
-    zone: a second one would score the same rows at the same times twice."""
+    zone: a second one would score the same rows at the same times twice. ``exclude`` is a
+    deployment that does not count (the one whose schedule changes)."""
     rows = s.exec(
         select(Deployment).where(
             Deployment.version_id == version_id,
             Deployment.dataset_id == dataset_id,
             Deployment.status == "active",
+            Deployment.id != exclude,
         )
     )
     return next(

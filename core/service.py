@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,16 +97,6 @@ NAME_RULE = (
 )
 
 
-def shown(text: str) -> str:
-    """``text`` fit for a message: bytes that were not UTF-8 as ``\\xNN``, control
-    characters made visible (see ``core.text.printable``)."""
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that came from no byte
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return printable(text)
-
-
 def is_utf8(text: str) -> bool:
     """Whether ``text`` can be stored: no lone surrogates (the stand-ins Python uses for
     bytes of a command line or a file name that are not UTF-8)."""
@@ -118,7 +109,7 @@ def is_utf8(text: str) -> bool:
 
 def require_utf8(text: str, what: str) -> str:
     if not is_utf8(text):
-        raise ModelDeckError(f"{what} '{shown(text)}' is not valid UTF-8")
+        raise ModelDeckError(f"{what} '{printable(text)}' is not valid UTF-8")
     return text
 
 
@@ -159,7 +150,9 @@ def check_name(kind: str, name: str) -> str:
     name = (name or "").strip()
     problem = name_problem(name)
     if problem:
-        raise ModelDeckError(f"{kind} name '{shown(name)}' {problem}: a name must be {NAME_RULE}")
+        raise ModelDeckError(
+            f"{kind} name '{printable(name)}' {problem}: a name must be {NAME_RULE}"
+        )
     return name
 
 
@@ -194,7 +187,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ModelDeckError(f"--set wants key=value, got '{shown(pair[:80])}'")
+            raise ModelDeckError(f"--set wants key=value, got '{printable(pair[:80])}'")
         require_utf8(key, "--set key")
         require_utf8(value, f"--set {key}: the value")
         try:
@@ -313,6 +306,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _import_sha256(path: Path, whole: bool = True) -> str | None:
+    """The sha256 of a model file to import (None unless ``whole``: then only its first
+    bytes are read); one that cannot be read is refused."""
+    try:
+        if not whole:
+            with open(path, "rb") as fh:
+                fh.read(1)
+            return None
+        return file_sha256(path)
+    except OSError as exc:
+        raise ModelDeckError(
+            f"cannot read model file '{printable(str(path))}': {exc.strerror or exc}"
+        ) from None
+
+
 def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
     """Column names and row count of a dataset file, read without pandas."""
     if fmt == "parquet":
@@ -356,17 +364,57 @@ def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
         return None
 
 
-def _column_problem(job_type: JobType, trained: dict[str, Any] | None, ds: Dataset) -> str | None:
-    """Why the columns of ``ds`` do not fit a version trained on ``trained`` (None: they
-    fit, or the trained columns are not known and the job will tell)."""
+def _require_file(name: str, path: str) -> None:
+    """Refuse a dataset whose file is gone: a job reading it could only fail."""
+    if not Path(path).exists():
+        raise ModelDeckError(
+            f"the file of dataset {name!r} is missing: {printable(path)} does not exist "
+            "(moved or deleted?)"
+        )
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A version's training columns (or where to read them) and a dataset to check."""
+
+    model: str
+    number: int
+    trained: dict[str, Any] | None  # the columns kept with the version
+    training: tuple[str, str, str | None] | None  # else its training dataset's path, format, target
+    name: str
+    path: str
+    format: str
+    target: str | None
+    id_column: str | None
+
+
+def _check_fit(job_type: JobType, fit: _Fit) -> None:
+    """Refuse a dataset whose columns do not fit the version's training columns: the job
+    would only fail later, in the model's code. Reads files: call it holding no lock."""
+    _require_file(fit.name, fit.path)
+    problem = _fit_problem(job_type, fit)
+    if problem:
+        raise ModelDeckError(problem)
+
+
+def _fit_problem(job_type: JobType, fit: _Fit) -> str | None:
+    """Why the dataset of ``fit`` does not fit its version (None: it fits, or the training
+    columns are not known and the job will tell). Reads files: call it holding no lock."""
+    trained = fit.trained
+    if trained is None and fit.training is not None:
+        # A version from before the columns were kept: its training dataset's header now.
+        path, fmt, target = fit.training
+        header = dataset_columns(path, fmt)
+        if header is not None:
+            trained = {"features": [c for c in header if c != target], "target": target}
     if trained is None:
-        return None
-    have = dataset_columns(ds.path, ds.format)
+        return None  # not known (a model imported without feature names): the job will tell
+    have = dataset_columns(fit.path, fit.format)
     if have is None:
-        return f"cannot read its columns ({ds.path})"
+        return f"cannot read the columns of dataset {fit.name!r} ({printable(fit.path)})"
     features = list(trained["features"])
     # An id column is passed through to predictions, not fed to the model.
-    allowed = set(features) | {ds.target, ds.id_column, "id"}
+    allowed = set(features) | {fit.target, fit.id_column, "id"}
     if job_type == JobType.compute_stats:
         allowed.add(trained.get("target"))
     missing = [c for c in features if c not in have]
@@ -378,7 +426,10 @@ def _column_problem(job_type: JobType, trained: dict[str, Any] | None, ds: Datas
         problems.append(f"missing column(s) {_names(missing)}")
     if extra:
         problems.append(f"extra column(s) {_names(extra)}")
-    return f"{'; '.join(problems)} (it was trained on {_names(features)})"
+    return (
+        f"dataset {fit.name!r} does not fit {fit.model} v{fit.number}: {'; '.join(problems)} "
+        f"(it was trained on {_names(features)})"
+    )
 
 
 def _names(names: Iterable[str], most: int = 8) -> str:
@@ -795,7 +846,7 @@ class Deck:
         name = check_name("project", name)
         path = Path(repo).expanduser().resolve()
         if not path.is_dir():
-            raise ModelDeckError(f"repository folder '{shown(str(repo))}' does not exist")
+            raise ModelDeckError(f"repository folder '{printable(str(repo))}' does not exist")
         require_utf8(str(path), "the repository folder")
         with self.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
@@ -842,7 +893,7 @@ class Deck:
         name = check_name("dataset", name)
         file = Path(path).expanduser().resolve()
         if not file.is_file():
-            raise ModelDeckError(f"dataset file '{shown(str(path))}' does not exist")
+            raise ModelDeckError(f"dataset file '{printable(str(path))}' does not exist")
         require_utf8(str(file), "the dataset path")
         suffix = file.suffix.lower()
         if suffix in (".parquet", ".pq"):
@@ -865,7 +916,7 @@ class Deck:
             id_column = id_column.strip()
             if id_column not in columns:
                 raise ModelDeckError(
-                    f"id column '{shown(id_column)}' is not in {file.name} "
+                    f"id column '{printable(id_column)}' is not in {file.name} "
                     f"(columns: {', '.join(columns)})"
                 )
             if id_column == target:
@@ -914,7 +965,7 @@ class Deck:
             problem = name_problem(d.name)
             if problem:
                 self.warn(
-                    f"skipping model folder '{shown(d.name)}' in {shown(str(root))}: "
+                    f"skipping model folder '{printable(d.name)}' in {printable(str(root))}: "
                     f"its name {problem} (a name must be {NAME_RULE})"
                 )
                 continue
@@ -928,11 +979,16 @@ class Deck:
             self._sync_code_models(p.name)
 
     def _sync_code_models(self, project: str) -> None:
-        """Register the model folders of the project's repository that have no row yet."""
+        """Register the model folders of the project's repository that have no row yet.
+        The folder is looked through before the write transaction (a slow disk holds no
+        lock); a project's repository never changes."""
+        with self.reader() as s:
+            repo = self._project(s, project).repo
+        found = self._code_model_dirs(repo)
         with self.writer() as s:
             p = self._project(s, project)
             known = set(s.exec(select(Model.name).where(Model.project_id == p.id)).all())
-            for name in self._code_model_dirs(p.repo):
+            for name in found:
                 if name not in known:
                     s.add(
                         Model(
@@ -1145,6 +1201,14 @@ class Deck:
     ) -> JobView:
         with self.reader() as s:
             p = self._project(s, project)
+            ds = self._dataset(s, p, dataset)
+            ds_id, ds_name, ds_path, ds_format, ds_target = (
+                ds.id,
+                ds.name,
+                ds.path,
+                ds.format,
+                ds.target,
+            )
         dirs = self._code_model_dirs(p.repo)
         if model not in dirs:
             raise NotFound(
@@ -1159,18 +1223,20 @@ class Deck:
             raise ModelDeckError(f"{model_dir / 'config.json'}: hyperparameters must be an object")
         hyper = {**defaults, **(overrides or {})}
         fingerprint = code_fingerprint(Path(p.repo), model_dir)
-        # Outside the write transaction: git may take a moment.
+        # Outside the write transaction: git may take a moment, and so may a dataset's file.
         diff = git_diff(Path(p.repo), model_dir) if fingerprint.endswith("+dirty") else None
+        _require_file(ds_name, ds_path)
+        header = dataset_columns(ds_path, ds_format)
+        columns = (
+            {"features": [c for c in header if c != ds_target], "target": ds_target}
+            if header is not None
+            else None
+        )
         with self.writer() as s:
+            # Re-checked: the project and the dataset may have been archived meanwhile.
             p = self._project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
-            ds = self._dataset(s, p, dataset)
-            header = dataset_columns(ds.path, ds.format)
-            columns = (
-                {"features": [c for c in header if c != ds.target], "target": ds.target}
-                if header is not None
-                else None
-            )
+            ds = self._dataset(s, p, ds_id)
             job = self.queue_job(
                 s,
                 JobType.train,
@@ -1221,24 +1287,26 @@ class Deck:
         needs_dataset: bool = True,
         prepare: Callable[[Session, ModelVersion], dict[str, Any]] | None = None,
     ) -> JobView:
-        """Queue a job on a version; ``prepare`` checks more and adds to the job's params."""
+        """Queue a job on a version; ``prepare`` checks more and adds to the job's params.
+
+        The version and dataset are resolved in a reader, their files' columns read with no
+        lock held, then the writer checks again what may have changed meanwhile (the
+        version's status, the dataset archived) and queues the job."""
+        with self.reader() as s:
+            v, m, p, ds = self._version_job_inputs(s, job_type, version, dataset, needs_dataset)
+            fit = (
+                self._fit(s, v, m, ds)
+                if ds is not None
+                and job_type in (JobType.evaluate, JobType.compute_stats, JobType.deploy)
+                else None
+            )
+            version_id, dataset_id = v.id, ds.id if ds else None
+        if fit is not None:
+            _check_fit(job_type, fit)
         with self.writer() as s:
-            v = self._version(s, version)
-            m = s.get(Model, v.model_id)
-            p = s.get(Project, m.project_id)
-            self._check_version(job_type, v)
-            ds = self._dataset(s, p, dataset) if needs_dataset else None
-            if job_type == JobType.evaluate and ds is not None and not ds.target:
-                raise ModelDeckError(
-                    f"dataset {ds.name!r} has no target column: evaluation needs one "
-                    f"(register it with --target COL)"
-                )
-            if ds is not None and job_type in (
-                JobType.evaluate,
-                JobType.compute_stats,
-                JobType.deploy,
-            ):
-                self._check_columns(s, job_type, v, m, ds)
+            v, m, p, ds = self._version_job_inputs(
+                s, job_type, version_id, dataset_id, needs_dataset
+            )
             if prepare is not None:
                 params = {**(params or {}), **prepare(s, v)}
             job = self.queue_job(
@@ -1252,27 +1320,27 @@ class Deck:
             )
             return self._submitted(s, job)
 
-    def _trained_columns(self, s: Session, v: ModelVersion) -> dict[str, Any] | None:
-        """The columns a version was trained on; for versions from before they were kept,
-        the header of its training dataset now."""
-        if v.columns and isinstance(v.columns.get("features"), list):
-            return v.columns
-        ds = s.get(Dataset, v.dataset_id) if v.dataset_id else None
-        header = dataset_columns(ds.path, ds.format) if ds else None
-        if ds is None or header is None:
-            return None
-        return {"features": [c for c in header if c != ds.target], "target": ds.target}
-
-    def _check_columns(
-        self, s: Session, job_type: JobType, v: ModelVersion, m: Model, ds: Dataset
-    ) -> None:
-        """Refuse a dataset whose columns do not fit the version's training columns: the
-        job would only fail later, in the model's code."""
-        problem = _column_problem(job_type, self._trained_columns(s, v), ds)
-        if problem:
+    def _version_job_inputs(
+        self,
+        s: Session,
+        job_type: JobType,
+        version: str,
+        dataset: str | None,
+        needs_dataset: bool,
+    ) -> tuple[ModelVersion, Model, Project, Dataset | None]:
+        """The version, its model and project, and the dataset of a job on a version,
+        refused when the lifecycle or the dataset does not allow the job."""
+        v = self._version(s, version)
+        m = s.get(Model, v.model_id)
+        p = s.get(Project, m.project_id)
+        self._check_version(job_type, v)
+        ds = self._dataset(s, p, dataset) if needs_dataset else None
+        if job_type == JobType.evaluate and ds is not None and not ds.target:
             raise ModelDeckError(
-                f"dataset {ds.name!r} does not fit {m.name} v{v.number}: {problem}"
+                f"dataset {ds.name!r} has no target column: evaluation needs one "
+                f"(register it with --target COL)"
             )
+        return v, m, p, ds
 
     def fitting_datasets(self, version: str, job_type: str | JobType) -> list[str]:
         """The names of the datasets of the version's project (in name order) that a job of
@@ -1290,13 +1358,9 @@ class Deck:
             ).all()
             if job_type not in (JobType.evaluate, JobType.compute_stats, JobType.deploy):
                 return [d.name for d in rows]
-            trained = self._trained_columns(s, v)
-            return [
-                d.name
-                for d in rows
-                if (d.target or job_type != JobType.evaluate)
-                and _column_problem(job_type, trained, d) is None
-            ]
+            fits = [self._fit(s, v, m, d) for d in rows if d.target or job_type != JobType.evaluate]
+        # The files are read with the session closed.
+        return [f.name for f in fits if Path(f.path).exists() and _fit_problem(job_type, f) is None]
 
     def training_datasets(self, project: str) -> list[str]:
         """The names of the project's datasets a training can learn from: those with a
@@ -1345,6 +1409,23 @@ class Deck:
                 d = s.exec(select(Deployment).where(Deployment.job_id == scheduled.id)).first()
                 zone = d.timezone if d is not None else scheduled.params.get("timezone")
             return LastChoice(dataset=ds.name if ds else None, timezone=zone or None)
+
+    def _fit(self, s: Session, v: ModelVersion, m: Model, ds: Dataset) -> _Fit:
+        """What checking that a dataset fits a version needs, as plain data: the files
+        are read after the session is closed."""
+        trained = v.columns if v.columns and isinstance(v.columns.get("features"), list) else None
+        training = s.get(Dataset, v.dataset_id) if trained is None and v.dataset_id else None
+        return _Fit(
+            model=m.name,
+            number=v.number,
+            trained=dict(trained) if trained else None,
+            training=(training.path, training.format, training.target) if training else None,
+            name=ds.name,
+            path=ds.path,
+            format=ds.format,
+            target=ds.target,
+            id_column=ds.id_column,
+        )
 
     def evaluate(self, version: str, dataset: str) -> JobView:
         return self._version_job(JobType.evaluate, version, dataset)
@@ -1493,8 +1574,10 @@ class Deck:
                 )
         else:
             path = Path(source).expanduser().resolve()
-            if not path.is_file():
+            if not path.exists():
                 raise ModelDeckError(f"model file {source!r} does not exist")
+            if not path.is_file():
+                raise ModelDeckError(f"model file {source!r} is not a regular file")
             source = str(path)
         if fmt is None:
             name = source.rsplit("/", 1)[-1].lower()
@@ -1507,15 +1590,13 @@ class Deck:
             )
         if fmt not in IMPORT_FORMATS:
             raise ModelDeckError(f"unknown format {fmt!r} (use {', '.join(IMPORT_FORMATS)})")
+        # The cheap checks first: nothing is hashed for an import that is refused anyway.
+        with self.reader() as s:
+            self._importable(s, project, model)
         # Hashed before the write transaction: a big file holds no lock while it is read.
-        sha = None if again or "://" in source else file_sha256(Path(source))
+        sha = None if "://" in source else _import_sha256(Path(source), whole=not again)
         with self.writer() as s:
-            p = self._project(s, project)
-            m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
-            if m is not None and m.kind != "byom":
-                raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
-            if m is None and model in self._code_model_dirs(p.repo):
-                raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+            p, m = self._importable(s, project, model, scan_repo=False)  # checked just now
             params: dict[str, Any] = {"model": model, "source": source, "format": fmt}
             if m is not None and sha is not None:
                 same = identical_version(s, m.id, sha)
@@ -1527,6 +1608,19 @@ class Deck:
                 s, JobType.import_, p.id, model_id=m.id if m else None, params=params
             )
             return self._submitted(s, job)
+
+    def _importable(
+        self, s: Session, project: str, model: str, scan_repo: bool = True
+    ) -> tuple[Project, Model | None]:
+        """The project and the BYOM model (None when new) an import goes to; refused when
+        the name is a code model's (a folder of the repository too, with ``scan_repo``)."""
+        p = self._project(s, project)
+        m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
+        if m is not None and m.kind != "byom":
+            raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+        if scan_repo and m is None and model in self._code_model_dirs(p.repo):
+            raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
+        return p, m
 
     def rerun(self, job_id: str) -> JobView:
         """Queue a job of the same type with the same inputs."""
@@ -1580,6 +1674,17 @@ class Deck:
                 raise ModelDeckError(
                     f"deployment {d.id} has no schedule: give one with --cron EXPR"
                 )
+            if expr or timezone:
+                same = identical_deployment(
+                    s,
+                    d.version_id,
+                    d.dataset_id,
+                    expr or d.schedule,
+                    timezone or d.timezone or "UTC",
+                    exclude=d.id,
+                )
+                if same is not None:
+                    raise ModelDeckError(identical_deployment_message(same))
             changes: dict[str, Any] = {}
             if expr:
                 changes["schedule"] = d.schedule = expr

@@ -4,17 +4,24 @@ Names, reasons, hyperparameters, errors and log lines can hold control character
 sequences that set the window title, write the clipboard (OSC 52), clear the screen or make
 the terminal type an answer into the shell (``ESC[6n``). Everything shown, in the CLI and the
 TUI, goes through :func:`printable` first, which turns every C0 and C1 control character
-(except tab, and newline where asked) into a visible stand-in. JSON output needs none of this:
-``json.dumps`` escapes control characters itself.
+(except tab, and newline where asked) into a visible stand-in. It also shows lone surrogates
+(the stand-ins Python decodes bytes that are not UTF-8 to, with ``surrogateescape``) as the
+byte they came from, ``\\xNN``: printed as they are, they make ``print`` raise
+``UnicodeEncodeError``. JSON output needs none of this: ``json.dumps`` escapes control
+characters itself.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
-# C0 (0x00-0x1f) less tab, DEL, and C1 (0x80-0x9f); newline is handled per call.
-_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-_CONTROLS_KEEP_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 (0x00-0x1f) less tab, DEL, C1 (0x80-0x9f) and lone surrogates (U+D800-U+DFFF, which no
+# encoding can write); newline is handled per call.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROLS_KEEP_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _stand_in(match: re.Match[str]) -> str:
@@ -23,16 +30,37 @@ def _stand_in(match: re.Match[str]) -> str:
         return "^" + chr(code + 0x40)  # caret notation, as cat -v and less show it: ESC is ^[
     if code == 0x7F:
         return "^?"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, decoded with surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if code >= 0xD800:  # a lone surrogate that came from no byte
+        return f"\\u{code:04x}"
     return f"\\x{code:02x}"  # C1: no caret form that people read
 
 
 def printable(text: str, *, newlines: bool = False) -> str:
     """``text`` with every control character but tab (and newline when ``newlines``) shown
-    as a visible stand-in, so that nothing in it reaches the terminal as a command."""
+    as a visible stand-in, so that nothing in it reaches the terminal as a command, and every
+    lone surrogate as the byte it stands for (``\\xNN``), so that it can be written."""
     pattern = _CONTROLS_KEEP_NEWLINE if newlines else _CONTROLS
     return pattern.sub(_stand_in, text)
 
 
 def has_controls(text: str) -> bool:
-    """Whether ``text`` holds a control character other than tab."""
+    """Whether ``text`` holds a control character other than tab, or a lone surrogate:
+    whether :func:`printable` changes it (newlines aside)."""
     return _CONTROLS.search(text) is not None
+
+
+def compact(values: Mapping[str, Any] | None) -> str:
+    """Parameters on one line, to compare at a glance: ``C=0.1 lr=0.0003``. A text value is
+    shown as it is unless it would read as more than one value (then JSON-quoted); any other
+    value as JSON. Not yet made printable: show it through :func:`printable`."""
+    parts = []
+    for key, value in (values or {}).items():
+        if isinstance(value, str):
+            plain = value and not any(c.isspace() or c in '="' for c in value)
+            shown = value if plain else json.dumps(value, ensure_ascii=False)
+        else:
+            shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)

@@ -1,6 +1,12 @@
 """What reaches the terminal from user or job text: no control character gets through."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 from core.text import has_controls, printable
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_escape_sequences_become_visible() -> None:
@@ -16,3 +22,25 @@ def test_tab_stays_and_newline_only_when_asked() -> None:
     assert printable("a\tb\nc") == "a\tb^Jc"
     assert printable("a\tb\nc", newlines=True) == "a\tb\nc"
     assert printable("plain text, ünïcode ✓") == "plain text, ünïcode ✓"
+
+
+def test_bytes_that_were_not_utf8_show_as_their_bytes_and_can_be_written() -> None:
+    name = b"caf\xe9 \xff\xfe".decode("utf-8", "surrogateescape")  # as argv and file names come
+    shown = printable(f"{name}\x1b[2J")
+    assert shown == "caf\\xe9 \\xff\\xfe^[[2J"
+    shown.encode("utf-8")  # strict: no lone surrogate is left to make print() raise
+    assert has_controls(name)  # printable changes it: the TUI's fast path must not skip it
+    assert printable("a\ud800b", newlines=True) == "a\\ud800b"  # a surrogate from no byte
+    assert not has_controls(shown)
+
+
+def test_surrogates_in_cli_output_do_not_raise() -> None:
+    """A name decoded with surrogateescape printed by ``say`` on a strict UTF-8 stdout."""
+    script = (
+        "import sys; from core.cli import say\n"
+        "sys.stdout.reconfigure(encoding='utf-8', errors='strict')\n"
+        "say(b'caf\\xe9'.decode('utf-8', 'surrogateescape'))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == b"caf\\xe9\n"
