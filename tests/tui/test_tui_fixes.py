@@ -206,3 +206,68 @@ async def test_evaluate_on_a_retired_version_says_why(deck: Deck, evaluated: str
         await pilot.press("e")  # each press says it again
         await wait_for(pilot, lambda: len(toasts(app)) == 2)
     assert len(deck.jobs("proj", limit=100)) == jobs_before
+
+
+# -- 5: every screen's footer fits 80 columns, ? Keys and q Quit included ----------------
+
+
+def footer_line(app: ModelDeckApp) -> str:
+    return screen_text(app).split("\n")[-1]
+
+
+async def footer_fits(pilot: Any, where: str, cut: list[str]) -> None:
+    """Wait until the footer shows ``? Keys`` and ``q Quit``; else note it in ``cut``."""
+    app: ModelDeckApp = pilot.app
+    try:
+        await wait_for(
+            pilot,
+            lambda: "? Keys" in footer_line(app) and "q Quit" in footer_line(app),
+            timeout=3,
+        )
+    except AssertionError:
+        cut.append(f"{where}: {footer_line(app)!r}")
+
+
+async def test_every_footer_fits_80_columns(deck: Deck, evaluated: str) -> None:
+    from tui.screens.deployment import DeploymentScreen
+    from tui.screens.event import EventScreen
+    from tui.screens.job import JobScreen
+    from tui.screens.projects import ProjectsScreen
+
+    deck.approve(evaluated, "ok")
+    run_all(deck)
+    deck.deploy(evaluated, "score", "0 6 * * *", "UTC")
+    run_all(deck)
+    dep = deck.deployments("proj")[0]
+    job = deck.jobs("proj", job_type="evaluate")[0]
+    cut: list[str] = []
+    app = ModelDeckApp(deck, project=None, poll=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        await wait_for(pilot, lambda: app.screen.query_one(DeckTable).row_count == 1)
+        await footer_fits(pilot, "projects", cut)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await models_row(app, pilot, evaluated)
+        for key, tab in (("1", "models"), ("2", "jobs"), ("3", "deployments"), ("4", "datasets")):
+            await pilot.press(key)
+            await pilot.pause()
+            await footer_fits(pilot, f"{tab} tab", cut)
+        app.push_screen(VersionScreen(evaluated))
+        await wait_for(pilot, lambda: isinstance(app.screen, VersionScreen))
+        await footer_fits(pilot, "version", cut)
+        app.push_screen(DeploymentScreen(dep))
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await footer_fits(pilot, "deployment", cut)
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        await footer_fits(pilot, "job", cut)
+        await pilot.press("slash")  # a search adds "n Next match" to the footer
+        app.screen.query_one("#log-search").value = "evaluating"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Next match" in footer_line(app), timeout=5)
+        await footer_fits(pilot, "job, searched", cut)
+        app.push_screen(EventScreen(deck.events(job.id)[0], deck.job(job.id)))
+        await wait_for(pilot, lambda: isinstance(app.screen, EventScreen))
+        await footer_fits(pilot, "event", cut)
+    assert not cut, "footers cut at 80 columns:\n" + "\n".join(cut)

@@ -55,9 +55,10 @@ class ModelsPane(MarkerPolled, Vertical):
         Binding("a", "approve", "Approve", id="models.approve"),
         Binding("x", "reject", "Reject", id="models.reject"),
         Binding("d", "deploy", "Deploy", id="models.deploy"),
-        Binding("c", "stats", "Stats", id="models.stats"),
-        Binding("i", "import", "Import", id="models.import"),
-        Binding("j", "last_job", "Last job", id="models.last_job"),
+        # At 80 columns the footer has no room for these: they are in ``?`` (the keys help).
+        Binding("c", "stats", "Stats", show=False, id="models.stats"),
+        Binding("i", "import", "Import", show=False, id="models.import"),
+        Binding("j", "last_job", "Last job", show=False, id="models.last_job"),
     ]
 
     def __init__(self, project: str, **kw: Any) -> None:
