@@ -206,6 +206,12 @@ class DeploymentView(_View):
     def label(self) -> str:
         return f"{self.model} v{self.version_number}"
 
+    @property
+    def short_id(self) -> str:
+        """The prefix and 8 of the 12 hex digits (``dep-3f9a0c1b``), like a job's."""
+        prefix, _, digits = self.id.partition("-")
+        return f"{prefix}-{digits[:8]}" if digits else self.id
+
 
 @dataclass(frozen=True)
 class JobView(_View):

@@ -271,3 +271,34 @@ async def test_every_footer_fits_80_columns(deck: Deck, evaluated: str) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, EventScreen))
         await footer_fits(pilot, "event", cut)
     assert not cut, "footers cut at 80 columns:\n" + "\n".join(cut)
+
+
+# -- 6: the Deployments tab shows each deployment's short id -----------------------------
+
+
+async def test_two_deployments_of_a_version_on_a_dataset_differ_by_their_id(
+    deck: Deck, evaluated: str
+) -> None:
+    deck.approve(evaluated, "ok")
+    run_all(deck)
+    for schedule in ("0 6 * * *", "0 7 * * *"):  # at 80 columns the schedule is left out
+        deck.deploy(evaluated, "score", schedule, "UTC")
+        run_all(deck)
+    deps = deck.deployments("proj")
+    assert len(deps) == 2 and deps[0].dataset == deps[1].dataset == "score"
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("3")
+        table = app.screen.query_one("#deployments-table", DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        shown = [str(c.key.value) for c in table.ordered_columns]
+        assert shown[0] == "id"
+        for d in deps:
+            assert table.get_row(d.id)[0].plain == d.short_id
+            assert d.id.startswith(d.short_id) and len(d.short_id) == len("dep-") + 8
+        await wait_for(pilot, lambda: all(d.short_id in screen_text(app) for d in deps))
+        # At 80 columns it is the first column to go: the deployment's screen shows it.
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: "id" not in [str(c.key.value) for c in table.ordered_columns])
+        assert "version" in [str(c.key.value) for c in table.ordered_columns]

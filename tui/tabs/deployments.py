@@ -40,10 +40,11 @@ class DeploymentsPane(MarkerPolled, Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="deployments-table")
-        # Narrower than all of them (80 columns), the table leaves out the dataset, then the
-        # zone (the next run is labelled with it), then the schedule: the deployment's screen
-        # (enter) shows them.
+        # Narrower than all of them (80 columns), the table leaves out the deployment's id,
+        # then the dataset, then the zone (the next run is labelled with it), then the
+        # schedule: the deployment's screen (enter) shows them.
         for name, drop in (
+            ("id", 4),
             ("version", 0),
             ("status", 0),
             ("schedule", 1),
@@ -72,6 +73,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
                 Row(
                     d.id,
                     [
+                        d.short_id,  # two deployments of a version on a dataset differ by it
                         d.label,
                         status_text(status, styles),
                         d.schedule or "on demand",
