@@ -20,6 +20,7 @@ from tui_support import extend_scripted, run_all, wait_for
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.modals import ReasonPrompt
+from tui.screens.job import JobScreen
 from tui.screens.project import ProjectScreen
 from tui.screens.version import VersionScreen
 from tui.tabs.models import ModelsPane
@@ -187,7 +188,7 @@ async def test_deploy_on_an_evaluated_version_says_why(deck: Deck, evaluated: st
         assert deck.deployments("proj") == []
 
 
-async def test_evaluate_on_a_retired_version_says_why(deck: Deck, evaluated: str) -> None:
+async def test_refused_keys_on_retired_things_say_why(deck: Deck, evaluated: str) -> None:
     deck.approve(evaluated, "ok")
     run_all(deck)
     deck.deploy(evaluated, "score")
@@ -205,6 +206,29 @@ async def test_evaluate_on_a_retired_version_says_why(deck: Deck, evaluated: str
         assert isinstance(app.screen, ProjectScreen)
         await pilot.press("e")  # each press says it again
         await wait_for(pilot, lambda: len(toasts(app)) == 2)
+        # The other tabs' dimmed keys say why too: run now on a retired deployment, stop
+        # on a finished job.
+        await pilot.press("3")
+        deployments = app.screen.query_one("#deployments-table", DeckTable)
+        await wait_for(pilot, lambda: deployments.row_count == 1)
+        await pilot.press("r")
+        short = deck.deployments("proj")[0].short_id
+        await wait_for(pilot, lambda: any(f"deployment {short}" in t for t in toasts(app)))
+        assert any(t.endswith("is retired") for t in toasts(app))
+        await pilot.press("2")
+        jobs = app.screen.query_one("#jobs-table", DeckTable)
+        await wait_for(pilot, lambda: jobs.row_count == jobs_before)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("nothing to stop" in t for t in toasts(app)))
+        assert isinstance(app.screen, ProjectScreen)  # no confirmation asked
+        job = deck.job(jobs.current_key or "")
+        app.open_job(job.id)  # and on the job's own screen
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job)
+        app.clear_notifications()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: bool(toasts(app)))
+        assert toasts(app) == [f"job {job.short_id} is {job.status}: nothing to stop"]
+        assert isinstance(app.screen, JobScreen)
     assert len(deck.jobs("proj", limit=100)) == jobs_before
 
 
@@ -231,7 +255,6 @@ async def footer_fits(pilot: Any, where: str, cut: list[str]) -> None:
 async def test_every_footer_fits_80_columns(deck: Deck, evaluated: str) -> None:
     from tui.screens.deployment import DeploymentScreen
     from tui.screens.event import EventScreen
-    from tui.screens.job import JobScreen
     from tui.screens.projects import ProjectsScreen
 
     deck.approve(evaluated, "ok")

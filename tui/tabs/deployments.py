@@ -116,6 +116,19 @@ class DeploymentsPane(MarkerPolled, Vertical):
             return True if active and d is not None and d.schedule else None
         return True
 
+    def refusal(self, action: str) -> str | None:
+        """Why a dimmed key does nothing (said when it is pressed)."""
+        d = self.current
+        if action not in ("run_now", "retire", "pause"):
+            return None
+        if d is None:
+            return "no deployment on this row (deploy an approved version from the Models tab)"
+        if d.status != DeploymentStatus.active.value:
+            return f"deployment {d.short_id} of {d.label} is {d.status}"
+        if action == "pause" and not d.schedule:
+            return f"deployment {d.short_id} of {d.label} runs on demand: no schedule to pause"
+        return None
+
     def _queued(self, job: JobView) -> None:
         self.notify(f"queued {job.type} job {job.short_id} ({job.target})")
         self.poll(force=True)
