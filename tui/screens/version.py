@@ -30,8 +30,7 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     )
     if v.dataset:
         grid.add_row("dataset", literal(v.dataset))
-    judged = v.metrics_from if v.metrics_from and v.metrics_from.job_type == "evaluate" else None
-    grid.add_row("judged on", evaluation_line(judged))
+    grid.add_row("judged on", evaluation_line(judged_record(d)))
     if v.hyperparameters:
         grid.add_row("hyperparameters", literal(json.dumps(v.hyperparameters, sort_keys=True)))
     if v.code_fingerprint:
