@@ -145,17 +145,27 @@ class VersionView(_View):
         return f"{self.model} v{self.number}"
 
     def headline_metric(self) -> tuple[str, float] | None:
-        value = self.metrics.get(self.metric) if self.metric else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(self.metric), float(value)
-        for key in ("accuracy", "f1", "r2", "roc_auc", "rmse", "mae"):
-            value = self.metrics.get(key)
-            if isinstance(value, int | float):
-                return key, float(value)
-        for key, value in self.metrics.items():
-            if isinstance(value, int | float):
-                return key, float(value)
-        return None
+        return headline_of(self.metrics, self.metric)
+
+
+HEADLINE_METRICS = ("accuracy", "f1", "r2", "roc_auc", "rmse", "mae")
+
+
+def headline_of(metrics: dict[str, Any], preferred: str | None = None) -> tuple[str, float] | None:
+    """The headline metric of a metrics record: ``preferred`` (model.json's ``metric``) when
+    it is a number there, else the first of accuracy, f1, r2, roc_auc, rmse, mae, else the
+    first number."""
+    value = metrics.get(preferred) if preferred else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(preferred), float(value)
+    for key in HEADLINE_METRICS:
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            return key, float(value)
+    for key, value in metrics.items():
+        if isinstance(value, int | float):
+            return key, float(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,12 @@ class DeploymentView(_View):
     @property
     def label(self) -> str:
         return f"{self.model} v{self.version_number}"
+
+    @property
+    def short_id(self) -> str:
+        """The prefix and 8 of the 12 hex digits (``dep-3f9a0c1b``), like a job's."""
+        prefix, _, digits = self.id.partition("-")
+        return f"{prefix}-{digits[:8]}" if digits else self.id
 
 
 @dataclass(frozen=True)

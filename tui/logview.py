@@ -124,7 +124,8 @@ class LogPane(Background, Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow", id="log.follow"),
-        Binding("w", "toggle_wrap", "Wrap", id="log.wrap"),
+        # In ``?`` only: with a search's "n Next match" the footer would not fit 80 columns.
+        Binding("w", "toggle_wrap", "Wrap", show=False, id="log.wrap"),
         Binding("slash", "search", "Search", id="log.search"),
         Binding("n", "next_match", "Next match", id="log.next"),
         Binding("e", "next_error", "Next error", id="log.error"),

@@ -100,7 +100,7 @@ async def test_the_reason_dialog_names_the_evaluation_and_records_the_one_picked
         await wait_for(pilot, lambda: v in table.rows)
         table.move_cursor(row=table.get_row_index(v))
         await pilot.press("x")
-        assert isinstance(app.screen, ReasonPrompt)
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonPrompt))
         picker = app.screen.query_one("#evaluation")
         assert picker.value == version["held"]  # the one it is judged on, by default
         picker.value = version["on_train"]

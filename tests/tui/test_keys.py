@@ -266,7 +266,7 @@ async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]
         table.move_cursor(row=table.get_row_index(keep))
         assert pane.check_action("approve", ()) is True
         await pilot.press("a")
-        assert isinstance(app.screen, ReasonPrompt)
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonPrompt))
         await pilot.press("ctrl+s")  # empty: refused, the prompt stays
         assert isinstance(app.screen, ReasonPrompt)
         assert "required" in str(app.screen.query_one("#form-error").render())
@@ -280,6 +280,7 @@ async def test_approve_and_reject_need_a_reason(deck: Deck, evaluated: list[str]
         assert pane.check_action("approve", ()) is None  # dimmed: approving again is refused
         table.move_cursor(row=table.get_row_index(drop))
         await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonPrompt))
         app.screen.query_one("#reason").value = "worse"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: deck.version(drop).status == "rejected")

@@ -17,6 +17,7 @@ from textual.widgets import Input
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.logview import LogPane
+from tui.modals import ReasonPrompt
 from tui.screens.job import JobScreen
 from tui.screens.version import VersionScreen
 from tui.widgets import DeckTable
@@ -241,7 +242,9 @@ def test_reason_prompt(snap_compare: Any, deck: Deck) -> None:
         table = app.screen.query_one("#models-table", DeckTable)
         table.move_cursor(row=table.get_row_index(evaluated.id))
         await measure_tables(pilot)
-        await pilot.press("a", "ctrl+s")  # an empty reason is refused
+        await pilot.press("a")  # the dialog opens once the evaluations are read
+        await settle(pilot, lambda: isinstance(app.screen, ReasonPrompt))
+        await pilot.press("ctrl+s")  # an empty reason is refused
         steady_cursor(app)
         await pilot.pause(0.2)
         await measure_tables(pilot)

@@ -179,6 +179,14 @@ class JobScreen(DeckScreen):
             return True if self.job is not None else None
         return True
 
+    def refusal(self, action: str) -> str | None:
+        """Why a dimmed key does nothing (said when it is pressed)."""
+        if self.job is None:
+            return "the job is still loading" if action in ("stop", "rerun") else None
+        if action == "stop":
+            return f"job {self.job.short_id} is {self.job.status}: nothing to stop"
+        return None
+
     def action_stop(self) -> None:
         if self.job is not None and can_stop(self.job.status):
             stop_job(self, self.job)

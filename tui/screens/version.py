@@ -30,8 +30,7 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     )
     if v.dataset:
         grid.add_row("dataset", literal(v.dataset))
-    judged = v.metrics_from if v.metrics_from and v.metrics_from.job_type == "evaluate" else None
-    grid.add_row("judged on", evaluation_line(judged))
+    grid.add_row("judged on", evaluation_line(judged_record(d)))
     if v.hyperparameters:
         grid.add_row("hyperparameters", literal(json.dumps(v.hyperparameters, sort_keys=True)))
     if v.code_fingerprint:
@@ -61,10 +60,17 @@ def evaluation_line(m: MetricsView | None) -> Text:
     return line
 
 
+def judged_record(d: VersionDetail) -> MetricsView | None:
+    """The evaluation the version is judged on; None without one (its ``metrics_from`` is
+    then its training record, which judges nothing)."""
+    m = d.version.metrics_from
+    return m if m is not None and m.job_type == "evaluate" else None
+
+
 def metrics_records(d: VersionDetail) -> list[MetricsView]:
     """The metrics records in the order of the columns: the one the version is judged on
     first (at 80 columns it is the one in view), then the others, the newest first."""
-    judged = d.version.metrics_from
+    judged = judged_record(d)
     newest = sorted(d.metrics_history, key=lambda m: m.at, reverse=True)
     return sorted(newest, key=lambda m: not (judged is not None and m.job_id == judged.job_id))
 
@@ -73,7 +79,7 @@ def metrics_grid(d: VersionDetail) -> tuple[list[tuple[str, Text]], list[Row]]:
     """Metrics as rows, evaluations as columns: the columns (key, title: the dataset, and
     whether the version is judged on it) and the rows (its job, when, then each metric)."""
     records = metrics_records(d)
-    judged = d.version.metrics_from
+    judged = judged_record(d)
     columns: list[tuple[str, Text]] = [("metric", Text("metric"))]
     for i, m in enumerate(records):
         title = literal(m.dataset or m.dataset_id or "-")

@@ -40,10 +40,11 @@ class DeploymentsPane(MarkerPolled, Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="deployments-table")
-        # Narrower than all of them (80 columns), the table leaves out the dataset, then the
-        # zone (the next run is labelled with it), then the schedule: the deployment's screen
-        # (enter) shows them.
+        # Narrower than all of them (80 columns), the table leaves out the deployment's id,
+        # then the dataset, then the zone (the next run is labelled with it), then the
+        # schedule: the deployment's screen (enter) shows them.
         for name, drop in (
+            ("id", 4),
             ("version", 0),
             ("status", 0),
             ("schedule", 1),
@@ -72,6 +73,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
                 Row(
                     d.id,
                     [
+                        d.short_id,  # two deployments of a version on a dataset differ by it
                         d.label,
                         status_text(status, styles),
                         d.schedule or "on demand",
@@ -113,6 +115,19 @@ class DeploymentsPane(MarkerPolled, Vertical):
         if action == "pause":
             return True if active and d is not None and d.schedule else None
         return True
+
+    def refusal(self, action: str) -> str | None:
+        """Why a dimmed key does nothing (said when it is pressed)."""
+        d = self.current
+        if action not in ("run_now", "retire", "pause"):
+            return None
+        if d is None:
+            return "no deployment on this row (deploy an approved version from the Models tab)"
+        if d.status != DeploymentStatus.active.value:
+            return f"deployment {d.short_id} of {d.label} is {d.status}"
+        if action == "pause" and not d.schedule:
+            return f"deployment {d.short_id} of {d.label} runs on demand: no schedule to pause"
+        return None
 
     def _queued(self, job: JobView) -> None:
         self.notify(f"queued {job.type} job {job.short_id} ({job.target})")

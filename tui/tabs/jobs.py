@@ -246,6 +246,19 @@ class JobsPane(Background, Vertical):
             return True if 0 <= offset < max(self.total, 1) else None
         return True
 
+    def refusal(self, action: str) -> str | None:
+        """Why a dimmed key does nothing (said when it is pressed)."""
+        job = self.current
+        if action == "stop":
+            if job is None:
+                return "stop: no job on this row"
+            return f"job {job.short_id} is {job.status}: nothing to stop"
+        if action == "stop_all":
+            return "stop all: no job here is queued or running"
+        if action == "page":
+            return "no more jobs that way"
+        return None
+
     # -- actions --------------------------------------------------------------------------
 
     def action_stop(self) -> None:

@@ -14,7 +14,15 @@ from textual.widgets import DataTable, Label
 from core.lifecycle import JobType, version_refusal
 from core.service import parse_overrides
 from core.text import printable
-from core.views import DatasetView, JobBrief, JobView, MetricsView, ModelView, VersionView
+from core.views import (
+    DatasetView,
+    JobBrief,
+    JobView,
+    MetricsView,
+    ModelView,
+    VersionView,
+    headline_of,
+)
 from tui.format import metric, status_mark, status_text, when
 from tui.modals import (
     DatasetPick,
@@ -28,6 +36,15 @@ from tui.widgets import DeckTable, MarkerPolled, Row
 
 MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
 
+# The keys that run a job on the highlighted version, by action.
+VERBS = {
+    "evaluate": JobType.evaluate,
+    "approve": JobType.approve,
+    "reject": JobType.reject,
+    "deploy": JobType.deploy,
+    "stats": JobType.compute_stats,
+}
+
 
 class ModelsPane(MarkerPolled, Vertical):
     """Versions of every model of a project; models without versions have one row too."""
@@ -38,9 +55,10 @@ class ModelsPane(MarkerPolled, Vertical):
         Binding("a", "approve", "Approve", id="models.approve"),
         Binding("x", "reject", "Reject", id="models.reject"),
         Binding("d", "deploy", "Deploy", id="models.deploy"),
-        Binding("c", "stats", "Stats", id="models.stats"),
-        Binding("i", "import", "Import", id="models.import"),
-        Binding("j", "last_job", "Last job", id="models.last_job"),
+        # At 80 columns the footer has no room for these: they are in ``?`` (the keys help).
+        Binding("c", "stats", "Stats", show=False, id="models.stats"),
+        Binding("i", "import", "Import", show=False, id="models.import"),
+        Binding("j", "last_job", "Last job", show=False, id="models.last_job"),
     ]
 
     def __init__(self, project: str, **kw: Any) -> None:
@@ -145,23 +163,22 @@ class ModelsPane(MarkerPolled, Vertical):
             self.app.push_screen(VersionScreen(v.id))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        verbs = {
-            "evaluate": JobType.evaluate,
-            "approve": JobType.approve,
-            "reject": JobType.reject,
-            "deploy": JobType.deploy,
-            "stats": JobType.compute_stats,
-        }
-        if action in verbs:
+        return None if self.refusal(action) else True  # None: dimmed in the footer
+
+    def refusal(self, action: str) -> str | None:
+        """Why the key of ``action`` does nothing now (it is dimmed, and a press says this),
+        or None when it may run; the lifecycle table says it for the verbs of a version."""
+        if action in VERBS:
             v = self.current
-            return (
-                True if v is not None and version_refusal(verbs[action], v.status) is None else None
-            )
-        if action == "train":
-            return True if any(m.kind == "code" for m in self.models) else None
-        if action == "last_job":
-            return True if self._last_job() is not None else None
-        return True
+            if v is None:
+                return f"{action}: no version on this row (train or import one first)"
+            reason = version_refusal(VERBS[action], v.status)
+            return f"{v.label}: {reason}" if reason else None
+        if action == "train" and not any(m.kind == "code" for m in self.models):
+            return "train: this project has no code model (a folder under models/)"
+        if action == "last_job" and self._last_job() is None:
+            return "no job yet on this row"
+        return None
 
     # -- verbs ----------------------------------------------------------------------------
 
@@ -256,22 +273,31 @@ class ModelsPane(MarkerPolled, Vertical):
             return
         deck = self.app.deck  # type: ignore[attr-defined]
         run = deck.approve if verb == "approve" else deck.reject
-        evaluations = deck.version_detail(v.id).evaluations
-        judged = deck.evaluation(v.id)
+
+        def read() -> tuple[list[MetricsView], MetricsView | None]:
+            # On a thread: the database may be busy, and the Deck may settle jobs first.
+            return deck.version_detail(v.id).evaluations, deck.evaluation(v.id)
 
         def submit(values: dict[str, Any]) -> JobView:
             chosen = values.get("evaluation")
             return run(v.id, values["reason"], [chosen] if chosen else None)
 
-        self.app.push_screen(
-            ReasonPrompt(
-                f"{verb.capitalize()} {v.label}",
-                submit,
-                [(evaluation_label(e, metric_name=v.metric), e.job_id or "") for e in evaluations],
-                judged.job_id if judged else None,
-            ),
-            self._after,
-        )
+        def ask(found: tuple[list[MetricsView], MetricsView | None]) -> None:
+            evaluations, judged = found
+            self.app.push_screen(
+                ReasonPrompt(
+                    f"{verb.capitalize()} {v.label}",
+                    submit,
+                    [
+                        (evaluation_label(e, metric_name=v.metric), e.job_id or "")
+                        for e in evaluations
+                    ],
+                    judged.job_id if judged else None,
+                ),
+                self._after,
+            )
+
+        self.load("models.decide", read, ask)
 
     def action_approve(self) -> None:
         self._decide("approve")
@@ -368,11 +394,10 @@ def last_job_text(v: VersionView | ModelView, styles: dict[str, str]) -> Text:
 
 def evaluation_label(e: MetricsView, metric_name: str | None = None) -> Text:
     """How the approve/reject dialog names an evaluation: its job, dataset and numbers."""
-    nums = {k: x for k, x in e.metrics.items() if isinstance(x, int | float)}
-    key = metric_name if metric_name in nums else next(iter(nums), None)
+    head = headline_of(e.metrics, metric_name)  # the rule of the Models tab's metric column
     text = Text(f"{(e.job_id or '-')[:10]} on {printable(e.dataset or '-')}")
     if e.training:
         text.append(" (training data)")
-    if key is not None:
-        text.append(f": {printable(key)} {metric(nums[key])}")
+    if head is not None:
+        text.append(f": {printable(head[0])} {metric(head[1])}")
     return text

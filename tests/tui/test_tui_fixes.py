@@ -1,0 +1,327 @@
+"""TUI fixes from a code review and a field trial: approve/reject read on a worker, the
+version screen marks only an evaluation "judged", one headline metric rule for the Models
+tab and the approve dialog, a refused key says why, footers that fit 80 columns, and the
+deployments' ids.
+
+Pilot tests on real jobs run by a real engine (the scripted model), on a real database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SCRIPTED_TRAINING, write_model
+from textual.widgets._toast import Toast
+from tui_support import extend_scripted, run_all, wait_for
+
+from core.service import Deck
+from tui.app import ModelDeckApp
+from tui.modals import ReasonPrompt
+from tui.screens.job import JobScreen
+from tui.screens.project import ProjectScreen
+from tui.screens.version import VersionScreen
+from tui.tabs.models import ModelsPane
+from tui.widgets import DeckTable
+
+SIZE = (120, 40)
+
+# A regressor's evaluation: mae first, as scikit-learn-style code often returns them.
+REGRESSION = """
+def evaluate(context):
+    return {"mae": 49.9218, "rmse": 61.5, "r2": 0.2311}
+"""
+
+
+def screen_text(app: ModelDeckApp) -> str:
+    """The characters the app sends to the terminal for the current screen."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+def toasts(app: ModelDeckApp) -> list[str]:
+    return [t.render().plain for t in app.screen.query(Toast)]
+
+
+async def models_row(app: ModelDeckApp, pilot: Any, version: str) -> ModelsPane:
+    """The Models tab with its cursor on ``version``'s row."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+    pane = app.screen.query_one(ModelsPane)
+    table = pane.query_one(DeckTable)
+    await wait_for(pilot, lambda: version in table.rows)
+    table.move_cursor(row=table.get_row_index(version))
+    await wait_for(pilot, lambda: pane.current is not None and pane.current.id == version)
+    return pane
+
+
+@pytest.fixture
+def evaluated(deck: Deck, project: str, repo: Path) -> str:
+    """An evaluated version of the scripted model."""
+    extend_scripted(repo)
+    train = deck.train(project, "scripted", "train", {})
+    run_all(deck)
+    version = deck.job(train.id).version or ""
+    deck.evaluate(version, "test")
+    run_all(deck)
+    assert deck.version(version).status == "evaluated"
+    return version
+
+
+@pytest.fixture
+def regressor(deck: Deck, project: str, repo: Path) -> str:
+    """An evaluated version of a regressor whose evaluation names mae before r2."""
+    write_model(repo, "reg", SCRIPTED_TRAINING, **{"evaluation.py": REGRESSION})
+    train = deck.train(project, "reg", "train", {})
+    run_all(deck)
+    version = deck.job(train.id).version or ""
+    deck.evaluate(version, "test")
+    run_all(deck)
+    assert deck.version(version).status == "evaluated"
+    return version
+
+
+# -- 1: approve/reject read the version's evaluations on a worker, not on the UI thread --
+
+
+@pytest.mark.parametrize("key", ["a", "x"])
+async def test_approve_and_reject_read_the_database_off_the_ui_thread(
+    deck: Deck, evaluated: str, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    threads: dict[str, int] = {}
+
+    def spied(name: str) -> Callable[..., Any]:
+        real = getattr(deck, name)
+
+        def call(*args: Any, **kw: Any) -> Any:
+            threads[name] = threading.get_ident()
+            return real(*args, **kw)
+
+        return call
+
+    for name in ("version_detail", "evaluation"):
+        monkeypatch.setattr(deck, name, spied(name))
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        await models_row(app, pilot, evaluated)
+        ui_thread = threading.get_ident()
+        threads.clear()
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonPrompt))
+        assert set(threads) == {"version_detail", "evaluation"}
+        assert ui_thread not in threads.values()
+        # The dialog still offers the evaluation it is judged on.
+        judged = deck.evaluation(evaluated)
+        assert judged is not None and app.screen.chosen == judged.job_id
+
+
+# -- 2: the version screen marks only an evaluation "judged" -----------------------------
+
+
+async def test_a_version_without_evaluation_marks_no_column_judged(
+    deck: Deck, project: str
+) -> None:
+    train = deck.train(project, "scripted", "train", {})  # records {"loss": 0.5}
+    run_all(deck)
+    version = deck.job(train.id).version or ""
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(VersionScreen(version))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, VersionScreen) and app.screen.detail is not None
+        )
+        await wait_for(pilot, lambda: "no evaluation yet" in screen_text(app))
+        grid = app.screen.query_one("#version-metrics", DeckTable)
+        titles = [str(getattr(c.label, "plain", c.label)) for c in grid.ordered_columns]
+        assert any("(training)" in t for t in titles)
+        assert not any("judged" in t for t in titles), titles
+        assert "judged" not in screen_text(app).replace("judged on", "")
+
+
+async def test_the_evaluation_a_version_is_judged_on_is_still_marked(
+    deck: Deck, evaluated: str
+) -> None:
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(VersionScreen(evaluated))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, VersionScreen) and app.screen.detail is not None
+        )
+        grid = app.screen.query_one("#version-metrics", DeckTable)
+        titles = [str(getattr(c.label, "plain", c.label)) for c in grid.ordered_columns]
+        assert titles[1] == "test judged"  # the evaluation, first, marked
+        assert [t for t in titles if "judged" in t] == ["test judged"]
+
+
+# -- 3: one headline metric for the Models tab and the approve dialog ---------------------
+
+
+async def test_the_approve_dialog_shows_the_models_tab_headline(deck: Deck, regressor: str) -> None:
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await models_row(app, pilot, regressor)
+        table = pane.query_one(DeckTable)
+        cell = table.get_row(regressor)[list(table.columns).index("metric")]
+        assert cell.plain == "r2 0.2311 on test"
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReasonPrompt))
+        await wait_for(pilot, lambda: "on test: r2 0.2311" in screen_text(app))
+        assert "mae" not in screen_text(app)
+
+
+# -- 4: a key whose action is refused says why -------------------------------------------
+
+
+async def test_deploy_on_an_evaluated_version_says_why(deck: Deck, evaluated: str) -> None:
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        pane = await models_row(app, pilot, evaluated)
+        assert pane.check_action("deploy", ()) is None  # still dimmed
+        await pilot.press("d")
+        await wait_for(pilot, lambda: bool(toasts(app)))
+        label = deck.version(evaluated).label
+        assert toasts(app) == [
+            f"{label}: cannot deploy a version that is evaluated (it must be approved or deployed)"
+        ]
+        assert isinstance(app.screen, ProjectScreen)  # nothing opened
+        assert deck.deployments("proj") == []
+
+
+async def test_refused_keys_on_retired_things_say_why(deck: Deck, evaluated: str) -> None:
+    deck.approve(evaluated, "ok")
+    run_all(deck)
+    deck.deploy(evaluated, "score")
+    run_all(deck)
+    deck.retire(deck.deployments("proj")[0].id)
+    run_all(deck)
+    assert deck.version(evaluated).status == "retired"
+    jobs_before = len(deck.jobs("proj", limit=100))
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await models_row(app, pilot, evaluated)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: bool(toasts(app)))
+        assert "cannot evaluate a version that is retired" in toasts(app)[0]
+        assert isinstance(app.screen, ProjectScreen)
+        await pilot.press("e")  # each press says it again
+        await wait_for(pilot, lambda: len(toasts(app)) == 2)
+        # The other tabs' dimmed keys say why too: run now on a retired deployment, stop
+        # on a finished job.
+        await pilot.press("3")
+        deployments = app.screen.query_one("#deployments-table", DeckTable)
+        await wait_for(pilot, lambda: deployments.row_count == 1)
+        await pilot.press("r")
+        short = deck.deployments("proj")[0].short_id
+        await wait_for(pilot, lambda: any(f"deployment {short}" in t for t in toasts(app)))
+        assert any(t.endswith("is retired") for t in toasts(app))
+        await pilot.press("2")
+        jobs = app.screen.query_one("#jobs-table", DeckTable)
+        await wait_for(pilot, lambda: jobs.row_count == jobs_before)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("nothing to stop" in t for t in toasts(app)))
+        assert isinstance(app.screen, ProjectScreen)  # no confirmation asked
+        job = deck.job(jobs.current_key or "")
+        app.open_job(job.id)  # and on the job's own screen
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job)
+        app.clear_notifications()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: bool(toasts(app)))
+        assert toasts(app) == [f"job {job.short_id} is {job.status}: nothing to stop"]
+        assert isinstance(app.screen, JobScreen)
+    assert len(deck.jobs("proj", limit=100)) == jobs_before
+
+
+# -- 5: every screen's footer fits 80 columns, ? Keys and q Quit included ----------------
+
+
+def footer_line(app: ModelDeckApp) -> str:
+    return screen_text(app).split("\n")[-1]
+
+
+async def footer_fits(pilot: Any, where: str, cut: list[str]) -> None:
+    """Wait until the footer shows ``? Keys`` and ``q Quit``; else note it in ``cut``."""
+    app: ModelDeckApp = pilot.app
+    try:
+        await wait_for(
+            pilot,
+            lambda: "? Keys" in footer_line(app) and "q Quit" in footer_line(app),
+            timeout=3,
+        )
+    except AssertionError:
+        cut.append(f"{where}: {footer_line(app)!r}")
+
+
+async def test_every_footer_fits_80_columns(deck: Deck, evaluated: str) -> None:
+    from tui.screens.deployment import DeploymentScreen
+    from tui.screens.event import EventScreen
+    from tui.screens.projects import ProjectsScreen
+
+    deck.approve(evaluated, "ok")
+    run_all(deck)
+    deck.deploy(evaluated, "score", "0 6 * * *", "UTC")
+    run_all(deck)
+    dep = deck.deployments("proj")[0]
+    job = deck.jobs("proj", job_type="evaluate")[0]
+    cut: list[str] = []
+    app = ModelDeckApp(deck, project=None, poll=0.25)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        await wait_for(pilot, lambda: app.screen.query_one(DeckTable).row_count == 1)
+        await footer_fits(pilot, "projects", cut)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await models_row(app, pilot, evaluated)
+        for key, tab in (("1", "models"), ("2", "jobs"), ("3", "deployments"), ("4", "datasets")):
+            await pilot.press(key)
+            await pilot.pause()
+            await footer_fits(pilot, f"{tab} tab", cut)
+        app.push_screen(VersionScreen(evaluated))
+        await wait_for(pilot, lambda: isinstance(app.screen, VersionScreen))
+        await footer_fits(pilot, "version", cut)
+        app.push_screen(DeploymentScreen(dep))
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        await footer_fits(pilot, "deployment", cut)
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        await footer_fits(pilot, "job", cut)
+        await pilot.press("slash")  # a search adds "n Next match" to the footer
+        app.screen.query_one("#log-search").value = "evaluating"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Next match" in footer_line(app), timeout=5)
+        await footer_fits(pilot, "job, searched", cut)
+        app.push_screen(EventScreen(deck.events(job.id)[0], deck.job(job.id)))
+        await wait_for(pilot, lambda: isinstance(app.screen, EventScreen))
+        await footer_fits(pilot, "event", cut)
+    assert not cut, "footers cut at 80 columns:\n" + "\n".join(cut)
+
+
+# -- 6: the Deployments tab shows each deployment's short id -----------------------------
+
+
+async def test_two_deployments_of_a_version_on_a_dataset_differ_by_their_id(
+    deck: Deck, evaluated: str
+) -> None:
+    deck.approve(evaluated, "ok")
+    run_all(deck)
+    for schedule in ("0 6 * * *", "0 7 * * *"):  # at 80 columns the schedule is left out
+        deck.deploy(evaluated, "score", schedule, "UTC")
+        run_all(deck)
+    deps = deck.deployments("proj")
+    assert len(deps) == 2 and deps[0].dataset == deps[1].dataset == "score"
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("3")
+        table = app.screen.query_one("#deployments-table", DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        shown = [str(c.key.value) for c in table.ordered_columns]
+        assert shown[0] == "id"
+        for d in deps:
+            assert table.get_row(d.id)[0].plain == d.short_id
+            assert d.id.startswith(d.short_id) and len(d.short_id) == len("dep-") + 8
+        await wait_for(pilot, lambda: all(d.short_id in screen_text(app) for d in deps))
+        # At 80 columns it is the first column to go: the deployment's screen shows it.
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: "id" not in [str(c.key.value) for c in table.ordered_columns])
+        assert "version" in [str(c.key.value) for c in table.ordered_columns]
