@@ -395,9 +395,29 @@ class TrainForm(Form):
 
 
 def pairs(mapping: dict[str, Any]) -> str:
+    """Hyperparameters as the form shows them: ``key=value`` with the value as compact JSON,
+    quoted as a shell would where it holds a space or a quote (:func:`parse_pairs` reads it
+    back to the same values)."""
     import json
+    import shlex
 
-    return " ".join(f"{k}={json.dumps(v)}" for k, v in mapping.items())
+    return " ".join(
+        f"{k}={shlex.quote(json.dumps(v, separators=(',', ':')))}" for k, v in mapping.items()
+    )
+
+
+def parse_pairs(text: str) -> dict[str, Any]:
+    """What was typed in a hyperparameters field: ``key=value`` pairs split as a shell splits
+    words, so ``note="a b"`` is one pair; values parsed as ``--set`` parses them."""
+    import shlex
+
+    from core.service import parse_overrides
+
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise ModelDeckError(f"hyperparameters: {exc}") from None
+    return parse_overrides(words)
 
 
 class DatasetPick(Form):

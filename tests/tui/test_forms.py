@@ -226,3 +226,16 @@ async def test_deploy_form_remembers_the_zone_and_refuses_a_bad_one(
         job = deck.jobs(job_type="deploy")[0]
         assert job.params["timezone"] == "Asia/Tokyo"
         assert job.params["schedule"] == "0 6 * * *"
+
+
+def test_hyperparameters_typed_in_the_form_are_split_as_a_shell_splits_words() -> None:
+    from core.errors import ModelDeckError
+    from tui.modals import pairs, parse_pairs
+
+    # A value with a space is one pair (it was split at the space and refused).
+    assert parse_pairs('note="a b" C=0.1') == {"note": "a b", "C": 0.1}
+    # What the form shows as defaults reads back to the same values.
+    defaults = {"layers": [1, 2], "name": "x y", "s": "1", "C": 0.5, "on": True}
+    assert parse_pairs(pairs(defaults)) == defaults
+    with pytest.raises(ModelDeckError, match="hyperparameters: No closing quotation"):
+        parse_pairs('note="a b')

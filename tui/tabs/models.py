@@ -12,7 +12,6 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from core.lifecycle import JobType, version_refusal
-from core.service import parse_overrides
 from core.text import printable
 from core.views import (
     DatasetView,
@@ -31,6 +30,7 @@ from tui.modals import (
     ImportForm,
     ReasonPrompt,
     TrainForm,
+    parse_pairs,
 )
 from tui.widgets import DeckTable, MarkerPolled, Row
 
@@ -194,7 +194,7 @@ class ModelsPane(MarkerPolled, Vertical):
         def submit(values: dict[str, Any]) -> JobView:
             model = values["model"]
             defaults = deck.model_defaults(project, model)
-            given = parse_overrides((values.get("hyperparameters") or "").split())
+            given = parse_pairs(values.get("hyperparameters") or "")
             overrides = {k: v for k, v in given.items() if defaults.get(k, object()) != v}
             return deck.train(project, model, values["dataset"], overrides)
 
