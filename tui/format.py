@@ -9,7 +9,6 @@ visible stand-ins, so no escape sequence in it reaches the terminal."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any
@@ -151,21 +150,6 @@ def status_mark(status: str, styles: dict[str, str] | None = None) -> Text:
     if status == "completed":
         return Text(STATUS_MARK[status], style=(styles or {}).get(status, ""))
     return status_text(status, styles)
-
-
-def overrides(values: dict[str, Any] | None) -> str:
-    """Hyperparameters given with ``--set``, compactly: ``C=0.1 lr=0.0003``. A text value is
-    shown as it is unless it would read as more than one value (then JSON-quoted); any other
-    value as JSON."""
-    parts = []
-    for key, value in (values or {}).items():
-        if isinstance(value, str):
-            plain = value and not any(c.isspace() or c in '="' for c in value)
-            shown = value if plain else json.dumps(value, ensure_ascii=False)
-        else:
-            shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-        parts.append(f"{key}={shown}")
-    return " ".join(parts)
 
 
 def resolve_styles(variables: dict[str, str]) -> dict[str, str]:

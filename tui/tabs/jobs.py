@@ -13,8 +13,9 @@ from textual.widgets import DataTable, Input, Label
 
 from core.errors import ModelDeckError
 from core.lifecycle import JobStatus, JobType, can_stop
+from core.text import compact
 from core.views import JobView
-from tui.format import duration, literal, overrides, status_text, when
+from tui.format import duration, literal, status_text, when
 from tui.modals import ConfirmDialog
 from tui.widgets import Background, DeckTable, Row, in_view
 
@@ -69,7 +70,7 @@ def job_target(job: JobView) -> Text:
     """What a job acts on, and for a training the hyperparameters given with ``--set`` (the
     jobs of a sweep differ by them): ``churn v3  C=0.1 lr=0.0003``."""
     text = literal(job.target)
-    given = overrides(job.params.get("overrides")) if job.type == "train" else ""
+    given = compact(job.params.get("overrides")) if job.type == "train" else ""
     if given:
         text.append("  ")
         text.append_text(literal(given, "dim"))
