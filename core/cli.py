@@ -920,10 +920,10 @@ class Cli:
         if a.workers is not None and a.workers < 1:
             raise ModelDeckError("--workers must be at least 1")
         engine = Engine(self.deck, workers=a.workers, grace=a.grace)
-        stop = {"now": False}
+        stop: dict[str, str | None] = {"now": None}
 
-        def on_signal(_sig: int, _frame: Any) -> None:
-            stop["now"] = True
+        def on_signal(sig: int, _frame: Any) -> None:
+            stop["now"] = signal.Signals(sig).name
             engine.wake()
 
         signal.signal(signal.SIGTERM, on_signal)
@@ -951,9 +951,15 @@ class Cli:
                 engine._wake.clear()
         finally:
             engine.shutdown()
+            why = f" ({stop['now']})" if stop["now"] else ""
             left = len(engine.running)
             if left:
-                err(f"engine stopped; {left} running job(s) keep running and will be re-attached")
+                err(
+                    f"engine stopped{why}; {left} running job(s) keep running "
+                    "and will be re-attached"
+                )
+            else:
+                err(f"engine stopped{why}")
         return 0
 
 

@@ -145,6 +145,7 @@ def test_sigkill_engine_jobs_survive_and_the_next_engine_reattaches(tdeck, engin
 
     took = b.terminate()
     assert took < 5 and b.proc.returncode == 0
+    assert "engine stopped (SIGTERM)" in b.text()  # it says so, not only by its exit
     assert deck.serving_engine() is None
     assert "database is locked" not in a.text() + b.text()
 
