@@ -342,6 +342,25 @@ async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str])
         await wait_for(pilot, lambda: pane.check_action("run_now", ()) is None)
 
 
+async def test_retiring_an_on_demand_deployment_does_not_speak_of_a_schedule(
+    deck: Deck, evaluated: list[str]
+) -> None:
+    deck.approve(evaluated[0], "ok")
+    run_all(deck)
+    deck.deploy(evaluated[0], "score")  # no schedule: run on demand only
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("3")
+        pane = app.screen.query_one(DeploymentsPane)
+        await wait_for(pilot, lambda: pane.current is not None)
+        await pilot.press("R")
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.question.endswith("It can no longer be run on demand.")
+        await pilot.press("n")
+
+
 async def test_jobs_queued_by_the_cli_run_in_the_tui_engine(
     deck: Deck, project: str, cli: Callable[..., object]
 ) -> None:

@@ -169,7 +169,12 @@ class DeploymentsPane(MarkerPolled, Vertical):
 
         self.app.push_screen(
             ConfirmDialog(
-                f"Retire the deployment of {d.label}? Its schedule stops for good.",
+                f"Retire the deployment of {d.label}? "
+                + (
+                    "Its schedule stops for good."
+                    if d.schedule
+                    else "It can no longer be run on demand."
+                ),
                 yes="Retire",
             ),
             answered,
