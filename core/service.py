@@ -1468,11 +1468,19 @@ class Deck:
         if not reason:
             raise ModelDeckError(f"a reason is required to {job_type.value} a version")
 
+        training_only: list[str] = []  # the datasets, when every evaluation is on training data
+
+        def note(v: ModelVersion, picked: list[MetricsView]) -> None:
+            if job_type == JobType.approve and picked and all(m.training for m in picked):
+                names = ", ".join(sorted({str(m.dataset) for m in picked}))
+                training_only.append(f"{v.id} ({names})")
+
         def seen(s: Session, v: ModelVersion) -> dict[str, Any]:
             # Fixed now, at submission: the evaluations the approver was shown, not whatever
             # lands before the job runs.
             if not chosen:
                 judged = self._judged(s, v)
+                note(v, [judged] if judged and judged.job_type == JobType.evaluate.value else [])
                 return {"evaluations": [judged.job_id] if judged and judged.job_id else []}
             history = {m.job_id: m for m in evaluations(metrics_history(s, v))}
             ids: list[str] = []
@@ -1491,11 +1499,18 @@ class Deck:
                     )
                 if job.id not in ids:
                     ids.append(job.id)
+            note(v, [history[i] for i in ids])
             return {"evaluations": ids}
 
-        return self._version_job(
+        view = self._version_job(
             job_type, version, params={"reason": reason}, needs_dataset=False, prepare=seen
         )
+        for what in training_only:
+            self.warn(
+                f"version {what} is approved on an evaluation of its training data only: "
+                "numbers on data it learnt from say little; evaluate it on held-out data"
+            )
+        return view
 
     def deploy(
         self,

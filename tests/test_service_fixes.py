@@ -285,3 +285,17 @@ def test_jobs_show_their_dataset_and_versions_their_hyperparameters(
     assert rows[0].split()[:4] == ["ID", "TYPE", "TARGET", "DATASET"]
     at = rows[0].index("DATASET")
     assert [row[at:].split()[0] for row in rows[1:]] == ["train"] * 3
+
+
+@pytest.mark.timeout(120)
+def test_approving_on_an_evaluation_of_the_training_data_only_warns(
+    cli: Cli, deck: Deck, engine: Engine, trained: str
+) -> None:
+    deck.evaluate(trained, "train")  # the data it learnt from
+    assert engine.run_until_idle(30)
+    engine.shutdown()
+    result = ok(cli("approve", trained, "--reason", "looks great"))
+    assert f"warning: version {trained} (train) is approved on an evaluation of its training" in (
+        result.err
+    )
+    assert deck.version(trained).status == "approved"  # a warning, not a refusal
