@@ -4,18 +4,23 @@ visible stand-ins (``^[``), nothing styled by the user's brackets."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import hostile_data as H
 import pytest
+import snapshot_support
+from snapshot_support import (
+    SIZE,
+    engine_shown,
+    fixed_home,
+    rows,
+    steady_cursor,
+    utc_display,  # noqa: F401  (an autouse fixture)
+)
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from core.service import Deck
 from tui.app import ModelDeckApp
@@ -26,33 +31,12 @@ from tui.screens.job import JobScreen
 from tui.screens.version import VersionScreen
 from tui.widgets import DeckTable
 
-SIZE = (100, 30)
 ROOT = Path(tempfile.gettempdir()) / "modeldeck-hostile-snapshots"  # paths show on screen
-
-
-@pytest.fixture(scope="module", autouse=True)
-def utc_display() -> Iterator[None]:
-    """Times are shown in the local zone: make it UTC for stable pictures."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if before is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
 
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    """Built at a fixed path: two runs on one machine take turns."""
-    with open(ROOT.parent / "modeldeck-hostile-snapshots.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield H.build(ROOT)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    yield from fixed_home(ROOT.parent / "modeldeck-hostile-snapshots.lock", lambda: H.build(ROOT))
 
 
 @pytest.fixture
@@ -66,24 +50,9 @@ def app_for(deck: Deck, project: str | None = H.PROJECT) -> ModelDeckApp:
     return ModelDeckApp(deck, project=project, run_engine=False, poll=0.1)
 
 
-def rows(app: ModelDeckApp, selector: str) -> int:
-    found = app.screen.query(selector)
-    return found.first(DeckTable).row_count if found else 0
-
-
-async def settle(pilot: Pilot, condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Wait until the screen shows its data (loaded on threads), then let it draw."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the screen did not load its data")
-        await pilot.pause(0.05)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.3)
-
-
-def engine_shown(app: ModelDeckApp) -> bool:
-    return app.engine_status != ""
+async def settle(pilot: Pilot, condition: Callable[[], Any]) -> None:
+    """Wait until the screen shows its data, then let it draw (tables as they measure)."""
+    await snapshot_support.settle(pilot, condition, measure=False)
 
 
 def test_hostile_projects(snap_compare: Any, deck: Deck) -> None:
@@ -175,8 +144,7 @@ def test_hostile_approve_dialog(snap_compare: Any, deck: Deck) -> None:
         table.move_cursor(row=table.get_row_index(evaluated.id))
         await pilot.press("a")
         await settle(pilot, lambda: isinstance(app.screen, ReasonPrompt))
-        for field in app.screen.query(Input):  # a blinking cursor, caught off on a busy machine
-            field.cursor_blink = False
+        steady_cursor(app)
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
