@@ -515,7 +515,7 @@ class Cli:
                 )
         elif job.type == JobType.deploy.value and job.deployment:
             dep = self.deck.deployment(job.deployment)
-            unserved = _unserved(dep, self.deck.serving_engine() is not None)
+            unserved = dep.unserved_mark(self.deck.serving_engine() is not None)
             nxt = f", next run {local(dep.next_run_at)}{unserved}" if dep.next_run_at else ""
             err(f"deployment {dep.id} active{nxt}")
         for path in job.outputs:
@@ -632,7 +632,7 @@ class Cli:
                     x.schedule,
                     x.timezone,
                     "yes" if x.paused else "no",
-                    local(x.next_run_at) + _unserved(x, serving),
+                    local(x.next_run_at) + x.unserved_mark(serving),
                     x.last_run["status"] if x.last_run else "-",
                     _retired(x),
                 ],
@@ -896,7 +896,7 @@ class Cli:
             out(data)
             return 0
         state = "paused" if dep.paused else "active"
-        unserved = _unserved(dep, d.serving_engine() is not None)
+        unserved = dep.unserved_mark(d.serving_engine() is not None)
         say(
             f"{dep.id}: {dep.schedule or 'no schedule'} ({dep.timezone}), {state}, "
             f"next run {local(dep.next_run_at)}{unserved}"
@@ -992,13 +992,6 @@ def _retired(dep: Any) -> str:
     if dep.retired_at is None:
         return "-"
     return local(dep.retired_at) + (f": {dep.retire_reason}" if dep.retire_reason else "")
-
-
-def _unserved(dep: Any, serving: bool) -> str:
-    """The mark after a next run that will not happen, as no engine fires schedules."""
-    if serving or dep.next_run_at is None or dep.paused or dep.status != "active":
-        return ""
-    return " (no engine)"
 
 
 def _in_zone(t: datetime, tz: str) -> str:

@@ -206,6 +206,12 @@ class DeploymentView(_View):
     def label(self) -> str:
         return f"{self.model} v{self.version_number}"
 
+    def unserved_mark(self, serving: bool) -> str:
+        """`` (no engine)`` after a next run that will not happen: no engine serves, and
+        only an engine fires schedules."""
+        active = self.status == "active" and not self.paused and self.next_run_at is not None
+        return " (no engine)" if active and not serving else ""
+
     @property
     def short_id(self) -> str:
         """The prefix and 8 of the 12 hex digits (``dep-3f9a0c1b``), like a job's."""

@@ -66,9 +66,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
         rows = []
         for d in self.deployments:
             status = "paused" if d.status == "active" and d.paused else d.status
-            next_run = in_zone(d.next_run_at, d.timezone)
-            if status == "active" and d.next_run_at is not None and not serving:
-                next_run += " (no engine)"  # no engine fires schedules: it will not happen
+            next_run = in_zone(d.next_run_at, d.timezone) + d.unserved_mark(serving)
             rows.append(
                 Row(
                     d.id,
