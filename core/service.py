@@ -800,12 +800,7 @@ class Deck:
         models, datasets and deployments stay as they are; it is still found by name."""
         with self.writer() as s:
             p = self._project(s, project)
-            if (p.archived_at is not None) == archived:
-                state = "archived" if archived else "not archived"
-                raise ModelDeckError(f"project {p.name} is already {state}")
-            p.archived_at = self.now() if archived else None
-            s.add(p)
-            s.commit()
+            self._set_archived(s, p, archived, f"project {p.name}")
             return self._project_view(s, p)
 
     def project(self, ref: str) -> ProjectView:
@@ -874,13 +869,16 @@ class Deck:
         with self.writer() as s:
             p = self._project(s, project)
             d = self._dataset(s, p, name, archived_ok=True)
-            if (d.archived_at is not None) == archived:
-                state = "archived" if archived else "not archived"
-                raise ModelDeckError(f"dataset {d.name} of {p.name} is already {state}")
-            d.archived_at = self.now() if archived else None
-            s.add(d)
-            s.commit()
+            self._set_archived(s, d, archived, f"dataset {d.name} of {p.name}")
             return _dataset_view(d, p)
+
+    def _set_archived(self, s: Session, row: Project | Dataset, archived: bool, what: str) -> None:
+        """Archive ``row`` (or put it back) and commit; refused when it already is so."""
+        if (row.archived_at is not None) == archived:
+            raise ModelDeckError(f"{what} is already {'archived' if archived else 'not archived'}")
+        row.archived_at = self.now() if archived else None
+        s.add(row)
+        s.commit()
 
     def add_dataset(
         self,
