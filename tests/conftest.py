@@ -155,3 +155,19 @@ def cli(home: Path) -> Callable[..., Result]:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def ok(result: Result) -> Result:
+    """A command that succeeded, without a traceback."""
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
+    assert "Traceback" not in result.err, result.err
+    return result
+
+
+def refused(result: Result) -> str:
+    """The one-line error of a refused command (exit 2)."""
+    assert result.code == 2, (result.code, result.out, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err
+    return lines[0]

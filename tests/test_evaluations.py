@@ -12,16 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SKLEARN_TRAINING, Result, write_csv, write_model
+from conftest import ROOT, SKLEARN_TRAINING, Result, ok, write_csv, write_model
 
 from core.engine import Engine
 from core.service import Deck
-
-
-def ok(result: Result) -> Result:
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
-    assert "Traceback" not in result.err, result.err
-    return result
 
 
 def done(deck: Deck, job_id: str, timeout: float = 60) -> str:

@@ -18,19 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import SCRIPTED_TRAINING, Result, write_model
+from conftest import SCRIPTED_TRAINING, Result, ok, write_model
 from test_refusals import SCRIPTED_EVALUATION, run_jobs
 
 from core.db import _dumps
 from core.service import Deck
 
 Cli = Callable[..., Result]
-
-
-def ok(result: Result) -> Result:
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
-    assert "Traceback" not in result.err, result.err
-    return result
 
 
 def refused(result: Result, *words: str) -> str:

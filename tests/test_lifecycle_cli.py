@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ROOT, Result
+from conftest import ROOT, Result, ok
 
 JOB_KEYS = {
     "id",
@@ -43,12 +43,6 @@ DEPLOYMENT_KEYS = {"id", "version", "status", "dataset", "schedule", "timezone",
 EVENT_KEYS = {"seq", "at", "kind", "message", "details"}
 
 Cli = Callable[..., Result]
-
-
-def ok(result: Result) -> Result:
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
-    assert "Traceback" not in result.err, result.err
-    return result
 
 
 def run_job(cli: Cli, *args: str) -> dict:

@@ -14,26 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, Result, write_csv
+from conftest import ROOT, Result, ok, refused, write_csv
 from deploy_support import add_fast_stages, approved_version, deploy
 
 from core.engine import Engine
 from core.service import Deck
 
 Cli = Callable[..., Result]
-
-
-def ok(result: Result) -> Result:
-    assert result.code == 0, (result.code, result.out, result.err)
-    return result
-
-
-def refused(result: Result) -> str:
-    """The one-line error of a refused command."""
-    assert result.code == 2, (result.code, result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
-    return lines[0]
 
 
 def jobs(cli: Cli) -> list[dict[str, Any]]:
