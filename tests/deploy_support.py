@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.clock import Clock
 from core.engine import Engine
 from core.lifecycle import FINAL_STATUSES
 from core.service import Deck
@@ -119,3 +120,16 @@ def started_events(deck: Deck, job_id: str) -> int:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def scheduling_deck(home: Path, repo: Path, clock: Clock) -> Iterator[Deck]:
+    """A Deck on ``clock`` with the fast stages and the train, test and score datasets: the
+    body of the schedule tests' ``fdeck`` fixture."""
+    add_fast_stages(repo)
+    d = Deck(home=home, clock=clock)
+    d.add_project("proj", repo)
+    d.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+    d.add_dataset("proj", "test", repo / "data" / "test.csv", target="label")
+    d.add_dataset("proj", "score", repo / "data" / "score.csv")
+    yield d
+    d.close()

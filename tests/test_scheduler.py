@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from deploy_support import add_fast_stages, approved_version, deploy, utc, wait_for
+from deploy_support import approved_version, deploy, scheduling_deck, utc, wait_for
 
 from core.clock import FakeClock
 from core.engine import Engine
@@ -24,14 +24,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fdeck(home: Path, repo: Path, clock: FakeClock) -> Iterator[Deck]:
-    add_fast_stages(repo)
-    d = Deck(home=home, clock=clock)
-    d.add_project("proj", repo)
-    d.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
-    d.add_dataset("proj", "test", repo / "data" / "test.csv", target="label")
-    d.add_dataset("proj", "score", repo / "data" / "score.csv")
-    yield d
-    d.close()
+    yield from scheduling_deck(home, repo, clock)
 
 
 @pytest.fixture
