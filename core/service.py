@@ -7,6 +7,7 @@ queues a job; the engine does the work. Rules come from ``core.lifecycle``.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import math
@@ -1999,7 +2000,12 @@ class Deck:
                 from core.engine import Engine  # the engine's own recovery, not a copy of it
 
                 self._settler = Engine(self, lease=False, schedules=False, fork_server=False)
-            self._settler.recover_ended()
+            # One reader's recovery at a time across processes: two at once could each end
+            # part of a job (one kill its leftovers, the other record its end) and the
+            # timeline would miss what was killed. The next one finds the job recorded.
+            with open(self.home / "recovery.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._settler.recover_ended()
         finally:
             self._settle_lock.release()
 
