@@ -71,6 +71,7 @@ from core.records import (
 from core.runner import CLEANUP_GRACE, end_processes, job_processes
 from core.service import LEASE_NAME, Deck, queued_job_rows
 from core.text import printable
+from core.views import EngineStatus
 
 log = logging.getLogger("modeldeck.engine")
 
@@ -315,6 +316,12 @@ class Engine:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def status(self) -> EngineStatus:
+        """A frozen view of this engine: whether it serves, its workers, the jobs it follows."""
+        with self._lock:
+            running = tuple(self.running)
+        return EngineStatus(serving=self.holds_lease, workers=self.workers, running=running)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop dispatching and release the lease; running jobs keep running."""

@@ -291,6 +291,15 @@ class LeaseView(_View):
 
 
 @dataclass(frozen=True)
+class EngineStatus(_View):
+    """What an engine in this process is doing, as plain data (the TUI reads only this)."""
+
+    serving: bool  # holds the database's engine lease (dispatches and fires schedules)
+    workers: int
+    running: tuple[str, ...]  # ids of the jobs it follows
+
+
+@dataclass(frozen=True)
 class PredictionsView(_View):
     """What a batch prediction wrote: the head of ``predictions.csv`` and a summary."""
 

@@ -112,8 +112,9 @@ class ModelDeckApp(Background, App[int]):
         engine = self.engine
 
         def probe() -> str:
-            if engine is not None and engine.holds_lease:
-                n = len(engine.running)
+            status = engine.status() if engine is not None else None
+            if status is not None and status.serving:
+                n = len(status.running)
                 return f"engine: this process ({n} running)" if n else "engine: this process"
             lease = self.deck.serving_engine()
             if lease is None:
@@ -160,7 +161,7 @@ class ModelDeckApp(Background, App[int]):
     async def action_quit(self) -> None:
         from tui.modals import QuitDialog
 
-        running = list(self.engine.running) if self.engine is not None else []
+        running = list(self.engine.status().running) if self.engine is not None else []
         if not running:
             self.exit(0)
             return
