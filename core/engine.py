@@ -25,18 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
+from core import jobs, wakeup
 from core import schedule as cron
-from core import wakeup
 from core.clock import iso
 from core.db import storage_full
 from core.effects import apply_inline, apply_result, place_artifacts, record_dataset_read
 from core.errors import ModelDeckError
+from core.jobs import queued_job_rows
 from core.lifecycle import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -69,7 +70,7 @@ from core.records import (
     parse_job_record,
 )
 from core.runner import CLEANUP_GRACE, end_processes, job_processes
-from core.service import LEASE_NAME, Deck, queued_job_rows
+from core.store import LEASE_NAME, Store
 from core.text import printable
 from core.views import EngineStatus
 
@@ -257,12 +258,18 @@ class ForkServer:
             pass
 
 
+class HasStore(Protocol):
+    """Anything that hands out its store (a ``Deck``): the engine needs only the store."""
+
+    store: Store
+
+
 class Engine:
     """Runs jobs of one database. ``tick()`` does one round; ``start()`` runs rounds on a thread."""
 
     def __init__(
         self,
-        deck: Deck,
+        store: Store | HasStore,
         workers: int | None = None,
         grace: float = 10.0,
         poll: float = 0.25,
@@ -275,7 +282,7 @@ class Engine:
         """``lease=False``: a foreground engine (a job command with no engine serving). It
         never takes the database's engine lease, so a real engine can start at any time; it
         runs only ``only_job``, while no engine serves, and lets a real engine adopt it."""
-        self.deck = deck
+        self.store: Store = store if isinstance(store, Store) else store.store
         self.use_lease = lease
         self.use_fork_server = fork_server
         self._fork_server: ForkServer | None = None
@@ -306,7 +313,7 @@ class Engine:
         # Events that belong with a job's end (recovered, processes_killed): written in the
         # transaction that ends the job, so only the process that ends it writes them.
         self._notes: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-        deck.on_submit(lambda _job_id: self._wake.set())
+        self._unsubscribe = self.store.on_submit(lambda _job_id: self._wake.set())
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -330,6 +337,7 @@ class Engine:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         # A lease that cannot be given back (a full disk) runs out by itself.
+        self._unsubscribe()
         self._guarded("releasing the engine lease", self.release_lease)
         self._listen()
         if self._fork_server is not None:
@@ -349,7 +357,7 @@ class Engine:
         if self.holds_lease and self.schedules:
             nxt = self._next_fire  # as of this round's _fire_schedules: no query per sleep
             if nxt is not None:
-                wait = (nxt - self.deck.now()).total_seconds()
+                wait = (nxt - self.store.now()).total_seconds()
                 fault = self._faults.get(FIRING_SCHEDULES)
                 if fault is not None:  # a fire time it failed at: wait for its back-off
                     wait = max(wait, fault.retry_at - time.monotonic())
@@ -400,7 +408,7 @@ class Engine:
                 self._guarded("dispatching its job", self._dispatch_unserved)
 
     def _dispatch_unserved(self) -> None:
-        if self.deck.serving_engine() is None:
+        if self.store.serving_engine() is None:
             self._dispatch()
 
     def _guarded(self, what: str, step: Callable[[], object]) -> bool:
@@ -433,7 +441,7 @@ class Engine:
         """While this engine serves, it hears jobs queued by other processes at once."""
         serving = self.holds_lease and not self._halt.is_set()
         if serving and self._listener is None and time.monotonic() >= self._listen_retry:
-            self._listener = wakeup.listen(self.deck.db_url, self._wake.set)
+            self._listener = wakeup.listen(self.store.db_url, self._wake.set)
             if self._listener is None:  # an engine that lost the lease still listens
                 self._listen_retry = time.monotonic() + 5.0
         elif not serving and self._listener is not None:
@@ -446,19 +454,19 @@ class Engine:
         if self._halt.is_set() or not self.use_lease:
             return
         mono = time.monotonic()
-        now = self.deck.now()
+        now = self.store.now()
         # Renew by both clocks: the injected one may jump past our expiry (a paused or
         # stalled engine), and then another engine may already hold the lease.
         fresh = self._renew_by is not None and now < self._renew_by
         if self.holds_lease and fresh and mono - self._last_renew < self.lease_ttl / 5:
             return
         if not self.holds_lease:
-            with self.deck.reader() as s:  # standing by costs a read, not a write lock
+            with self.store.reader() as s:  # standing by costs a read, not a write lock
                 lease = s.get(EngineLease, LEASE_NAME)
                 held = lease is not None and lease.owner != self.id and lease.expires_at > now
                 if held and not holder_gone(lease.host, lease.pid):
                     return
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             lease = s.get(EngineLease, LEASE_NAME)
             mine = lease is not None and lease.owner == self.id
             void = lease is not None and holder_gone(lease.host, lease.pid)
@@ -488,7 +496,7 @@ class Engine:
     def release_lease(self) -> None:
         if not self.holds_lease:
             return
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             lease = s.get(EngineLease, LEASE_NAME)
             if lease is not None and lease.owner == self.id:
                 s.delete(lease)
@@ -498,7 +506,7 @@ class Engine:
     # -- dispatch -------------------------------------------------------------------------
 
     def _queued_ids(self, limit: int) -> list[str]:
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             stmt = select(Job.id).where(Job.status == JobStatus.queued.value)
             if self.only_job:
                 stmt = stmt.where(Job.id == self.only_job)
@@ -512,7 +520,7 @@ class Engine:
         if free <= 0:
             # Jobs that run no code do not take a worker: still let them through.
             free = 0
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             stmt = select(Job.id, Job.type).where(Job.status == JobStatus.queued.value)
             if self.only_job:
                 stmt = stmt.where(Job.id == self.only_job)
@@ -531,7 +539,7 @@ class Engine:
 
     def _start(self, job_id: str, free: int) -> int:
         """Claim a queued job and start it; the workers it took (0 or 1)."""
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             job = s.get(Job, job_id)
             if job is None or job.status != JobStatus.queued.value:
                 return 0
@@ -543,18 +551,7 @@ class Engine:
                     s, job.deployment_id
                 ):
                     return 0
-            # The guarded claim: only one engine ever moves a job out of "queued".
-            claimed = s.exec(
-                Job.__table__.update()  # type: ignore[attr-defined]
-                .where(Job.id == job_id, Job.status == JobStatus.queued.value)
-                .values(
-                    status=JobStatus.running.value,
-                    engine_id=self.id,
-                    host=HOST,
-                    started_at=self.deck.now(),
-                )
-            ).rowcount
-            if claimed != 1:
+            if not jobs.claim(s, job, self.store.now(), self.id, HOST):
                 s.rollback()
                 return 0
             s.commit()
@@ -591,7 +588,7 @@ class Engine:
     def _requeue_unstarted(self, job_id: str) -> None:
         """Give back a job this engine claimed but could not start: queued again, as if
         never claimed (its claim left no event)."""
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             job = s.get(Job, job_id)
             if (
                 job is None
@@ -602,15 +599,9 @@ class Engine:
             ):
                 return
             if job.stop_requested_at is not None:
-                now = self.deck.now()
-                job.status = JobStatus.cancelled.value
-                job.finished_at = now
-                job.error = "cancelled before it started"
-                add_event(s, job, "cancelled", "cancelled before it started", now, {})
+                jobs.cancel_unstarted(s, job, self.store.now(), {})
             else:
-                job.status = JobStatus.queued.value
-                job.engine_id = job.host = job.started_at = None
-            s.add(job)
+                jobs.requeue(s, job, self.store.now(), None)
             s.commit()
 
     def _deployment_busy(self, s: Session, deployment_id: str | None) -> bool:
@@ -626,12 +617,12 @@ class Engine:
         )
 
     def _run_inline(self, job_id: str) -> None:
-        job_dir = self.deck.job_dir(job_id)
+        job_dir = self.store.job_dir(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             job = s.get(Job, job_id)
-            now = self.deck.now()
+            now = self.store.now()
             add_event(
                 s,
                 job,
@@ -644,16 +635,12 @@ class Engine:
                 with s.begin_nested():
                     apply_inline(s, job, now, lines)
             except ModelDeckError as exc:
-                job.status = JobStatus.failed.value
-                job.error = exc.message
                 lines.append(f"error: {exc.message}")
-                add_event(s, job, "failed", exc.message, now, {"error": exc.message})
+                details = {"error": exc.message}
+                jobs.finish(s, job, JobStatus.failed, now, exc.message, details, exc.message, 1)
             else:
-                job.status = JobStatus.completed.value
-                add_event(s, job, "completed", f"{job.type} completed", now, {"duration": 0.0})
-            job.finished_at = now
-            job.exit_code = 0 if job.status == JobStatus.completed.value else 1
-            s.add(job)
+                done = f"{job.type} completed"
+                jobs.finish(s, job, JobStatus.completed, now, done, {"duration": 0.0}, None, 0)
             s.commit()
         # Only what happened goes to the log: after the commit (a commit that fails puts the
         # job back in the queue, and its next run writes the log).
@@ -689,7 +676,7 @@ class Engine:
                 meta = json.loads((code_dir / "model.json").read_text())
             except (OSError, ValueError):
                 meta = {}
-        staging = self._staging(job.id)
+        staging = self.store.staging_dir(job.id)
         kind = JobType(job.type)
         if kind in (JobType.train, JobType.import_):
             model_dir = staging
@@ -724,14 +711,11 @@ class Engine:
         # A folder that is gone is not the job's working directory: the runner says it is gone.
         return spec, str(python), code_dir if code_dir and code_dir.is_dir() else None
 
-    def _staging(self, job_id: str) -> Path:
-        return self.deck.artifacts_dir / ".staging" / job_id
-
     def _launch(self, job_id: str) -> None:
-        job_dir = self.deck.job_dir(job_id)
+        job_dir = self.store.job_dir(job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with self.deck.reader() as s:
+            with self.store.reader() as s:
                 job = s.get(Job, job_id)
                 spec, python, code_dir = self._spec(s, job, job_dir)
                 deployment_id = job.deployment_id
@@ -767,7 +751,7 @@ class Engine:
         """Record a started process's pid and its ``started`` event. Until that works (a full
         disk), following the job tries again first."""
         pid = run.pid
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             job = s.get(Job, run.job_id)
             if job.pid is not None or job.engine_id != self.id:
                 run.unrecorded_python = None
@@ -778,7 +762,7 @@ class Engine:
                 job,
                 "started",
                 f"{job.type} started on {HOST} (pid {pid})",
-                self.deck.now(),
+                self.store.now(),
                 {
                     "host": HOST,
                     "pid": pid,
@@ -831,7 +815,7 @@ class Engine:
                 del self._faults[what]  # it ended: nothing of it to try again
         if not self.running:
             return
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             rows = s.exec(
                 select(Job.id, Job.status, Job.events_offset, Job.engine_id).where(
                     col(Job.id).in_(list(self.running))
@@ -858,7 +842,7 @@ class Engine:
         if code is None:
             return
         run.ended = code
-        job_dir = self.deck.job_dir(run.job_id)
+        job_dir = self.store.job_dir(run.job_id)
         if not (job_dir / "result.json").exists() and out_of_space(job_dir):
             self._no_space.add(run.job_id)
 
@@ -895,7 +879,7 @@ class Engine:
         Each line is checked (the job's code can write anything there): a bad one is
         skipped with a ``record_skipped`` event saying what was wrong, and the rest go on.
         """
-        path = self.deck.job_dir(job_id) / "events.jsonl"
+        path = self.store.job_dir(job_id) / "events.jsonl"
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -905,11 +889,11 @@ class Engine:
             return
         if size == 0 or (offset is not None and size <= offset):
             return  # nothing new: no write lock (this runs for every running job every tick)
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             job = s.get(Job, job_id)
             if job is None or size <= job.events_offset:
                 return
-            now = self.deck.now()
+            now = self.store.now()
             pos = job.events_offset
             bad = 0
             try:
@@ -1024,9 +1008,9 @@ class Engine:
             pass
 
     def _event(self, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             job = s.get(Job, job_id)
-            add_event(s, job, kind, message, self.deck.now(), details)
+            add_event(s, job, kind, message, self.store.now(), details)
             s.commit()
 
     def _collect(self, run: Running, code: int) -> None:
@@ -1036,7 +1020,7 @@ class Engine:
         result = self._read_result(run.job_id)
         if result is not None and code == -1:
             code = int(result.get("exit_code", 1))
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             stop_requested = s.get(Job, run.job_id).stop_requested_at is not None
         details: dict[str, Any] = {"exit_code": code}
         if code is not None and code < 0 and code != -1:
@@ -1090,7 +1074,7 @@ class Engine:
         killed = set(run.forked.ended(run.pid)) if run.forked is not None else set()
         # Its group and session; and, when it did not get to end its own processes (it
         # writes its result after that), whatever process says it belongs to the job.
-        cleaned = (self.deck.job_dir(run.job_id) / "result.json").exists()
+        cleaned = (self.store.job_dir(run.job_id) / "result.json").exists()
         job_id = None if cleaned else run.job_id
         # Its group and session ids stay the job's while any member is left (the kernel does
         # not reuse them); a process now holding its pid says they are another's.
@@ -1131,7 +1115,7 @@ class Engine:
         """The job's result file, checked; when the full disk kept the job from writing
         one, a failure saying so."""
         try:
-            data = json.loads((self.deck.job_dir(job_id) / "result.json").read_bytes())
+            data = json.loads((self.store.job_dir(job_id) / "result.json").read_bytes())
         except (OSError, ValueError, RecursionError):
             data = None
         result = clean_result(data)
@@ -1148,34 +1132,30 @@ class Engine:
         result: dict[str, Any],
         extra: dict[str, Any] | None = None,
     ) -> None:
-        now = self.deck.now()
-        with self.deck.writer() as s:
+        now = self.store.now()
+        with self.store.writer() as s:
             job = s.get(Job, job_id)
             if job is None or job.status not in ACTIVE_STATUSES:
                 self._notes.pop(job_id, None)
                 return  # finalised elsewhere: outcomes are recorded once
             for kind, note, note_details in self._notes.get(job_id, []):
                 add_event(s, job, kind, note, now, note_details)
-            out_dir = self.deck.job_dir(job_id) / "output"
+            out_dir = self.store.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
-            job.exit_code = exit_code
             record_dataset_read(s, job, result, now)
-            staging = self._staging(job.id)
+            staging = self.store.staging_dir(job.id)
             artifacts: Path | None = None
             if status == JobStatus.completed:
                 try:
                     with s.begin_nested():
                         artifacts = apply_result(
-                            s, job, result, staging, self.deck.artifacts_dir, now
+                            s, job, result, staging, self.store.artifacts_dir, now
                         )
                 except ModelDeckError as exc:
                     status, error = JobStatus.failed, exc.message
                 except Exception as exc:  # a result we cannot apply is the job's failure
                     log.exception("applying the result of %s failed", job_id)
                     status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
-            job.status = status.value
-            job.error = error
-            job.finished_at = now
             duration = (now - job.started_at).total_seconds() if job.started_at else None
             details = {"duration": duration, **(extra or {})}
             if error:
@@ -1185,8 +1165,7 @@ class Engine:
                 JobStatus.failed: f"{job.type} failed: {error}",
                 JobStatus.cancelled: f"{job.type} cancelled",
             }[status]
-            add_event(s, job, status.value, message, now, details)
-            s.add(job)
+            jobs.finish(s, job, status, now, message, details, error, exit_code)
             s.commit()
         self._notes.pop(job_id, None)
         # Only now that the version is recorded do its files move in: a commit that failed
@@ -1206,7 +1185,7 @@ class Engine:
         command's own job; ``adopt=False``: a read while no engine serves) a job whose
         engine is alive on this host is left to that engine.
         """
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             stmt = select(Job).where(
                 col(Job.status).in_(list(ACTIVE_STATUSES)),
                 col(Job.id).not_in(list(self.running) or [""]),
@@ -1227,14 +1206,14 @@ class Engine:
     def _place_staged(self) -> None:
         """Staging folders of ended jobs: a version recorded by a process that died before
         moving its files in gets them now; the rest were left over and go."""
-        root = self._staging("x").parent
+        root = self.store.staging_dir("x").parent
         try:
             names = os.listdir(root)
         except OSError:
             return
         if not names:
             return
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             rows = s.exec(
                 select(Job.id, Job.status, ModelVersion.artifact_dir)
                 .join(ModelVersion, col(ModelVersion.job_id) == Job.id, isouter=True)
@@ -1298,8 +1277,8 @@ class Engine:
     def _adopt(self, job: Job) -> None:
         """Follow a live job from here on: the job names this engine, so the one that ran it
         (a job command, an engine that lost the lease) lets go of it."""
-        now = self.deck.now()
-        with self.deck.writer() as s:
+        now = self.store.now()
+        with self.store.writer() as s:
             row = s.get(Job, job.id)
             if row is None or row.status not in ACTIVE_STATUSES or row.engine_id != job.engine_id:
                 return  # it changed meanwhile: look again at the next recovery
@@ -1329,7 +1308,7 @@ class Engine:
         job. Without one no code of the job ever ran, so it is safe to queue it again.
         """
         try:
-            raw = (self.deck.job_dir(job.id) / "pid").read_text().split()
+            raw = (self.store.job_dir(job.id) / "pid").read_text().split()
             pid, start = int(raw[0]), (float(raw[1]) if len(raw) > 1 else None)
             if pid <= 1:
                 raise ValueError(f"not a job's pid: {pid}")
@@ -1337,8 +1316,8 @@ class Engine:
             pid = None
         if pid is None and engine_alive(job.engine_id):
             return None  # its engine (a job command, say) is alive: it is starting it now
-        now = self.deck.now()
-        with self.deck.writer() as s:
+        now = self.store.now()
+        with self.store.writer() as s:
             row = s.get(Job, job.id)
             if row is None or row.status not in ACTIVE_STATUSES or row.pid is not None:
                 return None  # someone else dealt with it meanwhile
@@ -1353,21 +1332,10 @@ class Engine:
                     {"host": HOST, "pid": pid, "pgid": pid, "engine": self.id},
                 )
             elif row.stop_requested_at is not None:
-                row.status = JobStatus.cancelled.value
-                row.finished_at = now
-                row.error = "cancelled before it started"
-                add_event(s, row, "cancelled", "cancelled before it started", now, {})
+                jobs.cancel_unstarted(s, row, now, {})
             else:
-                row.status = JobStatus.queued.value
-                row.engine_id = row.host = row.started_at = None
-                add_event(
-                    s,
-                    row,
-                    "requeued",
-                    "its engine stopped before starting the job's process: queued again",
-                    now,
-                    {"engine": self.id},
-                )
+                requeued = "its engine stopped before starting the job's process: queued again"
+                jobs.requeue(s, row, now, ("requeued", requeued, {"engine": self.id}))
             s.add(row)
             s.commit()
             return row if pid is not None else None
@@ -1375,7 +1343,7 @@ class Engine:
     # -- schedules ------------------------------------------------------------------------
 
     def _next_fire_at(self) -> datetime | None:
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             return s.exec(
                 select(Deployment.next_run_at)
                 .where(
@@ -1388,11 +1356,11 @@ class Engine:
             ).first()
 
     def _fire_schedules(self) -> None:
-        now = self.deck.now()
+        now = self.store.now()
         self._next_fire = self._next_fire_at()
         if self._next_fire is None or self._next_fire > now:
             return  # the common round: one indexed lookup, nothing due
-        with self.deck.reader() as s:
+        with self.store.reader() as s:
             due = s.exec(
                 select(Deployment.id).where(
                     Deployment.status == DeploymentStatus.active.value,
@@ -1448,7 +1416,7 @@ class Engine:
         reason = describe(exc)
         message = f"its schedule cannot fire: {reason}"
         try:
-            with self.deck.writer() as s:
+            with self.store.writer() as s:
                 last = s.exec(
                     select(DeploymentEvent.kind, DeploymentEvent.message)
                     .where(DeploymentEvent.deployment_id == dep_id)
@@ -1458,14 +1426,14 @@ class Engine:
                 if last is not None and tuple(last) == ("schedule_failed", message):
                     return
                 add_deployment_event(
-                    s, dep_id, "schedule_failed", message, self.deck.now(), {"error": reason}
+                    s, dep_id, "schedule_failed", message, self.store.now(), {"error": reason}
                 )
                 s.commit()
         except Exception as again:  # the round's error says it anyway
             log.debug("recording why %s cannot fire failed", dep_id, exc_info=again)
 
     def _fire_batch(self, dep_ids: list[str]) -> None:
-        with self.deck.writer() as s:
+        with self.store.writer() as s:
             # Load the batch's deployments and its busy batch jobs in two queries; _fire's
             # s.get then hits the session, and no per-deployment query flushes the session.
             # (The session's identity map is weak: keep the loaded rows referenced.)
@@ -1488,7 +1456,7 @@ class Engine:
             # objects one by one was most of a big burst's time.
             rows: dict[str, list[dict[str, Any]]] = {"jobs": [], "events": [], "fired": []}
             for dep_id in dep_ids:
-                self._fire(s, dep_id, self.deck.now(), busy, rows)
+                self._fire(s, dep_id, self.store.now(), busy, rows)
             if rows["jobs"]:
                 s.execute(insert(Job), rows["jobs"])
                 s.execute(insert(JobEvent), rows["events"])

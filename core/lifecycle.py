@@ -34,6 +34,22 @@ class JobStatus(StrEnum):
 FINAL_STATUSES = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
 ACTIVE_STATUSES = frozenset({JobStatus.running, JobStatus.stopping})
 
+_J = JobStatus
+# Every move a job's status may make, and when. ``core.jobs`` is the only writer of
+# ``Job.status`` and refuses a move that is not here.
+JOB_MOVES: dict[tuple[JobStatus, JobStatus], str] = {
+    (_J.queued, _J.running): "an engine claimed it",
+    (_J.queued, _J.cancelled): "stopped before an engine claimed it",
+    (_J.running, _J.stopping): "stop requested while it runs",
+    (_J.running, _J.queued): "claimed, but its process never started: queued again",
+    (_J.running, _J.completed): "it ended well",
+    (_J.running, _J.failed): "it failed, could not start, or its process was lost",
+    (_J.running, _J.cancelled): "claimed, stop requested before its process started",
+    (_J.stopping, _J.completed): "it ended well before the stop reached it",
+    (_J.stopping, _J.failed): "it failed while stopping",
+    (_J.stopping, _J.cancelled): "the stop took effect (or came before its process started)",
+}
+
 
 class VersionStatus(StrEnum):
     trained = "trained"

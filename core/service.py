@@ -24,10 +24,9 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from core import jobs
 from core import schedule as cron
-from core import wakeup
-from core.clock import Clock, SystemClock
-from core.db import make_engine, migrate, read_session, write_session
+from core.clock import Clock
 from core.errors import ModelDeckError, NotFound
 from core.evaluations import (
     evaluation_from_ref,
@@ -36,14 +35,14 @@ from core.evaluations import (
     metrics_history,
     model_meta,
 )
-from core.home import new_id, resolve_db_url, resolve_home
+from core.home import new_id
+from core.jobs import queued_job_rows
 from core.lifecycle import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     DeploymentStatus,
     JobStatus,
     JobType,
-    Trigger,
     version_refusal,
 )
 from core.logs import LogIndex, tail
@@ -52,7 +51,6 @@ from core.models import (
     Dataset,
     Deployment,
     DeploymentEvent,
-    EngineLease,
     Job,
     JobEvent,
     Model,
@@ -60,7 +58,6 @@ from core.models import (
     Project,
     StatisticsRecord,
 )
-from core.procfs import holder_gone
 from core.records import (
     actor,
     add_event,
@@ -69,6 +66,7 @@ from core.records import (
     identical_message,
     identical_version,
 )
+from core.store import Store
 from core.text import has_controls, printable
 from core.views import (
     ApprovalView,
@@ -91,7 +89,6 @@ from core.views import (
 )
 
 IMPORT_FORMATS = ("joblib", "pickle", "onnx")
-LEASE_NAME = "engine"
 MAX_OVERRIDE_DEPTH = 32
 NAME_RULE = (
     "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or '..'"
@@ -439,53 +436,6 @@ def _names(names: Iterable[str], most: int = 8) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def queued_job_rows(
-    job_type: JobType,
-    project_id: str,
-    *,
-    at: datetime,
-    model_id: str | None = None,
-    version_id: str | None = None,
-    deployment_id: str | None = None,
-    dataset_id: str | None = None,
-    params: dict[str, Any] | None = None,
-    trigger: Trigger = Trigger.manual,
-    details: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The rows of a newly queued job and of its first event, ``created``.
-
-    Plain rows, so the scheduler can insert a burst of them in bulk; ``Deck.queue_job``
-    makes the same rows into objects.
-    """
-    who = actor() if trigger == Trigger.manual else "scheduler"
-    job = {
-        "id": new_id("j"),
-        "project_id": project_id,
-        "type": job_type.value,
-        "status": JobStatus.queued.value,
-        "trigger": trigger.value,
-        "actor": who,
-        "model_id": model_id,
-        "version_id": version_id,
-        "deployment_id": deployment_id,
-        "dataset_id": dataset_id,
-        "params": params or {},
-        "created_at": at,
-        "outputs": [],
-        "next_seq": 2,
-        "events_offset": 0,
-    }
-    event = {
-        "job_id": job["id"],
-        "seq": 1,
-        "at": at,
-        "kind": "created",
-        "message": f"{job_type.value} job queued ({trigger.value})",
-        "details": {"trigger": trigger.value, "actor": who, **(details or {})},
-    }
-    return job, event
-
-
 class Deck:
     """modeldeck's service API over one database and data home."""
 
@@ -494,15 +444,9 @@ class Deck:
         home: str | Path | None = None,
         db: str | None = None,
         clock: Clock | None = None,
+        store: Store | None = None,
     ) -> None:
-        self.home = resolve_home(home)
-        self.db_url = resolve_db_url(self.home, db)
-        self.engine = make_engine(self.db_url)
-        migrate(self.engine)
-        self.clock: Clock = clock or SystemClock()
-        self.jobs_dir = self.home / "jobs"
-        self.artifacts_dir = self.home / "artifacts"
-        self._submit_listeners: list[Callable[[str], None]] = []
+        self.store = store or Store(home, db, clock)
         self._warning_listeners: list[Callable[[str], None]] = []
         self.warnings: list[str] = []
         self._indexes: dict[str, LogIndex] = {}
@@ -511,16 +455,41 @@ class Deck:
         self._settled_at: float | None = None
         self._settler: Any = None
 
-    # -- plumbing -------------------------------------------------------------------------
+    # -- plumbing: the store's ---------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return self.store.home
+
+    @property
+    def db_url(self) -> str:
+        return self.store.db_url
+
+    @property
+    def engine(self) -> Any:
+        """The SQLAlchemy engine (not modeldeck's job engine)."""
+        return self.store.engine
+
+    @property
+    def clock(self) -> Clock:
+        return self.store.clock
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.store.jobs_dir
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.store.artifacts_dir
 
     def now(self) -> datetime:
-        return self.clock.now()
+        return self.store.now()
 
     def reader(self) -> Session:
-        return read_session(self.engine)
+        return self.store.reader()
 
     def writer(self) -> Session:
-        return write_session(self.engine)
+        return self.store.writer()
 
     def on_warning(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(message)`` for each warning (once per message): something was
@@ -534,25 +503,14 @@ class Deck:
         for listener in list(self._warning_listeners):
             listener(message)
 
-    def on_submit(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(job_id)`` after this process queues a job (the engine wakes up)."""
-        self._submit_listeners.append(callback)
-
-    def _notify(self, job_id: str) -> None:
-        """After a commit that gives an engine work: wake this process's engine and the one
-        serving the database from another process."""
-        for listener in list(self._submit_listeners):
-            listener(job_id)
-        wakeup.poke(self.db_url)
-
     def close(self) -> None:
-        self.engine.dispose()
+        self.store.close()
 
     def job_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / job_id
+        return self.store.job_dir(job_id)
 
     def log_path(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "log.txt"
+        return self.store.log_path(job_id)
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -1182,7 +1140,7 @@ class Deck:
 
     def _submitted(self, s: Session, job: Job) -> JobView:
         s.commit()
-        self._notify(job.id)
+        self.store.notify(job.id)
         with self.reader() as r:  # reading it back needs no write lock
             return self._job_view_by_id(r, job.id)
 
@@ -1387,19 +1345,19 @@ class Deck:
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).first()
             if m is None:
                 return LastChoice()
-            jobs = s.exec(
+            recent = s.exec(
                 select(Job)
                 .where(Job.model_id == m.id, Job.type == job_type.value)
                 .order_by(col(Job.created_at).desc(), col(Job.id).desc())
                 .limit(200)
             ).all()
-            dataset = next((j.dataset_id for j in jobs if j.dataset_id), None)
+            dataset = next((j.dataset_id for j in recent if j.dataset_id), None)
             ds = s.get(Dataset, dataset) if dataset else None
             zone = None
             scheduled = next(
                 (
                     j
-                    for j in jobs
+                    for j in recent
                     if job_type == JobType.deploy and (j.params or {}).get("schedule")
                 ),
                 None,
@@ -1915,16 +1873,11 @@ class Deck:
                 {"by": who, "reason": reason},
             )
             if j.status == JobStatus.queued.value:
-                j.status = JobStatus.cancelled.value
-                j.finished_at = now
-                j.error = "cancelled before it started"
-                add_event(s, j, "cancelled", "cancelled before it started", now, {"by": who})
+                jobs.cancel_unstarted(s, j, now, {"by": who})
             else:
-                j.status = JobStatus.stopping.value
-                j.stop_requested_at = now
-            s.add(j)
+                jobs.request_stop(s, j, now)
             s.commit()
-            self._notify(j.id)
+            self.store.notify(j.id)
             return self._job_view_by_id(s, j.id)
 
     def stop_all(self, project: str) -> list[JobView]:
@@ -2011,19 +1964,7 @@ class Deck:
 
     def serving_engine(self) -> LeaseView | None:
         """The engine that holds the lease now, or None when no live engine serves."""
-        with self.reader() as s:
-            lease = s.get(EngineLease, LEASE_NAME)
-            if lease is None or lease.expires_at <= self.now():
-                return None
-            if holder_gone(lease.host, lease.pid):
-                return None  # its engine ended without giving the lease back
-            return LeaseView(
-                owner=lease.owner,
-                host=lease.host,
-                pid=lease.pid,
-                heartbeat_at=lease.heartbeat_at,
-                expires_at=lease.expires_at,
-            )
+        return self.store.serving_engine()
 
     def preview_schedule(
         self, expr: str, timezone: str | None, n: int = 5, after: datetime | None = None

@@ -6,7 +6,9 @@ What it checks after every step:
 - no job's code runs twice: the ticker prints "tick 0" first thing, so the count of those
   lines in the job's own log counts real executions, whatever the engine recorded (and no
   job has two `started` events either);
-- at most ``WORKERS`` jobs hold a worker (running or stopping) at once.
+- at most ``WORKERS`` jobs hold a worker (running or stopping) at once;
+- every change of a job's status that the database saw (a trigger records each one, whoever
+  wrote it) is a move of the lifecycle's ``JOB_MOVES`` table.
 At the end every job reaches a final state, none `running` without a live process.
 """
 
@@ -24,11 +26,12 @@ from deploy_support import add_ticker, utc
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from sqlalchemy import text
 
 from core.clock import FakeClock
 from core.engine import Engine
 from core.errors import ModelDeckError
-from core.lifecycle import FINAL_STATUSES
+from core.lifecycle import FINAL_STATUSES, JOB_MOVES, JobStatus
 from core.procfs import process_alive
 from core.service import Deck
 
@@ -48,6 +51,15 @@ class JobLifecycle(RuleBasedStateMachine):
         self.deck = Deck(home=self.tmp / "home", clock=self.clock)
         self.deck.add_project("proj", repo)
         self.deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+        with self.deck.engine.begin() as conn:  # every status change, whoever writes it
+            conn.execute(text("CREATE TABLE moves_seen (job_id TEXT, frm TEXT, too TEXT)"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER see_moves AFTER UPDATE OF status ON job "
+                    "WHEN old.status IS NOT new.status BEGIN "
+                    "INSERT INTO moves_seen VALUES (new.id, old.status, new.status); END"
+                )
+            )
         self.engine = self._new_engine()
         self.jobs: list[str] = []
         self.final: dict[str, str] = {}
@@ -131,6 +143,13 @@ class JobLifecycle(RuleBasedStateMachine):
         busy = self.deck.count_jobs(status=["running", "stopping"])
         assert busy <= WORKERS, [(j.id, j.status) for j in self.deck.jobs(limit=1000)]
 
+    @invariant()
+    def every_move_is_in_the_table(self) -> None:
+        with self.deck.engine.connect() as conn:
+            seen = conn.execute(text("SELECT DISTINCT frm, too FROM moves_seen")).all()
+        for frm, to in seen:
+            assert (JobStatus(frm), JobStatus(to)) in JOB_MOVES, (frm, to)
+
     def teardown(self) -> None:
         try:
             self._settle()
@@ -161,6 +180,7 @@ class JobLifecycle(RuleBasedStateMachine):
             time.sleep(0.05)
         self.final_states_stay_final()
         self.no_job_runs_twice()
+        self.every_move_is_in_the_table()
         for view in self.deck.jobs(limit=1000):
             if view.status == "completed":
                 assert self._runs(view.id) == 1

@@ -1,0 +1,154 @@
+"""The one writer of a job's status.
+
+Every change of ``Job.status`` goes through ``move()``: a guarded ``UPDATE ... WHERE status =
+<expected>`` that refuses a move ``JOB_MOVES`` lacks, and appends the move's event to the job's
+timeline in the same transaction. A move that lost a race (someone else moved the job first)
+changes nothing and says so by returning False.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from core.errors import ModelDeckError
+from core.home import new_id
+from core.lifecycle import JOB_MOVES, JobStatus, JobType, Trigger
+from core.models import Job
+from core.records import actor, add_event
+
+CANCELLED_BEFORE_START = "cancelled before it started"
+
+
+class ForbiddenMove(ModelDeckError):
+    """A status change that the lifecycle's ``JOB_MOVES`` table does not allow."""
+
+
+def can_move(frm: JobStatus | str, to: JobStatus | str) -> bool:
+    return (JobStatus(frm), JobStatus(to)) in JOB_MOVES
+
+
+def move(
+    s: Session,
+    job: Job,
+    to: JobStatus,
+    at: datetime,
+    event: tuple[str, str, dict[str, Any]] | None = None,
+    **fields: Any,
+) -> bool:
+    """Move ``job`` from the status this session knows to ``to``, setting ``fields`` too,
+    and append ``event`` (kind, message, details) to its timeline. False (and nothing
+    changed) when the row's status is no longer what the session knew. The caller commits."""
+    frm = JobStatus(job.status)
+    if (frm, to) not in JOB_MOVES:
+        raise ForbiddenMove(f"job {job.id} cannot go from {frm.value} to {to.value}")
+    moved = s.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == frm.value)  # type: ignore[arg-type]
+        .values(status=to.value, **fields)
+        .execution_options(synchronize_session="evaluate")
+    ).rowcount
+    if moved != 1:
+        return False
+    if event is not None:
+        kind, message, details = event
+        add_event(s, job, kind, message, at, details)
+    return True
+
+
+def claim(s: Session, job: Job, at: datetime, engine_id: str, host: str) -> bool:
+    """queued -> running for one engine: only one engine ever takes a job out of the queue."""
+    return move(s, job, JobStatus.running, at, engine_id=engine_id, host=host, started_at=at)
+
+
+def finish(
+    s: Session,
+    job: Job,
+    status: JobStatus,
+    at: datetime,
+    message: str,
+    details: dict[str, Any],
+    error: str | None = None,
+    exit_code: int | None = None,
+) -> bool:
+    """An active job ends: completed, failed or cancelled, with its final event."""
+    return move(
+        s,
+        job,
+        status,
+        at,
+        (status.value, message, details),
+        error=error,
+        finished_at=at,
+        exit_code=exit_code,
+    )
+
+
+def cancel_unstarted(s: Session, job: Job, at: datetime, details: dict[str, Any]) -> bool:
+    """A job whose process never started is stopped: cancelled, saying so."""
+    return finish(
+        s, job, JobStatus.cancelled, at, CANCELLED_BEFORE_START, details, CANCELLED_BEFORE_START
+    )
+
+
+def requeue(
+    s: Session, job: Job, at: datetime, event: tuple[str, str, dict[str, Any]] | None
+) -> bool:
+    """A job claimed whose process never started goes back to the queue, as if never claimed."""
+    return move(s, job, JobStatus.queued, at, event, engine_id=None, host=None, started_at=None)
+
+
+def request_stop(s: Session, job: Job, at: datetime) -> bool:
+    """running -> stopping: the engine following it signals its process."""
+    return move(s, job, JobStatus.stopping, at, stop_requested_at=at)
+
+
+def queued_job_rows(
+    job_type: JobType,
+    project_id: str,
+    *,
+    at: datetime,
+    model_id: str | None = None,
+    version_id: str | None = None,
+    deployment_id: str | None = None,
+    dataset_id: str | None = None,
+    params: dict[str, Any] | None = None,
+    trigger: Trigger = Trigger.manual,
+    details: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of a newly queued job and of its first event, ``created``: a job is born
+    ``queued`` (the one status not reached by a move).
+
+    Plain rows, so the scheduler can insert a burst of them in bulk; ``Deck.queue_job``
+    makes the same rows into objects.
+    """
+    who = actor() if trigger == Trigger.manual else "scheduler"
+    job = {
+        "id": new_id("j"),
+        "project_id": project_id,
+        "type": job_type.value,
+        "status": JobStatus.queued.value,
+        "trigger": trigger.value,
+        "actor": who,
+        "model_id": model_id,
+        "version_id": version_id,
+        "deployment_id": deployment_id,
+        "dataset_id": dataset_id,
+        "params": params or {},
+        "created_at": at,
+        "outputs": [],
+        "next_seq": 2,
+        "events_offset": 0,
+    }
+    event = {
+        "job_id": job["id"],
+        "seq": 1,
+        "at": at,
+        "kind": "created",
+        "message": f"{job_type.value} job queued ({trigger.value})",
+        "details": {"trigger": trigger.value, "actor": who, **(details or {})},
+    }
+    return job, event

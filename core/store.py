@@ -1,0 +1,105 @@
+"""Where modeldeck keeps things: one database and one data home, and the clock they are read by.
+
+``Store`` is the seam that the service (``Deck``) and the engine share: sessions, the time, the
+paths of a job's files, and the wake-up of engines after a commit that gives them work. Neither
+side reaches into the other for these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from core import wakeup
+from core.clock import Clock, SystemClock
+from core.db import make_engine, migrate, read_session, write_session
+from core.home import resolve_db_url, resolve_home
+from core.models import EngineLease
+from core.procfs import holder_gone
+from core.views import LeaseView
+
+LEASE_NAME = "engine"  # the one row of ``engine_lease``: who dispatches for this database
+
+
+class Store:
+    """A database and a data home: ``reader()``/``writer()`` sessions, ``now()``, paths."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        db: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.home = resolve_home(home)
+        self.db_url = resolve_db_url(self.home, db)
+        self.engine = make_engine(self.db_url)
+        migrate(self.engine)
+        self.clock: Clock = clock or SystemClock()
+        self.jobs_dir = self.home / "jobs"
+        self.artifacts_dir = self.home / "artifacts"
+        self._submit_listeners: list[Callable[[str], None]] = []
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def reader(self) -> Session:
+        return read_session(self.engine)
+
+    def writer(self) -> Session:
+        return write_session(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def log_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "log.txt"
+
+    def staging_dir(self, job_id: str) -> Path:
+        """Where a job's new version files wait until its outcome is committed."""
+        return self.artifacts_dir / ".staging" / job_id
+
+    # -- wake-ups -------------------------------------------------------------------------
+
+    def on_submit(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(job_id)`` after this process commits work for an engine; returns
+        a function that removes the callback again."""
+        self._submit_listeners.append(callback)
+
+        def remove() -> None:
+            if callback in self._submit_listeners:
+                self._submit_listeners.remove(callback)
+
+        return remove
+
+    def notify(self, job_id: str) -> None:
+        """After a commit that gives an engine work: wake this process's engine and the one
+        serving the database from another process."""
+        for listener in list(self._submit_listeners):
+            listener(job_id)
+        wakeup.poke(self.db_url)
+
+    # -- the engine lease -----------------------------------------------------------------
+
+    def serving_engine(self) -> LeaseView | None:
+        """The engine that holds the lease now, or None when no live engine serves."""
+        with self.reader() as s:
+            lease = s.get(EngineLease, LEASE_NAME)
+            if lease is None or lease.expires_at <= self.now():
+                return None
+            if holder_gone(lease.host, lease.pid):
+                return None  # its engine ended without giving the lease back
+            return LeaseView(
+                owner=lease.owner,
+                host=lease.host,
+                pid=lease.pid,
+                heartbeat_at=lease.heartbeat_at,
+                expires_at=lease.expires_at,
+            )
