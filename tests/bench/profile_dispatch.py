@@ -9,8 +9,8 @@ drives the engine from the main thread). It prints, per job:
 
 - transactions (write = ``BEGIN IMMEDIATE``, read = deferred) and statements by kind
   (verb and table), with the time spent inside the driver for each kind;
-- which engine method issued them (the innermost ``core/engine.py`` or ``core/service.py``
-  frame on the stack);
+- which modeldeck function issued them (the innermost frame under ``core/`` but
+  ``core/db.py``);
 - the wall time inside the engine's phases (inclusive, nested: ``_start`` holds ``_launch``
   holds ``_spawn``), measured by wrapping those methods with a timer, which costs far less than
   a profiler;
@@ -67,7 +67,8 @@ PHASES = (
     "_sleep_time",
 )
 
-OURS = (str(ROOT / "core" / "engine.py"), str(ROOT / "core" / "service.py"))
+CORE = str(ROOT / "core") + os.sep
+PLUMBING = str(ROOT / "core" / "db.py")
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE)\s+\"?(\w+)", re.IGNORECASE)
 
 
@@ -82,12 +83,13 @@ def kind(sql: str) -> str:
 
 
 def caller() -> str:
-    """The innermost engine or service method on the stack (``Engine._start``)."""
+    """The innermost modeldeck function on the stack, but the database plumbing
+    (``engine._start``, ``jobs.move``)."""
     frame = sys._getframe(2)
     while frame is not None:
-        if frame.f_code.co_filename in OURS:
-            where = "engine" if frame.f_code.co_filename == OURS[0] else "service"
-            return f"{where}.{frame.f_code.co_name}"
+        name = frame.f_code.co_filename
+        if name.startswith(CORE) and name != PLUMBING:
+            return f"{Path(name).stem}.{frame.f_code.co_name}"
         frame = frame.f_back
     return "(other)"
 
@@ -101,7 +103,9 @@ class Phases:
         self.main = threading.get_ident()
 
     def wrap(self, cls: type, name: str, label: str) -> None:
-        inner = getattr(cls, name)
+        inner = getattr(cls, name, None)
+        if inner is None:  # the engine's code moved on: time what is still there
+            return
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
