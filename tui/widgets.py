@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -17,12 +18,17 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Label
+from textual.widgets import DataTable, Input, Label
 
 from core.errors import ModelDeckError
 from tui.format import literal, printable_text
 
+if TYPE_CHECKING:
+    from core.service import Deck
+    from tui.app import ModelDeckApp
+
 log = logging.getLogger("modeldeck.tui")
+T = TypeVar("T")
 
 
 class Loaded(Message):
@@ -56,7 +62,7 @@ class Background:
         on_error: Callable[[Exception], None] | None = None,
     ) -> bool:
         """Start ``fn``; with ``if_idle`` do nothing while the last call of ``key`` runs."""
-        node: DOMNode = self  # type: ignore[assignment]
+        node = cast(DOMNode, self)
         busy = self.__dict__.setdefault("_busy", set())
         if if_idle and key in busy:
             return False
@@ -81,7 +87,7 @@ class Background:
         return True
 
     def _notify_error(self, exc: Exception) -> None:
-        node: DOMNode = self  # type: ignore[assignment]
+        node = cast(DOMNode, self)
         message = str(exc) if isinstance(exc, ModelDeckError) else f"unexpected error: {exc!r}"
         node.app.notify(message, severity="error", timeout=6)
 
@@ -89,6 +95,25 @@ class Background:
         message.stop()
         if message.callback is not None:
             message.callback(message.result)
+
+
+class DeckNode(Background):
+    """A screen or a pane of the modeldeck app: the app and its Deck, typed, and Deck calls
+    off the UI thread (``load``). Mixed into screens and widgets, never into the app."""
+
+    @property
+    def deck_app(self) -> ModelDeckApp:
+        """The app this node is mounted in."""
+        return cast("ModelDeckApp", cast(DOMNode, self).app)
+
+    @property
+    def deck(self) -> Deck:
+        return self.deck_app.deck
+
+    @property
+    def styles_of_status(self) -> dict[str, str]:
+        """The theme's style of each job and version status (see ``format.status_text``)."""
+        return self.deck_app.status_styles
 
 
 def cell_text(cell: Any) -> Any:
@@ -377,40 +402,140 @@ def in_view(widget: Widget) -> bool:
     return True
 
 
-class MarkerPolled(Background):
-    """A pane that refetches from the Deck only when the change marker moved, and only while
-    it is in view. Subclasses say what to ``fetch`` (on a thread) and how to ``show`` it."""
+class Polled(DeckNode, Generic[T]):
+    """What every screen and pane that refreshes does: every few seconds, while it is in
+    view, ask the Deck for its change marker (on a thread); when the marker moved since the
+    last fetch (or the poll is forced, or what the node asks for changed), ``fetch`` the data
+    on that thread and ``show`` it on the UI thread.
 
-    poll_every = 2.0  # in units of the app's poll interval
+    A node starts polling with ``start_polling()`` (in its ``on_mount``). It says what to
+    ``fetch`` for a ``state`` (a filter, a page: what it asks for besides the marker;
+    ``poll_state``) and how to ``show`` it; ``unchanged`` runs when a poll found nothing new
+    (durations of running jobs still tick). A result fetched for a state that is no longer
+    the node's is dropped: the next poll fetches the right one.
+    """
+
+    poll_seconds: ClassVar[float | None] = None
+    """Seconds between polls; None: the app's poll interval times ``poll_scale``."""
+    poll_scale: ClassVar[float] = 1.0
+    refetch_seconds: ClassVar[float | None] = None
+    """Fetch again after this long even though the marker stayed: for what the marker does
+    not see (a model folder added on disk; a job whose process ended while no engine serves,
+    which a Deck read records)."""
+
     _marker: tuple[int, ...] | None = None
+    _shown_state: Any = None
+    _fetched_at: float = 0.0
+    _ever_shown: bool = False
 
-    def on_mount(self) -> None:
-        node: Any = self
+    def start_polling(self) -> None:
+        """Fetch now, then poll every ``poll_interval`` seconds."""
+        node = cast(DOMNode, self)
         self.poll(force=True)
-        node.set_interval(node.app.poll * self.poll_every, self.poll)
+        node.set_interval(self.poll_interval, self.poll)
 
-    def poll(self, force: bool = False) -> None:
-        node: Any = self
-        if not force and not in_view(node):
-            return
-        deck = node.app.deck
-        last = None if force else self._marker
+    @property
+    def poll_interval(self) -> float:
+        if self.poll_seconds is not None:
+            return self.poll_seconds
+        return self.deck_app.poll * self.poll_scale
 
-        def fetch() -> Any:
+    @property
+    def shown_once(self) -> bool:
+        """Whether a fetch has been shown yet."""
+        return self._ever_shown
+
+    def worth_polling(self) -> bool:
+        """Whether a poll now is worth its query: by default, while the node is in view."""
+        return in_view(cast(Widget, self))
+
+    def poll_state(self) -> Any:
+        """What the node asks for besides the marker (compared with ``==``); None: nothing."""
+        return None
+
+    def poll(self, force: bool = False) -> bool:
+        """Fetch and show what changed; ``force`` fetches whatever the marker says. False
+        when no fetch was started (out of view, or the last one still runs)."""
+        if not force and not self.worth_polling():
+            return False
+        deck = self.deck
+        state = self.poll_state()
+        stale = (
+            self.refetch_seconds is not None
+            and time.monotonic() - self._fetched_at >= self.refetch_seconds
+        )
+        last = None if force or stale or state != self._shown_state else self._marker
+
+        def fetch() -> tuple[tuple[int, ...], Any] | None:
             marker = deck.change_marker()
-            return None if marker == last else (marker, self.fetch(deck))
+            if last is not None and marker == last:
+                return None
+            return marker, self.fetch(deck, state)
 
-        self.load(f"{type(self).__name__}.fetch", fetch, self._loaded)
+        return self.load(
+            f"{type(self).__name__}.poll", fetch, lambda result: self._polled(result, state)
+        )
 
-    def _loaded(self, result: Any) -> None:
-        if result is not None:
-            self._marker, data = result
-            self.show(data)
+    def _polled(self, result: tuple[tuple[int, ...], Any] | None, state: Any) -> None:
+        if result is None:
+            self.unchanged()
+            return
+        if state != self.poll_state():
+            return  # asked for something else meanwhile: the next poll fetches that
+        self._marker, self._shown_state = result[0], state
+        self._fetched_at = time.monotonic()
+        self._ever_shown = True
+        self.show(result[1])
 
-    def fetch(self, deck: Any) -> Any:
-        """Read what the pane shows (runs on a worker thread)."""
+    def fetch(self, deck: Deck, state: Any) -> T:
+        """Read what the node shows for ``state`` (runs on a worker thread)."""
         raise NotImplementedError
 
-    def show(self, data: Any) -> None:
+    def show(self, data: T) -> None:
         """Put what ``fetch`` read on screen (runs on the UI thread)."""
         raise NotImplementedError
+
+    def unchanged(self) -> None:
+        """A poll found the marker where it was (runs on the UI thread)."""
+
+
+class FilterBox(Input):
+    """A one-line box docked at the top of its pane, hidden until asked for (``/``): the Jobs
+    tab's filter and the log's search. ``enter`` posts ``Applied`` with what it holds,
+    ``escape`` posts ``Dismissed``; its owner says what they do and where focus goes."""
+
+    class Applied(Message):
+        def __init__(self, box: FilterBox, value: str) -> None:
+            super().__init__()
+            self.box = box
+            self.value = value
+
+    class Dismissed(Message):
+        def __init__(self, box: FilterBox) -> None:
+            super().__init__()
+            self.box = box
+
+    def __init__(self, placeholder: str, *, id: str, value: str = "") -> None:
+        super().__init__(value=value, placeholder=placeholder, id=id)
+        self.display = False
+
+    def open(self) -> None:
+        """Show the box and type into it."""
+        self.display = True
+        self.focus()
+
+    def close(self, *, clear: bool = False) -> None:
+        """Hide the box (emptied with ``clear``)."""
+        if clear:
+            self.value = ""
+        self.display = False
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.post_message(self.Applied(self, event.value))
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape":
+            event.stop()  # not the screen's "back"
+            event.prevent_default()
+            self.post_message(self.Dismissed(self))
