@@ -168,7 +168,7 @@ class JobsPane(Polled[Window], Vertical):
         return Window(jobs, deck.count_jobs(**common) if paged else None)
 
     def poll(self, force: bool = False) -> bool:
-        # Until the count has come (its fetch may have found another one running), ask again.
+        # Until the count has come (after the first screenful), ask for the page and count.
         started = super().poll(force or (self._paged and self.total < 0))
         if started and any(j.status in ("running", "stopping") for j in self.jobs):
             self._render_rows()  # durations of running jobs tick without a query
@@ -178,9 +178,10 @@ class JobsPane(Polled[Window], Vertical):
         self.jobs = window.jobs
         self.total = window.total if window.total is not None else -1
         self._render_rows()
+        # A screenful is on screen; the page and the count come with the next poll (``poll``
+        # asks while the count is unknown), not at once: at once, they competed with the
+        # first paint for the UI thread and the GIL.
         self._paged = True
-        if window.total is None:  # a screenful is on screen: now the page and the count
-            self.call_after_refresh(self.poll, True)
 
     def _render_rows(self) -> None:
         now = self.deck.now()
