@@ -107,7 +107,7 @@ class JobKind:
         would not store: a name it does not take, or a value its verb refuses."""
         unknown = sorted(set(params) - set(self.params) - set(ENGINE_PARAMS))
         if unknown:
-            raise ModelDeckError(f"a {self.type.value} job has no parameter {unknown[0]!r}")
+            raise ModelDeckError(f"{self.type.value} jobs take no parameter {unknown[0]!r}")
         self.check_params(params)
 
 
@@ -207,9 +207,11 @@ def _chosen(j: JobView) -> list[str] | None:
 
 
 def _rerun_deploy(deck: Deck, j: JobView) -> JobView:
-    return deck.deploy(
-        j.version or "", j.dataset or "", j.params.get("schedule"), j.params.get("timezone")
-    )
+    schedule = j.params.get("schedule")
+    # Its time zone goes with its schedule: one with none stores the default zone, which the
+    # verb refuses on its own.
+    zone = j.params.get("timezone") if schedule else None
+    return deck.deploy(j.version or "", j.dataset or "", schedule, zone)
 
 
 def _rerun_retire(deck: Deck, j: JobView) -> JobView:
