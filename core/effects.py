@@ -2,6 +2,9 @@
 deployments. Each function runs inside the engine's write transaction and raises
 ModelDeckError when the rules no longer allow the change (the job then fails, and nothing
 of it is kept).
+
+There is one function per job type (``trained``, ``decided``, ...); ``core.kinds`` names
+each type's, and ``apply_result`` and ``apply_inline`` call the one a job's type names.
 """
 
 from __future__ import annotations
