@@ -9,6 +9,9 @@ TUI, goes through :func:`printable` first, which turns every C0 and C1 control c
 byte they came from, ``\\xNN``: printed as they are, they make ``print`` raise
 ``UnicodeEncodeError``. JSON output needs none of this: ``json.dumps`` escapes control
 characters itself.
+
+It also holds the formats the CLI and the job kinds' summaries (``core.kinds``) share: a
+time on this machine's clock (:func:`local`) and metrics (:func:`metrics_text`).
 """
 
 from __future__ import annotations
