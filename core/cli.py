@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from core.clock import iso, utc
+from core.clock import iso
 from core.errors import ModelDeckError
-from core.text import compact, printable
+from core.text import compact, local, metric_value, metrics_text, printable
 
 if TYPE_CHECKING:
     from core.views import JobView
@@ -296,14 +296,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 # -- output helpers ------------------------------------------------------------------------
 
 
-def local(dt: datetime | None) -> str:
-    """A time on this machine's clock, labelled with its zone (``2026-03-01 09:30:00 CET``)."""
-    if dt is None:
-        return "-"
-    shown = utc(dt).astimezone()  # the database gives naive UTC; the label says which zone
-    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or shown.strftime('%z')}"
-
-
 def _cut(text: str, most: int) -> str:
     """``text`` of at most ``most`` characters, cut with ``…`` (``--json`` has all of it)."""
     return text if len(text) <= most else text[: most - 1] + "…"
@@ -380,26 +372,7 @@ def _metric(v: Any) -> str:
     if not head:
         return "-"
     on = v.metrics_from.dataset if v.metrics_from else None
-    return f"{head[0]}={_value(head[1])}" + (f" on {on}" if on else "")
-
-
-def _value(x: Any) -> str:
-    """A metric as people read it: integers whole, floats to 4 decimals, lists in brackets."""
-    if isinstance(x, bool):
-        return str(x).lower()
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        if x != x or x in (float("inf"), float("-inf")):
-            return str(x)
-        return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e12 else f"{x:.4g}"
-    if isinstance(x, list | tuple):
-        return "[" + ", ".join(_value(item) for item in x) + "]"
-    return printable(str(x))
-
-
-def _metrics(metrics: dict[str, Any]) -> str:
-    return "  ".join(f"{printable(str(k))}={_value(v)}" for k, v in metrics.items()) or "-"
+    return f"{head[0]}={metric_value(head[1])}" + (f" on {on}" if on else "")
 
 
 # -- running ------------------------------------------------------------------------------
@@ -511,38 +484,10 @@ class Cli:
         err(line)
         if job.status != JobStatus.completed.value:
             return
-        if job.type in (JobType.train.value, JobType.import_.value) and job.version:
-            v = self.deck.version(job.version)
-            err(f"version {v.id} ({v.model} v{v.number}, {v.status})")
-        elif job.type == JobType.evaluate.value and job.version:
-            v = self.deck.version(job.version)
-            mine = next(
-                (m for m in self.deck.version_detail(v.id).evaluations if m.job_id == job.id),
-                None,
-            )
-            shown = _metrics(mine.metrics if mine else {})
-            err(f"version {v.id} is {v.status}: {shown} on {job.dataset}")
-        elif job.type in (JobType.approve.value, JobType.reject.value) and job.version:
-            word = "approved" if job.type == JobType.approve.value else "rejected"
-            seen = next(
-                (e.details.get("evaluations") for e in self.deck.events(job.id) if e.kind == word),
-                None,
-            )
-            for ref in seen or []:
-                at = datetime.fromisoformat(ref["at"]) if ref.get("at") else None
-                err(
-                    f"version {job.version} {word} on evaluation {ref.get('job_id')} of "
-                    f"{ref.get('dataset')} ({local(at)})"
-                )
-        elif job.type == JobType.deploy.value and job.deployment:
-            dep = self.deck.deployment(job.deployment)
-            unserved = dep.unserved_mark(self.deck.serving_engine() is not None)
-            nxt = f", next run {local(dep.next_run_at)}{unserved}" if dep.next_run_at else ""
-            err(f"deployment {dep.id} active{nxt}")
-        for path in job.outputs:
-            err(f"output: {path}")
-        if job.type == JobType.batch_predict.value:
-            err(self.deck.predictions(job.id).summary_text)
+        from core.kinds import KINDS  # what a job of each type says when it is done
+
+        for said in KINDS[JobType(job.type)].summary(self.deck, job):
+            err(said)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -622,7 +567,9 @@ class Cli:
                 say(f"  runs     {_runs(detail)}")
                 say(f"  params   {json.dumps(v.hyperparameters)}")
                 for m in detail.metrics_history:
-                    say(f"  metrics  {local(m.at)} on {m.dataset or '-'}: {_metrics(m.metrics)}")
+                    say(
+                        f"  metrics  {local(m.at)} on {m.dataset or '-'}: {metrics_text(m.metrics)}"
+                    )
                 for ap in detail.approvals:
                     say(f"  {ap.decision:<8} {local(ap.at)} by {ap.by}: {ap.reason}")
                 for dep in detail.deployments:

@@ -2,11 +2,15 @@
 deployments. Each function runs inside the engine's write transaction and raises
 ModelDeckError when the rules no longer allow the change (the job then fails, and nothing
 of it is kept).
+
+There is one function per job type (``trained``, ``decided``, ...); ``core.kinds`` names
+each type's, and ``apply_result`` and ``apply_inline`` call the one a job's type names.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -185,6 +189,13 @@ def _record_metrics(
     )
 
 
+# The effect of each kind of job, as ``core.kinds`` names them. A code job's takes its
+# runner's result; what it returns is a new version's artifact folder (or None).
+ResultEffect = Callable[[Session, Job, dict[str, Any], Path, Path, datetime], Path | None]
+# A job that runs no code does all it does here, and says what in ``log``.
+InlineEffect = Callable[[Session, Job, datetime, list[str]], None]
+
+
 def apply_result(
     s: Session,
     job: Job,
@@ -196,101 +207,159 @@ def apply_result(
     """Apply a completed code job's result (from its runner) to the registry. A new
     version's artifact folder is returned: ``staging`` becomes it (``place_artifacts``)
     once the transaction has committed, never before."""
-    kind = JobType(job.type)
+    from core.kinds import KINDS  # it names the functions below: imported once they exist
+
+    effect = KINDS[JobType(job.type)].apply_result
+    if effect is None:
+        raise ModelDeckError(f"{job.type} jobs run no code")
+    return effect(s, job, result, staging, artifacts_root, now)
+
+
+def trained(
+    s: Session,
+    job: Job,
+    result: dict[str, Any],
+    staging: Path,
+    artifacts_root: Path,
+    now: datetime,
+) -> Path | None:
+    """A training: a new version of its model, with the metrics it recorded."""
+    model = s.get(Model, job.model_id)
+    v = _new_version(
+        s,
+        job,
+        model,
+        staging,
+        artifacts_root,
+        VersionStatus.trained,
+        now,
+        dataset_id=job.dataset_id,
+        hyperparameters=job.params.get("hyperparameters", {}),
+        code_fingerprint=job.params.get("code_fingerprint"),
+        columns=job.params.get("columns"),
+    )
+    _record_metrics(s, job, v, result.get("metrics") or {}, now)
+    return Path(v.artifact_dir)
+
+
+def imported(
+    s: Session,
+    job: Job,
+    result: dict[str, Any],
+    staging: Path,
+    artifacts_root: Path,
+    now: datetime,
+) -> Path | None:
+    """An import: a new version of a BYOM model (the model too, when it is new)."""
+    name = job.params["model"]
+    model = s.exec(
+        select(Model).where(Model.project_id == job.project_id, Model.name == name)
+    ).first()
+    if model is None:
+        model = Model(
+            id=new_id("m"), project_id=job.project_id, name=name, kind="byom", created_at=now
+        )
+        s.add(model)
+        s.flush()
+    elif model.kind != "byom":
+        raise ModelDeckError(f"{name!r} is a code model")
+    elif not job.params.get("again"):
+        same = identical_version(s, model.id, str(result.get("sha256") or ""))
+        if same is not None:
+            raise ModelDeckError(identical_message(job.params["source"], name, same))
+    job.model_id = model.id
+    source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
+    v = _new_version(
+        s,
+        job,
+        model,
+        staging,
+        artifacts_root,
+        VersionStatus.imported,
+        now,
+        source=source,
+        code_fingerprint=f"sha256:{result.get('sha256', '')[:16]}",
+        # The feature names it was fitted with, when it knows them (scikit-learn does).
+        columns={"features": result["features"], "target": None}
+        if isinstance(result.get("features"), list)
+        else None,
+    )
+    return Path(v.artifact_dir)
+
+
+def evaluated(
+    s: Session,
+    job: Job,
+    result: dict[str, Any],
+    staging: Path,
+    artifacts_root: Path,
+    now: datetime,
+) -> Path | None:
+    """An evaluation: its metrics, and the version's status moves on (trained: evaluated)."""
+    v = _version(s, job)
     metrics = result.get("metrics") or {}
-    if kind == JobType.train:
-        model = s.get(Model, job.model_id)
-        v = _new_version(
-            s,
-            job,
-            model,
-            staging,
-            artifacts_root,
-            VersionStatus.trained,
-            now,
-            dataset_id=job.dataset_id,
-            hyperparameters=job.params.get("hyperparameters", {}),
-            code_fingerprint=job.params.get("code_fingerprint"),
-            columns=job.params.get("columns"),
-        )
-        _record_metrics(s, job, v, metrics, now)
-        return Path(v.artifact_dir)
-    if kind == JobType.import_:
-        name = job.params["model"]
-        model = s.exec(
-            select(Model).where(Model.project_id == job.project_id, Model.name == name)
-        ).first()
-        if model is None:
-            model = Model(
-                id=new_id("m"), project_id=job.project_id, name=name, kind="byom", created_at=now
-            )
-            s.add(model)
-            s.flush()
-        elif model.kind != "byom":
-            raise ModelDeckError(f"{name!r} is a code model")
-        elif not job.params.get("again"):
-            same = identical_version(s, model.id, str(result.get("sha256") or ""))
-            if same is not None:
-                raise ModelDeckError(identical_message(job.params["source"], name, same))
-        job.model_id = model.id
-        source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
-        v = _new_version(
-            s,
-            job,
-            model,
-            staging,
-            artifacts_root,
-            VersionStatus.imported,
-            now,
-            source=source,
-            code_fingerprint=f"sha256:{result.get('sha256', '')[:16]}",
-            # The feature names it was fitted with, when it knows them (scikit-learn does).
-            columns={"features": result["features"], "target": None}
-            if isinstance(result.get("features"), list)
-            else None,
-        )
-        return Path(v.artifact_dir)
-    if kind == JobType.evaluate:
-        v = _version(s, job)
-        if not metrics:
-            raise ModelDeckError("the evaluation recorded no metrics")
-        _record_metrics(s, job, v, metrics, now)
-        _set_status(s, job, v, now)
-    elif kind == JobType.compute_stats:
-        v = _version(s, job)
-        stats = result.get("statistics") or {}
-        record = StatisticsRecord(
-            version_id=v.id,
-            job_id=job.id,
-            dataset_id=job.dataset_id,
-            at=now,
-            rows=stats.get("rows"),
-            statistics=stats,
-        )
-        s.add(record)
-        v.updated_at = now
-        s.add(v)
-        cols = len(stats.get("columns", {}))
-        add_event(
-            s,
-            job,
-            "statistics_computed",
-            f"statistics of {cols} columns of {stats.get('dataset') or 'the dataset'} stored",
-            now,
-            {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
-        )
-    elif kind == JobType.batch_predict:
-        d = _active_deployment(s, job)
-        summary = clean_summary(result.get("predictions"))
-        files = f"{len(job.outputs or [])} output file(s)"
-        add_event(
-            s,
-            job,
-            "predictions_written",
-            f"{summary_text(summary)}; {files}" if summary else files,
-            now,
-            {"deployment": d.id, "outputs": job.outputs, "summary": summary},
-        )
+    if not metrics:
+        raise ModelDeckError("the evaluation recorded no metrics")
+    _record_metrics(s, job, v, metrics, now)
+    _set_status(s, job, v, now)
+    return None
+
+
+def stats_computed(
+    s: Session,
+    job: Job,
+    result: dict[str, Any],
+    staging: Path,
+    artifacts_root: Path,
+    now: datetime,
+) -> Path | None:
+    """A dataset's statistics for a version, kept as a record of their own."""
+    v = _version(s, job)
+    stats = result.get("statistics") or {}
+    record = StatisticsRecord(
+        version_id=v.id,
+        job_id=job.id,
+        dataset_id=job.dataset_id,
+        at=now,
+        rows=stats.get("rows"),
+        statistics=stats,
+    )
+    s.add(record)
+    v.updated_at = now
+    s.add(v)
+    cols = len(stats.get("columns", {}))
+    add_event(
+        s,
+        job,
+        "statistics_computed",
+        f"statistics of {cols} columns of {stats.get('dataset') or 'the dataset'} stored",
+        now,
+        {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
+    )
+    return None
+
+
+def predicted(
+    s: Session,
+    job: Job,
+    result: dict[str, Any],
+    staging: Path,
+    artifacts_root: Path,
+    now: datetime,
+) -> Path | None:
+    """A batch prediction: an event with the summary of what it wrote (the files stay in
+    the job's output folder)."""
+    d = _active_deployment(s, job)
+    summary = clean_summary(result.get("predictions"))
+    files = f"{len(job.outputs or [])} output file(s)"
+    add_event(
+        s,
+        job,
+        "predictions_written",
+        f"{summary_text(summary)}; {files}" if summary else files,
+        now,
+        {"deployment": d.id, "outputs": job.outputs, "summary": summary},
+    )
     return None
 
 
@@ -342,114 +411,126 @@ def record_dataset_read(s: Session, job: Job, result: dict[str, Any], now: datet
 
 def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     """Do a job that runs no code (approve, reject, deploy, retire) inside the transaction."""
+    from core.kinds import KINDS  # it names the functions below: imported once they exist
+
+    effect = KINDS[JobType(job.type)].apply_inline
+    if effect is None:
+        raise ModelDeckError(f"{job.type} jobs run code")
+    effect(s, job, now, log)
+
+
+def decided(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+    """An approval or a rejection: its record (on the evaluations it names), and the
+    version's status moves on."""
     kind = JobType(job.type)
-    if kind in (JobType.approve, JobType.reject):
-        v = _version(s, job)
-        reason = job.params.get("reason", "")
-        seen = _decision_evaluations(s, job, v)
-        metrics = dict(seen[0]["metrics"]) if seen else None
-        s.add(
-            Approval(
-                version_id=v.id,
-                job_id=job.id,
-                decision="approved" if kind == JobType.approve else "rejected",
-                reason=reason,
-                by=job.actor,
-                at=now,
-                metrics=metrics,
-                evaluations=seen,
-            )
+    v = _version(s, job)
+    reason = job.params.get("reason", "")
+    seen = _decision_evaluations(s, job, v)
+    metrics = dict(seen[0]["metrics"]) if seen else None
+    s.add(
+        Approval(
+            version_id=v.id,
+            job_id=job.id,
+            decision="approved" if kind == JobType.approve else "rejected",
+            reason=reason,
+            by=job.actor,
+            at=now,
+            metrics=metrics,
+            evaluations=seen,
         )
-        _set_status(s, job, v, now)
-        word = "approved" if kind == JobType.approve else "rejected"
+    )
+    _set_status(s, job, v, now)
+    word = "approved" if kind == JobType.approve else "rejected"
+    add_event(
+        s,
+        job,
+        word,
+        f"version {v.number} {word} by {job.actor}: {reason}",
+        now,
+        {
+            "version": v.id,
+            "by": job.actor,
+            "reason": reason,
+            "metrics": metrics,
+            "evaluations": seen,
+        },
+    )
+    log.append(f"{word} version {v.id} by {job.actor}: {reason}")
+    for ref in seen:
+        log.append(
+            f"  on evaluation {ref['job_id']} of dataset {ref['dataset']} "
+            f"({ref['at']}): {numbers(ref['metrics'])}"
+        )
+    if not seen:
+        log.append("  on no evaluation: the version has no evaluation metrics")
+
+
+def deployed(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+    """A deployment: active from now, its schedule's next run set."""
+    v = _version(s, job)
+    expr = job.params.get("schedule")
+    tz = job.params.get("timezone") or "UTC"
+    same = identical_deployment(s, v.id, job.dataset_id or "", expr, tz)
+    if same is not None:  # queued twice before either ran
+        raise ModelDeckError(identical_deployment_message(same))
+    d = Deployment(
+        id=new_id("dep"),
+        project_id=job.project_id,
+        version_id=v.id,
+        dataset_id=job.dataset_id,
+        status=DeploymentStatus.active.value,
+        schedule=expr,
+        timezone=tz,
+        next_run_at=cron.next_fire(expr, tz, now) if expr else None,
+        created_at=now,
+        job_id=job.id,
+    )
+    s.add(d)
+    job.deployment_id = d.id
+    _set_status(s, job, v, now)
+    details = {
+        "deployment": d.id,
+        "schedule": expr,
+        "timezone": tz,
+        "next_run_at": d.next_run_at,
+    }
+    add_event(s, job, "deployment_created", f"deployment {d.id} active", now, details)
+    add_deployment_event(s, d.id, "created", f"deployed version {v.number}", now, details)
+    log.append(f"deployed version {v.id} as {d.id}" + (f", schedule {expr} ({tz})" if expr else ""))
+
+
+def retired(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+    """A deployment retired; its version too when no active deployment of it is left."""
+    d = _active_deployment(s, job)
+    reason = job.params.get("reason") or None
+    d.status = DeploymentStatus.retired.value
+    d.retired_at = now
+    d.retire_reason = reason
+    d.next_run_at = None
+    s.add(d)
+    why = f": {reason}" if reason else ""
+    details = {"deployment": d.id, "by": job.actor, "reason": reason}
+    add_event(s, job, "deployment_retired", f"deployment {d.id} retired{why}", now, details)
+    add_deployment_event(s, d.id, "retired", f"retired by {job.actor}{why}", now, details)
+    log.append(f"retired deployment {d.id}{why}")
+    others = s.exec(
+        select(Deployment).where(
+            Deployment.version_id == d.version_id,
+            Deployment.status == DeploymentStatus.active.value,
+            Deployment.id != d.id,
+        )
+    ).first()
+    v = s.get(ModelVersion, d.version_id)
+    if others is None and v.status != VersionStatus.retired.value:
         add_event(
             s,
             job,
-            word,
-            f"version {v.number} {word} by {job.actor}: {reason}",
+            "version_status",
+            f"version {v.number} {v.status} → retired",
             now,
-            {
-                "version": v.id,
-                "by": job.actor,
-                "reason": reason,
-                "metrics": metrics,
-                "evaluations": seen,
-            },
+            {"version": v.id, "from": v.status, "to": "retired"},
         )
-        log.append(f"{word} version {v.id} by {job.actor}: {reason}")
-        for ref in seen:
-            log.append(
-                f"  on evaluation {ref['job_id']} of dataset {ref['dataset']} "
-                f"({ref['at']}): {numbers(ref['metrics'])}"
-            )
-        if not seen:
-            log.append("  on no evaluation: the version has no evaluation metrics")
-    elif kind == JobType.deploy:
-        v = _version(s, job)
-        expr = job.params.get("schedule")
-        tz = job.params.get("timezone") or "UTC"
-        same = identical_deployment(s, v.id, job.dataset_id or "", expr, tz)
-        if same is not None:  # queued twice before either ran
-            raise ModelDeckError(identical_deployment_message(same))
-        d = Deployment(
-            id=new_id("dep"),
-            project_id=job.project_id,
-            version_id=v.id,
-            dataset_id=job.dataset_id,
-            status=DeploymentStatus.active.value,
-            schedule=expr,
-            timezone=tz,
-            next_run_at=cron.next_fire(expr, tz, now) if expr else None,
-            created_at=now,
-            job_id=job.id,
-        )
-        s.add(d)
-        job.deployment_id = d.id
-        _set_status(s, job, v, now)
-        details = {
-            "deployment": d.id,
-            "schedule": expr,
-            "timezone": tz,
-            "next_run_at": d.next_run_at,
-        }
-        add_event(s, job, "deployment_created", f"deployment {d.id} active", now, details)
-        add_deployment_event(s, d.id, "created", f"deployed version {v.number}", now, details)
-        log.append(
-            f"deployed version {v.id} as {d.id}" + (f", schedule {expr} ({tz})" if expr else "")
-        )
-    elif kind == JobType.retire:
-        d = _active_deployment(s, job)
-        reason = job.params.get("reason") or None
-        d.status = DeploymentStatus.retired.value
-        d.retired_at = now
-        d.retire_reason = reason
-        d.next_run_at = None
-        s.add(d)
-        why = f": {reason}" if reason else ""
-        details = {"deployment": d.id, "by": job.actor, "reason": reason}
-        add_event(s, job, "deployment_retired", f"deployment {d.id} retired{why}", now, details)
-        add_deployment_event(s, d.id, "retired", f"retired by {job.actor}{why}", now, details)
-        log.append(f"retired deployment {d.id}{why}")
-        others = s.exec(
-            select(Deployment).where(
-                Deployment.version_id == d.version_id,
-                Deployment.status == DeploymentStatus.active.value,
-                Deployment.id != d.id,
-            )
-        ).first()
-        v = s.get(ModelVersion, d.version_id)
-        if others is None and v.status != VersionStatus.retired.value:
-            add_event(
-                s,
-                job,
-                "version_status",
-                f"version {v.number} {v.status} → retired",
-                now,
-                {"version": v.id, "from": v.status, "to": "retired"},
-            )
-            v.status = VersionStatus.retired.value
-            v.updated_at = now
-            s.add(v)
-            log.append(f"version {v.id} retired: no active deployment of it is left")
-    else:
-        raise ModelDeckError(f"{kind.value} jobs run code")
+        v.status = VersionStatus.retired.value
+        v.updated_at = now
+        s.add(v)
+        log.append(f"version {v.id} retired: no active deployment of it is left")

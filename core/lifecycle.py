@@ -92,6 +92,8 @@ class Rule:
     needs_active_deployment: bool = False
 
 
+# A job type's rule; the rest of what a type is (params, runner, effect, summary, key) is its
+# entry in ``core.kinds.KINDS``, which refers to this table.
 RULES: dict[JobType, Rule] = {
     JobType.train: Rule("model", runs_code=True),
     JobType.import_: Rule("project", runs_code=True),

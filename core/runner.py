@@ -298,6 +298,65 @@ def _write_returned_predictions(ctx: Context, returned: Any) -> None:
     print(f"modeldeck: wrote {path} from what score() returned ({len(returned)} rows)")
 
 
+def run_train(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
+    """The model's ``training.py:train`` (it has no built-in): a new version's files."""
+    fn = _user_function(code_dir, "training.py", "train")
+    if fn is None:
+        raise FileNotFoundError(f"no training.py in {code_dir}")
+    # The version keeps the code it was trained with; its later jobs run that copy.
+    pinned = pin_code(Path(code_dir), Path(spec["model_dir"]) / CODE_COPY) if code_dir else None
+    _code_used(ctx, spec, "training.py:train", pinned)
+    _returned_metrics(ctx, fn(ctx))
+
+
+def run_evaluate(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
+    """The model's ``evaluation.py:evaluate``, else the built-in evaluator."""
+    fn, entry = _entry(code_dir, "evaluation.py", "evaluate", "built-in evaluator")
+    _code_used(ctx, spec, entry, None)
+    _returned_metrics(ctx, (fn or _builtin().evaluate)(ctx))
+
+
+def run_batch_predict(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
+    """The model's ``scoring.py:score``, else the built-in scorer."""
+    fn, entry = _entry(code_dir, "scoring.py", "score", "built-in scorer")
+    _code_used(ctx, spec, entry, None)
+    returned = (fn or _builtin().score)(ctx)
+    if fn is not None:
+        _write_returned_predictions(ctx, returned)
+
+
+def run_compute_stats(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
+    """The built-in statistics of the job's dataset."""
+    _code_used(ctx, spec, "built-in statistics", None)
+    ctx.result["statistics"] = _builtin().compute_stats(ctx)
+
+
+def run_import(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
+    """The built-in import of a model file."""
+    _code_used(ctx, spec, "built-in import", None)
+    ctx.result.update(_builtin().import_model(ctx))
+
+
+def _returned_metrics(ctx: Context, returned: Any) -> None:
+    """A ``train()`` or ``evaluate()`` may return its metrics instead of recording them."""
+    if isinstance(returned, dict):
+        ctx.record_metrics(returned)
+
+
+Runner = Callable[[dict[str, Any], Context, str | None], None]
+
+# What runs in a code job's process, by job type. ``core.kinds`` names these functions (this
+# module imports nothing of modeldeck's, so it cannot read the registry); a test checks that
+# the two agree.
+RUNNERS: dict[str, Runner] = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "batch_predict": run_batch_predict,
+    "compute_stats": run_compute_stats,
+    "import": run_import,
+}
+
+
 def run(spec: dict[str, Any], ctx: Context) -> None:
     kind = spec["type"]
     code_dir = spec.get("code_dir")
@@ -310,36 +369,10 @@ def run(spec: dict[str, Any], ctx: Context) -> None:
         sys.path.insert(0, code_dir)
         # A version's copy of its code is part of the version: running it leaves it as it was.
         sys.dont_write_bytecode = spec.get("code_source") == "version"
-    if kind == "train":
-        fn = _user_function(code_dir, "training.py", "train")
-        if fn is None:
-            raise FileNotFoundError(f"no training.py in {code_dir}")
-        # The version keeps the code it was trained with; its later jobs run that copy.
-        pinned = pin_code(Path(code_dir), Path(spec["model_dir"]) / CODE_COPY) if code_dir else None
-        _code_used(ctx, spec, "training.py:train", pinned)
-        returned = fn(ctx)
-    elif kind == "evaluate":
-        fn, entry = _entry(code_dir, "evaluation.py", "evaluate", "built-in evaluator")
-        _code_used(ctx, spec, entry, None)
-        returned = (fn or _builtin().evaluate)(ctx)
-    elif kind == "batch_predict":
-        fn, entry = _entry(code_dir, "scoring.py", "score", "built-in scorer")
-        _code_used(ctx, spec, entry, None)
-        returned = (fn or _builtin().score)(ctx)
-        if fn is not None:
-            _write_returned_predictions(ctx, returned)
-    elif kind == "compute_stats":
-        _code_used(ctx, spec, "built-in statistics", None)
-        ctx.result["statistics"] = _builtin().compute_stats(ctx)
-        returned = None
-    elif kind == "import":
-        _code_used(ctx, spec, "built-in import", None)
-        ctx.result.update(_builtin().import_model(ctx))
-        returned = None
-    else:
+    runner = RUNNERS.get(kind)
+    if runner is None:
         raise ValueError(f"job type {kind!r} runs no code")
-    if isinstance(returned, dict) and kind in ("train", "evaluate"):
-        ctx.record_metrics(returned)
+    runner(spec, ctx, code_dir)
 
 
 def _flusher(stream: io.TextIOBase, stop: threading.Event) -> None:

@@ -9,6 +9,9 @@ TUI, goes through :func:`printable` first, which turns every C0 and C1 control c
 byte they came from, ``\\xNN``: printed as they are, they make ``print`` raise
 ``UnicodeEncodeError``. JSON output needs none of this: ``json.dumps`` escapes control
 characters itself.
+
+It also holds the formats the CLI and the job kinds' summaries (``core.kinds``) share: a
+time on this machine's clock (:func:`local`) and metrics (:func:`metrics_text`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from core.clock import utc
 
 # C0 (0x00-0x1f) less tab, DEL, C1 (0x80-0x9f) and lone surrogates (U+D800-U+DFFF, which no
 # encoding can write); newline is handled per call.
@@ -64,3 +70,31 @@ def compact(values: Mapping[str, Any] | None) -> str:
             shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
         parts.append(f"{key}={shown}")
     return " ".join(parts)
+
+
+def local(dt: datetime | None) -> str:
+    """A time on this machine's clock, labelled with its zone (``2026-03-01 09:30:00 CET``)."""
+    if dt is None:
+        return "-"
+    shown = utc(dt).astimezone()  # the database gives naive UTC; the label says which zone
+    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or shown.strftime('%z')}"
+
+
+def metric_value(x: Any) -> str:
+    """A metric as people read it: integers whole, floats to 4 decimals, lists in brackets."""
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if x != x or x in (float("inf"), float("-inf")):
+            return str(x)
+        return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e12 else f"{x:.4g}"
+    if isinstance(x, list | tuple):
+        return "[" + ", ".join(metric_value(item) for item in x) + "]"
+    return printable(str(x))
+
+
+def metrics_text(metrics: Mapping[str, Any]) -> str:
+    """Metrics on one line, ``accuracy=0.9500  loss=0.1000``; ``-`` when there are none."""
+    return "  ".join(f"{printable(str(k))}={metric_value(v)}" for k, v in metrics.items()) or "-"
