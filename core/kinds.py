@@ -21,15 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from core import effects
 from core import schedule as cron
 from core.errors import ModelDeckError
-from core.lifecycle import RULES, JobType, Rule
+from core.lifecycle import IMPORT_FORMATS, RULES, JobType, Rule
 from core.text import local, metrics_text
 
 if TYPE_CHECKING:
     from core.service import Deck
     from core.views import JobView
 
-# The formats a model file can be imported from.
-IMPORT_FORMATS = ("joblib", "pickle", "onnx")
 
 # Parameters the engine adds to a job of any kind: the dataset file it read (when it ends).
 ENGINE_PARAMS = ("dataset_file",)

@@ -22,6 +22,10 @@ class JobType(StrEnum):
     batch_predict = "batch_predict"
 
 
+# The formats a model file can be imported from (BYOM).
+IMPORT_FORMATS = ("joblib", "pickle", "onnx")
+
+
 class JobStatus(StrEnum):
     queued = "queued"
     running = "running"

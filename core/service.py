@@ -7,7 +7,7 @@ queues a job; the engine does the work. Rules come from ``core.lifecycle``.
 jobs, and hands each verb to the module that has one reason to change for it:
 
 - ``core.queries`` / ``core.job_queries``: what is read (registry views; jobs, logs);
-- ``core.commands``: what changes (catalog, job verbs by subject, job control, rerun);
+- ``core.commands``: what changes (catalog, job verbs by subject, job control);
 - ``core.lookup`` (references to rows), ``core.convert`` (rows to views), ``core.fit``
   (dataset columns against a version), ``core.repo`` (repository and file facts) and
   ``core.inputs`` (text rules), which those share.
@@ -30,7 +30,6 @@ from core.commands.build import IMPORT_FORMATS, Build
 from core.commands.catalog import Catalog
 from core.commands.control import Control
 from core.commands.deployments import Deployments
-from core.commands.rerun import rerun
 from core.commands.submit import Submitter
 from core.commands.version_jobs import VersionJobs
 from core.inputs import (
@@ -320,7 +319,9 @@ class Deck:
 
     def rerun(self, job_id: str) -> JobView:
         """Queue a job of the same type with the same inputs."""
-        return rerun(self.job(job_id), self._build, self._version_jobs, self._deployments)
+        from core import kinds  # the registry knows each kind's verb (and imports the effects)
+
+        return kinds.rerun(self, self.job(job_id))
 
     # -- schedules: core.commands.deployments -------------------------------------------------
 

@@ -85,7 +85,7 @@ def test_each_verb_is_the_key_the_tui_shows(job_type: JobType) -> None:
 
 
 def test_the_import_formats_are_the_decks() -> None:
-    assert IMPORT_FORMATS == DECK_IMPORT_FORMATS
+    assert IMPORT_FORMATS == DECK_IMPORT_FORMATS  # one tuple, re-exported
 
 
 # -- checks of parameters: the same refusals as the Deck's verbs -----------------------------

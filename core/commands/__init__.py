@@ -9,5 +9,4 @@ job through ``submit.Submitter`` (the engine does the work), job control through
 - ``version_jobs``: jobs on a version (evaluate, compute statistics, approve, reject, deploy).
 - ``deployments``: jobs on a deployment (retire, run now) and its schedule.
 - ``control``: stopping jobs.
-- ``rerun``: a job again, with the same inputs.
 """

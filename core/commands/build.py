@@ -14,7 +14,7 @@ from core.commands.catalog import Catalog
 from core.commands.submit import Submitter
 from core.errors import ModelDeckError, NotFound
 from core.inputs import check_name
-from core.lifecycle import JobType
+from core.lifecycle import IMPORT_FORMATS, JobType
 from core.models import Job, Model, Project
 from core.records import add_event, identical_message, identical_version
 from core.repo import (
@@ -27,8 +27,6 @@ from core.repo import (
     requirements,
 )
 from core.views import JobView
-
-IMPORT_FORMATS = ("joblib", "pickle", "onnx")
 
 
 class Build:
