@@ -23,6 +23,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label
 
 from core.errors import ModelDeckError
+from core.kinds import KINDS
+from core.lifecycle import JobType
 from tui.format import literal, printable_text
 
 if TYPE_CHECKING:
@@ -632,3 +634,9 @@ class FilterBox(Input):
             event.stop()  # not the screen's "back"
             event.prevent_default()
             self.post_message(self.Dismissed(self))
+
+
+def kind_binding(job_type: JobType, show: bool = True) -> Binding:
+    """The key that submits a job of ``job_type``, as the job-kind registry names it."""
+    verb = KINDS[job_type].verb
+    return Binding(verb.key, verb.action, verb.label, show=show, id=verb.binding)

@@ -9,12 +9,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
-from core.lifecycle import DeploymentStatus
+from core.lifecycle import DeploymentStatus, JobType
 from core.service import Deck
 from core.views import DeploymentView, JobView
 from tui.format import in_zone, status_mark, status_text, when
 from tui.modals import ConfirmDialog
-from tui.widgets import DeckTable, Polled, Row
+from tui.widgets import DeckTable, Polled, Row, kind_binding
 
 
 def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
@@ -31,9 +31,9 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
     poll_scale = 2.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "run_now", "Run now", id="deployments.run"),
+        kind_binding(JobType.batch_predict),
         Binding("p", "pause", "Pause/resume", id="deployments.pause"),
-        Binding("R", "retire", "Retire", id="deployments.retire"),
+        kind_binding(JobType.retire),
     ]
 
     def __init__(self, project: str, **kw: Any) -> None:

@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
+from core.kinds import KINDS
 from core.lifecycle import JobType, version_refusal
 from core.service import Deck
 from core.text import printable
@@ -33,17 +34,20 @@ from tui.modals import (
     TrainForm,
     parse_pairs,
 )
-from tui.widgets import DeckTable, Polled, Row
+from tui.widgets import DeckTable, Polled, Row, kind_binding
 
 MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
 
-# The keys that run a job on the highlighted version, by action.
+# The keys that run a job on the highlighted version, by action (from the job-kind registry).
 VERBS = {
-    "evaluate": JobType.evaluate,
-    "approve": JobType.approve,
-    "reject": JobType.reject,
-    "deploy": JobType.deploy,
-    "stats": JobType.compute_stats,
+    KINDS[t].verb.action: t
+    for t in (
+        JobType.evaluate,
+        JobType.approve,
+        JobType.reject,
+        JobType.deploy,
+        JobType.compute_stats,
+    )
 }
 
 
@@ -56,14 +60,14 @@ class ModelsPane(Polled[Models], Vertical):
     poll_scale = 2.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("t", "train", "Train", id="models.train"),
-        Binding("e", "evaluate", "Evaluate", id="models.evaluate"),
-        Binding("a", "approve", "Approve", id="models.approve"),
-        Binding("x", "reject", "Reject", id="models.reject"),
-        Binding("d", "deploy", "Deploy", id="models.deploy"),
+        kind_binding(JobType.train),
+        kind_binding(JobType.evaluate),
+        kind_binding(JobType.approve),
+        kind_binding(JobType.reject),
+        kind_binding(JobType.deploy),
         # At 80 columns the footer has no room for these: they are in ``?`` (the keys help).
-        Binding("c", "stats", "Stats", show=False, id="models.stats"),
-        Binding("i", "import", "Import", show=False, id="models.import"),
+        kind_binding(JobType.compute_stats, show=False),
+        kind_binding(JobType.import_, show=False),
         Binding("j", "last_job", "Last job", show=False, id="models.last_job"),
     ]
 
