@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -25,6 +27,23 @@ from .executor import LOCAL, Executors, JobSpec
 from .follower import Follower, Running
 from .outcome import Outcomes
 from .spec import job_spec
+
+# What a job's start may fail with that is the job's own failure ("could not start the job").
+START_ERRORS = (OSError, ValueError, ModelDeckError)
+
+
+@dataclass
+class Claimed:
+    """A job this engine claimed, and what it needs to start it."""
+
+    job_id: str
+    runs_code: bool
+    deployment_id: str | None = None
+    executor: str = LOCAL
+    spec: JobSpec | None = None
+    cwd: Path | None = None
+    error: Exception | None = None  # reading its spec failed
+
 
 SpecFn = Callable[[Store, Session, Job], tuple[dict[str, Any], str, Any]]
 
@@ -69,13 +88,105 @@ class Dispatcher:
         # Jobs that run no code do not take a worker: they go through with none free.
         free = max(0, self.workers - len(self.follower.running))
         with self.store.reader() as s:
-            stmt = select(Job.id, Job.type).where(Job.status == JobStatus.queued.value)
+            stmt = select(Job.id, Job.type, Job.deployment_id).where(
+                Job.status == JobStatus.queued.value
+            )
             if self.only_job:
                 stmt = stmt.where(Job.id == self.only_job)
             queued = s.exec(stmt.order_by(col(Job.created_at)).limit(free + 16)).all()
+        wanted: list[tuple[str, str, str | None]] = []
+        workers = free
+        for job_id, job_type, deployment_id in queued:
+            if RULES[JobType(job_type)].runs_code:
+                if workers <= 0:
+                    continue  # no worker for it: do not take the write lock just to look
+                workers -= 1
+            wanted.append((job_id, job_type, deployment_id))
+        if not wanted:
+            return
+        try:
+            claimed = self._claim(wanted)
+        except Exception as exc:
+            if storage_full(exc):
+                raise  # nothing was claimed: try the queue again later, all of it
+            # A job the batch cannot take (a broken row, say): one at a time, so that only
+            # that one fails.
+            log.debug("claiming a batch failed; one job at a time", exc_info=exc)
+            self._dispatch_each([(job_id, job_type) for job_id, job_type, _ in wanted], free)
+            return
+        self._start_claimed(claimed)
+
+    def _claim(self, wanted: list[tuple[str, str, str | None]]) -> list[Claimed]:
+        """Claim the jobs ``wanted`` that can start now in one write transaction, reading
+        each one's spec in the same transaction: one write and no read per job."""
+        batch = JobType.batch_predict.value
+        with self.store.writer() as s:
+            deployments = {dep for _, kind, dep in wanted if kind == batch and dep}
+            busy = set()
+            if deployments:  # a deployment runs one batch job at a time
+                busy = set(
+                    s.exec(
+                        select(Job.deployment_id).where(
+                            col(Job.deployment_id).in_(deployments),
+                            Job.type == batch,
+                            col(Job.status).in_(list(ACTIVE_STATUSES)),
+                        )
+                    ).all()
+                )
+            picked: list[str] = []
+            for job_id, kind, dep in wanted:
+                if kind == batch:
+                    if dep in busy:
+                        continue
+                    busy.add(dep)
+                picked.append(job_id)
+            took = jobs.claim_many(s, picked, self.store.now(), self.engine_id, HOST)
+            rows = {job.id: job for job in s.exec(select(Job).where(col(Job.id).in_(took)))}
+            claimed: list[Claimed] = []
+            for job_id in took:
+                job = rows[job_id]
+                c = Claimed(job_id, RULES[JobType(job.type)].runs_code, job.deployment_id)
+                c.executor = job.executor or LOCAL
+                if c.runs_code:
+                    try:
+                        runner_spec, python, code_dir = self.spec(self.store, s, job)
+                        # How long what the job leaves running gets between SIGTERM and
+                        # SIGKILL: well within the engine's own grace, so a stopped job can
+                        # still clean up after itself.
+                        runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
+                        c.spec, c.cwd = JobSpec(runner_spec, python), code_dir
+                    except Exception as exc:  # said when it is started
+                        c.error = exc
+                claimed.append(c)
+            s.commit()
+        return claimed
+
+    def _start_claimed(self, claimed: list[Claimed]) -> None:
+        """Start the jobs claimed, in order; their ``started`` events go in together."""
+        launched: list[Running] = []
+        try:
+            for i, c in enumerate(claimed):
+                try:
+                    if c.runs_code:
+                        run = self._launch(c)
+                        if run is not None:
+                            launched.append(run)
+                    else:
+                        self._run_inline(c.job_id)
+                except Exception as exc:
+                    self._start_failed(c.job_id, exc)
+                    if storage_full(exc):
+                        for rest in claimed[i + 1 :]:  # none of them ran: back to the queue
+                            self._unclaim.add(rest.job_id)
+                        raise  # the disk is full: try the queue again later, all of it
+        finally:
+            if launched:
+                self.follower.record_started(*launched)
+
+    def _dispatch_each(self, queued: list[tuple[str, str]], free: int) -> None:
         for job_id, job_type in queued:
             if free <= 0 and RULES[JobType(job_type)].runs_code:
-                continue  # no worker for it: do not take the write lock just to look
+                continue
             try:
                 took = self._start(job_id, free)
             except Exception as exc:
@@ -86,7 +197,7 @@ class Dispatcher:
             free -= took
 
     def _start(self, job_id: str, free: int) -> int:
-        """Claim a queued job and start it; the workers it took (0 or 1)."""
+        """Claim one queued job and start it; the workers it took (0 or 1)."""
         with self.store.writer() as s:
             job = s.get(Job, job_id)
             if job is None or job.status != JobStatus.queued.value:
@@ -103,11 +214,23 @@ class Dispatcher:
                 s.rollback()
                 return 0
             s.commit()
-        if rule.runs_code:
-            self._launch(job_id)
-            return 1
-        self._run_inline(job_id)
-        return 0
+        if not rule.runs_code:
+            self._run_inline(job_id)
+            return 0
+        c = Claimed(job_id, True)
+        try:
+            with self.store.reader() as s:
+                job = s.get(Job, job_id)
+                c.deployment_id, c.executor = job.deployment_id, job.executor or LOCAL
+                runner_spec, python, c.cwd = self.spec(self.store, s, job)
+                runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
+                c.spec = JobSpec(runner_spec, python)
+        except Exception as exc:
+            c.error = exc
+        run = self._launch(c)
+        if run is not None:
+            self.follower.record_started(run)
+        return 1
 
     def _start_failed(self, job_id: str, exc: Exception) -> None:
         """Starting a job raised. A process that started is followed as usual. Otherwise a
@@ -202,32 +325,32 @@ class Dispatcher:
                 "modeldeck engine: writing the log of job %s failed: %s", job_id, describe(exc)
             )
 
-    def _launch(self, job_id: str) -> None:
-        job_dir = self.store.job_dir(job_id)
+    def _launch(self, c: Claimed) -> Running | None:
+        """Start a claimed job on its executor and follow it; None when it could not start
+        (it failed, saying why)."""
+        job_dir = self.store.job_dir(c.job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
+        if c.error is not None and not isinstance(c.error, START_ERRORS):
+            raise c.error
         try:
-            with self.store.reader() as s:
-                job = s.get(Job, job_id)
-                runner_spec, python, code_dir = self.spec(self.store, s, job)
-                deployment_id = job.deployment_id
-                executor = self.executors.get(job.executor or LOCAL)
-            # How long what the job leaves running gets between SIGTERM and SIGKILL: well
-            # within the engine's own grace, so a stopped job can still clean up after itself.
-            runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
-            handle = executor.launch(
-                JobSpec(runner_spec, python),
+            if c.error is not None:
+                raise c.error
+            assert c.spec is not None
+            handle = self.executors.get(c.executor).launch(
+                c.spec,
                 job_dir,
-                code_dir or job_dir,
-                self.store.log_path(job_id),
-                {"MODELDECK_JOB_ID": job_id},
+                c.cwd or job_dir,
+                self.store.log_path(c.job_id),
+                {"MODELDECK_JOB_ID": c.job_id},
             )
-        except (OSError, ValueError, ModelDeckError) as exc:
+        except START_ERRORS as exc:
             if storage_full(exc):
                 raise  # nothing of it ran: the job waits in the queue for space
             self.outcomes.finish(
-                job_id, JobStatus.failed, f"could not start the job: {exc}", None, {}
+                c.job_id, JobStatus.failed, f"could not start the job: {exc}", None, {}
             )
-            return
-        run = Running(job_id, handle, deployment_id=deployment_id, unrecorded_python=python)
+            return None
+        python = c.spec.python
+        run = Running(c.job_id, handle, deployment_id=c.deployment_id, unrecorded_python=python)
         self.follower.track(run)
-        self.follower.record_started(run)
+        return run

@@ -69,8 +69,8 @@ class Engine:
         self.guard = Guard()
         self.executors = Executors(ExecutorContext(store_.jobs_dir, self._wake.set, fork_server))
         self.lease = Lease(store_, self.id, lease_ttl, enabled=lease)
-        self.outcomes = Outcomes(store_, on_end=self._wake.set)
         ingest = Ingest(store_)
+        self.outcomes = Outcomes(store_, ingest, on_end=self._wake.set)
         self.follower = Follower(
             store_, self.id, grace, self.executors, self.guard, self.outcomes, ingest
         )
@@ -90,7 +90,6 @@ class Engine:
             self.executors,
             self.follower,
             self.outcomes,
-            ingest,
             self.guard,
             only_job,
         )

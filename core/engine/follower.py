@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import insert, update
 from sqlmodel import col, select
 
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
-from core.models import Job
+from core.models import Job, JobEvent
 from core.procfs import HOST
-from core.records import add_event
 from core.store import Store
 
 from .common import Guard, out_of_space, signal_name
@@ -38,6 +38,19 @@ class Running:
     @property
     def pid(self) -> int | None:
         return self.handle.pid
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A followed job's row as this round read it."""
+
+    status: str | None
+    offset: int
+    owner: str | None
+    stop_requested: bool
+
+
+GONE = Seen(None, 0, None, False)
 
 
 class Follower:
@@ -74,20 +87,17 @@ class Follower:
             return
         with self.store.reader() as s:
             rows = s.exec(
-                select(Job.id, Job.status, Job.events_offset, Job.engine_id).where(
-                    col(Job.id).in_(list(self.running))
-                )
+                select(
+                    Job.id, Job.status, Job.events_offset, Job.engine_id, Job.stop_requested_at
+                ).where(col(Job.id).in_(list(self.running)))
             ).all()
-        state = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        state = {r[0]: Seen(r[1], r[2], r[3], r[4] is not None) for r in rows}
         for job_id, run in list(self.running.items()):
             # One job that cannot be followed (its records, a full disk) waits alone.
-            status, offset, owner = state.get(job_id, (None, 0, None))
+            seen = state.get(job_id, GONE)
             with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
                 self._see_exit(run)  # every round, even while following it backs off
-            self.guard.run(
-                f"following job {job_id}",
-                lambda r=run, st=status, o=offset, w=owner: self._follow_one(r, st, o, w),
-            )
+            self.guard.run(f"following job {job_id}", lambda r=run, w=seen: self._follow_one(r, w))
 
     def _see_exit(self, run: Running) -> None:
         """Note when a followed process has ended (it is told once), and whether the disk was
@@ -103,9 +113,9 @@ class Follower:
         if not (job_dir / "result.json").exists() and out_of_space(job_dir):
             self.outcomes.no_space.add(run.job_id)
 
-    def _follow_one(self, run: Running, status: str | None, offset: int, owner: str | None) -> None:
+    def _follow_one(self, run: Running, seen: Seen) -> None:
         job_id = run.job_id
-        if status is None or status not in ACTIVE_STATUSES or owner != self.engine_id:
+        if seen.status not in ACTIVE_STATUSES or seen.owner != self.engine_id:
             # Someone else finalised it (another engine after a lease change), or another
             # engine adopted it (a real engine took over from a job command) and follows it
             # now; its process runs on untouched.
@@ -115,48 +125,68 @@ class Follower:
         self._see_exit(run)
         if run.unrecorded_python is not None:
             self.record_started(run)
-        self.ingest.ingest(job_id, offset)
         # Exit first, signal after: a group that has ended may have a reused id by now.
         code = run.ended
-        if code is None and status == JobStatus.stopping.value:
-            self._signal(run)
         if code is None:
+            self.ingest.ingest(job_id, seen.offset)
+            if seen.status == JobStatus.stopping.value:
+                self._signal(run)
             return
-        self.ingest.ingest(job_id, None)
         try:
-            self.collect(run, code)
+            self.collect(run, code, seen.stop_requested)  # its last records go in with its end
         except BaseException:
             self.running.setdefault(job_id, run)  # not recorded yet: again next round
             raise
         self.outcomes.no_space.discard(job_id)
 
-    def record_started(self, run: Running) -> None:
-        """Record a started process's handle and its ``started`` event. Until that works (a
-        full disk), following the job tries again first."""
-        h = run.handle
+    def record_started(self, *runs: Running) -> None:
+        """Record started processes' handles and their ``started`` events, in one write
+        transaction of Core statements. Until that works (a full disk), following a job
+        tries again first."""
+        now = self.store.now()
         with self.store.writer() as s:
-            job = s.get(Job, run.job_id)
-            if job.pid is not None or job.engine_id != self.engine_id:
-                run.unrecorded_python = None
-                return  # a real engine found the process first and follows it now
-            job.pid, job.pgid, job.proc_start = h.pid, h.pgid, h.start
-            job.executor, job.handle = h.executor, h.ref
-            add_event(
-                s,
-                job,
-                "started",
-                f"{job.type} started on {HOST} (pid {h.pid})",
-                self.store.now(),
-                {
-                    "host": HOST,
-                    "pid": h.pid,
-                    "pgid": h.pgid,
-                    "python": run.unrecorded_python,
-                    "engine": self.engine_id,
-                },
-            )
+            conn = s.connection()
+            for run in runs:
+                h = run.handle
+                row = conn.execute(
+                    update(Job)
+                    .where(
+                        Job.id == run.job_id,  # type: ignore[arg-type]
+                        col(Job.pid).is_(None),
+                        Job.engine_id == self.engine_id,  # type: ignore[arg-type]
+                    )
+                    .values(
+                        pid=h.pid,
+                        pgid=h.pgid,
+                        proc_start=h.start,
+                        executor=h.executor,
+                        handle=h.ref,
+                        next_seq=col(Job.next_seq) + 1,
+                    )
+                    .returning(Job.next_seq, Job.type)  # type: ignore[arg-type]
+                ).first()
+                if row is None:
+                    continue  # a real engine found the process first and follows it now
+                seq, kind = row
+                conn.execute(
+                    insert(JobEvent).values(
+                        job_id=run.job_id,
+                        seq=seq - 1,
+                        at=now,
+                        kind="started",
+                        message=f"{kind} started on {HOST} (pid {h.pid})",
+                        details={
+                            "host": HOST,
+                            "pid": h.pid,
+                            "pgid": h.pgid,
+                            "python": run.unrecorded_python,
+                            "engine": self.engine_id,
+                        },
+                    )
+                )
             s.commit()
-        run.unrecorded_python = None
+        for run in runs:
+            run.unrecorded_python = None
 
     def _signal(self, run: Running) -> None:
         mono = time.monotonic()
@@ -185,16 +215,18 @@ class Follower:
                 {"signal": "SIGKILL", "pgid": pgid, "pids": sorted(killed)},
             )
 
-    def collect(self, run: Running, code: int) -> None:
-        """A followed process ended: read its result and finish the job."""
+    def collect(self, run: Running, code: int, stop_requested: bool | None = None) -> None:
+        """A followed process ended: read its result and finish the job (``stop_requested``:
+        whether a stop was asked for, when the caller knows)."""
         self.running.pop(run.job_id, None)
         self._end_leftovers(run)
         finish = self.outcomes.finish
         result = self.outcomes.read_result(run.job_id)
         if result is not None and code == -1:
             code = int(result.get("exit_code", 1))
-        with self.store.reader() as s:
-            stop_requested = s.get(Job, run.job_id).stop_requested_at is not None
+        if stop_requested is None:
+            with self.store.reader() as s:
+                stop_requested = s.get(Job, run.job_id).stop_requested_at is not None
         details: dict[str, Any] = {"exit_code": code}
         if code is not None and code < 0 and code != -1:
             details["signal"] = signal_name(-code)

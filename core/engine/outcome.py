@@ -17,6 +17,7 @@ from core.records import add_event, clean_result
 from core.store import Store
 
 from .common import NO_SPACE_ERROR, log
+from .ingest import Ingest
 
 
 class Outcomes:
@@ -24,8 +25,9 @@ class Outcomes:
     notes and are written in the transaction that ends the job, so only the process that
     ends it writes them."""
 
-    def __init__(self, store: Store, on_end: Callable[[], None]) -> None:
+    def __init__(self, store: Store, ingest: Ingest, on_end: Callable[[], None]) -> None:
         self.store = store
+        self.ingest = ingest
         self._on_end = on_end
         self._notes: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         self.no_space: set[str] = set()  # ended jobs whose output the full disk swallowed
@@ -72,6 +74,8 @@ class Outcomes:
             if job is None or job.status not in ACTIVE_STATUSES:
                 self._notes.pop(job_id, None)
                 return  # finalised elsewhere: outcomes are recorded once
+            # Its last records go in with its end: one transaction, not two.
+            self.ingest.ingest_into(s, job)
             for kind, note, note_details in self._notes.get(job_id, []):
                 add_event(s, job, kind, note, now, note_details)
             out_dir = self.store.job_dir(job_id) / "output"

@@ -21,7 +21,6 @@ from core.store import Store
 from .common import RECOVER_EVERY, Guard
 from .executor import LOCAL, Executors, Handle
 from .follower import Follower, Running
-from .ingest import Ingest
 from .outcome import Outcomes
 
 
@@ -35,7 +34,6 @@ class Recovery:
         executors: Executors,
         follower: Follower,
         outcomes: Outcomes,
-        ingest: Ingest,
         guard: Guard,
         only_job: str | None = None,
     ) -> None:
@@ -44,7 +42,6 @@ class Recovery:
         self.executors = executors
         self.follower = follower
         self.outcomes = outcomes
-        self.ingest = ingest
         self.guard = guard
         self.only_job = only_job
         self._last = 0.0
@@ -148,8 +145,7 @@ class Recovery:
             "the job's process ended while no engine followed it",
             {"engine": self.engine_id, "result_found": result is not None},
         )
-        self.ingest.ingest(job.id, None)
-        self.follower.collect(run, -1)
+        self.follower.collect(run, -1)  # its last records go in with its end
 
     def _adopt(self, job: Job, handle: Handle) -> None:
         """Follow a live job from here on: the job names this engine, so the one that ran it
