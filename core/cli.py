@@ -940,8 +940,7 @@ class Cli:
                 announced[0] = serving
             if stop["now"]:
                 return True
-            idle = serving and not engine.running
-            return bool(a.exit_when_idle and idle and not self.deck.count_jobs(status="queued"))
+            return bool(a.exit_when_idle and serving and engine.idle())
 
         try:
             engine.serve(until=done)

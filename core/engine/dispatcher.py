@@ -86,7 +86,8 @@ class Dispatcher:
             self._requeue_unstarted(job_id)
             self._unclaim.discard(job_id)
         # Jobs that run no code do not take a worker: they go through with none free.
-        free = max(0, self.workers - len(self.follower.running))
+        # A job whose process ended frees its worker before its outcome is recorded.
+        free = max(0, self.workers - self.follower.busy())
         with self.store.reader() as s:
             stmt = select(Job.id, Job.type, Job.deployment_id).where(
                 Job.status == JobStatus.queued.value

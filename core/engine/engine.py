@@ -153,13 +153,17 @@ class Engine:
                 delay = min(delay, max(0.0, wait))
         return delay
 
+    def idle(self) -> bool:
+        """Nothing running here and nothing queued for it (``only_job``: that job)."""
+        return not self.follower.running and not self.dispatcher.queued_ids(1)
+
     def run_until_idle(self, timeout: float | None = None) -> bool:
         """Serve until nothing is queued or running (for scripts); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         state = {"idle": False}
 
         def done() -> bool:
-            if not self.follower.running and not self.dispatcher.queued_ids(1):
+            if self.idle():
                 state["idle"] = True
                 return True
             return deadline is not None and time.monotonic() > deadline
@@ -191,7 +195,7 @@ class Engine:
     # -- one round ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One round: lease, recovery, schedules, stops, finished jobs, new jobs.
+        """One round: lease, recovery, schedules, new jobs, stops, finished jobs.
 
         Each part is guarded: one that raises (a full disk, a bug) is logged once and tried
         again later, and the others go on; a round never raises.
@@ -209,14 +213,16 @@ class Engine:
                 # Its own job only: adopt it when the engine that ran it has gone.
                 only = self.only_job
                 run("recovering its job", lambda: self.recovery.recover(False, only=only))
+            if not self._halt.is_set():
+                # New jobs first, into the workers of processes that ended: recording the
+                # ended jobs' outcomes then overlaps with the new jobs' running.
+                self.follower.see_exits()
+                if self.lease.held:
+                    run("dispatching queued jobs", self.dispatcher.dispatch)
+                elif self.foreground and not self.follower.running:
+                    # While no engine serves: else that engine runs the job.
+                    run("dispatching its job", self._dispatch_unserved)
             run("following running jobs", self.follower.follow)
-            if self._halt.is_set():
-                return
-            if self.lease.held:
-                run("dispatching queued jobs", self.dispatcher.dispatch)
-            elif self.foreground and not self.follower.running:
-                # While no engine serves: else that engine runs the job.
-                run("dispatching its job", self._dispatch_unserved)
 
     def _renew_lease(self) -> None:
         if self._halt.is_set():

@@ -81,6 +81,17 @@ class Follower:
     def follows(self, job_id: str) -> bool:
         return job_id in self.running
 
+    def busy(self) -> int:
+        """How many of the jobs it follows still have a process running (a worker each)."""
+        return sum(1 for run in self.running.values() if run.ended is None)
+
+    def see_exits(self) -> None:
+        """Note which followed processes have ended (no database): their workers are free
+        for the next jobs before their outcomes are recorded."""
+        for run in list(self.running.values()):
+            with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
+                self._see_exit(run)
+
     def follow(self) -> None:
         self.guard.forget("following job ", self.running)  # ended: nothing to try again
         if not self.running:
