@@ -16,7 +16,7 @@ from core.db import storage_full
 from core.effects import apply_inline
 from core.errors import ModelDeckError
 from core.lifecycle import ACTIVE_STATUSES, RULES, JobStatus, JobType
-from core.models import Job
+from core.models import Dataset, Job, Model, ModelVersion, Project
 from core.procfs import HOST
 from core.records import add_event
 from core.runner import CLEANUP_GRACE
@@ -46,6 +46,22 @@ class Claimed:
 
 
 SpecFn = Callable[[Store, Session, Job], tuple[dict[str, Any], str, Any]]
+
+
+def _preload(s: Session, code_jobs: list[Job]) -> list[object]:
+    """Load the projects, models, versions and datasets of ``code_jobs`` into ``s``."""
+    if not code_jobs:
+        return []
+    loaded: list[object] = []
+    for table, ids in (
+        (Project, {job.project_id for job in code_jobs}),
+        (Model, {job.model_id for job in code_jobs}),
+        (ModelVersion, {job.version_id for job in code_jobs if job.version_id}),
+        (Dataset, {job.dataset_id for job in code_jobs if job.dataset_id}),
+    ):
+        if ids:
+            loaded += s.exec(select(table).where(col(table.id).in_(ids))).all()
+    return loaded
 
 
 class Dispatcher:
@@ -143,6 +159,9 @@ class Dispatcher:
                 picked.append(job_id)
             took = jobs.claim_many(s, picked, self.store.now(), self.engine_id, HOST)
             rows = {job.id: job for job in s.exec(select(Job).where(col(Job.id).in_(took)))}
+            # What their specs look up, loaded in one query a table: the spec's own lookups
+            # then find them in the session. (Its identity map is weak: keep them referenced.)
+            loaded = _preload(s, [job for job in rows.values() if job.model_id])
             claimed: list[Claimed] = []
             for job_id in took:
                 job = rows[job_id]
@@ -160,6 +179,7 @@ class Dispatcher:
                         c.error = exc
                 claimed.append(c)
             s.commit()
+            del loaded
         return claimed
 
     def _start_claimed(self, claimed: list[Claimed]) -> None:

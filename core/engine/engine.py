@@ -213,6 +213,7 @@ class Engine:
                 # Its own job only: adopt it when the engine that ran it has gone.
                 only = self.only_job
                 run("recovering its job", lambda: self.recovery.recover(False, only=only))
+            followed = set(self.follower.running)  # jobs started below wait for the next round
             if not self._halt.is_set():
                 # New jobs first, into the workers of processes that ended: recording the
                 # ended jobs' outcomes then overlaps with the new jobs' running.
@@ -222,7 +223,7 @@ class Engine:
                 elif self.foreground and not self.follower.running:
                     # While no engine serves: else that engine runs the job.
                     run("dispatching its job", self._dispatch_unserved)
-            run("following running jobs", self.follower.follow)
+            run("following running jobs", lambda: self.follower.follow(followed))
 
     def _renew_lease(self) -> None:
         if self._halt.is_set():

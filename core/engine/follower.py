@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,18 +93,21 @@ class Follower:
             with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
                 self._see_exit(run)
 
-    def follow(self) -> None:
+    def follow(self, only: Collection[str] | None = None) -> None:
+        """One round of following the jobs (``only``: of these)."""
         self.guard.forget("following job ", self.running)  # ended: nothing to try again
-        if not self.running:
+        runs = [r for r in self.running.values() if only is None or r.job_id in only]
+        if not runs:
             return
         with self.store.reader() as s:
             rows = s.exec(
                 select(
                     Job.id, Job.status, Job.events_offset, Job.engine_id, Job.stop_requested_at
-                ).where(col(Job.id).in_(list(self.running)))
+                ).where(col(Job.id).in_([run.job_id for run in runs]))
             ).all()
         state = {r[0]: Seen(r[1], r[2], r[3], r[4] is not None) for r in rows}
-        for job_id, run in list(self.running.items()):
+        for run in runs:
+            job_id = run.job_id
             # One job that cannot be followed (its records, a full disk) waits alone.
             seen = state.get(job_id, GONE)
             with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
