@@ -12,14 +12,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.clock import iso, utc
 from core.errors import ModelDeckError
-from core.lifecycle import FINAL_STATUSES, JobStatus, JobType
-from core.logs import CHUNK, LogReader
 from core.text import compact, printable
-from core.views import JobView
+
+if TYPE_CHECKING:
+    from core.views import JobView
+
+# Only what ``--help`` and the parser need is imported up here: each command imports what it
+# uses (the job lifecycle, logs, the views, the database) when it runs.
 
 OpenTui = Callable[[argparse.Namespace], int]
 MAX_LIMIT = 1_000_000  # rows a listing shows at most
@@ -100,12 +103,24 @@ def _job_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true", help="only queue the job and print its id")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands in for the parser of a command that this run does not parse: every call on it
+    (adding an argument, a group, subcommands) does nothing and gives the stand-in back."""
+
+    def __getattr__(self, _name: str) -> Callable[..., _Unused]:
+        return lambda *_args, **_kwargs: self
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``only``, a parser that knows that one command alone
+    (argparse builds each command's parser eagerly, a few milliseconds for all of them)."""
     parser = _Parser(prog="modeldeck", description="Keyboard-first ModelOps console.")
     _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     def cmd(name: str, help: str, job: bool = False) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return cast(argparse.ArgumentParser, _Unused())
         p = sub.add_parser(name, help=help, description=help)
         _common(p)
         if job:
@@ -402,6 +417,8 @@ class Cli:
     def follow_job(self, job: JobView) -> JobView:
         """Wait for a job to end, running it here when no engine serves the database."""
         from core.engine import Engine
+        from core.lifecycle import FINAL_STATUSES, JobStatus
+        from core.logs import LogReader
 
         # It never takes the engine lease and runs the job only while no live engine serves
         # the database, so a real engine may start at any time (and adopt it).
@@ -443,6 +460,8 @@ class Cli:
             engine.shutdown()
 
     def job_command(self, submit: Callable[[], JobView]) -> int:
+        from core.lifecycle import JobStatus
+
         job = submit()
         if self.json:
             err(job.id)
@@ -477,6 +496,8 @@ class Cli:
             )
 
     def summarise(self, job: JobView) -> None:
+        from core.lifecycle import JobStatus, JobType
+
         d = job.duration(self.deck.now())
         took = f" in {d:.1f}s" if d is not None else ""
         line = f"{job.type} {job.status}{took}"
@@ -521,6 +542,8 @@ class Cli:
     # -- commands -------------------------------------------------------------------------
 
     def run(self) -> int:
+        from core.lifecycle import FINAL_STATUSES, JobType
+
         a = self.args
         d = self.deck
         c = a.command
@@ -751,6 +774,8 @@ class Cli:
 
     def version_judgement(self, detail: Any) -> None:
         """Which evaluation the version is judged on, and what each decision was made on."""
+        from core.lifecycle import JobType
+
         judged = detail.version.metrics_from
         if judged is not None and judged.job_type == JobType.evaluate.value:
             own = " (its training data)" if judged.training else ""
@@ -815,6 +840,9 @@ class Cli:
         return 0
 
     def logs(self) -> int:
+        from core.lifecycle import FINAL_STATUSES
+        from core.logs import LogReader
+
         a, d = self.args, self.deck
         job = d.job(a.job)
         if a.raw:
@@ -843,6 +871,9 @@ class Cli:
 
     def raw_log(self, job: JobView) -> int:
         """The log's bytes as they are (colours, escape sequences, carriage returns)."""
+        from core.lifecycle import FINAL_STATUSES
+        from core.logs import CHUNK
+
         path, offset = self.deck.log_path(job.id), 0
         stdout = sys.stdout.buffer
         while True:
@@ -995,11 +1026,60 @@ def _in_zone(t: datetime, tz: str) -> str:
     return t.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
 
 
+# The commands build_parser() defines (a test checks that the two agree).
+COMMANDS = frozenset(
+    {
+        "demo",
+        "tui",
+        "engine",
+        "projects",
+        "project",
+        "models",
+        "versions",
+        "version",
+        "deployments",
+        "datasets",
+        "dataset",
+        "train",
+        "evaluate",
+        "approve",
+        "reject",
+        "deploy",
+        "retire",
+        "import",
+        "stats",
+        "predict",
+        "rerun",
+        "schedule",
+        "jobs",
+        "job",
+        "logs",
+        "events",
+        "stop",
+    }
+)
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names when it is certainly one (the first word after the global
+    options), else None: then the whole parser is built, for help and for every refusal."""
+    takes_value = {"--home", "--db"}
+    words = iter(argv)
+    for word in words:
+        if word in takes_value:
+            next(words, None)
+        elif word == "--json" or word.split("=", 1)[0] in takes_value:
+            continue
+        else:
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> int:
     """Run one command; ``open_tui`` opens the TUI (the CLI itself knows no screens)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_in(argv)).parse_args(argv)
         if args.command in (None, "tui") or (args.command == "demo" and not args.no_tui):
             if open_tui is None:
                 raise ModelDeckError("the terminal UI is not available here")

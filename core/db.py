@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -133,7 +134,14 @@ def _head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision stored in the database; None for a database without one."""
     with engine.connect() as conn:
+        # One plain query on the usual path (every command's start); the inspector only
+        # when it fails, to tell a database without the table from any other error.
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except DBAPIError:
+            conn.rollback()
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -6,8 +6,6 @@ import os
 import secrets
 from pathlib import Path
 
-from platformdirs import user_data_dir
-
 from core.db import sqlite_url
 from core.errors import ModelDeckError
 from core.text import printable
@@ -16,7 +14,11 @@ from core.text import printable
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """``--home``, else ``$MODELDECK_HOME``, else the platform's user data dir; a folder
     that cannot be the data home is refused with a ModelDeckError."""
-    chosen = home or os.environ.get("MODELDECK_HOME") or user_data_dir("modeldeck")
+    chosen = home or os.environ.get("MODELDECK_HOME")
+    if not chosen:
+        from platformdirs import user_data_dir
+
+        chosen = user_data_dir("modeldeck")
     path = Path(chosen).expanduser().resolve()
     shown = os.fsencode(path).decode("utf-8", "backslashreplace")
     if shown != str(path):  # the database URL and file names must be UTF-8 text

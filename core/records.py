@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
 import os
@@ -18,6 +17,8 @@ from core.text import printable
 
 def actor() -> str:
     """The OS login name of whoever asked for a job."""
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -16,9 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from croniter.croniter import CroniterBadCronError, CroniterBadDateError, CroniterError
-
 from core.errors import ModelDeckError
 
 ALIASES = {
@@ -45,6 +42,9 @@ def zone(name: str | None) -> ZoneInfo:
 
 def validate_cron(expr: str) -> str:
     """The normalised expression, or ModelDeckError when it is malformed or can never fire."""
+    from croniter import croniter
+    from croniter.croniter import CroniterBadCronError, CroniterBadDateError, CroniterError
+
     text = " ".join((expr or "").split())
     text = ALIASES.get(text.lower(), text)
     if len(text.split(" ")) != 5:
@@ -113,6 +113,8 @@ def _occurrences(wall: datetime, tz: ZoneInfo) -> list[datetime]:
 
 def fire_times(expr: str, tz_name: str | None, after: datetime) -> Iterator[datetime]:
     """Fire times (aware UTC) strictly after ``after``, in order, without end."""
+    from croniter import croniter
+
     tz = zone(tz_name)
     after = after.astimezone(UTC)
     if follows_real_time(expr):
@@ -138,6 +140,8 @@ def _real_time_fires(expr: str, tz: ZoneInfo, after: datetime) -> Iterator[datet
     instants, so the candidates of that whole stretch are gathered and put in real-time order
     (all first occurrences, then all second ones) before any is given out.
     """
+    from croniter import croniter
+
     wall = after.astimezone(tz).replace(tzinfo=None)
     here = _occurrences(wall, tz)
     # Inside a repeated stretch, earlier wall times still have a second occurrence to come.

@@ -17,6 +17,7 @@ from core.engine import Engine
 from core.errors import ModelDeckError
 from core.service import Deck
 from core.text import printable
+from core.views import DeploymentView, EventView, JobView
 from tui.commands import DeckCommands
 from tui.format import resolve_styles
 from tui.widgets import Background
@@ -76,12 +77,12 @@ class ModelDeckApp(Background, App[int]):
         self.engine: Engine | None = engine
         self._owns_engine = engine is None and run_engine
         self.status_styles: dict[str, str] = {}
+        self.current_project: str | None = None  # the project screen on top, for the palette
         self._warned: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from tui.screens.project import ProjectScreen
         from tui.screens.projects import ProjectsScreen
 
         self.status_styles = resolve_styles(self.theme_variables)
@@ -95,7 +96,7 @@ class ModelDeckApp(Background, App[int]):
             self.engine.start()
         self.push_screen(ProjectsScreen())
         if self.start_project:
-            self.push_screen(ProjectScreen(self.start_project))
+            self.open_project(self.start_project)
         self._check_engine()
         self.set_interval(ENGINE_POLL, self._check_engine)
 
@@ -195,15 +196,45 @@ class ModelDeckApp(Background, App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
-    def open_job(self, job_id: str) -> None:
-        from tui.screens.job import JobScreen
+    # -- navigation: screens reach each other through these, never by importing each other
 
-        self.push_screen(JobScreen(job_id))
-
-    def open_project(self, name: str) -> None:
+    def open_project(self, name: str, tab: str = "models") -> None:
+        """The project's screen, on ``tab``."""
         from tui.screens.project import ProjectScreen
 
-        self.push_screen(ProjectScreen(name))
+        self.push_screen(ProjectScreen(name, tab=tab))
+
+    def open_job(self, job_id: str, *, replace: bool = False) -> None:
+        """The job's screen. With ``replace`` it takes the current screen's place, or, when
+        the screen under the current one is that job's, goes back to it."""
+        from tui.screens.job import JobScreen
+
+        if not replace:
+            self.push_screen(JobScreen(job_id))
+            return
+        below = self.screen_stack[-2] if len(self.screen_stack) > 1 else None
+        if isinstance(below, JobScreen) and below.job_id == job_id:
+            self.pop_screen()
+        else:
+            self.switch_screen(JobScreen(job_id))
+
+    def open_event(self, event: EventView, job: JobView) -> None:
+        """One event of a job, every field of it."""
+        from tui.screens.event import EventScreen
+
+        self.push_screen(EventScreen(event, job))
+
+    def open_version(self, version_id: str) -> None:
+        """A version's details."""
+        from tui.screens.version import VersionScreen
+
+        self.push_screen(VersionScreen(version_id))
+
+    def open_deployment(self, deployment: DeploymentView) -> None:
+        """A deployment and its batch prediction jobs."""
+        from tui.screens.deployment import DeploymentScreen
+
+        self.push_screen(DeploymentScreen(deployment))
 
 
 def run_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -14,6 +14,9 @@ from textual.fuzzy import Matcher
 from core.errors import ModelDeckError
 from core.text import printable
 from core.views import JobView, ProjectView
+
+if TYPE_CHECKING:
+    from tui.app import ModelDeckApp
 
 
 def _highlight(matcher: Matcher, title: str) -> Content:
@@ -35,9 +38,13 @@ def _help(text: str) -> Any:
 class DeckCommands(Provider):
     """Projects, recent jobs, a job by id, and what the current screen offers."""
 
+    @property
+    def deck_app(self) -> ModelDeckApp:
+        return cast("ModelDeckApp", self.app)
+
     async def startup(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
-        project = getattr(self.app, "current_project", None)
+        deck = self.deck_app.deck
+        project = self.deck_app.current_project
 
         def fetch() -> tuple[list[ProjectView], list[JobView]]:
             return deck.projects(), deck.jobs(project=project, limit=30)
@@ -53,7 +60,7 @@ class DeckCommands(Provider):
         )
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
-        app: Any = self.app
+        app = self.deck_app
         out = list(self.screen_commands)
         out += [
             (f"Go to project {p.name}", p.repo, partial(app.open_project, p.name))
@@ -95,7 +102,7 @@ class DeckCommands(Provider):
             )
 
     def _open_job_ref(self, ref: str) -> None:
-        app: Any = self.app
+        app = self.deck_app
         deck = app.deck
 
         def found(job: JobView) -> None:

@@ -19,11 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Input, Label, Log
+from textual.widgets import Label, Log
 
 from core.logs import ERROR_PATTERN
 from core.text import printable
-from tui.widgets import Background, in_view
+from tui.widgets import DeckNode, FilterBox, in_view
 
 WINDOW = 500
 TAIL_EVERY = 0.1
@@ -119,7 +119,7 @@ class LogView(Log):
         self.post_message(self.Resume())
 
 
-class LogPane(Background, Vertical):
+class LogPane(DeckNode, Vertical):
     """The log of one job: follows its end while it runs; a window you can page through."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -151,12 +151,10 @@ class LogPane(Background, Vertical):
         log = LogView(highlight=True, id="log", auto_scroll=True)
         log.highlighter = self._highlighter
         yield log
-        box = Input(placeholder="search the whole log (enter: next match)", id="log-search")
-        box.display = False
-        yield box
+        yield FilterBox("search the whole log (enter: next match)", id="log-search")
 
     def on_mount(self) -> None:
-        styles = self.app.status_styles  # type: ignore[attr-defined]
+        styles = self.styles_of_status
         self._highlighter.error_style = styles.get("failed") or "bold"
         self.log_widget.focus()
         self.tail()
@@ -176,7 +174,7 @@ class LogPane(Background, Vertical):
         """Read what was appended (at most a window of the newest lines) while following."""
         if self._final_read or not in_view(self):
             return
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         job_id, follow, end = self.job_id, self.follow, self.end
         finished = self.finished
 
@@ -235,7 +233,7 @@ class LogPane(Background, Vertical):
 
     def load_window(self, first: int, focus_line: int | None = None) -> None:
         """Show lines ``first`` .. ``first + WINDOW``; put ``focus_line`` near the top."""
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         job_id = self.job_id
 
         def read() -> tuple[int, int, list[str]]:
@@ -334,14 +332,12 @@ class LogPane(Background, Vertical):
     # -- search ---------------------------------------------------------------------------
 
     def action_search(self) -> None:
-        box = self.query_one("#log-search", Input)
-        box.display = True
-        box.focus()
+        self.query_one(FilterBox).open()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    def on_filter_box_applied(self, event: FilterBox.Applied) -> None:
         event.stop()
         pattern = event.value.strip()
-        event.input.display = False
+        event.box.close()
         self.log_widget.focus()
         if not pattern:
             self.pattern = None
@@ -354,12 +350,10 @@ class LogPane(Background, Vertical):
         self.match = None
         self._find(pattern, regex=False, what=f"{pattern!r}")
 
-    def on_key(self, event: events.Key) -> None:
-        box = self.query_one("#log-search", Input)
-        if event.key == "escape" and box.has_focus:
-            event.stop()
-            box.display = False
-            self.log_widget.focus()
+    def on_filter_box_dismissed(self, event: FilterBox.Dismissed) -> None:
+        event.stop()
+        event.box.close()  # what was typed stays for the next ``/``
+        self.log_widget.focus()
 
     def action_next_match(self) -> None:
         if self.pattern:
@@ -371,7 +365,7 @@ class LogPane(Background, Vertical):
         self._find(ERROR_PATTERN, regex=True, what="an error")
 
     def _find(self, pattern: str, *, regex: bool, what: str) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         job_id = self.job_id
         start = (self.match + 1) if self.match is not None else self._top_line()
 

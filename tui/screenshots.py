@@ -133,7 +133,7 @@ async def drive(deck: Deck, out: Path) -> None:
         await pilot.press("4")
         await until(pilot, lambda: rows(app, "#datasets-table") >= 3)
         await shoot(app, out, "10-datasets")
-        app.push_screen(VersionScreen(version))
+        app.open_version(version)
         await until(pilot, lambda: isinstance(app.screen, VersionScreen) and app.screen.detail)
         await shoot(app, out, "11-version")
         await pilot.press("question_mark")

@@ -14,10 +14,10 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from unittest import mock
 
 from conftest import write_csv, write_model
 from snapshot_data import _normalise as normalise
+from snapshot_data import fixed_ids_and_actor
 from sqlmodel import select
 from tui_support import run_all
 
@@ -132,12 +132,7 @@ def build(root: Path) -> Path:
         return f"{prefix}-{next(counter):06d}"
 
     clock = FakeClock(START)
-    with (
-        mock.patch("core.service.new_id", new_id),
-        mock.patch("core.effects.new_id", new_id),
-        mock.patch("core.service.actor", lambda: "ana"),
-        mock.patch("core.records.actor", lambda: "ana"),
-    ):
+    with fixed_ids_and_actor(new_id, "ana"):
         deck = Deck(home=home, clock=clock)
         try:
             deck.add_project("team", repo)

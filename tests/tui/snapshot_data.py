@@ -3,11 +3,14 @@ counted ids, one actor and one host, in a fixed folder so paths are stable too."
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
@@ -58,12 +61,7 @@ def build() -> Path:
         return f"{prefix}-{next(counter):06d}"
 
     clock = FakeClock(START)
-    with (
-        mock.patch("core.service.new_id", new_id),
-        mock.patch("core.effects.new_id", new_id),
-        mock.patch("core.service.actor", lambda: "ana"),
-        mock.patch("core.records.actor", lambda: "ana"),
-    ):
+    with fixed_ids_and_actor(new_id, "ana"):
         deck = Deck(home=home, clock=clock)
         deck.add_project("fraud", repo)
         deck.add_dataset("fraud", "train", repo / "data" / "train.csv", target="label")
@@ -101,6 +99,24 @@ def build() -> Path:
         _normalise(deck)
         deck.close()
     return home
+
+
+@contextlib.contextmanager
+def fixed_ids_and_actor(new_id: Callable[[str], str], who: str) -> Iterator[None]:
+    """Ids from ``new_id`` and ``who`` as the actor, in every core module that uses them
+    (found by what they hold, so moving code between modules does not break the fixture)."""
+    import core.home
+    import core.records
+
+    originals = {core.home.new_id: new_id, core.records.actor: lambda: who}
+    with contextlib.ExitStack() as stack:
+        for name, module in list(sys.modules.items()):
+            if name != "core" and not name.startswith("core."):
+                continue
+            for attr, value in list(vars(module).items()):
+                if callable(value) and value in originals:
+                    stack.enter_context(mock.patch.object(module, attr, originals[value]))
+        yield
 
 
 def _normalise(deck: Deck) -> None:

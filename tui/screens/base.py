@@ -8,19 +8,16 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from tui.widgets import Background
+from tui.widgets import DeckNode
 
 
-class DeckScreen(Background, Screen[None]):
-    """A place in the app; ``escape`` goes back to the place before."""
+class DeckScreen(DeckNode, Screen[None]):
+    """A place in the app; ``escape`` goes back to the place before. Screens never import
+    each other: they go to another through the app's ``open_*`` methods."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=False, id="screen.back"),
     ]
-
-    @property
-    def deck(self):  # type: ignore[no-untyped-def]
-        return self.app.deck  # type: ignore[attr-defined]
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

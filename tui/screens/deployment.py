@@ -8,11 +8,12 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.widgets import Footer, Static
 
+from core.service import Deck
 from core.views import DeploymentView
 from tui.format import in_zone, literal, status_text, when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
-from tui.widgets import TopBar
+from tui.widgets import Polled, TopBar
 
 
 def deployment_header(d: DeploymentView, styles: dict[str, str]) -> Table:
@@ -42,8 +43,9 @@ def deployment_header(d: DeploymentView, styles: dict[str, str]) -> Table:
     return grid
 
 
-class DeploymentScreen(DeckScreen):
+class DeploymentScreen(Polled[DeploymentView], DeckScreen):
     TITLE = "Deployment"
+    poll_seconds = 1.0
 
     def __init__(self, deployment: DeploymentView) -> None:
         super().__init__()
@@ -52,23 +54,17 @@ class DeploymentScreen(DeckScreen):
     def compose(self) -> ComposeResult:
         d = self.deployment
         yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status}) · jobs")
-        yield Static(
-            deployment_header(d, self.app.status_styles),  # type: ignore[attr-defined]
-            id="deployment-header",
-        )
+        yield Static(deployment_header(d, self.styles_of_status), id="deployment-header")
         yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.reload)
+        self.start_polling()
 
-    def reload(self) -> None:
-        if not self.is_current:
-            return
-        deck, key = self.deck, self.deployment.id
-        self.load("deployment.fetch", lambda: deck.deployment(key), self._show)
+    def fetch(self, deck: Deck, state: None) -> DeploymentView:
+        return deck.deployment(self.deployment.id)
 
-    def _show(self, d: DeploymentView) -> None:
+    def show(self, d: DeploymentView) -> None:
         self.deployment = d
-        styles = self.app.status_styles  # type: ignore[attr-defined]
-        self.query_one("#deployment-header", Static).update(deployment_header(d, styles))
+        header = deployment_header(d, self.styles_of_status)
+        self.query_one("#deployment-header", Static).update(header)

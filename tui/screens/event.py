@@ -56,10 +56,4 @@ class EventScreen(DeckScreen):
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def action_open_job(self) -> None:
-        from tui.screens.job import JobScreen
-
-        below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
-        if isinstance(below, JobScreen) and below.job_id == self.job.id:
-            self.app.pop_screen()
-        else:
-            self.app.switch_screen(JobScreen(self.job.id))
+        self.deck_app.open_job(self.job.id, replace=True)  # back to it when it is below

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,15 +14,16 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, Static
 
 from core.lifecycle import FINAL_STATUSES, can_stop
+from core.service import Deck
 from core.views import EventView, JobView, PredictionsView
 from tui.format import clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import job_target, stop_job
-from tui.widgets import DeckTable, Row, TopBar
+from tui.widgets import DeckTable, Polled, Row, TopBar
 
 
-def job_header(job: JobView, now, styles: dict[str, str]) -> Table:  # type: ignore[no-untyped-def]
+def job_header(job: JobView, now: datetime, styles: dict[str, str]) -> Table:
     """The job's fields as a two-column grid of label/value pairs."""
     grid = Table.grid(padding=(0, 1), expand=True)
     for _ in range(2):
@@ -74,10 +76,12 @@ def predictions_preview(preview: PredictionsView) -> Table | Text:
     return table
 
 
-class JobScreen(DeckScreen):
+class JobScreen(Polled[tuple[JobView, list[EventView]]], DeckScreen):
     """One job: header, live log, events timeline."""
 
     TITLE = "Job"
+    # Also without news: a Deck read records the end of a job whose engine has gone.
+    refetch_seconds = 1.0
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop", "Stop", id="job.stop"),
         Binding("r", "rerun", "Run again", id="job.rerun"),
@@ -108,36 +112,21 @@ class JobScreen(DeckScreen):
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
-        self.refresh_job()
-        self.set_interval(self.app.poll, self.refresh_job)  # type: ignore[attr-defined]
+        self.start_polling()
 
-    def refresh_job(self) -> None:
-        if not self.is_current and self.job is not None:
-            return
-        deck = self.deck
-        job_id = self.job_id
+    def fetch(self, deck: Deck, state: None) -> tuple[JobView, list[EventView]]:
         after = self.events[-1].seq if self.events else 0
+        return deck.job(self.job_id), deck.events(self.job_id, after_seq=after)
 
-        def fetch() -> tuple[JobView, list[EventView]]:
-            return deck.job(job_id), deck.events(job_id, after_seq=after)
-
-        self.load("job.fetch", fetch, self._show)
-
-    def _show(self, result: tuple[JobView, list[EventView]]) -> None:
+    def show(self, result: tuple[JobView, list[EventView]]) -> None:
         job, new_events = result
-        first = self.job is None
-        status_changed = first or self.job.status != job.status  # type: ignore[union-attr]
-        self.job = job
-        if first:
+        status_changed = self.job is None or self.job.status != job.status
+        if self.job is None:
             self.query_one(TopBar).set_title(
                 f"modeldeck / {job.project} / job {job.short_id} ({job.type} {job.target})"
             )
-        styles = self.app.status_styles  # type: ignore[attr-defined]
-        now = self.deck.now()
-        shown = (job, duration(job.duration(now)))
-        if shown != self._header_shown:
-            self._header_shown = shown
-            self.query_one("#job-header", Static).update(job_header(job, now, styles))
+        self.job = job
+        self._show_header()
         known = {e.seq for e in self.events}
         # Two fetches can overlap and bring the same events: only unseen ones are new (and
         # only they may move the cursor to follow the end).
@@ -159,6 +148,20 @@ class JobScreen(DeckScreen):
                 self._load_predictions(job.id)
         if status_changed:
             self.refresh_bindings()
+
+    def unchanged(self) -> None:
+        self._show_header()  # a running job's duration ticks
+
+    def _show_header(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        now = self.deck.now()
+        shown = (job, duration(job.duration(now)))
+        if shown != self._header_shown:
+            self._header_shown = shown
+            header = job_header(job, now, self.styles_of_status)
+            self.query_one("#job-header", Static).update(header)
 
     def _load_predictions(self, job_id: str) -> None:
         """Once a batch prediction has ended: the head of its predictions and their summary."""
@@ -199,7 +202,7 @@ class JobScreen(DeckScreen):
 
         def started(job: JobView) -> None:
             self.notify(f"queued {job.type} job {job.short_id}")
-            self.app.switch_screen(JobScreen(job.id))
+            self.deck_app.open_job(job.id, replace=True)
 
         self.load("job.rerun", lambda: deck.rerun(job_id), started, if_idle=False)
 
@@ -208,9 +211,7 @@ class JobScreen(DeckScreen):
         seq = int(str(event.row_key.value))
         found = next((e for e in self.events if e.seq == seq), None)
         if found is not None and self.job is not None:
-            from tui.screens.event import EventScreen
-
-            self.app.push_screen(EventScreen(found, self.job))
+            self.deck_app.open_event(found, self.job)
 
     def palette_commands(self) -> list[tuple[str, str, object]]:
         out: list[tuple[str, str, object]] = [

@@ -46,11 +46,11 @@ class ProjectScreen(DeckScreen):
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
-        self.app.current_project = self.project  # type: ignore[attr-defined]
+        self.deck_app.current_project = self.project
         self._focus_table(self.initial_tab)
 
     def on_screen_resume(self) -> None:
-        self.app.current_project = self.project  # type: ignore[attr-defined]
+        self.deck_app.current_project = self.project
 
     def _focus_table(self, tab: str) -> None:
         pane = self.query_one(f"#{tab}", TabPane)

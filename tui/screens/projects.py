@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static
 
+from core.service import Deck
 from core.views import ProjectView
 from tui.modals import ProjectForm
 from tui.screens.base import DeckScreen
-from tui.widgets import DeckTable, Row, TopBar
+from tui.widgets import DeckTable, Polled, Row, TopBar
 
 EMPTY = (
     "No projects yet.\n\n"
@@ -21,10 +22,14 @@ EMPTY = (
 )
 
 
-class ProjectsScreen(DeckScreen):
+class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
     """The first screen: a table of projects."""
 
     TITLE = "Projects"
+    poll_seconds = 1.0
+    # Also without news: model folders added on disk, and the Deck's read records the end of
+    # a job whose engine has gone.
+    refetch_seconds = 1.0
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_project", "New project", id="projects.new"),
         Binding("d", "demo", "Load demo", id="projects.demo"),
@@ -51,18 +56,15 @@ class ProjectsScreen(DeckScreen):
 
     def on_mount(self) -> None:
         self.query_one("#empty").display = False
-        self.refresh_projects()
-        self.set_interval(1.0, self.refresh_projects)
+        self.start_polling()
 
     def on_screen_resume(self) -> None:
-        self.refresh_projects()
+        self.poll(force=True)
 
-    def refresh_projects(self) -> None:
-        if not self.is_current:
-            return
-        self.load("projects", self.deck.projects, self._show)
+    def fetch(self, deck: Deck, state: None) -> list[ProjectView]:
+        return deck.projects()
 
-    def _show(self, projects: list[ProjectView]) -> None:
+    def show(self, projects: list[ProjectView]) -> None:
         self.projects = projects
         table = self.query_one(DeckTable)
         table.sync(
@@ -98,13 +100,13 @@ class ProjectsScreen(DeckScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         if event.row_key.value:
-            self.app.open_project(str(event.row_key.value))  # type: ignore[attr-defined]
+            self.deck_app.open_project(str(event.row_key.value))
 
     def action_new_project(self) -> None:
         def added(project: Any) -> None:
             if project is not None:
                 self.notify(f"project {project.name} added")
-                self.refresh_projects()
+                self.poll(force=True)
 
         self.app.push_screen(
             ProjectForm(lambda v: self.deck.add_project(v["name"], v["repo"])), added
@@ -119,8 +121,8 @@ class ProjectsScreen(DeckScreen):
 
         def done(project: ProjectView) -> None:
             self.seeding = False
-            self.refresh_projects()
-            self.app.open_project(project.name)  # type: ignore[attr-defined]
+            self.poll(force=True)
+            self.deck_app.open_project(project.name)
 
         def failed(exc: Exception) -> None:
             self.seeding = False

@@ -11,11 +11,12 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from core.service import Deck
 from core.stats_table import STATS_HEADERS, stats_rows
 from core.views import MetricsView, VersionDetail
 from tui.format import duration, in_zone, literal, metric, status_text, when
 from tui.screens.base import DeckScreen
-from tui.widgets import DeckTable, Row, TopBar
+from tui.widgets import DeckTable, Polled, Row, TopBar
 
 
 def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
@@ -150,8 +151,9 @@ def statistics_view(d: VersionDetail) -> Group | Text:
     return Group(*parts)
 
 
-class VersionScreen(DeckScreen):
+class VersionScreen(Polled[VersionDetail], DeckScreen):
     TITLE = "Version"
+    poll_seconds = 1.0
 
     def __init__(self, version_id: str) -> None:
         super().__init__()
@@ -189,16 +191,18 @@ class VersionScreen(DeckScreen):
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
-        self.reload()
-        self.set_interval(1.0, self.reload)
+        self.start_polling()
 
-    def reload(self) -> None:
-        self.load("version.fetch", lambda: self.deck.version_detail(self.version_id), self._show)
+    def on_screen_resume(self) -> None:
+        self.poll()  # what changed while a job's screen was on top
 
-    def _show(self, d: VersionDetail) -> None:
+    def fetch(self, deck: Deck, state: None) -> VersionDetail:
+        return deck.version_detail(self.version_id)
+
+    def show(self, d: VersionDetail) -> None:
         first = self.detail is None
         self.detail = d
-        styles = self.app.status_styles  # type: ignore[attr-defined]
+        styles = self.styles_of_status
         v = d.version
         self.query_one(TopBar).set_title(f"modeldeck / {v.project} / {v.label}")
         self.query_one("#version-summary", Static).update(summary(d, styles))
@@ -237,4 +241,4 @@ class VersionScreen(DeckScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         if event.row_key.value:
-            self.app.open_job(str(event.row_key.value))  # type: ignore[attr-defined]
+            self.deck_app.open_job(str(event.row_key.value))

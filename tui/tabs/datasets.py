@@ -8,15 +8,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 
+from core.service import Deck
 from core.views import DatasetView
 from tui.modals import DatasetForm
-from tui.widgets import Background, DeckTable, Row
+from tui.widgets import DeckTable, Polled, Row
 
 
-class DatasetsPane(Background, Vertical):
+class DatasetsPane(Polled[list[DatasetView]], Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_dataset", "Register", id="datasets.new"),
     ]
+    poll_scale = 2.0
 
     def __init__(self, project: str, **kw: Any) -> None:
         super().__init__(**kw)
@@ -30,13 +32,12 @@ class DatasetsPane(Background, Vertical):
         yield table
 
     def on_mount(self) -> None:
-        self.reload()
+        self.start_polling()
 
-    def reload(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
-        self.load("datasets.fetch", lambda: deck.datasets(self.project), self._show)
+    def fetch(self, deck: Deck, state: None) -> list[DatasetView]:
+        return deck.datasets(self.project)
 
-    def _show(self, datasets: list[DatasetView]) -> None:
+    def show(self, datasets: list[DatasetView]) -> None:
         self.query_one(DeckTable).sync(
             [
                 Row(
@@ -55,7 +56,7 @@ class DatasetsPane(Background, Vertical):
         )
 
     def action_new_dataset(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
 
         def submit(values: dict[str, Any]) -> DatasetView:
             return deck.add_dataset(
@@ -68,6 +69,6 @@ class DatasetsPane(Background, Vertical):
         def added(d: DatasetView | None) -> None:
             if d is not None:
                 self.notify(f"dataset {d.name} registered ({d.rows or 0:,} rows)")
-                self.reload()
+                self.poll(force=True)
 
         self.app.push_screen(DatasetForm(submit), added)

@@ -10,10 +10,11 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from core.lifecycle import DeploymentStatus
+from core.service import Deck
 from core.views import DeploymentView, JobView
 from tui.format import in_zone, status_mark, status_text, when
 from tui.modals import ConfirmDialog
-from tui.widgets import DeckTable, MarkerPolled, Row
+from tui.widgets import DeckTable, Polled, Row
 
 
 def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
@@ -24,8 +25,10 @@ def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
     return text
 
 
-class DeploymentsPane(MarkerPolled, Vertical):
+class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
     """Deployments of a project; run now, pause or resume the schedule, retire."""
+
+    poll_scale = 2.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run_now", "Run now", id="deployments.run"),
@@ -57,12 +60,15 @@ class DeploymentsPane(MarkerPolled, Vertical):
         yield table
         yield Label("", id="deployments-hint", classes="window")
 
-    def fetch(self, deck: Any) -> Any:
+    def on_mount(self) -> None:
+        self.start_polling()
+
+    def fetch(self, deck: Deck, state: None) -> tuple[list[DeploymentView], bool]:
         return deck.deployments(self.project), deck.serving_engine() is not None
 
-    def show(self, data: Any) -> None:
+    def show(self, data: tuple[list[DeploymentView], bool]) -> None:
         self.deployments, serving = data
-        styles = self.app.status_styles  # type: ignore[attr-defined]
+        styles = self.styles_of_status
         rows = []
         for d in self.deployments:
             status = "paused" if d.status == "active" and d.paused else d.status
@@ -101,9 +107,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
         event.stop()
         d = self.current
         if d is not None:
-            from tui.screens.deployment import DeploymentScreen
-
-            self.app.push_screen(DeploymentScreen(d))
+            self.deck_app.open_deployment(d)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         d = self.current
@@ -135,14 +139,14 @@ class DeploymentsPane(MarkerPolled, Vertical):
         d = self.current
         if d is None:
             return
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         self.load("deployments.run", lambda: deck.predict(d.id), self._queued, if_idle=False)
 
     def action_pause(self) -> None:
         d = self.current
         if d is None or not d.schedule:
             return
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
 
         def done(view: DeploymentView) -> None:
             self.notify(f"{view.label}: schedule {'paused' if view.paused else 'resumed'}")
@@ -159,7 +163,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
         d = self.current
         if d is None:
             return
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -179,7 +183,7 @@ class DeploymentsPane(MarkerPolled, Vertical):
         )
 
     def palette_commands(self) -> list[tuple[str, str, object]]:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         return [
             (
                 f"Run now: {d.label}",

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import DataTable, Label
 
 from core.errors import ModelDeckError
 from core.lifecycle import JobStatus, JobType, can_stop
+from core.service import Deck
 from core.text import compact
 from core.views import JobView
 from tui.format import duration, literal, status_text, when
 from tui.modals import ConfirmDialog
-from tui.widgets import Background, DeckTable, Row, in_view
+from tui.widgets import DeckNode, DeckTable, FilterBox, Polled, Row
 
 PAGE = 200
 JOB_COLUMNS = (
@@ -77,7 +79,7 @@ def job_target(job: JobView) -> Text:
     return text
 
 
-def job_cells(job: JobView, now, styles: dict[str, str]) -> list[object]:  # type: ignore[no-untyped-def]
+def job_cells(job: JobView, now: datetime, styles: dict[str, str]) -> list[object]:
     return [
         job.short_id,
         job.type,
@@ -90,7 +92,15 @@ def job_cells(job: JobView, now, styles: dict[str, str]) -> list[object]:  # typ
     ]
 
 
-class JobsPane(Background, Vertical):
+@dataclass(frozen=True)
+class Window:
+    """One fetch of the Jobs tab: its jobs, and how many match (None: not counted yet)."""
+
+    jobs: list[JobView]
+    total: int | None
+
+
+class JobsPane(Polled[Window], Vertical):
     """Jobs of one project (or of one deployment), updating live from the database."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -106,23 +116,21 @@ class JobsPane(Background, Vertical):
         project: str,
         deployment: str | None = None,
         job_type: str | None = None,
-        **kw: object,
+        **kw: Any,
     ) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+        super().__init__(**kw)
         self.project = project
         self.deployment = deployment
         self.query_state = JobQuery(job_type=job_type)
         self.jobs: list[JobView] = []
         self.total = 0
-        self._marker: tuple[int, ...] | None = None
-        self._shown_query: JobQuery | None = None
+        self._paged = False  # whether whole pages are fetched (after the first screenful)
         self._keys_state: object = None
 
     def compose(self) -> ComposeResult:
-        box = Input(placeholder="filter: words, status:failed, type:train", id="jobs-filter")
+        box = FilterBox("filter: words, status:failed, type:train", id="jobs-filter")
         if self.query_state.job_type:
             box.value = f"type:{self.query_state.job_type}"
-        box.display = False
         yield box
         table = DeckTable(id="jobs-table")
         # Narrower than all of them (80 columns), the table leaves out the actor, then the
@@ -136,61 +144,48 @@ class JobsPane(Background, Vertical):
     def on_mount(self) -> None:
         if self.deployment:
             self.query_one(DeckTable).focus()
-        self.poll(force=True)
-        self.set_interval(self.app.poll, self.poll)  # type: ignore[attr-defined]
+        self.start_polling()
 
     # -- live data ------------------------------------------------------------------------
 
-    def poll(self, force: bool = False, force_full: bool = False) -> None:
-        if not force and not in_view(self):
-            return
-        deck = self.app.deck  # type: ignore[attr-defined]
-        query = self.query_state
-        last = None if force else self._marker
-        shown = self._shown_query
+    def poll_state(self) -> JobQuery:
+        return self.query_state
 
+    def fetch(self, deck: Deck, query: JobQuery) -> Window:
         # The first paint shows a screenful at once; the rest of the page and the count follow.
-        first = self._shown_query is None and not force_full
-        limit = FIRST_PAINT if first else PAGE
+        paged = self._paged
+        limit = PAGE if paged else FIRST_PAINT
+        common: dict[str, Any] = dict(
+            project=self.project,
+            status=query.status,
+            job_type=query.job_type,
+            text=query.text,
+            deployment=self.deployment,
+        )
+        jobs = deck.jobs(limit=limit, offset=query.offset, **common)
+        if not paged and len(jobs) < limit:
+            return Window(jobs, len(jobs) + query.offset)
+        return Window(jobs, deck.count_jobs(**common) if paged else None)
 
-        def fetch() -> tuple[int, JobQuery, list[JobView], int | None] | None:
-            marker = deck.change_marker()
-            if marker == last and query == shown:
-                return None
-            common = dict(
-                project=self.project,
-                status=query.status,
-                job_type=query.job_type,
-                text=query.text,
-                deployment=self.deployment,
-            )
-            jobs = deck.jobs(limit=limit, offset=query.offset, **common)
-            if first and len(jobs) < limit:
-                return marker, query, jobs, len(jobs) + query.offset
-            total = None if first else deck.count_jobs(**common)
-            return marker, query, jobs, total
-
-        if not self.load("jobs.fetch", fetch, self._fetched) and self.jobs:
-            return
-        if self.jobs and any(j.status in ("running", "stopping") for j in self.jobs):
+    def poll(self, force: bool = False) -> bool:
+        # Until the count has come (after the first screenful), ask for the page and count.
+        started = super().poll(force or (self._paged and self.total < 0))
+        if started and any(j.status in ("running", "stopping") for j in self.jobs):
             self._render_rows()  # durations of running jobs tick without a query
+        return started
 
-    def _fetched(self, result: tuple[int, JobQuery, list[JobView], int] | None) -> None:
-        if result is None:
-            return
-        marker, query, jobs, total = result
-        if query != self.query_state:
-            return  # the filter changed while this ran: the next poll fetches the right one
-        self._marker, self._shown_query = marker, query
-        self.jobs = jobs
-        self.total = total if total is not None else -1
+    def show(self, window: Window) -> None:
+        self.jobs = window.jobs
+        self.total = window.total if window.total is not None else -1
         self._render_rows()
-        if total is None:
-            self.call_after_refresh(self.poll, True, True)
+        # A screenful is on screen; the page and the count come with the next poll (``poll``
+        # asks while the count is unknown), not at once: at once, they competed with the
+        # first paint for the UI thread and the GIL.
+        self._paged = True
 
     def _render_rows(self) -> None:
-        now = self.app.deck.now()  # type: ignore[attr-defined]
-        styles = self.app.status_styles  # type: ignore[attr-defined]
+        now = self.deck.now()
+        styles = self.styles_of_status
         table = self.query_one(DeckTable)
         table.sync([Row(j.id, job_cells(j, now, styles)) for j in self.jobs])
         q = self.query_state
@@ -231,7 +226,7 @@ class JobsPane(Background, Vertical):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         if event.row_key.value:
-            self.app.open_job(str(event.row_key.value))  # type: ignore[attr-defined]
+            self.deck_app.open_job(str(event.row_key.value))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
@@ -242,7 +237,7 @@ class JobsPane(Background, Vertical):
         if action == "page":
             if self.total <= PAGE and self.query_state.offset == 0:
                 return False  # one page: no paging keys at all
-            step = int(parameters[0])  # type: ignore[call-overload]
+            step = int(str(parameters[0]))
             offset = self.query_state.offset + step * PAGE
             return True if 0 <= offset < max(self.total, 1) else None
         return True
@@ -269,7 +264,7 @@ class JobsPane(Background, Vertical):
         stop_job(self, job)
 
     def action_stop_all(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         running = sum(1 for j in self.jobs if can_stop(j.status))
 
         def answered(yes: bool | None) -> None:
@@ -290,56 +285,49 @@ class JobsPane(Background, Vertical):
         )
 
     def action_filter(self) -> None:
-        box = self.query_one("#jobs-filter", Input)
-        box.display = True
-        box.focus()
+        self.query_one(FilterBox).open()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    def on_filter_box_applied(self, event: FilterBox.Applied) -> None:
         event.stop()
         try:
             query = parse_filter(event.value)
         except ModelDeckError as exc:
             self.notify(str(exc), severity="error")
-            return
+            return  # the box stays open, with what was typed
         self.query_state = query
         if not event.value.strip():
-            event.input.display = False
+            event.box.close()
         self.query_one(DeckTable).focus()
         self.poll(force=True)
 
-    def on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
-        box = self.query_one("#jobs-filter", Input)
-        if key == "escape" and box.has_focus:
-            event.stop()  # type: ignore[attr-defined]
-            box.value = ""
-            box.display = False
-            self.query_state = JobQuery()
-            self.query_one(DeckTable).focus()
-            self.poll(force=True)
+    def on_filter_box_dismissed(self, event: FilterBox.Dismissed) -> None:
+        event.stop()
+        event.box.close(clear=True)
+        self.query_state = JobQuery()
+        self.query_one(DeckTable).focus()
+        self.poll(force=True)
 
     def action_page(self, step: int) -> None:
         offset = self.query_state.offset + step * PAGE
         if 0 <= offset < max(self.total, 1):
-            q = self.query_state
-            self.query_state = JobQuery(q.text, q.status, q.job_type, offset)
+            self.query_state = replace(self.query_state, offset=offset)
             self.poll(force=True)
 
 
-def stop_job(node: Background, job: JobView) -> None:
+def stop_job(node: DeckNode, job: JobView) -> None:
     """Ask, then stop one job (used by the Jobs tab and the Job screen)."""
-    deck = node.app.deck  # type: ignore[attr-defined]
+    deck, app = node.deck, node.deck_app
 
     def answered(yes: bool | None) -> None:
         if yes:
             node.load(
                 f"stop.{job.id}",
                 lambda: deck.stop(job.id),
-                lambda j: node.app.notify(f"job {j.short_id}: {j.status}"),  # type: ignore[attr-defined]
+                lambda j: app.notify(f"job {j.short_id}: {j.status}"),
                 if_idle=False,
             )
 
-    node.app.push_screen(  # type: ignore[attr-defined]
+    app.push_screen(
         ConfirmDialog(f"Stop job {job.short_id} ({job.type} {job.target})?", yes="Stop"),
         answered,
     )

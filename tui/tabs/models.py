@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from core.lifecycle import JobType, version_refusal
+from core.service import Deck
 from core.text import printable
 from core.views import (
     DatasetView,
@@ -32,7 +33,7 @@ from tui.modals import (
     TrainForm,
     parse_pairs,
 )
-from tui.widgets import DeckTable, MarkerPolled, Row
+from tui.widgets import DeckTable, Polled, Row
 
 MODEL_ROW = "model:"  # key prefix of the row of a model that has no version yet
 
@@ -46,8 +47,13 @@ VERBS = {
 }
 
 
-class ModelsPane(MarkerPolled, Vertical):
+Models = tuple[list[ModelView], list[VersionView], list[DatasetView]]
+
+
+class ModelsPane(Polled[Models], Vertical):
     """Versions of every model of a project; models without versions have one row too."""
+
+    poll_scale = 2.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "train", "Train", id="models.train"),
@@ -86,13 +92,16 @@ class ModelsPane(MarkerPolled, Vertical):
         yield table
         yield Label("", id="models-hint", classes="window")
 
-    def fetch(self, deck: Any) -> Any:
+    def on_mount(self) -> None:
+        self.start_polling()
+
+    def fetch(self, deck: Deck, state: None) -> Models:
         p = self.project
         return deck.models(p), deck.versions(p), deck.datasets(p)
 
-    def show(self, data: Any) -> None:
+    def show(self, data: Models) -> None:
         self.models, self.versions, self.datasets = data
-        styles = self.app.status_styles  # type: ignore[attr-defined]
+        styles = self.styles_of_status
         rows: list[Row] = []
         with_versions = {v.model for v in self.versions}
         for m in self.models:
@@ -158,9 +167,7 @@ class ModelsPane(MarkerPolled, Vertical):
         event.stop()
         v = self.current
         if v is not None:
-            from tui.screens.version import VersionScreen
-
-            self.app.push_screen(VersionScreen(v.id))
+            self.deck_app.open_version(v.id)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return None if self.refusal(action) else True  # None: dimmed in the footer
@@ -187,7 +194,7 @@ class ModelsPane(MarkerPolled, Vertical):
         self.poll(force=True)
 
     def action_train(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         project = self.project
         code_models = [m.name for m in self.models if m.kind == "code"]
 
@@ -209,7 +216,7 @@ class ModelsPane(MarkerPolled, Vertical):
         def started(job: JobView | None) -> None:
             if job is not None:
                 self._queued(job)
-                self.app.open_job(job.id)  # type: ignore[attr-defined]  # watch it train
+                self.deck_app.open_job(job.id)  # watch it train
 
         self.app.push_screen(TrainForm(code_models, self.current_model, choices, submit), started)
 
@@ -220,7 +227,7 @@ class ModelsPane(MarkerPolled, Vertical):
     def _choices(self, v: VersionView, job_type: JobType) -> Callable[[], FormChoices]:
         """What a form on the version offers: the datasets that fit it for ``job_type`` and
         the model's last choice (called on a thread by the form)."""
-        deck, project = self.app.deck, self.project  # type: ignore[attr-defined]
+        deck, project = self.deck, self.project
 
         def choices() -> FormChoices:
             last = deck.last_choice(project, v.model, job_type)
@@ -244,11 +251,11 @@ class ModelsPane(MarkerPolled, Vertical):
         )
 
     def action_evaluate(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         self._version_dataset_job("evaluate", deck.evaluate, JobType.evaluate, "test")
 
     def action_stats(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         self._version_dataset_job(
             "compute statistics", deck.compute_stats, JobType.compute_stats, "train"
         )
@@ -265,13 +272,13 @@ class ModelsPane(MarkerPolled, Vertical):
     def action_last_job(self) -> None:
         job = self._last_job()
         if job is not None:
-            self.app.open_job(job.id)  # type: ignore[attr-defined]
+            self.deck_app.open_job(job.id)
 
     def _decide(self, verb: str) -> None:
         v = self.current
         if v is None:
             return
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         run = deck.approve if verb == "approve" else deck.reject
 
         def read() -> tuple[list[MetricsView], MetricsView | None]:
@@ -309,7 +316,7 @@ class ModelsPane(MarkerPolled, Vertical):
         v = self.current
         if v is None:
             return
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
 
         def submit(values: dict[str, Any]) -> JobView:
             schedule = (values.get("schedule") or "").strip() or None
@@ -327,7 +334,7 @@ class ModelsPane(MarkerPolled, Vertical):
         )
 
     def action_import(self) -> None:
-        deck = self.app.deck  # type: ignore[attr-defined]
+        deck = self.deck
         project = self.project
 
         def submit(values: dict[str, Any]) -> JobView:
