@@ -50,26 +50,34 @@ def model_meta(repo: str | Path, model: str) -> dict[str, Any]:
 
 def metrics_history(s: Session, v: ModelVersion) -> list[MetricsView]:
     """Every metrics record of a version, oldest first, with its job type and dataset."""
+    return metrics_histories(s, [v])[v.id]
+
+
+def metrics_histories(s: Session, versions: list[ModelVersion]) -> dict[str, list[MetricsView]]:
+    """``metrics_history`` of several versions in one query, by version id."""
+    out: dict[str, list[MetricsView]] = {v.id: [] for v in versions}
+    trained_on = {v.id: v.dataset_id for v in versions}
     rows = s.exec(
         select(MetricsRecord, Job.type, Dataset.name)
         .outerjoin(Job, col(Job.id) == MetricsRecord.job_id)
         .outerjoin(Dataset, col(Dataset.id) == MetricsRecord.dataset_id)
-        .where(MetricsRecord.version_id == v.id)
+        .where(col(MetricsRecord.version_id).in_(list(out)))
         .order_by(col(MetricsRecord.id))
     ).all()
-    return [
-        MetricsView(
-            at=r.at,
-            job_id=r.job_id,
-            dataset=name,
-            metrics=dict(r.metrics),
-            dataset_id=r.dataset_id,
-            job_type=job_type,
-            training=job_type == JobType.train.value
-            or (r.dataset_id is not None and r.dataset_id == v.dataset_id),
+    for r, job_type, name in rows:
+        out[r.version_id].append(
+            MetricsView(
+                at=r.at,
+                job_id=r.job_id,
+                dataset=name,
+                metrics=dict(r.metrics),
+                dataset_id=r.dataset_id,
+                job_type=job_type,
+                training=job_type == JobType.train.value
+                or (r.dataset_id is not None and r.dataset_id == trained_on[r.version_id]),
+            )
         )
-        for r, job_type, name in rows
-    ]
+    return out
 
 
 def evaluations(history: list[MetricsView]) -> list[MetricsView]:

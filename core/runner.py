@@ -308,6 +308,8 @@ def run(spec: dict[str, Any], ctx: Context) -> None:
         )
     if code_dir:
         sys.path.insert(0, code_dir)
+        # A version's copy of its code is part of the version: running it leaves it as it was.
+        sys.dont_write_bytecode = spec.get("code_source") == "version"
     if kind == "train":
         fn = _user_function(code_dir, "training.py", "train")
         if fn is None:

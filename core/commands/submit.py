@@ -1,0 +1,47 @@
+"""The one door a job is queued through: a ``queued`` row and its ``created`` event in the
+caller's write transaction, then the commit, the engines' wake-up and the job read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from core import convert
+from core.errors import ModelDeckError
+from core.inputs import require_utf8_values
+from core.jobs import queued_job_rows
+from core.lifecycle import JobType, version_refusal
+from core.models import Job, JobEvent, ModelVersion
+from core.store import Store
+from core.views import JobView
+
+
+class Submitter:
+    """Queues jobs in a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def queue_job(self, s: Session, job_type: JobType, project_id: str, **fields: Any) -> Job:
+        """Add a queued job and its ``created`` event to the session (see ``queued_job_rows``)."""
+        require_utf8_values(fields.get("params") or {})
+        job_row, event_row = queued_job_rows(job_type, project_id, at=self.store.now(), **fields)
+        job = Job(**job_row)
+        s.add(job)
+        s.add(JobEvent(**event_row))
+        return job
+
+    def submitted(self, s: Session, job: Job) -> JobView:
+        """Commit the queued ``job``, wake the engines, and return it as it is now."""
+        s.commit()
+        self.store.notify(job.id)
+        with self.store.reader() as r:  # reading it back needs no write lock
+            return convert.job_view_by_id(r, job.id)
+
+    @staticmethod
+    def check_version(job_type: JobType, v: ModelVersion) -> None:
+        """Refuse a job the version's lifecycle status does not allow."""
+        refusal = version_refusal(job_type, v.status)
+        if refusal:
+            raise ModelDeckError(f"{refusal}: version {v.id} is {v.status}")

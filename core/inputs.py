@@ -1,0 +1,128 @@
+"""The rules for text a user gives: UTF-8 only, the one name rule, and ``--set key=value``
+overrides. Pure functions, no database and no files."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from core.errors import ModelDeckError
+from core.text import has_controls, printable
+
+MAX_OVERRIDE_DEPTH = 32
+NAME_RULE = (
+    "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or '..'"
+)
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be stored: no lone surrogates (the stand-ins Python uses for
+    bytes of a command line or a file name that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_utf8(text: str, what: str) -> str:
+    if not is_utf8(text):
+        raise ModelDeckError(f"{what} '{printable(text)}' is not valid UTF-8")
+    return text
+
+
+def require_utf8_values(params: dict[str, Any]) -> None:
+    """Refuse a job whose inputs (a reason, a path, an override) hold text that is not
+    UTF-8: the database could not store it, and the job would fail late and obscurely."""
+    stack: list[tuple[str, Any]] = list(params.items())
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, str):
+            require_utf8(value, str(key))
+        elif isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v) for v in value)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a project, model or dataset, or None. One rule for every
+    name: it is shown on screens and never becomes a path."""
+    if not name:
+        return "is empty"
+    if not is_utf8(name):
+        return "is not valid UTF-8"
+    if name in (".", ".."):
+        return "is a path, not a name"
+    if "/" in name or "\\" in name:
+        return "holds a path separator"
+    if has_controls(name):
+        return "holds a control character"
+    if any(c.isspace() for c in name):
+        return "holds whitespace"
+    return None
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` stripped, or a refusal that says which part of the name rule it breaks."""
+    name = (name or "").strip()
+    problem = name_problem(name)
+    if problem:
+        raise ModelDeckError(
+            f"{kind} name '{printable(name)}' {problem}: a name must be {NAME_RULE}"
+        )
+    return name
+
+
+def _reject_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as standard JSON where they parse, else kept as
+    text (so ``NaN``, ``Infinity`` and ``1e999``, which are no JSON numbers, stay text)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ModelDeckError(f"--set wants key=value, got '{printable(pair[:80])}'")
+        require_utf8(key, "--set key")
+        require_utf8(value, f"--set {key}: the value")
+        try:
+            parsed = json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise ModelDeckError(
+                f"--set {key}: the value nests too deeply "
+                f"(at most {MAX_OVERRIDE_DEPTH} levels of lists and objects)"
+            ) from None
+        except ValueError:  # not JSON (JSONDecodeError is a ValueError): the text itself
+            parsed = value
+        if _depth(parsed) > MAX_OVERRIDE_DEPTH:
+            raise ModelDeckError(
+                f"--set {key}: the value nests too deeply "
+                f"(at most {MAX_OVERRIDE_DEPTH} levels of lists and objects)"
+            )
+        out[key] = parsed
+    return out
