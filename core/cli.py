@@ -393,49 +393,44 @@ class Cli:
         from core.lifecycle import FINAL_STATUSES, JobStatus
         from core.logs import LogReader
 
-        engine = None
-        checked = 0.0
+        # It never takes the engine lease and runs the job only while no live engine serves
+        # the database, so a real engine may start at any time (and adopt it).
+        engine = Engine(self.deck, only_job=job.id, lease=False)
         log = LogReader(self.deck.log_path(job.id))
         interrupted = False
+        seen: dict[str, JobView] = {}
 
         def on_int(_s: int, _f: Any) -> None:
             nonlocal interrupted
             interrupted = True
+            engine.wake()
+
+        def ended() -> bool:
+            view = seen["view"] = self.deck.job(job.id)
+            final = view.status in FINAL_STATUSES
+            if not self.json:
+                say_lines(log.read(final=final))
+                while final and not log.at_end:  # the job ended: print the whole rest
+                    say_lines(log.read(final=final))
+            return final or interrupted
 
         old = signal.signal(signal.SIGINT, on_int)
         try:
-            while True:
-                if engine is None and time.monotonic() - checked > 1.0:
-                    # No live engine serves the database: run the job here, without taking
-                    # the engine lease, so that a real engine may start (and adopt it).
-                    checked = time.monotonic()
-                    if self.deck.serving_engine() is None:
-                        engine = Engine(self.deck, only_job=job.id, lease=False)
-                if engine is not None:
-                    engine.tick()
-                view = self.deck.job(job.id)
-                final = view.status in FINAL_STATUSES
-                if not self.json:
-                    say_lines(log.read(final=final))
-                    while final and not log.at_end:  # the job ended: print the whole rest
-                        say_lines(log.read(final=final))
-                if final:
-                    return view
-                if interrupted:
-                    where = self._where()
-                    err(
-                        f"modeldeck: left job {job.id} {view.status}; "
-                        f"follow it with `modeldeck logs -f {job.id}{where}`, "
-                        f"stop it with `modeldeck stop {job.id}{where}`"
-                    )
-                    if view.status == JobStatus.queued.value:
-                        self._no_engine_note()
-                    return view
-                time.sleep(0.05)
+            engine.serve(until=ended, max_wait=0.05)
+            view = seen["view"]
+            if view.status not in FINAL_STATUSES:
+                where = self._where()
+                err(
+                    f"modeldeck: left job {job.id} {view.status}; "
+                    f"follow it with `modeldeck logs -f {job.id}{where}`, "
+                    f"stop it with `modeldeck stop {job.id}{where}`"
+                )
+                if view.status == JobStatus.queued.value:
+                    self._no_engine_note()
+            return view
         finally:
             signal.signal(signal.SIGINT, old)
-            if engine is not None:
-                engine.shutdown()
+            engine.shutdown()
 
     def job_command(self, submit: Callable[[], JobView]) -> int:
         from core.lifecycle import JobStatus
@@ -909,24 +904,24 @@ class Cli:
         err(
             f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {self.deck.db_url}"
         )
-        announced = None
+        announced: list[bool | None] = [None]
+
+        def done() -> bool:
+            serving = engine.holds_lease
+            if serving != announced[0]:
+                if serving:
+                    err("holding the engine lease: dispatching jobs and firing schedules")
+                else:
+                    other = self.deck.serving_engine()
+                    who = f"{other.host} pid {other.pid}" if other else "another engine"
+                    err(f"standing by: {who} serves this database")
+                announced[0] = serving
+            if stop["now"]:
+                return True
+            return bool(a.exit_when_idle and serving and engine.idle())
+
         try:
-            while not stop["now"]:
-                engine.tick()
-                serving = engine.holds_lease
-                if serving != announced:
-                    if serving:
-                        err("holding the engine lease: dispatching jobs and firing schedules")
-                    else:
-                        other = self.deck.serving_engine()
-                        who = f"{other.host} pid {other.pid}" if other else "another engine"
-                        err(f"standing by: {who} serves this database")
-                    announced = serving
-                idle = engine.holds_lease and not engine.running
-                if a.exit_when_idle and idle and not self.deck.count_jobs(status="queued"):
-                    break
-                engine._wake.wait(engine._sleep_time())
-                engine._wake.clear()
+            engine.serve(until=done)
         finally:
             engine.shutdown()
             why = f" ({stop['now']})" if stop["now"] else ""

@@ -8,11 +8,12 @@ changes nothing and says so by returning False.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core.errors import ModelDeckError
 from core.home import new_id
@@ -62,6 +63,28 @@ def move(
 def claim(s: Session, job: Job, at: datetime, engine_id: str, host: str) -> bool:
     """queued -> running for one engine: only one engine ever takes a job out of the queue."""
     return move(s, job, JobStatus.running, at, engine_id=engine_id, host=host, started_at=at)
+
+
+def claim_many(
+    s: Session, job_ids: Sequence[str], at: datetime, engine_id: str, host: str
+) -> list[str]:
+    """queued -> running for one engine, several jobs in one Core-level statement (no ORM
+    objects, no event: a claim leaves none); the ids it took, in the order given. A job
+    that is no longer queued (another engine took it, a stop cancelled it) is left out."""
+    if not job_ids:
+        return []
+    if not can_move(JobStatus.queued, JobStatus.running):
+        raise ForbiddenMove("jobs cannot go from queued to running")
+    took = {
+        row[0]
+        for row in s.connection().execute(
+            update(Job)
+            .where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.queued.value)  # type: ignore[arg-type]
+            .values(status=JobStatus.running.value, engine_id=engine_id, host=host, started_at=at)
+            .returning(Job.id)  # type: ignore[arg-type]
+        )
+    }
+    return [job_id for job_id in job_ids if job_id in took]
 
 
 def finish(

@@ -164,6 +164,10 @@ class Job(SQLModel, table=True):
     pid: int | None = None
     pgid: int | None = None
     proc_start: float | None = None
+    # Where its code runs (core.engine.executor.EXECUTORS) and what that executor needs to
+    # find it again after an engine restart.
+    executor: str = Field(default="local", sa_column_kwargs={"server_default": "local"})
+    handle: str | None = None
     engine_id: str | None = None
     stop_requested_at: datetime | None = None
     next_seq: int = 1

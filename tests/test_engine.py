@@ -21,7 +21,7 @@ def engine(deck: Deck, project: str) -> Iterator[Engine]:
     eng.shutdown()
     # Leave no child behind when a test fails half-way.
     for run in list(eng.running.values()):
-        eng._killpg(run, 9)
+        eng.executors.of(run.handle).signal(run.handle, 9)
 
 
 def wait_for(deck: Deck, job_id: str, status: str, timeout: float = 30) -> JobView:

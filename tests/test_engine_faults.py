@@ -22,7 +22,7 @@ from deploy_support import add_ticker, wait_final, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.engine import Engine
+from core.engine import Engine, LocalExecutor
 from core.lifecycle import FINAL_STATUSES
 from core.models import Job
 from core.procfs import process_alive
@@ -211,7 +211,7 @@ def test_a_failing_part_of_the_round_is_logged_once_and_backs_off(
     caplog.set_level(logging.WARNING, logger="modeldeck.engine")
     deadline = time.monotonic() + 1.2
     while time.monotonic() < deadline:  # a round every 10 ms
-        assert engine._guarded("writing the thing", part) is False
+        assert engine.guard.run("writing the thing", part) is False
         time.sleep(0.01)
     # At once, then after 0.5 s, then after 1 s more: a few tries, never a spin.
     gaps = [b - a for a, b in itertools.pairwise(tries)]
@@ -222,9 +222,9 @@ def test_a_failing_part_of_the_round_is_logged_once_and_backs_off(
         "device; trying again"
     ]
     broken = False
-    wait_for(lambda: engine._guarded("writing the thing", part), timeout=6, what="a retry")
+    wait_for(lambda: engine.guard.run("writing the thing", part), timeout=6, what="a retry")
     assert "works again" in caplog.records[-1].getMessage()
-    assert engine._guarded("writing the thing", part) is True  # no back-off left
+    assert engine.guard.run("writing the thing", part) is True  # no back-off left
 
 
 @pytest.mark.parametrize(
@@ -421,7 +421,9 @@ def test_a_killed_fork_server_leaves_its_jobs_running_and_is_started_again(
     try:
         job = deck.train("proj", "ticker", "train", {"lines": 40, "every": 0.02}).id
         engine.tick()
-        server = engine._fork_server
+        local = engine.executors.get("local")
+        assert isinstance(local, LocalExecutor)
+        server = local.fork_server
         assert server is not None
         log = deck.log_path(job)
         wait_for(lambda: log.exists() and "tick 3" in log.read_text(), what="the job to print")
@@ -432,7 +434,10 @@ def test_a_killed_fork_server_leaves_its_jobs_running_and_is_started_again(
         assert deck.read_log(job, 0, 100) == [f"tick {i}" for i in range(40)]
         after = deck.train("proj", "scripted", "train", {"lines": 1}).id
         assert wait_final(deck, after, timeout=30, engine=engine).status == "completed"
-        assert engine._fork_server is not server and engine._fork_server.alive()
+        assert (
+            engine.executors.get("local").fork_server is not server
+            and engine.executors.get("local").fork_server.alive()
+        )
     finally:
         engine.shutdown()
 

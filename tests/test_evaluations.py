@@ -31,7 +31,7 @@ def start_engine(deck: Deck) -> Engine:
 def stop_engine(eng: Engine) -> None:
     eng.shutdown()
     for run in list(eng.running.values()):
-        eng._killpg(run, 9)
+        eng.executors.of(run.handle).signal(run.handle, 9)
 
 
 @pytest.fixture

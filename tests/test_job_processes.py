@@ -129,7 +129,7 @@ def engine(request: pytest.FixtureRequest, deck: Deck, project: str, repo: Path)
     yield eng
     eng.shutdown()
     for run in list(eng.running.values()):
-        eng._killpg(run, 9)
+        eng.executors.of(run.handle).signal(run.handle, 9)
 
 
 def test_a_completed_job_leaves_no_process_running(deck: Deck, engine: Engine, sleeper: str):

@@ -11,6 +11,8 @@ from sqlalchemy import inspect, text
 from core.db import MIGRATIONS, current_revision, make_engine, sqlite_url
 from core.service import Deck
 
+HEAD = "0005"
+
 
 def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(
     tmp_path: Path, repo: Path
@@ -34,7 +36,7 @@ def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(
     engine.dispose()
 
     deck = Deck(home=home)
-    assert current_revision(deck.engine) == "0004"
+    assert current_revision(deck.engine) == HEAD
     indexes = {ix["name"] for ix in inspect(deck.engine).get_indexes("job")}
     assert "ix_job_project_status" in indexes
     assert [p.name for p in deck.projects()] == ["legacy"]
@@ -74,7 +76,7 @@ def test_statistics_kept_on_a_version_become_a_record_of_their_job(
     engine.dispose()
 
     deck = Deck(home=home)
-    assert current_revision(deck.engine) == "0004"
+    assert current_revision(deck.engine) == HEAD
     [run] = deck.version_detail("v-1").statistics
     assert (run.job_id, run.dataset, run.rows, run.columns) == (
         "j-1",
@@ -122,7 +124,7 @@ def test_a_database_at_0003_gains_archives_hashes_and_retire_reasons(
     engine.dispose()
 
     deck = Deck(home=home)
-    assert current_revision(deck.engine) == "0004"
+    assert current_revision(deck.engine) == HEAD
     columns = {
         table: {c["name"] for c in inspect(deck.engine).get_columns(table)}
         for table in ("project", "dataset", "deployment")
@@ -134,4 +136,45 @@ def test_a_database_at_0003_gains_archives_hashes_and_retire_reasons(
     assert (p.name, p.archived_at) == ("old", None)
     [d] = deck.datasets("old")
     assert (d.name, d.rows, d.sha256, d.archived_at) == ("train", 60, None, None)
+    deck.close()
+
+
+def test_a_database_at_0004_records_its_jobs_as_run_by_the_local_executor(
+    tmp_path: Path, repo: Path
+) -> None:
+    home = tmp_path / "old-home"
+    home.mkdir()
+    engine = make_engine(sqlite_url(home / "modeldeck.db"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    command.upgrade(cfg, "0004")
+    t0 = "2026-01-01 00:00:00.000000"
+    job = (
+        "INSERT INTO job (id, project_id, type, status, trigger, actor, params, created_at,"
+        " outputs, next_seq, events_offset, host, pid, pgid, proc_start) VALUES (:id, 'p-1',"
+        " 'train', :status, 'manual', 'me', '{}', :t, '[]', 1, 0, :host, :pid, :pgid, :start)"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO project (id, name, repo, created_at) VALUES ('p-1', 'old', :r, :t)"),
+            {"r": str(repo), "t": t0},
+        )
+        ran = {"host": "box", "pid": 4242, "pgid": 4242, "start": 1234.5}
+        conn.execute(text(job), {"id": "j-ran", "status": "completed", "t": t0, **ran})
+        never = {"host": None, "pid": None, "pgid": None, "start": None}
+        conn.execute(text(job), {"id": "j-queued", "status": "queued", "t": t0, **never})
+    engine.dispose()
+
+    deck = Deck(home=home)
+    assert current_revision(deck.engine) == HEAD
+    with deck.engine.connect() as conn:
+        got = dict(
+            conn.execute(text("SELECT id, executor || ' ' || coalesce(handle, '-') FROM job")).all()
+        )
+    assert got == {
+        "j-ran": 'local {"pid": 4242, "pgid": 4242, "start": 1234.5}',
+        "j-queued": "local -",
+    }
+    assert (deck.job("j-ran").pid, deck.job("j-ran").status) == (4242, "completed")
     deck.close()

@@ -95,12 +95,11 @@ def test_direct_concurrent_claims_never_run_a_job_twice(fdeck: Deck) -> None:
     barrier = threading.Barrier(2)
 
     def race(engine: Engine) -> None:
-        engine.holds_lease = True
-        engine._renew_lease = lambda: None  # type: ignore[method-assign]
+        engine.lease.held = True  # and it never renews: no tick, only these phases
         barrier.wait()
         for _ in range(400):
-            engine._dispatch()
-            engine._follow()
+            engine.dispatcher.dispatch()
+            engine.follower.follow()
             if all(fdeck.job(j).status == "completed" for j in jobs):
                 return
 
@@ -110,7 +109,7 @@ def test_direct_concurrent_claims_never_run_a_job_twice(fdeck: Deck) -> None:
     for t in threads:
         t.join(60)
     for e in engines:
-        wait_for(lambda e=e: (e._follow(), not e.running)[1], what="engines to settle")
+        wait_for(lambda e=e: (e.follower.follow(), not e.running)[1], what="engines to settle")
     for j in jobs:
         assert fdeck.job(j).status == "completed", fdeck.job(j)
         assert started_events(fdeck, j) == 1, kinds(fdeck, j)
@@ -145,7 +144,7 @@ def test_reattach_to_a_live_job_then_stop_it(fdeck: Deck) -> None:
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
     log = fdeck.log_path(job)
     wait_for(lambda: log.exists() and log.read_text().count("\n") >= 5, what="log lines")
-    a.holds_lease = False  # a "dies": it never ticks again
+    a.lease.held = False  # a "dies": it never ticks again
     expire_lease(fdeck.home)
     b = Engine(fdeck, workers=2, grace=5)
     b.tick()
@@ -166,7 +165,7 @@ def test_outcome_of_a_job_that_ended_while_no_engine_followed_it(fdeck: Deck) ->
     a.tick()
     result = fdeck.job_dir(job) / "result.json"
     wait_for(result.exists, what="result.json")
-    a.holds_lease = False  # it died before noticing
+    a.lease.held = False  # it died before noticing
     expire_lease(fdeck.home)
     b = Engine(fdeck, workers=2)
     b.tick()
@@ -183,7 +182,7 @@ def test_a_vanished_process_is_failed_as_lost(fdeck: Deck) -> None:
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
     log = fdeck.log_path(job)
     wait_for(lambda: log.exists() and "tick 0" in log.read_text(), what="the job to run")
-    a.holds_lease = False
+    a.lease.held = False
     os.killpg(pid, signal.SIGKILL)  # gone without writing result.json
     wait_for(lambda: not process_alive(pid, None), what="the process to die")
     expire_lease(fdeck.home)
@@ -240,7 +239,7 @@ def test_a_process_started_but_not_yet_recorded_is_found(fdeck: Deck) -> None:
     job = ticker(fdeck, lines=30, every=0.02)
     a.tick()
     wait_for(lambda: fdeck.job(job).pid, what="pid")
-    a.holds_lease = False
+    a.lease.held = False
     with fdeck.writer() as s:  # forget what the dead engine wrote after the spawn
         row = s.get(Job, job)
         row.pid = row.pgid = row.proc_start = None

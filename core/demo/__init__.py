@@ -70,8 +70,9 @@ def _run(deck: Deck, job_id: str) -> None:
         return
     engine = Engine(deck, only_job=job_id, lease=False)
     try:
-        while deck.job(job_id).status not in ("completed", "failed", "cancelled"):
-            engine.tick()
-            deck.wait(job_id, timeout=0.1, poll=0.05)
+        engine.serve(
+            until=lambda: deck.job(job_id).status in ("completed", "failed", "cancelled"),
+            max_wait=0.1,
+        )
     finally:
-        engine.release_lease()
+        engine.shutdown()

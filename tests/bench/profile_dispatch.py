@@ -47,6 +47,14 @@ from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine as SqlEngine  # noqa: E402
 
 from core import cli, engine  # noqa: E402
+from core.engine.dispatcher import Dispatcher  # noqa: E402
+from core.engine.executor import ForkServer  # noqa: E402
+from core.engine.follower import Follower  # noqa: E402
+from core.engine.ingest import Ingest  # noqa: E402
+from core.engine.lease import Lease  # noqa: E402
+from core.engine.outcome import Outcomes  # noqa: E402
+from core.engine.recovery import Recovery  # noqa: E402
+from core.engine.scheduler import Scheduler  # noqa: E402
 
 PHASES = (
     "tick",
@@ -65,6 +73,20 @@ PHASES = (
     "_fire_schedules",
     "_recover",
     "_sleep_time",
+)
+
+PHASE_METHODS = (
+    (Dispatcher, "dispatch"),
+    (Dispatcher, "_claim"),
+    (Dispatcher, "_launch"),
+    (Follower, "record_started"),
+    (Follower, "follow"),
+    (Follower, "collect"),
+    (Outcomes, "finish"),
+    (Ingest, "ingest"),
+    (Lease, "renew"),
+    (Scheduler, "fire"),
+    (Recovery, "recover"),
 )
 
 CORE = str(ROOT / "core") + os.sep
@@ -121,7 +143,9 @@ class Phases:
     def install(self) -> None:
         for name in PHASES:
             self.wrap(engine.Engine, name, name)
-        self.wrap(engine.ForkServer, "spawn", "ForkServer.spawn (round trip)")
+        for cls, name in PHASE_METHODS:  # core/engine/ as phases: their methods by class
+            self.wrap(cls, name, f"{cls.__name__}.{name}")
+        self.wrap(ForkServer, "spawn", "ForkServer.spawn (round trip)")
         self.wrap(threading.Event, "wait", "Event.wait (idle: nothing to do)")
 
 

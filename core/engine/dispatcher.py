@@ -1,0 +1,377 @@
+"""Dispatch: claim queued jobs, start each on its executor (or run it here when it runs no
+code), and give back what could not start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core import jobs
+from core.db import storage_full
+from core.effects import apply_inline
+from core.errors import ModelDeckError
+from core.lifecycle import ACTIVE_STATUSES, RULES, JobStatus, JobType
+from core.models import Dataset, Job, Model, ModelVersion, Project
+from core.procfs import HOST
+from core.records import add_event
+from core.runner import CLEANUP_GRACE
+from core.store import Store
+
+from .common import describe, log
+from .executor import LOCAL, Executors, JobSpec
+from .follower import Follower, Running
+from .outcome import Outcomes
+from .spec import job_spec
+
+# What a job's start may fail with that is the job's own failure ("could not start the job").
+START_ERRORS = (OSError, ValueError, ModelDeckError)
+
+
+@dataclass
+class Claimed:
+    """A job this engine claimed, and what it needs to start it."""
+
+    job_id: str
+    runs_code: bool
+    deployment_id: str | None = None
+    executor: str = LOCAL
+    spec: JobSpec | None = None
+    cwd: Path | None = None
+    error: Exception | None = None  # reading its spec failed
+
+
+SpecFn = Callable[[Store, Session, Job], tuple[dict[str, Any], str, Any]]
+
+
+def _preload(s: Session, code_jobs: list[Job]) -> list[object]:
+    """Load the projects, models, versions and datasets of ``code_jobs`` into ``s``."""
+    if not code_jobs:
+        return []
+    loaded: list[object] = []
+    for table, ids in (
+        (Project, {job.project_id for job in code_jobs}),
+        (Model, {job.model_id for job in code_jobs}),
+        (ModelVersion, {job.version_id for job in code_jobs if job.version_id}),
+        (Dataset, {job.dataset_id for job in code_jobs if job.dataset_id}),
+    ):
+        if ids:
+            loaded += s.exec(select(table).where(col(table.id).in_(ids))).all()
+    return loaded
+
+
+class Dispatcher:
+    """Starts queued jobs while workers are free."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine_id: str,
+        workers: int,
+        grace: float,
+        executors: Executors,
+        follower: Follower,
+        outcomes: Outcomes,
+        only_job: str | None = None,
+        spec: SpecFn = job_spec,
+    ) -> None:
+        self.store = store
+        self.engine_id = engine_id
+        self.workers = workers
+        self.grace = grace
+        self.executors = executors
+        self.follower = follower
+        self.outcomes = outcomes
+        self.only_job = only_job
+        self.spec = spec
+        self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
+
+    def queued_ids(self, limit: int) -> list[str]:
+        with self.store.reader() as s:
+            stmt = select(Job.id).where(Job.status == JobStatus.queued.value)
+            if self.only_job:
+                stmt = stmt.where(Job.id == self.only_job)
+            return list(s.exec(stmt.order_by(col(Job.created_at)).limit(limit)).all())
+
+    def dispatch(self) -> None:
+        for job_id in list(self._unclaim):
+            self._requeue_unstarted(job_id)
+            self._unclaim.discard(job_id)
+        # Jobs that run no code do not take a worker: they go through with none free.
+        # A job whose process ended frees its worker before its outcome is recorded.
+        free = max(0, self.workers - self.follower.busy())
+        with self.store.reader() as s:
+            stmt = select(Job.id, Job.type, Job.deployment_id).where(
+                Job.status == JobStatus.queued.value
+            )
+            if self.only_job:
+                stmt = stmt.where(Job.id == self.only_job)
+            queued = s.exec(stmt.order_by(col(Job.created_at)).limit(free + 16)).all()
+        wanted: list[tuple[str, str, str | None]] = []
+        workers = free
+        for job_id, job_type, deployment_id in queued:
+            if RULES[JobType(job_type)].runs_code:
+                if workers <= 0:
+                    continue  # no worker for it: do not take the write lock just to look
+                workers -= 1
+            wanted.append((job_id, job_type, deployment_id))
+        if not wanted:
+            return
+        try:
+            claimed = self._claim(wanted)
+        except Exception as exc:
+            if storage_full(exc):
+                raise  # nothing was claimed: try the queue again later, all of it
+            # A job the batch cannot take (a broken row, say): one at a time, so that only
+            # that one fails.
+            log.debug("claiming a batch failed; one job at a time", exc_info=exc)
+            self._dispatch_each([(job_id, job_type) for job_id, job_type, _ in wanted], free)
+            return
+        self._start_claimed(claimed)
+
+    def _claim(self, wanted: list[tuple[str, str, str | None]]) -> list[Claimed]:
+        """Claim the jobs ``wanted`` that can start now in one write transaction, reading
+        each one's spec in the same transaction: one write and no read per job."""
+        batch = JobType.batch_predict.value
+        with self.store.writer() as s:
+            deployments = {dep for _, kind, dep in wanted if kind == batch and dep}
+            busy = set()
+            if deployments:  # a deployment runs one batch job at a time
+                busy = set(
+                    s.exec(
+                        select(Job.deployment_id).where(
+                            col(Job.deployment_id).in_(deployments),
+                            Job.type == batch,
+                            col(Job.status).in_(list(ACTIVE_STATUSES)),
+                        )
+                    ).all()
+                )
+            picked: list[str] = []
+            for job_id, kind, dep in wanted:
+                if kind == batch:
+                    if dep in busy:
+                        continue
+                    busy.add(dep)
+                picked.append(job_id)
+            took = jobs.claim_many(s, picked, self.store.now(), self.engine_id, HOST)
+            rows = {job.id: job for job in s.exec(select(Job).where(col(Job.id).in_(took)))}
+            # What their specs look up, loaded in one query a table: the spec's own lookups
+            # then find them in the session. (Its identity map is weak: keep them referenced.)
+            loaded = _preload(s, [job for job in rows.values() if job.model_id])
+            claimed: list[Claimed] = []
+            for job_id in took:
+                job = rows[job_id]
+                c = Claimed(job_id, RULES[JobType(job.type)].runs_code, job.deployment_id)
+                c.executor = job.executor or LOCAL
+                if c.runs_code:
+                    try:
+                        runner_spec, python, code_dir = self.spec(self.store, s, job)
+                        # How long what the job leaves running gets between SIGTERM and
+                        # SIGKILL: well within the engine's own grace, so a stopped job can
+                        # still clean up after itself.
+                        runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
+                        c.spec, c.cwd = JobSpec(runner_spec, python), code_dir
+                    except Exception as exc:  # said when it is started
+                        c.error = exc
+                claimed.append(c)
+            s.commit()
+            del loaded
+        return claimed
+
+    def _start_claimed(self, claimed: list[Claimed]) -> None:
+        """Start the jobs claimed, in order; their ``started`` events go in together."""
+        launched: list[Running] = []
+        try:
+            for i, c in enumerate(claimed):
+                try:
+                    if c.runs_code:
+                        run = self._launch(c)
+                        if run is not None:
+                            launched.append(run)
+                    else:
+                        self._run_inline(c.job_id)
+                except Exception as exc:
+                    self._start_failed(c.job_id, exc)
+                    if storage_full(exc):
+                        for rest in claimed[i + 1 :]:  # none of them ran: back to the queue
+                            self._unclaim.add(rest.job_id)
+                        raise  # the disk is full: try the queue again later, all of it
+        finally:
+            if launched:
+                self.follower.record_started(*launched)
+
+    def _dispatch_each(self, queued: list[tuple[str, str]], free: int) -> None:
+        for job_id, job_type in queued:
+            if free <= 0 and RULES[JobType(job_type)].runs_code:
+                continue
+            try:
+                took = self._start(job_id, free)
+            except Exception as exc:
+                self._start_failed(job_id, exc)
+                if storage_full(exc):
+                    raise  # the disk is full: try the queue again later, all of it
+                continue
+            free -= took
+
+    def _start(self, job_id: str, free: int) -> int:
+        """Claim one queued job and start it; the workers it took (0 or 1)."""
+        with self.store.writer() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status != JobStatus.queued.value:
+                return 0
+            rule = RULES[JobType(job.type)]
+            if rule.runs_code:
+                if free <= 0:
+                    return 0
+                if job.type == JobType.batch_predict.value and self._deployment_busy(
+                    s, job.deployment_id
+                ):
+                    return 0
+            if not jobs.claim(s, job, self.store.now(), self.engine_id, HOST):
+                s.rollback()
+                return 0
+            s.commit()
+        if not rule.runs_code:
+            self._run_inline(job_id)
+            return 0
+        c = Claimed(job_id, True)
+        try:
+            with self.store.reader() as s:
+                job = s.get(Job, job_id)
+                c.deployment_id, c.executor = job.deployment_id, job.executor or LOCAL
+                runner_spec, python, c.cwd = self.spec(self.store, s, job)
+                runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
+                c.spec = JobSpec(runner_spec, python)
+        except Exception as exc:
+            c.error = exc
+        run = self._launch(c)
+        if run is not None:
+            self.follower.record_started(run)
+        return 1
+
+    def _start_failed(self, job_id: str, exc: Exception) -> None:
+        """Starting a job raised. A process that started is followed as usual. Otherwise a
+        full disk puts the job back in the queue (nothing of it ran); any other error fails
+        it, saying why."""
+        if self.follower.follows(job_id):
+            return
+        if storage_full(exc):
+            self._unclaim.add(job_id)
+            try:
+                self._requeue_unstarted(job_id)
+                self._unclaim.discard(job_id)
+            except Exception:
+                pass  # still full: the next dispatch round tries again
+            return
+        log.error("modeldeck engine: starting job %s failed: %s", job_id, describe(exc))
+        log.debug("starting job %s failed", job_id, exc_info=exc)
+        try:
+            self.outcomes.finish(
+                job_id, JobStatus.failed, f"could not start: {describe(exc)}", None, {}
+            )
+        except Exception as again:
+            if storage_full(again):
+                self._unclaim.add(job_id)  # queued again once the disk has room
+            else:
+                log.error("modeldeck engine: job %s is left running: %s", job_id, describe(again))
+
+    def _requeue_unstarted(self, job_id: str) -> None:
+        """Give back a job this engine claimed but could not start: queued again, as if
+        never claimed (its claim left no event)."""
+        with self.store.writer() as s:
+            job = s.get(Job, job_id)
+            if (
+                job is None
+                or job.status not in ACTIVE_STATUSES
+                or job.engine_id != self.engine_id
+                or job.pid is not None
+                or self.follower.follows(job_id)
+            ):
+                return
+            if job.stop_requested_at is not None:
+                jobs.cancel_unstarted(s, job, self.store.now(), {})
+            else:
+                jobs.requeue(s, job, self.store.now(), None)
+            s.commit()
+
+    def _deployment_busy(self, s: Session, deployment_id: str | None) -> bool:
+        return (
+            s.exec(
+                select(Job.id).where(
+                    Job.deployment_id == deployment_id,
+                    Job.type == JobType.batch_predict.value,
+                    col(Job.status).in_(list(ACTIVE_STATUSES)),
+                )
+            ).first()
+            is not None
+        )
+
+    def _run_inline(self, job_id: str) -> None:
+        job_dir = self.store.job_dir(job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        lines: list[str] = []
+        with self.store.writer() as s:
+            job = s.get(Job, job_id)
+            now = self.store.now()
+            add_event(
+                s,
+                job,
+                "started",
+                f"{job.type} started",
+                now,
+                {"host": HOST, "pid": os.getpid(), "engine": self.engine_id},
+            )
+            try:
+                with s.begin_nested():
+                    apply_inline(s, job, now, lines)
+            except ModelDeckError as exc:
+                lines.append(f"error: {exc.message}")
+                details = {"error": exc.message}
+                jobs.finish(s, job, JobStatus.failed, now, exc.message, details, exc.message, 1)
+            else:
+                done = f"{job.type} completed"
+                jobs.finish(s, job, JobStatus.completed, now, done, {"duration": 0.0}, None, 0)
+            s.commit()
+        # Only what happened goes to the log: after the commit (a commit that fails puts the
+        # job back in the queue, and its next run writes the log).
+        try:
+            with open(job_dir / "log.txt", "a", encoding="utf-8") as fh:
+                fh.write("".join(line + "\n" for line in lines))
+        except OSError as exc:  # its events say the same: the outcome stays recorded
+            log.error(
+                "modeldeck engine: writing the log of job %s failed: %s", job_id, describe(exc)
+            )
+
+    def _launch(self, c: Claimed) -> Running | None:
+        """Start a claimed job on its executor and follow it; None when it could not start
+        (it failed, saying why)."""
+        job_dir = self.store.job_dir(c.job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        if c.error is not None and not isinstance(c.error, START_ERRORS):
+            raise c.error
+        try:
+            if c.error is not None:
+                raise c.error
+            assert c.spec is not None
+            handle = self.executors.get(c.executor).launch(
+                c.spec,
+                job_dir,
+                c.cwd or job_dir,
+                self.store.log_path(c.job_id),
+                {"MODELDECK_JOB_ID": c.job_id},
+            )
+        except START_ERRORS as exc:
+            if storage_full(exc):
+                raise  # nothing of it ran: the job waits in the queue for space
+            self.outcomes.finish(
+                c.job_id, JobStatus.failed, f"could not start the job: {exc}", None, {}
+            )
+            return None
+        python = c.spec.python
+        run = Running(c.job_id, handle, deployment_id=c.deployment_id, unrecorded_python=python)
+        self.follower.track(run)
+        return run

@@ -1,0 +1,408 @@
+"""Where a job's code runs: the executor seam.
+
+The engine's phases (dispatch, follow and stop, recovery) speak to an ``Executor`` only: they
+launch a job's spec and get a ``Handle`` back, ask it for the exit status, signal or stop
+it, and re-attach to it after an engine restart. The job row records the executor's name
+and the handle's ``ref``, so the next engine finds the job again without knowing how it
+runs. ``LocalExecutor`` (a process group on this machine, forked by a fork server) is the
+first implementation; another (Ray, say) is added to ``EXECUTORS`` without touching the
+phases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.models import Job
+from core.procfs import proc_start_time, process_alive
+from core.runner import end_processes, job_processes
+
+from .common import KILL_LIMIT
+
+RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A job as its executor runs it. ``ref`` is what the executor needs to find it again
+    (the job row keeps it); pid, process group and start time are the local process's,
+    where there is one (the CLI and the timeline show them)."""
+
+    executor: str
+    job_id: str
+    ref: str
+    pid: int | None = None
+    pgid: int | None = None
+    start: float | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job's process is given: the runner's spec (``spec.json``) and the Python to
+    run it with."""
+
+    runner: dict[str, Any]
+    python: str
+
+
+class Executor(Protocol):
+    """Runs jobs' code somewhere and reports on them; the engine's one view of a job's
+    process."""
+
+    name: str
+
+    def launch(
+        self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
+    ) -> Handle:
+        """Start the job; raises OSError (or ValueError) when it could not be started."""
+        ...
+
+    def poll(self, handle: Handle) -> int | None:
+        """The exit status once the job's process ended (negative: killed by that signal;
+        -1: ended, status unknown), else None."""
+        ...
+
+    def signal(self, handle: Handle, sig: int) -> None:
+        """Send ``sig`` to all of the job's processes."""
+        ...
+
+    def stop(self, handle: Handle) -> set[int]:
+        """Kill the job for good (it had its grace); the process ids killed."""
+        ...
+
+    def leftovers(self, handle: Handle, cleaned: bool) -> set[int]:
+        """The job ended: kill what it left running (``cleaned``: it says it ended its own
+        processes); the process ids killed."""
+        ...
+
+    def adopt(self, job: Job) -> Handle | None:
+        """Re-attach to the job of this row after an engine restart: its handle while it
+        still runs here, else None."""
+        ...
+
+    def recorded(self, job: Job) -> Handle | None:
+        """The handle the job row holds, alive or not; None when none was recorded."""
+        ...
+
+    def launched(self, job: Job) -> Handle | None:
+        """A job claimed whose handle the database never got (its engine died around the
+        launch): its handle when it was started, else None."""
+        ...
+
+    def log_path(self, handle: Handle) -> Path:
+        """Where the job's log is."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the jobs; they keep running."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExecutorContext:
+    """What an executor is made with: where jobs' files are, whom to tell when a job ends,
+    and the local executor's fork server switch."""
+
+    jobs_dir: Path
+    on_exit: Callable[[], None]
+    fork_server: bool = True
+
+
+def _group_left(pgid: int) -> bool:
+    """Whether any process is left in the process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _killpg(pgid: int | None, sig: int) -> None:
+    if not pgid:
+        return
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class ForkServer:
+    """The engine's end of ``core.forkserver``: one light process that forks job processes."""
+
+    def __init__(self, on_exit: Callable[[], None]) -> None:
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        boot = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
+        boot += "from core.forkserver import serve; serve()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", boot],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # a terminal's signals are not for it or its jobs
+            close_fds=True,
+        )
+        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._codes: dict[int, int] = {}
+        self._ended: dict[int, list[int]] = {}  # what it killed that a job process left
+        self._lock = threading.Lock()
+        self._on_exit = on_exit
+        threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "exited" in msg:
+                with self._lock:
+                    self._codes[int(msg["exited"])] = int(msg["code"])
+                    self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
+                self._on_exit()
+            else:
+                self._replies.put(msg)
+        self._replies.put({"error": "the fork server exited"})
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
+        request = {"job_dir": str(job_dir), "cwd": str(cwd), "log": str(log_path), "env": env}
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+        try:
+            reply = self._replies.get(timeout=30)
+        except queue.Empty:
+            reply = {}
+        if "pid" not in reply:
+            raise OSError(reply.get("error", "the fork server did not answer"))
+        return int(reply["pid"])
+
+    def exit_code(self, pid: int) -> int | None:
+        with self._lock:
+            return self._codes.pop(pid, None)
+
+    def ended(self, pid: int) -> list[int]:
+        """The processes the server killed that job process ``pid`` left when it died."""
+        with self._lock:
+            return self._ended.pop(pid, [])
+
+    def close(self, wait: float = 5.0) -> None:
+        """Let the server go; the jobs it forked keep running."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            if wait:
+                self.proc.wait(timeout=wait)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+
+
+def local_ref(pid: int, pgid: int, start: float | None) -> str:
+    """The handle a job row keeps for a local process."""
+    return json.dumps({"pid": pid, "pgid": pgid, "start": start})
+
+
+class LocalExecutor:
+    """Each job a process group (and session) of its own on this machine: forked by the fork
+    server, or a new interpreter when the model asks for another Python."""
+
+    name = LOCAL
+
+    def __init__(self, ctx: ExecutorContext) -> None:
+        self.jobs_dir = ctx.jobs_dir
+        self.use_fork_server = ctx.fork_server
+        self.fork_server: ForkServer | None = None
+        self._on_exit = ctx.on_exit
+        self._popens: dict[int, subprocess.Popen[bytes]] = {}  # its own children, by pid
+        self._forked: dict[int, ForkServer] = {}  # forked by a fork server of this engine
+        self._gone_since: dict[int, float] = {}
+
+    def handle(self, job_id: str, pid: int, pgid: int | None, start: float | None) -> Handle:
+        pgid = pgid or pid
+        return Handle(LOCAL, job_id, local_ref(pid, pgid, start), pid, pgid, start)
+
+    def launch(
+        self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
+    ) -> Handle:
+        (job_dir / "spec.json").write_text(json.dumps(spec.runner, default=str))
+        job_id = str(spec.runner["job_id"])
+        if self.use_fork_server and spec.python == sys.executable:
+            if self.fork_server is None or not self.fork_server.alive():
+                self.fork_server = ForkServer(on_exit=self._on_exit)
+                # An engine dropped without close() still lets its fork server go.
+                weakref.finalize(self, self.fork_server.close, 0)
+            pid = self.fork_server.spawn(job_dir, cwd, log_path, env)
+            self._forked[pid] = self.fork_server
+        else:
+            full = dict(os.environ, **env)
+            full.pop("PYTHONUNBUFFERED", None)
+            with open(log_path, "ab") as logf:
+                proc = subprocess.Popen(
+                    [spec.python, str(RUNNER), str(job_dir)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(cwd),
+                    env=full,
+                    start_new_session=True,  # own process group: stop reaches all of it
+                    close_fds=True,
+                )
+            pid = proc.pid
+            self._popens[pid] = proc
+            # Wake the engine the moment the child exits, instead of at the next poll.
+            threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
+        start = proc_start_time(pid)
+        # Before the database knows the pid: if this engine dies in between, the next one
+        # finds the process here (the runner writes the same file once it is up).
+        try:
+            tmp = job_dir / "pid.engine.tmp"
+            tmp.write_text(f"{pid} {start or ''}\n")
+            os.replace(tmp, job_dir / "pid")
+        except OSError:
+            pass
+        return self.handle(job_id, pid, pid, start)
+
+    def _wake_on_exit(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        self._on_exit()
+
+    def poll(self, handle: Handle) -> int | None:
+        pid = handle.pid or 0
+        popen = self._popens.get(pid)
+        if popen is not None:
+            code = popen.poll()
+            if code is not None:
+                del self._popens[pid]
+            return code
+        forked = self._forked.get(pid)
+        if forked is not None:
+            code = forked.exit_code(pid)
+            if code is not None:
+                return code
+        if process_alive(pid, handle.start):
+            return None
+        if forked is not None and forked.alive():
+            # Gone, but its fork server has not said how yet: give the news a moment.
+            since = self._gone_since.setdefault(pid, time.monotonic())
+            if time.monotonic() - since < 2.0:
+                return None
+        self._gone_since.pop(pid, None)
+        return -1
+
+    def signal(self, handle: Handle, sig: int) -> None:
+        _killpg(handle.pgid, sig)
+
+    def stop(self, handle: Handle) -> set[int]:
+        # The job's process gets no chance to clean up after SIGKILL: stop and kill its
+        # whole tree with it (a daemon in a session of its own too), then its group.
+        pid = handle.pid or 0
+        alive = process_alive(pid, handle.start)
+        killed = end_processes(
+            lambda: (
+                job_processes(pid, handle.job_id, tree=alive, ids=alive)
+                | ({pid} if alive and process_alive(pid, handle.start) else set())
+            ),
+            0.0,
+            limit=KILL_LIMIT,
+        )
+        _killpg(handle.pgid, signal.SIGKILL)
+        return killed
+
+    def leftovers(self, handle: Handle, cleaned: bool) -> set[int]:
+        pid = handle.pid
+        if not pid:
+            return set()
+        forked = self._forked.pop(pid, None)
+        killed = set(forked.ended(pid)) if forked is not None else set()
+        # Its group and session; and, when it did not get to end its own processes (it
+        # writes its result after that), whatever process says it belongs to the job.
+        job_id = None if cleaned else handle.job_id
+        # Its group and session ids stay the job's while any member is left (the kernel does
+        # not reuse them); a process now holding its pid says they are another's.
+        now_start = proc_start_time(pid)
+        ids = now_start is None or now_start == handle.start
+        if not (cleaned and ids and not _group_left(handle.pgid or pid)):
+            # A runner that wrote its result ended its own processes first: with its group
+            # empty there is nothing to look for (a look through /proc costs milliseconds).
+            killed |= end_processes(
+                lambda: job_processes(pid, job_id, tree=False, ids=ids),
+                0.0,
+                limit=KILL_LIMIT,
+            )
+        return killed
+
+    def adopt(self, job: Job) -> Handle | None:
+        if job.pid is None or not process_alive(job.pid, job.proc_start):
+            return None
+        return self.handle(job.id, job.pid, job.pgid, job.proc_start)
+
+    def recorded(self, job: Job) -> Handle | None:
+        """The handle the job row holds, alive or not (None: no process was recorded)."""
+        if job.pid is None:
+            return None
+        return self.handle(job.id, job.pid, job.pgid, job.proc_start)
+
+    def launched(self, job: Job) -> Handle | None:
+        # The runner's ``pid`` file says whether the process started.
+        try:
+            raw = (self.jobs_dir / job.id / "pid").read_text().split()
+            pid, start = int(raw[0]), (float(raw[1]) if len(raw) > 1 else None)
+            if pid <= 1:
+                raise ValueError(f"not a job's pid: {pid}")
+        except (OSError, ValueError, IndexError):
+            return None
+        return self.handle(job.id, pid, pid, start)
+
+    def log_path(self, handle: Handle) -> Path:
+        return self.jobs_dir / handle.job_id / "log.txt"
+
+    def close(self) -> None:
+        if self.fork_server is not None:
+            self.fork_server.close()
+
+
+ExecutorFactory = Callable[[ExecutorContext], Executor]
+
+# Executors by the name a job row records; a new one plugs in here.
+EXECUTORS: dict[str, ExecutorFactory] = {LOCAL: LocalExecutor}
+
+
+class Executors:
+    """The executors of one engine, made when first needed."""
+
+    def __init__(self, ctx: ExecutorContext) -> None:
+        self.ctx = ctx
+        self._made: dict[str, Executor] = {}
+
+    def get(self, name: str | None) -> Executor:
+        name = name or LOCAL
+        made = self._made.get(name)
+        if made is None:
+            factory = EXECUTORS.get(name)
+            if factory is None:
+                raise ValueError(f"no executor {name!r} here (known: {', '.join(EXECUTORS)})")
+            made = self._made[name] = factory(self.ctx)
+        return made
+
+    def of(self, handle: Handle) -> Executor:
+        return self.get(handle.executor)
+
+    def close(self) -> None:
+        for made in self._made.values():
+            made.close()

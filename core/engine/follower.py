@@ -1,0 +1,300 @@
+"""Following running jobs: their records in, a stop's SIGTERM, grace and SIGKILL, their end
+collected."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlmodel import col, select
+
+from core.lifecycle import ACTIVE_STATUSES, JobStatus
+from core.models import Job, JobEvent
+from core.procfs import HOST
+from core.store import Store
+
+from .common import Guard, out_of_space, signal_name
+from .executor import Executors, Handle
+from .ingest import Ingest, job_event
+from .outcome import Outcomes
+
+
+@dataclass
+class Running:
+    """A job this engine follows: one it started, or one it re-attached to."""
+
+    job_id: str
+    handle: Handle
+    deployment_id: str | None = None
+    term_sent_at: float | None = None
+    kill_sent: bool = False
+    ended: int | None = None  # its exit status once seen: poll() may tell it only once
+    unrecorded_python: str | None = None  # started, its handle not in the database yet
+
+    @property
+    def pid(self) -> int | None:
+        return self.handle.pid
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A followed job's row as this round read it."""
+
+    status: str | None
+    offset: int
+    owner: str | None
+    stop_requested: bool
+
+
+GONE = Seen(None, 0, None, False)
+
+
+class Follower:
+    """The jobs this engine follows, each round: records, stops, ends."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine_id: str,
+        grace: float,
+        executors: Executors,
+        guard: Guard,
+        outcomes: Outcomes,
+        ingest: Ingest,
+    ) -> None:
+        self.store = store
+        self.engine_id = engine_id
+        self.grace = grace
+        self.executors = executors
+        self.guard = guard
+        self.outcomes = outcomes
+        self.ingest = ingest
+        self.running: dict[str, Running] = {}
+
+    def track(self, run: Running) -> None:
+        self.running[run.job_id] = run
+
+    def follows(self, job_id: str) -> bool:
+        return job_id in self.running
+
+    def busy(self) -> int:
+        """How many of the jobs it follows still have a process running (a worker each)."""
+        return sum(1 for run in self.running.values() if run.ended is None)
+
+    def see_exits(self) -> None:
+        """Note which followed processes have ended (no database): their workers are free
+        for the next jobs before their outcomes are recorded."""
+        for run in list(self.running.values()):
+            with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
+                self._see_exit(run)
+
+    def follow(self, only: Collection[str] | None = None) -> None:
+        """One round of following the jobs (``only``: of these)."""
+        self.guard.forget("following job ", self.running)  # ended: nothing to try again
+        runs = [r for r in self.running.values() if only is None or r.job_id in only]
+        if not runs:
+            return
+        with self.store.reader() as s:
+            rows = s.exec(
+                select(
+                    Job.id, Job.status, Job.events_offset, Job.engine_id, Job.stop_requested_at
+                ).where(col(Job.id).in_([run.job_id for run in runs]))
+            ).all()
+        state = {r[0]: Seen(r[1], r[2], r[3], r[4] is not None) for r in rows}
+        for run in runs:
+            job_id = run.job_id
+            # One job that cannot be followed (its records, a full disk) waits alone.
+            seen = state.get(job_id, GONE)
+            with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
+                self._see_exit(run)  # every round, even while following it backs off
+            self.guard.run(f"following job {job_id}", lambda r=run, w=seen: self._follow_one(r, w))
+
+    def _see_exit(self, run: Running) -> None:
+        """Note when a followed process has ended (it is told once), and whether the disk was
+        full then with no result written: by the time the database takes the outcome, space
+        may have been freed. No database here: this works on a full disk, every round."""
+        if run.ended is not None:
+            return
+        code = self.executors.of(run.handle).poll(run.handle)
+        if code is None:
+            return
+        run.ended = code
+        job_dir = self.store.job_dir(run.job_id)
+        if not (job_dir / "result.json").exists() and out_of_space(job_dir):
+            self.outcomes.no_space.add(run.job_id)
+
+    def _follow_one(self, run: Running, seen: Seen) -> None:
+        job_id = run.job_id
+        if seen.status not in ACTIVE_STATUSES or seen.owner != self.engine_id:
+            # Someone else finalised it (another engine after a lease change), or another
+            # engine adopted it (a real engine took over from a job command) and follows it
+            # now; its process runs on untouched.
+            self.running.pop(job_id, None)
+            self.outcomes.no_space.discard(job_id)
+            return
+        self._see_exit(run)
+        if run.unrecorded_python is not None:
+            self.record_started(run)
+        # Exit first, signal after: a group that has ended may have a reused id by now.
+        code = run.ended
+        if code is None:
+            self.ingest.ingest(job_id, seen.offset)
+            if seen.status == JobStatus.stopping.value:
+                self._signal(run)
+            return
+        try:
+            self.collect(run, code, seen.stop_requested)  # its last records go in with its end
+        except BaseException:
+            self.running.setdefault(job_id, run)  # not recorded yet: again next round
+            raise
+        self.outcomes.no_space.discard(job_id)
+
+    def record_started(self, *runs: Running) -> None:
+        """Record started processes' handles and their ``started`` events, in one write
+        transaction of Core statements. Until that works (a full disk), following a job
+        tries again first."""
+        now = self.store.now()
+        with self.store.writer() as s:
+            conn = s.connection()
+            for run in runs:
+                h = run.handle
+                row = conn.execute(
+                    update(Job)
+                    .where(
+                        Job.id == run.job_id,  # type: ignore[arg-type]
+                        col(Job.pid).is_(None),
+                        Job.engine_id == self.engine_id,  # type: ignore[arg-type]
+                    )
+                    .values(
+                        pid=h.pid,
+                        pgid=h.pgid,
+                        proc_start=h.start,
+                        executor=h.executor,
+                        handle=h.ref,
+                        next_seq=col(Job.next_seq) + 1,
+                    )
+                    .returning(Job.next_seq, Job.type)  # type: ignore[arg-type]
+                ).first()
+                if row is None:
+                    continue  # a real engine found the process first and follows it now
+                seq, kind = row
+                conn.execute(
+                    insert(JobEvent).values(
+                        job_id=run.job_id,
+                        seq=seq - 1,
+                        at=now,
+                        kind="started",
+                        message=f"{kind} started on {HOST} (pid {h.pid})",
+                        details={
+                            "host": HOST,
+                            "pid": h.pid,
+                            "pgid": h.pgid,
+                            "python": run.unrecorded_python,
+                            "engine": self.engine_id,
+                        },
+                    )
+                )
+            s.commit()
+        for run in runs:
+            run.unrecorded_python = None
+
+    def _signal(self, run: Running) -> None:
+        mono = time.monotonic()
+        executor = self.executors.of(run.handle)
+        pgid = run.handle.pgid
+        if run.term_sent_at is None:
+            executor.signal(run.handle, signal.SIGTERM)
+            run.term_sent_at = mono
+            job_event(
+                self.store,
+                run.job_id,
+                "signal_sent",
+                f"SIGTERM sent to process group {pgid}",
+                {"signal": "SIGTERM", "pgid": pgid, "grace": self.grace},
+            )
+        elif not run.kill_sent and mono - run.term_sent_at >= self.grace:
+            killed = executor.stop(run.handle)
+            run.kill_sent = True
+            others = len(killed - {run.handle.pid})
+            job_event(
+                self.store,
+                run.job_id,
+                "signal_sent",
+                f"still running after {self.grace:g}s: SIGKILL sent to process group {pgid}"
+                + (f" and {others} other process(es) of the job" if others else ""),
+                {"signal": "SIGKILL", "pgid": pgid, "pids": sorted(killed)},
+            )
+
+    def collect(self, run: Running, code: int, stop_requested: bool | None = None) -> None:
+        """A followed process ended: read its result and finish the job (``stop_requested``:
+        whether a stop was asked for, when the caller knows)."""
+        self.running.pop(run.job_id, None)
+        self._end_leftovers(run)
+        finish = self.outcomes.finish
+        result = self.outcomes.read_result(run.job_id)
+        if result is not None and code == -1:
+            code = int(result.get("exit_code", 1))
+        if stop_requested is None:
+            with self.store.reader() as s:
+                stop_requested = s.get(Job, run.job_id).stop_requested_at is not None
+        details: dict[str, Any] = {"exit_code": code}
+        if code is not None and code < 0 and code != -1:
+            details["signal"] = signal_name(-code)
+        if stop_requested:
+            how = "SIGKILL" if run.kill_sent else "SIGTERM"
+            finish(
+                run.job_id,
+                JobStatus.cancelled,
+                "stopped",
+                code,
+                result or {},
+                extra={**details, "stopped_by": how},
+            )
+        elif result is None:
+            if code == -1:
+                finish(
+                    run.job_id,
+                    JobStatus.failed,
+                    "lost",
+                    None,
+                    {},
+                    extra={"reason": "the job's process vanished without an outcome"},
+                )
+            else:
+                why = (
+                    f"killed by {signal_name(-code)}"
+                    if code < 0
+                    else f"exited with status {code} before reporting"
+                )
+                finish(run.job_id, JobStatus.failed, why, code, {}, extra=details)
+        elif result.get("status") == "completed":
+            finish(run.job_id, JobStatus.completed, None, code, result, extra=details)
+        elif result.get("status") == "cancelled":
+            finish(run.job_id, JobStatus.cancelled, "stopped", code, result, extra=details)
+        else:
+            finish(
+                run.job_id,
+                JobStatus.failed,
+                result.get("error") or "failed",
+                code,
+                result,
+                extra=details,
+            )
+
+    def _end_leftovers(self, run: Running) -> None:
+        """The job's process has ended: kill whatever it started that is still running (it
+        ends its own leftovers when it can; not when it was killed or died abruptly)."""
+        cleaned = (self.store.job_dir(run.job_id) / "result.json").exists()
+        killed = self.executors.of(run.handle).leftovers(run.handle, cleaned)
+        if killed:
+            self.outcomes.note(
+                run.job_id,
+                "processes_killed",
+                f"{len(killed)} process(es) the job left running killed with SIGKILL",
+                {"pids": sorted(killed), "signal": "SIGKILL"},
+            )

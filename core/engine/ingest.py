@@ -1,0 +1,171 @@
+"""A job's progress records: new lines of its events.jsonl into its timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from core.models import Job
+from core.records import (
+    MAX_RECORD_BYTES,
+    BadRecord,
+    JobRecord,
+    add_event,
+    excerpt,
+    parse_job_record,
+)
+from core.store import Store
+
+from .common import SKIPS_LISTED, describe
+
+
+def job_event(store: Store, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
+    """One event in a job's timeline, in a transaction of its own."""
+    with store.writer() as s:
+        job = s.get(Job, job_id)
+        add_event(s, job, kind, message, store.now(), details)
+        s.commit()
+
+
+class Ingest:
+    """Moves checked records of running jobs' events.jsonl into their timelines."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
+
+    def ingest(self, job_id: str, offset: int | None) -> None:
+        """Move new progress and metrics lines of events.jsonl into the job's timeline, in a
+        transaction of its own.
+
+        Each line is checked (the job's code can write anything there): a bad one is
+        skipped with a ``record_skipped`` event saying what was wrong, and the rest go on.
+        """
+        path = self.store.job_dir(job_id) / "events.jsonl"
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._told_unreadable(job_id, exc)
+            return
+        if size == 0 or (offset is not None and size <= offset):
+            return  # nothing new: no write lock (this runs for every running job every tick)
+        told = job_id in self._unreadable
+        try:
+            with self.store.writer() as s:
+                job = s.get(Job, job_id)
+                if job is None or size <= job.events_offset:
+                    return
+                if self._read(s, job, path, size):
+                    s.commit()
+        except BaseException:
+            if not told:
+                self._unreadable.discard(job_id)  # not said after all: again next time
+            raise
+
+    def _told_unreadable(self, job_id: str, exc: OSError) -> None:
+        if job_id in self._unreadable:
+            return
+        try:
+            with self.store.writer() as s:
+                self._unreadable_event(s, s.get(Job, job_id), exc)
+                s.commit()
+        except BaseException:
+            self._unreadable.discard(job_id)
+            raise
+
+    def ingest_into(self, s: Session, job: Job) -> None:
+        """The same inside the caller's write transaction (the one that ends the job)."""
+        path = self.store.job_dir(job.id) / "events.jsonl"
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._unreadable_event(s, job, exc)
+            return
+        if size > job.events_offset:
+            self._read(s, job, path, size)
+
+    def _read(self, s: Session, job: Job, path: Path, size: int) -> bool:
+        """Add the records between the job's offset and ``size``; whether anything changed."""
+        now = self.store.now()
+        pos = job.events_offset
+        bad = 0
+        try:
+            fh = open(path, "rb")  # noqa: SIM115  (closed below)
+        except OSError as exc:
+            return self._unreadable_event(s, job, exc)
+        with fh:
+            while pos < size:  # a chunk at a time: a backlog never sits in memory whole
+                fh.seek(pos)
+                data = fh.read(min(size - pos, MAX_RECORD_BYTES + 1))
+                end = data.rfind(b"\n")
+                if end >= 0:
+                    lines, consumed = data[:end].split(b"\n"), end + 1
+                elif len(data) > MAX_RECORD_BYTES:
+                    # Longer than any record: skipped, and the rest of the line after it is
+                    # one more bad line.
+                    lines, consumed = [data], len(data)
+                else:
+                    break  # a line still being written
+                good: list[JobRecord] = []
+                at = pos
+                for raw in lines:
+                    try:
+                        if raw.strip():
+                            good.append(parse_job_record(raw))
+                    except BadRecord as exc:
+                        bad += 1
+                        if bad <= SKIPS_LISTED:
+                            add_event(
+                                s,
+                                job,
+                                "record_skipped",
+                                f"skipped a bad line of events.jsonl: {exc}",
+                                now,
+                                {"reason": str(exc), "line": excerpt(raw), "offset": at},
+                            )
+                    at += len(raw) + 1
+                # A burst of progress collapses into its last report; metrics all stay.
+                last = max((i for i, r in enumerate(good) if r.kind == "progress"), default=-1)
+                for i, rec in enumerate(good):
+                    if rec.kind != "progress" or i == last:
+                        add_event(s, job, rec.kind, rec.message, now, rec.details)
+                pos += consumed
+        if bad > SKIPS_LISTED:
+            more = bad - SKIPS_LISTED
+            add_event(
+                s,
+                job,
+                "record_skipped",
+                f"skipped {more} more bad line(s) of events.jsonl",
+                now,
+                {"count": more},
+            )
+        if pos == job.events_offset:
+            return False
+        job.events_offset = pos
+        s.add(job)
+        return True
+
+    def _unreadable_event(self, s: Session, job: Job | None, exc: OSError) -> bool:
+        """The job's events.jsonl cannot be read (its code made it a folder, say): said once
+        in its timeline; the job goes on, and ends, without its records. Whether an event
+        was added to ``s``."""
+        if job is None or job.id in self._unreadable:
+            return False
+        reason = describe(exc)
+        add_event(
+            s,
+            job,
+            "record_skipped",
+            f"could not read events.jsonl: {reason}",
+            self.store.now(),
+            {"reason": reason},
+        )
+        self._unreadable.add(job.id)
+        return True

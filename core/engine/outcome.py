@@ -1,0 +1,116 @@
+"""A job's end: its result read and checked, its outcome applied and recorded once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core import jobs
+from core.effects import apply_result, place_artifacts, record_dataset_read
+from core.errors import ModelDeckError
+from core.lifecycle import ACTIVE_STATUSES, JobStatus
+from core.models import Job
+from core.records import add_event, clean_result
+from core.store import Store
+
+from .common import NO_SPACE_ERROR, log
+from .ingest import Ingest
+
+
+class Outcomes:
+    """Ends jobs. Events that belong with a job's end (recovered, processes_killed) wait as
+    notes and are written in the transaction that ends the job, so only the process that
+    ends it writes them."""
+
+    def __init__(self, store: Store, ingest: Ingest, on_end: Callable[[], None]) -> None:
+        self.store = store
+        self.ingest = ingest
+        self._on_end = on_end
+        self._notes: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        self.no_space: set[str] = set()  # ended jobs whose output the full disk swallowed
+
+    def note(self, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
+        """An event for the job's timeline that ``finish`` writes with its end, when it is
+        this process that ends it (kept until then: a retry still writes it, once)."""
+        notes = self._notes.setdefault(job_id, [])
+        if kind == "processes_killed":
+            for i, (k, _, d) in enumerate(notes):
+                if k == kind:  # killed on an earlier try: one event lists them all
+                    pids = sorted(set(d["pids"]) | set(details["pids"]))
+                    message = f"{len(pids)} process(es) the job left running killed with SIGKILL"
+                    notes[i] = (kind, message, {**details, "pids": pids})
+                    return
+        elif any(k == kind for k, _, _ in notes):
+            return
+        notes.append((kind, message, details))
+
+    def read_result(self, job_id: str) -> dict[str, Any] | None:
+        """The job's result file, checked; when the full disk kept the job from writing
+        one, a failure saying so."""
+        try:
+            data = json.loads((self.store.job_dir(job_id) / "result.json").read_bytes())
+        except (OSError, ValueError, RecursionError):
+            data = None
+        result = clean_result(data)
+        if result is None and job_id in self.no_space:
+            return {"status": "failed", "error": NO_SPACE_ERROR}
+        return result
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str | None,
+        exit_code: int | None,
+        result: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        now = self.store.now()
+        with self.store.writer() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status not in ACTIVE_STATUSES:
+                self._notes.pop(job_id, None)
+                return  # finalised elsewhere: outcomes are recorded once
+            # Its last records go in with its end: one transaction, not two.
+            self.ingest.ingest_into(s, job)
+            for kind, note, note_details in self._notes.get(job_id, []):
+                add_event(s, job, kind, note, now, note_details)
+            out_dir = self.store.job_dir(job_id) / "output"
+            job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
+            record_dataset_read(s, job, result, now)
+            staging = self.store.staging_dir(job.id)
+            artifacts: Path | None = None
+            if status == JobStatus.completed:
+                try:
+                    with s.begin_nested():
+                        artifacts = apply_result(
+                            s, job, result, staging, self.store.artifacts_dir, now
+                        )
+                except ModelDeckError as exc:
+                    status, error = JobStatus.failed, exc.message
+                except Exception as exc:  # a result we cannot apply is the job's failure
+                    log.exception("applying the result of %s failed", job_id)
+                    status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
+            duration = (now - job.started_at).total_seconds() if job.started_at else None
+            details = {"duration": duration, **(extra or {})}
+            if error:
+                details["error"] = error
+            message = {
+                JobStatus.completed: f"{job.type} completed",
+                JobStatus.failed: f"{job.type} failed: {error}",
+                JobStatus.cancelled: f"{job.type} cancelled",
+            }[status]
+            jobs.finish(s, job, status, now, message, details, error, exit_code)
+            s.commit()
+        self._notes.pop(job_id, None)
+        # Only now that the version is recorded do its files move in: a commit that failed
+        # left them in staging for the next try (recovery finishes a move cut short).
+        if artifacts is not None and status == JobStatus.completed:
+            place_artifacts(staging, artifacts)
+        shutil.rmtree(staging, ignore_errors=True)
+        self._on_end()
+
+    # -- recovery -------------------------------------------------------------------------

@@ -1,0 +1,204 @@
+"""Recovery: jobs no engine follows. A live one is adopted; the outcome of one whose process
+ended is recorded; a claimed one that never started goes back to the queue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from core import jobs
+from core.effects import place_artifacts
+from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, RULES, JobStatus, JobType
+from core.models import Job, ModelVersion
+from core.procfs import HOST, engine_alive
+from core.records import add_event
+from core.store import Store
+
+from .common import RECOVER_EVERY, Guard
+from .executor import LOCAL, Executors, Handle
+from .follower import Follower, Running
+from .outcome import Outcomes
+
+
+class Recovery:
+    """Looks at the active jobs this engine does not follow, every RECOVER_EVERY seconds."""
+
+    def __init__(
+        self,
+        store: Store,
+        engine_id: str,
+        executors: Executors,
+        follower: Follower,
+        outcomes: Outcomes,
+        guard: Guard,
+        only_job: str | None = None,
+    ) -> None:
+        self.store = store
+        self.engine_id = engine_id
+        self.executors = executors
+        self.follower = follower
+        self.outcomes = outcomes
+        self.guard = guard
+        self.only_job = only_job
+        self._last = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last > RECOVER_EVERY
+
+    def reset(self) -> None:
+        """Look again at the next round (the engine just took the lease)."""
+        self._last = 0.0
+
+    def recover(self, serving: bool, only: str | None = None, adopt: bool = True) -> None:
+        """Adopt running jobs no engine follows; finish the ones whose process is gone.
+
+        The lease holder (``serving``) adopts every live job of this host, even one a job
+        command still follows (that command then lets go of it). Without the lease
+        (``only``: a job command's own job; ``adopt=False``: a read while no engine serves)
+        a job whose engine is alive on this host is left to that engine.
+        """
+        self._last = time.monotonic()
+        with self.store.reader() as s:
+            stmt = select(Job).where(
+                col(Job.status).in_(list(ACTIVE_STATUSES)),
+                col(Job.id).not_in(list(self.follower.running) or [""]),
+            )
+            if only is not None:
+                stmt = stmt.where(Job.id == only)
+            rows = s.exec(stmt).all()
+        if only is None:  # dealt with: nothing of it to try again
+            self.guard.forget("recovering job ", {job.id for job in rows})
+        for job in rows:
+            # One job that cannot be recovered (its records, a full disk) waits alone.
+            self.guard.run(
+                f"recovering job {job.id}", lambda j=job: self._recover_one(j, adopt, serving)
+            )
+        if only is None:
+            self.guard.run("placing staged artifacts", self._place_staged)
+
+    def _place_staged(self) -> None:
+        """Staging folders of ended jobs: a version recorded by a process that died before
+        moving its files in gets them now; the rest were left over and go."""
+        root = self.store.staging_dir("x").parent
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return
+        if not names:
+            return
+        with self.store.reader() as s:
+            rows = s.exec(
+                select(Job.id, Job.status, ModelVersion.artifact_dir)
+                .join(ModelVersion, col(ModelVersion.job_id) == Job.id, isouter=True)
+                .where(col(Job.id).in_(names), col(Job.status).in_(list(FINAL_STATUSES)))
+            ).all()
+        for job_id, status, artifact_dir in rows:
+            staging = root / job_id
+            if status == JobStatus.completed.value and artifact_dir:
+                place_artifacts(staging, Path(artifact_dir))
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _recover_one(self, job: Job, adopt: bool, serving: bool) -> None:
+        executor = self.executors.get(job.executor or LOCAL)
+        # A CLI engine adopts only what it was asked about; others wait for a real engine.
+        foreign = self.only_job and job.id != self.only_job and job.host == HOST
+        if foreign and executor.adopt(job) is not None:
+            return
+        if job.host not in (None, HOST):
+            return  # another machine's job: only an engine there can judge it
+        if job.engine_id == self.engine_id:
+            return
+        if not serving and engine_alive(job.engine_id):
+            return  # its engine still follows it
+        if job.pid is None and RULES[JobType(job.type)].runs_code:
+            found = self._unrecorded_process(job)
+            if found is None:
+                return  # it never started: queued again, or cancelled if stopped
+            job = found
+        live = executor.adopt(job)
+        if live is not None:
+            if adopt:
+                self._adopt(job, live)
+            return
+        result = self.outcomes.read_result(job.id)
+        if job.pid is None and result is None and not RULES[JobType(job.type)].runs_code:
+            self.outcomes.finish(
+                job.id,
+                JobStatus.failed,
+                "lost",
+                None,
+                {},
+                extra={"reason": "the engine died while running it"},
+            )
+            return
+        handle = executor.recorded(job) or Handle(job.executor or LOCAL, job.id, "")
+        run = Running(job.id, handle)
+        # Recorded with the job's end: several readers may recover it at once, and only the
+        # one that ends it says so.
+        self.outcomes.note(
+            job.id,
+            "recovered",
+            "the job's process ended while no engine followed it",
+            {"engine": self.engine_id, "result_found": result is not None},
+        )
+        self.follower.collect(run, -1)  # its last records go in with its end
+
+    def _adopt(self, job: Job, handle: Handle) -> None:
+        """Follow a live job from here on: the job names this engine, so the one that ran it
+        (a job command, an engine that lost the lease) lets go of it."""
+        now = self.store.now()
+        with self.store.writer() as s:
+            row = s.get(Job, job.id)
+            if row is None or row.status not in ACTIVE_STATUSES or row.engine_id != job.engine_id:
+                return  # it changed meanwhile: look again at the next recovery
+            row.engine_id = self.engine_id
+            add_event(
+                s,
+                row,
+                "reattached",
+                f"engine {self.engine_id} re-attached to pid {job.pid}",
+                now,
+                {"engine": self.engine_id, "pid": job.pid, "host": HOST, "from": job.engine_id},
+            )
+            s.add(row)
+            s.commit()
+        self.follower.track(Running(job.id, handle, deployment_id=job.deployment_id))
+
+    def _unrecorded_process(self, job: Job) -> Job | None:
+        """A claimed code job without a handle: its engine died around the launch.
+
+        Its executor says whether it started; record it and return the job. Without one no
+        code of the job ever ran, so it is safe to queue it again.
+        """
+        found = self.executors.get(job.executor or LOCAL).launched(job)
+        if found is None and engine_alive(job.engine_id):
+            return None  # its engine (a job command, say) is alive: it is starting it now
+        now = self.store.now()
+        with self.store.writer() as s:
+            row = s.get(Job, job.id)
+            if row is None or row.status not in ACTIVE_STATUSES or row.pid is not None:
+                return None  # someone else dealt with it meanwhile
+            if found is not None:
+                row.pid, row.pgid, row.proc_start = found.pid, found.pgid, found.start
+                row.executor, row.handle = found.executor, found.ref
+                add_event(
+                    s,
+                    row,
+                    "started",
+                    f"{row.type} started on {HOST} (pid {found.pid}), found by engine "
+                    f"{self.engine_id}",
+                    now,
+                    {"host": HOST, "pid": found.pid, "pgid": found.pgid, "engine": self.engine_id},
+                )
+            elif row.stop_requested_at is not None:
+                jobs.cancel_unstarted(s, row, now, {})
+            else:
+                requeued = "its engine stopped before starting the job's process: queued again"
+                jobs.requeue(s, row, now, ("requeued", requeued, {"engine": self.engine_id}))
+            s.add(row)
+            s.commit()
+            return row if found is not None else None
