@@ -24,6 +24,10 @@ import os
 import select
 import signal
 import sys
+import time
+
+# Job processes kept forked ahead of their jobs (about the engine's usual workers).
+SPARES = 2
 
 
 def _run_child(request: dict) -> int:
@@ -41,18 +45,33 @@ def _run_child(request: dict) -> int:
     return runner.main(["modeldeck-job", request["job_dir"]])
 
 
-def _child(request: dict, wakeup: tuple[int, int], ready: int) -> None:
+def _spare(requests: int, closing: list[int], ready: int) -> None:
+    """A forked process waiting for its job: its own session and process group first (the
+    server reports its pid only after that, so a stop finds the group), then the request
+    the server writes to it (end of file: no job for it, it exits)."""
     os.setsid()
-    os.write(ready, b".")  # the server reports the pid only now: a stop finds the group
-    os.close(ready)
     signal.set_wakeup_fd(-1)
-    for fd in wakeup:
+    for fd in closing:  # the server's wake-up pipe, the other spares' request pipes
         os.close(fd)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)  # not the engine's pipe while it waits: the server's exit is seen
+    os.close(null)
+    os.write(ready, b".")
+    os.close(ready)
+    data = b""
+    try:
+        while chunk := os.read(requests, 1 << 16):
+            data += chunk
+    except OSError:
+        data = b""
+    os.close(requests)
+    if not data:
+        os._exit(0)
     code = 1
     try:
-        code = _run_child(request)
+        code = _run_child(json.loads(data))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -66,6 +85,68 @@ def _child(request: dict, wakeup: tuple[int, int], ready: int) -> None:
         except BaseException:
             pass
         os._exit(code)
+
+
+class Spares:
+    """Job processes forked ahead of their jobs: a request goes to one already in its own
+    session, so neither the fork nor the session handshake is in the engine's round trip."""
+
+    def __init__(self, wakeup: tuple[int, int], count: int = SPARES) -> None:
+        self.wakeup = wakeup
+        self.count = count
+        self.waiting: dict[int, int] = {}  # pid -> the write end of its request pipe
+        self._retry_at = 0.0
+
+    def fork(self) -> None:
+        """One more spare (returns once it leads its own session)."""
+        req_r, req_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (req_r, req_w, ready_r, ready_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            os.close(req_w)
+            os.close(ready_r)
+            _spare(req_r, [*self.wakeup, *self.waiting.values()], ready_w)
+        os.close(req_r)
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        self.waiting[pid] = req_w
+
+    def short(self) -> bool:
+        return len(self.waiting) < self.count and time.monotonic() >= self._retry_at
+
+    def add_one(self) -> None:
+        try:
+            self.fork()
+        except OSError:
+            self._retry_at = time.monotonic() + 1.0  # no process to spare: requests fork
+
+    def give(self, request: bytes) -> int:
+        """Hand ``request`` to a spare (a new one when none waits); its pid."""
+        while True:
+            if not self.waiting:
+                self.fork()
+            pid = next(iter(self.waiting))
+            fd = self.waiting.pop(pid)
+            try:
+                view = memoryview(request)
+                while view:
+                    view = view[os.write(fd, view) :]
+                return pid
+            except OSError:
+                continue  # it died waiting: the next one
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        for fd in self.waiting.values():
+            os.close(fd)  # end of file: they exit
+        self.waiting.clear()
 
 
 def _emit(message: dict) -> None:
@@ -84,7 +165,8 @@ def _children() -> set[int] | None:
 
 
 def _orphans(jobs: set[int]) -> set[int]:
-    """Live processes adopted from dead job processes, and their descendants."""
+    """Live processes adopted from dead job processes, and their descendants (``jobs``:
+    the server's own children, running jobs and spares)."""
     from core.runner import process_table
 
     children_now = _children()
@@ -104,7 +186,7 @@ def _orphans(jobs: set[int]) -> set[int]:
     return {p for p in found if not table[p][3]}
 
 
-def _reap(jobs: set[int]) -> None:
+def _reap(jobs: set[int], spares: Spares) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -117,8 +199,9 @@ def _reap(jobs: set[int]) -> None:
         jobs.discard(pid)
         from core.runner import end_processes
 
-        # Its orphans are ours by now (the kernel re-parents them before telling us).
-        ended = end_processes(lambda: _orphans(jobs), 0.0, limit=1.0)  # others wait meanwhile
+        # Its orphans are ours by now (the kernel re-parents them before telling us); the
+        # others wait meanwhile.
+        ended = end_processes(lambda: _orphans(jobs | set(spares.waiting)), 0.0, limit=1.0)
         _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 
@@ -137,38 +220,39 @@ def serve() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the engine
+    spares = Spares((wake_r, wake_w))
     pending = b""
-    while True:
-        try:
-            ready, _, _ = select.select([0, wake_r], [], [], 1.0)
-        except InterruptedError:
-            ready = []
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-        _reap(jobs)
-        if 0 not in ready:
-            continue
-        data = os.read(0, 1 << 16)
-        if not data:
-            return  # the engine is gone: leave the children running
-        pending += data
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
+    try:
+        while True:
+            short = spares.short()
             try:
-                request = json.loads(line)
-                ready_r, ready_w = os.pipe()
-                pid = os.fork()
-            except (ValueError, OSError) as exc:
-                _emit({"error": f"{type(exc).__name__}: {exc}"})
+                ready, _, _ = select.select([0, wake_r], [], [], 0.0 if short else 1.0)
+            except InterruptedError:
+                ready = []
+            if short and not ready:
+                spares.add_one()  # while no request waits: off the engine's round trip
                 continue
-            if pid == 0:
-                os.close(ready_r)
-                _child(request, (wake_r, wake_w), ready_w)
-            jobs.add(pid)
-            os.close(ready_w)
-            os.read(ready_r, 1)  # until the child leads its own session and process group
-            os.close(ready_r)
-            _emit({"pid": pid})
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+            _reap(jobs, spares)
+            if 0 not in ready:
+                continue
+            data = os.read(0, 1 << 16)
+            if not data:
+                return  # the engine is gone: leave the children running
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                try:
+                    json.loads(line)  # a request the child cannot read fails here, said
+                    pid = spares.give(line)
+                except (ValueError, OSError) as exc:
+                    _emit({"error": f"{type(exc).__name__}: {exc}"})
+                    continue
+                jobs.add(pid)
+                _emit({"pid": pid})
+    finally:
+        spares.close()
 
 
 if __name__ == "__main__":
