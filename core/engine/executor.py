@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from core.models import Job
 from core.procfs import proc_start_time, process_alive
-from core.runner import end_processes, job_processes
+from core.runner import end_processes, job_processes, write_pid_file
 
 from .common import KILL_LIMIT
 
@@ -271,9 +271,7 @@ class LocalExecutor:
         # Before the database knows the pid: if this engine dies in between, the next one
         # finds the process here (the runner writes the same file once it is up).
         try:
-            tmp = job_dir / "pid.engine.tmp"
-            tmp.write_text(f"{pid} {start or ''}\n")
-            os.replace(tmp, job_dir / "pid")
+            write_pid_file(job_dir, pid, "" if start is None else str(start))
         except OSError:
             pass
         return self.handle(job_id, pid, pid, start)
