@@ -32,6 +32,16 @@ from core.runner import end_processes, job_processes, write_pid_file
 from .common import KILL_LIMIT
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+# How a new interpreter starts a job's process: the runner from its cached bytecode.
+RUNNER_BOOT = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
+RUNNER_BOOT += "from core.runner import boot; boot()"
+
+
+def runner_command(python: str, job_dir: Path) -> list[str]:
+    """The command that runs a job's process in a new interpreter ``python``."""
+    return [python, "-c", RUNNER_BOOT, str(job_dir)]
+
+
 LOCAL = "local"
 
 
@@ -254,7 +264,7 @@ class LocalExecutor:
             full.pop("PYTHONUNBUFFERED", None)
             with open(log_path, "ab") as logf:
                 proc = subprocess.Popen(
-                    [spec.python, str(RUNNER), str(job_dir)],
+                    runner_command(spec.python, job_dir),
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
                     stderr=subprocess.STDOUT,
