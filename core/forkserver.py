@@ -8,7 +8,9 @@ job's log and runs ``core.runner.main`` exactly as a freshly started runner woul
 
 Protocol, one JSON object a line: the engine writes ``{"job_dir", "cwd", "log", "env"}`` to
 the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) and, when a
-child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). When the engine
+child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). The server keeps
+processes forked ahead (``{"spare": N}``, and ``{"spare_gone": N}`` when one ended unused): a
+request naming one (``"spare": N``) gets no answer, the engine has its pid already. When the engine
 goes away (stdin closes) the server exits and its children run on, adopted by init; their
 outcome is in their result file for the next engine.
 
@@ -26,8 +28,8 @@ import signal
 import sys
 import time
 
-# Job processes kept forked ahead of their jobs (about the engine's usual workers).
-SPARES = 2
+# Job processes kept forked ahead of their jobs (two rounds of two workers).
+SPARES = 4
 
 
 def _run_child(request: dict) -> int:
@@ -88,17 +90,20 @@ def _spare(requests: int, closing: list[int], ready: int) -> None:
 
 
 class Spares:
-    """Job processes forked ahead of their jobs: a request goes to one already in its own
-    session, so neither the fork nor the session handshake is in the engine's round trip."""
+    """Job processes forked ahead of their jobs, each already in its own session. The server
+    announces each (``{"spare": N}``); the engine names one in its request (``"spare": N``)
+    and has its pid without waiting for an answer: neither the fork nor the session
+    handshake nor a reply is in the engine's round trip."""
 
     def __init__(self, wakeup: tuple[int, int], count: int = SPARES) -> None:
         self.wakeup = wakeup
         self.count = count
         self.waiting: dict[int, int] = {}  # pid -> the write end of its request pipe
+        self.dead: dict[int, int] = {}  # spares that ended unused: their exit status
         self._retry_at = 0.0
 
-    def fork(self) -> None:
-        """One more spare (returns once it leads its own session)."""
+    def fork(self) -> tuple[int, int]:
+        """A new waiting process (once it leads its own session): its pid and request pipe."""
         req_r, req_w = os.pipe()
         ready_r, ready_w = os.pipe()
         try:
@@ -115,38 +120,64 @@ class Spares:
         os.close(ready_w)
         os.read(ready_r, 1)
         os.close(ready_r)
-        self.waiting[pid] = req_w
+        return pid, req_w
 
     def short(self) -> bool:
         return len(self.waiting) < self.count and time.monotonic() >= self._retry_at
 
     def add_one(self) -> None:
         try:
-            self.fork()
+            pid, fd = self.fork()
         except OSError:
             self._retry_at = time.monotonic() + 1.0  # no process to spare: requests fork
+            return
+        self.waiting[pid] = fd
+        _emit({"spare": pid})
 
     def give(self, request: bytes) -> int:
-        """Hand ``request`` to a spare (a new one when none waits); its pid."""
-        while True:
-            if not self.waiting:
-                self.fork()
-            pid = next(iter(self.waiting))
-            fd = self.waiting.pop(pid)
-            try:
-                view = memoryview(request)
-                while view:
-                    view = view[os.write(fd, view) :]
-                return pid
-            except OSError:
-                continue  # it died waiting: the next one
-            finally:
-                os.close(fd)
+        """Hand ``request`` to a new process; its pid (the engine named no spare)."""
+        pid, fd = self.fork()
+        try:
+            _send(fd, request)
+        finally:
+            os.close(fd)
+        return pid
+
+    def give_to(self, pid: int, request: bytes) -> int | None:
+        """Hand ``request`` to the spare ``pid``: None, or the exit status of a spare that
+        ended before it got it (the job's process ended before it ran)."""
+        fd = self.waiting.pop(pid, None)
+        if fd is None:
+            return self.dead.pop(pid, -signal.SIGKILL)
+        try:
+            _send(fd, request)
+            return None
+        except OSError:  # it ended just now
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        finally:
+            os.close(fd)
+
+    def ended(self, pid: int, status: int) -> bool:
+        """A child ended: whether it was a waiting spare (then the engine is told)."""
+        fd = self.waiting.pop(pid, None)
+        if fd is None:
+            return False
+        os.close(fd)
+        self.dead[pid] = os.waitstatus_to_exitcode(status)
+        _emit({"spare_gone": pid})
+        return True
 
     def close(self) -> None:
         for fd in self.waiting.values():
             os.close(fd)  # end of file: they exit
         self.waiting.clear()
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _emit(message: dict) -> None:
@@ -195,7 +226,8 @@ def _reap(jobs: set[int], spares: Spares) -> None:
         if pid == 0:
             return
         if pid not in jobs:
-            continue  # an orphan we adopted and ended
+            spares.ended(pid, status)
+            continue  # else an orphan we adopted and ended
         jobs.discard(pid)
         from core.runner import end_processes
 
@@ -244,9 +276,16 @@ def serve() -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 try:
-                    json.loads(line)  # a request the child cannot read fails here, said
+                    named = json.loads(line).get("spare")  # unreadable: said here
+                    if named is not None:
+                        code = spares.give_to(int(named), line)
+                        if code is None:
+                            jobs.add(int(named))
+                        else:
+                            _emit({"exited": int(named), "code": code, "ended": []})
+                        continue  # the engine has the pid: no answer
                     pid = spares.give(line)
-                except (ValueError, OSError) as exc:
+                except (ValueError, OSError, AttributeError) as exc:
                     _emit({"error": f"{type(exc).__name__}: {exc}"})
                     continue
                 jobs.add(pid)

@@ -172,13 +172,21 @@ class ForkServer:
         self._ended: dict[int, list[int]] = {}  # what it killed that a job process left
         self._lock = threading.Lock()
         self._on_exit = on_exit
+        self._spares: list[int] = []  # forked ahead, each in its own session, announced
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             msg = json.loads(line)
-            if "exited" in msg:
+            if "spare" in msg:
+                with self._lock:
+                    self._spares.append(int(msg["spare"]))
+            elif "spare_gone" in msg:
+                with self._lock:
+                    if int(msg["spare_gone"]) in self._spares:
+                        self._spares.remove(int(msg["spare_gone"]))
+            elif "exited" in msg:
                 with self._lock:
                     self._codes[int(msg["exited"])] = int(msg["code"])
                     self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
@@ -191,10 +199,21 @@ class ForkServer:
         return self.proc.poll() is None
 
     def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
-        request = {"job_dir": str(job_dir), "cwd": str(cwd), "log": str(log_path), "env": env}
+        request: dict[str, Any] = {
+            "job_dir": str(job_dir),
+            "cwd": str(cwd),
+            "log": str(log_path),
+            "env": env,
+        }
+        with self._lock:
+            spare = self._spares.pop(0) if self._spares else None
+        if spare is not None:
+            request["spare"] = spare  # its pid is known: no answer to wait for
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
+        if spare is not None:
+            return spare
         try:
             reply = self._replies.get(timeout=30)
         except queue.Empty:
