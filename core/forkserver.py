@@ -58,7 +58,8 @@ def _spare(requests: int, closing: list[int], ready: int) -> None:
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 1)  # not the engine's pipe while it waits: the server's exit is seen
+    os.dup2(null, 1)  # not the engine's pipes while it waits: the engine's exit is seen
+    os.dup2(null, 2)
     os.close(null)
     os.write(ready, b".")
     os.close(ready)
