@@ -8,7 +8,9 @@ job's log and runs ``core.runner.main`` exactly as a freshly started runner woul
 
 Protocol, one JSON object a line: the engine writes ``{"job_dir", "cwd", "log", "env"}`` to
 the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) and, when a
-child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). When the engine
+child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). The server keeps
+processes forked ahead (``{"spare": N}``, and ``{"spare_gone": N}`` when one ended unused): a
+request naming one (``"spare": N``) gets no answer, the engine has its pid already. When the engine
 goes away (stdin closes) the server exits and its children run on, adopted by init; their
 outcome is in their result file for the next engine.
 
@@ -24,6 +26,10 @@ import os
 import select
 import signal
 import sys
+import time
+
+# Job processes kept forked ahead of their jobs (two rounds of two workers).
+SPARES = 4
 
 
 def _run_child(request: dict) -> int:
@@ -41,18 +47,34 @@ def _run_child(request: dict) -> int:
     return runner.main(["modeldeck-job", request["job_dir"]])
 
 
-def _child(request: dict, wakeup: tuple[int, int], ready: int) -> None:
+def _spare(requests: int, closing: list[int], ready: int) -> None:
+    """A forked process waiting for its job: its own session and process group first (the
+    server reports its pid only after that, so a stop finds the group), then the request
+    the server writes to it (end of file: no job for it, it exits)."""
     os.setsid()
-    os.write(ready, b".")  # the server reports the pid only now: a stop finds the group
-    os.close(ready)
     signal.set_wakeup_fd(-1)
-    for fd in wakeup:
+    for fd in closing:  # the server's wake-up pipe, the other spares' request pipes
         os.close(fd)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)  # not the engine's pipes while it waits: the engine's exit is seen
+    os.dup2(null, 2)
+    os.close(null)
+    os.write(ready, b".")
+    os.close(ready)
+    data = b""
+    try:
+        while chunk := os.read(requests, 1 << 16):
+            data += chunk
+    except OSError:
+        data = b""
+    os.close(requests)
+    if not data:
+        os._exit(0)
     code = 1
     try:
-        code = _run_child(request)
+        code = _run_child(json.loads(data))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -66,6 +88,97 @@ def _child(request: dict, wakeup: tuple[int, int], ready: int) -> None:
         except BaseException:
             pass
         os._exit(code)
+
+
+class Spares:
+    """Job processes forked ahead of their jobs, each already in its own session. The server
+    announces each (``{"spare": N}``); the engine names one in its request (``"spare": N``)
+    and has its pid without waiting for an answer: neither the fork nor the session
+    handshake nor a reply is in the engine's round trip."""
+
+    def __init__(self, wakeup: tuple[int, int], count: int = SPARES) -> None:
+        self.wakeup = wakeup
+        self.count = count
+        self.waiting: dict[int, int] = {}  # pid -> the write end of its request pipe
+        self.dead: dict[int, int] = {}  # spares that ended unused: their exit status
+        self._retry_at = 0.0
+
+    def fork(self) -> tuple[int, int]:
+        """A new waiting process (once it leads its own session): its pid and request pipe."""
+        req_r, req_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (req_r, req_w, ready_r, ready_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            os.close(req_w)
+            os.close(ready_r)
+            _spare(req_r, [*self.wakeup, *self.waiting.values()], ready_w)
+        os.close(req_r)
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        return pid, req_w
+
+    def short(self) -> bool:
+        return len(self.waiting) < self.count and time.monotonic() >= self._retry_at
+
+    def add_one(self) -> None:
+        try:
+            pid, fd = self.fork()
+        except OSError:
+            self._retry_at = time.monotonic() + 1.0  # no process to spare: requests fork
+            return
+        self.waiting[pid] = fd
+        _emit({"spare": pid})
+
+    def give(self, request: bytes) -> int:
+        """Hand ``request`` to a new process; its pid (the engine named no spare)."""
+        pid, fd = self.fork()
+        try:
+            _send(fd, request)
+        finally:
+            os.close(fd)
+        return pid
+
+    def give_to(self, pid: int, request: bytes) -> int | None:
+        """Hand ``request`` to the spare ``pid``: None, or the exit status of a spare that
+        ended before it got it (the job's process ended before it ran)."""
+        fd = self.waiting.pop(pid, None)
+        if fd is None:
+            return self.dead.pop(pid, -signal.SIGKILL)
+        try:
+            _send(fd, request)
+            return None
+        except OSError:  # it ended just now
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        finally:
+            os.close(fd)
+
+    def ended(self, pid: int, status: int) -> bool:
+        """A child ended: whether it was a waiting spare (then the engine is told)."""
+        fd = self.waiting.pop(pid, None)
+        if fd is None:
+            return False
+        os.close(fd)
+        self.dead[pid] = os.waitstatus_to_exitcode(status)
+        _emit({"spare_gone": pid})
+        return True
+
+    def close(self) -> None:
+        for fd in self.waiting.values():
+            os.close(fd)  # end of file: they exit
+        self.waiting.clear()
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _emit(message: dict) -> None:
@@ -84,7 +197,8 @@ def _children() -> set[int] | None:
 
 
 def _orphans(jobs: set[int]) -> set[int]:
-    """Live processes adopted from dead job processes, and their descendants."""
+    """Live processes adopted from dead job processes, and their descendants (``jobs``:
+    the server's own children, running jobs and spares)."""
     from core.runner import process_table
 
     children_now = _children()
@@ -104,7 +218,7 @@ def _orphans(jobs: set[int]) -> set[int]:
     return {p for p in found if not table[p][3]}
 
 
-def _reap(jobs: set[int]) -> None:
+def _reap(jobs: set[int], spares: Spares) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -113,12 +227,14 @@ def _reap(jobs: set[int]) -> None:
         if pid == 0:
             return
         if pid not in jobs:
-            continue  # an orphan we adopted and ended
+            spares.ended(pid, status)
+            continue  # else an orphan we adopted and ended
         jobs.discard(pid)
         from core.runner import end_processes
 
-        # Its orphans are ours by now (the kernel re-parents them before telling us).
-        ended = end_processes(lambda: _orphans(jobs), 0.0, limit=1.0)  # others wait meanwhile
+        # Its orphans are ours by now (the kernel re-parents them before telling us); the
+        # others wait meanwhile.
+        ended = end_processes(lambda: _orphans(jobs | set(spares.waiting)), 0.0, limit=1.0)
         _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 
@@ -137,38 +253,46 @@ def serve() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the engine
+    spares = Spares((wake_r, wake_w))
     pending = b""
-    while True:
-        try:
-            ready, _, _ = select.select([0, wake_r], [], [], 1.0)
-        except InterruptedError:
-            ready = []
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-        _reap(jobs)
-        if 0 not in ready:
-            continue
-        data = os.read(0, 1 << 16)
-        if not data:
-            return  # the engine is gone: leave the children running
-        pending += data
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
+    try:
+        while True:
+            short = spares.short()
             try:
-                request = json.loads(line)
-                ready_r, ready_w = os.pipe()
-                pid = os.fork()
-            except (ValueError, OSError) as exc:
-                _emit({"error": f"{type(exc).__name__}: {exc}"})
+                ready, _, _ = select.select([0, wake_r], [], [], 0.0 if short else 1.0)
+            except InterruptedError:
+                ready = []
+            if short and not ready:
+                spares.add_one()  # while no request waits: off the engine's round trip
                 continue
-            if pid == 0:
-                os.close(ready_r)
-                _child(request, (wake_r, wake_w), ready_w)
-            jobs.add(pid)
-            os.close(ready_w)
-            os.read(ready_r, 1)  # until the child leads its own session and process group
-            os.close(ready_r)
-            _emit({"pid": pid})
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+            _reap(jobs, spares)
+            if 0 not in ready:
+                continue
+            data = os.read(0, 1 << 16)
+            if not data:
+                return  # the engine is gone: leave the children running
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                try:
+                    named = json.loads(line).get("spare")  # unreadable: said here
+                    if named is not None:
+                        code = spares.give_to(int(named), line)
+                        if code is None:
+                            jobs.add(int(named))
+                        else:
+                            _emit({"exited": int(named), "code": code, "ended": []})
+                        continue  # the engine has the pid: no answer
+                    pid = spares.give(line)
+                except (ValueError, OSError, AttributeError) as exc:
+                    _emit({"error": f"{type(exc).__name__}: {exc}"})
+                    continue
+                jobs.add(pid)
+                _emit({"pid": pid})
+    finally:
+        spares.close()
 
 
 if __name__ == "__main__":

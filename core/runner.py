@@ -1,13 +1,15 @@
 """The job's own process: runs the user's code for one job. Standard library only.
 
-Started by path (``python core/runner.py JOB_DIR``) by the engine, with stdout and stderr
-already pointing at the job's log file. It reads ``spec.json`` from JOB_DIR, appends
+Forked by the fork server (``core.forkserver``), or started in a new interpreter (``boot()``,
+or by path: ``python core/runner.py JOB_DIR``) by the engine, with stdout and stderr already
+pointing at the job's log file. It reads ``spec.json`` from JOB_DIR, appends
 progress and metrics to ``events.jsonl`` there, and writes ``result.json`` last, so the
 outcome survives the engine that started it.
 """
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import importlib.util
 import io
@@ -396,6 +398,40 @@ def _list_outputs(output_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
 
 
+def _same_pid(a: str, b: str) -> bool:
+    """Whether two ``pid`` files' texts name the same process (pid and start time)."""
+    try:
+        x, y = a.split(), b.split()
+        return int(x[0]) == int(y[0]) and [float(v) for v in x[1:2]] == [float(v) for v in y[1:2]]
+    except (ValueError, IndexError):
+        return False
+
+
+def write_pid_file(job_dir: Path, pid: int, start: str) -> None:
+    """Write ``pid`` (pid and kernel start time) atomically; one already naming the same
+    process (the engine and the job's process both write it) is left as it is. Renaming over
+    an existing file makes ext4 write the new file's data out first (milliseconds a job);
+    giving the file a new name does not."""
+    text = f"{pid} {start}\n"
+    final = job_dir / "pid"
+    tmp = job_dir / f"pid.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(text)
+    try:
+        os.link(tmp, final)  # only where there is no file yet
+    except FileExistsError:
+        try:
+            same = _same_pid(final.read_text(), text)
+        except OSError:
+            same = False
+        if not same:
+            os.replace(tmp, final)
+            return
+    except OSError:  # no hard links here
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
 def _write_pid(job_dir: Path) -> None:
     """Leave ``pid`` (pid and kernel start time) before any user code runs: an engine that
     died between claiming the job and recording the pid can still find this process."""
@@ -405,9 +441,7 @@ def _write_pid(job_dir: Path) -> None:
         start = data[data.rfind(b")") + 2 :].split()[19].decode()
     except (OSError, IndexError):
         start = ""
-    tmp = job_dir / "pid.tmp"
-    tmp.write_text(f"{os.getpid()} {start}\n")
-    os.replace(tmp, job_dir / "pid")
+    write_pid_file(job_dir, os.getpid(), start)
 
 
 # -- the job's processes: find them and end them --------------------------------------------
@@ -605,7 +639,10 @@ def main(argv: list[str]) -> int:
     out = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace")
     sys.stdout = sys.stderr = out
     stop_flush = threading.Event()
-    threading.Thread(target=_flusher, args=(out, stop_flush), daemon=True).start()
+    # Not threading.Thread: its start() waits until the new thread runs, and a job that
+    # just started waits milliseconds for a CPU on a busy machine. A bare thread dies with
+    # the process as a daemon thread would, and is no thread the job's code could join.
+    _thread.start_new_thread(_flusher, (out, stop_flush))
 
     def flush_before_spawn(event: str, _args: Any) -> None:
         # A child process (subprocess, os.system) writes to the log file itself: let the
@@ -697,6 +734,15 @@ def main(argv: list[str]) -> int:
         )
         _write_json(job_dir / "result.json", result)
     return code
+
+
+def boot() -> None:
+    """The start of a new interpreter's job process (``python -c "...; boot()" JOB_DIR``, the
+    modeldeck root appended to ``sys.path``): as if started by path, but from this module's
+    cached bytecode (a script started by path is compiled from source every time: ~10 ms)."""
+    if sys.path and sys.path[0] == "":
+        del sys.path[0]  # ``-c`` put the working directory first; by path it is not there
+    sys.exit(main(sys.argv))
 
 
 if __name__ == "__main__":

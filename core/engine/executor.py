@@ -27,11 +27,21 @@ from typing import Any, Protocol
 
 from core.models import Job
 from core.procfs import proc_start_time, process_alive
-from core.runner import end_processes, job_processes
+from core.runner import end_processes, job_processes, write_pid_file
 
 from .common import KILL_LIMIT
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+# How a new interpreter starts a job's process: the runner from its cached bytecode.
+RUNNER_BOOT = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
+RUNNER_BOOT += "from core.runner import boot; boot()"
+
+
+def runner_command(python: str, job_dir: Path) -> list[str]:
+    """The command that runs a job's process in a new interpreter ``python``."""
+    return [python, "-c", RUNNER_BOOT, str(job_dir)]
+
+
 LOCAL = "local"
 
 
@@ -162,13 +172,21 @@ class ForkServer:
         self._ended: dict[int, list[int]] = {}  # what it killed that a job process left
         self._lock = threading.Lock()
         self._on_exit = on_exit
+        self._spares: list[int] = []  # forked ahead, each in its own session, announced
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             msg = json.loads(line)
-            if "exited" in msg:
+            if "spare" in msg:
+                with self._lock:
+                    self._spares.append(int(msg["spare"]))
+            elif "spare_gone" in msg:
+                with self._lock:
+                    if int(msg["spare_gone"]) in self._spares:
+                        self._spares.remove(int(msg["spare_gone"]))
+            elif "exited" in msg:
                 with self._lock:
                     self._codes[int(msg["exited"])] = int(msg["code"])
                     self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
@@ -181,10 +199,21 @@ class ForkServer:
         return self.proc.poll() is None
 
     def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
-        request = {"job_dir": str(job_dir), "cwd": str(cwd), "log": str(log_path), "env": env}
+        request: dict[str, Any] = {
+            "job_dir": str(job_dir),
+            "cwd": str(cwd),
+            "log": str(log_path),
+            "env": env,
+        }
+        with self._lock:
+            spare = self._spares.pop(0) if self._spares else None
+        if spare is not None:
+            request["spare"] = spare  # its pid is known: no answer to wait for
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
+        if spare is not None:
+            return spare
         try:
             reply = self._replies.get(timeout=30)
         except queue.Empty:
@@ -254,7 +283,7 @@ class LocalExecutor:
             full.pop("PYTHONUNBUFFERED", None)
             with open(log_path, "ab") as logf:
                 proc = subprocess.Popen(
-                    [spec.python, str(RUNNER), str(job_dir)],
+                    runner_command(spec.python, job_dir),
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
                     stderr=subprocess.STDOUT,
@@ -271,9 +300,7 @@ class LocalExecutor:
         # Before the database knows the pid: if this engine dies in between, the next one
         # finds the process here (the runner writes the same file once it is up).
         try:
-            tmp = job_dir / "pid.engine.tmp"
-            tmp.write_text(f"{pid} {start or ''}\n")
-            os.replace(tmp, job_dir / "pid")
+            write_pid_file(job_dir, pid, "" if start is None else str(start))
         except OSError:
             pass
         return self.handle(job_id, pid, pid, start)

@@ -70,7 +70,9 @@ class Outcomes:
         extra: dict[str, Any] | None = None,
     ) -> None:
         now = self.store.now()
-        with self.store.writer() as s:
+        with self.store.writer() as s, s.no_autoflush:
+            # Changes go to the database at the savepoint, the new version's insert and the
+            # commit only: not before every lookup (each flush updates the job row again).
             job = s.get(Job, job_id)
             if job is None or job.status not in ACTIVE_STATUSES:
                 self._notes.pop(job_id, None)

@@ -14,7 +14,8 @@
       from the first enqueue (all N before the consumer starts, as modeldeck's jobs are) until
       the last result is read.
     Target: modeldeck <= 1.2x the floor and below Huey's ratio.
-    Also: the job's process alone (``core/runner.py``), N times in a row, against the floor.
+    Also: the job's process alone (``core/runner.py`` in a new interpreter, as the engine starts
+    it for a model that names another Python), N times in a row, against the floor.
 (b) One job printing a million lines, from queueing until it is completed and its log
     complete on disk, against ``python script.py > file``. Target: <= 1.5x.
 (c) Jobs queued by another process (``modeldeck train --detach``) while the engine is idle:
@@ -44,7 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from core.engine import RUNNER, Engine  # noqa: E402
+from core.engine import Engine  # noqa: E402
+from core.engine.executor import runner_command  # noqa: E402
 from core.service import Deck  # noqa: E402
 
 NOOP = "def train(context):\n    pass\n"
@@ -147,7 +149,7 @@ def bare_runners(root: Path, model_dir: Path, n: int) -> float:
     (job_dir / "spec.json").write_text(json.dumps(spec))
     t0 = time.perf_counter()
     for _ in range(n):
-        subprocess.run([sys.executable, str(RUNNER), str(job_dir)], cwd=model_dir, check=True)
+        subprocess.run(runner_command(sys.executable, job_dir), cwd=model_dir, check=True)
     return time.perf_counter() - t0
 
 

@@ -224,7 +224,7 @@ def report(
         return
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
-    stats.sort_stats("cumulative").print_stats(r"core/(engine|service|db|forkserver)\.py", top)
+    stats.sort_stats("cumulative").print_stats(r"/core/", top)
     print("\nthe engine's thread, cumulative (cProfile; the waits are idle time):")
     lines = out.getvalue().splitlines()
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
@@ -243,6 +243,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--cprofile", action="store_true", help="also profile with cProfile")
+    parser.add_argument("--dump", help="with --cprofile: also save the profile to this file")
     args = parser.parse_args()
     os.environ.pop("PYTHONUNBUFFERED", None)
     with tempfile.TemporaryDirectory(prefix="modeldeck-profile-") as tmp:
@@ -274,6 +275,8 @@ def main() -> None:
             raise SystemExit(f"{len(failed)} job(s) did not complete")
         deck.close()
         report(tally, phases, args.jobs, wall, profile, args.top)
+        if profile is not None and args.dump:
+            profile.dump_stats(args.dump)
 
 
 if __name__ == "__main__":

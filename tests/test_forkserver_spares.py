@@ -1,0 +1,67 @@
+"""The fork server's spares: processes forked ahead of their jobs, named by the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from core.engine.executor import ForkServer
+from core.procfs import process_alive
+
+
+def _wait(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _job(tmp_path: Path, name: str) -> Path:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "training.py").write_text(
+        "import os\ndef train(context):\n    print('sid', os.getsid(0))\n"
+    )
+    job_dir = tmp_path / name
+    job_dir.mkdir()
+    spec = {
+        "job_id": name,
+        "type": "train",
+        "code_dir": str(code),
+        "model_dir": str(job_dir / "model"),
+        "output_dir": str(job_dir / "output"),
+    }
+    (job_dir / "spec.json").write_text(json.dumps(spec))
+    return job_dir
+
+
+def test_jobs_run_in_spares_and_a_spare_that_died_waiting_is_not_used(tmp_path: Path):
+    server = ForkServer(on_exit=lambda: None)
+    try:
+        assert _wait(lambda: len(server._spares) >= 2), "no spares announced"
+        victim = server._spares[0]
+        os.kill(victim, signal.SIGKILL)
+        assert _wait(lambda: victim not in server._spares), "a dead spare still offered"
+        pids = []
+        for i in range(6):
+            job_dir = _job(tmp_path, f"j{i}")
+            pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {})
+            pids.append((pid, job_dir))
+            assert _wait(lambda p=pid: server._codes.get(p) is not None), "the job never ended"
+        for pid, job_dir in pids:
+            assert pid != victim
+            assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
+            assert json.loads((job_dir / "result.json").read_text())["status"] == "completed"
+            # Its own session: the spare led it before its pid was announced.
+            assert f"sid {pid}" in (job_dir / "log.txt").read_text()
+        spares = list(server._spares)
+    finally:
+        server.close()
+    # The engine gone, the spares that never got a job end too.
+    assert spares
+    assert _wait(lambda: not any(process_alive(p, None) for p in spares))
