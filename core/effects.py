@@ -27,6 +27,7 @@ from core.evaluations import (
     model_meta,
     numbers,
 )
+from core.events import DeploymentEventKind, JobEventKind
 from core.home import new_id
 from core.lifecycle import (
     DeploymentStatus,
@@ -100,7 +101,7 @@ def _set_status(s: Session, job: Job, v: ModelVersion, now: datetime) -> None:
         add_event(
             s,
             job,
-            "version_status",
+            JobEventKind.version_status,
             f"version {v.number} {v.status} → {new}",
             now,
             {"version": v.id, "from": v.status, "to": new.value},
@@ -154,7 +155,7 @@ def _new_version(
     add_event(
         s,
         job,
-        "version_created",
+        JobEventKind.version_created,
         f"{model.name} version {number} created ({status.value})",
         now,
         {"version": v.id, "number": number, "artifacts": files, "artifact_dir": str(final)},
@@ -331,7 +332,7 @@ def stats_computed(
     add_event(
         s,
         job,
-        "statistics_computed",
+        JobEventKind.statistics_computed,
         f"statistics of {cols} columns of {stats.get('dataset') or 'the dataset'} stored",
         now,
         {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
@@ -355,7 +356,7 @@ def predicted(
     add_event(
         s,
         job,
-        "predictions_written",
+        JobEventKind.predictions_written,
         f"{summary_text(summary)}; {files}" if summary else files,
         now,
         {"deployment": d.id, "outputs": job.outputs, "summary": summary},
@@ -406,7 +407,7 @@ def record_dataset_read(s: Session, job: Job, result: dict[str, Any], now: datet
         if info.get("columns") is not None:
             ds.columns = info["columns"]
         s.add(ds)
-    add_event(s, job, "dataset_read", message, now, details)
+    add_event(s, job, JobEventKind.dataset_read, message, now, details)
 
 
 def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
@@ -444,7 +445,7 @@ def decided(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     add_event(
         s,
         job,
-        word,
+        JobEventKind(word),
         f"version {v.number} {word} by {job.actor}: {reason}",
         now,
         {
@@ -494,8 +495,10 @@ def deployed(s: Session, job: Job, now: datetime, log: list[str]) -> None:
         "timezone": tz,
         "next_run_at": d.next_run_at,
     }
-    add_event(s, job, "deployment_created", f"deployment {d.id} active", now, details)
-    add_deployment_event(s, d.id, "created", f"deployed version {v.number}", now, details)
+    add_event(s, job, JobEventKind.deployment_created, f"deployment {d.id} active", now, details)
+    add_deployment_event(
+        s, d.id, DeploymentEventKind.created, f"deployed version {v.number}", now, details
+    )
     log.append(f"deployed version {v.id} as {d.id}" + (f", schedule {expr} ({tz})" if expr else ""))
 
 
@@ -510,8 +513,12 @@ def retired(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     s.add(d)
     why = f": {reason}" if reason else ""
     details = {"deployment": d.id, "by": job.actor, "reason": reason}
-    add_event(s, job, "deployment_retired", f"deployment {d.id} retired{why}", now, details)
-    add_deployment_event(s, d.id, "retired", f"retired by {job.actor}{why}", now, details)
+    add_event(
+        s, job, JobEventKind.deployment_retired, f"deployment {d.id} retired{why}", now, details
+    )
+    add_deployment_event(
+        s, d.id, DeploymentEventKind.retired, f"retired by {job.actor}{why}", now, details
+    )
     log.append(f"retired deployment {d.id}{why}")
     others = s.exec(
         select(Deployment).where(
@@ -525,7 +532,7 @@ def retired(s: Session, job: Job, now: datetime, log: list[str]) -> None:
         add_event(
             s,
             job,
-            "version_status",
+            JobEventKind.version_status,
             f"version {v.number} {v.status} → retired",
             now,
             {"version": v.id, "from": v.status, "to": "retired"},

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from core import convert, lookup
 from core.errors import ModelDeckError
+from core.events import JobEventKind
 from core.inputs import require_utf8
 from core.lifecycle import JobStatus, JobType
 from core.logs import LogIndex, tail
@@ -133,7 +134,7 @@ class JobQueries:
                 raise ModelDeckError(f"job {j.id} is a {j.type} job, not a batch prediction")
             written = s.exec(
                 select(JobEvent.details).where(
-                    JobEvent.job_id == j.id, JobEvent.kind == "predictions_written"
+                    JobEvent.job_id == j.id, JobEvent.kind == JobEventKind.predictions_written
                 )
             ).first()
             outputs = list(j.outputs or [])

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from core.errors import ModelDeckError
+from core.events import JobEventKind
 from core.home import new_id
 from core.lifecycle import JOB_MOVES, JobStatus, JobType, Trigger
 from core.models import Job
@@ -37,7 +38,7 @@ def move(
     job: Job,
     to: JobStatus,
     at: datetime,
-    event: tuple[str, str, dict[str, Any]] | None = None,
+    event: tuple[JobEventKind, str, dict[str, Any]] | None = None,
     **fields: Any,
 ) -> bool:
     """Move ``job`` from the status this session knows to ``to``, setting ``fields`` too,
@@ -103,7 +104,7 @@ def finish(
         job,
         status,
         at,
-        (status.value, message, details),
+        (JobEventKind(status.value), message, details),
         error=error,
         finished_at=at,
         exit_code=exit_code,
@@ -118,7 +119,7 @@ def cancel_unstarted(s: Session, job: Job, at: datetime, details: dict[str, Any]
 
 
 def requeue(
-    s: Session, job: Job, at: datetime, event: tuple[str, str, dict[str, Any]] | None
+    s: Session, job: Job, at: datetime, event: tuple[JobEventKind, str, dict[str, Any]] | None
 ) -> bool:
     """A job claimed whose process never started goes back to the queue, as if never claimed."""
     return move(s, job, JobStatus.queued, at, event, engine_id=None, host=None, started_at=None)
@@ -170,7 +171,7 @@ def queued_job_rows(
         "job_id": job["id"],
         "seq": 1,
         "at": at,
-        "kind": "created",
+        "kind": JobEventKind.created,
         "message": f"{job_type.value} job queued ({trigger.value})",
         "details": {"trigger": trigger.value, "actor": who, **(details or {})},
     }

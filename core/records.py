@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
 from core.text import printable
 
@@ -28,7 +29,7 @@ def actor() -> str:
 def add_event(
     s: Session,
     job: Job,
-    kind: str,
+    kind: JobEventKind,
     message: str,
     at: datetime,
     details: dict[str, Any] | None = None,
@@ -50,7 +51,7 @@ def add_event(
 def add_deployment_event(
     s: Session,
     deployment_id: str,
-    kind: str,
+    kind: DeploymentEventKind,
     message: str,
     at: datetime,
     details: dict[str, Any] | None = None,
@@ -127,7 +128,7 @@ class BadRecord(ValueError):
 class JobRecord:
     """A valid line of ``events.jsonl``: the job event it becomes."""
 
-    kind: str
+    kind: JobEventKind
     message: str
     details: dict[str, Any]
 
@@ -172,7 +173,7 @@ def parse_job_record(raw: bytes) -> JobRecord:
     if not isinstance(rec, dict):
         raise BadRecord(f"not a JSON object but {type(rec).__name__} {_short(rec)}")
     kind = rec.get("kind")
-    if kind == "progress":
+    if kind == JobEventKind.progress:
         fraction = rec.get("fraction")
         if not _is_number(fraction) or not 0 <= fraction <= 1:
             raise BadRecord(f"progress fraction {_short(fraction)} is not a number from 0 to 1")
@@ -182,11 +183,11 @@ def parse_job_record(raw: bytes) -> JobRecord:
         if not isinstance(message, str):
             raise BadRecord(f"progress message {_short(message)} is not a string")
         return JobRecord(
-            "progress",
+            JobEventKind.progress,
             f"{round(100 * fraction)}%" + (f" {message}" if message else ""),
             {"fraction": fraction, "message": message},
         )
-    if kind == "metrics_recorded":
+    if kind == JobEventKind.metrics_recorded:
         metrics = rec.get("metrics")
         if not isinstance(metrics, dict):
             raise BadRecord(f"metrics {_short(metrics)} are not a JSON object")
@@ -198,15 +199,17 @@ def parse_job_record(raw: bytes) -> JobRecord:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if _is_number(v))
         if len(shown) > _SHOWN_METRICS:
             shown = shown[: _SHOWN_METRICS - 1] + "…"
-        return JobRecord("metrics_recorded", shown or "metrics recorded", {"metrics": metrics})
-    if kind == "code_used":
+        return JobRecord(
+            JobEventKind.metrics_recorded, shown or "metrics recorded", {"metrics": metrics}
+        )
+    if kind == JobEventKind.code_used:
         return _code_used(rec)
-    if kind == "metric_skipped":
+    if kind == JobEventKind.metric_skipped:
         metric, reason, value = rec.get("metric"), rec.get("reason"), rec.get("value")
         if not all(isinstance(v, str) for v in (metric, reason, value)):
             raise BadRecord("metric_skipped needs text metric, reason and value")
         return JobRecord(
-            "metric_skipped",
+            JobEventKind.metric_skipped,
             f"metric {_short(metric)} skipped: {reason}",
             {"metric": metric, "reason": reason, "value": value},
         )
@@ -249,7 +252,7 @@ def _code_used(rec: dict[str, Any]) -> JobRecord:
         message += f" ({details['fingerprint']})"
     if "pinned" in details:
         message += f"; copied into the new version's files ({details['pinned']}/)"
-    return JobRecord("code_used", message, details)
+    return JobRecord(JobEventKind.code_used, message, details)
 
 
 def excerpt(raw: bytes) -> str:

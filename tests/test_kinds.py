@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from conftest import SCRIPTED_TRAINING, write_csv, write_model
 from deploy_support import add_fast_stages
+from sqlalchemy import text
 
 from core import runner
 from core.engine import Engine
 from core.errors import ModelDeckError
+from core.events import JOB_PROCESS_KINDS, DeploymentEventKind, JobEventKind
 from core.kinds import ENGINE_PARAMS, IMPORT_FORMATS, KINDS, rerun
 from core.lifecycle import RULES, JobStatus, JobType
 from core.service import IMPORT_FORMATS as DECK_IMPORT_FORMATS
@@ -325,3 +327,44 @@ def test_a_deployment_with_no_schedule_runs_again(tour: Tour) -> None:
     again = rerun(tour.deck, tour.jobs["deploy 2"])
     assert again.type == JobType.deploy.value
     assert again.params == {"schedule": None, "timezone": "UTC"}
+
+
+# -- event kinds ----------------------------------------------------------------------------
+
+CORE = Path(__file__).resolve().parent.parent / "core"
+
+
+def _core_source() -> str:
+    return "\n".join(p.read_text() for p in sorted(CORE.rglob("*.py")))
+
+
+def test_every_event_kind_the_tour_wrote_is_in_its_enum(tour: Tour) -> None:
+    with tour.deck.reader() as s:
+        job_kinds = {k for (k,) in s.exec(text("SELECT DISTINCT kind FROM job_event"))}
+        dep_kinds = {k for (k,) in s.exec(text("SELECT DISTINCT kind FROM deployment_event"))}
+    assert job_kinds - set(JobEventKind) == set()
+    assert dep_kinds - set(DeploymentEventKind) == set()
+    assert {"created", "started", "completed", "code_used", "version_created"} <= job_kinds
+    assert {"created", "retired"} <= dep_kinds
+
+
+def test_no_event_is_written_with_a_bare_string_kind() -> None:
+    source = _core_source()
+    bare = re.findall(r"add_(?:deployment_)?event\(\s*\w+,\s*[\w.]+,\s*\"\w+\"", source)
+    assert bare == []
+
+
+def test_the_job_process_writes_only_its_own_kinds() -> None:
+    """The runner is standard library only and writes kinds as text: they are the enum's."""
+    runner = (CORE / "runner.py").read_text()
+    written = set(re.findall(r"\"kind\": \"(\w+)\"", runner))
+    assert written == {k.value for k in JOB_PROCESS_KINDS}
+
+
+def test_every_event_kind_is_written_somewhere() -> None:
+    source = _core_source()
+    by_status = {s.value for s in JobStatus} | {"approved", "rejected"}  # JobEventKind(value)
+    for enum in (JobEventKind, DeploymentEventKind):
+        for member in enum:
+            named = f"{enum.__name__}.{member.name}" in source
+            assert named or member.value in by_status or member in JOB_PROCESS_KINDS, member

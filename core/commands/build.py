@@ -13,6 +13,7 @@ from core import lookup
 from core.commands.catalog import Catalog
 from core.commands.submit import Submitter
 from core.errors import ModelDeckError, NotFound
+from core.events import JobEventKind
 from core.inputs import check_name
 from core.lifecycle import IMPORT_FORMATS, JobType
 from core.models import Job, Model, Project
@@ -116,7 +117,7 @@ class Build:
         add_event(
             s,
             job,
-            "code_diff",
+            JobEventKind.code_diff,
             f"the model folder has local changes: {len(files)} file(s), "
             f"{len(diff)} bytes of diff kept in code.diff",
             self.store.now(),

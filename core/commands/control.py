@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from core import convert, jobs, lookup
 from core.errors import ModelDeckError
+from core.events import JobEventKind
 from core.lifecycle import FINAL_STATUSES, JobStatus
 from core.models import Job
 from core.records import actor, add_event
@@ -38,7 +39,7 @@ class Control:
             add_event(
                 s,
                 j,
-                "stop_requested",
+                JobEventKind.stop_requested,
                 f"stop requested by {who}",
                 now,
                 {"by": who, "reason": reason},

@@ -10,6 +10,7 @@ from core import convert, lookup
 from core import schedule as cron
 from core.commands.submit import Submitter
 from core.errors import ModelDeckError
+from core.events import DeploymentEventKind
 from core.lifecycle import DeploymentStatus, JobType
 from core.models import ModelVersion
 from core.records import add_deployment_event, identical_deployment, identical_deployment_message
@@ -95,11 +96,11 @@ class Deployments:
             )
             s.add(d)
             kind = (
-                "schedule_paused"
+                DeploymentEventKind.schedule_paused
                 if paused is True
-                else "schedule_resumed"
+                else DeploymentEventKind.schedule_resumed
                 if paused is False
-                else "schedule_changed"
+                else DeploymentEventKind.schedule_changed
             )
             add_deployment_event(
                 s, d.id, kind, f"schedule {d.schedule} ({d.timezone})", now, changes

@@ -24,8 +24,13 @@ class Submitter:
         self.store = store
 
     def queue_job(self, s: Session, job_type: JobType, project_id: str, **fields: Any) -> Job:
-        """Add a queued job and its ``created`` event to the session (see ``queued_job_rows``)."""
-        require_utf8_values(fields.get("params") or {})
+        """Add a queued job and its ``created`` event to the session (see ``queued_job_rows``).
+        Its parameters are the ones its kind takes, as the job-kind registry checks them."""
+        from core.kinds import KINDS  # the registry imports the effects: only when queueing
+
+        params = fields.get("params") or {}
+        require_utf8_values(params)
+        KINDS[job_type].check(params)
         job_row, event_row = queued_job_rows(job_type, project_id, at=self.store.now(), **fields)
         job = Job(**job_row)
         s.add(job)

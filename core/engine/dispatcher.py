@@ -15,6 +15,7 @@ from core import jobs
 from core.db import storage_full
 from core.effects import apply_inline
 from core.errors import ModelDeckError
+from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, RULES, JobStatus, JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
 from core.procfs import HOST
@@ -320,7 +321,7 @@ class Dispatcher:
             add_event(
                 s,
                 job,
-                "started",
+                JobEventKind.started,
                 f"{job.type} started",
                 now,
                 {"host": HOST, "pid": os.getpid(), "engine": self.engine_id},

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlmodel import col, select
 
+from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
 from core.models import Job, JobEvent
 from core.procfs import HOST
@@ -188,7 +189,7 @@ class Follower:
                         job_id=run.job_id,
                         seq=seq - 1,
                         at=now,
-                        kind="started",
+                        kind=JobEventKind.started,
                         message=f"{kind} started on {HOST} (pid {h.pid})",
                         details={
                             "host": HOST,
@@ -213,7 +214,7 @@ class Follower:
             job_event(
                 self.store,
                 run.job_id,
-                "signal_sent",
+                JobEventKind.signal_sent,
                 f"SIGTERM sent to process group {pgid}",
                 {"signal": "SIGTERM", "pgid": pgid, "grace": self.grace},
             )
@@ -224,7 +225,7 @@ class Follower:
             job_event(
                 self.store,
                 run.job_id,
-                "signal_sent",
+                JobEventKind.signal_sent,
                 f"still running after {self.grace:g}s: SIGKILL sent to process group {pgid}"
                 + (f" and {others} other process(es) of the job" if others else ""),
                 {"signal": "SIGKILL", "pgid": pgid, "pids": sorted(killed)},
@@ -294,7 +295,7 @@ class Follower:
         if killed:
             self.outcomes.note(
                 run.job_id,
-                "processes_killed",
+                JobEventKind.processes_killed,
                 f"{len(killed)} process(es) the job left running killed with SIGKILL",
                 {"pids": sorted(killed), "signal": "SIGKILL"},
             )

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.events import JobEventKind
 from core.models import Job
 from core.records import (
     MAX_RECORD_BYTES,
@@ -124,16 +125,18 @@ class Ingest:
                             add_event(
                                 s,
                                 job,
-                                "record_skipped",
+                                JobEventKind.record_skipped,
                                 f"skipped a bad line of events.jsonl: {exc}",
                                 now,
                                 {"reason": str(exc), "line": excerpt(raw), "offset": at},
                             )
                     at += len(raw) + 1
                 # A burst of progress collapses into its last report; metrics all stay.
-                last = max((i for i, r in enumerate(good) if r.kind == "progress"), default=-1)
+                last = max(
+                    (i for i, r in enumerate(good) if r.kind == JobEventKind.progress), default=-1
+                )
                 for i, rec in enumerate(good):
-                    if rec.kind != "progress" or i == last:
+                    if rec.kind != JobEventKind.progress or i == last:
                         add_event(s, job, rec.kind, rec.message, now, rec.details)
                 pos += consumed
         if bad > SKIPS_LISTED:
@@ -141,7 +144,7 @@ class Ingest:
             add_event(
                 s,
                 job,
-                "record_skipped",
+                JobEventKind.record_skipped,
                 f"skipped {more} more bad line(s) of events.jsonl",
                 now,
                 {"count": more},
@@ -162,7 +165,7 @@ class Ingest:
         add_event(
             s,
             job,
-            "record_skipped",
+            JobEventKind.record_skipped,
             f"could not read events.jsonl: {reason}",
             self.store.now(),
             {"reason": reason},

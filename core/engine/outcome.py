@@ -11,6 +11,7 @@ from typing import Any
 from core import jobs
 from core.effects import apply_result, place_artifacts, record_dataset_read
 from core.errors import ModelDeckError
+from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
 from core.models import Job
 from core.records import add_event, clean_result
@@ -29,14 +30,14 @@ class Outcomes:
         self.store = store
         self.ingest = ingest
         self._on_end = on_end
-        self._notes: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        self._notes: dict[str, list[tuple[JobEventKind, str, dict[str, Any]]]] = {}
         self.no_space: set[str] = set()  # ended jobs whose output the full disk swallowed
 
-    def note(self, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
+    def note(self, job_id: str, kind: JobEventKind, message: str, details: dict[str, Any]) -> None:
         """An event for the job's timeline that ``finish`` writes with its end, when it is
         this process that ends it (kept until then: a retry still writes it, once)."""
         notes = self._notes.setdefault(job_id, [])
-        if kind == "processes_killed":
+        if kind == JobEventKind.processes_killed:
             for i, (k, _, d) in enumerate(notes):
                 if k == kind:  # killed on an earlier try: one event lists them all
                     pids = sorted(set(d["pids"]) | set(details["pids"]))

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from core import jobs
 from core.effects import place_artifacts
+from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, RULES, JobStatus, JobType
 from core.models import Job, ModelVersion
 from core.procfs import HOST, engine_alive
@@ -141,7 +142,7 @@ class Recovery:
         # one that ends it says so.
         self.outcomes.note(
             job.id,
-            "recovered",
+            JobEventKind.recovered,
             "the job's process ended while no engine followed it",
             {"engine": self.engine_id, "result_found": result is not None},
         )
@@ -159,7 +160,7 @@ class Recovery:
             add_event(
                 s,
                 row,
-                "reattached",
+                JobEventKind.reattached,
                 f"engine {self.engine_id} re-attached to pid {job.pid}",
                 now,
                 {"engine": self.engine_id, "pid": job.pid, "host": HOST, "from": job.engine_id},
@@ -188,7 +189,7 @@ class Recovery:
                 add_event(
                     s,
                     row,
-                    "started",
+                    JobEventKind.started,
                     f"{row.type} started on {HOST} (pid {found.pid}), found by engine "
                     f"{self.engine_id}",
                     now,
@@ -198,7 +199,9 @@ class Recovery:
                 jobs.cancel_unstarted(s, row, now, {})
             else:
                 requeued = "its engine stopped before starting the job's process: queued again"
-                jobs.requeue(s, row, now, ("requeued", requeued, {"engine": self.engine_id}))
+                jobs.requeue(
+                    s, row, now, (JobEventKind.requeued, requeued, {"engine": self.engine_id})
+                )
             s.add(row)
             s.commit()
             return row if found is not None else None

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from core import schedule as cron
 from core.clock import iso
 from core.db import storage_full
+from core.events import DeploymentEventKind
 from core.jobs import queued_job_rows
 from core.lifecycle import ACTIVE_STATUSES, DeploymentStatus, JobStatus, JobType, Trigger
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
@@ -122,10 +123,18 @@ class Scheduler:
                     .order_by(col(DeploymentEvent.id).desc())
                     .limit(1)
                 ).first()
-                if last is not None and tuple(last) == ("schedule_failed", message):
+                if last is not None and tuple(last) == (
+                    DeploymentEventKind.schedule_failed,
+                    message,
+                ):
                     return
                 add_deployment_event(
-                    s, dep_id, "schedule_failed", message, self.store.now(), {"error": reason}
+                    s,
+                    dep_id,
+                    DeploymentEventKind.schedule_failed,
+                    message,
+                    self.store.now(),
+                    {"error": reason},
                 )
                 s.commit()
         except Exception as again:  # the round's error says it anyway
@@ -204,7 +213,7 @@ class Scheduler:
             add_deployment_event(
                 s,
                 d.id,
-                "schedule_missed",
+                DeploymentEventKind.schedule_missed,
                 f"{beyond}{'+' if capped else ''} fire time(s) missed beyond the "
                 f"{d.grace_seconds}s grace (from {missed[0]:%Y-%m-%d %H:%M} UTC)",
                 now,
@@ -223,7 +232,7 @@ class Scheduler:
                 add_deployment_event(
                     s,
                     d.id,
-                    "schedule_skipped",
+                    DeploymentEventKind.schedule_skipped,
                     f"fire at {fire_time:%Y-%m-%d %H:%M} UTC skipped: "
                     f"job {busy.id} is still {busy.status}",
                     now,
@@ -232,7 +241,7 @@ class Scheduler:
                 add_event(
                     s,
                     busy,
-                    "schedule_skipped",
+                    DeploymentEventKind.schedule_skipped,
                     f"scheduled fire at {fire_time:%H:%M} UTC skipped while this job runs",
                     now,
                     {"fire_time": fire_time, "deployment": d.id},
@@ -266,7 +275,7 @@ class Scheduler:
                     {
                         "deployment_id": d.id,
                         "at": now,
-                        "kind": "schedule_fired",
+                        "kind": DeploymentEventKind.schedule_fired,
                         "message": f"fire at {fire_time:%Y-%m-%d %H:%M} UTC queued job {job_id}",
                         "details": {"job": job_id, **details},
                     }

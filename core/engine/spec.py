@@ -9,13 +9,15 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
 from core.store import Store
 
 
 def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, Path | None]:
-    """The runner's spec, the interpreter to run it with, and the code folder.
+    """The runner's spec, the interpreter to run it with, and the code folder, as the job's
+    kind says (``core.kinds``: its model folder, which code it is given).
 
     A version runs its own copy of the code it was trained with (``code/`` in its
     artifacts, made by its training); one trained before versions kept it runs the
@@ -27,28 +29,25 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
     model = s.get(Model, job.model_id) if job.model_id else None
     version = s.get(ModelVersion, job.version_id) if job.version_id else None
     dataset = s.get(Dataset, job.dataset_id) if job.dataset_id else None
+    flags = KINDS[JobType(job.type)].spec
+    if flags is None:
+        raise ValueError(f"job type {job.type!r} runs no code")
     code_dir: Path | None = None
     code_source = "repository"
     meta: dict[str, Any] = {}
-    if model is not None and model.kind == "code":
+    if model is not None and model.kind == "code" and flags.code != "none":
         code_dir = Path(project.repo) / "models" / model.name
         own = Path(version.artifact_dir) / CODE_COPY if version is not None else None
-        if job.type != JobType.train.value and own is not None and own.is_dir():
+        if flags.code == "version" and own is not None and own.is_dir():
             code_dir, code_source = own, "version"
         try:
             meta = json.loads((code_dir / "model.json").read_text())
         except (OSError, ValueError):
             meta = {}
-    staging = store.staging_dir(job.id)
-    kind = JobType(job.type)
-    if kind in (JobType.train, JobType.import_):
-        model_dir = staging
+    if flags.staging:
+        model_dir: Path | None = store.staging_dir(job.id)
     else:
         model_dir = Path(version.artifact_dir) if version else None
-    if kind != JobType.train and not (model is not None and model.kind == "code"):
-        code_dir = None
-    if kind == JobType.import_ or (model is not None and model.kind == "byom"):
-        code_dir = None
     spec = {
         "job_id": job.id,
         "type": job.type,
