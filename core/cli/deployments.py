@@ -1,0 +1,111 @@
+"""The deployment commands: listing a project's deployments, and changing, pausing, resuming
+or previewing a deployment's schedule (deploying, retiring and predicting are job commands)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from core.cli.output import out, retired, say, table
+from core.cli.session import Cli, Command
+from core.clock import iso
+from core.errors import ModelDeckError
+from core.text import local, printable
+
+
+def deployments(cli: Cli) -> int:
+    a, d = cli.args, cli.deck
+    serving = d.serving_engine() is not None
+    return cli.listing(
+        d.deployments(a.project),
+        [
+            "id",
+            "version",
+            "status",
+            "dataset",
+            "schedule",
+            "timezone",
+            "paused",
+            "next run",
+            "last run",
+            "retired",
+        ],
+        lambda x: [
+            x.id,
+            x.label,
+            x.status,
+            x.dataset,
+            x.schedule,
+            x.timezone,
+            "yes" if x.paused else "no",
+            local(x.next_run_at) + x.unserved_mark(serving),
+            x.last_run["status"] if x.last_run else "-",
+            retired(x),
+        ],
+    )
+
+
+def schedule(cli: Cli) -> int:
+    a, d = cli.args, cli.deck
+    paused = True if a.pause else False if a.resume else None
+    # Refuse a bad preview before changing anything.
+    if a.start is not None and a.next is None:
+        raise ModelDeckError("--from goes with --next N (the fire times to preview)")
+    if a.next is not None and not 1 <= a.next <= 1000:
+        raise ModelDeckError("--next takes a number from 1 to 1000")
+    if a.start is not None:
+        _parse_time(a.start, "UTC")
+    if a.cron or a.timezone or paused is not None:
+        dep = d.set_schedule(a.deployment, a.cron, a.timezone, paused)
+    else:
+        dep = d.deployment(a.deployment)
+    start = _parse_time(a.start, dep.timezone) if a.start is not None else None
+    preview: list[datetime] = []
+    if a.next is not None:
+        if not dep.schedule:
+            raise ModelDeckError(f"deployment {dep.id} has no schedule")
+        # From TIME on: a fire at TIME itself is shown too.
+        after = start - timedelta(microseconds=1) if start is not None else None
+        preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
+    if cli.json:
+        data = dep.to_json()
+        if a.next is not None:
+            data["preview"] = [{"utc": iso(t), "local": _in_zone(t, dep.timezone)} for t in preview]
+        out(data)
+        return 0
+    state = "paused" if dep.paused else "active"
+    unserved = dep.unserved_mark(d.serving_engine() is not None)
+    say(
+        f"{dep.id}: {dep.schedule or 'no schedule'} ({dep.timezone}), {state}, "
+        f"next run {local(dep.next_run_at)}{unserved}"
+    )
+    if preview:
+        print(
+            table(
+                [f"local ({dep.timezone})", "utc"],
+                [[_in_zone(t, dep.timezone), t.strftime("%Y-%m-%d %H:%M UTC")] for t in preview],
+            )
+        )
+    return 0
+
+
+def _parse_time(text: str, tz: str) -> datetime:
+    """An ISO 8601 time given by the user; one without an offset is on the clock of ``tz``."""
+    from core.schedule import zone
+
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ModelDeckError(
+            f"--from {printable(text)!r} is not a time: use ISO 8601, such as 2026-10-25T00:00 "
+            "(on the schedule's clock) or 2026-10-24T22:00Z"
+        ) from None
+    return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
+
+
+def _in_zone(t: datetime, tz: str) -> str:
+    from core.schedule import zone
+
+    return t.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+RUN: dict[str, Command] = {"deployments": deployments, "schedule": schedule}

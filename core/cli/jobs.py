@@ -1,0 +1,187 @@
+"""The job commands: submitting one (train, evaluate, approve, ... rerun) and following it,
+listing and showing jobs, their logs and events, and stopping one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from core.cli.output import job_lines, out, say, say_lines, table
+from core.cli.session import Cli, Command
+from core.errors import ModelDeckError
+from core.text import local
+
+if TYPE_CHECKING:
+    from core.service import Deck
+    from core.views import JobView
+
+
+def _overrides(given: list[str]) -> dict[str, Any]:
+    from core.service import parse_overrides
+
+    return parse_overrides(given)
+
+
+# The job each job command submits (its Deck verb); the job is then followed to its end here,
+# or only queued with --detach.
+SUBMIT: dict[str, Callable[[Deck, argparse.Namespace], JobView]] = {
+    "train": lambda d, a: d.train(a.project, a.model, a.dataset, _overrides(a.set)),
+    "evaluate": lambda d, a: d.evaluate(a.version, a.dataset),
+    "approve": lambda d, a: d.approve(a.version, a.reason, a.evaluation),
+    "reject": lambda d, a: d.reject(a.version, a.reason, a.evaluation),
+    "deploy": lambda d, a: d.deploy(a.version, a.dataset, a.schedule, a.timezone),
+    "retire": lambda d, a: d.retire(a.deployment, a.reason),
+    "import": lambda d, a: d.import_model(a.project, a.model, a.source, a.format, a.again),
+    "stats": lambda d, a: d.compute_stats(a.version, a.dataset),
+    "predict": lambda d, a: d.predict(a.deployment),
+    "rerun": lambda d, a: d.rerun(a.job),
+}
+
+
+def submit(cli: Cli) -> int:
+    return cli.job_command(lambda: SUBMIT[cli.args.command](cli.deck, cli.args))
+
+
+def jobs(cli: Cli) -> int:
+    a, d = cli.args, cli.deck
+    return cli.listing(
+        d.jobs(a.project, status=a.status, job_type=a.type, limit=a.limit),
+        [
+            "id",
+            "type",
+            "target",
+            "dataset",
+            "status",
+            "trigger",
+            "actor",
+            "created",
+            "error",
+        ],
+        lambda j: [
+            j.id,
+            j.type,
+            j.target,
+            j.dataset,
+            j.status,
+            j.trigger,
+            j.actor,
+            local(j.created_at),
+            (j.error or "")[:60],
+        ],
+        optional=["dataset"],
+    )
+
+
+def job(cli: Cli) -> int:
+    from core.lifecycle import FINAL_STATUSES, JobType
+
+    a, d = cli.args, cli.deck
+    j = d.job(a.job)
+    if cli.json:
+        out(j.to_json())
+    else:
+        for line in job_lines(j):
+            say(line)
+        if j.type == JobType.batch_predict.value and j.status in FINAL_STATUSES:
+            _predictions_preview(cli, j.id)
+    return 0
+
+
+def _predictions_preview(cli: Cli, job_id: str) -> None:
+    """A batch prediction's summary and the first rows of its predictions.csv."""
+    preview = cli.deck.predictions(job_id)
+    say(f"predictions  {preview.summary_text}")
+    if preview.columns:
+        say(f"  first {len(preview.rows)} rows of {preview.path}:")
+        # The file's own header as its first row: column names as they are, not upper-cased.
+        width = max(len(preview.columns), *(len(r) for r in preview.rows), 0)
+        rows = [preview.columns, *preview.rows]
+        cells = [list(r) + [""] * (width - len(r)) for r in rows]
+        for line in table([""] * width, cells).splitlines()[1:]:
+            say(f"    {line}")
+
+
+def logs(cli: Cli) -> int:
+    from core.lifecycle import FINAL_STATUSES
+    from core.logs import LogReader
+
+    a, d = cli.args, cli.deck
+    job = d.job(a.job)
+    if a.raw:
+        if cli.json:
+            raise ModelDeckError("--raw passes the log through as it is; it takes no --json")
+        return _raw_log(cli, job)
+    log = LogReader(d.log_path(job.id))
+    if cli.json:
+        lines: list[str] = []
+        while True:
+            lines.extend(log.read(final=True))
+            if log.at_end:
+                break
+        out({"job": job.id, "status": job.status, "lines": lines})
+        return 0
+    while True:
+        job = d.job(job.id)
+        final = job.status in FINAL_STATUSES
+        chunk = log.read(final=final or not a.follow)
+        say_lines(chunk)
+        if chunk or not log.at_end:
+            continue
+        if not a.follow or final:
+            return 0
+        time.sleep(0.1)
+
+
+def _raw_log(cli: Cli, job: JobView) -> int:
+    """The log's bytes as they are (colours, escape sequences, carriage returns)."""
+    from core.lifecycle import FINAL_STATUSES
+    from core.logs import CHUNK
+
+    path, offset = cli.deck.log_path(job.id), 0
+    stdout = sys.stdout.buffer
+    while True:
+        final = cli.deck.job(job.id).status in FINAL_STATUSES
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                while data := fh.read(CHUNK):
+                    stdout.write(data)
+                    offset += len(data)
+        except FileNotFoundError:
+            pass
+        stdout.flush()
+        if not cli.args.follow or final:
+            return 0
+        time.sleep(0.1)
+
+
+def events(cli: Cli) -> int:
+    a, d = cli.args, cli.deck
+    evs = d.events(a.job)
+    return cli.listing(
+        evs,
+        ["seq", "at", "kind", "message"],
+        lambda e: [e.seq, local(e.at), e.kind, e.message],
+    )
+
+
+def stop(cli: Cli) -> int:
+    from core.lifecycle import FINAL_STATUSES
+
+    a, d = cli.args, cli.deck
+    j = d.stop(a.job)
+    if not a.no_wait and j.status not in FINAL_STATUSES:
+        j = cli.follow_quietly(j)
+    return cli.show(j, f"job {j.id} {j.status}")
+
+
+RUN: dict[str, Command] = {name: submit for name in SUBMIT} | {
+    "jobs": jobs,
+    "job": job,
+    "logs": logs,
+    "events": events,
+    "stop": stop,
+}

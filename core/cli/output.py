@@ -1,0 +1,100 @@
+"""What the command line prints: tables, a job's fields, JSON, and lines for people.
+
+Text for people goes through say(), say_lines() or err() (tables through table()): user and
+job text in it is shown with its control characters made visible, never obeyed by the
+terminal (see core.text)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from core.text import local, metric_value, printable
+
+if TYPE_CHECKING:
+    from core.views import JobView
+
+
+def cut(text: str, most: int) -> str:
+    """``text`` of at most ``most`` characters, cut with ``…`` (``--json`` has all of it)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def job_lines(job: JobView) -> list[str]:
+    """A job's fields, one a line, aligned: times on this machine's clock, labelled; lists
+    one item a line; ``params`` and other mappings as JSON."""
+    fields = job.to_json()
+    width = max(len(k) for k in fields) + 2
+    lines = []
+    for key, value in fields.items():
+        raw = getattr(job, key, value)
+        if isinstance(raw, datetime):
+            shown = [local(raw)]
+        elif value in (None, [], {}, ""):
+            shown = ["-"]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            shown = list(value)
+        elif isinstance(value, dict):  # still JSON: a key a line, its value on it
+            items = [f"{json.dumps(k, ensure_ascii=False)}: {_json(v)}" for k, v in value.items()]
+            shown = ("{" + ",\n ".join(items) + "}").splitlines()
+        elif isinstance(value, list):
+            shown = [_json(value)]
+        else:
+            shown = [str(value)]
+        lines.append(f"{key:<{width}}{shown[0]}")
+        lines.extend(" " * width + more for more in shown[1:])
+    return lines
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Aligned columns; every cell shown with its control characters made visible."""
+    cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r in cells:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def out(obj: Any) -> None:
+    """JSON on standard output: ``json.dumps`` escapes control characters itself."""
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def say(text: str, flush: bool = False) -> None:
+    """One line of text on standard output."""
+    print(printable(text), flush=flush)
+
+
+def say_lines(lines: Sequence[str]) -> None:
+    """Lines (of a log) on standard output."""
+    if lines:
+        sys.stdout.write("\n".join(printable(line) for line in lines) + "\n")
+
+
+def err(msg: str) -> None:
+    """One line of text on standard error."""
+    print(printable(msg), file=sys.stderr)
+
+
+def metric(v: Any) -> str:
+    """A version's headline metric, and the dataset it was measured on."""
+    head = v.headline_metric()
+    if not head:
+        return "-"
+    on = v.metrics_from.dataset if v.metrics_from else None
+    return f"{head[0]}={metric_value(head[1])}" + (f" on {on}" if on else "")
+
+
+def retired(dep: Any) -> str:
+    """When a retired deployment was retired, and why (its reason, when one was given)."""
+    if dep.retired_at is None:
+        return "-"
+    return local(dep.retired_at) + (f": {dep.retire_reason}" if dep.retire_reason else "")

@@ -1,0 +1,169 @@
+"""A command's run: its arguments and the service, with what every command shares: listings,
+one-line results, and submitting a job then following it to its end."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from core.cli.output import err, out, say, say_lines, table
+
+if TYPE_CHECKING:
+    from core.views import JobView
+
+
+class Cli:
+    """One command's run: its arguments, the service (``deck``) and whether it prints JSON."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from core.service import Deck
+
+        self.args = args
+        self.deck = Deck(home=args.home, db=args.db)
+        self.deck.on_warning(lambda message: err(f"warning: {message}"))
+        self.json: bool = args.json
+
+    # -- what every command prints --------------------------------------------------------
+
+    def listing(
+        self,
+        rows: Sequence[Any],
+        headers: list[str],
+        cells: Callable[[Any], list[Any]],
+        optional: Sequence[str] = (),
+    ) -> int:
+        """A table of ``rows``; a column named in ``optional`` is left out when it is empty
+        in every row (the table stays narrow)."""
+        if self.json:
+            out([r.to_json() for r in rows])
+        elif rows:
+            body = [cells(r) for r in rows]
+            keep = [
+                i
+                for i, h in enumerate(headers)
+                if h not in optional or any(r[i] not in (None, "", "-") for r in body)
+            ]
+            print(table([headers[i] for i in keep], [[r[i] for i in keep] for r in body]))
+        else:
+            err("(none)")
+        return 0
+
+    def show(self, view: Any, text: str) -> int:
+        if self.json:
+            out(view.to_json())
+        else:
+            say(text)
+        return 0
+
+    def where(self) -> str:
+        """The options that name this database, for a command this one suggests."""
+        where = ""
+        for flag, value in (("--home", self.args.home), ("--db", self.args.db)):
+            if value:
+                where += f" {flag} {shlex.quote(value)}"
+        return where
+
+    def no_engine_note(self) -> None:
+        if self.deck.serving_engine() is None:
+            err(
+                "no engine serves this database: the job starts when one does; "
+                f"run `modeldeck engine{self.where()}`"
+            )
+
+    # -- a job: submitted, then followed to its end ---------------------------------------
+
+    def follow_job(self, job: JobView) -> JobView:
+        """Wait for a job to end, running it here when no engine serves the database."""
+        from core.engine import Engine
+        from core.lifecycle import FINAL_STATUSES, JobStatus
+        from core.logs import LogReader
+
+        # It never takes the engine lease and runs the job only while no live engine serves
+        # the database, so a real engine may start at any time (and adopt it).
+        engine = Engine(self.deck, only_job=job.id, lease=False)
+        log = LogReader(self.deck.log_path(job.id))
+        interrupted = False
+        seen: dict[str, JobView] = {}
+
+        def on_int(_s: int, _f: Any) -> None:
+            nonlocal interrupted
+            interrupted = True
+            engine.wake()
+
+        def ended() -> bool:
+            view = seen["view"] = self.deck.job(job.id)
+            final = view.status in FINAL_STATUSES
+            if not self.json:
+                say_lines(log.read(final=final))
+                while final and not log.at_end:  # the job ended: print the whole rest
+                    say_lines(log.read(final=final))
+            return final or interrupted
+
+        old = signal.signal(signal.SIGINT, on_int)
+        try:
+            engine.serve(until=ended, max_wait=0.05)
+            view = seen["view"]
+            if view.status not in FINAL_STATUSES:
+                where = self.where()
+                err(
+                    f"modeldeck: left job {job.id} {view.status}; "
+                    f"follow it with `modeldeck logs -f {job.id}{where}`, "
+                    f"stop it with `modeldeck stop {job.id}{where}`"
+                )
+                if view.status == JobStatus.queued.value:
+                    self.no_engine_note()
+            return view
+        finally:
+            signal.signal(signal.SIGINT, old)
+            engine.shutdown()
+
+    def job_command(self, submit: Callable[[], JobView]) -> int:
+        from core.lifecycle import JobStatus
+
+        job = submit()
+        if self.json:
+            err(job.id)
+        else:
+            say(job.id, flush=True)
+        if self.args.detach:
+            if job.status == JobStatus.queued.value:
+                self.no_engine_note()
+            if self.json:
+                out(job.to_json())
+            return 0
+        final = self.follow_job(job)
+        if self.json:
+            out(final.to_json())
+        else:
+            self.summarise(final)
+        return 0 if final.status == JobStatus.completed.value else 1
+
+    def summarise(self, job: JobView) -> None:
+        from core.lifecycle import JobStatus, JobType
+
+        d = job.duration(self.deck.now())
+        took = f" in {d:.1f}s" if d is not None else ""
+        line = f"{job.type} {job.status}{took}"
+        if job.error:
+            line += f": {job.error}"
+        err(line)
+        if job.status != JobStatus.completed.value:
+            return
+        from core.kinds import KINDS  # what a job of each type says when it is done
+
+        for said in KINDS[JobType(job.type)].summary(self.deck, job):
+            err(said)
+
+    def follow_quietly(self, job: JobView) -> JobView:
+        was, self.json = self.json, True
+        try:
+            return self.follow_job(job)
+        finally:
+            self.json = was
+
+
+# What runs a command: its module's ``RUN`` maps each command it runs to one of these.
+Command = Callable[[Cli], int]
