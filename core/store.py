@@ -24,6 +24,12 @@ from core.views import LeaseView
 LEASE_NAME = "engine"  # the one row of ``engine_lease``: who dispatches for this database
 
 
+def lease_in_force(lease: EngineLease | None, now: datetime) -> bool:
+    """Whether ``lease`` still binds: not run out, and its holder not known to be dead (a
+    lease whose engine on this host has ended is void at once)."""
+    return lease is not None and lease.expires_at > now and not holder_gone(lease.host, lease.pid)
+
+
 class Store:
     """A database and a data home: ``reader()``/``writer()`` sessions, ``now()``, paths."""
 
@@ -92,10 +98,8 @@ class Store:
         """The engine that holds the lease now, or None when no live engine serves."""
         with self.reader() as s:
             lease = s.get(EngineLease, LEASE_NAME)
-            if lease is None or lease.expires_at <= self.now():
+            if lease is None or not lease_in_force(lease, self.now()):
                 return None
-            if holder_gone(lease.host, lease.pid):
-                return None  # its engine ended without giving the lease back
             return LeaseView(
                 owner=lease.owner,
                 host=lease.host,

@@ -7,8 +7,8 @@ import time
 from datetime import datetime, timedelta
 
 from core.models import EngineLease
-from core.procfs import HOST, holder_gone
-from core.store import LEASE_NAME, Store
+from core.procfs import HOST
+from core.store import LEASE_NAME, Store, lease_in_force
 
 
 class Lease:
@@ -38,14 +38,12 @@ class Lease:
         if not self.held:
             with self.store.reader() as s:  # standing by costs a read, not a write lock
                 lease = s.get(EngineLease, LEASE_NAME)
-                taken = lease is not None and lease.owner != self.owner and lease.expires_at > now
-                if taken and not holder_gone(lease.host, lease.pid):
+                if lease is not None and lease.owner != self.owner and lease_in_force(lease, now):
                     return False
         with self.store.writer() as s:
             lease = s.get(EngineLease, LEASE_NAME)
             mine = lease is not None and lease.owner == self.owner
-            void = lease is not None and holder_gone(lease.host, lease.pid)
-            if lease is None or mine or lease.expires_at <= now or void:
+            if mine or not lease_in_force(lease, now):
                 if lease is None:
                     lease = EngineLease(
                         name=LEASE_NAME,
