@@ -161,9 +161,6 @@ class ModelsPane(Polled[Models], Vertical):
         v = self.current
         return v.model if v else None
 
-    def _model_kind(self, name: str | None) -> str | None:
-        return next((m.kind for m in self.models if m.name == name), None)
-
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self.screen.refresh_bindings()
 
