@@ -1,0 +1,1 @@
+"""Watching deployed models: baselines, drift and performance per batch run, alerts."""
