@@ -53,6 +53,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def unreachable(exc: BaseException, shown: str) -> ModelDeckError:
+    """The one-line refusal for a database that cannot be opened (``exc`` from connecting)."""
+    lines = [line.strip() for line in str(getattr(exc, "orig", None) or exc).splitlines()]
+    reason = next((line for line in lines if line), "no answer")
+    return ModelDeckError(f"cannot open the database {shown}: {reason}")
+
+
 def _require_psycopg() -> None:
     try:
         import psycopg  # noqa: F401

@@ -23,9 +23,9 @@ from core.db import (
     migrate,
     read_session,
     shared_queue,
+    unreachable,
     write_session,
 )
-from core.errors import ModelDeckError
 from core.home import resolve_db_url, resolve_home
 from core.models import EngineLease
 from core.procfs import holder_gone
@@ -60,8 +60,7 @@ class Store:
             if is_sqlite(self.db_url):
                 raise
             self.engine.dispose()
-            reason = str(exc.orig or exc).strip().splitlines()[-1:] or ["no answer"]
-            raise ModelDeckError(f"cannot open the database {self.db_shown}: {reason[0]}") from None
+            raise unreachable(exc, self.db_shown) from None
         self.clock: Clock = clock or SystemClock()
         self.jobs_dir = self.home / "jobs"
         self.artifacts_dir = self.home / "artifacts"
