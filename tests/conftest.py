@@ -106,7 +106,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test whose fixtures reach the database runs once per backend."""
     if "backend" in metafunc.fixturenames:
-        only = metafunc.definition.get_closest_marker("sqlite_only")
+        # The TUI reads the same frozen views from the Deck on either backend; its suites
+        # (snapshots, key handling) stay on SQLite, the store's suites run on both.
+        tui = ROOT / "tests" / "tui"
+        only = metafunc.definition.get_closest_marker("sqlite_only") or (
+            tui in Path(metafunc.definition.path).parents
+        )
         metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), scope="function")
 
 
