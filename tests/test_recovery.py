@@ -50,6 +50,7 @@ def kinds(deck: Deck, job_id: str) -> list[str]:
     return [e.kind for e in deck.events(job_id)]
 
 
+@pytest.mark.sqlite_only(reason="a standby engine: PostgreSQL's engines all dispatch")
 def test_lease_expiry_and_takeover(fdeck: Deck, clock: FakeClock) -> None:
     a = Engine(fdeck, workers=2, lease_ttl=15)
     b = Engine(fdeck, workers=2, lease_ttl=15)

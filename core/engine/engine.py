@@ -212,9 +212,9 @@ class Engine:
             run = self.guard.run
             if self.lease.held or self.shares_queue:
                 if self.recovery.due():
-                    # With a shared queue every engine recovers the jobs of its host whose
-                    # engine has gone; the lease holder does not take live engines' jobs.
-                    serving = self.lease.held and not self.store.shared_queue
+                    # With a shared queue every engine recovers its host's jobs whose engine
+                    # has gone; the lease holder adopts its host's live ones, as on SQLite.
+                    serving = self.lease.held
                     run("recovering jobs", lambda: self.recovery.recover(serving=serving))
                 if self.schedules:
                     run(FIRING_SCHEDULES, self.scheduler.fire)
