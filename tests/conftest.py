@@ -10,12 +10,15 @@ server fails them. A module or test marked ``sqlite_only`` runs on SQLite alone.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +120,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 class PgServer:
     """The PostgreSQL server of the run: a template database with the schema, and a fresh
-    database copied from it for each test."""
+    database copied from it for each test.
+
+    Copying and dropping a database take a second or so of the server's time each: a thread
+    keeps the next databases ready and another drops the used ones, while tests run."""
+
+    READY = 2  # databases made ahead of the tests that will take them
 
     def __init__(self, url: str) -> None:
         import psycopg
@@ -127,39 +135,78 @@ class PgServer:
         self.prefix = f"modeldeck_test_{os.getpid()}"
         self.template = f"{self.prefix}_template"
         self._numbers = itertools.count(1)
-        dsn = self.url.render_as_string(hide_password=False)
+        self._dsn = self.url.render_as_string(hide_password=False)
         try:
-            self.admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            self.admin = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
             pytest.fail(f"{PG_ENV}={url} is set but the server does not answer: {exc}")
-        self._create(self.template)
+        self._drop_all()  # left over by a run of this pid that was killed
+        self.admin.execute(f'CREATE DATABASE "{self.template}"')
         from core.db import make_engine, migrate
 
         engine = make_engine(self.db_url(self.template))
         migrate(engine)
         engine.dispose()
+        self._ready: queue.Queue[str | BaseException] = queue.Queue(self.READY)
+        self._used: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._make, daemon=True),
+            threading.Thread(target=self._drop, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def db_url(self, name: str) -> str:
         return self.url.set(database=name).render_as_string(hide_password=False)
 
-    def _create(self, name: str, template: str | None = None) -> None:
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        suffix = f' TEMPLATE "{template}"' if template else ""
-        self.admin.execute(f'CREATE DATABASE "{name}"{suffix}')
+    def _make(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while not self._stop.is_set():
+                name = f"{self.prefix}_{next(self._numbers)}"
+                try:
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+                except psycopg.Error as exc:
+                    self._ready.put(exc)
+                    return
+                self._ready.put(name)
+
+    def _drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while (name := self._used.get()) is not None:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def fresh(self) -> str:
         """A new database with the schema: its URL."""
-        name = f"{self.prefix}_{next(self._numbers)}"
-        self._create(name, self.template)
+        name = self._ready.get(timeout=120)
+        if isinstance(name, BaseException):
+            raise name
         return self.db_url(name)
 
     def drop(self, url: str) -> None:
         from sqlalchemy.engine import make_url
 
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+        self._used.put(make_url(url).database)
+
+    def _drop_all(self) -> None:
+        names = self.admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{self.prefix}_%",)
+        ).fetchall()
+        for (name,) in sorted(names, key=lambda row: row[0] == self.template):
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def close(self) -> None:
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        self._stop.set()
+        while self._threads[0].is_alive():  # unblock a maker waiting to hand one over
+            with contextlib.suppress(queue.Empty):
+                self._ready.get(timeout=0.1)
+        self._used.put(None)
+        self._threads[1].join()
+        self._drop_all()
         self.admin.close()
 
 
