@@ -34,6 +34,8 @@ BACKENDS = ("sqlite", "postgres")
 # The CLI and engine processes the tests start may keep their bytecode: with it forbidden
 # (some shells set this), every one of them compiles core/ again, about 0.1 s each.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# A test's database is its backend's (the ``home`` fixture sets it), never the shell's.
+os.environ.pop("MODELDECK_DB", None)
 
 SKLEARN_TRAINING = """
 import joblib

@@ -61,7 +61,6 @@ def train(context):
 
 def engine_env(home: Path) -> dict[str, str]:
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     return env
 
 

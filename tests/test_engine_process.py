@@ -26,7 +26,6 @@ class EngineProcess:
 
     def __init__(self, home: Path, out: Path, *args: str) -> None:
         env = dict(os.environ, MODELDECK_HOME=str(home))
-        env.pop("MODELDECK_DB", None)
         self.out = out
         self._fh = open(out, "w")  # noqa: SIM115  (closed in stop())
         self.proc = subprocess.Popen(
@@ -214,7 +213,6 @@ def test_three_processes_submit_while_an_engine_runs(tdeck, engines, home: Path)
     engine = engines()
     wait_for(lambda: serving_pid(deck) == engine.pid, what="the engine to take the lease")
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     subs = [
         subprocess.Popen(
             [sys.executable, "-c", SUBMITTER, "50"],

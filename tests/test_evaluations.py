@@ -91,7 +91,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     def cli(*args: str) -> Result:
         env = dict(os.environ, MODELDECK_HOME=str(home))
-        env.pop("MODELDECK_DB", None)
         proc = subprocess.run(
             [sys.executable, "-m", "tui.entry", *args],
             capture_output=True,

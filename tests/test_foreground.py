@@ -30,7 +30,6 @@ def start(home: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def run(*args: str) -> subprocess.Popen[str]:
         env = dict(os.environ, MODELDECK_HOME=str(home))
-        env.pop("MODELDECK_DB", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "tui.entry", *args],
             cwd=ROOT,

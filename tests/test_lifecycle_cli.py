@@ -370,7 +370,6 @@ def test_cli_job_outcomes_failure_detach_and_stop(
 
     # a job command in the foreground runs only its own job, and exits 1 when it is stopped.
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     command = ["train", "lc", "scripted", "--dataset", "train", "--set", "sleep=60"]
     foreground = subprocess.Popen(
         [sys.executable, "-m", "tui.entry", *command],

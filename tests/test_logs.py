@@ -206,7 +206,6 @@ HOSTILE_SHOWN = [
 def run_bytes(home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """The real ``modeldeck`` command, its output kept as bytes (no newline translation)."""
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     return subprocess.run(
         [sys.executable, "-m", "tui.entry", *args],
         capture_output=True,

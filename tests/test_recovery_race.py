@@ -43,7 +43,6 @@ def test_concurrent_readers_record_an_ended_job_once(
     hold = tmp_path / "hold"
     hold.touch()
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     engine = subprocess.Popen(
         [sys.executable, "-m", "tui.entry", "engine", "--workers", "1"],
         cwd=ROOT,

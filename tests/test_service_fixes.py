@@ -158,7 +158,6 @@ def test_a_dataset_header_is_read_while_other_commands_can_write(
         else ["evaluate", trained, "--dataset", "piped"]
     )
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.entry", *args, "--detach", "--json"],
         stdout=subprocess.PIPE,
