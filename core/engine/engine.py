@@ -117,7 +117,8 @@ class Engine:
         """A frozen view of this engine: whether it serves, its workers, the jobs it follows."""
         with self._lock:
             running = tuple(self.follower.running)
-        return EngineStatus(serving=self.lease.held, workers=self.workers, running=running)
+        serving = self.lease.held or self.shares_queue
+        return EngineStatus(serving=serving, workers=self.workers, running=running)
 
     # -- serving --------------------------------------------------------------------------
 
