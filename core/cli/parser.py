@@ -129,6 +129,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL on stop",
     )
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where code jobs run whose model.json names no executor (default: local)",
+    )
+    p.add_argument(
+        "--ray-address", help="the Ray cluster's dashboard URL (else $MODELDECK_RAY_ADDRESS)"
+    )
+    p.add_argument(
+        "--ray-lost-after",
+        type=_seconds("--ray-lost-after"),
+        default=None,
+        help="seconds a Ray cluster may not answer before its running jobs are lost (60)",
+    )
     p = cmd("projects", "list projects")
     p.add_argument("--all", action="store_true", help="archived projects too")
     p = cmd("project", "manage projects")
