@@ -390,7 +390,7 @@ def test_the_engine_names_the_extra_when_ray_is_missing(home: Path) -> None:
     code = (
         "import sys; sys.modules['ray'] = None; from tui.entry import main; "
         "sys.argv = ['modeldeck', 'engine', '--executor', 'ray', '--ray-address', "
-        "'http://127.0.0.1:9']; main()"
+        "'http://127.0.0.1:9']; sys.exit(main())"
     )
     env = dict(os.environ, MODELDECK_HOME=str(home))
     proc = subprocess.run(
