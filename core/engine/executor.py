@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.events import JobEventKind
 from core.models import Job
 from core.procfs import proc_start_time, process_alive
 from core.runner import end_processes, job_processes, write_pid_file
@@ -296,7 +297,7 @@ class LocalExecutor:
             asked = spec.runner["resources"]
             self._news[job_id] = [
                 (
-                    "resources_ignored",
+                    JobEventKind.resources_ignored,
                     f"runs on this machine: the resources model.json asks for are ignored "
                     f"({json.dumps(asked, sort_keys=True)})",
                     {"executor": LOCAL, "resources": asked},

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.events import JobEventKind
 from core.models import Job
 
 from .common import log
@@ -424,7 +425,7 @@ class RayExecutor:
                 with self._lock:
                     tail.news.append(
                         (
-                            "executor_waiting",
+                            JobEventKind.executor_waiting,
                             f"queued on Ray for {now - tail.pending_since:.0f}s, asking for "
                             f"{asked}: {info.message}",
                             {
