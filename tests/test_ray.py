@@ -4,6 +4,7 @@ installed; under CI (``$CI`` set) a missing extra fails instead."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,15 +23,16 @@ import pytest
 from core.engine import Engine
 from core.engine.ray_executor import ray_installed
 from core.service import Deck
+from core.views import JobView
 from tests.conftest import ROOT, SCRIPTED_TRAINING, write_model
 from tests.deploy_support import EVALUATION, TICKER, wait_final, wait_for
+from tests.ray_support import start_head, stop_head
 
 if not ray_installed():
     if os.environ.get("CI"):
         pytest.fail("the 'ray' extra is not installed (CI installs it: uv sync --extra ray)")
     pytest.skip("the 'ray' extra is not installed (uv sync --extra ray)", allow_module_level=True)
 
-RAY_BIN = Path(sys.executable).with_name("ray")
 ON_RAY = {"model.json": json.dumps({"executor": "ray", "task": "classification"})}
 
 # Scores every row 1, written as predictions.csv: the runner's contract, nothing built in.
@@ -62,53 +65,16 @@ def train(context):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
     """A Ray head on this machine with 2 CPUs and small memory; its dashboard's URL."""
-    temp = tempfile.mkdtemp(prefix="mdray", dir="/tmp")  # short: Ray's socket paths
-    dash = free_port()
-    cmd = [
-        str(RAY_BIN),
-        "start",
-        "--head",
-        f"--port={free_port()}",
-        "--num-cpus=2",
-        "--num-gpus=0",
-        f"--memory={2 * 2**30}",
-        f"--object-store-memory={100 * 2**20}",
-        "--include-dashboard=true",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dash}",
-        "--node-ip-address=127.0.0.1",
-        f"--temp-dir={temp}",
-        "--disable-usage-stats",
-    ]
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    started = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    temp = Path(tempfile.mkdtemp(prefix="mdray", dir="/tmp"))  # short: Ray's socket paths
     try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        url = f"http://127.0.0.1:{dash}"
-        from ray.job_submission import JobSubmissionClient
-
-        wait_for(lambda: _answers(JobSubmissionClient, url), 60, "the Ray dashboard")
+        url, _ = start_head(temp)
         yield url
     finally:
-        subprocess.run([str(RAY_BIN), "stop", "--force"], capture_output=True, timeout=120)
+        stop_head()
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def _answers(client: Callable[[str], object], url: str) -> bool:
-    try:
-        client(url)
-    except Exception:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -262,6 +228,9 @@ def test_a_job_asking_more_cpus_than_the_cluster_has_waits_and_can_be_stopped(
     assert "waiting for resources" in waiting.message  # Ray's own why
     assert deck.job(job).status == "running"
     assert deck.job(job).resources == {"num_cpus": 64}
+    header = job_screen_header(deck.job(job))
+    assert "executor ray resources num_cpus=64" in header
+    assert f"submission modeldeck-{job}" in header
     deck.stop(job)
     done = final(deck, job)
     assert done.status == "cancelled", done
@@ -269,6 +238,17 @@ def test_a_job_asking_more_cpus_than_the_cluster_has_waits_and_can_be_stopped(
 
 
 ENGINE = [sys.executable, "-m", "tui.entry", "engine", "--executor", "ray", "--grace", "1"]
+
+
+def job_screen_header(job: JobView) -> str:
+    """The TUI job screen's header of ``job``, as text."""
+    from rich.console import Console
+
+    from tui.screens.job import job_header
+
+    console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
+    console.print(job_header(job, datetime.now(UTC), {}))
+    return "\n".join(" ".join(line.split()) for line in console.export_text().splitlines())
 
 
 def _engine_process(home: Path, address: str, *extra: str) -> subprocess.Popen[bytes]:
