@@ -193,7 +193,8 @@ class Follower:
                         seq=seq - 1,
                         at=now,
                         kind=JobEventKind.started,
-                        message=f"{kind} started on {HOST} ({h.where})",
+                        message=f"{kind} started "
+                        + (f"on {HOST} ({h.where})" if h.pid else f"as {h.where}"),
                         details={
                             "host": HOST,
                             "pid": h.pid,
