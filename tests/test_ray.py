@@ -33,6 +33,9 @@ if not ray_installed():
         pytest.fail("the 'ray' extra is not installed (CI installs it: uv sync --extra ray)")
     pytest.skip("the 'ray' extra is not installed (uv sync --extra ray)", allow_module_level=True)
 
+# The head's start (tens of seconds on a busy machine) counts toward the first test's time.
+pytestmark = pytest.mark.timeout(300)
+
 ON_RAY = {"model.json": json.dumps({"executor": "ray", "task": "classification"})}
 
 # Scores every row 1, written as predictions.csv: the runner's contract, nothing built in.

@@ -70,14 +70,16 @@ def ray_options(executor: str, address: str | None, lost_after: float | None) ->
     asked for without its extra or a cluster address."""
     from core.engine.ray_executor import ADDRESS_ENV, EXTRA_MISSING, NO_ADDRESS, ray_installed
 
-    address = address if address is not None else os.environ.get(ADDRESS_ENV) or None
     if address is not None and not address.strip():
         raise ModelDeckError("--ray-address cannot be empty")
-    if executor == "ray" or address:
+    if executor == "ray" or address is not None:
         if not ray_installed():
             raise ModelDeckError(EXTRA_MISSING)
+        address = address or os.environ.get(ADDRESS_ENV) or None
         if not address:
             raise ModelDeckError(NO_ADDRESS)
+    elif os.environ.get(ADDRESS_ENV) and ray_installed():
+        address = os.environ[ADDRESS_ENV]  # for models whose model.json names Ray
     options: dict[str, Any] = {"ray_address": address} if address else {}
     if lost_after is not None:
         options["ray_lost_after"] = lost_after
