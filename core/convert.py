@@ -7,6 +7,7 @@ per version.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -317,7 +318,26 @@ def job_view(row: Any) -> JobView:
         params=dict(job.params or {}),
         host=job.host,
         pid=job.pid,
+        **placement(job.executor, job.handle),
     )
+
+
+def placement(executor: str | None, handle: str | None) -> dict[str, Any]:
+    """Where a job runs, from its row: the executor, and for one that is not local its id
+    there (``submission_id``) and the resources it asked for (the handle's JSON)."""
+    out: dict[str, Any] = {"executor": executor or "local"}
+    if out["executor"] == "local" or not handle:
+        return out
+    try:
+        ref = json.loads(handle)
+    except ValueError:
+        return out
+    if isinstance(ref, dict):
+        sid = ref.get("submission_id")
+        out["submission_id"] = sid if isinstance(sid, str) else None
+        asked = ref.get("resources")
+        out["resources"] = dict(asked) if isinstance(asked, dict) else {}
+    return out
 
 
 def job_view_by_id(s: Session, job_id: str) -> JobView:

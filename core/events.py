@@ -19,6 +19,8 @@ class JobEventKind(StrEnum):
     reattached = "reattached"  # a restarted engine follows it again
     recovered = "recovered"  # it ended while no engine followed it
     processes_killed = "processes_killed"  # what it left running was ended
+    executor_waiting = "executor_waiting"  # its executor holds it back (Ray: no resources)
+    resources_ignored = "resources_ignored"  # model.json's resources, on this machine
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"

@@ -241,6 +241,9 @@ class JobView(_View):
     params: dict[str, Any] = field(default_factory=dict)
     host: str | None = None
     pid: int | None = None
+    executor: str = "local"
+    submission_id: str | None = None  # its id on its executor (a Ray submission id)
+    resources: dict[str, Any] = field(default_factory=dict)  # what it asked its cluster for
 
     @property
     def short_id(self) -> str:

@@ -243,7 +243,7 @@ def test_a_process_started_but_not_yet_recorded_is_found(fdeck: Deck) -> None:
     a.lease.held = False
     with fdeck.writer() as s:  # forget what the dead engine wrote after the spawn
         row = s.get(Job, job)
-        row.pid = row.pgid = row.proc_start = None
+        row.pid = row.pgid = row.proc_start = row.handle = None
         s.add(row)
         s.commit()
     expire_lease(fdeck.home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -16,7 +17,14 @@ def engine(cli: Cli) -> int:
     a = cli.args
     if a.workers is not None and a.workers < 1:
         raise ModelDeckError("--workers must be at least 1")
-    engine = Engine(cli.deck, workers=a.workers, grace=a.grace)
+    options = ray_options(a.executor, a.ray_address, a.ray_lost_after)
+    engine = Engine(
+        cli.deck,
+        workers=a.workers,
+        grace=a.grace,
+        executor=a.executor,
+        executor_options=options,
+    )
     stop: dict[str, str | None] = {"now": None}
 
     def on_signal(sig: int, _frame: Any) -> None:
@@ -27,6 +35,8 @@ def engine(cli: Cli) -> int:
     signal.signal(signal.SIGINT, on_signal)
     shown = cli.deck.store.db_shown
     err(f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {shown}")
+    if options.get("ray_address"):
+        err(ray_greeting(str(options["ray_address"]), a.executor))
     announced: list[bool | None] = [None]
 
     def done() -> bool:
@@ -56,6 +66,46 @@ def engine(cli: Cli) -> int:
         else:
             err(f"engine stopped{why}")
     return 0
+
+
+def ray_options(executor: str, address: str | None, lost_after: float | None) -> dict[str, Any]:
+    """The Ray executor's options from the engine's arguments; refused (exit 2) when Ray is
+    asked for without its extra or a cluster address."""
+    from core.engine.ray_executor import ADDRESS_ENV, EXTRA_MISSING, NO_ADDRESS, ray_installed
+
+    if address is not None and not address.strip():
+        raise ModelDeckError("--ray-address cannot be empty")
+    if executor == "ray" or address is not None:
+        if not ray_installed():
+            raise ModelDeckError(EXTRA_MISSING)
+        address = address or os.environ.get(ADDRESS_ENV) or None
+        if not address:
+            raise ModelDeckError(NO_ADDRESS)
+    elif os.environ.get(ADDRESS_ENV) and ray_installed():
+        address = os.environ[ADDRESS_ENV]  # for models whose model.json names Ray
+    options: dict[str, Any] = {"ray_address": address} if address else {}
+    if lost_after is not None:
+        options["ray_lost_after"] = lost_after
+    return options
+
+
+def ray_greeting(address: str, executor: str) -> str:
+    """One line on the Ray cluster the engine sends jobs to: its version, or that it does not
+    answer now (jobs for it fail to start until it does)."""
+    from core.engine.ray_executor import REQUEST_TIMEOUT, client_class
+
+    which = "every code job" if executor == "ray" else "models whose model.json says so"
+    try:
+        client = client_class()(address)
+        version = getattr(client, "_server_ray_version", None) or "?"
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        return (
+            f"warning: the Ray cluster at {address} does not answer "
+            f"({first}; waited up to {REQUEST_TIMEOUT:g}s): jobs for it fail to start "
+            "until it does"
+        )
+    return f"Ray cluster at {address} (Ray {version}) runs {which}"
 
 
 def demo(cli: Cli) -> int:

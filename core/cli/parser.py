@@ -129,6 +129,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL on stop",
     )
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where code jobs run whose model.json names no executor (default: local)",
+    )
+    p.add_argument(
+        "--ray-address", help="the Ray cluster's dashboard URL (else $MODELDECK_RAY_ADDRESS)"
+    )
+    p.add_argument(
+        "--ray-lost-after",
+        type=_seconds("--ray-lost-after"),
+        default=None,
+        help="seconds a Ray cluster may not answer before its running jobs are lost (60)",
+    )
     p = cmd("db", "the database: its schema revision, upgrades, a copy into PostgreSQL")
     dsub = p.add_subparsers(dest="db_cmd", parser_class=_Parser, required=True)
     for name, text in (

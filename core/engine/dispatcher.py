@@ -204,6 +204,7 @@ class Dispatcher:
                 if c.runs_code:
                     try:
                         runner_spec, python, code_dir = self.spec(self.store, s, job)
+                        c.executor = self._executor_of(runner_spec, c.executor)
                         # How long what the job leaves running gets between SIGTERM and
                         # SIGKILL: well within the engine's own grace, so a stopped job can
                         # still clean up after itself.
@@ -278,6 +279,7 @@ class Dispatcher:
                 job = s.get(Job, job_id)
                 c.deployment_id, c.executor = job.deployment_id, job.executor or LOCAL
                 runner_spec, python, c.cwd = self.spec(self.store, s, job)
+                c.executor = self._executor_of(runner_spec, c.executor)
                 runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
                 c.spec = JobSpec(runner_spec, python)
         except Exception as exc:
@@ -286,6 +288,12 @@ class Dispatcher:
         if run is not None:
             self.follower.record_started(run)
         return 1
+
+    def _executor_of(self, runner_spec: dict[str, Any], row: str) -> str:
+        """Where a code job runs: where its model's ``model.json`` says, else where its row
+        says when that is not the default (``local``), else the engine's default executor."""
+        named = runner_spec.pop("executor", None)
+        return named or (row if row != LOCAL else None) or self.executors.default
 
     def _start_failed(self, job_id: str, exc: Exception) -> None:
         """Starting a job raised. A process that started is followed as usual. Otherwise a
@@ -323,6 +331,7 @@ class Dispatcher:
                 or job.status not in ACTIVE_STATUSES
                 or job.engine_id != self.engine_id
                 or job.pid is not None
+                or job.handle is not None
                 or self.follower.follows(job_id)
             ):
                 return

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from core import pgwakeup, wakeup
 from core.procfs import HOST
@@ -15,7 +15,7 @@ from core.views import EngineStatus
 
 from .common import FIRING_SCHEDULES, Guard, log
 from .dispatcher import Dispatcher
-from .executor import ExecutorContext, Executors
+from .executor import LOCAL, ExecutorContext, Executors
 from .follower import Follower, Running
 from .ingest import Ingest
 from .lease import Lease
@@ -45,10 +45,14 @@ class Engine:
         schedules: bool = True,
         fork_server: bool = True,
         lease: bool = True,
+        executor: str = LOCAL,
+        executor_options: Mapping[str, Any] | None = None,
     ) -> None:
         """``lease=False``: a foreground engine (a job command with no engine serving). It
         never takes the database's engine lease, so a real engine can start at any time; it
-        runs only ``only_job``, while no engine serves, and lets a real engine adopt it."""
+        runs only ``only_job``, while no engine serves, and lets a real engine adopt it.
+        ``executor``: where code jobs run whose model names no executor (``model.json``);
+        ``executor_options``: the executors' own (``ray_address``, ``ray_lost_after``)."""
         self.store: Store = store if isinstance(store, Store) else store.store
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.grace = grace
@@ -67,7 +71,16 @@ class Engine:
         # The phases, each given what it works with.
         store_ = self.store
         self.guard = Guard()
-        self.executors = Executors(ExecutorContext(store_.jobs_dir, self._wake.set, fork_server))
+        self.executors = Executors(
+            ExecutorContext(
+                store_.jobs_dir,
+                self._wake.set,
+                fork_server,
+                grace=grace,
+                default=executor,
+                options=dict(executor_options or {}),
+            )
+        )
         self.lease = Lease(store_, self.id, lease_ttl, enabled=lease)
         ingest = Ingest(store_)
         self.outcomes = Outcomes(store_, ingest, on_end=self._wake.set)

@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.events import JobEventKind
 from core.models import Job
 from core.procfs import proc_start_time, process_alive
 from core.runner import end_processes, job_processes, write_pid_file
@@ -57,6 +58,17 @@ class Handle:
     pid: int | None = None
     pgid: int | None = None
     start: float | None = None
+    name: str | None = None  # the executor's own id of it (a Ray submission id)
+
+    @property
+    def where(self) -> str:
+        """How events name it: ``pid 123``, or the executor's id of it."""
+        return f"pid {self.pid}" if self.pid else f"{self.executor} job {self.name}"
+
+    @property
+    def target(self) -> str:
+        """What a stop's signals go to: its process group, or the executor's job."""
+        return f"process group {self.pgid}" if self.pgid else f"{self.executor} job {self.name}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,11 @@ class Executor(Protocol):
         """Where the job's log is."""
         ...
 
+    def news(self, handle: Handle) -> list[tuple[str, str, dict[str, Any]]]:
+        """Events for the job's timeline the executor has to tell since it was last asked
+        (kind, message, details): a job waiting for resources, resources ignored."""
+        ...
+
     def close(self) -> None:
         """Let go of the jobs; they keep running."""
         ...
@@ -124,11 +141,15 @@ class Executor(Protocol):
 @dataclass(frozen=True)
 class ExecutorContext:
     """What an executor is made with: where jobs' files are, whom to tell when a job ends,
-    and the local executor's fork server switch."""
+    the local executor's fork server switch, the engine's grace, the executor of jobs whose
+    model names none, and executors' own options (``ray_address``, ``ray_lost_after``)."""
 
     jobs_dir: Path
     on_exit: Callable[[], None]
     fork_server: bool = True
+    grace: float = 10.0
+    default: str = LOCAL
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _group_left(pgid: int) -> bool:
@@ -261,6 +282,7 @@ class LocalExecutor:
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # its own children, by pid
         self._forked: dict[int, ForkServer] = {}  # forked by a fork server of this engine
         self._gone_since: dict[int, float] = {}
+        self._news: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
 
     def handle(self, job_id: str, pid: int, pgid: int | None, start: float | None) -> Handle:
         pgid = pgid or pid
@@ -271,6 +293,16 @@ class LocalExecutor:
     ) -> Handle:
         (job_dir / "spec.json").write_text(json.dumps(spec.runner, default=str))
         job_id = str(spec.runner["job_id"])
+        if spec.runner.get("resources"):
+            asked = spec.runner["resources"]
+            self._news[job_id] = [
+                (
+                    JobEventKind.resources_ignored,
+                    f"runs on this machine: the resources model.json asks for are ignored "
+                    f"({json.dumps(asked, sort_keys=True)})",
+                    {"executor": LOCAL, "resources": asked},
+                )
+            ]
         if self.use_fork_server and spec.python == sys.executable:
             if self.fork_server is None or not self.fork_server.alive():
                 self.fork_server = ForkServer(on_exit=self._on_exit)
@@ -399,6 +431,9 @@ class LocalExecutor:
     def log_path(self, handle: Handle) -> Path:
         return self.jobs_dir / handle.job_id / "log.txt"
 
+    def news(self, handle: Handle) -> list[tuple[str, str, dict[str, Any]]]:
+        return self._news.pop(handle.job_id, []) if self._news else []
+
     def close(self) -> None:
         if self.fork_server is not None:
             self.fork_server.close()
@@ -406,8 +441,19 @@ class LocalExecutor:
 
 ExecutorFactory = Callable[[ExecutorContext], Executor]
 
+RAY = "ray"
+
+
+def ray_executor(ctx: ExecutorContext) -> Executor:
+    """The Ray executor (``core.engine.ray_executor``), imported only when a job needs it;
+    without the ``ray`` extra, a ValueError naming it."""
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(ctx)
+
+
 # Executors by the name a job row records; a new one plugs in here.
-EXECUTORS: dict[str, ExecutorFactory] = {LOCAL: LocalExecutor}
+EXECUTORS: dict[str, ExecutorFactory] = {LOCAL: LocalExecutor, RAY: ray_executor}
 
 
 class Executors:
@@ -416,6 +462,11 @@ class Executors:
     def __init__(self, ctx: ExecutorContext) -> None:
         self.ctx = ctx
         self._made: dict[str, Executor] = {}
+
+    @property
+    def default(self) -> str:
+        """The executor of a job whose model names none."""
+        return self.ctx.default
 
     def get(self, name: str | None) -> Executor:
         name = name or LOCAL

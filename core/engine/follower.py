@@ -141,6 +141,8 @@ class Follower:
         self._see_exit(run)
         if run.unrecorded_python is not None:
             self.record_started(run)
+        for kind, message, details in self.executors.of(run.handle).news(run.handle):
+            job_event(self.store, job_id, kind, message, details)
         # Exit first, signal after: a group that has ended may have a reused id by now.
         code = run.ended
         if code is None:
@@ -169,6 +171,7 @@ class Follower:
                     .where(
                         Job.id == run.job_id,  # type: ignore[arg-type]
                         col(Job.pid).is_(None),
+                        col(Job.handle).is_(None),
                         Job.engine_id == self.engine_id,  # type: ignore[arg-type]
                     )
                     .values(
@@ -190,13 +193,16 @@ class Follower:
                         seq=seq - 1,
                         at=now,
                         kind=JobEventKind.started,
-                        message=f"{kind} started on {HOST} (pid {h.pid})",
+                        message=f"{kind} started "
+                        + (f"on {HOST} ({h.where})" if h.pid else f"as {h.where}"),
                         details={
                             "host": HOST,
                             "pid": h.pid,
                             "pgid": h.pgid,
                             "python": run.unrecorded_python,
                             "engine": self.engine_id,
+                            "executor": h.executor,
+                            **({"submission_id": h.name} if h.name else {}),
                         },
                     )
                 )
@@ -215,7 +221,7 @@ class Follower:
                 self.store,
                 run.job_id,
                 JobEventKind.signal_sent,
-                f"SIGTERM sent to process group {pgid}",
+                f"SIGTERM sent to {run.handle.target}",
                 {"signal": "SIGTERM", "pgid": pgid, "grace": self.grace},
             )
         elif not run.kill_sent and mono - run.term_sent_at >= self.grace:
@@ -226,7 +232,7 @@ class Follower:
                 self.store,
                 run.job_id,
                 JobEventKind.signal_sent,
-                f"still running after {self.grace:g}s: SIGKILL sent to process group {pgid}"
+                f"still running after {self.grace:g}s: SIGKILL sent to {run.handle.target}"
                 + (f" and {others} other process(es) of the job" if others else ""),
                 {"signal": "SIGKILL", "pgid": pgid, "pids": sorted(killed)},
             )

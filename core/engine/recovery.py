@@ -115,7 +115,7 @@ class Recovery:
             return
         if not serving and engine_alive(job.engine_id):
             return  # its engine still follows it
-        if job.pid is None and RULES[JobType(job.type)].runs_code:
+        if job.pid is None and job.handle is None and RULES[JobType(job.type)].runs_code:
             found = self._unrecorded_process(job)
             if found is None:
                 return  # it never started: queued again, or cancelled if stopped
@@ -161,9 +161,16 @@ class Recovery:
                 s,
                 row,
                 JobEventKind.reattached,
-                f"engine {self.engine_id} re-attached to pid {job.pid}",
+                f"engine {self.engine_id} re-attached to {handle.where}",
                 now,
-                {"engine": self.engine_id, "pid": job.pid, "host": HOST, "from": job.engine_id},
+                {
+                    "engine": self.engine_id,
+                    "pid": job.pid,
+                    "host": HOST,
+                    "from": job.engine_id,
+                    "executor": handle.executor,
+                    **({"submission_id": handle.name} if handle.name else {}),
+                },
             )
             s.add(row)
             s.commit()
@@ -181,7 +188,12 @@ class Recovery:
         now = self.store.now()
         with self.store.writer() as s:
             row = s.get(Job, job.id)
-            if row is None or row.status not in ACTIVE_STATUSES or row.pid is not None:
+            if (
+                row is None
+                or row.status not in ACTIVE_STATUSES
+                or row.pid is not None
+                or row.handle is not None
+            ):
                 return None  # someone else dealt with it meanwhile
             if found is not None:
                 row.pid, row.pgid, row.proc_start = found.pid, found.pgid, found.start
@@ -190,7 +202,7 @@ class Recovery:
                     s,
                     row,
                     JobEventKind.started,
-                    f"{row.type} started on {HOST} (pid {found.pid}), found by engine "
+                    f"{row.type} started on {HOST} ({found.where}), found by engine "
                     f"{self.engine_id}",
                     now,
                     {"host": HOST, "pid": found.pid, "pgid": found.pgid, "engine": self.engine_id},

@@ -48,6 +48,9 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
         model_dir: Path | None = store.staging_dir(job.id)
     else:
         model_dir = Path(version.artifact_dir) if version else None
+    executor = meta.get("executor")
+    if executor is not None and (not isinstance(executor, str) or not executor):
+        raise ValueError('model.json\'s executor must be the name of an executor ("ray")')
     spec = {
         "job_id": job.id,
         "type": job.type,
@@ -68,6 +71,10 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
         "version": job.version_id,
         "task": meta.get("task"),
         "params": job.params,
+        # Where it runs (None: the engine's default executor) and what it asks the cluster
+        # for; a local job ignores the resources, saying so in its events.
+        "executor": executor,
+        "resources": meta.get("resources"),
     }
     python = meta.get("python") or sys.executable
     # A folder that is gone is not the job's working directory: the runner says it is gone.

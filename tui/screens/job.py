@@ -44,6 +44,10 @@ def job_header(job: JobView, now: datetime, styles: dict[str, str]) -> Table:
     for i in range(0, len(pairs), 2):
         (a, av), (b, bv) = pairs[i], pairs[i + 1]
         grid.add_row(a, av, b, bv)
+    if job.executor != "local":
+        asked = " ".join(f"{k}={v}" for k, v in job.resources.items()) or "-"
+        grid.add_row("executor", literal(job.executor), "resources", literal(asked))
+        grid.add_row("submission", literal(job.submission_id or "-"), "", "")
     if job.error:
         grid.add_row("error", literal(job.error, styles.get("failed", "")), "", "")
     if job.outputs:
