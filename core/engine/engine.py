@@ -13,6 +13,7 @@ from core.procfs import HOST
 from core.store import Store
 from core.views import EngineStatus
 
+from .alerts import AlertPhase
 from .common import FIRING_SCHEDULES, Guard, log
 from .dispatcher import Dispatcher
 from .executor import ExecutorContext, Executors
@@ -94,6 +95,7 @@ class Engine:
             only_job,
         )
         self.scheduler = Scheduler(store_)
+        self.alerts = AlertPhase(store_)  # finds notices; its courier thread delivers them
         self._unsubscribe = store_.on_submit(lambda _job_id: self._wake.set())
 
     # -- what others see ------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Engine:
             self._thread.join(timeout)
         # A lease that cannot be given back (a full disk) runs out by itself.
         self._unsubscribe()
+        self.alerts.shutdown()
         self.guard.run("releasing the engine lease", self.lease.release)
         self._listen()
         self.executors.close()
@@ -224,6 +227,8 @@ class Engine:
                     # While no engine serves: else that engine runs the job.
                     run("dispatching its job", self._dispatch_unserved)
             run("following running jobs", lambda: self.follower.follow(followed))
+            serving = self.lease.held and not self._halt.is_set()
+            run("finding alerts", lambda: self.alerts.tick(serving))
 
     def _renew_lease(self) -> None:
         if self._halt.is_set():
