@@ -13,8 +13,16 @@ import pytest
 from alerts_support import HANG, Webhook, serve_webhook
 from cli_support import run_main
 from conftest import Result, ok, refused
-from deploy_support import add_fast_stages, approved_version, deploy, wait_for
+from deploy_support import (
+    add_fast_stages,
+    approved_version,
+    deploy,
+    scheduling_deck,
+    utc,
+    wait_for,
+)
 
+from core.clock import FakeClock
 from core.engine import Engine
 from core.service import Deck
 
@@ -344,3 +352,32 @@ def test_refusals_say_one_line_and_change_nothing(
     [gone] = deck.alerts.list(project, include_removed=True)
     assert gone.removed_at is not None and deck.alerts.list(project) == []
     assert json.loads(ok(cli_in(capsys, home, "alert", "list", project, "--json")).out) == []
+
+
+def test_a_schedule_missed_while_no_engine_ran_is_told(home: Path, repo: Path, hook: Webhook):
+    clock = FakeClock(utc(2026, 3, 2, 12, 0))
+    fdeck = next(scheduling_deck(home, repo, clock))
+    engine = Engine(fdeck, workers=2, poll=0.05)
+    try:
+        version = approved_version(fdeck, engine, "proj")
+        dep = deploy(fdeck, engine, version, "0 * * * *")
+        fdeck.alerts.add("proj", hook.url("/missed"), "missed", deployment=dep)
+        engine.shutdown()
+        clock.set(utc(2026, 3, 2, 18, 30))  # no engine from 12:00 on: 13:00..17:00 missed
+        engine = Engine(fdeck, workers=2, poll=0.05)
+        serve_until(engine, lambda: hook.bodies("/missed"), what="the missed alert")
+        assert engine.run_until_idle(30)
+        keep_serving(engine, 0.5)
+        [body] = hook.bodies("/missed")
+        assert set(body) == BODY_KEYS
+        assert (body["event"], body["deployment"], body["project"]) == ("missed", dep, "proj")
+        assert body["details"]["kind"] == "schedule_missed"
+        assert body["details"]["count"] == 5
+        assert body["details"]["first"] == "2026-03-02T13:00:00.000Z"
+        assert body["at"] == "2026-03-02T18:30:00.000Z"
+        assert "5 fire time(s) missed" in body["summary"]
+        kinds = [e.kind for e in fdeck.deployment_events(dep)]
+        assert "alert_delivered" in kinds
+    finally:
+        engine.shutdown()
+        fdeck.close()
