@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from core.alerts.rules import parse_events
+from core.alerts.rules import Rule, parse_events
 from core.alerts.tables import Alert, AlertCursor, AlertNotice
 from core.clock import iso, utc
 from core.db import is_sqlite
@@ -61,6 +61,11 @@ class Found:
 
 def active_alerts(s: Session) -> list[Alert]:
     return list(s.exec(select(Alert).where(col(Alert.removed_at).is_(None))))
+
+
+def rules_of(alert: Alert, *kinds: str) -> list[Rule]:
+    """The alert's rules of those kinds (its EVENTS were checked when it was added)."""
+    return [r for r in parse_events(alert.events) if r.kind in kinds]
 
 
 def timeline_tops(s: Session) -> dict[str, int]:
@@ -168,7 +173,7 @@ class Scanner:
                 continue
             if kind == JobEventKind.failed.value:
                 for a in mine:
-                    if any(r.kind == "failed" for r in parse_events(a.events)):
+                    if rules_of(a, "failed"):
                         yield self._failed(s, a, job, at)
             elif job.type == JobType.batch_predict.value and job.deployment_id:
                 yield from self._batch_run(s, mine, job, at)
@@ -190,10 +195,7 @@ class Scanner:
     def _batch_run(
         self, s: Session, alerts: list[Alert], job: Job, at: datetime
     ) -> Iterable[Found]:
-        rules = {
-            a.id: [r for r in parse_events(a.events) if r.kind in ("drift", "metric")]
-            for a in alerts
-        }
+        rules = {a.id: rules_of(a, "drift", "metric") for a in alerts}
         if not any(rules.values()):
             return
         run = self._drift_run(s, job.id)
@@ -257,7 +259,7 @@ class Scanner:
     # -- the deployment timeline: missed schedules -----------------------------------------
 
     def _missed(self, s: Session, alerts: list[Alert], after: int, upto: int) -> Iterable[Found]:
-        listening = [a for a in alerts if any(r.kind == "missed" for r in parse_events(a.events))]
+        listening = [a for a in alerts if rules_of(a, "missed")]
         if not listening:
             return
         rows = s.exec(

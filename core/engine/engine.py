@@ -198,7 +198,7 @@ class Engine:
     # -- one round ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One round: lease, recovery, schedules, new jobs, stops, finished jobs.
+        """One round: lease, recovery, schedules, new jobs, stops, finished jobs, alerts.
 
         Each part is guarded: one that raises (a full disk, a bug) is logged once and tried
         again later, and the others go on; a round never raises.
