@@ -381,3 +381,36 @@ def test_a_schedule_missed_while_no_engine_ran_is_told(home: Path, repo: Path, h
     finally:
         engine.shutdown()
         fdeck.close()
+
+
+def test_an_alert_not_yet_delivered_when_the_engine_stops_is_delivered_by_the_next(
+    deck: Deck, engine: Engine, project: str, hook: Webhook
+) -> None:
+    alert = deck.alerts.add(project, hook.url("/later"), "failed")
+    hook.answers = [503]
+    job = failing_train(deck, project)
+    assert engine.run_until_idle(30)
+    serve_until(engine, lambda: deck.alerts.log(project, alert.id), what="the first try")
+    engine.shutdown()  # during the back-off before the second try
+    assert [(d.attempt, d.status_code, d.final) for d in deck.alerts.log(project)] == [
+        (1, 503, False)
+    ]
+    nobody = deck.train(project, "scripted", "train", {"lines": 1, "fail": "while none ran"})
+    # No engine serves: a command's own engine (no lease) runs the job and delivers nothing.
+    foreground = Engine(deck, only_job=nobody.id, lease=False)
+    try:
+        foreground.run_until_idle(30)
+    finally:
+        foreground.shutdown()
+    assert deck.job(nobody.id).status == "failed"
+    assert len(hook.bodies("/later")) == 1
+    fresh = Engine(deck, workers=1, poll=0.05)
+    try:
+        serve_until(fresh, lambda: len(hook.bodies("/later")) == 3, what="both delivered")
+        keep_serving(fresh, 1.0)
+    finally:
+        fresh.shutdown()
+    jobs = [b["job"] for b in hook.bodies("/later")]
+    assert sorted(jobs) == sorted([job, job, nobody.id])
+    tries = {(d.job, d.attempt, d.outcome) for d in deck.alerts.log(project)}
+    assert tries == {(job, 1, "error"), (job, 2, "delivered"), (nobody.id, 1, "delivered")}
