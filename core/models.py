@@ -198,3 +198,8 @@ class EngineLease(SQLModel, table=True):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
+
+
+# The alert tables live with the alerts (``core.alerts.tables``); imported here so that the
+# schema is whole wherever the tables are.
+from core.alerts import tables as _alert_tables  # noqa: E402, F401

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.alerts.service import Alerts
 from core.clock import Clock
 from core.commands.build import IMPORT_FORMATS, Build
 from core.commands.catalog import Catalog
@@ -106,6 +107,7 @@ class Deck:
         self._version_jobs = VersionJobs(self._submit, self.warn)
         self._deployments = Deployments(self._submit)
         self._control = Control(self.store, self.settle)
+        self.alerts = Alerts(self.store)  # deck.alerts.add/list/remove/test/log
 
     # -- plumbing: the store's ---------------------------------------------------------------
 

@@ -107,6 +107,18 @@ CASES: dict[str, Case] = {
         lambda h: ["stop", h.queued],
         lambda h, d, out: _is((out["status"], d.job(h.queued).status), ("cancelled",) * 2),
     ),
+    "alert": Case(
+        lambda h: [
+            "alert",
+            "add",
+            "proj",
+            "--webhook",
+            "https://hooks.example.com/x",
+            "--on",
+            "failed",
+        ],
+        lambda h, d, out: _is([a.id for a in d.alerts.list("proj")], [out["id"]]),
+    ),
 }
 
 

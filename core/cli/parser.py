@@ -304,7 +304,46 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--no-wait", action="store_true", help="only ask; do not wait for the job to end"
     )
+    _alert_parsers(cmd("alert", "tell a webhook when jobs fail, schedules miss or runs drift"))
     return parser
+
+
+def _alert_parsers(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="alert_cmd", parser_class=_Parser, required=True)
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        v = sub.add_parser(name, help=help, description=help)
+        _common(v)
+        return v
+
+    v = verb("add", "add a webhook alert to a project (or to one of its deployments)")
+    v.add_argument("project")
+    v.add_argument("--deployment", metavar="D", help="only this deployment's jobs and runs")
+    v.add_argument("--webhook", required=True, metavar="URL", help="an http(s) URL")
+    v.add_argument(
+        "--on",
+        required=True,
+        metavar="EVENTS",
+        help="a comma list of failed, missed, drift, drift:warn, metric:NAME<VALUE, "
+        "metric:NAME>VALUE",
+    )
+    v.add_argument(
+        "--format",
+        choices=["json", "slack", "teams"],
+        default="json",
+        help='the body: the JSON notice, or {"text": ...} for Slack and Teams',
+    )
+    v = verb("list", "list a project's alerts")
+    v.add_argument("project")
+    v.add_argument("--all", action="store_true", help="removed alerts too")
+    v = verb("remove", "remove an alert (its deliveries stay on record)")
+    v.add_argument("id")
+    v = verb("test", "send a sample notice now and say how it went")
+    v.add_argument("id")
+    v = verb("log", "the tries to deliver a project's notices, oldest first")
+    v.add_argument("project")
+    v.add_argument("--alert", metavar="ID", help="only this alert's")
+    v.add_argument("--limit", type=_count("--limit", MAX_LIMIT), default=50)
 
 
 # Each command and the module of ``core.cli`` that runs it (imported only when the command
@@ -339,6 +378,7 @@ RUN_BY: dict[str, str | None] = {
     "logs": "jobs",
     "events": "jobs",
     "stop": "jobs",
+    "alert": "alerts",
 }
 COMMANDS = frozenset(RUN_BY)
 

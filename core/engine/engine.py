@@ -13,6 +13,7 @@ from core.procfs import HOST
 from core.store import Store
 from core.views import EngineStatus
 
+from .alerts import AlertPhase
 from .common import FIRING_SCHEDULES, Guard, log
 from .dispatcher import Dispatcher
 from .executor import LOCAL, ExecutorContext, Executors
@@ -107,6 +108,7 @@ class Engine:
             only_job,
         )
         self.scheduler = Scheduler(store_)
+        self.alerts = AlertPhase(store_)  # finds notices; its courier thread delivers them
         self._unsubscribe = store_.on_submit(lambda _job_id: self._wake.set())
 
     # -- what others see ------------------------------------------------------------------
@@ -199,6 +201,7 @@ class Engine:
             self._thread.join(timeout)
         # A lease that cannot be given back (a full disk) runs out by itself.
         self._unsubscribe()
+        self.alerts.shutdown()
         self.guard.run("releasing the engine lease", self.lease.release)
         self._listen()
         self.executors.close()
@@ -215,7 +218,7 @@ class Engine:
     # -- one round ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One round: lease, recovery, schedules, new jobs, stops, finished jobs.
+        """One round: lease, recovery, schedules, new jobs, stops, finished jobs, alerts.
 
         Each part is guarded: one that raises (a full disk, a bug) is logged once and tried
         again later, and the others go on; a round never raises.
@@ -247,6 +250,8 @@ class Engine:
                     # While no engine serves: else that engine runs the job.
                     run("dispatching its job", self._dispatch_unserved)
             run("following running jobs", lambda: self.follower.follow(followed))
+            serving = self.lease.held and not self._halt.is_set()
+            run("finding alerts", lambda: self.alerts.tick(serving))
 
     def _renew_lease(self) -> None:
         if self._halt.is_set():
