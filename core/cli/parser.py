@@ -155,7 +155,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("version", help=VERSION_HELP)
     p = cmd("compare", "versions side by side: metrics with deltas, what differs")
     p.add_argument("versions", nargs="+", metavar="VERSION", help=VERSION_HELP)
-    p.add_argument("--all", action="store_true", help="every hyperparameter, not only those that differ")
+    p.add_argument(
+        "--all", action="store_true", help="every hyperparameter, not only those that differ"
+    )
     p = cmd("deployments", "list a project's deployments")
     p.add_argument("project")
     p = cmd("datasets", "list a project's datasets")
