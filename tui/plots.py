@@ -260,3 +260,43 @@ def stats_histogram(stats: dict[str, Any]) -> Histogram | None:
 
 def _edge(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, int | float) else str(x)
+
+
+# -- what monitoring gives (``deck.monitoring``), read on a worker thread -------------------
+
+
+def drift_history(deck: Any, deployment_id: str) -> list[Any]:
+    """The deployment's drift runs (``DriftRun``), newest first; [] where monitoring has
+    none (a deck without ``monitoring`` computes no drift)."""
+    monitoring = getattr(deck, "monitoring", None)
+    if monitoring is None:
+        return []
+    return list(monitoring.history(deployment_id))
+
+
+def baseline_histograms(deck: Any, version_id: str) -> list[tuple[str, Histogram]]:
+    """The version's baseline as (column, histogram) pairs, the prediction last as
+    ``(prediction)``; [] when it has no baseline. The baseline keeps the per-column
+    statistics ``compute_stats`` keeps (``columns``, and ``prediction`` for the
+    distribution of its predictions), as a view or a mapping."""
+    monitoring = getattr(deck, "monitoring", None)
+    baseline = monitoring.baseline(version_id) if monitoring is not None else None
+    if baseline is None:
+        return []
+
+    def field(name: str) -> Any:
+        return baseline.get(name) if isinstance(baseline, dict) else getattr(baseline, name, None)
+
+    out: list[tuple[str, Histogram]] = []
+    columns = field("columns")
+    if isinstance(columns, dict):
+        for name, stats in columns.items():
+            hist = stats_histogram(stats) if isinstance(stats, dict) else None
+            if hist is not None:
+                out.append((str(name), hist))
+    prediction = field("prediction")
+    if isinstance(prediction, dict):
+        hist = stats_histogram(prediction)
+        if hist is not None:
+            out.append(("(prediction)", hist))
+    return out
