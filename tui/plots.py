@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rich.table import Table
@@ -22,9 +23,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from core.clock import utc
 from core.monitoring.views import Histogram
 from core.text import printable
-from tui.format import literal
+from tui.format import literal, zone_label
 
 BAR_MARKERS = ("█", "░", "▒", "▚")
 POINT_MARKERS = ("•", "+", "x", "o", "*", "#")
@@ -54,6 +56,16 @@ def number(x: Any, digits: int = 3) -> str:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
         return "-"
     return f"{x:.{digits}f}"
+
+
+def short_when(dt: datetime | None) -> tuple[str, str]:
+    """A time on this machine's clock for a narrow cell (``01-05 09:30``) and the label of
+    its zone for the column's title (``CET``)."""
+    d = utc(dt)
+    if d is None:
+        return "-", ""
+    shown = d.astimezone()
+    return f"{shown:%m-%d %H:%M}", zone_label(shown)
 
 
 def share(x: float | None) -> str:

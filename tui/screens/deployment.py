@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,7 +19,7 @@ from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
 from core.views import DeploymentEventView, DeploymentView
 from tui.format import in_zone, literal, status_text, when, when_s
-from tui.plots import PlotPanel, Series, drift_history, number, short
+from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
 from tui.widgets import DeckTable, Polled, Row, TopBar
@@ -40,23 +41,23 @@ class DeploymentData:
 
 
 def drift_line(run: DriftRun | None, styles: dict[str, str]) -> Any:
-    """``⚠ alert · 2 of 5 features drift · worst x2 psi 0.81``: the latest run's drift."""
+    """``alert · 2/5 columns off · worst x2 0.81`` (its PSI): the latest run's drift."""
     if run is None:
         return Text("no run compared yet", style="dim")
     text = status_text(run.status, styles)
     drifting = [f for f in run.features if f.status != "ok"]
-    text.append(f" · {len(drifting)} of {len(run.features)} columns off")
+    text.append(f" · {len(drifting)}/{len(run.features)} columns off")
     worst = run.features[0] if run.features else None
     if worst is not None and worst.psi is not None:
         text.append(" · worst ")
-        text.append_text(literal(short(worst.name, 20)))
-        text.append(f" psi {worst.psi:.3f}")
+        text.append_text(literal(short(worst.name, 12)))
+        text.append(f" {worst.psi:.2f}")
     return text
 
 
 def deployment_header(
     d: DeploymentView, styles: dict[str, str], run: DriftRun | None = None
-) -> Table:
+) -> Group:
     """Every field of the deployment, those the Deployments tab leaves out when narrow too,
     and the drift of its latest run."""
     grid = Table.grid(padding=(0, 1), expand=True)
@@ -81,8 +82,12 @@ def deployment_header(
     for i in range(0, len(pairs), 2):
         (a, av), (b, bv) = pairs[i], pairs[i + 1]
         grid.add_row(a, av, b, bv)
-    grid.add_row("drift", drift_line(run, styles), "compared", when(run.at) if run else "-")
-    return grid
+    drift = Text("drift    ", style="dim")  # a line of its own: it is longer than a cell
+    drift.append_text(drift_line(run, styles))
+    if run is not None:
+        at, zone = short_when(run.at)
+        drift.append(f" · run of {at} {zone}")
+    return Group(grid, drift)
 
 
 def with_histograms(run: DriftRun | None) -> list[FeatureDrift]:
@@ -184,8 +189,8 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             status = status_text(p.status, styles)
             rows.append(["(prediction)", number(p.psi), number(p.ks), status])
         panel.set_title(
-            f"PSI per feature over the last {len(shown)} runs (#1 the oldest; latest "
-            f"{when(latest.at)}); warn {latest.warn_psi:g}, alert {latest.alert_psi:g}"
+            f"PSI per feature, last {len(shown)} runs (#1 the oldest), lines at warn "
+            f"{latest.warn_psi:g} and alert {latest.alert_psi:g}"
         )
         panel.lines(
             [f"#{i + 1}" for i in range(len(shown))],
@@ -237,17 +242,18 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
                 for k, x in r.metrics.items()
                 if k not in names and isinstance(x, int | float) and not isinstance(x, bool)
             )
-        names = names[: MAX_SERIES - 1]
+        names = names[:2]  # what fits beside the plot in 80 columns
         series = [Series(n, [r.metrics.get(n) for r in scored]) for n in names]
+        zone = short_when(scored[-1].at)[1]
         rows = [
-            [f"#{i + 1} {when(r.at)}", *(number(r.metrics.get(n)) for n in names)]
+            [f"#{i + 1}", short_when(r.at)[0], *(number(r.metrics.get(n)) for n in names)]
             for i, r in enumerate(scored)
         ]
         panel.set_title(f"metrics of the last {len(scored)} runs with the target (#1 the oldest)")
         panel.lines(
             [f"#{i + 1}" for i in range(len(scored))],
             series,
-            ["run", *(short(n, 10) for n in names)],
+            ["run", f"at ({zone})", *(short(n, 9) for n in names)],
             list(reversed(rows)),  # the newest first in the table
         )
 

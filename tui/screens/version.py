@@ -164,14 +164,15 @@ NO_BASELINE = (
 def metrics_over_time(panel: PlotPanel, d: VersionDetail) -> None:
     """The numeric metrics of each evaluation (and the training), the oldest first."""
     records = sorted(d.metrics_history, key=lambda m: m.at)
-    names: list[str] = []
+    head = d.version.headline_metric()
+    names: list[str] = [head[0]] if head else []  # the headline first
     for m in records:
         names.extend(
             k
             for k, x in m.metrics.items()
             if k not in names and isinstance(x, int | float) and not isinstance(x, bool)
         )
-    names = names[:3]
+    names = names[:2]  # what fits beside the plot in 80 columns
     panel.display = bool(records and names)
     if not panel.display:
         return
