@@ -39,6 +39,20 @@ def short(name: object, width: int = LABEL_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def version_tags(labels: Sequence[tuple[str, int]], width: int = LABEL_WIDTH) -> list[str]:
+    """Short names of versions (model, number) that stay apart: ``v3`` when they are all of
+    one model, else the model's name cut before its number (``fraud-lo… v3``)."""
+    if len({model for model, _ in labels}) == 1:
+        return [f"v{n}" for _, n in labels]
+    out = []
+    for model, n in labels:
+        tail = f" v{n}"
+        name = printable(model)
+        room = width - len(tail)
+        out.append((name if len(name) <= room else name[: room - 1] + "…") + tail)
+    return out
+
+
 @dataclass(frozen=True)
 class Series:
     """One series of a plot: its name (the legend) and its values (None: no point)."""

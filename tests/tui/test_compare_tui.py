@@ -95,9 +95,9 @@ async def test_mark_two_versions_and_compare_them(deck: Deck, project: str, repo
 
         plot = screen.query_one("#compare-plot", PlotPanel)
         by_name = {s.name: list(s.values) for s in plot.series}
-        assert list(by_name) == ["clf v2", "clf v1"]
+        assert list(by_name) == ["v2", "v1"]  # one model: the numbers tell them apart
         i = plot.labels.index("accuracy")
-        assert by_name["clf v2"][i] == accuracy[v2] and by_name["clf v1"][i] == accuracy[v1]
+        assert by_name["v2"][i] == accuracy[v2] and by_name["v1"][i] == accuracy[v1]
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))

@@ -13,13 +13,28 @@ from textual.widgets import DataTable, Footer, Static
 from core.compare import Comparison, compare, delta_text, hyperparameter_text
 from core.service import Deck
 from tui.format import literal, metric, status_text
-from tui.plots import PlotPanel, Series, number, short
+from tui.plots import PlotPanel, Series, number, version_tags
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Polled, Row, TopBar
 
 
-def compare_rows(c: Comparison, styles: dict[str, str]) -> list[Row]:
-    """One row per field, metric and (differing) hyperparameter; a column per version."""
+def cut(cell: Any, width: int) -> Any:
+    """A cell of at most ``width`` cells, cut with ``…`` (the CLI's --json has it whole)."""
+    text = cell if isinstance(cell, Text) else literal(cell)
+    if text.cell_len > width:
+        text = text.copy()
+        text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def compare_rows(c: Comparison, styles: dict[str, str], width: int = 40) -> list[Row]:
+    """One row per field, metric and (differing) hyperparameter; a column per version, each
+    cell at most ``width`` cells wide."""
+    rows = _rows(c, styles)
+    return [Row(r.key, [r.cells[0], *(cut(x, width) for x in r.cells[1:])]) for r in rows]
+
+
+def _rows(c: Comparison, styles: dict[str, str]) -> list[Row]:
     vs = c.versions
     rows = [
         Row("status", ["status", *(status_text(v.status, styles) for v in vs)]),
@@ -93,7 +108,9 @@ class CompareScreen(Polled[Comparison], DeckScreen):
         table.set_columns(
             [("field", Text("")), *((f"v:{v.id}", literal(v.label)) for v in c.versions)]
         )
-        rows = compare_rows(c, self.styles_of_status)
+        # Every version in view at 80 columns: the names' column and an equal share each.
+        width = max(10, (max(self.size.width, 80) - 22) // max(1, len(c.versions)) - 2)
+        rows = compare_rows(c, self.styles_of_status, width)
         table.sync(rows)
         table.styles.height = len(rows) + 1
         note = ""
@@ -105,10 +122,11 @@ class CompareScreen(Polled[Comparison], DeckScreen):
             plot.nothing("no metrics recorded on these versions")
         else:
             names = [m.name for m in c.metrics]
+            tags = version_tags([(v.model, v.number) for v in c.versions])
             series = [
-                Series(v.label, [m.values[i] for m in c.metrics]) for i, v in enumerate(c.versions)
+                Series(tags[i], [m.values[i] for m in c.metrics]) for i in range(len(c.versions))
             ]
-            headers = ["metric", *(short(label, 12) for label in labels)]
+            headers = ["metric", *tags]
             rows_ = [[m.name, *(number(x, 4) for x in m.values)] for m in c.metrics]
             plot.bars(names, series, headers, rows_)
         if first:

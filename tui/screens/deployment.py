@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets._tabbed_content import ContentTabs
 
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
@@ -137,6 +138,14 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
 
     def on_mount(self) -> None:
         self.start_polling()
+        # The jobs pane takes the focus when it mounts (it did on this screen alone before
+        # the tabs): back to the Drift tab, the tabs focused (left/right move between them).
+        self.call_after_refresh(self._first_tab)
+
+    def _first_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "drift"
+        tabs.query_one(ContentTabs).focus()
 
     def on_screen_resume(self) -> None:
         self.poll(force=True)
