@@ -7,6 +7,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
+import pytest
 from rich.text import Text
 from tui_support import run_all, wait_for
 
@@ -15,6 +16,7 @@ from tui.app import ModelDeckApp
 from tui.plots import PlotPanel
 from tui.screens.compare import CompareScreen
 from tui.screens.project import ProjectScreen
+from tui.screens.version import VersionScreen
 from tui.widgets import DeckTable
 
 SIZE = (80, 24)
@@ -105,3 +107,42 @@ async def test_mark_two_versions_and_compare_them(deck: Deck, project: str, repo
         await pilot.pause(0.1)
         assert plain(table.get_row(v1)[1]) == "v1"
         assert plain(table.get_row(v2)[1]) == "● v2"
+
+
+async def test_the_version_screen_plots_its_metrics_over_time(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """Each evaluation's numbers, the oldest first, plotted with their table beside; the
+    baseline panel says why it is empty while the version has none."""
+    deck.add_dataset(project, "holdout", _holdout(repo / "data" / "holdout.csv"), target="label")
+    train = deck.train(project, "clf", "train")
+    run_all(deck)
+    v = deck.job(train.id).version
+    assert v
+    for dataset in ("test", "holdout"):
+        deck.evaluate(v, dataset)
+        run_all(deck)
+    history = sorted(deck.version_detail(v).metrics_history, key=lambda m: m.at)
+    assert [m.dataset for m in history] == ["train", "test", "holdout"]
+
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_version(v)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, VersionScreen) and app.screen.detail is not None,
+        )
+        await pilot.pause(0.2)
+        plot = app.screen.query_one("#version-metrics-plot", PlotPanel)
+        assert plot.display
+        series = {s.name: list(s.values) for s in plot.series}
+        # The headline first; the training's own record has no accuracy of the evaluator's.
+        assert next(iter(series)) == "accuracy"
+        assert series["accuracy"] == [None, *(m.metrics["accuracy"] for m in history[1:])]
+        assert plot.labels == ["#1", "#2", "#3"]
+        baseline = app.screen.query_one("#version-baseline", PlotPanel)
+        if getattr(deck, "monitoring", None) is None:  # until core.monitoring keeps baselines
+            assert baseline.series == []
+        else:  # the training kept the statistics of its data: a column's histogram
+            assert [s.name for s in baseline.series] == ["baseline"]
+            assert sum(baseline.series[0].values) == pytest.approx(1.0)
