@@ -40,7 +40,7 @@ async def test_mark_two_versions_and_compare_them(deck: Deck, project: str, repo
     deck.add_dataset(project, "holdout", _holdout(repo / "data" / "holdout.csv"), target="label")
     jobs = [
         deck.train(project, "clf", "train", {"C": 1.0}),
-        deck.train(project, "clf", "train", {"C": 0.01, "note": "[b]wide[/b]"}),
+        deck.train(project, "clf", "train", {"C": 0.01, "note": "\x1b[2J[b]wide[/b]"}),
     ]
     run_all(deck)
     v1, v2 = (deck.job(j.id).version for j in jobs)
@@ -89,8 +89,9 @@ async def test_mark_two_versions_and_compare_them(deck: Deck, project: str, repo
         assert acc[1] == f"{accuracy[v2]:.4f}"
         assert acc[2] == f"{accuracy[v1]:.4f} {delta:+.4f}"
         assert [plain(c) for c in grid.get_row("param:C")] == ["param C", "0.01", "1.0"]
-        # User text shown literally: brackets are not markup.
-        assert [plain(c) for c in grid.get_row("param:note")] == ["param note", "[b]wide[/b]", "-"]
+        # User text shown literally: brackets are not markup, ESC a visible ^[.
+        note = [plain(c) for c in grid.get_row("param:note")]
+        assert note == ["param note", "^[[2J[b]wide[/b]", "-"]
         assert [plain(c) for c in grid.get_row("dataset")][1:] == ["train", "train"]
         status = [plain(c) for c in grid.get_row("status")]
         assert status[1:] == ["evaluated", "evaluated"]

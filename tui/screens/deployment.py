@@ -13,8 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
-from textual.widgets._tabbed_content import ContentTabs
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tabs
 
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
@@ -145,7 +144,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
     def _first_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
         tabs.active = "drift"
-        tabs.query_one(ContentTabs).focus()
+        tabs.query_one(Tabs).focus()
 
     def on_screen_resume(self) -> None:
         self.poll(force=True)
