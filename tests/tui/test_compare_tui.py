@@ -38,11 +38,10 @@ def _holdout(path: Path) -> Path:
 
 async def test_mark_two_versions_and_compare_them(deck: Deck, project: str, repo: Path) -> None:
     deck.add_dataset(project, "holdout", _holdout(repo / "data" / "holdout.csv"), target="label")
-    jobs = [
-        deck.train(project, "clf", "train", {"C": 1.0}),
-        deck.train(project, "clf", "train", {"C": 0.01, "note": "\x1b[2J[b]wide[/b]"}),
-    ]
-    run_all(deck)
+    jobs = []
+    for overrides in ({"C": 1.0}, {"C": 0.01, "note": "\x1b[2J[b]wide[/b]"}):
+        jobs.append(deck.train(project, "clf", "train", overrides))
+        run_all(deck)  # one after the other: a version's number comes when its training ends
     v1, v2 = (deck.job(j.id).version for j in jobs)
     assert v1 and v2
     for v in (v1, v2):
@@ -99,6 +98,9 @@ async def test_mark_two_versions_and_compare_them(deck: Deck, project: str, repo
         plot = screen.query_one("#compare-plot", PlotPanel)
         by_name = {s.name: list(s.values) for s in plot.series}
         assert list(by_name) == ["v2", "v1"]  # one model: the numbers tell them apart
+        drawn = plot.plot.render()
+        assert isinstance(drawn, Text)
+        assert "█" in drawn.plain and "░" in drawn.plain  # versions apart without colour
         i = plot.labels.index("accuracy")
         assert by_name["v2"][i] == accuracy[v2] and by_name["v1"][i] == accuracy[v1]
 
