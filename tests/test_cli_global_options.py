@@ -65,6 +65,10 @@ CASES: dict[str, Case] = {
     "version": Case(
         lambda h: ["version", h.approved], lambda h, d, out: _is(out["version"]["id"], h.approved)
     ),
+    "compare": Case(
+        lambda h: ["compare", h.approved, h.evaluated],
+        lambda h, d, out: _is([v["id"] for v in out["versions"]], [h.approved, h.evaluated]),
+    ),
     "deployments": Case(
         lambda h: ["deployments", "proj"],
         lambda h, d, out: _is([x["id"] for x in out], [h.deployment]),

@@ -230,6 +230,12 @@ class ModelDeckApp(Background, App[int]):
 
         self.push_screen(VersionScreen(version_id))
 
+    def open_compare(self, version_ids: list[str]) -> None:
+        """Versions side by side."""
+        from tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(version_ids))
+
     def open_deployment(self, deployment: DeploymentView) -> None:
         """A deployment and its batch prediction jobs."""
         from tui.screens.deployment import DeploymentScreen

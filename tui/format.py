@@ -37,6 +37,12 @@ STATUS_STYLE: dict[str, str] = {
     "retired": "dim",
     "active": "bold $success",
     "paused": "$warning",
+    # drift of a deployment's batch run (core.monitoring.views.DRIFT_STATUSES, COLUMN_CHANGES)
+    "ok": "$success",
+    "warn": "bold $warning",
+    "alert": "bold $error",
+    "new": "$warning",
+    "missing": "$warning",
 }
 
 STATUS_MARK: dict[str, str] = {

@@ -21,6 +21,8 @@ from core.demo import seed_demo
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.logview import LogPane
+from tui.screens.compare import CompareScreen
+from tui.screens.deployment import DeploymentScreen
 from tui.screens.job import JobScreen
 from tui.screens.project import ProjectScreen
 from tui.screens.version import VersionScreen
@@ -130,9 +132,29 @@ async def drive(deck: Deck, out: Path) -> None:
         )
         await pilot.pause(1.0)
         await shoot(app, out, "09-deployments")
+        await pilot.press("enter")  # the deployment: its drift, plots, jobs and timeline
+        await until(
+            pilot, lambda: isinstance(app.screen, DeploymentScreen) and app.screen.data is not None
+        )
+        await shoot(app, out, "14-deployment-drift")
+        await pilot.press("2")
+        await pilot.pause(0.5)
+        await shoot(app, out, "15-deployment-feature")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await pilot.press("4")
         await until(pilot, lambda: rows(app, "#datasets-table") >= 3)
         await shoot(app, out, "10-datasets")
+        await pilot.press("1")  # mark two versions with space, compare them with =
+        await until(pilot, lambda: rows(app, "#models-table") >= 2)
+        models = app.screen.query_one("#models-table", DeckTable)
+        for row in (0, 1):
+            models.move_cursor(row=row)
+            await pilot.press("space")
+        await pilot.press("equals_sign")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison)
+        await shoot(app, out, "16-compare")
+        await pilot.press("escape")
         app.open_version(version)
         await until(pilot, lambda: isinstance(app.screen, VersionScreen) and app.screen.detail)
         await shoot(app, out, "11-version")

@@ -179,6 +179,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model")
     p = cmd("version", "show one model version")
     p.add_argument("version", help=VERSION_HELP)
+    p = cmd("compare", "versions side by side: metrics with deltas, what differs")
+    p.add_argument("versions", nargs="+", metavar="VERSION", help=VERSION_HELP)
+    p.add_argument(
+        "--all", action="store_true", help="every hyperparameter, not only those that differ"
+    )
     p = cmd("deployments", "list a project's deployments")
     p.add_argument("project")
     p = cmd("datasets", "list a project's datasets")
@@ -359,6 +364,7 @@ RUN_BY: dict[str, str | None] = {
     "models": "registry",
     "versions": "registry",
     "version": "registry",
+    "compare": "compare",
     "deployments": "deployments",
     "datasets": "registry",
     "dataset": "registry",

@@ -24,6 +24,8 @@ from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.logview import LogPane
 from tui.modals import ReasonPrompt
+from tui.screens.compare import CompareScreen
+from tui.screens.deployment import DeploymentScreen
 from tui.screens.job import JobScreen
 from tui.screens.version import VersionScreen
 from tui.widgets import DeckTable
@@ -237,3 +239,41 @@ def test_help(snap_compare: Any, deck: Deck) -> None:
 
 def test_fixed_data_lives_in_a_fixed_folder() -> None:
     assert ROOT.name == "modeldeck-snapshots"
+
+
+def test_compare_screen_80x24(snap_compare: Any, deck: Deck) -> None:
+    """Two versions marked with space on the Models tab, compared with =."""
+    app = app_for(deck)
+    first, second = sorted(
+        (v for v in deck.versions("fraud") if v.model == "fraud-logreg"), key=lambda v: v.number
+    )
+
+    async def ready(pilot: Pilot) -> None:
+        await settle(pilot, lambda: rows(app, "#models-table") == 3 and engine_shown(app))
+        table = app.screen.query_one("#models-table", DeckTable)
+        for v in (first, second):
+            table.move_cursor(row=table.get_row_index(v.id))
+            await pilot.press("space")
+        await pilot.press("equals_sign")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison is not None,
+        )
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_deployment_screen_80x24(snap_compare: Any, deck: Deck) -> None:
+    """Opened with enter on the Deployments tab: its drift (none before core.monitoring)."""
+    app = app_for(deck)
+
+    async def ready(pilot: Pilot) -> None:
+        await pilot.press("3")
+        await settle(pilot, lambda: rows(app, "#deployments-table") == 1 and engine_shown(app))
+        await pilot.press("enter")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, DeploymentScreen) and app.screen.data is not None,
+        )
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)

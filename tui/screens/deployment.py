@@ -1,23 +1,65 @@
-"""A deployment: its fields, and its batch prediction jobs (the Jobs table, filtered)."""
+"""A deployment: its fields and latest drift, then tabs: drift per feature over its runs, a
+feature's histogram (baseline against the latest run), the prediction distribution, the
+performance history, its batch prediction jobs and its timeline. Every plot has the table
+of its numbers beside it (``tui.plots``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import Footer, Static
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tabs
 
+from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
-from core.views import DeploymentView
-from tui.format import in_zone, literal, status_text, when
+from core.views import DeploymentEventView, DeploymentView
+from tui.format import in_zone, literal, status_text, when, when_s
+from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
-from tui.widgets import Polled, TopBar
+from tui.widgets import DeckTable, Polled, Row, TopBar
+
+MAX_RUNS = 30  # runs plotted (the newest); the CLI's `drift --history` has them all
+MAX_SERIES = 4  # features (or metrics) plotted at once: more do not read in 80x24
+TABS = ("drift", "feature", "prediction", "performance", "jobs", "timeline")
+NO_RUNS = (
+    "no drift yet: each batch prediction compares the data it scores with the version's "
+    "baseline (r on the Deployments tab runs one now)"
+)
 
 
-def deployment_header(d: DeploymentView, styles: dict[str, str]) -> Table:
-    """Every field of the deployment, those the Deployments tab leaves out when narrow too."""
+@dataclass(frozen=True)
+class DeploymentData:
+    deployment: DeploymentView
+    runs: list[DriftRun]  # newest first
+    events: list[DeploymentEventView]
+
+
+def drift_line(run: DriftRun | None, styles: dict[str, str]) -> Any:
+    """``alert · 2/5 columns off · worst x2 0.81`` (its PSI): the latest run's drift."""
+    if run is None:
+        return Text("no run compared yet", style="dim")
+    text = status_text(run.status, styles)
+    drifting = [f for f in run.features if f.status != "ok"]
+    text.append(f" · {len(drifting)}/{len(run.features)} columns off")
+    worst = run.features[0] if run.features else None
+    if worst is not None and worst.psi is not None:
+        text.append(" · worst ")
+        text.append_text(literal(short(worst.name, 12)))
+        text.append(f" {worst.psi:.2f}")
+    return text
+
+
+def deployment_header(
+    d: DeploymentView, styles: dict[str, str], run: DriftRun | None = None
+) -> Group:
+    """Every field of the deployment, those the Deployments tab leaves out when narrow too,
+    and the drift of its latest run."""
     grid = Table.grid(padding=(0, 1), expand=True)
     for _ in range(2):
         grid.add_column(style="dim", no_wrap=True)
@@ -40,31 +82,223 @@ def deployment_header(d: DeploymentView, styles: dict[str, str]) -> Table:
     for i in range(0, len(pairs), 2):
         (a, av), (b, bv) = pairs[i], pairs[i + 1]
         grid.add_row(a, av, b, bv)
-    return grid
+    drift = Text("drift    ", style="dim")  # a line of its own: it is longer than a cell
+    drift.append_text(drift_line(run, styles))
+    if run is not None:
+        at, zone = short_when(run.at)
+        drift.append(f" · run of {at} {zone}")
+    return Group(grid, drift)
 
 
-class DeploymentScreen(Polled[DeploymentView], DeckScreen):
+def with_histograms(run: DriftRun | None) -> list[FeatureDrift]:
+    """The latest run's features that have a histogram, the worst first."""
+    return [f for f in (run.features if run else ()) if f.histogram is not None]
+
+
+class DeploymentScreen(Polled[DeploymentData], DeckScreen):
     TITLE = "Deployment"
     poll_seconds = 1.0
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(str(i + 1), f"tab('{tab}')", tab.capitalize(), show=False, id=f"dep.{tab}")
+            for i, tab in enumerate(TABS)
+        ),
+        Binding("f", "feature(1)", "Next feature", id="dep.next_feature"),
+        Binding("F", "feature(-1)", "Previous feature", show=False, id="dep.prev_feature"),
+    ]
 
     def __init__(self, deployment: DeploymentView) -> None:
         super().__init__()
         self.deployment = deployment
+        self.data: DeploymentData | None = None
+        self.feature = 0  # which of the latest run's features the Feature tab shows
 
     def compose(self) -> ComposeResult:
         d = self.deployment
-        yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status}) · jobs")
+        yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status})")
         yield Static(deployment_header(d, self.styles_of_status), id="deployment-header")
-        yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
+        with TabbedContent(initial="drift", id="deployment-tabs"):
+            with TabPane("1 Drift", id="drift"):
+                yield PlotPanel("PSI per feature over runs, the worst first", id="drift-plot")
+            with TabPane("2 Feature", id="feature"):
+                yield PlotPanel("a feature: baseline and latest run", id="feature-plot")
+            with TabPane("3 Prediction", id="prediction"):
+                yield PlotPanel("prediction distribution", id="prediction-plot")
+            with TabPane("4 Performance", id="performance"):
+                yield PlotPanel("metrics per run (scored data with the target)", id="perf-plot")
+            with TabPane("5 Jobs", id="jobs"):
+                yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
+            with TabPane("6 Timeline", id="timeline"):
+                table = DeckTable(id="timeline-table")
+                for name, drop in (("at", 0), ("kind", 0), ("message", 0)):
+                    table.add_column(name, key=name, drop=drop)
+                yield table
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
 
     def on_mount(self) -> None:
         self.start_polling()
+        # The jobs pane takes the focus when it mounts (it did on this screen alone before
+        # the tabs): back to the Drift tab, the tabs focused (left/right move between them).
+        self.call_after_refresh(self._first_tab)
 
-    def fetch(self, deck: Deck, state: None) -> DeploymentView:
-        return deck.deployment(self.deployment.id)
+    def _first_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "drift"
+        tabs.query_one(Tabs).focus()
 
-    def show(self, d: DeploymentView) -> None:
-        self.deployment = d
-        header = deployment_header(d, self.styles_of_status)
+    def on_screen_resume(self) -> None:
+        self.poll(force=True)
+
+    def fetch(self, deck: Deck, state: None) -> DeploymentData:
+        d = deck.deployment(self.deployment.id)
+        return DeploymentData(d, drift_history(deck, d.id), deck.deployment_events(d.id))
+
+    def show(self, data: DeploymentData) -> None:
+        self.data = data
+        self.deployment = d = data.deployment
+        styles = self.styles_of_status
+        latest = data.runs[0] if data.runs else None
+        self.query_one(TopBar).set_title(
+            f"modeldeck / {d.project} / deployment of {d.label} ({d.status})"
+        )
+        header = deployment_header(d, styles, latest)
         self.query_one("#deployment-header", Static).update(header)
+        self._drift(data.runs)
+        self._feature(latest)
+        self._prediction(latest)
+        self._performance(data.runs)
+        self._timeline(data.events)
+        self.refresh_bindings()
+
+    # -- the tabs -------------------------------------------------------------------------
+
+    def _drift(self, runs: list[DriftRun]) -> None:
+        panel = self.query_one("#drift-plot", PlotPanel)
+        if not runs:
+            panel.nothing(NO_RUNS)
+            return
+        latest = runs[0]
+        shown = list(reversed(runs[:MAX_RUNS]))  # oldest to newest, left to right
+        plotted = [f.name for f in latest.features if f.psi is not None][:MAX_SERIES]
+        series = []
+        for name in plotted:
+            values = []
+            for run in shown:
+                found = next((f for f in run.features if f.name == name), None)
+                values.append(found.psi if found is not None else None)
+            series.append(Series(name, values))
+        styles = self.styles_of_status
+        rows: list[list[Any]] = [
+            [short(f.name, 16), number(f.psi), number(f.ks), status_text(f.status, styles)]
+            for f in latest.features
+        ]
+        if latest.prediction is not None:
+            p = latest.prediction
+            status = status_text(p.status, styles)
+            rows.append(["(prediction)", number(p.psi), number(p.ks), status])
+        panel.set_title(
+            f"PSI per feature, last {len(shown)} runs (#1 the oldest), lines at warn "
+            f"{latest.warn_psi:g} and alert {latest.alert_psi:g}"
+        )
+        panel.lines(
+            [f"#{i + 1}" for i in range(len(shown))],
+            series,
+            ["feature", "psi", "ks", "status"],
+            rows,
+            hlines=(latest.warn_psi, latest.alert_psi),
+        )
+
+    def _feature(self, latest: DriftRun | None) -> None:
+        panel = self.query_one("#feature-plot", PlotPanel)
+        features = with_histograms(latest)
+        if not features:
+            panel.nothing(NO_RUNS if latest is None else "no histogram in the latest run")
+            return
+        self.feature %= len(features)
+        f = features[self.feature]
+        assert f.histogram is not None
+        psi = f"psi {f.psi:.3f}" if f.psi is not None else f.status
+        panel.set_title(
+            f"{short(f.name, 24)} ({self.feature + 1}/{len(features)}, f: next): "
+            f"baseline █ and latest run ░, {psi}, {f.status}"
+        )
+        panel.histogram(f.histogram)
+
+    def _prediction(self, latest: DriftRun | None) -> None:
+        panel = self.query_one("#prediction-plot", PlotPanel)
+        p = latest.prediction if latest is not None else None
+        if p is None or p.histogram is None:
+            panel.nothing(NO_RUNS if latest is None else "the latest run kept no prediction")
+            return
+        psi = f"psi {p.psi:.3f}" if p.psi is not None else ""
+        panel.set_title(f"predictions: baseline █ and latest run ░, {psi}, {p.status}")
+        panel.histogram(p.histogram)
+
+    def _performance(self, runs: list[DriftRun]) -> None:
+        panel = self.query_one("#perf-plot", PlotPanel)
+        scored = [r for r in reversed(runs[:MAX_RUNS]) if r.metrics]
+        if not scored:
+            panel.nothing(
+                "no performance yet: a run whose scored data has the target column "
+                "measures the model on it"
+            )
+            return
+        names: list[str] = []
+        for r in scored:
+            names.extend(
+                k
+                for k, x in r.metrics.items()
+                if k not in names and isinstance(x, int | float) and not isinstance(x, bool)
+            )
+        names = names[:2]  # what fits beside the plot in 80 columns
+        series = [Series(n, [r.metrics.get(n) for r in scored]) for n in names]
+        zone = short_when(scored[-1].at)[1]
+        rows = [
+            [f"#{i + 1}", short_when(r.at)[0], *(number(r.metrics.get(n)) for n in names)]
+            for i, r in enumerate(scored)
+        ]
+        panel.set_title(f"metrics of the last {len(scored)} runs with the target (#1 the oldest)")
+        panel.lines(
+            [f"#{i + 1}" for i in range(len(scored))],
+            series,
+            ["run", f"at ({zone})", *(short(n, 9) for n in names)],
+            list(reversed(rows)),  # the newest first in the table
+        )
+
+    def _timeline(self, events: list[DeploymentEventView]) -> None:
+        table = self.query_one("#timeline-table", DeckTable)
+        table.sync(
+            [
+                Row(f"{e.at.isoformat()}:{i}", [when_s(e.at), e.kind, e.message])
+                for i, e in reversed(list(enumerate(events)))
+            ]
+        )
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "jobs":
+            self.query_one(JobsPane).query_one(DataTable).focus()
+        elif tab == "timeline":
+            self.query_one("#timeline-table", DeckTable).focus()
+
+    def action_feature(self, step: int) -> None:
+        features = with_histograms(self.data.runs[0] if self.data and self.data.runs else None)
+        if not features:
+            return
+        self.feature = (self.feature + step) % len(features)
+        self.query_one(TabbedContent).active = "feature"
+        self._feature(self.data.runs[0] if self.data else None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "feature":
+            return None if self.refusal(action) else True
+        return True
+
+    def refusal(self, action: str) -> str | None:
+        if action == "feature":
+            run = self.data.runs[0] if self.data and self.data.runs else None
+            if not with_histograms(run):
+                return "no feature histograms yet: a batch prediction computes them"
+        return None

@@ -48,6 +48,7 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
         table.add_column("repository", key="repo")
         table.add_column("models", key="models")
         table.add_column("active deployments", key="deployments")
+        table.add_column("drifting", key="drifting")
         table.add_column("running", key="running")
         table.add_column("failed", key="failed")
         yield table
@@ -76,6 +77,8 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
                         p.repo,
                         str(p.models),
                         str(p.active_deployments),
+                        # deployments whose latest run is warn or alert (core.monitoring)
+                        str(getattr(p, "drifting", 0) or 0),
                         str(p.running_jobs),
                         str(p.failed_jobs),
                     ],

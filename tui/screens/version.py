@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from core.monitoring.views import Histogram
 from core.service import Deck
 from core.stats_table import STATS_HEADERS, stats_rows
 from core.views import MetricsView, VersionDetail
 from tui.format import duration, in_zone, literal, metric, status_text, when
+from tui.plots import PlotPanel, Series, baseline_histograms, number, short
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckTable, Polled, Row, TopBar
 
@@ -151,14 +155,52 @@ def statistics_view(d: VersionDetail) -> Group | Text:
     return Group(*parts)
 
 
-class VersionScreen(Polled[VersionDetail], DeckScreen):
+NO_BASELINE = (
+    "no baseline yet: a training records the statistics of its training data (an imported "
+    "version, those of its first statistics or evaluation)"
+)
+
+
+def metrics_over_time(panel: PlotPanel, d: VersionDetail) -> None:
+    """The numeric metrics of each evaluation (and the training), the oldest first."""
+    records = sorted(d.metrics_history, key=lambda m: m.at)
+    head = d.version.headline_metric()
+    names: list[str] = [head[0]] if head else []  # the headline first
+    for m in records:
+        names.extend(
+            k
+            for k, x in m.metrics.items()
+            if k not in names and isinstance(x, int | float) and not isinstance(x, bool)
+        )
+    names = names[:2]  # what fits beside the plot in 80 columns
+    panel.display = bool(records and names)
+    if not panel.display:
+        return
+    panel.lines(
+        [f"#{i + 1}" for i in range(len(records))],
+        [Series(n, [m.metrics.get(n) for m in records]) for n in names],
+        ["#", "on", *(short(n, 10) for n in names)],
+        [
+            [f"#{i + 1}", short(m.dataset or "-", 10), *(number(m.metrics.get(n)) for n in names)]
+            for i, m in reversed(list(enumerate(records)))
+        ],
+    )
+
+
+class VersionScreen(Polled[tuple[VersionDetail, list[tuple[str, Histogram]]]], DeckScreen):
     TITLE = "Version"
     poll_seconds = 1.0
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "column(1)", "Next column", id="version.next_column"),
+        Binding("F", "column(-1)", "Previous column", show=False, id="version.prev_column"),
+    ]
 
     def __init__(self, version_id: str) -> None:
         super().__init__()
         self.version_id = version_id
         self.detail: VersionDetail | None = None
+        self.baseline: list[tuple[str, Histogram]] = []
+        self.column = 0  # which column's baseline histogram is shown
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"modeldeck / version {self.version_id}")
@@ -170,6 +212,12 @@ class VersionScreen(Polled[VersionDetail], DeckScreen):
             )
             yield Static("", id="version-no-metrics")
             yield DeckTable(id="version-metrics", fixed_columns=1)  # names stay in view
+            yield PlotPanel(
+                "metrics over time (#1 the oldest; when: the grid above)",
+                id="version-metrics-plot",
+                height=10,
+            )
+            yield PlotPanel("baseline", id="version-baseline", height=10)
             yield Static(Text("approval record", style="bold"), classes="section")
             yield Static("", id="version-approvals")
             yield Static(Text("lineage: jobs that touched it", style="bold"), classes="section")
@@ -196,12 +244,15 @@ class VersionScreen(Polled[VersionDetail], DeckScreen):
     def on_screen_resume(self) -> None:
         self.poll()  # what changed while a job's screen was on top
 
-    def fetch(self, deck: Deck, state: None) -> VersionDetail:
-        return deck.version_detail(self.version_id)
+    def fetch(self, deck: Deck, state: None) -> tuple[VersionDetail, list[tuple[str, Histogram]]]:
+        return deck.version_detail(self.version_id), baseline_histograms(deck, self.version_id)
 
-    def show(self, d: VersionDetail) -> None:
+    def show(self, data: tuple[VersionDetail, list[tuple[str, Histogram]]]) -> None:
+        d, self.baseline = data
         first = self.detail is None
         self.detail = d
+        metrics_over_time(self.query_one("#version-metrics-plot", PlotPanel), d)
+        self._baseline()
         styles = self.styles_of_status
         v = d.version
         self.query_one(TopBar).set_title(f"modeldeck / {v.project} / {v.label}")
@@ -242,3 +293,30 @@ class VersionScreen(Polled[VersionDetail], DeckScreen):
         event.stop()
         if event.row_key.value:
             self.deck_app.open_job(str(event.row_key.value))
+
+    def _baseline(self) -> None:
+        panel = self.query_one("#version-baseline", PlotPanel)
+        if not self.baseline:
+            panel.set_title("baseline")
+            panel.nothing(NO_BASELINE)
+            return
+        self.column %= len(self.baseline)
+        name, hist = self.baseline[self.column]
+        panel.set_title(
+            f"baseline of {short(name, 24)} ({self.column + 1}/{len(self.baseline)}, "
+            "f: next column): shares of its training rows"
+        )
+        panel.histogram(hist)
+
+    def action_column(self, step: int) -> None:
+        if self.baseline:
+            self.column = (self.column + step) % len(self.baseline)
+            self._baseline()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return None if self.refusal(action) else True
+
+    def refusal(self, action: str) -> str | None:
+        if action == "column" and not self.baseline:
+            return "no baseline histograms yet: a training records them"
+        return None

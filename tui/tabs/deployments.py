@@ -25,6 +25,12 @@ def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
     return text
 
 
+def drift_cell(d: DeploymentView, styles: dict[str, str]) -> Any:
+    """The drift status of the deployment's latest batch run (``-`` before its first)."""
+    status = getattr(d, "drift_status", None)  # from core.monitoring (until then: none)
+    return status_text(status, styles) if status else "-"
+
+
 class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
     """Deployments of a project; run now, pause or resume the schedule, retire."""
 
@@ -54,6 +60,7 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
             ("zone", 2),
             ("next run", 0),
             ("last run", 0),
+            ("drift", 0),
             ("dataset", 3),
         ):
             table.add_column(name, key=name, drop=drop)
@@ -84,6 +91,7 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
                         d.timezone,
                         next_run,
                         last_run(d, styles),
+                        drift_cell(d, styles),
                         d.dataset,
                     ],
                 )
@@ -91,7 +99,7 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
         self.query_one(DeckTable).sync(rows)
         active = sum(1 for d in self.deployments if d.status == "active")
         self.query_one("#deployments-hint", Label).update(
-            f"{active} active of {len(self.deployments)} · enter: its batch prediction jobs"
+            f"{active} active of {len(self.deployments)} · enter: drift, plots, jobs, timeline"
         )
         self.screen.refresh_bindings()
 

@@ -69,6 +69,8 @@ class ModelsPane(Polled[Models], Vertical):
         kind_binding(JobType.compute_stats, show=False),
         kind_binding(JobType.import_, show=False),
         Binding("j", "last_job", "Last job", show=False, id="models.last_job"),
+        Binding("space", "mark", "Mark", show=False, id="models.mark"),
+        Binding("equals_sign", "compare", "Compare marked", show=False, id="models.compare"),
     ]
 
     def __init__(self, project: str, **kw: Any) -> None:
@@ -77,6 +79,8 @@ class ModelsPane(Polled[Models], Vertical):
         self.versions: list[VersionView] = []
         self.models: list[ModelView] = []
         self.datasets: list[DatasetView] = []
+        self.marked: list[str] = []  # version ids marked with space, in the order marked
+        self._data: Models | None = None
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="models-table")
@@ -104,7 +108,10 @@ class ModelsPane(Polled[Models], Vertical):
         return deck.models(p), deck.versions(p), deck.datasets(p)
 
     def show(self, data: Models) -> None:
+        self._data = data
         self.models, self.versions, self.datasets = data
+        known = {v.id for v in self.versions}
+        self.marked = [m for m in self.marked if m in known]
         styles = self.styles_of_status
         rows: list[Row] = []
         with_versions = {v.model for v in self.versions}
@@ -120,7 +127,7 @@ class ModelsPane(Polled[Models], Vertical):
                         v.id,
                         [
                             v.model,
-                            f"v{v.number}",
+                            mark_text(v, self.marked),
                             status_text(v.status, styles),
                             headline(v),
                             last_job_text(v, styles),
@@ -140,7 +147,11 @@ class ModelsPane(Polled[Models], Vertical):
         self.query_one(DeckTable).sync(rows)
         self.query_one("#models-hint", Label).update(
             f"{len(self.models)} models · {len(self.versions)} versions · "
-            "enter: details · t train · e evaluate · a/x approve/reject · d deploy"
+            + (
+                f"{len(self.marked)} marked · = compare · space unmark"
+                if self.marked
+                else "enter: details · t train · e evaluate · a/x approve/reject · d deploy"
+            )
         )
         self.screen.refresh_bindings()
 
@@ -186,7 +197,29 @@ class ModelsPane(Polled[Models], Vertical):
             return "train: this project has no code model (a folder under models/)"
         if action == "last_job" and self._last_job() is None:
             return "no job yet on this row"
+        if action == "mark" and self.current is None:
+            return "mark: no version on this row"
+        if action == "compare" and len(self.marked) < 2:
+            return f"compare: mark two versions or more with space ({len(self.marked)} marked)"
         return None
+
+    # -- marks and compare ----------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        """Mark the highlighted version for comparing (space again unmarks it)."""
+        v = self.current
+        if v is None:
+            return
+        if v.id in self.marked:
+            self.marked.remove(v.id)
+        else:
+            self.marked.append(v.id)
+        if self._data is not None:
+            self.show(self._data)
+
+    def action_compare(self) -> None:
+        if len(self.marked) >= 2:
+            self.deck_app.open_compare(list(self.marked))
 
     # -- verbs ----------------------------------------------------------------------------
 
@@ -374,6 +407,14 @@ class ModelsPane(Polled[Models], Vertical):
         if v.id in table.rows:
             table.move_cursor(row=table.get_row_index(v.id))
         self._decide(verb)
+
+
+def mark_text(v: VersionView, marked: list[str]) -> Text:
+    """``v3``, or ``● v3`` for a version marked for comparing (a mark that reads without
+    colour)."""
+    if v.id not in marked:
+        return Text(f"v{v.number}")
+    return Text.assemble(("● ", "bold"), f"v{v.number}")
 
 
 def headline(v: VersionView) -> Text:

@@ -1,0 +1,196 @@
+"""The deployment screen in 80x24: opened with enter on the Deployments tab; its drift per
+feature over runs (the worst first), a feature's histograms overlaid, the prediction
+distribution, the performance history, its jobs and timeline; the Deployments tab's drift
+column and the Projects screen's count of drifting deployments. Real data, a real
+scikit-learn model, real batch predictions through the engine.
+
+``test_drift_plots_of_real_runs`` needs the drift that batch predictions compute
+(``deck.monitoring``, issue 10's monitoring core): it fails until that is merged."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.text import Text
+from textual.widgets import Static, TabbedContent
+from tui_support import run_all, wait_for
+
+from core.service import Deck
+from tui.app import ModelDeckApp
+from tui.plots import PlotPanel
+from tui.screens.deployment import DeploymentScreen
+from tui.screens.project import ProjectScreen
+from tui.screens.projects import ProjectsScreen
+from tui.widgets import DeckTable
+
+SIZE = (80, 24)
+
+
+def shown(widget: Static, width: int = SIZE[0]) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+def plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def sample(path: Path, rows: int, seed: int, shift: float = 0.0) -> Path:
+    """x1, x2 standard normal (x1 moved by ``shift``), label = x1 + x2 > 0 on the unmoved
+    values: the same relation, whatever the shift."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(0, 1, rows), rng.normal(0, 1, rows)
+    label = (x1 + x2 > 0).astype(int)
+    lines = ["x1,x2,label"] + [
+        f"{a + shift:.5f},{b:.5f},{c}" for a, b, c in zip(x1, x2, label, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def deployed(deck: Deck, project: str, repo: Path) -> tuple[str, str]:
+    """clf trained on 2000 rows, approved and deployed on the dataset ``scored``; returns
+    the version and the deployment."""
+    data = repo / "data"
+    deck.add_dataset(project, "big", sample(data / "big.csv", 2000, seed=1), target="label")
+    deck.add_dataset(project, "scored", sample(data / "scored.csv", 2000, seed=2), target="label")
+    train = deck.train(project, "clf", "big")
+    run_all(deck)
+    version = deck.job(train.id).version
+    assert version
+    deck.evaluate(version, "test")
+    run_all(deck)
+    deck.approve(version, "fine")
+    run_all(deck)
+    deploy = deck.deploy(version, "scored")
+    run_all(deck)
+    deployment = deck.job(deploy.id).deployment
+    assert deployment
+    return version, deployment
+
+
+async def open_from_the_tab(app: ModelDeckApp, pilot: Any, deployment: str) -> DeploymentScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+    await pilot.press("3")
+    table = app.screen.query_one("#deployments-table", DeckTable)
+    await wait_for(pilot, lambda: deployment in table.rows)
+    table.move_cursor(row=table.get_row_index(deployment))
+    await pilot.press("enter")
+    await wait_for(
+        pilot, lambda: isinstance(app.screen, DeploymentScreen) and app.screen.data is not None
+    )
+    screen = app.screen
+    assert isinstance(screen, DeploymentScreen)
+    return screen
+
+
+async def test_a_deployment_before_its_first_drift(deck: Deck, project: str, repo: Path) -> None:
+    """Without a compared run each plot says why it is empty; jobs and timeline are there."""
+    _version, deployment = deployed(deck, project, repo)
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_from_the_tab(app, pilot, deployment)
+        header = shown(screen.query_one("#deployment-header", Static))
+        assert "no run compared yet" in header and "clf v1" in header
+        drift = screen.query_one("#drift-plot", PlotPanel)
+        assert drift.series == []
+        assert "no drift yet" in shown(drift.query_one(".plot-none", Static))
+        await pilot.press("f")  # no feature yet: refused, and says why
+        await pilot.pause(0.2)
+        assert any("no feature histograms yet" in n.message for n in app._notifications)
+        await pilot.press("6")
+        timeline = screen.query_one("#timeline-table", DeckTable)
+        await wait_for(pilot, lambda: timeline.row_count >= 1)
+        kinds = [plain(timeline.get_row_at(i)[1]) for i in range(timeline.row_count)]
+        assert "created" in kinds
+        await pilot.press("5")
+        assert screen.query_one(TabbedContent).active == "jobs"
+
+
+async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) -> None:
+    _version, deployment = deployed(deck, project, repo)
+    scored = repo / "data" / "scored.csv"
+    predict = deck.predict(deployment)  # a sample of the training distribution
+    run_all(deck)
+    assert deck.job(predict.id).status == "completed"
+    sample(scored, 2000, seed=3, shift=2.0)  # x1 moved by two standard deviations
+    predict = deck.predict(deployment)
+    run_all(deck)
+    assert deck.job(predict.id).status == "completed"
+    monitoring = getattr(deck, "monitoring", None)
+    assert monitoring is not None, "needs core.monitoring (issue 10's monitoring core)"
+    runs = monitoring.history(deployment)
+    assert [r.status for r in runs][:1] == ["alert"] and len(runs) == 2
+    latest, first = runs
+    assert latest.features[0].name == "x1" and latest.features[0].status == "alert"
+
+    app = ModelDeckApp(deck, project=None, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        projects = app.screen.query_one("#projects", DeckTable)
+        await wait_for(pilot, lambda: projects.row_count == 1)
+        assert plain(projects.get_row(project)[4]) == "1"  # one deployment drifting
+        app.open_project(project)
+        screen = await open_from_the_tab(app, pilot, deployment)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        table = app.screen.query_one("#deployments-table", DeckTable)
+        assert "drift" in table.shown_columns  # kept at 80 columns
+        drift_cell = table.get_row(deployment)[table.shown_columns.index("drift")]
+        assert plain(drift_cell) == "alert"
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, DeploymentScreen) and app.screen.data is not None,
+        )
+        screen = app.screen
+        assert isinstance(screen, DeploymentScreen)
+        assert "alert" in shown(screen.query_one("#deployment-header", Static))
+
+        # Drift per feature over the runs, the worst first, beside its table.
+        drift = screen.query_one("#drift-plot", PlotPanel)
+        assert drift.series[0].name == "x1"
+        x1 = drift.series[0]
+        first_x1 = next(f for f in first.features if f.name == "x1")
+        assert list(x1.values) == [first_x1.psi, latest.features[0].psi]
+        assert x1.values[1] >= 0.25 > x1.values[0]  # type: ignore[operator]
+        table_text = shown(drift.query_one(".plot-table", Static), 200)
+        lines = [line.split() for line in table_text.splitlines() if line.strip()]
+        assert lines[1][0] == "x1" and lines[1][-1] == "alert"
+        x2 = next(line for line in lines if line[0] == "x2")
+        assert x2[-1] == "ok"
+
+        # The worst feature's histograms: baseline and latest run overlaid.
+        await pilot.press("2")
+        feature = screen.query_one("#feature-plot", PlotPanel)
+        assert [s.name for s in feature.series] == ["baseline", "latest run"]
+        hist = latest.features[0].histogram
+        assert hist is not None
+        assert list(feature.series[0].values) == list(hist.baseline)
+        assert list(feature.series[1].values) == list(hist.scored)
+        upper = len(hist.baseline) // 2  # x1 moved up: more of it in the upper bins
+        assert sum(hist.scored[upper:]) > sum(hist.baseline[upper:])
+        await pilot.press("f")  # the next feature
+        await pilot.pause(0.2)
+        assert "x2" in shown(feature.query_one(".plot-title", Static))
+
+        # The prediction distribution, and the performance history (the target was there).
+        await pilot.press("3")
+        prediction = screen.query_one("#prediction-plot", PlotPanel)
+        assert [s.name for s in prediction.series] == ["baseline", "latest run"]
+        await pilot.press("4")
+        perf = screen.query_one("#perf-plot", PlotPanel)
+        names = [s.name for s in perf.series]
+        assert "accuracy" in names
+        acc = perf.series[names.index("accuracy")]
+        assert list(acc.values) == [first.metrics["accuracy"], latest.metrics["accuracy"]]
+
+        # Its jobs: both batch predictions.
+        await pilot.press("5")
+        jobs = screen.query_one("#jobs-table", DeckTable)
+        await wait_for(pilot, lambda: jobs.row_count == 2)

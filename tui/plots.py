@@ -1,0 +1,328 @@
+"""Plots in the terminal (textual-plotext), each with the table of its numbers beside it.
+
+A plot alone does not read everywhere: in 80x24 its ticks are few, over a slow SSH link or
+with ``NO_COLOR`` its series lose their colours. So a ``PlotPanel`` always shows a table of
+the plotted numbers next to the plot, and tells series apart by their marker (``█`` and ``░``
+bars, ``•`` and ``+`` points), not by colour alone. Every name that reaches the plot (a
+feature, a metric, a bin) goes through :func:`core.text.printable` first: plotext's output is
+read back as ANSI text, and a name must never bring an escape sequence of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from core.clock import utc
+from core.monitoring.views import Histogram
+from core.text import printable
+from tui.format import literal, zone_label
+
+BAR_MARKERS = ("█", "░", "▒", "▚")
+POINT_MARKERS = ("•", "+", "x", "o", "*", "#")
+LABEL_WIDTH = 14  # a series or tick label longer than this is cut with …
+
+
+def short(name: object, width: int = LABEL_WIDTH) -> str:
+    """A name fit for a plot's legend or ticks: printable, cut with ``…``."""
+    text = printable(str(name))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def version_tags(labels: Sequence[tuple[str, int]], width: int = LABEL_WIDTH) -> list[str]:
+    """Short names of versions (model, number) that stay apart: ``v3`` when they are all of
+    one model, else the model's name cut before its number (``fraud-lo… v3``)."""
+    if len({model for model, _ in labels}) == 1:
+        return [f"v{n}" for _, n in labels]
+    out = []
+    for model, n in labels:
+        tail = f" v{n}"
+        name = printable(model)
+        room = width - len(tail)
+        out.append((name if len(name) <= room else name[: room - 1] + "…") + tail)
+    return out
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a plot: its name (the legend) and its values (None: no point)."""
+
+    name: str
+    values: Sequence[float | None]
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def number(x: Any, digits: int = 3) -> str:
+    """A number in a table cell beside a plot; ``-`` for none."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def short_when(dt: datetime | None) -> tuple[str, str]:
+    """A time on this machine's clock for a narrow cell (``01-05 09:30``) and the label of
+    its zone for the column's title (``CET``)."""
+    d = utc(dt)
+    if d is None:
+        return "-", ""
+    shown = d.astimezone()
+    return f"{shown:%m-%d %H:%M}", zone_label(shown)
+
+
+def share(x: float | None) -> str:
+    """A share of rows as a percentage (``12.5%``)."""
+    return "-" if not _finite(x) else f"{100 * float(x or 0):.1f}%"  # type: ignore[arg-type]
+
+
+class PlotPanel(Vertical):
+    """A titled plot and, beside it, the table of what it plots. ``bars`` and ``lines`` draw;
+    ``nothing`` says why there is nothing to draw (the plot and table go)."""
+
+    DEFAULT_CSS = """
+    PlotPanel {
+        height: auto;
+        padding: 0 1;
+    }
+    PlotPanel > .plot-title {
+        height: 1;
+        text-style: bold;
+    }
+    PlotPanel > .plot-none {
+        height: auto;
+        color: $text-muted;
+    }
+    PlotPanel > Horizontal {
+        height: 12;
+    }
+    PlotPanel PlotextPlot {
+        width: 1fr;
+        min-width: 24;
+        height: 100%;
+    }
+    PlotPanel .plot-table {
+        width: auto;
+        max-width: 50%;
+        height: 100%;
+        padding: 0 0 0 1;
+    }
+    """
+
+    def __init__(self, title: str, *, id: str | None = None, height: int = 12) -> None:
+        super().__init__(id=id)
+        self._title = title
+        self._height = height
+        self.series: list[Series] = []  # what the plot shows now (for tests and readers)
+        self.labels: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(literal(self._title), classes="plot-title")
+        yield Static("", classes="plot-none")
+        with Horizontal():
+            yield PlotextPlot()
+            yield Static("", classes="plot-table")
+
+    def on_mount(self) -> None:
+        self.query_one(Horizontal).styles.height = self._height
+        self.query_one(".plot-none").display = False
+
+    def set_title(self, title: str) -> None:
+        self._title = title
+        self.query_one(".plot-title", Static).update(literal(title))
+
+    @property
+    def plot(self) -> PlotextPlot:
+        return self.query_one(PlotextPlot)
+
+    def nothing(self, why: str) -> None:
+        """No plot: one dim line saying why (and what to do)."""
+        self.series, self.labels = [], []
+        none = self.query_one(".plot-none", Static)
+        none.update(literal(why))
+        none.display = True
+        self.query_one(Horizontal).display = False
+
+    def _table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        table = Table(box=None, padding=(0, 1), header_style="bold", show_edge=False)
+        for i, h in enumerate(headers):
+            table.add_column(literal(h), justify="left" if i == 0 else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*(c if isinstance(c, Text) else literal(c) for c in row))
+        self.query_one(".plot-table", Static).update(table)
+        self.query_one(".plot-none").display = False
+        self.query_one(Horizontal).display = True
+
+    def bars(
+        self,
+        labels: Sequence[str],
+        series: Sequence[Series],
+        headers: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        horizontal: bool = False,
+    ) -> None:
+        """Bars per label, one bar per series side by side (``█`` the first, ``░`` the
+        second), and the table (``headers``, ``rows``) beside them."""
+        self.labels = [short(x) for x in labels]
+        self.series = list(series)
+        plt = self.plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        values = [[float(x) if _finite(x) else 0.0 for x in s.values] for s in series]
+        orientation = "horizontal" if horizontal else "vertical"
+        if len(series) == 1:
+            plt.bar(self.labels, values[0], marker=BAR_MARKERS[0], orientation=orientation)
+        elif series:
+            plt.multiple_bar(
+                self.labels,
+                values,
+                marker=[BAR_MARKERS[i % len(BAR_MARKERS)] for i in range(len(series))],
+                labels=[short(s.name) for s in series],
+                orientation=orientation,
+            )
+        self._table(headers, rows)
+        self.plot.refresh()
+
+    def lines(
+        self,
+        ticks: Sequence[str],
+        series: Sequence[Series],
+        headers: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        hlines: Sequence[float] = (),
+    ) -> None:
+        """A line per series over the points 1..n (``ticks`` name them), each its own marker;
+        ``hlines`` draws thresholds across; the table beside."""
+        self.labels = [short(x, 10) for x in ticks]
+        self.series = list(series)
+        plt = self.plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        for i, s in enumerate(series):
+            points = [(n + 1, float(x)) for n, x in enumerate(s.values) if _finite(x)]  # type: ignore[arg-type]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            plt.plot(
+                list(xs),
+                list(ys),
+                marker=POINT_MARKERS[i % len(POINT_MARKERS)],
+                label=short(s.name),
+            )
+        for y in hlines:
+            plt.hline(y)
+        if self.labels:
+            positions = list(range(1, len(self.labels) + 1))
+            step = max(1, len(positions) // 4)  # a few ticks: they must not run together
+            plt.xticks(positions[::step], self.labels[::step])
+        self._table(headers, rows)
+        self.plot.refresh()
+
+    def histogram(self, hist: Histogram, *, scored_name: str = "latest run") -> None:
+        """A baseline histogram, the scored one overlaid when it has one: bins numbered on
+        the plot, the table gives each bin's range (or value) and shares."""
+        numbers = [str(i + 1) for i in range(len(hist.labels))]
+        series = [Series("baseline", list(hist.baseline))]
+        headers = ["bin", "range", "baseline"]
+        if hist.scored:
+            series.append(Series(scored_name, list(hist.scored)))
+            headers.append(scored_name)
+        rows = []
+        for i, label in enumerate(hist.labels):
+            row: list[Any] = [numbers[i], short(label, 18), share(_at(hist.baseline, i))]
+            if hist.scored:
+                row.append(share(_at(hist.scored, i)))
+            rows.append(row)
+        self.bars(numbers, series, headers, rows)
+
+
+def _at(values: Sequence[float], i: int) -> float | None:
+    return values[i] if i < len(values) else None
+
+
+def stats_histogram(stats: dict[str, Any]) -> Histogram | None:
+    """A column's statistics (as ``compute_stats`` keeps them) as shares per bin: the numeric
+    histogram on its edges, or the top values (and the rest as ``(other)``); None when the
+    column has neither."""
+    hist = stats.get("histogram")
+    if isinstance(hist, dict) and isinstance(hist.get("counts"), list):
+        counts = [float(c or 0) for c in hist["counts"]]
+        edges = hist.get("edges") if isinstance(hist.get("edges"), list) else []
+        total = sum(counts) or 1.0
+        labels = []
+        for i in range(len(counts)):
+            if i + 1 < len(edges):
+                labels.append(f"{_edge(edges[i])}..{_edge(edges[i + 1])}")
+            else:
+                labels.append(str(i + 1))
+        return Histogram(tuple(labels), tuple(c / total for c in counts))
+    top = stats.get("top")
+    if isinstance(top, list) and top:
+        labels, shares = [], []
+        for t in top:
+            if isinstance(t, dict):
+                labels.append(str(t.get("value")))
+                shares.append(float(t.get("frequency") or 0))
+        rest = 1.0 - sum(shares)
+        if rest > 1e-9:
+            labels.append("(other)")
+            shares.append(rest)
+        return Histogram(tuple(labels), tuple(shares))
+    return None
+
+
+def _edge(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, int | float) else str(x)
+
+
+# -- what monitoring gives (``deck.monitoring``), read on a worker thread -------------------
+
+
+def drift_history(deck: Any, deployment_id: str) -> list[Any]:
+    """The deployment's drift runs (``DriftRun``), newest first; [] where monitoring has
+    none (a deck without ``monitoring`` computes no drift)."""
+    monitoring = getattr(deck, "monitoring", None)
+    if monitoring is None:
+        return []
+    return list(monitoring.history(deployment_id))
+
+
+def baseline_histograms(deck: Any, version_id: str) -> list[tuple[str, Histogram]]:
+    """The version's baseline as (column, histogram) pairs, the prediction last as
+    ``(prediction)``; [] when it has no baseline. The baseline keeps the per-column
+    statistics ``compute_stats`` keeps (``columns``, and ``prediction`` for the
+    distribution of its predictions), as a view or a mapping."""
+    monitoring = getattr(deck, "monitoring", None)
+    baseline = monitoring.baseline(version_id) if monitoring is not None else None
+    if baseline is None:
+        return []
+
+    def field(name: str) -> Any:
+        return baseline.get(name) if isinstance(baseline, dict) else getattr(baseline, name, None)
+
+    out: list[tuple[str, Histogram]] = []
+    columns = field("columns")
+    if isinstance(columns, dict):
+        for name, stats in columns.items():
+            hist = stats_histogram(stats) if isinstance(stats, dict) else None
+            if hist is not None:
+                out.append((str(name), hist))
+    prediction = field("prediction")
+    if isinstance(prediction, dict):
+        hist = stats_histogram(prediction)
+        if hist is not None:
+            out.append(("(prediction)", hist))
+    return out
