@@ -82,6 +82,10 @@ def moment_view(active: list[ActiveDeployment], at: datetime, chosen: str) -> Gr
 
 class HistoryScreen(Polled[HistoryData], DeckScreen):
     TITLE = "History"
+    DEFAULT_CSS = """
+    HistoryScreen #history-moment { height: auto; max-height: 60%; padding: 0 1; }
+    HistoryScreen #history-table { height: 1fr; }
+    """
     poll_seconds = 2.0
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "at_time", "At a time", id="history.at"),
