@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Result, ok, refused
@@ -29,6 +30,19 @@ from core.service import Deck
 from core.store import Store
 
 LOGIN = pwd.getpwuid(os.getuid()).pw_name
+
+
+def authenticated() -> tuple[str, str]:
+    """Who the test's database authenticates, and how: the role of a PostgreSQL URL in
+    ``$MODELDECK_DB`` (the backend the ``home`` fixture chose), else this process's login."""
+    url = os.environ.get("MODELDECK_DB") or ""
+    if url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(url).username), "database"
+    return LOGIN, "os"
+
+
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
@@ -90,10 +104,16 @@ def team(home: Path, repo: Path, project: str) -> Iterator[Team]:
 # -- who is asking --------------------------------------------------------------------------
 
 
-def test_whoami_is_the_login_of_the_process_not_what_the_environment_says(cli) -> None:
-    shown = ok(cli("whoami", "--json", env={"USER": "mallory", "LOGNAME": "mallory"})).json()
-    assert shown == {"user": LOGIN, "via": "os"}
-    assert ok(cli("whoami")).out.startswith(f"{LOGIN} (the operating-system login")
+def test_whoami_is_the_login_of_the_process_not_what_the_environment_says(
+    home: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    who, via = authenticated()
+    shown = json.loads(ok(run(home, "whoami", "--json", capfd=capfd)).out)
+    assert shown == {"user": who, "via": via}
+    how = "operating-system login" if via == "os" else "database role"
+    assert ok(run(home, "whoami", capfd=capfd)).out.startswith(f"{who} (the {how}")
 
 
 def test_every_job_and_stop_records_the_authenticated_user(
@@ -101,13 +121,14 @@ def test_every_job_and_stop_records_the_authenticated_user(
 ) -> None:
     monkeypatch.setenv("USER", "mallory")
     monkeypatch.setenv("LOGNAME", "mallory")
+    who = authenticated()[0]
     job = deck.train(project, "scripted", "train", {})
-    assert job.actor == LOGIN
-    assert deck.events(job.id)[0].details["actor"] == LOGIN
+    assert job.actor == who
+    assert deck.events(job.id)[0].details["actor"] == who
     stopped = deck.stop(job.id)
     assert stopped.status == "cancelled"
     asked = [e for e in deck.events(job.id) if e.kind == "stop_requested"]
-    assert asked[0].details["by"] == LOGIN
+    assert asked[0].details["by"] == who
 
 
 # -- who may approve ------------------------------------------------------------------------
@@ -138,10 +159,11 @@ def test_project_set_and_show(
     assert (rules.approvers, rules.four_eyes) == ([], False)
     # Every change is on the project's timeline, with who made it.
     changes = [e for e in deck.history.timeline(project) if e.kind == "rules"]
+    who = authenticated()[0]
     assert [(e.by, e.text) for e in changes] == [
-        (LOGIN, "set approvers ana, bo; no four eyes"),
-        (LOGIN, "set approvers ana, bo; four eyes"),
-        (LOGIN, "set approvers anyone; no four eyes"),
+        (who, "set approvers ana, bo; no four eyes"),
+        (who, "set approvers ana, bo; four eyes"),
+        (who, "set approvers anyone; no four eyes"),
     ]
 
 
@@ -208,22 +230,23 @@ def test_the_cli_refuses_the_trainer_in_one_line(
     deck: Deck, project: str, repo: Path, home: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     add_fast_stages(repo)
+    who = authenticated()[0]
     trained = json.loads(
         ok(run(home, "train", "proj", "scripted", "--dataset", "train", "--json", capfd=capfd)).out
     )
-    assert trained["actor"] == LOGIN
+    assert trained["actor"] == who
     version = trained["version"]
     ok(run(home, "evaluate", version, "--dataset", "test", capfd=capfd))
     ok(run(home, "project", "set", "proj", "--four-eyes", capfd=capfd))
     line = refused(run(home, "approve", version, "--reason", "mine", capfd=capfd))
     assert line == (
-        f"error: {LOGIN} trained {version} and may not approve it "
+        f"error: {who} trained {version} and may not approve it "
         "(four eyes are required in project proj)"
     )
     assert deck.version(version).status == "evaluated"
     ok(run(home, "project", "set", "proj", "--no-four-eyes", capfd=capfd))
     ok(run(home, "approve", version, "--reason", "alone on this box", capfd=capfd))
-    assert deck.version(version).approval.by == LOGIN
+    assert deck.version(version).approval.by == who
 
 
 # -- what ran when --------------------------------------------------------------------------
@@ -314,3 +337,176 @@ def test_history_timeline(lived: Team, capfd: pytest.CaptureFixture[str]) -> Non
     text = ok(run(lived.home, "history", "proj", capfd=capfd)).out.splitlines()
     assert text[0].split() == ["TIME", "WHAT", "VERSION", "BY", "WHY", "DEPLOYMENT"]
     assert "approved  scripted v1  reviewer1  beats the baseline" in text[1]
+
+
+# -- PostgreSQL: real roles --------------------------------------------------------------------
+
+PG_ENV = "MODELDECK_TEST_PG"
+APPEND_ONLY = ("approval", "job_event", "deployment_event", "project_event")
+
+
+def team_grants(database: str, group: str = "modeldeck_users") -> list[str]:
+    """The statements README.md shows: a group role that may use the schema but never change
+    or remove a row of the append-only tables, and the team's login roles in it."""
+    return [
+        f"DO $$ BEGIN CREATE ROLE {group} NOLOGIN; "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+        f'GRANT CONNECT ON DATABASE "{database}" TO {group}',
+        f"GRANT USAGE ON SCHEMA public TO {group}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {group}",
+        f"REVOKE UPDATE, DELETE ON {', '.join(APPEND_ONLY)} FROM {group}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {group}",
+        *(
+            f"DO $$ BEGIN CREATE ROLE {who} LOGIN IN ROLE {group}; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            for who in ("trainer1", "reviewer1")
+        ),
+        *(f"GRANT {group} TO {who}" for who in ("trainer1", "reviewer1")),
+    ]
+
+
+@dataclass
+class PgDatabase:
+    url: Any  # sqlalchemy URL of the database, as its owner (the admin role)
+    admin: Any  # psycopg connection to the database, as its owner
+
+    def as_role(self, role: str) -> str:
+        return self.url.set(username=role, password=None).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_database(tmp_path: Path) -> Iterator[PgDatabase]:
+    """A fresh PostgreSQL database whose schema its admin role owns (dropped afterwards), with
+    the team's roles granted as README.md says."""
+    given = os.environ.get(PG_ENV)
+    if not given:
+        pytest.skip(
+            f"needs a PostgreSQL server: set {PG_ENV}=postgresql://postgres@127.0.0.1/postgres"
+        )
+    psycopg = pytest.importorskip("psycopg", reason="uv sync --extra postgres")
+    from sqlalchemy.engine import make_url
+
+    from core.db import make_engine, migrate
+
+    server = make_url(given).set(drivername="postgresql+psycopg")
+    name = f"modeldeck_team_{os.getpid()}_{tmp_path.name[-20:]}".lower().replace("-", "_")
+    plain = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as root:
+        root.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        root.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    migrate(engine)  # the schema, owned by the admin role
+    engine.dispose()
+    admin = psycopg.connect(
+        url.set(drivername="postgresql").render_as_string(False), autocommit=True
+    )
+    for statement in team_grants(name):
+        admin.execute(statement)
+    try:
+        yield PgDatabase(url, admin)
+    finally:
+        admin.close()
+        with psycopg.connect(plain, autocommit=True) as root:
+            root.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_four_eyes_with_real_roles_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    add_fast_stages(repo)
+    trainer = Deck(home=tmp_path / "trainer", db=pg_database.as_role("trainer1"))
+    reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
+    try:
+        assert trainer.team.whoami().to_json() == {"user": "trainer1", "via": "database"}
+        trainer.add_project("churn", repo)
+        trainer.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
+        trainer.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
+        trained = trainer.train("churn", "scripted", "train", {"lines": 1})
+        settle(trainer)
+        version = trainer.job(trained.id).version
+        assert version and trainer.job(trained.id).actor == "trainer1"
+        evaluated = trainer.evaluate(version, "test")
+        settle(trainer)
+        assert trainer.job(evaluated.id).status == "completed"
+        reviewer.team.set_rules("churn", four_eyes=True)
+        with pytest.raises(ModelDeckError) as refusal:
+            trainer.approve(version, "mine is great")
+        assert str(refusal.value) == (
+            f"trainer1 trained {version} and may not approve it "
+            "(four eyes are required in project churn)"
+        )
+        assert trainer.version(version).status == "evaluated"
+        approved = reviewer.approve(version, "checked on the holdout")
+        assert approved.actor == "reviewer1"
+        settle(reviewer)
+        assert reviewer.job(approved.id).status == "completed"
+        approval = reviewer.version(version).approval
+        assert (approval.decision, approval.by) == ("approved", "reviewer1")
+        assert [e.by for e in reviewer.history.timeline("churn") if e.kind != "rules"] == [
+            "reviewer1"
+        ]
+    finally:
+        trainer.close()
+        reviewer.close()
+
+
+def test_approvals_and_events_are_append_only_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    import psycopg
+
+    add_fast_stages(repo)
+    deck = Deck(home=tmp_path / "home", db=pg_database.as_role("reviewer1"))
+    try:
+        deck.add_project("churn", repo)
+        deck.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
+        deck.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
+        job = deck.train("churn", "scripted", "train", {"lines": 1})
+        settle(deck)
+        version = deck.job(job.id).version
+        deck.evaluate(version, "test")
+        settle(deck)
+        deck.add_dataset("churn", "score", repo / "data" / "score.csv")
+        deck.team.set_rules("churn", approvers=["reviewer1"])
+        deck.approve(version, "fine")
+        settle(deck)
+        deck.deploy(version, "score")
+        settle(deck)
+        assert deck.deployments("churn")[0].status == "active"
+    finally:
+        deck.close()
+    tampering = {
+        "approval": "UPDATE approval SET by = 'trainer1', reason = 'rubber stamp'",
+        "job_event": "UPDATE job_event SET message = 'nothing happened'",
+        "deployment_event": "DELETE FROM deployment_event",
+        "project_event": "DELETE FROM project_event",
+    }
+    counts = (
+        "SELECT (SELECT count(*) FROM approval), (SELECT count(*) FROM job_event), "
+        "(SELECT count(*) FROM deployment_event), (SELECT count(*) FROM project_event)"
+    )
+    before = pg_database.admin.execute(counts).fetchone()
+    kept = pg_database.admin.execute("SELECT by, reason FROM approval").fetchall()
+    assert kept == [("reviewer1", "fine")]
+    # A team member's own connection: refused by the grants (and the triggers behind them).
+    with psycopg.connect(
+        pg_database.url.set(drivername="postgresql", username="reviewer1").render_as_string(False),
+        autocommit=True,
+    ) as member:
+        for table, statement in tampering.items():
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused_:
+                member.execute(statement)
+            assert table in str(refused_.value)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            member.execute("TRUNCATE approval")
+    # Even the role that owns the tables: the triggers refuse it.
+    for table, statement in tampering.items():
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused_:
+            pg_database.admin.execute(statement)
+        assert f"{table} is append-only" in str(refused_.value)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        pg_database.admin.execute("TRUNCATE job_event")
+    assert pg_database.admin.execute(counts).fetchone() == before
+    assert pg_database.admin.execute("SELECT by, reason FROM approval").fetchall() == kept
+    assert min(before) > 0  # every table had rows to protect
