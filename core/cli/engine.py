@@ -25,7 +25,8 @@ def engine(cli: Cli) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    err(f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {cli.deck.db_url}")
+    shown = cli.deck.store.db_shown
+    err(f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {shown}")
     announced: list[bool | None] = [None]
 
     def done() -> bool:
@@ -33,6 +34,8 @@ def engine(cli: Cli) -> int:
         if serving != announced[0]:
             if serving:
                 err("holding the engine lease: dispatching jobs and firing schedules")
+            elif engine.shares_queue:
+                err("dispatching jobs beside the other engines of this database")
             else:
                 other = cli.deck.serving_engine()
                 who = f"{other.host} pid {other.pid}" if other else "another engine"
@@ -40,7 +43,7 @@ def engine(cli: Cli) -> int:
             announced[0] = serving
         if stop["now"]:
             return True
-        return bool(a.exit_when_idle and serving and engine.idle())
+        return bool(a.exit_when_idle and (serving or engine.shares_queue) and engine.idle())
 
     try:
         engine.serve(until=done)

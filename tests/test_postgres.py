@@ -1,0 +1,208 @@
+"""PostgreSQL as a store: what only it does. Several engines claim from one queue and each job
+runs once; a job queued in another process wakes them through LISTEN/NOTIFY; the migrations
+build the models' schema; ``db copy`` moves a SQLite registry into an empty database and
+refuses a non-empty one; without psycopg a PostgreSQL URL is one line naming the extra."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from core import pgwakeup
+from core.engine import Engine
+from core.service import Deck
+from tests.conftest import ROOT, PgServer, ok, refused
+
+
+@pytest.fixture
+def pg(pg_server: PgServer) -> str:
+    url = pg_server.fresh()
+    yield url
+    pg_server.drop(url)
+
+
+def test_the_migrations_build_exactly_the_schema_of_the_models(pg: str, tmp_path: Path) -> None:
+    deck = Deck(home=tmp_path, db=pg)
+    try:
+        assert deck.store.shared_queue
+        with deck.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        assert diff == []
+    finally:
+        deck.close()
+
+
+def test_two_engines_share_the_queue_and_run_every_job_exactly_once(
+    pg: str, tmp_path: Path, repo: Path
+) -> None:
+    deck = Deck(home=tmp_path / "a", db=pg)
+    other = Deck(home=tmp_path / "b", db=pg)
+    deck.add_project("proj", repo)
+    deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+    ids = [deck.train("proj", "scripted", "train", {"lines": 1}).id for _ in range(8)]
+    engines = [Engine(deck, workers=2, poll=0.05), Engine(other, workers=2, poll=0.05)]
+    try:
+        for engine in engines:
+            engine.start()
+        for job_id in ids:
+            assert deck.wait(job_id, timeout=120).status == "completed"
+        starts = Counter(
+            e.details.get("engine") for j in ids for e in deck.events(j) if e.kind == "started"
+        )
+        assert sum(starts.values()) == len(ids)  # one start each: nobody ran a job twice
+        assert set(starts) <= {engines[0].id, engines[1].id}
+        versions = sorted(v.number for v in deck.versions("proj"))
+        assert versions == list(range(1, len(ids) + 1))  # each its own, none lost
+    finally:
+        for engine in engines:
+            engine.shutdown()
+        other.close()
+        deck.close()
+
+
+def test_a_notification_from_another_process_wakes_a_listening_engine(
+    pg: str, tmp_path: Path
+) -> None:
+    deck = Deck(home=tmp_path, db=pg)
+    heard = threading.Event()
+    listener = deck.store.listen(heard.set)
+    try:
+        assert isinstance(listener, pgwakeup.Listener)
+        code = (
+            "from core.store import Store; import sys; "
+            "s = Store(sys.argv[1], sys.argv[2]); s.notify('j-x'); s.close()"
+        )
+        subprocess.run([sys.executable, "-c", code, str(tmp_path), pg], check=True, cwd=ROOT)
+        assert heard.wait(30), "no notification arrived"
+    finally:
+        if listener is not None:
+            listener.close()
+        deck.close()
+
+
+def test_an_idle_engine_starts_a_job_queued_elsewhere_long_before_its_poll(
+    pg: str, tmp_path: Path, repo: Path
+) -> None:
+    deck = Deck(home=tmp_path / "a", db=pg)
+    deck.add_project("proj", repo)
+    deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+    poll = 600.0  # only a wake-up can start the job in this test's time
+    engine = Engine(deck, workers=1, poll=poll)
+    engine.start()
+    try:
+        time.sleep(0.5)  # the engine is idle, listening
+        other = Deck(home=tmp_path / "b", db=pg)  # another process's store: no shared listener
+        queued = time.monotonic()
+        job = other.train("proj", "scripted", "train", {"lines": 0})
+        other.close()
+        assert deck.wait(job.id, timeout=60).status == "completed"
+        assert time.monotonic() - queued < poll / 10
+    finally:
+        engine.shutdown()
+        deck.close()
+
+
+def test_db_copy_moves_a_sqlite_registry_and_refuses_a_non_empty_database(
+    pg: str, tmp_path: Path, repo: Path
+) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "MODELDECK_DB"}
+    env["MODELDECK_HOME"] = str(home)
+
+    def run(*args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+        e = dict(env, **({"MODELDECK_DB": db} if db else {}))
+        return subprocess.run(
+            [sys.executable, "-m", "tui.entry", *args],
+            capture_output=True,
+            text=True,
+            env=e,
+            cwd=ROOT,
+            timeout=300,
+        )
+
+    from tests.conftest import Result
+
+    def res(p: subprocess.CompletedProcess[str]) -> Result:
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    ok(res(run("project", "add", "proj", "--repo", str(repo))))
+    ok(
+        res(
+            run(
+                "dataset",
+                "add",
+                "proj",
+                "train",
+                str(repo / "data" / "train.csv"),
+                "--target",
+                "label",
+            )
+        )
+    )
+    ok(res(run("train", "proj", "scripted", "--dataset", "train")))
+    before = {cmd: res(run(cmd, "proj", "--json")).json() for cmd in ("models", "jobs")}
+    job_id = before["jobs"][0]["id"]
+    events_before = res(run("events", job_id, "--json")).json()
+
+    copied = ok(res(run("db", "copy", "--to", pg, "--json"))).json()
+    assert copied["tables"]["job"] == 1 and copied["tables"]["project"] == 1
+    assert copied["tables"]["job_event"] == len(events_before)
+
+    after = {cmd: res(run(cmd, "proj", "--json", db=pg)).json() for cmd in ("models", "jobs")}
+    assert after == before
+    assert res(run("events", job_id, "--json", db=pg)).json() == events_before
+    assert ok(res(run("logs", job_id, db=pg))).out == ok(res(run("logs", job_id))).out
+    # New rows continue after the copied ids.
+    ok(res(run("train", "proj", "scripted", "--dataset", "train", db=pg)))
+    assert len(res(run("jobs", "proj", "--json", db=pg)).json()) == 2
+
+    line = refused(res(run("db", "copy", "--to", pg)))
+    assert "is not empty" in line
+    line = refused(res(run("db", "copy", "--to", "sqlite:////tmp/x.db")))
+    assert "postgresql://" in line
+
+
+def test_a_postgresql_url_without_psycopg_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None; "
+        "from tui.entry import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = dict(os.environ, MODELDECK_HOME=str(tmp_path), MODELDECK_DB="postgresql://x@127.0.0.1/y")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "projects"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    from tests.conftest import Result
+
+    line = refused(Result(proc.returncode, proc.stdout, proc.stderr))
+    assert "uv sync --extra postgres" in line
+
+
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    env = dict(os.environ, MODELDECK_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.entry", "projects", "--db", "postgresql://x@127.0.0.1:1/y"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    from tests.conftest import Result
+
+    line = refused(Result(proc.returncode, proc.stdout, proc.stderr))
+    assert line.startswith("error: cannot open the database postgresql://x@127.0.0.1:1/y")
