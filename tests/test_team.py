@@ -341,7 +341,6 @@ def test_history_timeline(lived: Team, capfd: pytest.CaptureFixture[str]) -> Non
 
 # -- PostgreSQL: real roles --------------------------------------------------------------------
 
-PG_ENV = "MODELDECK_TEST_PG"
 APPEND_ONLY = ("approval", "job_event", "deployment_event", "project_event")
 
 
@@ -367,48 +366,31 @@ def team_grants(database: str, group: str = "modeldeck_users") -> list[str]:
 
 @dataclass
 class PgDatabase:
-    url: Any  # sqlalchemy URL of the database, as its owner (the admin role)
+    url: Any  # the database's URL (SQLAlchemy's), as its owner (the admin role)
     admin: Any  # psycopg connection to the database, as its owner
 
     def as_role(self, role: str) -> str:
+        """The URL of the database for ``role`` (trust authentication: no password)."""
         return self.url.set(username=role, password=None).render_as_string(hide_password=False)
 
 
 @pytest.fixture
-def pg_database(tmp_path: Path) -> Iterator[PgDatabase]:
-    """A fresh PostgreSQL database whose schema its admin role owns (dropped afterwards), with
-    the team's roles granted as README.md says."""
-    given = os.environ.get(PG_ENV)
-    if not given:
-        pytest.skip(
-            f"needs a PostgreSQL server: set {PG_ENV}=postgresql://postgres@127.0.0.1/postgres"
-        )
-    psycopg = pytest.importorskip("psycopg", reason="uv sync --extra postgres")
+def pg_database(pg_server: Any) -> Iterator[PgDatabase]:
+    """A fresh PostgreSQL database of the run's server (``$MODELDECK_TEST_PG``), its schema
+    owned by the server's admin role, the team's roles granted as README.md says; dropped
+    afterwards. The roles are the server's and stay (they own nothing)."""
+    import psycopg
     from sqlalchemy.engine import make_url
 
-    from core.db import make_engine, migrate
-
-    server = make_url(given).set(drivername="postgresql+psycopg")
-    name = f"modeldeck_team_{os.getpid()}_{tmp_path.name[-20:]}".lower().replace("-", "_")
-    plain = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True) as root:
-        root.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        root.execute(f'CREATE DATABASE "{name}"')
-    url = server.set(database=name)
-    engine = make_engine(url.render_as_string(hide_password=False))
-    migrate(engine)  # the schema, owned by the admin role
-    engine.dispose()
-    admin = psycopg.connect(
-        url.set(drivername="postgresql").render_as_string(False), autocommit=True
-    )
-    for statement in team_grants(name):
+    url = make_url(pg_server.fresh())
+    admin = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+    for statement in team_grants(str(url.database)):
         admin.execute(statement)
     try:
         yield PgDatabase(url, admin)
     finally:
         admin.close()
-        with psycopg.connect(plain, autocommit=True) as root:
-            root.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_server.drop(url.render_as_string(hide_password=False))
 
 
 def test_four_eyes_with_real_roles_on_postgresql(
