@@ -83,8 +83,8 @@ class TeamService:
         four_eyes: bool | None = None,
     ) -> TeamView:
         """Name the project's approvers (an empty list: anyone may decide again) and turn
-        four eyes on or off; None leaves either as it is. Recorded on the project's
-        timeline with who did it."""
+        four eyes on or off; None leaves either as it is. Once approvers are named, only
+        they may change this. Recorded on the project's timeline with who did it."""
         names = _approvers(approvers) if approvers is not None else None
         if names is None and four_eyes is None:
             raise ModelDeckError("nothing to set: give --approvers, --four-eyes or --no-four-eyes")
@@ -92,6 +92,11 @@ class TeamService:
         with self.store.writer() as s:
             p = lookup.project(s, project)
             before = team_view(p)
+            if before.approvers and who not in before.approvers:
+                raise ModelDeckError(
+                    f"{who} may not change who may approve in project {p.name} "
+                    f"(only {', '.join(before.approvers)} may)"
+                )
             if names is not None:
                 p.approvers = names or None
             if four_eyes is not None:

@@ -137,15 +137,17 @@ def test_every_job_and_stop_records_the_authenticated_user(
 def test_project_set_and_show(
     deck: Deck, project: str, home: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    who = authenticated()[0]
     shown = json.loads(ok(run(home, "project", "show", "proj", "--json", capfd=capfd)).out)
     assert (shown["approvers"], shown["four_eyes"]) == ([], False)  # today's behaviour
-    said = ok(run(home, "project", "set", "proj", "--approvers", "ana,bo,ana", capfd=capfd))
-    assert said.out.strip() == "project proj: approvers ana, bo; no four eyes"
-    ok(run(home, "project", "set", "proj", "--four-eyes", capfd=capfd))
+    said = ok(run(home, "project", "set", "proj", "--four-eyes", capfd=capfd))
+    assert said.out.strip() == "project proj: approvers anyone; four eyes"
+    names = f"ana,{who},ana"
+    ok(run(home, "project", "set", "proj", "--approvers", names, capfd=capfd))
     shown = json.loads(ok(run(home, "projects", "--json", capfd=capfd)).out)[0]
-    assert (shown["approvers"], shown["four_eyes"]) == (["ana", "bo"], True)
+    assert (shown["approvers"], shown["four_eyes"]) == (["ana", who], True)
     text = ok(run(home, "project", "show", "proj", capfd=capfd)).out
-    assert "approvers   ana, bo" in text and "four eyes   required" in text
+    assert f"approvers   ana, {who}" in text and "four eyes   required" in text
     # Refusals change nothing.
     for args, message in (
         (["project", "set", "proj"], "nothing to set"),
@@ -153,16 +155,15 @@ def test_project_set_and_show(
         (["project", "set", "nope", "--four-eyes"], "unknown project 'nope'"),
     ):
         assert message in refused(run(home, *args, capfd=capfd))
-    assert deck.team.rules(project).approvers == ["ana", "bo"]
+    assert deck.team.rules(project).approvers == ["ana", who]
     ok(run(home, "project", "set", "proj", "--approvers", "", "--no-four-eyes", capfd=capfd))
     rules = deck.team.rules(project)
     assert (rules.approvers, rules.four_eyes) == ([], False)
     # Every change is on the project's timeline, with who made it.
     changes = [e for e in deck.history.timeline(project) if e.kind == "rules"]
-    who = authenticated()[0]
     assert [(e.by, e.text) for e in changes] == [
-        (who, "set approvers ana, bo; no four eyes"),
-        (who, "set approvers ana, bo; four eyes"),
+        (who, "set approvers anyone; four eyes"),
+        (who, f"set approvers ana, {who}; four eyes"),
         (who, "set approvers anyone; no four eyes"),
     ]
 
@@ -208,6 +209,14 @@ def test_only_the_approvers_may_decide(team: Team) -> None:
     settle(r)
     assert r.job(job.id).status == "completed"
     assert r.version(team.version).approval.by == "reviewer1"
+    # Nor may anyone but an approver change who may approve (nothing changes).
+    with pytest.raises(ModelDeckError) as refusal:
+        t.team.set_rules("proj", approvers=[])
+    assert str(refusal.value) == (
+        "trainer1 may not change who may approve in project proj (only alice, reviewer1 may)"
+    )
+    assert t.team.rules("proj").approvers == ["alice", "reviewer1"]
+    assert r.team.set_rules("proj", approvers=[]).approvers == []
 
 
 def test_a_decision_queued_before_the_rules_changed_fails_when_it_runs(team: Team) -> None:
