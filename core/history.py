@@ -28,6 +28,7 @@ from core.models import (
     ProjectEvent,
 )
 from core.store import Store
+from core.team import POLICY_CHANGED
 from core.text import printable
 from core.views import ApprovalView, _View
 
@@ -282,7 +283,7 @@ class History:
     def _rules(s: Session, p: Project) -> list[TimelineEntry]:
         rows = s.exec(
             select(ProjectEvent)
-            .where(ProjectEvent.project_id == p.id)
+            .where(ProjectEvent.project_id == p.id, ProjectEvent.kind == POLICY_CHANGED)
             .order_by(col(ProjectEvent.id))
         ).all()
         return [TimelineEntry(at=r.at, kind="rules", by=r.by, text=r.message) for r in rows]

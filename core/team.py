@@ -9,6 +9,8 @@ service (at submission) and the engine (when the decision runs) both ask through
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -21,6 +23,18 @@ from core.store import Store
 from core.views import TeamView, WhoView
 
 POLICY_CHANGED = "policy_changed"  # the kind of a project event: who may decide changed
+
+
+def record_change(
+    s: Session, project_id: str, by: str, at: datetime, kind: str, message: str, **details: Any
+) -> None:
+    """Append a change of the project's (registered, archived, its rules) to its timeline,
+    with who made it; in the caller's transaction."""
+    s.add(
+        ProjectEvent(
+            project_id=project_id, at=at, by=by, kind=kind, message=message, details=details
+        )
+    )
 
 
 def team_of(p: Project) -> Team:
@@ -104,18 +118,15 @@ class TeamService:
             after = team_view(p)
             if after != before:
                 s.add(p)
-                s.add(
-                    ProjectEvent(
-                        project_id=p.id,
-                        at=self.store.now(),
-                        by=who,
-                        kind=POLICY_CHANGED,
-                        message=f"set {after.describe()}",
-                        details={
-                            "before": before.to_json(),
-                            "after": after.to_json(),
-                        },
-                    )
+                record_change(
+                    s,
+                    p.id,
+                    who,
+                    self.store.now(),
+                    POLICY_CHANGED,
+                    f"set {after.describe()}",
+                    before=before.to_json(),
+                    after=after.to_json(),
                 )
                 s.commit()
             return after
