@@ -71,6 +71,8 @@ def project_view(s: Session, p: Project) -> ProjectView:
             .select_from(Job)
             .where(Job.project_id == p.id, Job.status == JobStatus.failed.value)
         ),
+        approvers=list(p.approvers or []),
+        four_eyes=bool(p.four_eyes),
     )
 
 
@@ -131,6 +133,8 @@ def _version_batch(s: Session, rows: Sequence[tuple[ModelVersion, Model]]) -> li
     histories = metrics_histories(s, versions)
     runs = _statistics_runs(s, ids)
     last_jobs = _last_jobs(s, ids)
+    job_ids = [v.job_id for v in versions if v.job_id]
+    makers = dict(s.exec(select(Job.id, Job.actor).where(col(Job.id).in_(job_ids))).all())
     approvals = {
         a.version_id: a
         for a in s.exec(
@@ -179,6 +183,7 @@ def _version_batch(s: Session, rows: Sequence[tuple[ModelVersion, Model]]) -> li
                 metric=metric_name if isinstance(metric_name, str) and metric_name else None,
                 last_job=last_jobs.get(v.id),
                 columns=dict(v.columns) if v.columns else None,
+                made_by=makers.get(v.job_id) if v.job_id else None,
             )
         )
     return out

@@ -56,13 +56,16 @@ from core.records import (
     identical_message,
     identical_version,
 )
+from core.team import decision_refusal
 
 
 def _version(s: Session, job: Job) -> ModelVersion:
     v = s.get(ModelVersion, job.version_id) if job.version_id else None
     if v is None:
         raise ModelDeckError(f"version {job.version_id} no longer exists")
-    refusal = version_refusal(JobType(job.type), v.status)
+    refusal = version_refusal(JobType(job.type), v.status) or decision_refusal(
+        s, JobType(job.type), v, job.actor
+    )
     if refusal:
         raise ModelDeckError(refusal)
     return v

@@ -20,7 +20,7 @@ from core.events import JobEventKind
 from core.home import new_id
 from core.lifecycle import JOB_MOVES, JobStatus, JobType, Trigger
 from core.models import Job
-from core.records import actor, add_event
+from core.records import add_event
 
 CANCELLED_BEFORE_START = "cancelled before it started"
 
@@ -142,6 +142,7 @@ def queued_job_rows(
     params: dict[str, Any] | None = None,
     trigger: Trigger = Trigger.manual,
     details: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The rows of a newly queued job and of its first event, ``created``: a job is born
     ``queued`` (the one status not reached by a move).
@@ -149,7 +150,9 @@ def queued_job_rows(
     Plain rows, so the scheduler can insert a burst of them in bulk; ``Deck.queue_job``
     makes the same rows into objects.
     """
-    who = actor() if trigger == Trigger.manual else "scheduler"
+    if trigger == Trigger.manual and not actor:
+        raise ValueError("a manual job needs its actor: the store's authenticated user")
+    who = actor if trigger == Trigger.manual else "scheduler"
     job = {
         "id": new_id("j"),
         "project_id": project_id,

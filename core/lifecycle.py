@@ -141,6 +141,68 @@ def version_refusal(job_type: JobType, status: VersionStatus | str) -> str | Non
     return f"cannot {verb} a version that is {status} (it must be {allowed})"
 
 
+# The jobs that decide on a version: who may run them is the project's to say (``Team``).
+DECISIONS = frozenset({JobType.approve, JobType.reject})
+
+
+@dataclass(frozen=True)
+class Team:
+    """Who may decide (approve or reject) on a project's versions: with ``approvers``, only
+    they; with ``four_eyes``, never the user who trained or imported the version. The
+    defaults let anyone decide on any version."""
+
+    project: str
+    approvers: tuple[str, ...] = ()
+    four_eyes: bool = False
+
+
+def decider_refusal(
+    job_type: JobType,
+    who: str,
+    team: Team,
+    version: str,
+    made_by: str | None,
+    imported: bool = False,
+) -> str | None:
+    """Why ``who`` may not run ``job_type`` on ``version`` (made by ``made_by``) under the
+    project's ``team`` rules, or None when they may (and for jobs that decide nothing)."""
+    if job_type not in DECISIONS:
+        return None
+    verb = job_type.value
+    if team.approvers and who not in team.approvers:
+        named = ", ".join(team.approvers)
+        return (
+            f"{who} may not {verb} {version} (only {named} may approve or reject "
+            f"in project {team.project})"
+        )
+    if team.four_eyes and made_by is not None and who == made_by:
+        made = "imported" if imported else "trained"
+        return (
+            f"{who} {made} {version} and may not {verb} it "
+            f"(four eyes are required in project {team.project})"
+        )
+    return None
+
+
+def refusal(
+    job_type: JobType,
+    status: VersionStatus | str,
+    *,
+    version: str,
+    who: str | None = None,
+    team: Team | None = None,
+    made_by: str | None = None,
+    imported: bool = False,
+) -> str | None:
+    """Why ``who`` may not run ``job_type`` on a version now, or None when they may: its
+    lifecycle status first, then who they are (``decider_refusal``). The one question the
+    service, the engine and the TUI's keys ask."""
+    why = version_refusal(job_type, status)
+    if why is not None or who is None or team is None:
+        return why
+    return decider_refusal(job_type, who, team, version, made_by, imported)
+
+
 def version_after(job_type: JobType, status: VersionStatus | str) -> VersionStatus:
     """The status a version has after ``job_type`` completed on it."""
     status = VersionStatus(status)

@@ -20,6 +20,23 @@ class Project(SQLModel, table=True):
     repo: str
     created_at: datetime
     archived_at: datetime | None = None  # out of the lists (``--all`` shows it); history kept
+    # Who may approve or reject its versions: these users only (None: anyone), and never the
+    # one who trained or imported the version when ``four_eyes``.
+    approvers: list | None = _json()
+    four_eyes: bool = False
+
+
+class ProjectEvent(SQLModel, table=True):
+    """A project's own timeline (who changed who may approve, when): append-only."""
+
+    __tablename__ = "project_event"
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    at: datetime
+    by: str
+    kind: str
+    message: str
+    details: dict = _json({})
 
 
 class Dataset(SQLModel, table=True):

@@ -27,6 +27,7 @@ from core.models import (
     Model,
     ModelVersion,
     Project,
+    ProjectEvent,
     StatisticsRecord,
 )
 from core.repo import model_defaults
@@ -332,7 +333,8 @@ class Queries:
 
     def change_marker(self) -> tuple[int, ...]:
         """A cheap marker that changes whenever anything a screen shows may have changed:
-        job events (every status change makes one), deployment events (schedules), datasets
+        job events (every status change makes one), deployment events (schedules), project
+        events (who may approve), datasets
         and projects (and how many of them are archived). Polling UIs compare it before they
         fetch anything else."""
         with self.store.reader() as s:
@@ -340,6 +342,8 @@ class Queries:
                 select(
                     select(func.max(JobEvent.id)).scalar_subquery(),
                     select(func.max(DeploymentEvent.id)).scalar_subquery(),
+                    # Who may approve changed (a project's rules): the keys it dims change.
+                    select(func.max(ProjectEvent.id)).scalar_subquery(),
                     select(func.count()).select_from(Dataset).scalar_subquery(),
                     select(func.count()).select_from(Project).scalar_subquery(),
                     # Archiving or unarchiving changes which of them the lists show.

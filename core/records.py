@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,16 +13,6 @@ from sqlmodel import Session, select
 from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
 from core.text import printable
-
-
-def actor() -> str:
-    """The OS login name of whoever asked for a job."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER") or f"uid{os.getuid()}"
 
 
 def add_event(

@@ -33,6 +33,7 @@ from core.commands.control import Control
 from core.commands.deployments import Deployments
 from core.commands.submit import Submitter
 from core.commands.version_jobs import VersionJobs
+from core.history import History
 from core.inputs import (
     MAX_OVERRIDE_DEPTH,
     NAME_RULE,
@@ -49,6 +50,7 @@ from core.models import Job
 from core.queries import Queries
 from core.repo import code_fingerprint, dataset_columns, dataset_shape, file_sha256, git_diff
 from core.store import Store
+from core.team import TeamService
 from core.views import (
     DatasetView,
     DeploymentEventView,
@@ -108,6 +110,8 @@ class Deck:
         self._deployments = Deployments(self._submit)
         self._control = Control(self.store, self.settle)
         self.alerts = Alerts(self.store)  # deck.alerts.add/list/remove/test/log
+        self.team = TeamService(self.store)  # who is asking, who may approve
+        self.history = History(self.store)  # what ran when
 
     # -- plumbing: the store's ---------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from core import pgwakeup, wakeup
+from core import identity, pgwakeup, wakeup
 from core.clock import Clock, SystemClock
 from core.db import (
     claim_session,
@@ -65,9 +65,19 @@ class Store:
         self.jobs_dir = self.home / "jobs"
         self.artifacts_dir = self.home / "artifacts"
         self._submit_listeners: list[Callable[[str], None]] = []
+        self._role: str | None = None  # the database role, asked once (PostgreSQL)
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def actor(self) -> str:
+        """The authenticated user (``core.identity``): who the jobs, approvals and changes
+        made through this store are recorded as done by."""
+        if self.engine.dialect.name == "sqlite":
+            return identity.os_login()  # asked each time: a process may change its uid
+        if self._role is None:
+            self._role = identity.authenticated_user(self.engine)
+        return self._role
 
     def reader(self) -> Session:
         return read_session(self.engine)

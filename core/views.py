@@ -35,6 +35,31 @@ class ProjectView(_View):
     active_deployments: int = 0
     running_jobs: int = 0
     failed_jobs: int = 0
+    approvers: list[str] = field(default_factory=list)  # who may decide (empty: anyone)
+    four_eyes: bool = False  # nobody decides on a version they trained or imported
+
+
+@dataclass(frozen=True)
+class WhoView(_View):
+    """The authenticated user and what vouches for them: ``os`` (this machine's login, on
+    SQLite) or ``database`` (the role a database server authenticated)."""
+
+    user: str
+    via: str
+
+
+@dataclass(frozen=True)
+class TeamView(_View):
+    """Who may approve or reject a project's versions."""
+
+    project: str
+    approvers: list[str] = field(default_factory=list)  # empty: anyone
+    four_eyes: bool = False
+
+    def describe(self) -> str:
+        """``approvers ana, bo; four eyes`` / ``approvers anyone; no four eyes``."""
+        who = ", ".join(self.approvers) if self.approvers else "anyone"
+        return f"approvers {who}; {'four eyes' if self.four_eyes else 'no four eyes'}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,7 @@ class VersionView(_View):
     metric: str | None = None  # the headline metric its model.json names
     last_job: JobBrief | None = None
     columns: dict[str, Any] | None = None  # {"features": [...], "target": ...} it trained on
+    made_by: str | None = None  # who trained or imported it (its job's actor)
 
     @property
     def label(self) -> str:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.sqlite_only(
     reason="the SQLite schema of each revision; PostgreSQL's: test_postgres.py"
 )
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(

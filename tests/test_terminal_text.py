@@ -52,7 +52,8 @@ def visible(text: str) -> None:
 def hostile_home(deck: Deck, project: str, repo: Path, home: Path, monkeypatch) -> dict:
     """A database as a careless or hostile teammate left it: control characters in a model,
     datasets, a project, a login name, a reason and hyperparameters."""
-    monkeypatch.setenv("LOGNAME", "ann" + HOSTILE)  # the actor of every job below
+    # The actor of every job below: a login name as the password database may hold it.
+    monkeypatch.setattr("core.identity.os_login", lambda: "ann" + HOSTILE)
     write_model(repo, "tiny", TINY_TRAINING, **{"evaluation.py": TINY_EVALUATION})
     engine = Engine(deck, workers=1, poll=0.05)
     engine.start()

@@ -236,6 +236,12 @@ class ModelDeckApp(Background, App[int]):
 
         self.push_screen(CompareScreen(version_ids))
 
+    def open_history(self, project: str) -> None:
+        """What ran when in a project: its timeline and the deployments active at a time."""
+        from tui.screens.history import HistoryScreen
+
+        self.push_screen(HistoryScreen(project))
+
     def open_deployment(self, deployment: DeploymentView) -> None:
         """A deployment and its batch prediction jobs."""
         from tui.screens.deployment import DeploymentScreen

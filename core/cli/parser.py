@@ -172,6 +172,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         pa = psub.add_parser(verb, help=what, description=what)
         _common(pa)
         pa.add_argument("name")
+    pa = psub.add_parser("show", help="show a project: its counts and who may approve")
+    _common(pa)
+    pa.add_argument("name")
+    what = "set who may approve or reject the project's versions"
+    pa = psub.add_parser("set", help=what, description=what)
+    _common(pa)
+    pa.add_argument("name")
+    pa.add_argument(
+        "--approvers",
+        metavar="USER,USER",
+        help="only these users may approve or reject (an empty list: anyone may)",
+    )
+    pa.add_argument(
+        "--four-eyes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="nobody may approve or reject a version they trained or imported",
+    )
+    cmd("whoami", "print the user this database records as the actor")
+    p = cmd("history", "what ran when: a project's deployments at a moment, or its timeline")
+    p.add_argument("project")
+    p.add_argument(
+        "--at",
+        metavar="TIME",
+        help="the deployments active at TIME (ISO 8601; without a zone, UTC), with what "
+        "they were trained from, who approved and who deployed them",
+    )
     p = cmd("models", "list a project's models")
     p.add_argument("project")
     p = cmd("versions", "list model versions")
@@ -385,6 +412,8 @@ RUN_BY: dict[str, str | None] = {
     "events": "jobs",
     "stop": "jobs",
     "alert": "alerts",
+    "whoami": "team",
+    "history": "team",
 }
 COMMANDS = frozenset(RUN_BY)
 

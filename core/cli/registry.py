@@ -31,6 +31,10 @@ def projects(cli: Cli) -> int:
 
 def project(cli: Cli) -> int:
     a, d = cli.args, cli.deck
+    if a.project_cmd in ("set", "show"):
+        from core.cli import team  # who may approve: the team's commands
+
+        return team.project_set(cli) if a.project_cmd == "set" else team.project_show(cli)
     if a.project_cmd in ("archive", "unarchive"):
         p = d.archive_project(a.name, archived=a.project_cmd == "archive")
         return cli.show(p, f"project {p.name} {a.project_cmd}d")

@@ -15,6 +15,7 @@ from core.inputs import check_name, require_utf8
 from core.models import Dataset, Model, Project
 from core.repo import code_model_dirs, dataset_shape, file_sha256
 from core.store import Store
+from core.team import record_change
 from core.text import printable
 from core.views import DatasetView, ProjectView
 
@@ -36,7 +37,7 @@ class Catalog:
         models, datasets and deployments stay as they are; it is still found by name."""
         with self.store.writer() as s:
             p = lookup.project(s, project)
-            self._set_archived(s, p, archived, f"project {p.name}")
+            self._set_archived(s, p, p.id, archived, f"project {p.name}")
             self.sync_code_models_read(p)
             return convert.project_view(s, p)
 
@@ -50,8 +51,12 @@ class Catalog:
         with self.store.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
                 raise ModelDeckError(f"a project named {name!r} already exists")
-            p = Project(id=new_id("p"), name=name, repo=str(path), created_at=self.store.now())
+            now = self.store.now()
+            p = Project(id=new_id("p"), name=name, repo=str(path), created_at=now)
             s.add(p)
+            s.flush()  # the project's row before its first event
+            who = self.store.actor()
+            record_change(s, p.id, who, now, "project_added", f"added by {who}", repo=str(path))
             s.commit()
         self.sync_code_models(p.name)
         return name
@@ -62,15 +67,23 @@ class Catalog:
         with self.store.writer() as s:
             p = lookup.project(s, project)
             d = lookup.dataset(s, p, name, archived_ok=True)
-            self._set_archived(s, d, archived, f"dataset {d.name} of {p.name}")
+            self._set_archived(s, d, p.id, archived, f"dataset {d.name} of {p.name}")
             return convert.dataset_view(d, p)
 
-    def _set_archived(self, s: Session, row: Project | Dataset, archived: bool, what: str) -> None:
-        """Archive ``row`` (or put it back) and commit; refused when it already is so."""
+    def _set_archived(
+        self, s: Session, row: Project | Dataset, project_id: str, archived: bool, what: str
+    ) -> None:
+        """Archive ``row`` (or put it back) and commit; refused when it already is so. The
+        change goes on the project's timeline with who made it."""
         if (row.archived_at is not None) == archived:
             raise ModelDeckError(f"{what} is already {'archived' if archived else 'not archived'}")
-        row.archived_at = self.store.now() if archived else None
+        now = self.store.now()
+        row.archived_at = now if archived else None
         s.add(row)
+        who = self.store.actor()
+        verb = "archived" if archived else "unarchived"
+        kind = f"{'dataset' if isinstance(row, Dataset) else 'project'}_{verb}"
+        record_change(s, project_id, who, now, kind, f"{what} {verb} by {who}")
         s.commit()
 
     def add_dataset(
@@ -137,6 +150,17 @@ class Catalog:
                 id_column=id_column or None,
             )
             s.add(d)
+            who = self.store.actor()
+            record_change(
+                s,
+                p.id,
+                who,
+                d.created_at,
+                "dataset_added",
+                f"dataset {name} added by {who}",
+                dataset=d.id,
+                sha256=sha,
+            )
             s.commit()
             return convert.dataset_view(d, p)
 

@@ -12,7 +12,7 @@ from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.lifecycle import FINAL_STATUSES, JobStatus
 from core.models import Job
-from core.records import actor, add_event
+from core.records import add_event
 from core.store import Store
 from core.views import JobView
 
@@ -35,7 +35,7 @@ class Control:
                 raise ModelDeckError(f"job {j.id} is already {j.status}")
             if j.status == JobStatus.stopping.value:
                 return convert.job_view_by_id(s, j.id)
-            who = actor()
+            who = self.store.actor()
             add_event(
                 s,
                 j,

@@ -102,8 +102,14 @@ class Deployments:
                 if paused is False
                 else DeploymentEventKind.schedule_changed
             )
+            who = self.store.actor()
             add_deployment_event(
-                s, d.id, kind, f"schedule {d.schedule} ({d.timezone})", now, changes
+                s,
+                d.id,
+                kind,
+                f"schedule {d.schedule} ({d.timezone})",
+                now,
+                {**changes, "by": who},
             )
             s.commit()
             return convert.deployment_view(s, d)

@@ -14,6 +14,7 @@ from core.jobs import queued_job_rows
 from core.lifecycle import JobType, version_refusal
 from core.models import Job, JobEvent, ModelVersion
 from core.store import Store
+from core.team import decision_refusal
 from core.views import JobView
 
 
@@ -31,7 +32,9 @@ class Submitter:
         params = fields.get("params") or {}
         require_utf8_values(params)
         KINDS[job_type].check(params)
-        job_row, event_row = queued_job_rows(job_type, project_id, at=self.store.now(), **fields)
+        job_row, event_row = queued_job_rows(
+            job_type, project_id, at=self.store.now(), actor=self.store.actor(), **fields
+        )
         job = Job(**job_row)
         s.add(job)
         s.add(JobEvent(**event_row))
@@ -50,3 +53,10 @@ class Submitter:
         refusal = version_refusal(job_type, v.status)
         if refusal:
             raise ModelDeckError(f"{refusal}: version {v.id} is {v.status}")
+
+    def check_decider(self, s: Session, job_type: JobType, v: ModelVersion) -> None:
+        """Refuse a decision the project does not let this user make (its approvers, four
+        eyes); other jobs pass."""
+        refusal = decision_refusal(s, job_type, v, self.store.actor())
+        if refusal:
+            raise ModelDeckError(refusal)

@@ -81,6 +81,7 @@ class VersionJobs:
         m = s.get(Model, v.model_id)
         p = s.get(Project, m.project_id)
         self.submit.check_version(job_type, v)
+        self.submit.check_decider(s, job_type, v)
         ds = lookup.dataset(s, p, dataset) if needs_dataset else None
         if job_type == JobType.evaluate and ds is not None and not ds.target:
             raise ModelDeckError(

@@ -106,9 +106,9 @@ def fixed_ids_and_actor(new_id: Callable[[str], str], who: str) -> Iterator[None
     """Ids from ``new_id`` and ``who`` as the actor, in every core module that uses them
     (found by what they hold, so moving code between modules does not break the fixture)."""
     import core.home
-    import core.records
+    import core.identity
 
-    originals = {core.home.new_id: new_id, core.records.actor: lambda: who}
+    originals = {core.home.new_id: new_id, core.identity.os_login: lambda: who}
     with contextlib.ExitStack() as stack:
         for name, module in list(sys.modules.items()):
             if name != "core" and not name.startswith("core."):

@@ -25,6 +25,7 @@ class ProjectScreen(DeckScreen):
         Binding("2", "tab('jobs')", "Jobs", show=False, id="project.jobs"),
         Binding("3", "tab('deployments')", "Deploys", show=False, id="project.deployments"),
         Binding("4", "tab('datasets')", "Data", show=False, id="project.datasets"),
+        Binding("h", "history", "History", show=False, id="project.history"),
     ]
 
     def __init__(self, project: str, tab: str = "models") -> None:
@@ -59,6 +60,9 @@ class ProjectScreen(DeckScreen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
         self._focus_table(tab)
+
+    def action_history(self) -> None:
+        self.deck_app.open_history(self.project)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:

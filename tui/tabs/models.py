@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from core.kinds import KINDS
-from core.lifecycle import JobType, version_refusal
+from core.lifecycle import JobType, Team, refusal
 from core.service import Deck
 from core.text import printable
 from core.views import (
@@ -51,7 +51,8 @@ VERBS = {
 }
 
 
-Models = tuple[list[ModelView], list[VersionView], list[DatasetView]]
+# The models, versions and datasets of the project, who is asking and who may decide there.
+Models = tuple[list[ModelView], list[VersionView], list[DatasetView], str, Team]
 
 
 class ModelsPane(Polled[Models], Vertical):
@@ -81,6 +82,8 @@ class ModelsPane(Polled[Models], Vertical):
         self.datasets: list[DatasetView] = []
         self.marked: list[str] = []  # version ids marked with space, in the order marked
         self._data: Models | None = None
+        self.who: str | None = None  # the authenticated user (None until the first fetch)
+        self.team: Team | None = None  # who may approve or reject in the project
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="models-table")
@@ -105,11 +108,13 @@ class ModelsPane(Polled[Models], Vertical):
 
     def fetch(self, deck: Deck, state: None) -> Models:
         p = self.project
-        return deck.models(p), deck.versions(p), deck.datasets(p)
+        rules = deck.team.rules(p)
+        team = Team(rules.project, tuple(rules.approvers), rules.four_eyes)
+        return deck.models(p), deck.versions(p), deck.datasets(p), deck.team.whoami().user, team
 
     def show(self, data: Models) -> None:
         self._data = data
-        self.models, self.versions, self.datasets = data
+        self.models, self.versions, self.datasets, self.who, self.team = data
         known = {v.id for v in self.versions}
         self.marked = [m for m in self.marked if m in known]
         styles = self.styles_of_status
@@ -186,12 +191,13 @@ class ModelsPane(Polled[Models], Vertical):
 
     def refusal(self, action: str) -> str | None:
         """Why the key of ``action`` does nothing now (it is dimmed, and a press says this),
-        or None when it may run; the lifecycle table says it for the verbs of a version."""
+        or None when it may run; the lifecycle table says it for the verbs of a version
+        (with who may approve or reject in the project)."""
         if action in VERBS:
             v = self.current
             if v is None:
                 return f"{action}: no version on this row (train or import one first)"
-            reason = version_refusal(VERBS[action], v.status)
+            reason = self._refusal_on(VERBS[action], v)
             return f"{v.label}: {reason}" if reason else None
         if action == "train" and not any(m.kind == "code" for m in self.models):
             return "train: this project has no code model (a folder under models/)"
@@ -220,6 +226,18 @@ class ModelsPane(Polled[Models], Vertical):
     def action_compare(self) -> None:
         if len(self.marked) >= 2:
             self.deck_app.open_compare(list(self.marked))
+
+    def _refusal_on(self, job_type: JobType, v: VersionView) -> str | None:
+        """Why a ``job_type`` job on ``v`` would be refused, as the service decides it."""
+        return refusal(
+            job_type,
+            v.status,
+            version=v.id,
+            who=self.who,
+            team=self.team,
+            made_by=v.made_by,
+            imported=v.model_kind == "byom",
+        )
 
     # -- verbs ----------------------------------------------------------------------------
 
@@ -385,21 +403,15 @@ class ModelsPane(Polled[Models], Vertical):
     def palette_commands(self) -> list[tuple[str, str, object]]:
         out: list[tuple[str, str, object]] = []
         for v in self.versions:
-            if version_refusal(JobType.approve, v.status) is None:
-                out.append(
-                    (
-                        f"Approve {v.label}",
-                        f"{v.id} is evaluated",
-                        lambda v=v: self._palette(v, "approve"),
+            for job_type, verb in ((JobType.approve, "approve"), (JobType.reject, "reject")):
+                if self._refusal_on(job_type, v) is None:
+                    out.append(
+                        (
+                            f"{verb.capitalize()} {v.label}",
+                            f"{v.id} is evaluated",
+                            lambda v=v, verb=verb: self._palette(v, verb),
+                        )
                     )
-                )
-                out.append(
-                    (
-                        f"Reject {v.label}",
-                        f"{v.id} is evaluated",
-                        lambda v=v: self._palette(v, "reject"),
-                    )
-                )
         return out
 
     def _palette(self, v: VersionView, verb: str) -> None:

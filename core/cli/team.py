@@ -1,0 +1,94 @@
+"""A team's commands: who am I (``whoami``), who may approve in a project (``project set``,
+``project show``) and what ran when (``history``)."""
+
+from __future__ import annotations
+
+from core.cli.output import out, say
+from core.cli.session import Cli, Command
+from core.text import local, metrics_text
+
+
+def whoami(cli: Cli) -> int:
+    who = cli.deck.team.whoami()
+    how = (
+        "the operating-system login of this process"
+        if who.via == "os"
+        else "the database role of the connection"
+    )
+    return cli.show(who, f"{who.user} ({how})")
+
+
+def project_set(cli: Cli) -> int:
+    a = cli.args
+    approvers = None if a.approvers is None else a.approvers.split(",")
+    rules = cli.deck.team.set_rules(a.name, approvers, a.four_eyes)
+    return cli.show(rules, f"project {rules.project}: {rules.describe()}")
+
+
+def project_show(cli: Cli) -> int:
+    p = cli.deck.project(cli.args.name)
+    if cli.json:
+        out(p.to_json())
+        return 0
+    rows = [
+        ("name", p.name),
+        ("repo", p.repo),
+        ("created", local(p.created_at)),
+        ("archived", local(p.archived_at) if p.archived_at else "-"),
+        ("models", p.models),
+        ("deployments", p.active_deployments),
+        ("running", p.running_jobs),
+        ("failed", p.failed_jobs),
+        ("approvers", ", ".join(p.approvers) or "anyone"),
+        ("four eyes", "required" if p.four_eyes else "not required"),
+    ]
+    for key, value in rows:
+        say(f"{key:<12}{value}")
+    return 0
+
+
+def history(cli: Cli) -> int:
+    from core.history import parse_time
+
+    a, d = cli.args, cli.deck
+    if a.at is None:
+        entries = d.history.timeline(a.project)
+        return cli.listing(
+            entries,
+            ["time", "what", "version", "by", "why", "deployment"],
+            lambda e: [local(e.at), e.kind, e.target, e.by, e.text, e.deployment],
+            optional=["deployment"],
+        )
+    when = parse_time(a.at)
+    active = d.history.at(a.project, when)
+    if cli.json:
+        out([x.to_json() for x in active])
+        return 0
+    say(f"deployments of {a.project} active at {local(when)}: {len(active)}")
+    for x in active:
+        t, ap = x.trained, x.approval
+        say("")
+        say(f"{x.id}  {x.label} ({x.version})  scoring {x.scores}")
+        if x.schedule:
+            say(f"  schedule   {x.schedule} ({x.timezone})")
+        sha = (t.dataset_sha256 or "")[:12] or "-"
+        rows = "" if t.dataset_rows is None else f", {t.dataset_rows} rows"
+        say(f"  {t.how:<10} {local(t.at)} by {t.by or '-'} on {t.dataset or '-'}")
+        say(f"  dataset    sha256 {sha}{rows}")
+        say(f"  code       {t.code_fingerprint or '-'}")
+        if ap is None:
+            say("  approved   - (no approval recorded before it was deployed)")
+        else:
+            say(f"  approved   {local(ap.at)} by {ap.by}: {ap.reason}")
+            for e in ap.evaluations:
+                say(f"    on {e.job_id} of {e.dataset}: {metrics_text(e.metrics)}")
+            if not ap.evaluations and ap.metrics:
+                say(f"    on {metrics_text(ap.metrics)}")
+        say(f"  deployed   {local(x.deployed_at)} by {x.deployed_by or '-'}")
+        if x.retired_at is not None:
+            why = f": {x.retire_reason}" if x.retire_reason else ""
+            say(f"  retired    {local(x.retired_at)} by {x.retired_by or '-'}{why} (later)")
+    return 0
+
+
+RUN: dict[str, Command] = {"whoami": whoami, "history": history}

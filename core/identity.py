@@ -1,0 +1,38 @@
+"""Who is asking: the authenticated user every job, approval and change records.
+
+On SQLite (one machine, its file's permissions) it is the operating-system login of the
+process: ``pwd.getpwuid(os.getuid())``, the user the SSH session was authenticated as, not
+``$USER`` or ``$LOGNAME``, which anyone can set. On PostgreSQL it is the database role of the
+connection (``SELECT current_user``): the server authenticated it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+
+def os_login() -> str:
+    """The login name of this process's real user id (``uid1234`` when it has no name)."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid{uid}"
+
+
+def database_role(engine: Engine) -> str | None:
+    """The role a database server authenticated the connection as; None for SQLite, which
+    authenticates nobody."""
+    if engine.dialect.name == "sqlite":
+        return None
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT current_user")).scalar_one())
+
+
+def authenticated_user(engine: Engine) -> str:
+    """Who is asking, as the database it is asked of knows them (see the module's doc)."""
+    return database_role(engine) or os_login()

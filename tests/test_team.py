@@ -1,0 +1,503 @@
+"""A team on one database: who is asking (the authenticated user), who may approve in a
+project (approvers, four eyes) and what ran when (``history``).
+
+On SQLite the authenticated user is the operating-system login, one per machine session: two
+people are played by two stores on the same data home whose identity (``Store.actor``) is
+theirs; the rule is the service's and the engine's, the database is real. The PostgreSQL
+cases with real roles are at the end of the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Result, ok, refused
+from deploy_support import add_fast_stages
+
+from core.cli import main
+from core.clock import FakeClock, iso
+from core.engine import Engine
+from core.errors import ModelDeckError
+from core.service import Deck
+from core.store import Store
+
+LOGIN = pwd.getpwuid(os.getuid()).pw_name
+
+
+def authenticated() -> tuple[str, str]:
+    """Who the test's database authenticates, and how: the role of a PostgreSQL URL in
+    ``$MODELDECK_DB`` (the backend the ``home`` fixture chose), else this process's login."""
+    url = os.environ.get("MODELDECK_DB") or ""
+    if url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(url).username), "database"
+    return LOGIN, "os"
+
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def run(home: Path, *args: str, capfd: pytest.CaptureFixture[str]) -> Result:
+    """``modeldeck ARGS --home HOME`` in this process (the real CLI, its own Deck)."""
+    capfd.readouterr()
+    code = main([*args, "--home", str(home)])
+    captured = capfd.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def deck_as(home: Path, who: str, clock: FakeClock | None = None) -> Deck:
+    """A Deck on ``home`` whose store authenticates ``who`` (another person's session)."""
+    store = Store(home, clock=clock)
+    store.actor = lambda: who  # type: ignore[method-assign]
+    return Deck(store=store)
+
+
+def settle(deck: Deck) -> None:
+    engine = Engine(deck, workers=2)
+    try:
+        assert engine.run_until_idle(60)
+    finally:
+        engine.release_lease()
+
+
+@dataclass
+class Team:
+    home: Path
+    clock: FakeClock
+    trainer: Deck
+    reviewer: Deck
+    version: str
+    evaluation: str
+
+
+@pytest.fixture
+def team(home: Path, repo: Path, project: str) -> Iterator[Team]:
+    """trainer1 trains and evaluates a version of ``scripted`` in project ``proj``."""
+    add_fast_stages(repo)
+    clock = FakeClock(START)
+    trainer = deck_as(home, "trainer1", clock)
+    reviewer = deck_as(home, "reviewer1", clock)
+    trained = trainer.train(project, "scripted", "train", {"lines": 1})
+    settle(trainer)
+    version = trainer.job(trained.id).version
+    assert version
+    clock.advance(minutes=5)
+    evaluation = trainer.evaluate(version, "test")
+    settle(trainer)
+    assert trainer.job(evaluation.id).status == "completed"
+    try:
+        yield Team(home, clock, trainer, reviewer, version, evaluation.id)
+    finally:
+        trainer.close()
+        reviewer.close()
+
+
+# -- who is asking --------------------------------------------------------------------------
+
+
+def test_whoami_is_the_login_of_the_process_not_what_the_environment_says(
+    home: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    who, via = authenticated()
+    shown = json.loads(ok(run(home, "whoami", "--json", capfd=capfd)).out)
+    assert shown == {"user": who, "via": via}
+    how = "operating-system login" if via == "os" else "database role"
+    assert ok(run(home, "whoami", capfd=capfd)).out.startswith(f"{who} (the {how}")
+
+
+def test_every_job_and_stop_records_the_authenticated_user(
+    deck: Deck, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    who = authenticated()[0]
+    job = deck.train(project, "scripted", "train", {})
+    assert job.actor == who
+    assert deck.events(job.id)[0].details["actor"] == who
+    stopped = deck.stop(job.id)
+    assert stopped.status == "cancelled"
+    asked = [e for e in deck.events(job.id) if e.kind == "stop_requested"]
+    assert asked[0].details["by"] == who
+
+
+# -- who may approve ------------------------------------------------------------------------
+
+
+def test_project_set_and_show(
+    deck: Deck, project: str, home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    who = authenticated()[0]
+    shown = json.loads(ok(run(home, "project", "show", "proj", "--json", capfd=capfd)).out)
+    assert (shown["approvers"], shown["four_eyes"]) == ([], False)  # today's behaviour
+    said = ok(run(home, "project", "set", "proj", "--four-eyes", capfd=capfd))
+    assert said.out.strip() == "project proj: approvers anyone; four eyes"
+    names = f"ana,{who},ana"
+    ok(run(home, "project", "set", "proj", "--approvers", names, capfd=capfd))
+    shown = json.loads(ok(run(home, "projects", "--json", capfd=capfd)).out)[0]
+    assert (shown["approvers"], shown["four_eyes"]) == (["ana", who], True)
+    text = ok(run(home, "project", "show", "proj", capfd=capfd)).out
+    assert f"approvers   ana, {who}" in text and "four eyes   required" in text
+    # Refusals change nothing.
+    for args, message in (
+        (["project", "set", "proj"], "nothing to set"),
+        (["project", "set", "proj", "--approvers", "ana,b o"], "approver name 'b o'"),
+        (["project", "set", "nope", "--four-eyes"], "unknown project 'nope'"),
+    ):
+        assert message in refused(run(home, *args, capfd=capfd))
+    assert deck.team.rules(project).approvers == ["ana", who]
+    ok(run(home, "project", "set", "proj", "--approvers", "", "--no-four-eyes", capfd=capfd))
+    rules = deck.team.rules(project)
+    assert (rules.approvers, rules.four_eyes) == ([], False)
+    # Every change is on the project's timeline, with who made it.
+    changes = [e for e in deck.history.timeline(project) if e.kind == "rules"]
+    assert [(e.by, e.text) for e in changes] == [
+        (who, "set approvers anyone; four eyes"),
+        (who, f"set approvers ana, {who}; four eyes"),
+        (who, "set approvers anyone; no four eyes"),
+    ]
+
+
+def test_four_eyes_refuse_the_trainer_and_keep_the_reviewer(team: Team) -> None:
+    t, r = team.trainer, team.reviewer
+    t.team.set_rules("proj", four_eyes=True)
+    jobs_before = t.count_jobs("proj")
+    for verb in (t.approve, t.reject):
+        with pytest.raises(ModelDeckError) as refusal:
+            verb(team.version, "mine is great")
+        word = "approve" if verb == t.approve else "reject"
+        assert str(refusal.value) == (
+            f"trainer1 trained {team.version} and may not {word} it "
+            "(four eyes are required in project proj)"
+        )
+    # Nothing changed: no job, the version still evaluated, no decision recorded.
+    assert t.count_jobs("proj") == jobs_before
+    assert t.version(team.version).status == "evaluated"
+    assert t.version(team.version).approval is None
+    job = r.approve(team.version, "checked the holdout")
+    assert job.actor == "reviewer1"
+    settle(r)
+    assert r.job(job.id).status == "completed"
+    approval = r.version(team.version).approval
+    assert (approval.decision, approval.by) == ("approved", "reviewer1")
+    assert [e.job_id for e in approval.evaluations] == [team.evaluation]
+
+
+def test_only_the_approvers_may_decide(team: Team) -> None:
+    t, r = team.trainer, team.reviewer
+    rules = r.team.set_rules("proj", approvers=["alice", "reviewer1"])
+    assert rules.approvers == ["alice", "reviewer1"]
+    with pytest.raises(ModelDeckError) as refusal:
+        t.reject(team.version, "no")
+    assert str(refusal.value) == (
+        f"trainer1 may not reject {team.version} "
+        "(only alice, reviewer1 may approve or reject in project proj)"
+    )
+    # Without four eyes an approver may decide on their own version; the trainer is no
+    # approver, so the rule of approvers alone refuses them.
+    job = r.reject(team.version, "worse than v0")
+    settle(r)
+    assert r.job(job.id).status == "completed"
+    assert r.version(team.version).approval.by == "reviewer1"
+    # Nor may anyone but an approver change who may approve (nothing changes).
+    with pytest.raises(ModelDeckError) as refusal:
+        t.team.set_rules("proj", approvers=[])
+    assert str(refusal.value) == (
+        "trainer1 may not change who may approve in project proj (only alice, reviewer1 may)"
+    )
+    assert t.team.rules("proj").approvers == ["alice", "reviewer1"]
+    assert r.team.set_rules("proj", approvers=[]).approvers == []
+
+
+def test_a_decision_queued_before_the_rules_changed_fails_when_it_runs(team: Team) -> None:
+    """The engine asks the same rule again when the decision runs, with the job's actor."""
+    r = team.reviewer
+    job = r.approve(team.version, "looks right")
+    team.trainer.team.set_rules("proj", approvers=["alice"])
+    settle(r)
+    done = r.job(job.id)
+    assert done.status == "failed"
+    assert done.error == (
+        f"reviewer1 may not approve {team.version} "
+        "(only alice may approve or reject in project proj)"
+    )
+    assert r.version(team.version).status == "evaluated"
+    assert r.version(team.version).approval is None
+
+
+def test_the_cli_refuses_the_trainer_in_one_line(
+    deck: Deck, project: str, repo: Path, home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    add_fast_stages(repo)
+    who = authenticated()[0]
+    trained = json.loads(
+        ok(run(home, "train", "proj", "scripted", "--dataset", "train", "--json", capfd=capfd)).out
+    )
+    assert trained["actor"] == who
+    version = trained["version"]
+    ok(run(home, "evaluate", version, "--dataset", "test", capfd=capfd))
+    ok(run(home, "project", "set", "proj", "--four-eyes", capfd=capfd))
+    line = refused(run(home, "approve", version, "--reason", "mine", capfd=capfd))
+    assert line == (
+        f"error: {who} trained {version} and may not approve it "
+        "(four eyes are required in project proj)"
+    )
+    assert deck.version(version).status == "evaluated"
+    ok(run(home, "project", "set", "proj", "--no-four-eyes", capfd=capfd))
+    ok(run(home, "approve", version, "--reason", "alone on this box", capfd=capfd))
+    assert deck.version(version).approval.by == who
+
+
+# -- what ran when --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lived(team: Team) -> Team:
+    """reviewer1 approves; deployer ``ops1`` deploys at +10 min; retired at +60 min."""
+    clock, r = team.clock, team.reviewer
+    clock.advance(minutes=2)
+    r.approve(team.version, "beats the baseline")
+    settle(r)
+    clock.advance(minutes=8)
+    ops = deck_as(team.home, "ops1", clock)
+    try:
+        ops.deploy(team.version, "score", "0 6 * * *", "Europe/Paris")
+        settle(ops)
+        clock.advance(minutes=50)
+        ops.retire(ops.deployments("proj")[0].id, "replaced")
+        settle(ops)
+    finally:
+        ops.close()
+    return team
+
+
+def test_history_at_a_moment_shows_where_the_deployment_came_from(
+    lived: Team, repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    home, version = lived.home, lived.version
+    deployed = START + timedelta(minutes=5 + 2 + 8)
+    during = iso(deployed + timedelta(minutes=20))
+    shown = json.loads(ok(run(home, "history", "proj", "--at", during, "--json", capfd=capfd)).out)
+    assert len(shown) == 1
+    d = shown[0]
+    detail = lived.reviewer.version_detail(version)
+    sha = hashlib.sha256((repo / "data" / "train.csv").read_bytes()).hexdigest()
+    assert (d["version"], d["model"], d["scores"]) == (version, "scripted", "score")
+    assert (d["deployed_by"], d["deployed_at"]) == ("ops1", iso(deployed))
+    assert d["trained"]["by"] == "trainer1" and d["trained"]["how"] == "trained"
+    assert d["trained"]["dataset"] == "train" and d["trained"]["dataset_sha256"] == sha
+    assert d["trained"]["code_fingerprint"] == detail.version.code_fingerprint
+    assert d["trained"]["code_fingerprint"]
+    approval = d["approval"]
+    assert (approval["by"], approval["reason"]) == ("reviewer1", "beats the baseline")
+    assert [e["job_id"] for e in approval["evaluations"]] == [lived.evaluation]
+    assert approval["evaluations"][0]["metrics"] == {"accuracy": 1.0}
+    assert (d["retired_by"], d["retire_reason"]) == ("ops1", "replaced")  # later on
+    # The same moment with an offset, and without a zone (UTC), give the same answer.
+    paris = (deployed + timedelta(minutes=20)).astimezone(
+        datetime.fromisoformat("2026-03-02T00:00+01:00").tzinfo
+    )
+    for at in (paris.isoformat(), during.rstrip("Z")):
+        again = json.loads(ok(run(home, "history", "proj", "--at", at, "--json", capfd=capfd)).out)
+        assert again == shown
+    # Before it was deployed, and after it was retired: nothing active.
+    for at in (iso(deployed - timedelta(seconds=1)), iso(deployed + timedelta(minutes=51))):
+        assert (
+            json.loads(ok(run(home, "history", "proj", "--at", at, "--json", capfd=capfd)).out)
+            == []
+        )
+    text = ok(run(home, "history", "proj", "--at", during, capfd=capfd)).out
+    assert "approved" in text and "by reviewer1: beats the baseline" in text
+    assert f"on {lived.evaluation} of test: accuracy=1.0000" in text
+    assert "deployed" in text and "by ops1" in text
+    assert refused(run(home, "history", "proj", "--at", "last tuesday", capfd=capfd)).startswith(
+        "error: --at takes an ISO 8601 time"
+    )
+
+
+def test_history_timeline(lived: Team, capfd: pytest.CaptureFixture[str]) -> None:
+    lived.clock.advance(minutes=1)
+    lived.trainer.team.set_rules("proj", four_eyes=True)
+    shown = json.loads(ok(run(lived.home, "history", "proj", "--json", capfd=capfd)).out)
+    assert [(e["kind"], e["by"], e["version"]) for e in shown] == [
+        ("approved", "reviewer1", lived.version),
+        ("deployed", "ops1", lived.version),
+        ("retired", "ops1", lived.version),
+        ("rules", "trainer1", None),
+    ]
+    assert [e["text"] for e in shown] == [
+        "beats the baseline",
+        "scores score, schedule 0 6 * * * (Europe/Paris)",
+        "replaced",
+        "set approvers anyone; four eyes",
+    ]
+    assert shown[0]["at"] == iso(START + timedelta(minutes=7))
+    assert all(e["at"].endswith("Z") and len(e["at"]) == 24 for e in shown)
+    text = ok(run(lived.home, "history", "proj", capfd=capfd)).out.splitlines()
+    assert text[0].split() == ["TIME", "WHAT", "VERSION", "BY", "WHY", "DEPLOYMENT"]
+    assert "approved  scripted v1  reviewer1  beats the baseline" in text[1]
+
+
+# -- PostgreSQL: real roles --------------------------------------------------------------------
+
+APPEND_ONLY = ("approval", "job_event", "deployment_event", "project_event")
+
+
+def team_grants(database: str, group: str = "modeldeck_users") -> list[str]:
+    """The statements README.md shows: a group role that may use the schema but never change
+    or remove a row of the append-only tables, and the team's login roles in it."""
+    return [
+        f"DO $$ BEGIN CREATE ROLE {group} NOLOGIN; "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+        f'GRANT CONNECT ON DATABASE "{database}" TO {group}',
+        f"GRANT USAGE ON SCHEMA public TO {group}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {group}",
+        f"REVOKE UPDATE, DELETE ON {', '.join(APPEND_ONLY)} FROM {group}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {group}",
+        *(
+            f"DO $$ BEGIN CREATE ROLE {who} LOGIN IN ROLE {group}; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            for who in ("trainer1", "reviewer1")
+        ),
+        *(f"GRANT {group} TO {who}" for who in ("trainer1", "reviewer1")),
+    ]
+
+
+@dataclass
+class PgDatabase:
+    url: Any  # the database's URL (SQLAlchemy's), as its owner (the admin role)
+    admin: Any  # psycopg connection to the database, as its owner
+
+    def as_role(self, role: str) -> str:
+        """The URL of the database for ``role`` (trust authentication: no password)."""
+        return self.url.set(username=role, password=None).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_database(pg_server: Any) -> Iterator[PgDatabase]:
+    """A fresh PostgreSQL database of the run's server (``$MODELDECK_TEST_PG``), its schema
+    owned by the server's admin role, the team's roles granted as README.md says; dropped
+    afterwards. The roles are the server's and stay (they own nothing)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_server.fresh())
+    admin = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+    for statement in team_grants(str(url.database)):
+        admin.execute(statement)
+    try:
+        yield PgDatabase(url, admin)
+    finally:
+        admin.close()
+        pg_server.drop(url.render_as_string(hide_password=False))
+
+
+def test_four_eyes_with_real_roles_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    add_fast_stages(repo)
+    trainer = Deck(home=tmp_path / "trainer", db=pg_database.as_role("trainer1"))
+    reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
+    try:
+        assert trainer.team.whoami().to_json() == {"user": "trainer1", "via": "database"}
+        trainer.add_project("churn", repo)
+        trainer.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
+        trainer.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
+        trained = trainer.train("churn", "scripted", "train", {"lines": 1})
+        settle(trainer)
+        version = trainer.job(trained.id).version
+        assert version and trainer.job(trained.id).actor == "trainer1"
+        evaluated = trainer.evaluate(version, "test")
+        settle(trainer)
+        assert trainer.job(evaluated.id).status == "completed"
+        reviewer.team.set_rules("churn", four_eyes=True)
+        with pytest.raises(ModelDeckError) as refusal:
+            trainer.approve(version, "mine is great")
+        assert str(refusal.value) == (
+            f"trainer1 trained {version} and may not approve it "
+            "(four eyes are required in project churn)"
+        )
+        assert trainer.version(version).status == "evaluated"
+        approved = reviewer.approve(version, "checked on the holdout")
+        assert approved.actor == "reviewer1"
+        settle(reviewer)
+        assert reviewer.job(approved.id).status == "completed"
+        approval = reviewer.version(version).approval
+        assert (approval.decision, approval.by) == ("approved", "reviewer1")
+        assert [e.by for e in reviewer.history.timeline("churn") if e.kind != "rules"] == [
+            "reviewer1"
+        ]
+    finally:
+        trainer.close()
+        reviewer.close()
+
+
+def test_approvals_and_events_are_append_only_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    import psycopg
+
+    add_fast_stages(repo)
+    deck = Deck(home=tmp_path / "home", db=pg_database.as_role("reviewer1"))
+    try:
+        deck.add_project("churn", repo)
+        deck.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
+        deck.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
+        job = deck.train("churn", "scripted", "train", {"lines": 1})
+        settle(deck)
+        version = deck.job(job.id).version
+        deck.evaluate(version, "test")
+        settle(deck)
+        deck.add_dataset("churn", "score", repo / "data" / "score.csv")
+        deck.team.set_rules("churn", approvers=["reviewer1"])
+        deck.approve(version, "fine")
+        settle(deck)
+        deck.deploy(version, "score")
+        settle(deck)
+        assert deck.deployments("churn")[0].status == "active"
+    finally:
+        deck.close()
+    tampering = {
+        "approval": "UPDATE approval SET by = 'trainer1', reason = 'rubber stamp'",
+        "job_event": "UPDATE job_event SET message = 'nothing happened'",
+        "deployment_event": "DELETE FROM deployment_event",
+        "project_event": "DELETE FROM project_event",
+    }
+    counts = (
+        "SELECT (SELECT count(*) FROM approval), (SELECT count(*) FROM job_event), "
+        "(SELECT count(*) FROM deployment_event), (SELECT count(*) FROM project_event)"
+    )
+    before = pg_database.admin.execute(counts).fetchone()
+    kept = pg_database.admin.execute("SELECT by, reason FROM approval").fetchall()
+    assert kept == [("reviewer1", "fine")]
+    # A team member's own connection: refused by the grants (and the triggers behind them).
+    with psycopg.connect(
+        pg_database.url.set(drivername="postgresql", username="reviewer1").render_as_string(False),
+        autocommit=True,
+    ) as member:
+        for table, statement in tampering.items():
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused_:
+                member.execute(statement)
+            assert table in str(refused_.value)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            member.execute("TRUNCATE approval")
+    # Even the role that owns the tables: the triggers refuse it.
+    for table, statement in tampering.items():
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused_:
+            pg_database.admin.execute(statement)
+        assert f"{table} is append-only" in str(refused_.value)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        pg_database.admin.execute("TRUNCATE job_event")
+    assert pg_database.admin.execute(counts).fetchone() == before
+    assert pg_database.admin.execute("SELECT by, reason FROM approval").fetchall() == kept
+    assert min(before) > 0  # every table had rows to protect
