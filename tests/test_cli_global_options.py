@@ -123,6 +123,13 @@ CASES: dict[str, Case] = {
         ],
         lambda h, d, out: _is([a.id for a in d.alerts.list("proj")], [out["id"]]),
     ),
+    "whoami": Case(
+        lambda h: ["whoami"], lambda h, d, out: _is(out["user"], d.team.whoami().user)
+    ),
+    "history": Case(
+        lambda h: ["history", "proj"],
+        lambda h, d, out: _is(len(out) > 0, True),
+    ),
 }
 
 

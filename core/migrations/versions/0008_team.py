@@ -3,7 +3,7 @@ project's own append-only timeline (who changed those, when), and, on PostgreSQL
 and events that nobody can edit or delete, not even with a direct ``UPDATE``.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 """
 
 import sqlalchemy as sa
