@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
 from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.home import new_id
+from core.jobrow import JobRow
 from core.lifecycle import JOB_MOVES, JobStatus, JobType, Trigger
 from core.models import Job
 from core.records import actor, add_event
@@ -58,6 +60,42 @@ def move(
     if event is not None:
         kind, message, details = event
         add_event(s, job, kind, message, at, details)
+    return True
+
+
+def end(
+    conn: Connection,
+    row: JobRow,
+    to: JobStatus,
+    at: datetime,
+    message: str,
+    details: dict[str, Any],
+    error: str | None = None,
+    exit_code: int | None = None,
+) -> bool:
+    """``finish`` for a ``JobRow`` (the engine's Core-level path): one guarded ``UPDATE``
+    with the row's other changes, then one ``INSERT`` of all its pending events, the final
+    one among them. False (nothing written) when the row's status is no longer the one read."""
+    frm = JobStatus(row.status)
+    if (frm, to) not in JOB_MOVES:
+        raise ForbiddenMove(f"job {row.id} cannot go from {frm.value} to {to.value}")
+    row.add_event(JobEventKind(to.value), message, at, details)
+    table = Job.__table__
+    values = {
+        **row.changes(),
+        "status": to.value,
+        "error": error,
+        "finished_at": at,
+        "exit_code": exit_code,
+    }
+    moved = conn.execute(
+        update(table).where(table.c.id == row.id, table.c.status == frm.value).values(**values)
+    ).rowcount
+    if moved != 1:
+        return False
+    row.written(values)
+    row.status = to.value
+    row.write_events(conn)
     return True
 
 

@@ -16,10 +16,10 @@ from core.db import storage_full
 from core.effects import apply_inline
 from core.errors import ModelDeckError
 from core.events import JobEventKind
+from core.jobrow import JobRow
 from core.lifecycle import ACTIVE_STATUSES, RULES, JobStatus, JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
 from core.procfs import HOST
-from core.records import add_event
 from core.runner import CLEANUP_GRACE
 from core.store import Store
 
@@ -316,26 +316,35 @@ class Dispatcher:
         job_dir.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
         with self.store.writer() as s:
-            job = s.get(Job, job_id)
+            conn = s.connection()
+            job = JobRow.load(conn, job_id)
+            if job is None or job.status not in ACTIVE_STATUSES:
+                return  # ended meanwhile (recovery, another engine): nothing of it ran
             now = self.store.now()
-            add_event(
-                s,
-                job,
+            job.add_event(
                 JobEventKind.started,
                 f"{job.type} started",
                 now,
                 {"host": HOST, "pid": os.getpid(), "engine": self.engine_id},
             )
+            mark = job.mark()
             try:
                 with s.begin_nested():
                     apply_inline(s, job, now, lines)
             except ModelDeckError as exc:
+                job.undo(mark)
                 lines.append(f"error: {exc.message}")
                 details = {"error": exc.message}
-                jobs.finish(s, job, JobStatus.failed, now, exc.message, details, exc.message, 1)
+                ended = jobs.end(
+                    conn, job, JobStatus.failed, now, exc.message, details, exc.message, 1
+                )
             else:
                 done = f"{job.type} completed"
-                jobs.finish(s, job, JobStatus.completed, now, done, {"duration": 0.0}, None, 0)
+                ended = jobs.end(
+                    conn, job, JobStatus.completed, now, done, {"duration": 0.0}, None, 0
+                )
+            if not ended:
+                return  # stopped meanwhile (the session rolls back): its stop says so
             s.commit()
         # Only what happened goes to the log: after the commit (a commit that fails puts the
         # job back in the queue, and its next run writes the log).
