@@ -112,24 +112,27 @@ def _set_status(s: Session, job: JobRow, v: ModelVersion, now: datetime) -> None
 def _new_version(
     s: Session,
     job: JobRow,
-    model: tuple[str, str, str],
+    model_id: str | None,
     staging: Path,
     artifacts_root: Path,
     status: VersionStatus,
     now: datetime,
     **fields: Any,
 ) -> tuple[str, Path]:
-    """A new version of ``model`` (its id, project id and name), by Core statements: its
-    id and its artifact folder (where its files go once the transaction has committed)."""
-    model_id, project_id, model_name = model
+    """A new version of the model ``model_id``, by Core statements: its id and its artifact
+    folder (where its files go once the transaction has committed)."""
     conn = s.connection()
     table = ModelVersion.__table__
-    number = (
-        conn.execute(
-            core_select(func.max(table.c.number)).where(table.c.model_id == model_id)
-        ).scalar()
-        or 0
-    ) + 1
+    models = Model.__table__
+    last = core_select(func.max(table.c.number)).where(table.c.model_id == models.c.id)
+    model = conn.execute(  # the model and its last number, in one statement
+        core_select(models.c.project_id, models.c.name, last.scalar_subquery()).where(
+            models.c.id == model_id
+        )
+    ).first()
+    if model is None:
+        raise ModelDeckError(f"model {model_id} no longer exists")
+    project_id, model_name, number = model[0], model[1], (model[2] or 0) + 1
     # Named by ids, never by what a user typed: no name can reach another model's folder.
     # A folder already there is never removed (a row may point at it): the job fails.
     version_id = new_id("v")
@@ -228,22 +231,10 @@ def trained(
     now: datetime,
 ) -> Path | None:
     """A training: a new version of its model, with the metrics it recorded."""
-    table = Model.__table__
-    model = (
-        s.connection()
-        .execute(
-            core_select(table.c.id, table.c.project_id, table.c.name).where(
-                table.c.id == job.model_id
-            )
-        )
-        .first()
-    )
-    if model is None:
-        raise ModelDeckError(f"model {job.model_id} no longer exists")
     version_id, final = _new_version(
         s,
         job,
-        tuple(model),
+        job.model_id,
         staging,
         artifacts_root,
         VersionStatus.trained,
@@ -287,7 +278,7 @@ def imported(
     _, final = _new_version(
         s,
         job,
-        (model.id, model.project_id, model.name),
+        model.id,
         staging,
         artifacts_root,
         VersionStatus.imported,

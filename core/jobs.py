@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from core.errors import ModelDeckError
 from core.events import JobEventKind
@@ -105,24 +105,33 @@ def claim(s: Session, job: Job, at: datetime, engine_id: str, host: str) -> bool
 
 
 def claim_many(
-    s: Session, job_ids: Sequence[str], at: datetime, engine_id: str, host: str
-) -> list[str]:
+    s: Session,
+    job_ids: Sequence[str],
+    at: datetime,
+    engine_id: str,
+    host: str,
+    columns: Sequence[Any] = (),
+) -> list[Any]:
     """queued -> running for one engine, several jobs in one Core-level statement (no ORM
-    objects, no event: a claim leaves none); the ids it took, in the order given. A job
+    objects, no event: a claim leaves none); the ids it took, in the order given (with
+    ``columns`` of ``job``: the rows it took, each with its ``id``, as they are now). A job
     that is no longer queued (another engine took it, a stop cancelled it) is left out."""
     if not job_ids:
         return []
     if not can_move(JobStatus.queued, JobStatus.running):
         raise ForbiddenMove("jobs cannot go from queued to running")
+    table = Job.__table__
     took = {
-        row[0]
+        row.id: row
         for row in s.connection().execute(
-            update(Job)
-            .where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.queued.value)  # type: ignore[arg-type]
+            update(table)
+            .where(table.c.id.in_(list(job_ids)), table.c.status == JobStatus.queued.value)
             .values(status=JobStatus.running.value, engine_id=engine_id, host=host, started_at=at)
-            .returning(Job.id)  # type: ignore[arg-type]
+            .returning(table.c.id, *(c for c in columns if c.name != "id"))
         )
     }
+    if columns:
+        return [took[job_id] for job_id in job_ids if job_id in took]
     return [job_id for job_id in job_ids if job_id in took]
 
 
