@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -109,6 +109,17 @@ def _set_status(s: Session, job: JobRow, v: ModelVersion, now: datetime) -> None
     s.add(v)
 
 
+_versions, _models = ModelVersion.__table__, Model.__table__
+# A model and the last number of its versions, in one statement (built once).
+_MODEL_AND_LAST_NUMBER = core_select(
+    _models.c.project_id,
+    _models.c.name,
+    core_select(func.max(_versions.c.number))
+    .where(_versions.c.model_id == _models.c.id)
+    .scalar_subquery(),
+).where(_models.c.id == bindparam("model_id"))
+
+
 def _new_version(
     s: Session,
     job: JobRow,
@@ -123,13 +134,7 @@ def _new_version(
     folder (where its files go once the transaction has committed)."""
     conn = s.connection()
     table = ModelVersion.__table__
-    models = Model.__table__
-    last = core_select(func.max(table.c.number)).where(table.c.model_id == models.c.id)
-    model = conn.execute(  # the model and its last number, in one statement
-        core_select(models.c.project_id, models.c.name, last.scalar_subquery()).where(
-            models.c.id == model_id
-        )
-    ).first()
+    model = conn.execute(_MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
     if model is None:
         raise ModelDeckError(f"model {model_id} no longer exists")
     project_id, model_name, number = model[0], model[1], (model[2] or 0) + 1
@@ -142,17 +147,21 @@ def _new_version(
     # The files move in only once the transaction has committed (``place_artifacts``): a
     # commit that fails leaves them in staging, for the retry to find.
     conn.execute(
-        insert(table).values(
-            id=version_id,
-            model_id=model_id,
-            number=number,
-            status=status.value,
-            artifact_dir=str(final),
-            job_id=job.id,
-            created_at=now,
-            updated_at=now,
-            **{"hyperparameters": {}, "source": {}, "columns": None, **fields},
-        )
+        insert(table),
+        {
+            "id": version_id,
+            "model_id": model_id,
+            "number": number,
+            "status": status.value,
+            "artifact_dir": str(final),
+            "job_id": job.id,
+            "created_at": now,
+            "updated_at": now,
+            "hyperparameters": {},
+            "source": {},
+            "columns": None,
+            **fields,
+        },
     )
     job.version_id = version_id
     files = (
@@ -190,9 +199,14 @@ def _record_metrics(
     if not metrics:
         return
     s.connection().execute(
-        insert(MetricsRecord.__table__).values(
-            version_id=version_id, job_id=job.id, dataset_id=job.dataset_id, at=now, metrics=metrics
-        )
+        insert(MetricsRecord.__table__),
+        {
+            "version_id": version_id,
+            "job_id": job.id,
+            "dataset_id": job.dataset_id,
+            "at": now,
+            "metrics": metrics,
+        },
     )
 
 

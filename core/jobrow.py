@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from core.models import Job, JobEvent
@@ -44,7 +44,10 @@ WRITABLE = (
     "events_offset",
     "next_seq",
 )
-_SELECT = select(*(_JOB.c[name] for name in READ + WRITABLE))
+# Statements built once (their compiled form is cached): values are bound when they run.
+_LOAD = select(*(_JOB.c[name] for name in READ + WRITABLE)).where(_JOB.c.id == bindparam("row_id"))
+_SAVE = update(_JOB).where(_JOB.c.id == bindparam("row_id"))
+_INSERT_EVENTS = insert(_EVENT)
 
 
 @dataclass
@@ -75,7 +78,7 @@ class JobRow:
     @classmethod
     def load(cls, conn: Connection, job_id: str) -> JobRow | None:
         """The job's row, read in ``conn``'s transaction; None when there is none."""
-        got = conn.execute(_SELECT.where(_JOB.c.id == job_id)).first()
+        got = conn.execute(_LOAD, {"row_id": job_id}).first()
         if got is None:
             return None
         values = dict(got._mapping)
@@ -128,7 +131,7 @@ class JobRow:
     def write_events(self, conn: Connection) -> None:
         """Insert the pending events, all in one statement."""
         if self.events:
-            conn.execute(insert(_EVENT), self.events)
+            conn.execute(_INSERT_EVENTS, self.events)
             self.events = []
 
     def save(self, conn: Connection) -> bool:
@@ -138,7 +141,7 @@ class JobRow:
         if not values and not self.events:
             return False
         if values:
-            conn.execute(update(_JOB).where(_JOB.c.id == self.id).values(**values))
+            conn.execute(_SAVE, {"row_id": self.id, **values})
             self.written(values)
         self.write_events(conn)
         return True

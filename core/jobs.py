@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -63,6 +63,12 @@ def move(
     return True
 
 
+# ``end``'s guarded UPDATE, built once: the columns it sets are the keys it is run with.
+_END = update(Job.__table__).where(
+    Job.__table__.c.id == bindparam("row_id"), Job.__table__.c.status == bindparam("row_status")
+)
+
+
 def end(
     conn: Connection,
     row: JobRow,
@@ -80,7 +86,6 @@ def end(
     if (frm, to) not in JOB_MOVES:
         raise ForbiddenMove(f"job {row.id} cannot go from {frm.value} to {to.value}")
     row.add_event(JobEventKind(to.value), message, at, details)
-    table = Job.__table__
     values = {
         **row.changes(),
         "status": to.value,
@@ -88,9 +93,7 @@ def end(
         "finished_at": at,
         "exit_code": exit_code,
     }
-    moved = conn.execute(
-        update(table).where(table.c.id == row.id, table.c.status == frm.value).values(**values)
-    ).rowcount
+    moved = conn.execute(_END, {"row_id": row.id, "row_status": frm.value, **values}).rowcount
     if moved != 1:
         return False
     row.written(values)
