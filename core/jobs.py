@@ -20,7 +20,7 @@ from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.home import new_id
 from core.jobrow import JobRow
-from core.lifecycle import JOB_MOVES, JobStatus, JobType, Trigger
+from core.lifecycle import FINAL_STATUSES, JOB_MOVES, JobStatus, JobType, Trigger
 from core.models import Job
 from core.records import actor, add_event
 
@@ -83,7 +83,7 @@ def end(
     with the row's other changes, then one ``INSERT`` of all its pending events, the final
     one among them. False (nothing written) when the row's status is no longer the one read."""
     frm = JobStatus(row.status)
-    if (frm, to) not in JOB_MOVES:
+    if (frm, to) not in JOB_MOVES or to not in FINAL_STATUSES:
         raise ForbiddenMove(f"job {row.id} cannot go from {frm.value} to {to.value}")
     row.add_event(JobEventKind(to.value), message, at, details)
     values = {
