@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
 from core import schedule as cron
@@ -29,6 +30,7 @@ from core.evaluations import (
 )
 from core.events import DeploymentEventKind, JobEventKind
 from core.home import new_id
+from core.jobrow import JobRow
 from core.lifecycle import (
     DeploymentStatus,
     JobType,
@@ -40,7 +42,6 @@ from core.models import (
     Approval,
     Dataset,
     Deployment,
-    Job,
     MetricsRecord,
     Model,
     ModelVersion,
@@ -50,7 +51,6 @@ from core.models import (
 from core.predictions import clean_summary, summary_text
 from core.records import (
     add_deployment_event,
-    add_event,
     identical_deployment,
     identical_deployment_message,
     identical_message,
@@ -59,7 +59,7 @@ from core.records import (
 from core.team import decision_refusal
 
 
-def _version(s: Session, job: Job) -> ModelVersion:
+def _version(s: Session, job: JobRow) -> ModelVersion:
     v = s.get(ModelVersion, job.version_id) if job.version_id else None
     if v is None:
         raise ModelDeckError(f"version {job.version_id} no longer exists")
@@ -71,7 +71,7 @@ def _version(s: Session, job: Job) -> ModelVersion:
     return v
 
 
-def _active_deployment(s: Session, job: Job) -> Deployment:
+def _active_deployment(s: Session, job: JobRow) -> Deployment:
     d = s.get(Deployment, job.deployment_id) if job.deployment_id else None
     if d is None:
         raise ModelDeckError(f"deployment {job.deployment_id} no longer exists")
@@ -80,7 +80,7 @@ def _active_deployment(s: Session, job: Job) -> Deployment:
     return d
 
 
-def _decision_evaluations(s: Session, job: Job, v: ModelVersion) -> list[dict[str, Any]]:
+def _decision_evaluations(s: Session, job: JobRow, v: ModelVersion) -> list[dict[str, Any]]:
     """The evaluations an approval or rejection is made on: those its job names (the ones the
     approver was shown when it was submitted), else the one the version is judged on now."""
     history = metrics_history(s, v)
@@ -98,12 +98,10 @@ def _decision_evaluations(s: Session, job: Job, v: ModelVersion) -> list[dict[st
     return [evaluation_ref(judged)] if judged else []
 
 
-def _set_status(s: Session, job: Job, v: ModelVersion, now: datetime) -> None:
+def _set_status(s: Session, job: JobRow, v: ModelVersion, now: datetime) -> None:
     new = version_after(JobType(job.type), v.status)
     if new != v.status:
-        add_event(
-            s,
-            job,
+        job.add_event(
             JobEventKind.version_status,
             f"version {v.number} {v.status} → {new}",
             now,
@@ -114,56 +112,73 @@ def _set_status(s: Session, job: Job, v: ModelVersion, now: datetime) -> None:
     s.add(v)
 
 
+_versions, _models = ModelVersion.__table__, Model.__table__
+# A model and the last number of its versions, in one statement (built once).
+_MODEL_AND_LAST_NUMBER = core_select(
+    _models.c.project_id,
+    _models.c.name,
+    core_select(func.max(_versions.c.number))
+    .where(_versions.c.model_id == _models.c.id)
+    .scalar_subquery(),
+).where(_models.c.id == bindparam("model_id"))
+
+
 def _new_version(
     s: Session,
-    job: Job,
-    model: Model,
+    job: JobRow,
+    model_id: str | None,
     staging: Path,
     artifacts_root: Path,
     status: VersionStatus,
     now: datetime,
     **fields: Any,
-) -> ModelVersion:
-    number = (
-        s.exec(select(func.max(ModelVersion.number)).where(ModelVersion.model_id == model.id)).one()
-        or 0
-    ) + 1
+) -> tuple[str, Path]:
+    """A new version of the model ``model_id``, by Core statements: its id and its artifact
+    folder (where its files go once the transaction has committed)."""
+    conn = s.connection()
+    table = ModelVersion.__table__
+    model = conn.execute(_MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
+    if model is None:
+        raise ModelDeckError(f"model {model_id} no longer exists")
+    project_id, model_name, number = model[0], model[1], (model[2] or 0) + 1
     # Named by ids, never by what a user typed: no name can reach another model's folder.
     # A folder already there is never removed (a row may point at it): the job fails.
     version_id = new_id("v")
-    final = artifacts_root / model.project_id / model.id / version_id
+    final = artifacts_root / project_id / model_id / version_id
     if final.exists():
         raise ModelDeckError(f"artifact folder {final} already exists: it is left alone")
     # The files move in only once the transaction has committed (``place_artifacts``): a
     # commit that fails leaves them in staging, for the retry to find.
-    v = ModelVersion(
-        id=version_id,
-        model_id=model.id,
-        number=number,
-        status=status.value,
-        artifact_dir=str(final),
-        job_id=job.id,
-        created_at=now,
-        updated_at=now,
-        **fields,
+    conn.execute(
+        insert(table),
+        {
+            "id": version_id,
+            "model_id": model_id,
+            "number": number,
+            "status": status.value,
+            "artifact_dir": str(final),
+            "job_id": job.id,
+            "created_at": now,
+            "updated_at": now,
+            "hyperparameters": {},
+            "source": {},
+            "columns": None,
+            **fields,
+        },
     )
-    s.add(v)
-    s.flush()
-    job.version_id = v.id
+    job.version_id = version_id
     files = (
         sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         if staging.is_dir()
         else []
     )
-    add_event(
-        s,
-        job,
+    job.add_event(
         JobEventKind.version_created,
-        f"{model.name} version {number} created ({status.value})",
+        f"{model_name} version {number} created ({status.value})",
         now,
-        {"version": v.id, "number": number, "artifacts": files, "artifact_dir": str(final)},
+        {"version": version_id, "number": number, "artifacts": files, "artifact_dir": str(final)},
     )
-    return v
+    return version_id, final
 
 
 def place_artifacts(staging: Path, final: Path) -> None:
@@ -182,27 +197,32 @@ def place_artifacts(staging: Path, final: Path) -> None:
 
 
 def _record_metrics(
-    s: Session, job: Job, v: ModelVersion, metrics: dict[str, Any], now: datetime
+    s: Session, job: JobRow, version_id: str, metrics: dict[str, Any], now: datetime
 ) -> None:
     if not metrics:
         return
-    s.add(
-        MetricsRecord(
-            version_id=v.id, job_id=job.id, dataset_id=job.dataset_id, at=now, metrics=metrics
-        )
+    s.connection().execute(
+        insert(MetricsRecord.__table__),
+        {
+            "version_id": version_id,
+            "job_id": job.id,
+            "dataset_id": job.dataset_id,
+            "at": now,
+            "metrics": metrics,
+        },
     )
 
 
 # The effect of each kind of job, as ``core.kinds`` names them. A code job's takes its
 # runner's result; what it returns is a new version's artifact folder (or None).
-ResultEffect = Callable[[Session, Job, dict[str, Any], Path, Path, datetime], Path | None]
+ResultEffect = Callable[[Session, JobRow, dict[str, Any], Path, Path, datetime], Path | None]
 # A job that runs no code does all it does here, and says what in ``log``.
-InlineEffect = Callable[[Session, Job, datetime, list[str]], None]
+InlineEffect = Callable[[Session, JobRow, datetime, list[str]], None]
 
 
 def apply_result(
     s: Session,
-    job: Job,
+    job: JobRow,
     result: dict[str, Any],
     staging: Path,
     artifacts_root: Path,
@@ -221,18 +241,17 @@ def apply_result(
 
 def trained(
     s: Session,
-    job: Job,
+    job: JobRow,
     result: dict[str, Any],
     staging: Path,
     artifacts_root: Path,
     now: datetime,
 ) -> Path | None:
     """A training: a new version of its model, with the metrics it recorded."""
-    model = s.get(Model, job.model_id)
-    v = _new_version(
+    version_id, final = _new_version(
         s,
         job,
-        model,
+        job.model_id,
         staging,
         artifacts_root,
         VersionStatus.trained,
@@ -242,13 +261,13 @@ def trained(
         code_fingerprint=job.params.get("code_fingerprint"),
         columns=job.params.get("columns"),
     )
-    _record_metrics(s, job, v, result.get("metrics") or {}, now)
-    return Path(v.artifact_dir)
+    _record_metrics(s, job, version_id, result.get("metrics") or {}, now)
+    return final
 
 
 def imported(
     s: Session,
-    job: Job,
+    job: JobRow,
     result: dict[str, Any],
     staging: Path,
     artifacts_root: Path,
@@ -273,10 +292,10 @@ def imported(
             raise ModelDeckError(identical_message(job.params["source"], name, same))
     job.model_id = model.id
     source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
-    v = _new_version(
+    _, final = _new_version(
         s,
         job,
-        model,
+        model.id,
         staging,
         artifacts_root,
         VersionStatus.imported,
@@ -288,12 +307,12 @@ def imported(
         if isinstance(result.get("features"), list)
         else None,
     )
-    return Path(v.artifact_dir)
+    return final
 
 
 def evaluated(
     s: Session,
-    job: Job,
+    job: JobRow,
     result: dict[str, Any],
     staging: Path,
     artifacts_root: Path,
@@ -304,14 +323,14 @@ def evaluated(
     metrics = result.get("metrics") or {}
     if not metrics:
         raise ModelDeckError("the evaluation recorded no metrics")
-    _record_metrics(s, job, v, metrics, now)
+    _record_metrics(s, job, v.id, metrics, now)
     _set_status(s, job, v, now)
     return None
 
 
 def stats_computed(
     s: Session,
-    job: Job,
+    job: JobRow,
     result: dict[str, Any],
     staging: Path,
     artifacts_root: Path,
@@ -332,9 +351,7 @@ def stats_computed(
     v.updated_at = now
     s.add(v)
     cols = len(stats.get("columns", {}))
-    add_event(
-        s,
-        job,
+    job.add_event(
         JobEventKind.statistics_computed,
         f"statistics of {cols} columns of {stats.get('dataset') or 'the dataset'} stored",
         now,
@@ -345,7 +362,7 @@ def stats_computed(
 
 def predicted(
     s: Session,
-    job: Job,
+    job: JobRow,
     result: dict[str, Any],
     staging: Path,
     artifacts_root: Path,
@@ -356,9 +373,7 @@ def predicted(
     d = _active_deployment(s, job)
     summary = clean_summary(result.get("predictions"))
     files = f"{len(job.outputs or [])} output file(s)"
-    add_event(
-        s,
-        job,
+    job.add_event(
         JobEventKind.predictions_written,
         f"{summary_text(summary)}; {files}" if summary else files,
         now,
@@ -382,14 +397,20 @@ def _dataset_file_info(value: Any) -> dict[str, Any] | None:
     return info
 
 
-def record_dataset_read(s: Session, job: Job, result: dict[str, Any], now: datetime) -> None:
+def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: datetime) -> None:
     """Keep the dataset file a job read (sha256, size, rows, columns) in the job's params and
     a ``dataset_read`` event; when the file changed since it was last seen, the dataset's
     rows, columns and sha256 follow it (a changed file is said in the event)."""
     info = _dataset_file_info(result.get("dataset_file"))
     if info is None or not job.dataset_id:
         return
-    ds = s.get(Dataset, job.dataset_id)
+    table = Dataset.__table__
+    conn = s.connection()
+    ds = conn.execute(
+        core_select(table.c.id, table.c.name, table.c.sha256, table.c.rows, table.c.columns).where(
+            table.c.id == job.dataset_id
+        )
+    ).first()
     if ds is None:
         return
     before = {"sha256": ds.sha256, "rows": ds.rows, "columns": ds.columns}
@@ -404,16 +425,16 @@ def record_dataset_read(s: Session, job: Job, result: dict[str, Any], now: datet
         message += f"{(before['sha256'] or '')[:12]})"
         details["before"] = before
     if ds.sha256 != info["sha256"]:
-        ds.sha256 = info["sha256"]
+        follow: dict[str, Any] = {"sha256": info["sha256"]}
         if rows is not None:
-            ds.rows = rows
+            follow["rows"] = rows
         if info.get("columns") is not None:
-            ds.columns = info["columns"]
-        s.add(ds)
-    add_event(s, job, JobEventKind.dataset_read, message, now, details)
+            follow["columns"] = info["columns"]
+        conn.execute(update(table).where(table.c.id == ds.id).values(**follow))
+    job.add_event(JobEventKind.dataset_read, message, now, details)
 
 
-def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+def apply_inline(s: Session, job: JobRow, now: datetime, log: list[str]) -> None:
     """Do a job that runs no code (approve, reject, deploy, retire) inside the transaction."""
     from core.kinds import KINDS  # it names the functions below: imported once they exist
 
@@ -423,7 +444,7 @@ def apply_inline(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     effect(s, job, now, log)
 
 
-def decided(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+def decided(s: Session, job: JobRow, now: datetime, log: list[str]) -> None:
     """An approval or a rejection: its record (on the evaluations it names), and the
     version's status moves on."""
     kind = JobType(job.type)
@@ -445,9 +466,7 @@ def decided(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     )
     _set_status(s, job, v, now)
     word = "approved" if kind == JobType.approve else "rejected"
-    add_event(
-        s,
-        job,
+    job.add_event(
         JobEventKind(word),
         f"version {v.number} {word} by {job.actor}: {reason}",
         now,
@@ -469,7 +488,7 @@ def decided(s: Session, job: Job, now: datetime, log: list[str]) -> None:
         log.append("  on no evaluation: the version has no evaluation metrics")
 
 
-def deployed(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+def deployed(s: Session, job: JobRow, now: datetime, log: list[str]) -> None:
     """A deployment: active from now, its schedule's next run set."""
     v = _version(s, job)
     expr = job.params.get("schedule")
@@ -498,14 +517,14 @@ def deployed(s: Session, job: Job, now: datetime, log: list[str]) -> None:
         "timezone": tz,
         "next_run_at": d.next_run_at,
     }
-    add_event(s, job, JobEventKind.deployment_created, f"deployment {d.id} active", now, details)
+    job.add_event(JobEventKind.deployment_created, f"deployment {d.id} active", now, details)
     add_deployment_event(
         s, d.id, DeploymentEventKind.created, f"deployed version {v.number}", now, details
     )
     log.append(f"deployed version {v.id} as {d.id}" + (f", schedule {expr} ({tz})" if expr else ""))
 
 
-def retired(s: Session, job: Job, now: datetime, log: list[str]) -> None:
+def retired(s: Session, job: JobRow, now: datetime, log: list[str]) -> None:
     """A deployment retired; its version too when no active deployment of it is left."""
     d = _active_deployment(s, job)
     reason = job.params.get("reason") or None
@@ -516,9 +535,7 @@ def retired(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     s.add(d)
     why = f": {reason}" if reason else ""
     details = {"deployment": d.id, "by": job.actor, "reason": reason}
-    add_event(
-        s, job, JobEventKind.deployment_retired, f"deployment {d.id} retired{why}", now, details
-    )
+    job.add_event(JobEventKind.deployment_retired, f"deployment {d.id} retired{why}", now, details)
     add_deployment_event(
         s, d.id, DeploymentEventKind.retired, f"retired by {job.actor}{why}", now, details
     )
@@ -532,9 +549,7 @@ def retired(s: Session, job: Job, now: datetime, log: list[str]) -> None:
     ).first()
     v = s.get(ModelVersion, d.version_id)
     if others is None and v.status != VersionStatus.retired.value:
-        add_event(
-            s,
-            job,
+        job.add_event(
             JobEventKind.version_status,
             f"version {v.number} {v.status} → retired",
             now,

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
 
 from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.home import new_id
-from core.lifecycle import JOB_MOVES, JobStatus, JobType, Trigger
+from core.jobrow import JobRow
+from core.lifecycle import FINAL_STATUSES, JOB_MOVES, JobStatus, JobType, Trigger
 from core.models import Job
 from core.records import add_event
 
@@ -61,30 +63,78 @@ def move(
     return True
 
 
+# ``end``'s guarded UPDATE, built once: the columns it sets are the keys it is run with.
+_END = update(Job.__table__).where(
+    Job.__table__.c.id == bindparam("row_id"), Job.__table__.c.status == bindparam("row_status")
+)
+
+
+def end(
+    conn: Connection,
+    row: JobRow,
+    to: JobStatus,
+    at: datetime,
+    message: str,
+    details: dict[str, Any],
+    error: str | None = None,
+    exit_code: int | None = None,
+) -> bool:
+    """``finish`` for a ``JobRow`` (the engine's Core-level path): one guarded ``UPDATE``
+    with the row's other changes, then one ``INSERT`` of all its pending events, the final
+    one among them. False (nothing written) when the row's status is no longer the one read."""
+    frm = JobStatus(row.status)
+    if (frm, to) not in JOB_MOVES or to not in FINAL_STATUSES:
+        raise ForbiddenMove(f"job {row.id} cannot go from {frm.value} to {to.value}")
+    row.add_event(JobEventKind(to.value), message, at, details)
+    values = {
+        **row.changes(),
+        "status": to.value,
+        "error": error,
+        "finished_at": at,
+        "exit_code": exit_code,
+    }
+    moved = conn.execute(_END, {"row_id": row.id, "row_status": frm.value, **values}).rowcount
+    if moved != 1:
+        return False
+    row.written(values)
+    row.status = to.value
+    row.write_events(conn)
+    return True
+
+
 def claim(s: Session, job: Job, at: datetime, engine_id: str, host: str) -> bool:
     """queued -> running for one engine: only one engine ever takes a job out of the queue."""
     return move(s, job, JobStatus.running, at, engine_id=engine_id, host=host, started_at=at)
 
 
 def claim_many(
-    s: Session, job_ids: Sequence[str], at: datetime, engine_id: str, host: str
-) -> list[str]:
+    s: Session,
+    job_ids: Sequence[str],
+    at: datetime,
+    engine_id: str,
+    host: str,
+    columns: Sequence[Any] = (),
+) -> list[Any]:
     """queued -> running for one engine, several jobs in one Core-level statement (no ORM
-    objects, no event: a claim leaves none); the ids it took, in the order given. A job
+    objects, no event: a claim leaves none); the ids it took, in the order given (with
+    ``columns`` of ``job``: the rows it took, each with its ``id``, as they are now). A job
     that is no longer queued (another engine took it, a stop cancelled it) is left out."""
     if not job_ids:
         return []
     if not can_move(JobStatus.queued, JobStatus.running):
         raise ForbiddenMove("jobs cannot go from queued to running")
+    table = Job.__table__
     took = {
-        row[0]
+        row.id: row
         for row in s.connection().execute(
-            update(Job)
-            .where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.queued.value)  # type: ignore[arg-type]
+            update(table)
+            .where(table.c.id.in_(list(job_ids)), table.c.status == JobStatus.queued.value)
             .values(status=JobStatus.running.value, engine_id=engine_id, host=host, started_at=at)
-            .returning(Job.id)  # type: ignore[arg-type]
+            .returning(table.c.id, *(c for c in columns if c.name != "id"))
         )
     }
+    if columns:
+        return [took[job_id] for job_id in job_ids if job_id in took]
     return [job_id for job_id in job_ids if job_id in took]
 
 

@@ -16,10 +16,10 @@ from core.db import lock_keys, storage_full
 from core.effects import apply_inline
 from core.errors import ModelDeckError
 from core.events import JobEventKind
+from core.jobrow import JobRow
 from core.lifecycle import ACTIVE_STATUSES, RULES, JobStatus, JobType
-from core.models import Dataset, Job, Model, ModelVersion, Project
+from core.models import Job
 from core.procfs import HOST
-from core.records import add_event
 from core.runner import CLEANUP_GRACE
 from core.store import Store
 
@@ -27,7 +27,7 @@ from .common import describe, log
 from .executor import LOCAL, Executors, JobSpec
 from .follower import Follower, Running
 from .outcome import Outcomes
-from .spec import job_spec
+from .spec import JOB_COLUMNS, SpecRows, job_spec
 
 # What a job's start may fail with that is the job's own failure ("could not start the job").
 START_ERRORS = (OSError, ValueError, ModelDeckError)
@@ -46,23 +46,7 @@ class Claimed:
     error: Exception | None = None  # reading its spec failed
 
 
-SpecFn = Callable[[Store, Session, Job], tuple[dict[str, Any], str, Any]]
-
-
-def _preload(s: Session, code_jobs: list[Job]) -> list[object]:
-    """Load the projects, models, versions and datasets of ``code_jobs`` into ``s``."""
-    if not code_jobs:
-        return []
-    loaded: list[object] = []
-    for table, ids in (
-        (Project, {job.project_id for job in code_jobs}),
-        (Model, {job.model_id for job in code_jobs}),
-        (ModelVersion, {job.version_id for job in code_jobs if job.version_id}),
-        (Dataset, {job.dataset_id for job in code_jobs if job.dataset_id}),
-    ):
-        if ids:
-            loaded += s.exec(select(table).where(col(table.id).in_(ids))).all()
-    return loaded
+SpecFn = Callable[[Store, SpecRows, Any], tuple[dict[str, Any], str, Any]]
 
 
 class Dispatcher:
@@ -191,19 +175,21 @@ class Dispatcher:
                         continue
                     busy.add(dep)
                 picked.append(job_id)
-            took = jobs.claim_many(s, picked, self.store.now(), self.engine_id, HOST)
-            rows = {job.id: job for job in s.exec(select(Job).where(col(Job.id).in_(took)))}
-            # What their specs look up, loaded in one query a table: the spec's own lookups
-            # then find them in the session. (Its identity map is weak: keep them referenced.)
-            loaded = _preload(s, [job for job in rows.values() if job.model_id])
+            # The rows it took come back from the claim itself; what their specs read, in
+            # one query a table (Core statements: no ORM objects).
+            took = jobs.claim_many(
+                s, picked, self.store.now(), self.engine_id, HOST, columns=JOB_COLUMNS
+            )
+            code_jobs = [job for job in took if RULES[JobType(job.type)].runs_code]
+            rows = SpecRows(s.connection(), code_jobs) if code_jobs else None
             claimed: list[Claimed] = []
-            for job_id in took:
-                job = rows[job_id]
-                c = Claimed(job_id, RULES[JobType(job.type)].runs_code, job.deployment_id)
+            for job in took:
+                c = Claimed(job.id, RULES[JobType(job.type)].runs_code, job.deployment_id)
                 c.executor = job.executor or LOCAL
                 if c.runs_code:
                     try:
-                        runner_spec, python, code_dir = self.spec(self.store, s, job)
+                        assert rows is not None
+                        runner_spec, python, code_dir = self.spec(self.store, rows, job)
                         c.executor = self._executor_of(runner_spec, c.executor)
                         # How long what the job leaves running gets between SIGTERM and
                         # SIGKILL: well within the engine's own grace, so a stopped job can
@@ -214,7 +200,6 @@ class Dispatcher:
                         c.error = exc
                 claimed.append(c)
             s.commit()
-            del loaded
         return claimed
 
     def _start_claimed(self, claimed: list[Claimed]) -> None:
@@ -276,9 +261,10 @@ class Dispatcher:
         c = Claimed(job_id, True)
         try:
             with self.store.reader() as s:
-                job = s.get(Job, job_id)
+                conn = s.connection()
+                job = conn.execute(select(*JOB_COLUMNS).where(JOB_COLUMNS[0] == job_id)).one()
                 c.deployment_id, c.executor = job.deployment_id, job.executor or LOCAL
-                runner_spec, python, c.cwd = self.spec(self.store, s, job)
+                runner_spec, python, c.cwd = self.spec(self.store, SpecRows(conn, [job]), job)
                 c.executor = self._executor_of(runner_spec, c.executor)
                 runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
                 c.spec = JobSpec(runner_spec, python)
@@ -358,26 +344,35 @@ class Dispatcher:
         job_dir.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
         with self.store.writer() as s:
-            job = s.get(Job, job_id)
+            conn = s.connection()
+            job = JobRow.load(conn, job_id)
+            if job is None or job.status not in ACTIVE_STATUSES:
+                return  # ended meanwhile (recovery, another engine): nothing of it ran
             now = self.store.now()
-            add_event(
-                s,
-                job,
+            job.add_event(
                 JobEventKind.started,
                 f"{job.type} started",
                 now,
                 {"host": HOST, "pid": os.getpid(), "engine": self.engine_id},
             )
+            mark = job.mark()
             try:
                 with s.begin_nested():
                     apply_inline(s, job, now, lines)
             except ModelDeckError as exc:
+                job.undo(mark)
                 lines.append(f"error: {exc.message}")
                 details = {"error": exc.message}
-                jobs.finish(s, job, JobStatus.failed, now, exc.message, details, exc.message, 1)
+                ended = jobs.end(
+                    conn, job, JobStatus.failed, now, exc.message, details, exc.message, 1
+                )
             else:
                 done = f"{job.type} completed"
-                jobs.finish(s, job, JobStatus.completed, now, done, {"duration": 0.0}, None, 0)
+                ended = jobs.end(
+                    conn, job, JobStatus.completed, now, done, {"duration": 0.0}, None, 0
+                )
+            if not ended:
+                return  # stopped meanwhile (the session rolls back): its stop says so
             s.commit()
         # Only what happened goes to the log: after the commit (a commit that fails puts the
         # job back in the queue, and its next run writes the log).

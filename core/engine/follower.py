@@ -162,17 +162,20 @@ class Follower:
         transaction of Core statements. Until that works (a full disk), following a job
         tries again first."""
         now = self.store.now()
+        table = Job.__table__
+        c = table.c
+        events: list[dict[str, Any]] = []
         with self.store.writer() as s:
             conn = s.connection()
             for run in runs:
                 h = run.handle
                 row = conn.execute(
-                    update(Job)
+                    update(table)
                     .where(
-                        Job.id == run.job_id,  # type: ignore[arg-type]
-                        col(Job.pid).is_(None),
-                        col(Job.handle).is_(None),
-                        Job.engine_id == self.engine_id,  # type: ignore[arg-type]
+                        c.id == run.job_id,
+                        c.pid.is_(None),
+                        c.handle.is_(None),
+                        c.engine_id == self.engine_id,
                     )
                     .values(
                         pid=h.pid,
@@ -180,22 +183,22 @@ class Follower:
                         proc_start=h.start,
                         executor=h.executor,
                         handle=h.ref,
-                        next_seq=col(Job.next_seq) + 1,
+                        next_seq=c.next_seq + 1,
                     )
-                    .returning(Job.next_seq, Job.type)  # type: ignore[arg-type]
+                    .returning(c.next_seq, c.type)
                 ).first()
                 if row is None:
                     continue  # a real engine found the process first and follows it now
                 seq, kind = row
-                conn.execute(
-                    insert(JobEvent).values(
-                        job_id=run.job_id,
-                        seq=seq - 1,
-                        at=now,
-                        kind=JobEventKind.started,
-                        message=f"{kind} started "
+                events.append(
+                    {
+                        "job_id": run.job_id,
+                        "seq": seq - 1,
+                        "at": now,
+                        "kind": JobEventKind.started,
+                        "message": f"{kind} started "
                         + (f"on {HOST} ({h.where})" if h.pid else f"as {h.where}"),
-                        details={
+                        "details": {
                             "host": HOST,
                             "pid": h.pid,
                             "pgid": h.pgid,
@@ -204,8 +207,10 @@ class Follower:
                             "executor": h.executor,
                             **({"submission_id": h.name} if h.name else {}),
                         },
-                    )
+                    }
                 )
+            if events:  # all in one statement
+                conn.execute(insert(JobEvent.__table__), events)
             s.commit()
         for run in runs:
             run.unrecorded_python = None

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
-
 from core.events import JobEventKind
-from core.models import Job
+from core.jobrow import JobRow
 from core.records import (
     MAX_RECORD_BYTES,
     BadRecord,
     JobRecord,
-    add_event,
     excerpt,
     parse_job_record,
 )
@@ -25,8 +22,12 @@ from .common import SKIPS_LISTED, describe
 def job_event(store: Store, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
     """One event in a job's timeline, in a transaction of its own."""
     with store.writer() as s:
-        job = s.get(Job, job_id)
-        add_event(s, job, kind, message, store.now(), details)
+        conn = s.connection()
+        job = JobRow.load(conn, job_id)
+        if job is None:
+            return
+        job.add_event(kind, message, store.now(), details)
+        job.save(conn)
         s.commit()
 
 
@@ -57,10 +58,12 @@ class Ingest:
         told = job_id in self._unreadable
         try:
             with self.store.writer() as s:
-                job = s.get(Job, job_id)
+                conn = s.connection()
+                job = JobRow.load(conn, job_id)
                 if job is None or size <= job.events_offset:
                     return
-                if self._read(s, job, path, size):
+                self._read(job, path, size)
+                if job.save(conn):
                     s.commit()
         except BaseException:
             if not told:
@@ -72,26 +75,29 @@ class Ingest:
             return
         try:
             with self.store.writer() as s:
-                self._unreadable_event(s, s.get(Job, job_id), exc)
-                s.commit()
+                conn = s.connection()
+                job = JobRow.load(conn, job_id)
+                self._unreadable_event(job, exc)
+                if job is not None and job.save(conn):
+                    s.commit()
         except BaseException:
             self._unreadable.discard(job_id)
             raise
 
-    def ingest_into(self, s: Session, job: Job) -> None:
-        """The same inside the caller's write transaction (the one that ends the job)."""
+    def ingest_into(self, job: JobRow) -> None:
+        """The same into the caller's row (written by the transaction that ends the job)."""
         path = self.store.job_dir(job.id) / "events.jsonl"
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             return
         except OSError as exc:
-            self._unreadable_event(s, job, exc)
+            self._unreadable_event(job, exc)
             return
         if size > job.events_offset:
-            self._read(s, job, path, size)
+            self._read(job, path, size)
 
-    def _read(self, s: Session, job: Job, path: Path, size: int) -> bool:
+    def _read(self, job: JobRow, path: Path, size: int) -> bool:
         """Add the records between the job's offset and ``size``; whether anything changed."""
         now = self.store.now()
         pos = job.events_offset
@@ -99,7 +105,7 @@ class Ingest:
         try:
             fh = open(path, "rb")  # noqa: SIM115  (closed below)
         except OSError as exc:
-            return self._unreadable_event(s, job, exc)
+            return self._unreadable_event(job, exc)
         with fh:
             while pos < size:  # a chunk at a time: a backlog never sits in memory whole
                 fh.seek(pos)
@@ -122,9 +128,7 @@ class Ingest:
                     except BadRecord as exc:
                         bad += 1
                         if bad <= SKIPS_LISTED:
-                            add_event(
-                                s,
-                                job,
+                            job.add_event(
                                 JobEventKind.record_skipped,
                                 f"skipped a bad line of events.jsonl: {exc}",
                                 now,
@@ -137,13 +141,11 @@ class Ingest:
                 )
                 for i, rec in enumerate(good):
                     if rec.kind != JobEventKind.progress or i == last:
-                        add_event(s, job, rec.kind, rec.message, now, rec.details)
+                        job.add_event(rec.kind, rec.message, now, rec.details)
                 pos += consumed
         if bad > SKIPS_LISTED:
             more = bad - SKIPS_LISTED
-            add_event(
-                s,
-                job,
+            job.add_event(
                 JobEventKind.record_skipped,
                 f"skipped {more} more bad line(s) of events.jsonl",
                 now,
@@ -152,19 +154,16 @@ class Ingest:
         if pos == job.events_offset:
             return False
         job.events_offset = pos
-        s.add(job)
         return True
 
-    def _unreadable_event(self, s: Session, job: Job | None, exc: OSError) -> bool:
+    def _unreadable_event(self, job: JobRow | None, exc: OSError) -> bool:
         """The job's events.jsonl cannot be read (its code made it a folder, say): said once
         in its timeline; the job goes on, and ends, without its records. Whether an event
-        was added to ``s``."""
+        was added to ``job``."""
         if job is None or job.id in self._unreadable:
             return False
         reason = describe(exc)
-        add_event(
-            s,
-            job,
+        job.add_event(
             JobEventKind.record_skipped,
             f"could not read events.jsonl: {reason}",
             self.store.now(),

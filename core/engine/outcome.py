@@ -12,9 +12,9 @@ from core import jobs
 from core.effects import apply_result, place_artifacts, record_dataset_read
 from core.errors import ModelDeckError
 from core.events import JobEventKind
+from core.jobrow import JobRow
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
-from core.models import Job
-from core.records import add_event, clean_result
+from core.records import clean_result
 from core.store import Store
 
 from .common import NO_SPACE_ERROR, log
@@ -71,30 +71,33 @@ class Outcomes:
     ) -> None:
         now = self.store.now()
         with self.store.writer() as s, s.no_autoflush:
-            # Changes go to the database at the savepoint, the new version's insert and the
-            # commit only: not before every lookup (each flush updates the job row again).
-            job = s.get(Job, job_id)
+            # The job's row by Core statements (``JobRow``): read once, its changes and all
+            # its new events written with its end (``jobs.end``), not flushed bit by bit.
+            job = JobRow.load(s.connection(), job_id)
             if job is None or job.status not in ACTIVE_STATUSES:
                 self._notes.pop(job_id, None)
                 return  # finalised elsewhere: outcomes are recorded once
             # Its last records go in with its end: one transaction, not two.
-            self.ingest.ingest_into(s, job)
+            self.ingest.ingest_into(job)
             for kind, note, note_details in self._notes.get(job_id, []):
-                add_event(s, job, kind, note, now, note_details)
+                job.add_event(kind, note, now, note_details)
             out_dir = self.store.job_dir(job_id) / "output"
             job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
             record_dataset_read(s, job, result, now)
             staging = self.store.staging_dir(job.id)
             artifacts: Path | None = None
             if status == JobStatus.completed:
+                mark = job.mark()
                 try:
                     with s.begin_nested():
                         artifacts = apply_result(
                             s, job, result, staging, self.store.artifacts_dir, now
                         )
                 except ModelDeckError as exc:
+                    job.undo(mark)
                     status, error = JobStatus.failed, exc.message
                 except Exception as exc:  # a result we cannot apply is the job's failure
+                    job.undo(mark)
                     log.exception("applying the result of %s failed", job_id)
                     status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
             duration = (now - job.started_at).total_seconds() if job.started_at else None
@@ -106,7 +109,10 @@ class Outcomes:
                 JobStatus.failed: f"{job.type} failed: {error}",
                 JobStatus.cancelled: f"{job.type} cancelled",
             }[status]
-            jobs.finish(s, job, status, now, message, details, error, exit_code)
+            if not jobs.end(s.connection(), job, status, now, message, details, error, exit_code):
+                s.rollback()
+                self._notes.pop(job_id, None)
+                return  # finalised elsewhere meanwhile: outcomes are recorded once
             s.commit()
         self._notes.pop(job_id, None)
         # Only now that the version is recorded do its files move in: a commit that failed

@@ -7,15 +7,58 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Row
 
 from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
 from core.store import Store
 
+_JOB = Job.__table__
+# What a job's spec reads, and what the dispatcher needs to start it.
+JOB_COLUMNS = tuple(
+    _JOB.c[name]
+    for name in (
+        "id",
+        "type",
+        "project_id",
+        "model_id",
+        "version_id",
+        "dataset_id",
+        "deployment_id",
+        "executor",
+        "params",
+    )
+)
+_READ = (
+    ("project", Project, "project_id", ("repo",)),
+    ("model", Model, "model_id", ("kind", "name")),
+    ("version", ModelVersion, "version_id", ("artifact_dir", "hyperparameters")),
+    ("dataset", Dataset, "dataset_id", ("name", "path", "target", "id_column")),
+)
 
-def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, Path | None]:
+
+class SpecRows:
+    """The projects, models, versions and datasets that a batch of jobs' specs read, by
+    Core statements: one query a table, whatever the number of jobs."""
+
+    def __init__(self, conn: Connection, jobs: list[Any]) -> None:
+        self._rows: dict[str, dict[str, Row[Any]]] = {}
+        for name, model, key, columns in _READ:
+            ids = {getattr(job, key) for job in jobs if getattr(job, key)}
+            table = model.__table__
+            found = {}
+            if ids:
+                stmt = select(table.c.id, *(table.c[c] for c in columns))
+                found = {r.id: r for r in conn.execute(stmt.where(table.c.id.in_(ids)))}
+            self._rows[name] = found
+
+    def get(self, name: str, row_id: str | None) -> Any:
+        return self._rows[name].get(row_id) if row_id else None
+
+
+def job_spec(store: Store, rows: SpecRows, job: Any) -> tuple[dict[str, Any], str, Path | None]:
     """The runner's spec, the interpreter to run it with, and the code folder, as the job's
     kind says (``core.kinds``: its model folder, which code it is given).
 
@@ -25,10 +68,10 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
     from core.runner import CODE_COPY  # the runner's name for it (standard library only)
 
     job_dir = store.job_dir(job.id)
-    project = s.get(Project, job.project_id)
-    model = s.get(Model, job.model_id) if job.model_id else None
-    version = s.get(ModelVersion, job.version_id) if job.version_id else None
-    dataset = s.get(Dataset, job.dataset_id) if job.dataset_id else None
+    project = rows.get("project", job.project_id)
+    model = rows.get("model", job.model_id)
+    version = rows.get("version", job.version_id)
+    dataset = rows.get("dataset", job.dataset_id)
     flags = KINDS[JobType(job.type)].spec
     if flags is None:
         raise ValueError(f"job type {job.type!r} runs no code")
@@ -58,7 +101,7 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
         "code_source": code_source if code_dir else "builtin",
         "model_dir": str(model_dir) if model_dir else None,
         "output_dir": str(job_dir / "output"),
-        "hyperparameters": job.params.get("hyperparameters")
+        "hyperparameters": (job.params or {}).get("hyperparameters")
         or (version.hyperparameters if version else {}),
         "dataset": {
             "name": dataset.name,
@@ -70,7 +113,7 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
         else None,
         "version": job.version_id,
         "task": meta.get("task"),
-        "params": job.params,
+        "params": job.params or {},
         # Where it runs (None: the engine's default executor) and what it asks the cluster
         # for; a local job ignores the resources, saying so in its events.
         "executor": executor,

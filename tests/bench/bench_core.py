@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -122,16 +123,35 @@ def wake_latency(deck: Deck, n: int) -> list[float]:
     return sorted(out)
 
 
+def cpu_seconds(own: bool = False) -> float:
+    """User + system CPU seconds of the processes this one has waited for (and their own
+    waited-for children, recursively: an engine's fork server and its jobs), and of this
+    process too when ``own``. Unlike wall time, it barely moves with other load."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = ru.ru_utime + ru.ru_stime
+    if own:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        total += me.ru_utime + me.ru_stime
+    return total
+
+
+# The CPU seconds of the last run of each way (beside the wall seconds they return).
+CPU: dict[str, float] = {}
+
+
 def bare_imports(model_dir: Path, n: int, parallel: int) -> float:
     cmd = [sys.executable, "-c", "import training"]
 
     def one(_: int) -> None:
         subprocess.run(cmd, cwd=model_dir, check=True)
 
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         list(pool.map(one, range(n)))
-    return time.perf_counter() - t0
+    took = time.perf_counter() - t0
+    CPU["floor"] = cpu_seconds() - c0
+    return took
 
 
 def bare_runners(root: Path, model_dir: Path, n: int) -> float:
@@ -163,15 +183,19 @@ def bare_script(root: Path, lines: int) -> float:
 
 
 def engine_cli(home: Path, workers: int) -> float:
-    """Wall seconds of ``modeldeck engine --exit-when-idle`` on the data home ``home``."""
+    """Wall seconds of ``modeldeck engine --exit-when-idle`` on the data home ``home`` (its
+    CPU seconds, jobs included, in ``CPU["engine"]``)."""
     cmd = [sys.executable, "-m", "tui.entry", "engine", "--exit-when-idle"]
     env = dict(os.environ, MODELDECK_HOME=str(home))
     env.pop("MODELDECK_DB", None)
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     subprocess.run(
         [*cmd, "--workers", str(workers)], cwd=ROOT, env=env, capture_output=True, check=True
     )
-    return time.perf_counter() - t0
+    took = time.perf_counter() - t0
+    CPU["engine"] = cpu_seconds() - c0
+    return took
 
 
 def modeldeck_dispatch(root: Path, repo: Path, n: int, workers: int, tag: str) -> float:
@@ -179,9 +203,14 @@ def modeldeck_dispatch(root: Path, repo: Path, n: int, workers: int, tag: str) -
     stop (the same command with nothing queued, median of three) subtracted."""
     deck = fresh_deck(root, repo, tag)
     try:
-        idle = statistics.median(engine_cli(deck.home, workers) for _ in range(3))
+        idles = []
+        for _ in range(3):
+            idles.append((engine_cli(deck.home, workers), CPU["engine"]))
+        idle = statistics.median(wall for wall, _ in idles)
+        idle_cpu = statistics.median(cpu for _, cpu in idles)
         ids = [deck.train("bench", "noop", "d").id for _ in range(n)]
         total = engine_cli(deck.home, workers)
+        CPU["modeldeck"] = CPU["engine"] - idle_cpu
         failed = [j for j in ids if deck.job(j).status != "completed"]
         if failed:
             raise SystemExit(f"{len(failed)} job(s) failed, e.g. {deck.job(failed[0]).error}")
@@ -206,6 +235,7 @@ def huey_dispatch(root: Path, model_dir: Path, n: int, workers: int, tag: str) -
 
     consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    c0 = cpu_seconds(own=True)  # its workers are threads of this process
     t0 = time.perf_counter()
     pending = [bare() for _ in range(n)]
     consumer.start()
@@ -220,6 +250,7 @@ def huey_dispatch(root: Path, model_dir: Path, n: int, workers: int, tag: str) -
                 raise SystemExit(f"a Huey task returned {value!r}")
             pending.pop(0)
         total = time.perf_counter() - t0
+        CPU["huey"] = cpu_seconds(own=True) - c0
     finally:
         consumer.stop(graceful=True)
         for sig, handler in handlers.items():
@@ -238,6 +269,7 @@ def dispatch(root: Path, repo: Path, n: int, workers: int, reps: int) -> None:
     }
     names = list(runs)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
     ratios: dict[str, list[float]] = {"modeldeck": [], "huey": []}
     print(f"(a) {n} no-op jobs, {workers} at a time: seconds, and ratios to the floor")
     print(
@@ -246,7 +278,10 @@ def dispatch(root: Path, repo: Path, n: int, workers: int, reps: int) -> None:
     )
     for rep in range(reps):
         order = names[rep % len(names) :] + names[: rep % len(names)]
-        got = {name: runs[name](rep) for name in order}
+        got = {}
+        for name in order:
+            got[name] = runs[name](rep)
+            cpus[name].append(CPU[name])
         for name in names:
             times[name].append(got[name])
         for name in ratios:
@@ -267,6 +302,15 @@ def dispatch(root: Path, repo: Path, n: int, workers: int, reps: int) -> None:
     print(
         f"  per job over the floor: modeldeck {over['modeldeck']:.1f} ms, "
         f"huey {over['huey']:.1f} ms"
+    )
+    # CPU seconds (user + system, all processes of each way): on a machine other work keeps
+    # busy, wall times swing with it; what each way costs the machine barely does.
+    cpu = {name: statistics.median(v) for name, v in cpus.items()}
+    per = {name: 1000 * cpu[name] / n for name in names}
+    print(
+        f"  CPU ms a job (medians): floor {per['floor']:.1f}, modeldeck {per['modeldeck']:.1f} "
+        f"({cpu['modeldeck'] / cpu['floor']:.2f}x), huey {per['huey']:.1f} "
+        f"({cpu['huey'] / cpu['floor']:.2f}x)"
     )
 
 
