@@ -48,6 +48,10 @@ CASES: dict[str, Case] = {
         lambda h, d, out: _is(d.job(h.queued).status, "completed"),
         json=False,
     ),
+    "db": Case(
+        lambda h: ["db", "current"],
+        lambda h, d, out: _is((out["database"], out["revision"]), (d.store.db_shown, out["head"])),
+    ),
     "projects": Case(
         lambda h: ["projects"], lambda h, d, out: _is({p["name"] for p in out}, {"proj", "demo"})
     ),
