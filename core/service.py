@@ -32,6 +32,7 @@ from core.commands.control import Control
 from core.commands.deployments import Deployments
 from core.commands.submit import Submitter
 from core.commands.version_jobs import VersionJobs
+from core.hosts import Hosts
 from core.inputs import (
     MAX_OVERRIDE_DEPTH,
     NAME_RULE,
@@ -106,6 +107,7 @@ class Deck:
         self._version_jobs = VersionJobs(self._submit, self.warn)
         self._deployments = Deployments(self._submit)
         self._control = Control(self.store, self.settle)
+        self.hosts = Hosts(self.store)  # engines, shared settings, logs across hosts
 
     # -- plumbing: the store's ---------------------------------------------------------------
 

@@ -16,7 +16,8 @@ def engine(cli: Cli) -> int:
     a = cli.args
     if a.workers is not None and a.workers < 1:
         raise ModelDeckError("--workers must be at least 1")
-    engine = Engine(cli.deck, workers=a.workers, grace=a.grace)
+    store = cli.deck.hosts.check_artifacts()  # a store this host cannot use: refused
+    engine = Engine(cli.deck, workers=a.workers, grace=a.grace, lost_after=a.lost_after)
     stop: dict[str, str | None] = {"now": None}
 
     def on_signal(sig: int, _frame: Any) -> None:
@@ -26,6 +27,7 @@ def engine(cli: Cli) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     err(f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {cli.deck.db_url}")
+    err(f"artifact store {store}")
     announced: list[bool | None] = [None]
 
     def done() -> bool:

@@ -129,6 +129,25 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL on stop",
     )
+    p.add_argument(
+        "--lost-after",
+        type=_seconds("--lost-after"),
+        default=120.0,
+        help="seconds after which another host not seen is gone and its running jobs are "
+        "failed as lost (default 120)",
+    )
+    cmd("engines", "list the engines that serve the database (from their heartbeats)")
+    p = cmd("config", "settings kept in the database, the same for every host")
+    csub = p.add_subparsers(dest="config_cmd", parser_class=_Parser, required=True)
+    ca = csub.add_parser("list", help="every setting, defaults too")
+    _common(ca)
+    ca = csub.add_parser("get", help="one setting's value")
+    _common(ca)
+    ca.add_argument("key")
+    ca = csub.add_parser("set", help="change a setting (artifacts: a folder every host mounts)")
+    _common(ca)
+    ca.add_argument("key")
+    ca.add_argument("value")
     p = cmd("projects", "list projects")
     p.add_argument("--all", action="store_true", help="archived projects too")
     p = cmd("project", "manage projects")
@@ -288,6 +307,8 @@ RUN_BY: dict[str, str | None] = {
     "demo": "engine",
     "tui": None,
     "engine": "engine",
+    "engines": "engines",
+    "config": "config",
     "projects": "registry",
     "project": "registry",
     "models": "registry",

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from core import wakeup
+from core.hosts import LOST_AFTER
+from core.logchunks import LogCopy
 from core.procfs import HOST
 from core.store import Store
 from core.views import EngineStatus
@@ -17,6 +19,7 @@ from .common import FIRING_SCHEDULES, Guard, log
 from .dispatcher import Dispatcher
 from .executor import ExecutorContext, Executors
 from .follower import Follower, Running
+from .heartbeat import Heartbeat
 from .ingest import Ingest
 from .lease import Lease
 from .outcome import Outcomes
@@ -45,10 +48,12 @@ class Engine:
         schedules: bool = True,
         fork_server: bool = True,
         lease: bool = True,
+        lost_after: float = LOST_AFTER,
     ) -> None:
         """``lease=False``: a foreground engine (a job command with no engine serving). It
         never takes the database's engine lease, so a real engine can start at any time; it
-        runs only ``only_job``, while no engine serves, and lets a real engine adopt it."""
+        runs only ``only_job``, while no engine serves, and lets a real engine adopt it.
+        ``lost_after``: seconds after which another host not seen is gone, its jobs lost."""
         self.store: Store = store if isinstance(store, Store) else store.store
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.grace = grace
@@ -72,7 +77,14 @@ class Engine:
         ingest = Ingest(store_)
         self.outcomes = Outcomes(store_, ingest, on_end=self._wake.set)
         self.follower = Follower(
-            store_, self.id, grace, self.executors, self.guard, self.outcomes, ingest
+            store_,
+            self.id,
+            grace,
+            self.executors,
+            self.guard,
+            self.outcomes,
+            ingest,
+            LogCopy(store_),
         )
         self.dispatcher = Dispatcher(
             store_,
@@ -92,8 +104,10 @@ class Engine:
             self.outcomes,
             self.guard,
             only_job,
+            lost_after,
         )
         self.scheduler = Scheduler(store_)
+        self.heartbeat = Heartbeat(store_, self.id, self.workers)
         self._unsubscribe = store_.on_submit(lambda _job_id: self._wake.set())
 
     # -- what others see ------------------------------------------------------------------
@@ -180,6 +194,8 @@ class Engine:
         # A lease that cannot be given back (a full disk) runs out by itself.
         self._unsubscribe()
         self.guard.run("releasing the engine lease", self.lease.release)
+        busy = self.follower.busy()
+        self.guard.run("writing the engine's heartbeat", lambda: self.heartbeat.stop(busy))
         self._listen()
         self.executors.close()
 
@@ -204,6 +220,9 @@ class Engine:
             self._renew_lease()
             self._listen()
             run = self.guard.run
+            if not self._halt.is_set() and self.heartbeat.due():
+                busy = self.follower.busy()
+                run("writing the engine's heartbeat", lambda: self.heartbeat.beat(busy))
             if self.lease.held:
                 if self.recovery.due():
                     run("recovering jobs", lambda: self.recovery.recover(serving=True))
