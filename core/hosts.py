@@ -23,6 +23,7 @@ BEAT_EVERY = 2.0  # seconds between two heartbeats of an engine
 # A row not renewed for this long is stale: its engine is stopped, hung or its host gone.
 STALE_AFTER = 5 * BEAT_EVERY
 LOST_AFTER = 120.0  # default: a host not seen this long is gone, and its jobs are lost
+LOST_AFTER_LEAST = 2 * BEAT_EVERY  # shorter, a live host could be taken for gone
 
 # The settings there are, and what each is (``config list`` shows the defaults too).
 SETTINGS = {

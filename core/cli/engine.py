@@ -12,10 +12,15 @@ from core.errors import ModelDeckError
 
 def engine(cli: Cli) -> int:
     from core.engine import Engine
+    from core.hosts import LOST_AFTER_LEAST
 
     a = cli.args
     if a.workers is not None and a.workers < 1:
         raise ModelDeckError("--workers must be at least 1")
+    if a.lost_after < LOST_AFTER_LEAST:
+        raise ModelDeckError(
+            f"--lost-after must be at least {LOST_AFTER_LEAST:g} seconds (two heartbeats)"
+        )
     store = cli.deck.hosts.check_artifacts()  # a store this host cannot use: refused
     engine = Engine(cli.deck, workers=a.workers, grace=a.grace, lost_after=a.lost_after)
     stop: dict[str, str | None] = {"now": None}
