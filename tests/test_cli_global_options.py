@@ -48,6 +48,13 @@ CASES: dict[str, Case] = {
         lambda h, d, out: _is(d.job(h.queued).status, "completed"),
         json=False,
     ),
+    "engines": Case(
+        lambda h: ["engines"], lambda h, d, out: _is(out, [e.to_json() for e in d.hosts.engines()])
+    ),
+    "config": Case(
+        lambda h: ["config", "get", "artifacts"],
+        lambda h, d, out: _is(out["value"], str(d.home / "artifacts")),
+    ),
     "projects": Case(
         lambda h: ["projects"], lambda h, d, out: _is({p["name"] for p in out}, {"proj", "demo"})
     ),

@@ -31,8 +31,10 @@ def engine(cli: Cli) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    err(f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {cli.deck.db_url}")
-    err(f"artifact store {store}")
+    err(
+        f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {cli.deck.db_url}, "
+        f"artifacts {store}"
+    )
     announced: list[bool | None] = [None]
 
     def done() -> bool:
