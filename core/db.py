@@ -1,4 +1,8 @@
-"""The database connection. Everything SQLite-specific lives in this one module."""
+"""The database connection. Everything specific to SQLite or PostgreSQL lives in this module.
+
+SQLite is the embedded default; PostgreSQL (``postgresql://...``, psycopg 3 from the optional
+extra ``postgres``) lets several hosts share one registry.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from core.errors import ModelDeckError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL advisory lock keys (any two 64-bit numbers only modeldeck uses).
+PG_MIGRATION_LOCK = 0x6D64_6D69_6772_0001  # one process migrates at a time
+PG_WRITE_LOCK = 0x6D64_7772_6974_0001  # writers take turns, as SQLite's write lock makes them
+POSTGRES_EXTRA = "PostgreSQL needs the optional extra 'postgres' (uv sync --extra postgres)"
 
 
 def sqlite_url(path: Path) -> str:
@@ -28,6 +38,33 @@ def sqlite_url(path: Path) -> str:
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def normalize_url(url: str) -> str:
+    """The SQLAlchemy URL for ``url``: ``postgresql://`` (or ``postgres://``) is driven by
+    psycopg 3; any other URL is used as given."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def unreachable(exc: BaseException, shown: str) -> ModelDeckError:
+    """The one-line refusal for a database that cannot be opened (``exc`` from connecting)."""
+    lines = [line.strip() for line in str(getattr(exc, "orig", None) or exc).splitlines()]
+    reason = next((line for line in lines if line), "no answer")
+    return ModelDeckError(f"cannot open the database {shown}: {reason}")
+
+
+def _require_psycopg() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ModelDeckError(POSTGRES_EXTRA) from None
 
 
 def _json_default(value: Any) -> Any:
@@ -77,6 +114,8 @@ def make_engine(url: str) -> Engine:
     transactions that take the write lock up front (``BEGIN IMMEDIATE``) so two writers
     queue instead of failing with ``database is locked`` when one upgrades a read lock.
     """
+    if is_postgres(url):
+        return _postgres_engine(normalize_url(url))
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
     engine = create_engine(
@@ -105,6 +144,54 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _postgres_engine(url: str) -> Engine:
+    """PostgreSQL: a small pool per process (many processes share the server), connections
+    checked before use (the server may have restarted), and write sessions that take turns
+    on one advisory lock, as SQLite's ``BEGIN IMMEDIATE`` makes them: the read-then-write
+    steps of the registry (a job's next event number, a model's next version) stay exact.
+    Claims of queued jobs do not take it: they lock rows (``FOR UPDATE SKIP LOCKED``)."""
+    _require_psycopg()
+    engine = create_engine(
+        url,
+        json_serializer=_dumps,
+        pool_size=4,
+        max_overflow=8,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"application_name": "modeldeck", "connect_timeout": 10},
+    )
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get("immediate"):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+    return engine
+
+
+def shared_queue(engine: Engine) -> bool:
+    """Whether several engines may dispatch this database's queue at once (PostgreSQL:
+    claims lock rows); else one engine dispatches, the lease holder (SQLite)."""
+    return engine.dialect.name == "postgresql"
+
+
+def claim_session(engine: Engine) -> Session:
+    """A session to claim queued jobs in: on PostgreSQL it locks only the rows it claims
+    (``FOR UPDATE SKIP LOCKED``), so engines claim side by side; on SQLite a write session."""
+    if shared_queue(engine):
+        return Session(engine, expire_on_commit=False)
+    return write_session(engine)
+
+
+def lock_keys(s: Session, keys: Iterator[str] | list[str]) -> None:
+    """Hold ``keys`` until ``s`` ends (PostgreSQL advisory locks, taken in sorted order so
+    two claimers never wait on each other); SQLite's one writer holds them all anyway."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+
+
 def write_session(engine: Engine) -> Session:
     """A session whose transaction holds the write lock from its first statement."""
     return Session(engine.execution_options(immediate=True), expire_on_commit=False)
@@ -115,7 +202,20 @@ def read_session(engine: Engine) -> Session:
 
 
 @contextlib.contextmanager
-def _migration_lock(url: str) -> Iterator[None]:
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One process migrates a database at a time: a file lock beside a SQLite file, an
+    advisory lock on PostgreSQL (held by a connection of its own)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text(f"SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text(f"SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
+                conn.commit()
+        return
     if not is_sqlite(url) or url.endswith(":memory:"):
         yield
         return
@@ -128,7 +228,7 @@ def _migration_lock(url: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _head_revision() -> str:
+def head_revision() -> str:
     heads = sorted(p.stem.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("*.py"))
     return heads[-1]
 
@@ -149,13 +249,12 @@ def current_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (cheap when it is already there)."""
-    url = engine.url.render_as_string(hide_password=False)
-    if current_revision(engine) == _head_revision():
+    if current_revision(engine) == head_revision():
         return
     from alembic import command
     from alembic.config import Config
 
-    with _migration_lock(url):
+    with _migration_lock(engine):
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["engine"] = engine

@@ -11,11 +11,21 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from core import wakeup
+from core import pgwakeup, wakeup
 from core.clock import Clock, SystemClock
-from core.db import make_engine, migrate, read_session, write_session
+from core.db import (
+    claim_session,
+    is_sqlite,
+    make_engine,
+    migrate,
+    read_session,
+    shared_queue,
+    unreachable,
+    write_session,
+)
 from core.home import resolve_db_url, resolve_home
 from core.models import EngineLease, Setting
 from core.procfs import holder_gone
@@ -43,7 +53,15 @@ class Store:
         self.home = resolve_home(home)
         self.db_url = resolve_db_url(self.home, db)
         self.engine = make_engine(self.db_url)
-        migrate(self.engine)
+        # Several engines dispatch side by side (PostgreSQL), or the lease holder alone.
+        self.shared_queue = shared_queue(self.engine)
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            if is_sqlite(self.db_url):
+                raise
+            self.engine.dispose()
+            raise unreachable(exc, self.db_shown) from None
         self.clock: Clock = clock or SystemClock()
         self.jobs_dir = self.home / "jobs"
         self._artifacts_dir: Path | None = None
@@ -57,6 +75,17 @@ class Store:
 
     def writer(self) -> Session:
         return write_session(self.engine)
+
+    def claimer(self) -> Session:
+        """A session to claim queued jobs in (see ``core.db.claim_session``)."""
+        return claim_session(self.engine)
+
+    @property
+    def db_shown(self) -> str:
+        """The database URL as it may be shown: without its password."""
+        return self.engine.url.set(drivername=self.engine.url.get_backend_name()).render_as_string(
+            hide_password=True
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -105,7 +134,17 @@ class Store:
         serving the database from another process."""
         for listener in list(self._submit_listeners):
             listener(job_id)
-        wakeup.poke(self.db_url)
+        if self.shared_queue:
+            pgwakeup.poke(self.engine)
+        else:
+            wakeup.poke(self.db_url)
+
+    def listen(self, on_poke: Callable[[], None]) -> wakeup.Listener | pgwakeup.Listener | None:
+        """Hear other processes' wake-ups (``notify``): ``on_poke()`` runs on a thread of
+        its own. None when it cannot listen now (try again later)."""
+        if self.shared_queue:
+            return pgwakeup.listen(self.engine, on_poke)
+        return wakeup.listen(self.db_url, on_poke)
 
     # -- the engine lease -----------------------------------------------------------------
 

@@ -1,7 +1,16 @@
-"""Shared fixtures: a fresh data home, a Deck on it, tiny model repositories, the real CLI."""
+"""Shared fixtures: a fresh data home, a Deck on it, tiny model repositories, the real CLI.
+
+The data home's database is the test's backend: every test that uses ``home`` (and so
+``deck``, ``cli``, ``project``) runs on SQLite and on PostgreSQL. PostgreSQL runs where
+``$MODELDECK_TEST_PG`` names a server (``postgresql://postgres@127.0.0.1:5432/postgres``):
+the run makes a template database with the schema, and each test gets a fresh copy of it,
+dropped after the test. Without the variable those cases skip; with it, an unreachable
+server fails them. A module or test marked ``sqlite_only`` runs on SQLite alone.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -16,6 +25,8 @@ import pytest
 from core.service import Deck
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_ENV = "MODELDECK_TEST_PG"
+BACKENDS = ("sqlite", "postgres")
 
 # The CLI and engine processes the tests start may keep their bytecode: with it forbidden
 # (some shells set this), every one of them compiles core/ again, about 0.1 s each.
@@ -86,10 +97,106 @@ def write_csv(path: Path, rows: int = 60, target: bool = True) -> Path:
     return path
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): runs on SQLite alone (what it checks is SQLite's own)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test whose fixtures reach the database runs once per backend."""
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), scope="function")
+
+
+class PgServer:
+    """The PostgreSQL server of the run: a template database with the schema, and a fresh
+    database copied from it for each test."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        self.url = make_url(url).set(drivername="postgresql")
+        self.prefix = f"modeldeck_test_{os.getpid()}"
+        self.template = f"{self.prefix}_template"
+        self._numbers = itertools.count(1)
+        dsn = self.url.render_as_string(hide_password=False)
+        try:
+            self.admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            pytest.fail(f"{PG_ENV}={url} is set but the server does not answer: {exc}")
+        self._create(self.template)
+        from core.db import make_engine, migrate
+
+        engine = make_engine(self.db_url(self.template))
+        migrate(engine)
+        engine.dispose()
+
+    def db_url(self, name: str) -> str:
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None = None) -> None:
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        self.admin.execute(f'CREATE DATABASE "{name}"{suffix}')
+
+    def fresh(self) -> str:
+        """A new database with the schema: its URL."""
+        name = f"{self.prefix}_{next(self._numbers)}"
+        self._create(name, self.template)
+        return self.db_url(name)
+
+    def drop(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+    def close(self) -> None:
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL cases need a server: set {PG_ENV}=postgresql://USER@HOST:PORT/postgres"
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.fail(f"{PG_ENV} is set but psycopg is missing: uv sync --extra postgres")
+    server = PgServer(url)
+    yield server
+    server.close()
+
+
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def db_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The test's database: None for the data home's SQLite file, else a fresh PostgreSQL
+    database (dropped after the test)."""
+    if backend == "sqlite":
+        yield None
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.fresh()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def home(tmp_path: Path, db_url: str | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data home; its database is the test's backend (``$MODELDECK_DB``, which the
+    Decks, engines and commands the test starts all read)."""
     h = tmp_path / "home"
     h.mkdir()
+    if db_url is None:
+        monkeypatch.delenv("MODELDECK_DB", raising=False)
+    else:
+        monkeypatch.setenv("MODELDECK_DB", db_url)
     return h
 
 
@@ -142,12 +249,16 @@ class Result:
 
 
 @pytest.fixture
-def cli(home: Path) -> Callable[..., Result]:
-    """Run the real ``modeldeck`` command in a subprocess against the test's data home."""
+def cli(home: Path, db_url: str | None) -> Callable[..., Result]:
+    """Run the real ``modeldeck`` command in a subprocess against the test's data home (and
+    its database: ``$MODELDECK_DB``)."""
 
     def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> Result:
-        full_env = dict(os.environ, MODELDECK_HOME=str(home), **(env or {}))
+        full_env = dict(os.environ, MODELDECK_HOME=str(home))
         full_env.pop("MODELDECK_DB", None)
+        if db_url is not None:
+            full_env["MODELDECK_DB"] = db_url
+        full_env.update(env or {})
         proc = subprocess.run(
             [sys.executable, "-m", "tui.entry", *args],
             capture_output=True,

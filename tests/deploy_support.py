@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -110,8 +109,21 @@ def wait_final(deck: Deck, job_id: str, timeout: float = 30.0, engine: Engine | 
 
 def expire_lease(home: Path) -> None:
     """Make the engine lease look expired, as if its TTL had passed with no heartbeat."""
-    with sqlite3.connect(home / "modeldeck.db", timeout=30) as conn:
-        conn.execute("UPDATE engine_lease SET expires_at = ?", ("2000-01-01 00:00:00.000000",))
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from core.db import make_engine, write_session
+    from core.home import resolve_db_url
+    from core.models import EngineLease
+
+    engine = make_engine(resolve_db_url(home))
+    try:
+        with write_session(engine) as s:
+            s.execute(update(EngineLease).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+            s.commit()
+    finally:
+        engine.dispose()
 
 
 def started_events(deck: Deck, job_id: str) -> int:

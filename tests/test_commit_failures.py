@@ -15,6 +15,8 @@ from deploy_support import add_fast_stages, wait_final, wait_for
 from core.engine import Engine
 from core.service import Deck
 
+pytestmark = pytest.mark.sqlite_only(reason="fails commits with SQLite triggers")
+
 
 def fail_event(home: Path, kind: str) -> None:
     """From now on, recording a ``kind`` job event fails as a full disk does."""

@@ -281,6 +281,7 @@ def train(context):
 """
 
 
+@pytest.mark.sqlite_only(reason="reads the SQLite file with sqlite3")
 def test_infinite_metrics_and_nan_overrides_stay_valid_json(
     deck: Deck, project: str, repo: Path, home: Path, cli: Cli
 ) -> None:

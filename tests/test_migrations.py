@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from core.db import MIGRATIONS, _head_revision, current_revision, make_engine, sqlite_url
 from core.service import Deck
+
+pytestmark = pytest.mark.sqlite_only(
+    reason="the SQLite schema of each revision; PostgreSQL's: test_postgres.py"
+)
 
 HEAD = _head_revision()  # the newest revision file: several branches add theirs
 

@@ -79,6 +79,7 @@ def hostile_home(deck: Deck, project: str, repo: Path, home: Path, monkeypatch) 
     return {"version": version, "train_job": trained.id}
 
 
+@pytest.mark.sqlite_only(reason="writes hostile rows with sqlite3")
 def test_every_listing_shows_control_characters_visibly(
     cli, capfd: pytest.CaptureFixture[str], hostile_home: dict, home: Path
 ) -> None:

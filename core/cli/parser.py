@@ -148,6 +148,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _common(ca)
     ca.add_argument("key")
     ca.add_argument("value")
+    p = cmd("db", "the database: its schema revision, upgrades, a copy into PostgreSQL")
+    dsub = p.add_subparsers(dest="db_cmd", parser_class=_Parser, required=True)
+    for name, text in (
+        ("upgrade", "apply the schema migrations the database lacks"),
+        ("current", "print the database's schema revision"),
+        ("copy", "copy this registry into an empty PostgreSQL database, in one transaction"),
+    ):
+        dp = dsub.add_parser(name, help=text, description=text)
+        _common(dp)
+        if name == "copy":
+            dp.add_argument("--to", required=True, type=_given("--to"), help="postgresql://...")
     p = cmd("projects", "list projects")
     p.add_argument("--all", action="store_true", help="archived projects too")
     p = cmd("project", "manage projects")
@@ -309,6 +320,7 @@ RUN_BY: dict[str, str | None] = {
     "engine": "engine",
     "engines": "engines",
     "config": "config",
+    "db": "db",
     "projects": "registry",
     "project": "registry",
     "models": "registry",

@@ -4,6 +4,7 @@ one-line results, and submitting a job then following it to its end."""
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import signal
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from core.cli.output import err, out, say, say_lines, table
 
 if TYPE_CHECKING:
+    from core.service import Deck
     from core.views import JobView
 
 
@@ -19,12 +21,18 @@ class Cli:
     """One command's run: its arguments, the service (``deck``) and whether it prints JSON."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = args.json
+
+    @functools.cached_property
+    def deck(self) -> Deck:
+        """The service, opened when a command first asks for it (``db current`` never does:
+        opening it brings the schema up to date)."""
         from core.service import Deck
 
-        self.args = args
-        self.deck = Deck(home=args.home, db=args.db)
-        self.deck.on_warning(lambda message: err(f"warning: {message}"))
-        self.json: bool = args.json
+        deck = Deck(home=self.args.home, db=self.args.db)
+        deck.on_warning(lambda message: err(f"warning: {message}"))
+        return deck
 
     # -- what every command prints --------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core import jobs
-from core.db import storage_full
+from core.db import lock_keys, storage_full
 from core.effects import apply_inline
 from core.errors import ModelDeckError
 from core.events import JobEventKind
@@ -98,20 +98,27 @@ class Dispatcher:
                 stmt = stmt.where(Job.id == self.only_job)
             return list(s.exec(stmt.order_by(col(Job.created_at)).limit(limit)).all())
 
-    def dispatch(self) -> None:
-        for job_id in list(self._unclaim):
-            self._requeue_unstarted(job_id)
-            self._unclaim.discard(job_id)
-        # Jobs that run no code do not take a worker: they go through with none free.
-        # A job whose process ended frees its worker before its outcome is recorded.
-        free = max(0, self.workers - self.follower.busy())
-        with self.store.reader() as s:
-            stmt = select(Job.id, Job.type, Job.deployment_id).where(
-                Job.status == JobStatus.queued.value
-            )
-            if self.only_job:
-                stmt = stmt.where(Job.id == self.only_job)
-            queued = s.exec(stmt.order_by(col(Job.created_at)).limit(free + 16)).all()
+    def _queued(
+        self, s: Session, limit: int, lock: bool = False
+    ) -> list[tuple[str, str, str | None]]:
+        """The oldest queued jobs (id, type, deployment); ``lock``: only rows no other
+        claimer holds, locked until ``s`` ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+        stmt = select(Job.id, Job.type, Job.deployment_id).where(
+            Job.status == JobStatus.queued.value
+        )
+        if self.only_job:
+            stmt = stmt.where(Job.id == self.only_job)
+        stmt = stmt.order_by(col(Job.created_at)).limit(limit)
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [(job_id, kind, dep) for job_id, kind, dep in s.exec(stmt).all()]
+
+    @staticmethod
+    def _pick(
+        queued: list[tuple[str, str, str | None]], free: int
+    ) -> list[tuple[str, str, str | None]]:
+        """The queued jobs to start now: every job that runs no code (it takes no worker),
+        and as many others as there are ``free`` workers."""
         wanted: list[tuple[str, str, str | None]] = []
         workers = free
         for job_id, job_type, deployment_id in queued:
@@ -120,28 +127,54 @@ class Dispatcher:
                     continue  # no worker for it: do not take the write lock just to look
                 workers -= 1
             wanted.append((job_id, job_type, deployment_id))
-        if not wanted:
-            return
+        return wanted
+
+    def dispatch(self) -> None:
+        for job_id in list(self._unclaim):
+            self._requeue_unstarted(job_id)
+            self._unclaim.discard(job_id)
+        # Jobs that run no code do not take a worker: they go through with none free.
+        # A job whose process ended frees its worker before its outcome is recorded.
+        free = max(0, self.workers - self.follower.busy())
+        wanted: list[tuple[str, str, str | None]] | None = None
+        if not self.store.shared_queue:  # one engine dispatches: look first, unlocked
+            with self.store.reader() as s:
+                wanted = self._pick(self._queued(s, free + 16), free)
+            if not wanted:
+                return
         try:
-            claimed = self._claim(wanted)
+            claimed = self._claim(wanted, free)
         except Exception as exc:
             if storage_full(exc):
                 raise  # nothing was claimed: try the queue again later, all of it
             # A job the batch cannot take (a broken row, say): one at a time, so that only
             # that one fails.
             log.debug("claiming a batch failed; one job at a time", exc_info=exc)
+            if wanted is None:
+                with self.store.reader() as s:
+                    wanted = self._pick(self._queued(s, free + 16), free)
             self._dispatch_each([(job_id, job_type) for job_id, job_type, _ in wanted], free)
             return
         self._start_claimed(claimed)
 
-    def _claim(self, wanted: list[tuple[str, str, str | None]]) -> list[Claimed]:
-        """Claim the jobs ``wanted`` that can start now in one write transaction, reading
-        each one's spec in the same transaction: one write and no read per job."""
+    def _claim(self, wanted: list[tuple[str, str, str | None]] | None, free: int) -> list[Claimed]:
+        """Claim the jobs ``wanted`` that can start now in one transaction, reading each
+        one's spec in the same transaction: one write and no read per job.
+
+        ``wanted`` None (a queue several engines share): the jobs are picked here, among
+        the queued rows no other engine is claiming (locked until the commit), so engines
+        claiming at once take different jobs and none waits for another."""
         batch = JobType.batch_predict.value
-        with self.store.writer() as s:
+        with self.store.claimer() as s:
+            if wanted is None:
+                wanted = self._pick(self._queued(s, free + 16, lock=True), free)
+                if not wanted:
+                    return []
             deployments = {dep for _, kind, dep in wanted if kind == batch and dep}
             busy = set()
             if deployments:  # a deployment runs one batch job at a time
+                # Engines claiming the same deployment's jobs take turns (PostgreSQL).
+                lock_keys(s, [f"modeldeck-deployment:{dep}" for dep in deployments])
                 busy = set(
                     s.exec(
                         select(Job.deployment_id).where(

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from core import wakeup
+from core import pgwakeup, wakeup
 from core.hosts import LOST_AFTER
 from core.logchunks import LogCopy
 from core.procfs import HOST
@@ -67,7 +67,7 @@ class Engine:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
-        self._listener: wakeup.Listener | None = None  # pokes from other processes
+        self._listener: wakeup.Listener | pgwakeup.Listener | None = None  # other processes' pokes
         self._listen_retry = 0.0
         # The phases, each given what it works with.
         store_ = self.store
@@ -115,6 +115,12 @@ class Engine:
     @property
     def holds_lease(self) -> bool:
         return self.lease.held
+
+    @property
+    def shares_queue(self) -> bool:
+        """Whether this engine dispatches beside others without the lease (PostgreSQL: the
+        lease then only says who fires schedules); never a foreground engine."""
+        return self.store.shared_queue and self.lease.enabled
 
     @property
     def running(self) -> dict[str, Running]:
@@ -223,9 +229,12 @@ class Engine:
             if not self._halt.is_set() and self.heartbeat.due():
                 busy = self.follower.busy()
                 run("writing the engine's heartbeat", lambda: self.heartbeat.beat(busy))
-            if self.lease.held:
+            if self.lease.held or self.shares_queue:
                 if self.recovery.due():
-                    run("recovering jobs", lambda: self.recovery.recover(serving=True))
+                    # With a shared queue every engine recovers the jobs of its host whose
+                    # engine has gone; the lease holder does not take live engines' jobs.
+                    serving = self.lease.held and not self.store.shared_queue
+                    run("recovering jobs", lambda: self.recovery.recover(serving=serving))
                 if self.schedules:
                     run(FIRING_SCHEDULES, self.scheduler.fire)
             elif self.foreground and self.recovery.due():
@@ -237,7 +246,7 @@ class Engine:
                 # New jobs first, into the workers of processes that ended: recording the
                 # ended jobs' outcomes then overlaps with the new jobs' running.
                 self.follower.see_exits()
-                if self.lease.held:
+                if self.lease.held or self.shares_queue:
                     run("dispatching queued jobs", self.dispatcher.dispatch)
                 elif self.foreground and not self.follower.running:
                     # While no engine serves: else that engine runs the job.
@@ -263,9 +272,12 @@ class Engine:
 
     def _listen(self) -> None:
         """While this engine serves, it hears jobs queued by other processes at once."""
-        serving = self.lease.held and not self._halt.is_set()
+        serving = (self.lease.held or self.shares_queue) and not self._halt.is_set()
+        if self._listener is not None and not getattr(self._listener, "alive", True):
+            self._listener.close()  # its connection dropped: listen again
+            self._listener = None
         if serving and self._listener is None and time.monotonic() >= self._listen_retry:
-            self._listener = wakeup.listen(self.store.db_url, self._wake.set)
+            self._listener = self.store.listen(self._wake.set)
             if self._listener is None:  # an engine that lost the lease still listens
                 self._listen_retry = time.monotonic() + 5.0
         elif not serving and self._listener is not None:

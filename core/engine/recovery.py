@@ -82,7 +82,7 @@ class Recovery:
             self.guard.forget("recovering job ", {job.id for job in rows})
         # Only a serving engine gives up the jobs of hosts that are gone.
         others = {job.host for job in rows if job.host not in (None, HOST)}
-        judge = serving and adopt and only is None and bool(others)
+        judge = (serving or self.store.shared_queue) and adopt and only is None and bool(others)
         self._hosts_seen = hosts_last_seen(self.store, others) if judge else None
         for job in rows:
             # One job that cannot be recovered (its records, a full disk) waits alone.

@@ -1,0 +1,98 @@
+"""The database commands: ``db upgrade``, ``db current`` and ``db copy --to URL``."""
+
+from __future__ import annotations
+
+from core.cli.session import Cli
+
+
+def _target(cli: Cli) -> tuple[str, object]:
+    from core.db import make_engine
+    from core.home import resolve_db_url, resolve_home
+
+    url = resolve_db_url(resolve_home(cli.args.home), cli.args.db)
+    return url, make_engine(url)
+
+
+def _shown(engine: object) -> str:
+    url = engine.url  # type: ignore[attr-defined]
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+
+
+def db(cli: Cli) -> int:
+    from core.db import current_revision, head_revision, migrate
+
+    sub = cli.args.db_cmd
+    if sub == "copy":
+        return _copy(cli)
+    _url, engine = _target(cli)
+    try:
+        shown = _shown(engine)
+        before = _revision(engine, current_revision)
+        if sub == "upgrade":
+            migrate(engine)  # type: ignore[arg-type]
+        after = _revision(engine, current_revision) if sub == "upgrade" else before
+    finally:
+        engine.dispose()  # type: ignore[attr-defined]
+    head = head_revision()
+    if cli.json:
+        from core.cli.output import out
+
+        out({"database": shown, "revision": after, "head": head, "before": before})
+        return 0
+    from core.cli.output import say
+
+    if sub == "upgrade":
+        done = "already at" if before == after else f"upgraded from {before or 'nothing'} to"
+        say(f"database {shown}: {done} revision {after}")
+    else:
+        state = "up to date" if after == head else f"behind {head}: run `modeldeck db upgrade`"
+        say(f"database {shown}: revision {after or 'none'} ({state})")
+    return 0
+
+
+def _revision(engine: object, current_revision: object) -> str | None:
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import unreachable
+
+    try:
+        return current_revision(engine)  # type: ignore[operator]
+    except OperationalError as exc:
+        raise unreachable(exc, _shown(engine)) from None
+
+
+def _copy(cli: Cli) -> int:
+    from core.db import current_revision, is_postgres, make_engine
+    from core.dbcopy import copy_registry
+    from core.errors import ModelDeckError
+
+    to = cli.args.to
+    if not is_postgres(to):
+        raise ModelDeckError(f"--to takes a postgresql:// URL, not {to.split(':', 1)[0]!r}")
+    url, source = _target(cli)
+    target = make_engine(to)
+    try:
+        shown = _shown(target)
+        if url == to:
+            raise ModelDeckError("--to names the database being copied")
+        _revision(target, current_revision)  # reachable: else one line saying why
+        counts = copy_registry(source, target, shown)  # type: ignore[arg-type]
+    finally:
+        source.dispose()  # type: ignore[attr-defined]
+        target.dispose()
+    if cli.json:
+        from core.cli.output import out
+
+        out({"to": shown, "tables": counts})
+        return 0
+    from core.cli.output import say
+
+    rows = sum(counts.values())
+    say(f"copied {rows} row(s) of {len(counts)} table(s) into {shown}")
+    for name, n in counts.items():
+        say(f"  {name}: {n}")
+    say("job logs stay files in this data home: run with this --home and --db URL to read them")
+    return 0
+
+
+RUN = {"db": db}

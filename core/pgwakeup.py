@@ -1,0 +1,84 @@
+"""Waking idle engines through PostgreSQL's ``LISTEN``/``NOTIFY``: the wake-up of
+``core.wakeup`` for a database that engines on several hosts share.
+
+Every engine serving the database listens on one channel (a notification reaches only the
+database it was sent in, so the channel needs no name of its own per database); a process
+that queues a job or asks for a stop notifies after its commit. The engine's poll remains the
+fallback: a notification lost with a dropped connection delays a job by one poll at most.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+CHANNEL = "modeldeck_wakeup"
+
+
+def poke(engine: Engine) -> None:
+    """Tell every engine listening on this database that there is work (after a commit);
+    a notification that cannot be sent costs nothing but the wait for an engine's poll."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+            conn.commit()
+    except DBAPIError:
+        pass
+
+
+class Listener:
+    """The engine's end: ``on_poke()`` runs (on a thread of its own) for each notification.
+
+    It holds a connection of its own, outside the pool, in autocommit: ``LISTEN`` must not
+    wait in a transaction, and a pooled connection would carry it to other work."""
+
+    def __init__(self, dsn: str, on_poke: Callable[[], None]) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(dsn, autocommit=True, application_name="modeldeck-wakeup")
+        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._on_poke = on_poke
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modeldeck-pgwakeup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        try:
+            while not self._stop.is_set():
+                # A bounded wait, so that close() ends the thread without a signal.
+                for _ in self._conn.notifies(timeout=0.5):
+                    self._on_poke()
+                    if self._stop.is_set():
+                        break
+        except psycopg.Error:
+            pass  # the connection dropped: the engine's poll goes on; it listens again later
+        finally:
+            self._stop.set()
+
+    @property
+    def alive(self) -> bool:
+        return not self._stop.is_set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+        self._conn.close()
+
+
+def listen(engine: Engine, on_poke: Callable[[], None]) -> Listener | None:
+    """A listener on the database of ``engine``; None when it cannot connect (the engine
+    then polls, and tries again later)."""
+    import psycopg
+
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        return Listener(dsn, on_poke)
+    except psycopg.Error:
+        return None
