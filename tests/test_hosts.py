@@ -7,24 +7,28 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SCRIPTED_TRAINING, write_csv, write_model
 from deploy_support import add_fast_stages, add_ticker, approved_version, deploy, utc, wait_for
+from sqlalchemy import update
 
 from core.clock import FakeClock
+from core.db import make_engine, write_session
 from core.engine import Engine
 from core.engine.scheduler import Scheduler
 from core.logchunks import ChunkLog, JobLog, LogCopy
 from core.logs import LogIndex, LogReader
+from core.models import EngineHeartbeat, EngineLease
 from core.service import Deck
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,13 +87,14 @@ class Host:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'shared.db'}"
+def shared_db(db_url: str | None, tmp_path: Path) -> str:
+    """The one database of every host: the test's PostgreSQL database, or a SQLite file."""
+    return db_url or f"sqlite:///{tmp_path / 'shared.db'}"
 
 
 @pytest.fixture
-def hosts(tmp_path: Path, db_url: str) -> Iterator[dict[str, Host]]:
-    made = {n: Host(n, tmp_path / f"home-{n}", db_url) for n in ("alpha", "beta")}
+def hosts(tmp_path: Path, shared_db: str) -> Iterator[dict[str, Host]]:
+    made = {n: Host(n, tmp_path / f"home-{n}", shared_db) for n in ("alpha", "beta", "gamma")}
     for h in made.values():
         h.home.mkdir()
     yield made
@@ -114,15 +119,29 @@ def engines_json(host: Host) -> list[dict]:
     return json.loads(host.ok("engines", "--json"))
 
 
-def set_last_seen(db_url: str, host: str, when: str) -> None:
-    """Make a host's heartbeats look this old (as if its engines stopped beating then)."""
-    with sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=30) as conn:
-        conn.execute("UPDATE engine_heartbeat SET last_seen = ? WHERE host = ?", (when, host))
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def expire_lease(db_url: str) -> None:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=30) as conn:
-        conn.execute("UPDATE engine_lease SET expires_at = '2000-01-01 00:00:00.000000'")
+def _update(db: str, statement: Any) -> None:
+    engine = make_engine(db)
+    try:
+        with write_session(engine) as s:
+            s.execute(statement)
+            s.commit()
+    finally:
+        engine.dispose()
+
+
+def set_last_seen(db: str, host: str) -> None:
+    """Make a host's heartbeats look long gone (as if its engines stopped beating then)."""
+    _update(
+        db, update(EngineHeartbeat).where(EngineHeartbeat.host == host).values(last_seen=LONG_AGO)
+    )
+
+
+def expire_lease(db: str) -> None:
+    """The lease of an engine of another host runs out (15 s), at once."""
+    _update(db, update(EngineLease).values(expires_at=LONG_AGO))
 
 
 def kill_group(pid: int | None) -> None:
@@ -136,12 +155,13 @@ def kill_group(pid: int | None) -> None:
 # -- heartbeats -----------------------------------------------------------------------------
 
 
-def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, db_url) -> None:
+def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, shared_db) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
     assert engines_json(beta) == []
     a = alpha.engine()
     b = beta.engine("--workers", "3")
-    rows = wait_for(lambda: len(engines_json(beta)) == 2 and engines_json(beta), what="beats")
+    wait_for(lambda: len(shared.hosts.engines()) == 2, what="both to beat")
+    rows = engines_json(beta)
     by_host = {r["host"]: r for r in rows}
     assert set(by_host) == {"alpha", "beta"}
     assert by_host["alpha"]["pid"] == a.pid and by_host["alpha"]["workers"] == 2
@@ -154,14 +174,14 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     wait_for(lambda: shared.job(job).pid, what="the job to start")
     host, pgid = shared.job(job).host, shared.job(job).pid  # it leads its group
     wait_for(
-        lambda: {r["host"]: r["running"] for r in engines_json(beta)}[host] == 1,
+        lambda: {e.host: e.running for e in shared.hosts.engines()}[host] == 1,
         what="the heartbeat to count the job",
     )
 
     # An engine that stops beating (hung, its host gone) is marked stale, not dropped.
     a.send_signal(signal.SIGSTOP)
     try:
-        set_last_seen(db_url, "alpha", "2000-01-01 00:00:00.000000")
+        set_last_seen(shared_db, "alpha")
         shown = beta.ok("engines")
         line = next(x for x in shown.splitlines() if x.startswith("alpha"))
         assert line.rstrip().endswith("stale"), shown
@@ -171,7 +191,7 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     # One that stops cleanly leaves the list.
     b.send_signal(signal.SIGTERM)
     b.wait(20)
-    wait_for(lambda: [r["host"] for r in engines_json(alpha)] == ["alpha"], what="beta gone")
+    assert [r["host"] for r in engines_json(alpha)] == ["alpha"]
     kill_group(pgid)
 
 
@@ -186,7 +206,7 @@ def test_lost_after_is_refused_below_two_heartbeats(hosts) -> None:
 # -- a host that is gone --------------------------------------------------------------------
 
 
-def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, db_url) -> None:
+def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, shared_db) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
     a = alpha.engine()
     job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
@@ -197,7 +217,7 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, db
     try:
         a.kill()  # kill -9: the host's engine is gone, and nothing beats for it
         a.wait(10)
-        expire_lease(db_url)  # the dead lease of another host runs out (15 s) at once
+        expire_lease(shared_db)  # the dead lease of another host runs out (15 s) at once
         b = beta.engine("--lost-after", "4")
         wait_for(lambda: shared.job(job).status == "failed", timeout=30, what="the job lost")
         final = shared.job(job)
@@ -210,33 +230,34 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, db
         kill_group(running.pid)
 
 
-def test_a_host_seen_within_lost_after_keeps_its_jobs(hosts, shared, db_url) -> None:
+def test_a_host_seen_within_lost_after_keeps_its_jobs(hosts, shared, shared_db) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
     a = alpha.engine()
-    job = shared.train("proj", "ticker", "train", {"lines": 300, "every": 0.02}).id
-    wait_for(lambda: shared.job(job).status == "running", what="the job to start")
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    pid = wait_for(lambda: shared.job(job).pid, what="the job to start")
     # alpha's engine loses the lease to beta's, but goes on beating: its job is not lost.
     a.send_signal(signal.SIGSTOP)
-    expire_lease(db_url)
+    expire_lease(shared_db)
     beta.engine("--lost-after", "60")
     wait_for(lambda: shared.serving_engine() and shared.serving_engine().host == "beta")
     a.send_signal(signal.SIGCONT)
     time.sleep(3)  # two recoveries of beta's
     assert shared.job(job).status == "running"
-    a.send_signal(signal.SIGTERM)  # alpha stops: its job runs on to its end untouched
+    a.send_signal(signal.SIGTERM)  # alpha stops: its job runs on, untouched
     a.wait(20)
     assert shared.job(job).status == "running"
+    kill_group(pid)
 
 
 # -- schedules ------------------------------------------------------------------------------
 
 
 def test_a_due_schedule_fires_once_when_two_engines_fire_at_once(
-    tmp_path: Path, repo: Path, db_url: str
+    tmp_path: Path, repo: Path, shared_db: str
 ) -> None:
     clock = FakeClock(utc(2026, 3, 2, 12, 0))
     add_fast_stages(repo)
-    deck = Deck(home=tmp_path / "one", db=db_url, clock=clock)
+    deck = Deck(home=tmp_path / "one", db=shared_db, clock=clock)
     deck.add_project("proj", repo)
     deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
     deck.add_dataset("proj", "test", repo / "data" / "test.csv", target="label")
@@ -244,7 +265,7 @@ def test_a_due_schedule_fires_once_when_two_engines_fire_at_once(
     engine = Engine(deck, workers=2, poll=0.05, schedules=False)
     version = approved_version(deck, engine, "proj")
     deps = [deploy(deck, engine, version, f"{m} * * * *") for m in (0, 1, 2)]
-    other = Deck(home=tmp_path / "two", db=db_url, clock=clock)  # another host's connections
+    other = Deck(home=tmp_path / "two", db=shared_db, clock=clock)  # another host's connections
     schedulers = [Scheduler(deck.store), Scheduler(other.store)]
     for hour in (13, 14):
         clock.set(utc(2026, 3, 2, hour, 5))
@@ -413,3 +434,84 @@ def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path
         f"error: the artifact store (`modeldeck config set artifacts`) {store} "
         "is not a folder on this host"
     ]
+
+
+# -- PostgreSQL: engines dispatching side by side ----------------------------------------------
+
+
+def postgres_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("several engines dispatch at once on PostgreSQL only (SQLite: one lease)")
+
+
+NOOP = "def train(context):\n    pass\n"
+QUEUE = """
+import sys
+from core.service import Deck
+deck = Deck()
+for _ in range(int(sys.argv[1])):
+    deck.train("proj", "noop", "train")
+"""
+DRAINED = 60  # jobs in the test (tests/bench/bench_pg.py drains 300)
+
+
+def test_three_engines_drain_jobs_queued_from_three_processes_once_each(
+    backend, hosts, shared, repo
+) -> None:
+    postgres_only(backend)
+    write_model(repo, "noop", NOOP)
+    everyone = list(hosts.values())
+    queuers = [
+        subprocess.Popen([sys.executable, "-c", QUEUE, str(DRAINED // 3)], env=h.env(), cwd=ROOT)
+        for h in everyone
+    ]
+    for h in everyone:
+        h.engine("--workers", "2")
+    for q in queuers:
+        assert q.wait(120) == 0
+    wait_for(
+        lambda: shared.count_jobs(status=["queued", "running", "stopping"]) == 0,
+        timeout=180,
+        what="the queue to drain",
+    )
+    jobs = shared.jobs(limit=1000)
+    assert len(jobs) == DRAINED
+    assert {j.status for j in jobs} == {"completed"}
+    for j in jobs:  # exactly once: one claim, one process, one end
+        kinds = [e.kind for e in shared.events(j.id)]
+        assert kinds.count("started") == 1 and kinds.count("completed") == 1, (j.id, kinds)
+    ran = {j.host for j in jobs}
+    assert ran == {"alpha", "beta", "gamma"}, ran
+
+
+def test_an_engine_killed_mid_run_re_attaches_to_its_jobs_when_it_returns(
+    backend, hosts, shared
+) -> None:
+    postgres_only(backend)
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    a = alpha.engine()
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    pid = wait_for(lambda: shared.job(job).pid, what="the job to start on alpha")
+    try:
+        beta.engine()
+        wait_for(lambda: len(shared.hosts.engines()) == 2, what="beta to beat")
+        a.kill()  # kill -9 mid-run; beta serves on, and leaves alpha's job to alpha
+        a.wait(10)
+        time.sleep(2.5)  # a recovery round of beta's
+        assert shared.job(job).status == "running"
+        alpha.engine()  # back within --lost-after
+        wait_for(
+            lambda: "reattached" in [e.kind for e in shared.events(job)],
+            timeout=60,
+            what="alpha to re-attach",
+        )
+        assert shared.stop(job).status == "stopping"  # alpha follows it: it stops it
+        done = wait_for(
+            lambda: (j := shared.job(job)).status == "cancelled" and j,
+            timeout=60,
+            what="the job to stop",
+        )
+        lines = beta.ok("logs", job).splitlines()
+        assert lines[:50] == [f"tick {i}" for i in range(50)] and len(lines) > 50, done
+    finally:
+        kill_group(pid)
