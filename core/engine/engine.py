@@ -226,9 +226,6 @@ class Engine:
             self._renew_lease()
             self._listen()
             run = self.guard.run
-            if not self._halt.is_set() and self.heartbeat.due():
-                busy = self.follower.busy()
-                run("writing the engine's heartbeat", lambda: self.heartbeat.beat(busy))
             if self.lease.held or self.shares_queue:
                 if self.recovery.due():
                     # With a shared queue every engine recovers the jobs of its host whose
@@ -252,6 +249,10 @@ class Engine:
                     # While no engine serves: else that engine runs the job.
                     run("dispatching its job", self._dispatch_unserved)
             run("following running jobs", lambda: self.follower.follow(followed))
+            # Last: a job queued meanwhile does not wait for the heartbeat's write.
+            if not self._halt.is_set() and self.heartbeat.due():
+                busy = self.follower.busy()
+                run("writing the engine's heartbeat", lambda: self.heartbeat.beat(busy))
 
     def _renew_lease(self) -> None:
         if self._halt.is_set():
