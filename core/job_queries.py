@@ -16,6 +16,7 @@ from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.inputs import require_utf8
 from core.lifecycle import JobStatus, JobType
+from core.logchunks import JobLog
 from core.logs import LogIndex, tail
 from core.models import Job, JobEvent, Model
 from core.store import Store
@@ -162,14 +163,14 @@ class JobQueries:
 
     def tail_log(self, job_id: str, offset: int = 0, final: bool = False) -> tuple[list[str], int]:
         """Complete log lines from byte ``offset`` on, and the offset after them."""
-        return tail(self.store.log_path(job_id), offset, final=final)
+        return tail(JobLog(self.store, job_id), offset, final=final)
 
     def log_index(self, job_id: str) -> LogIndex:
         """A line index of a job's log for reading any window of it (kept per job)."""
         with self._index_lock:
             idx = self._indexes.get(job_id)
             if idx is None:
-                idx = self._indexes[job_id] = LogIndex(self.store.log_path(job_id))
+                idx = self._indexes[job_id] = LogIndex(JobLog(self.store, job_id))
             return idx
 
     def read_log(self, job_id: str, start: int = 0, count: int = 1000) -> list[str]:

@@ -15,12 +15,40 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 CHUNK = 1 << 20
 INDEX_EVERY = 1024
 DISPLAY_LINE_LIMIT = 4096
 READ = 1 << 16  # bytes per read when reading a window of lines
+
+
+class LogSource(Protocol):
+    """Where a log's bytes are read from: its file, or its copy in the database
+    (``core.logchunks``); the same bytes at the same offsets."""
+
+    def size(self) -> int:
+        """Bytes so far (FileNotFoundError when there is no log yet)."""
+        ...
+
+    def open(self) -> BinaryIO: ...
+
+
+class FileSource:
+    """A log file on this host."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def size(self) -> int:
+        return os.path.getsize(self.path)
+
+    def open(self) -> BinaryIO:
+        return open(self.path, "rb")
+
+
+def _source(log: Path | LogSource) -> LogSource:
+    return FileSource(log) if isinstance(log, Path) else log
 
 
 class _Line:
@@ -106,8 +134,10 @@ class LogReader:
     progress bar without a newline) is scanned once, not again at every poll.
     """
 
-    def __init__(self, path: Path, offset: int = 0, limit: int | None = DISPLAY_LINE_LIMIT):
-        self.path = path
+    def __init__(
+        self, path: Path | LogSource, offset: int = 0, limit: int | None = DISPLAY_LINE_LIMIT
+    ):
+        self.source = _source(path)
         self.offset = offset  # byte offset just after the last line returned
         self._scanned = offset  # bytes fed to ``_line`` or returned
         self._line = _Line(limit)
@@ -127,7 +157,7 @@ class LogReader:
         """
         self.at_end = False
         try:
-            with open(self.path, "rb") as fh:
+            with self.source.open() as fh:
                 lines = self._read(fh, max_bytes)
         except FileNotFoundError:
             self.at_end = True
@@ -162,7 +192,7 @@ class LogReader:
 
 
 def tail(
-    path: Path, offset: int, final: bool = False, max_bytes: int = 4 * CHUNK
+    path: Path | LogSource, offset: int, final: bool = False, max_bytes: int = 4 * CHUNK
 ) -> tuple[list[str], int]:
     """Complete lines from byte ``offset`` on, and the offset after them.
 
@@ -180,8 +210,8 @@ def tail(
 class LogIndex:
     """A sparse line index of one log file (every 1,024th line's byte offset), grown as it grows."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | LogSource) -> None:
+        self.source = _source(path)
         self._marks: list[int] = [0]  # byte offset of line k * INDEX_EVERY
         self._scanned = 0  # bytes scanned
         self._lines = 0  # complete lines in the scanned bytes
@@ -189,12 +219,12 @@ class LogIndex:
     def refresh(self) -> int:
         """Scan what was appended since the last call; the number of complete lines."""
         try:
-            size = os.path.getsize(self.path)
+            size = self.source.size()
         except FileNotFoundError:
             return 0
         if size <= self._scanned:
             return self._lines
-        with open(self.path, "rb") as fh:
+        with self.source.open() as fh:
             fh.seek(self._scanned)
             pos = self._scanned
             while pos < size:
@@ -233,7 +263,7 @@ class LogIndex:
         want = stop - start
         out: list[str] = []
         line = _Line(DISPLAY_LINE_LIMIT)
-        with open(self.path, "rb") as fh:
+        with self.source.open() as fh:
             fh.seek(self._marks[mark])
             while len(out) < want:
                 data = fh.read(READ)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -215,6 +215,39 @@ class EngineLease(SQLModel, table=True):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
+
+
+class EngineHeartbeat(SQLModel, table=True):
+    """An engine's heartbeat: a row per engine process, renewed every few seconds."""
+
+    __tablename__ = "engine_heartbeat"
+    id: str = Field(primary_key=True)
+    host: str = Field(index=True)
+    pid: int
+    workers: int
+    running: int
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    stopped_at: datetime | None = None
+
+
+class LogChunk(SQLModel, table=True):
+    """A piece of a job's log copied from its host's file: append-only, in byte order."""
+
+    __tablename__ = "log_chunk"
+    job_id: str = Field(foreign_key="job.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))  # its first byte's offset
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Setting(SQLModel, table=True):
+    """A setting of the whole database (every host reads it): ``artifacts``, ..."""
+
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: datetime
 
 
 # The alert tables live with the alerts (``core.alerts.tables``); imported here so that the

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import socket
 
-HOST = socket.gethostname()
+# This host's name: ``$MODELDECK_HOST`` when set (several hosts simulated on one machine, each
+# with its own data home), else the hostname.
+HOST = os.environ.get("MODELDECK_HOST") or socket.gethostname()
 
 
 def proc_start_time(pid: int) -> float | None:

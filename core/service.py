@@ -34,6 +34,7 @@ from core.commands.deployments import Deployments
 from core.commands.submit import Submitter
 from core.commands.version_jobs import VersionJobs
 from core.history import History
+from core.hosts import Hosts
 from core.inputs import (
     MAX_OVERRIDE_DEPTH,
     NAME_RULE,
@@ -112,6 +113,7 @@ class Deck:
         self.alerts = Alerts(self.store)  # deck.alerts.add/list/remove/test/log
         self.team = TeamService(self.store)  # who is asking, who may approve
         self.history = History(self.store)  # what ran when
+        self.hosts = Hosts(self.store)  # engines, shared settings, logs across hosts
 
     # -- plumbing: the store's ---------------------------------------------------------------
 

@@ -27,10 +27,11 @@ from core.db import (
     write_session,
 )
 from core.home import resolve_db_url, resolve_home
-from core.models import EngineLease
+from core.models import EngineLease, Setting
 from core.procfs import holder_gone
 from core.views import LeaseView
 
+ARTIFACTS = "artifacts"  # the setting naming the artifact store
 LEASE_NAME = "engine"  # the one row of ``engine_lease``: who dispatches for this database
 
 
@@ -63,7 +64,7 @@ class Store:
             raise unreachable(exc, self.db_shown) from None
         self.clock: Clock = clock or SystemClock()
         self.jobs_dir = self.home / "jobs"
-        self.artifacts_dir = self.home / "artifacts"
+        self._artifacts_dir: Path | None = None
         self._submit_listeners: list[Callable[[str], None]] = []
         self._role: str | None = None  # the database role, asked once (PostgreSQL)
 
@@ -100,6 +101,20 @@ class Store:
         self.engine.dispose()
 
     # -- paths ----------------------------------------------------------------------------
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """The artifact store: the one configured in the database (``config set artifacts``,
+        a folder every host mounts), else this data home's ``artifacts/``. Read once."""
+        if self._artifacts_dir is None:
+            with self.reader() as s:
+                row = s.get(Setting, ARTIFACTS)
+            self._artifacts_dir = Path(row.value) if row is not None else self.home / "artifacts"
+        return self._artifacts_dir
+
+    def forget_settings(self) -> None:
+        """Read the settings again at their next use (one was just changed)."""
+        self._artifacts_dir = None
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id

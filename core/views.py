@@ -347,3 +347,36 @@ class LastChoice(_View):
 
     dataset: str | None = None
     timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineView(_View):
+    """An engine process serving the database, as its heartbeat row tells."""
+
+    id: str
+    host: str
+    pid: int
+    workers: int
+    running: int  # jobs it follows that still have a process
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    stale: bool  # not seen for a while: stopped without saying so, hung, or its host gone
+
+
+@dataclass(frozen=True)
+class EnginesSummary(_View):
+    """What the TUI's top bar shows: how many engines serve, and how busy they are."""
+
+    serving: int
+    workers: int
+    running: int
+    stale: int
+
+
+@dataclass(frozen=True)
+class SettingView(_View):
+    key: str
+    value: str
+    updated_at: datetime | None  # None: the default, never set
+    default: bool = False

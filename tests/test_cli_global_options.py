@@ -52,6 +52,13 @@ CASES: dict[str, Case] = {
         lambda h: ["db", "current"],
         lambda h, d, out: _is((out["database"], out["revision"]), (d.store.db_shown, out["head"])),
     ),
+    "engines": Case(
+        lambda h: ["engines"], lambda h, d, out: _is(out, [e.to_json() for e in d.hosts.engines()])
+    ),
+    "config": Case(
+        lambda h: ["config", "get", "artifacts"],
+        lambda h, d, out: _is(out["value"], str(d.home / "artifacts")),
+    ),
     "projects": Case(
         lambda h: ["projects"], lambda h, d, out: _is({p["name"] for p in out}, {"proj", "demo"})
     ),
@@ -127,9 +134,7 @@ CASES: dict[str, Case] = {
         ],
         lambda h, d, out: _is([a.id for a in d.alerts.list("proj")], [out["id"]]),
     ),
-    "whoami": Case(
-        lambda h: ["whoami"], lambda h, d, out: _is(out["user"], d.team.whoami().user)
-    ),
+    "whoami": Case(lambda h: ["whoami"], lambda h, d, out: _is(out["user"], d.team.whoami().user)),
     "history": Case(
         lambda h: ["history", "proj"],
         lambda h, d, out: _is(len(out) > 0, True),

@@ -9,14 +9,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 
-from core.db import MIGRATIONS, current_revision, make_engine, sqlite_url
+from core.db import MIGRATIONS, current_revision, head_revision, make_engine, sqlite_url
 from core.service import Deck
 
 pytestmark = pytest.mark.sqlite_only(
     reason="the SQLite schema of each revision; PostgreSQL's: test_postgres.py"
 )
 
-HEAD = "0008"
+HEAD = head_revision()  # the newest revision file: several branches add theirs
 
 
 def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(

@@ -112,15 +112,25 @@ class ModelDeckApp(Background, App[int]):
     def _check_engine(self) -> None:
         engine = self.engine
 
-        def probe() -> str:
+        def who(serving: int) -> str:
             status = engine.status() if engine is not None else None
             if status is not None and status.serving:
                 n = len(status.running)
                 return f"engine: this process ({n} running)" if n else "engine: this process"
             lease = self.deck.serving_engine()
-            if lease is None:
-                return "engine: none serving (jobs wait in the queue)"
-            return f"engine: {lease.host} pid {lease.pid}"
+            if lease is not None:
+                return f"engine: {lease.host} pid {lease.pid}"
+            if serving:  # engines that share the work without a lease (PostgreSQL)
+                return "engines:"
+            return "engine: none serving (jobs wait in the queue)"
+
+        def probe() -> str:
+            engines = self.deck.hosts.summary()  # every host's engines, from heartbeats
+            text = who(engines.serving)
+            # One engine: the text says how busy it is; several: how many, and how busy.
+            if engines.serving > 1 or text == "engines:":
+                text += f" · {engines.serving} serving, {engines.running}/{engines.workers} busy"
+            return text
 
         self.load("app.engine", probe, self._set_engine_status)
 

@@ -13,10 +13,16 @@ from core.errors import ModelDeckError
 
 def engine(cli: Cli) -> int:
     from core.engine import Engine
+    from core.hosts import LOST_AFTER_LEAST
 
     a = cli.args
     if a.workers is not None and a.workers < 1:
         raise ModelDeckError("--workers must be at least 1")
+    if a.lost_after < LOST_AFTER_LEAST:
+        raise ModelDeckError(
+            f"--lost-after must be at least {LOST_AFTER_LEAST:g} seconds (two heartbeats)"
+        )
+    store = cli.deck.hosts.check_artifacts()  # a store this host cannot use: refused
     options = ray_options(a.executor, a.ray_address, a.ray_lost_after)
     engine = Engine(
         cli.deck,
@@ -24,6 +30,7 @@ def engine(cli: Cli) -> int:
         grace=a.grace,
         executor=a.executor,
         executor_options=options,
+        lost_after=a.lost_after,
     )
     stop: dict[str, str | None] = {"now": None}
 
@@ -34,7 +41,10 @@ def engine(cli: Cli) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     shown = cli.deck.store.db_shown
-    err(f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {shown}")
+    err(
+        f"modeldeck engine {engine.id}: {engine.workers} worker(s), database {shown}, "
+        f"artifacts {store}"
+    )
     if options.get("ray_address"):
         err(ray_greeting(str(options["ray_address"]), a.executor))
     announced: list[bool | None] = [None]

@@ -114,7 +114,7 @@ def logs(cli: Cli) -> int:
         if cli.json:
             raise ModelDeckError("--raw passes the log through as it is; it takes no --json")
         return _raw_log(cli, job)
-    log = LogReader(d.log_path(job.id))
+    log = LogReader(d.hosts.log(job.id))  # the file, or its copy when on another host
     if cli.json:
         lines: list[str] = []
         while True:
@@ -140,12 +140,12 @@ def _raw_log(cli: Cli, job: JobView) -> int:
     from core.lifecycle import FINAL_STATUSES
     from core.logs import CHUNK
 
-    path, offset = cli.deck.log_path(job.id), 0
+    source, offset = cli.deck.hosts.log(job.id), 0
     stdout = sys.stdout.buffer
     while True:
         final = cli.deck.job(job.id).status in FINAL_STATUSES
         try:
-            with open(path, "rb") as fh:
+            with source.open() as fh:
                 fh.seek(offset)
                 while data := fh.read(CHUNK):
                     stdout.write(data)

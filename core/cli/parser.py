@@ -144,6 +144,25 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="seconds a Ray cluster may not answer before its running jobs are lost (60)",
     )
+    p.add_argument(
+        "--lost-after",
+        type=_seconds("--lost-after"),
+        default=120.0,
+        help="seconds after which another host not seen is gone and its running jobs are "
+        "failed as lost (default 120)",
+    )
+    cmd("engines", "list the engines that serve the database (from their heartbeats)")
+    p = cmd("config", "settings kept in the database, the same for every host")
+    csub = p.add_subparsers(dest="config_cmd", parser_class=_Parser, required=True)
+    ca = csub.add_parser("list", help="every setting, defaults too")
+    _common(ca)
+    ca = csub.add_parser("get", help="one setting's value")
+    _common(ca)
+    ca.add_argument("key")
+    ca = csub.add_parser("set", help="change a setting (artifacts: a folder every host mounts)")
+    _common(ca)
+    ca.add_argument("key")
+    ca.add_argument("value")
     p = cmd("db", "the database: its schema revision, upgrades, a copy into PostgreSQL")
     dsub = p.add_subparsers(dest="db_cmd", parser_class=_Parser, required=True)
     for name, text in (
@@ -385,6 +404,8 @@ RUN_BY: dict[str, str | None] = {
     "demo": "engine",
     "tui": None,
     "engine": "engine",
+    "engines": "engines",
+    "config": "config",
     "db": "db",
     "projects": "registry",
     "project": "registry",

@@ -92,7 +92,7 @@ class Cli:
         # It never takes the engine lease and runs the job only while no live engine serves
         # the database, so a real engine may start at any time (and adopt it).
         engine = Engine(self.deck, only_job=job.id, lease=False)
-        log = LogReader(self.deck.log_path(job.id))
+        log = LogReader(self.deck.hosts.log(job.id))
         interrupted = False
         seen: dict[str, JobView] = {}
 

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from core import pgwakeup, wakeup
+from core.hosts import LOST_AFTER
+from core.logchunks import LogCopy
 from core.procfs import HOST
 from core.store import Store
 from core.views import EngineStatus
@@ -18,6 +20,7 @@ from .common import FIRING_SCHEDULES, Guard, log
 from .dispatcher import Dispatcher
 from .executor import LOCAL, ExecutorContext, Executors
 from .follower import Follower, Running
+from .heartbeat import Heartbeat
 from .ingest import Ingest
 from .lease import Lease
 from .outcome import Outcomes
@@ -48,12 +51,14 @@ class Engine:
         lease: bool = True,
         executor: str = LOCAL,
         executor_options: Mapping[str, Any] | None = None,
+        lost_after: float = LOST_AFTER,
     ) -> None:
         """``lease=False``: a foreground engine (a job command with no engine serving). It
         never takes the database's engine lease, so a real engine can start at any time; it
         runs only ``only_job``, while no engine serves, and lets a real engine adopt it.
         ``executor``: where code jobs run whose model names no executor (``model.json``);
-        ``executor_options``: the executors' own (``ray_address``, ``ray_lost_after``)."""
+        ``executor_options``: the executors' own (``ray_address``, ``ray_lost_after``).
+        ``lost_after``: seconds after which another host not seen is gone, its jobs lost."""
         self.store: Store = store if isinstance(store, Store) else store.store
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.grace = grace
@@ -86,7 +91,14 @@ class Engine:
         ingest = Ingest(store_)
         self.outcomes = Outcomes(store_, ingest, on_end=self._wake.set)
         self.follower = Follower(
-            store_, self.id, grace, self.executors, self.guard, self.outcomes, ingest
+            store_,
+            self.id,
+            grace,
+            self.executors,
+            self.guard,
+            self.outcomes,
+            ingest,
+            LogCopy(store_),
         )
         self.dispatcher = Dispatcher(
             store_,
@@ -106,9 +118,11 @@ class Engine:
             self.outcomes,
             self.guard,
             only_job,
+            lost_after,
         )
         self.scheduler = Scheduler(store_)
         self.alerts = AlertPhase(store_)  # finds notices; its courier thread delivers them
+        self.heartbeat = Heartbeat(store_, self.id, self.workers)
         self._unsubscribe = store_.on_submit(lambda _job_id: self._wake.set())
 
     # -- what others see ------------------------------------------------------------------
@@ -203,6 +217,8 @@ class Engine:
         self._unsubscribe()
         self.alerts.shutdown()
         self.guard.run("releasing the engine lease", self.lease.release)
+        busy = self.follower.busy()
+        self.guard.run("writing the engine's heartbeat", lambda: self.heartbeat.stop(busy))
         self._listen()
         self.executors.close()
 
@@ -252,6 +268,10 @@ class Engine:
             run("following running jobs", lambda: self.follower.follow(followed))
             serving = self.lease.held and not self._halt.is_set()
             run("finding alerts", lambda: self.alerts.tick(serving))
+            # Last: a job queued meanwhile does not wait for the heartbeat's write.
+            if not self._halt.is_set() and self.heartbeat.due():
+                busy = self.follower.busy()
+                run("writing the engine's heartbeat", lambda: self.heartbeat.beat(busy))
 
     def _renew_lease(self) -> None:
         if self._halt.is_set():

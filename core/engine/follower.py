@@ -15,11 +15,12 @@ from sqlmodel import col, select
 
 from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
+from core.logchunks import LogCopy
 from core.models import Job, JobEvent
 from core.procfs import HOST
 from core.store import Store
 
-from .common import Guard, out_of_space, signal_name
+from .common import Guard, describe, log, out_of_space, signal_name
 from .executor import Executors, Handle
 from .ingest import Ingest, job_event
 from .outcome import Outcomes
@@ -67,8 +68,10 @@ class Follower:
         guard: Guard,
         outcomes: Outcomes,
         ingest: Ingest,
+        logcopy: LogCopy | None = None,
     ) -> None:
         self.store = store
+        self.logcopy = logcopy
         self.engine_id = engine_id
         self.grace = grace
         self.executors = executors
@@ -149,6 +152,9 @@ class Follower:
             self.ingest.ingest(job_id, seen.offset)
             if seen.status == JobStatus.stopping.value:
                 self._signal(run)
+            if self.logcopy is not None:  # a failing copy does not hold back the rest
+                copy = self.logcopy.copy
+                self.guard.run(f"copying the log of {job_id}", lambda: copy(job_id))
             return
         try:
             self.collect(run, code, seen.stop_requested)  # its last records go in with its end
@@ -247,6 +253,7 @@ class Follower:
         whether a stop was asked for, when the caller knows)."""
         self.running.pop(run.job_id, None)
         self._end_leftovers(run)
+        self._copy_rest(run.job_id)
         finish = self.outcomes.finish
         result = self.outcomes.read_result(run.job_id)
         if result is not None and code == -1:
@@ -297,6 +304,18 @@ class Follower:
                 result,
                 extra=details,
             )
+
+    def _copy_rest(self, job_id: str) -> None:
+        """The rest of an ended job's log into the database, before its end is recorded (a
+        follower of its log elsewhere then reads every line). A copy that fails (a full
+        disk) is said once and left: the job's end is recorded all the same."""
+        if self.logcopy is None:
+            return
+        try:
+            self.logcopy.copy(job_id, final=True)
+        except Exception as exc:
+            log.error("modeldeck engine: copying the log of %s failed: %s", job_id, describe(exc))
+        self.logcopy.forget(job_id)
 
     def _end_leftovers(self, run: Running) -> None:
         """The job's process has ended: kill whatever it started that is still running (it

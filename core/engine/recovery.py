@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import col, select
 
 from core import jobs
+from core.clock import iso, utc
 from core.effects import place_artifacts
 from core.events import JobEventKind
+from core.hosts import LOST_AFTER
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, RULES, JobStatus, JobType
 from core.models import Job, ModelVersion
 from core.procfs import HOST, engine_alive
@@ -22,6 +25,7 @@ from core.store import Store
 from .common import RECOVER_EVERY, Guard
 from .executor import LOCAL, Executors, Handle
 from .follower import Follower, Running
+from .heartbeat import hosts_last_seen
 from .outcome import Outcomes
 
 
@@ -37,8 +41,11 @@ class Recovery:
         outcomes: Outcomes,
         guard: Guard,
         only_job: str | None = None,
+        lost_after: float = LOST_AFTER,
     ) -> None:
         self.store = store
+        self.lost_after = lost_after
+        self._hosts_seen: dict[str, datetime] | None = None  # None: judge no other host
         self.engine_id = engine_id
         self.executors = executors
         self.follower = follower
@@ -73,6 +80,10 @@ class Recovery:
             rows = s.exec(stmt).all()
         if only is None:  # dealt with: nothing of it to try again
             self.guard.forget("recovering job ", {job.id for job in rows})
+        # Only a serving engine gives up the jobs of hosts that are gone.
+        others = {job.host for job in rows if job.host not in (None, HOST)}
+        judge = (serving or self.store.shared_queue) and adopt and only is None and bool(others)
+        self._hosts_seen = hosts_last_seen(self.store, others) if judge else None
         for job in rows:
             # One job that cannot be recovered (its records, a full disk) waits alone.
             self.guard.run(
@@ -110,7 +121,10 @@ class Recovery:
         if foreign and executor.adopt(job) is not None:
             return
         if job.host not in (None, HOST):
-            return  # another machine's job: only an engine there can judge it
+            # Another host's job: only an engine there can judge it, unless that host has
+            # not been seen for ``lost_after`` (it is gone, and its jobs with it).
+            self._lose_if_host_gone(job)
+            return
         if job.engine_id == self.engine_id:
             return
         if not serving and engine_alive(job.engine_id):
@@ -147,6 +161,30 @@ class Recovery:
             {"engine": self.engine_id, "result_found": result is not None},
         )
         self.follower.collect(run, -1)  # its last records go in with its end
+
+    def _lose_if_host_gone(self, job: Job) -> None:
+        if self._hosts_seen is None:
+            return
+        now = self.store.now()
+        seen = self._hosts_seen.get(job.host or "")
+        since = seen or utc(job.started_at) or utc(job.created_at)
+        if since is None or (now - since).total_seconds() < self.lost_after:
+            return
+        when = f"since {iso(seen)}" if seen else "ever"
+        self.outcomes.finish(
+            job.id,
+            JobStatus.failed,
+            "lost",
+            None,
+            {},
+            extra={
+                "reason": f"its host {job.host} has not been seen {when} (the host is gone)",
+                "host": job.host,
+                "host_last_seen": seen,
+                "lost_after": self.lost_after,
+                "engine": self.engine_id,
+            },
+        )
 
     def _adopt(self, job: Job, handle: Handle) -> None:
         """Follow a live job from here on: the job names this engine, so the one that ran it

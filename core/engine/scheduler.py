@@ -145,7 +145,15 @@ class Scheduler:
             # Load the batch's deployments and its busy batch jobs in two queries; _fire's
             # s.get then hits the session, and no per-deployment query flushes the session.
             # (The session's identity map is weak: keep the loaded rows referenced.)
-            deps = s.exec(select(Deployment).where(col(Deployment.id).in_(dep_ids))).all()
+            # Exactly once across engines: each due deployment is locked (PostgreSQL; SQLite's
+            # write transaction is the lock) and fired only when still due once locked. One
+            # another engine is firing now is skipped: that engine fires it.
+            deps = s.exec(
+                select(Deployment)
+                .where(col(Deployment.id).in_(dep_ids))
+                .with_for_update(skip_locked=True)
+            ).all()
+            dep_ids = [d.id for d in deps]
             version_ids = {d.version_id for d in deps}
             loaded = [
                 *deps,

@@ -1,0 +1,99 @@
+"""The engine's heartbeat: a row per engine process (host, pid, workers, jobs running, version,
+last seen), renewed every few seconds, so every host can tell which engines serve and which
+hosts are gone."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func
+from sqlmodel import col, select
+
+from core.hosts import BEAT_EVERY
+from core.models import EngineHeartbeat
+from core.procfs import HOST
+from core.store import Store
+
+# Rows of engines that stopped (or went stale) this long ago are dropped from the table.
+FORGET_AFTER = timedelta(days=1)
+
+
+def version() -> str:
+    """modeldeck's installed version, or ``unknown``."""
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version("modeldeck")
+    except Exception:
+        return "unknown"
+
+
+class Heartbeat:
+    """Writes this engine's row: ``beat()`` each round (a write every BEAT_EVERY seconds),
+    ``stop()`` on shutdown (the row stays, marked stopped, so its host counts as seen)."""
+
+    def __init__(self, store: Store, engine_id: str, workers: int) -> None:
+        self.store = store
+        self.engine_id = engine_id
+        self.workers = workers
+        self._started = store.now()
+        self._last = 0.0
+        self._version = version()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= BEAT_EVERY
+
+    def beat(self, running: int) -> None:
+        """Renew the row (created on the first beat); at most once every BEAT_EVERY."""
+        if not self.due():
+            return
+        self._write(running, None)
+        self._last = time.monotonic()
+
+    def stop(self, running: int) -> None:
+        """Mark the row stopped (an engine that never beat has no row to mark)."""
+        if self._last:
+            self._write(running, self.store.now())
+
+    def _write(self, running: int, stopped: datetime | None) -> None:
+        now = self.store.now()
+        with self.store.writer() as s:
+            row = s.get(EngineHeartbeat, self.engine_id)
+            if row is None:
+                row = EngineHeartbeat(
+                    id=self.engine_id,
+                    host=HOST,
+                    pid=os.getpid(),
+                    workers=self.workers,
+                    running=running,
+                    version=self._version,
+                    started_at=self._started,
+                    last_seen=now,
+                )
+                # A new engine tidies up: rows of engines gone for a day are dropped.
+                s.exec(
+                    delete(EngineHeartbeat).where(  # type: ignore[call-overload]
+                        col(EngineHeartbeat.last_seen) < now - FORGET_AFTER
+                    )
+                )
+            row.running, row.last_seen, row.stopped_at = running, now, stopped
+            s.add(row)
+            s.commit()
+
+
+def hosts_last_seen(store: Store, hosts: set[str]) -> dict[str, datetime]:
+    """When each of ``hosts`` was last seen by its engines' heartbeats (a host without any
+    heartbeat row is missing from the answer)."""
+    if not hosts:
+        return {}
+    with store.reader() as s:
+        rows = s.exec(
+            select(EngineHeartbeat.host, func.max(EngineHeartbeat.last_seen))
+            .where(col(EngineHeartbeat.host).in_(sorted(hosts)))
+            .group_by(EngineHeartbeat.host)
+        ).all()
+    from core.clock import utc
+
+    return {host: utc(seen) for host, seen in rows if seen is not None}  # type: ignore[misc]

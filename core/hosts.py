@@ -1,0 +1,146 @@
+"""Several hosts on one database: the engines that serve it, the settings every host shares
+(the artifact store), and a job's log wherever its host is. ``Deck.hosts`` hands these out."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from core.clock import utc
+from core.errors import ModelDeckError
+from core.inputs import require_utf8
+from core.logchunks import JobLog
+from core.models import EngineHeartbeat, Setting
+from core.store import ARTIFACTS, Store
+from core.text import printable
+from core.views import EnginesSummary, EngineView, SettingView
+
+BEAT_EVERY = 2.0  # seconds between two heartbeats of an engine
+# A row not renewed for this long is stale: its engine is stopped, hung or its host gone.
+STALE_AFTER = 5 * BEAT_EVERY
+LOST_AFTER = 120.0  # default: a host not seen this long is gone, and its jobs are lost
+LOST_AFTER_LEAST = 2 * BEAT_EVERY  # shorter, a live host could be taken for gone
+
+# The settings there are, and what each is (``config list`` shows the defaults too).
+SETTINGS = {
+    ARTIFACTS: "the artifact store: a folder every host mounts (default: each data home's "
+    "artifacts/)",
+}
+
+
+class Hosts:
+    """Engines, shared settings and logs across hosts."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- engines --------------------------------------------------------------------------
+
+    def engines(self) -> list[EngineView]:
+        """The engines that serve the database (stale ones too, marked), by host."""
+        now = self.store.now()
+        with self.store.reader() as s:
+            rows = s.exec(
+                select(EngineHeartbeat)
+                .where(col(EngineHeartbeat.stopped_at).is_(None))
+                .order_by(col(EngineHeartbeat.host), col(EngineHeartbeat.started_at))
+            ).all()
+        stale_before = now - timedelta(seconds=STALE_AFTER)
+        return [
+            EngineView(
+                id=r.id,
+                host=r.host,
+                pid=r.pid,
+                workers=r.workers,
+                running=r.running,
+                version=r.version,
+                started_at=utc(r.started_at),  # type: ignore[arg-type]
+                last_seen=utc(r.last_seen),  # type: ignore[arg-type]
+                stale=utc(r.last_seen) < stale_before,  # type: ignore[operator]
+            )
+            for r in rows
+        ]
+
+    def summary(self) -> EnginesSummary:
+        """How many engines serve now and how busy they are (stale ones counted apart)."""
+        live = [e for e in self.engines() if not e.stale]
+        return EnginesSummary(
+            serving=len(live),
+            workers=sum(e.workers for e in live),
+            running=sum(e.running for e in live),
+            stale=sum(1 for e in self.engines() if e.stale),
+        )
+
+    # -- settings -------------------------------------------------------------------------
+
+    def settings(self) -> list[SettingView]:
+        return [self.setting(key) for key in SETTINGS]
+
+    def setting(self, key: str) -> SettingView:
+        _known(key)
+        with self.store.reader() as s:
+            row = s.get(Setting, key)
+        if row is not None:
+            return SettingView(key, row.value, utc(row.updated_at))
+        return SettingView(key, str(self._default(key)), None, default=True)
+
+    def set_setting(self, key: str, value: str) -> SettingView:
+        """Set ``key``; a value this host cannot use is refused and nothing changes."""
+        _known(key)
+        require_utf8(value, "the value")
+        if key == ARTIFACTS:
+            value = str(_usable_store(Path(value).expanduser()))
+        now = self.store.now()
+        with self.store.writer() as s:
+            row = s.get(Setting, key) or Setting(key=key, value=value, updated_at=now)
+            row.value, row.updated_at = value, now
+            s.add(row)
+            s.commit()
+        self.store.forget_settings()
+        return self.setting(key)
+
+    def check_artifacts(self) -> Path:
+        """The artifact store, when this host can read and write it; else ModelDeckError
+        (an engine refuses to start: the versions it made would be out of other hosts'
+        reach, or it could not read theirs)."""
+        path = self.store.artifacts_dir
+        if path == self._default(ARTIFACTS):
+            path.mkdir(parents=True, exist_ok=True)
+        return _usable_store(path, configured=True)
+
+    def _default(self, key: str) -> Path:
+        return self.store.home / "artifacts"
+
+    # -- logs -----------------------------------------------------------------------------
+
+    def log(self, job_id: str) -> JobLog:
+        """A job's log: its file on this host, else its copy in the database."""
+        return JobLog(self.store, job_id)
+
+
+def _known(key: str) -> None:
+    if key not in SETTINGS:
+        raise ModelDeckError(
+            f"no setting {printable(key)!r}: there are {', '.join(sorted(SETTINGS))}"
+        )
+
+
+def _usable_store(path: Path, configured: bool = False) -> Path:
+    """``path`` made absolute, when it is a folder this host can read and write."""
+    shown = printable(str(path))
+    where = "the artifact store" + (" (`modeldeck config set artifacts`)" if configured else "")
+    try:
+        path = path.resolve()
+        if not path.is_dir():
+            raise ModelDeckError(f"{where} {shown} is not a folder on this host")
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise ModelDeckError(f"{where} {shown} cannot be read and written on this host")
+        with tempfile.TemporaryFile(dir=path):  # access() can be wrong on network file systems
+            pass
+    except OSError as exc:
+        raise ModelDeckError(f"{where} {shown} cannot be used: {exc.strerror or exc}") from None
+    return path

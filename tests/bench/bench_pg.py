@@ -1,0 +1,275 @@
+"""Engines on several hosts sharing one PostgreSQL database, against Procrastinate, in one run.
+
+    .venv/bin/python tests/bench/bench_pg.py [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+                                             [--jobs 300] [--latency 30] [--parts a,b]
+
+(a) Drain: N no-op training jobs queued from three processes (``modeldeck train --detach``,
+    N/3 each), then three ``modeldeck engine --workers 2 --exit-when-idle`` processes, each a
+    host of its own (``$MODELDECK_HOST``, a data home each), started at once: the time from
+    their start until every job is final. Each job must have run exactly once (one
+    ``started`` event), all three hosts must have run some, none may be left queued or
+    running.
+    Peer: Procrastinate on the same server (a database of its own): N jobs deferred first,
+    then three ``procrastinate worker --concurrency 2 --one-shot`` processes started at once
+    (the same 3 x 2 parallelism), each task running the bare command a no-op job amounts to
+    (``python -c "import training"`` in the model's folder) as a subprocess; the time from
+    their start until they exit (every job done). Target: modeldeck at or below it.
+(b) Latency: with the three engines idle, a job queued by another process: from its commit
+    (``created_at``) until it is ``running`` (``started_at``), p50 and p99. Target p99 < 100 ms.
+
+Not collected by pytest. Figures are for this machine and this run; both sides share its CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from core.service import Deck  # noqa: E402
+
+NOOP = "def train(context):\n    pass\n"
+HOSTS = ("alpha", "beta", "gamma")
+PEER_APP = """
+import os
+import subprocess
+import sys
+
+from procrastinate import App, PsycopgConnector
+
+app = App(connector=PsycopgConnector(conninfo=os.environ["BENCH_PG"]))
+
+
+@app.task(name="bare")
+def bare() -> None:
+    subprocess.run(
+        [sys.executable, "-c", "import training"], cwd=os.environ["BENCH_MODEL"], check=True
+    )
+"""
+
+
+class Server:
+    """Fresh databases on the server, dropped at the end."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        self.url = make_url(url).set(drivername="postgresql")
+        self.admin = psycopg.connect(
+            self.url.render_as_string(hide_password=False), autocommit=True
+        )
+        self.made: list[str] = []
+
+    def create(self, name: str) -> str:
+        name = f"{name}_{os.getpid()}"
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        self.admin.execute(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def close(self) -> None:
+        for name in self.made:
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.close()
+
+
+def env_for(root: Path, host: str, db: str) -> dict[str, str]:
+    env = dict(os.environ, MODELDECK_HOST=host, MODELDECK_HOME=str(root / f"home-{host}"))
+    env["MODELDECK_DB"] = db
+    env.pop("PYTHONUNBUFFERED", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def modeldeck(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.entry", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def setup_deck(root: Path, db: str) -> Deck:
+    repo = root / "repo"
+    (repo / "models" / "noop").mkdir(parents=True)
+    (repo / "models" / "noop" / "training.py").write_text(NOOP)
+    (repo / "data").mkdir()
+    (repo / "data" / "d.csv").write_text("x,y\n1,2\n")
+    deck = Deck(home=root / "home-bench", db=db)
+    deck.add_project("bench", repo)
+    deck.add_dataset("bench", "d", repo / "data" / "d.csv")
+    return deck
+
+
+def queue_from_three(root: Path, db: str, n: int) -> None:
+    """N jobs queued by three processes at once (a script each queues its share)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from core.service import Deck
+        deck = Deck(db=sys.argv[2])
+        for _ in range(int(sys.argv[3])):
+            deck.train("bench", "noop", "d")
+        """
+    )
+    procs = []
+    for i, host in enumerate(HOSTS):
+        share = n // 3 + (1 if i < n % 3 else 0)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(ROOT), db, str(share)],
+                env=env_for(root, host, db),
+                cwd=ROOT,
+            )
+        )
+    for p in procs:
+        if p.wait(300) != 0:
+            raise SystemExit("queueing failed")
+
+
+def drain_modeldeck(root: Path, deck: Deck, db: str, n: int) -> float:
+    queue_from_three(root, db, n)
+    t0 = time.perf_counter()
+    engines = [
+        modeldeck("engine", "--workers", "2", "--exit-when-idle", env=env_for(root, h, db))
+        for h in HOSTS
+    ]
+    while deck.count_jobs(status=["queued", "running", "stopping"]):
+        time.sleep(0.01)
+    took = time.perf_counter() - t0
+    for e in engines:
+        e.wait(60)
+    jobs = deck.jobs(limit=n + 10)
+    assert len(jobs) == n, len(jobs)
+    bad = [j for j in jobs if j.status != "completed"]
+    if bad:
+        raise SystemExit(f"{len(bad)} job(s) did not complete, e.g. {bad[0].status} {bad[0].error}")
+    twice = [j.id for j in jobs if sum(e.kind == "started" for e in deck.events(j.id)) != 1]
+    if twice:
+        raise SystemExit(f"{len(twice)} job(s) did not start exactly once, e.g. {twice[0]}")
+    by_host = Counter(j.host for j in jobs)
+    if set(by_host) != set(HOSTS):
+        raise SystemExit(f"not every host ran jobs: {dict(by_host)}")
+    print(f"  ran exactly once each; by host: {dict(sorted(by_host.items()))}")
+    return took
+
+
+def drain_procrastinate(root: Path, db: str, model_dir: Path, n: int) -> float:
+    (root / "peer_app.py").write_text(PEER_APP)
+    env = dict(os.environ, BENCH_PG=db, BENCH_MODEL=str(model_dir), PYTHONPATH=str(root))
+    sys.path.insert(0, str(root))
+    os.environ.update(BENCH_PG=db, BENCH_MODEL=str(model_dir))
+    import peer_app  # type: ignore[import-not-found]
+
+    with peer_app.app.open():
+        peer_app.app.schema_manager.apply_schema()
+        for _ in range(n):
+            peer_app.bare.defer()
+    procrastinate = str(Path(sys.executable).with_name("procrastinate"))
+    t0 = time.perf_counter()
+    workers = [
+        subprocess.Popen(
+            [procrastinate, "--app=peer_app.app", "worker", "--concurrency", "2", "--one-shot"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(3)
+    ]
+    for w in workers:
+        w.wait(600)
+    took = time.perf_counter() - t0
+    import psycopg
+
+    with psycopg.connect(db) as conn:
+        done = conn.execute(
+            "SELECT status, count(*) FROM procrastinate_jobs GROUP BY status"
+        ).fetchall()
+    if dict(done) != {"succeeded": n}:
+        raise SystemExit(f"procrastinate did not run every job once: {dict(done)}")
+    return took
+
+
+def latency(root: Path, deck: Deck, db: str, samples: int) -> list[float]:
+    engines = [modeldeck("engine", "--workers", "2", env=env_for(root, h, db)) for h in HOSTS]
+    try:
+        while len([e for e in deck.hosts.engines() if not e.stale]) < len(HOSTS):
+            time.sleep(0.05)
+        out = []
+        env = env_for(root, "queuer", db)
+        cmd = [sys.executable, "-m", "tui.entry", "train", "bench", "noop", "--dataset", "d"]
+        for _ in range(samples):
+            time.sleep(0.3)  # idle again: every engine asleep until woken or its poll
+            proc = subprocess.run(
+                [*cmd, "--detach"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+            )
+            job = deck.wait(proc.stdout.split()[0], timeout=30)
+            out.append((job.started_at - job.created_at).total_seconds() * 1000)
+        return sorted(out)
+    finally:
+        for e in engines:
+            e.terminate()
+            e.wait(30)
+
+
+def drain(root: Path, deck: Deck, db: str, server: Server, n: int) -> None:
+    ours = drain_modeldeck(root, deck, db, n)
+    peer = drain_procrastinate(
+        root, server.create("procrastinate_bench"), root / "repo/models/noop", n
+    )
+    verdict = "ok" if ours <= peer else "MISSED"
+    print(
+        f"(a) 3 engines x 2 workers drain {n} no-op jobs: {ours:.2f}s; "
+        f"Procrastinate 3 x 2: {peer:.2f}s; ratio {ours / peer:.2f}x (<= 1.0x {verdict})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--latency", type=int, default=30)
+    parser.add_argument("--parts", default="a,b", help="which parts to run (a,b)")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    server = Server(args.pg)
+    try:
+        with tempfile.TemporaryDirectory(prefix="modeldeck-bench-pg-") as tmp:
+            root = Path(tmp)
+            db = server.create("modeldeck_bench")
+            deck = setup_deck(root, db)
+            print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {args.jobs} jobs")
+            if "a" in parts:
+                drain(root, deck, db, server, args.jobs)
+            if "b" not in parts:
+                return
+            ms = latency(root, deck, db, args.latency)
+            p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
+            verdict = "ok" if p99 < 100 else "MISSED"
+            print(
+                f"(b) commit -> running, engines idle: p50 {statistics.median(ms):.0f} ms, "
+                f"p99 {p99:.0f} ms, max {ms[-1]:.0f} ms  (p99 < 100 ms {verdict})"
+            )
+            deck.close()
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

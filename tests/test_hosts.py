@@ -1,0 +1,515 @@
+"""Engines on several hosts, simulated on one machine: each host a ``$MODELDECK_HOST`` and a
+data home of its own, all on one database. Heartbeats (``engines``), a lost host's jobs,
+schedules that fire once, a log followed from another host, the artifact store setting."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SCRIPTED_TRAINING, write_csv, write_model
+from deploy_support import add_fast_stages, add_ticker, approved_version, deploy, utc, wait_for
+from sqlalchemy import update
+
+from core.clock import FakeClock
+from core.db import make_engine, write_session
+from core.engine import Engine
+from core.engine.scheduler import Scheduler
+from core.logchunks import ChunkLog, JobLog, LogCopy
+from core.logs import LogIndex, LogReader
+from core.models import EngineHeartbeat, EngineLease
+from core.service import Deck
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Host:
+    """One simulated host: its name, its data home, the shared database."""
+
+    name: str
+    home: Path
+    db: str
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, MODELDECK_HOST=self.name, MODELDECK_HOME=str(self.home))
+        env["MODELDECK_DB"] = self.db
+        return env
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tui.entry", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            cwd=ROOT,
+        )
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.stdout
+
+    def spawn(self, *args: str, out: Path | None = None) -> subprocess.Popen:
+        sink = open(out or os.devnull, "w")  # noqa: SIM115  (the child keeps it)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.entry", *args],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=sink if out else subprocess.PIPE,
+            stderr=subprocess.STDOUT if out else subprocess.PIPE,
+            text=True,
+        )
+        sink.close()
+        self.procs.append(proc)
+        return proc
+
+    def engine(self, *args: str) -> subprocess.Popen:
+        out = self.home / f"engine-{len(self.procs)}.out"
+        return self.spawn("engine", "--workers", "2", "--grace", "2", *args, out=out)
+
+    def deck(self) -> Deck:
+        return Deck(home=self.home, db=self.db)
+
+
+@pytest.fixture
+def shared_db(db_url: str | None, tmp_path: Path) -> str:
+    """The one database of every host: the test's PostgreSQL database, or a SQLite file."""
+    return db_url or f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, shared_db: str) -> Iterator[dict[str, Host]]:
+    made = {n: Host(n, tmp_path / f"home-{n}", shared_db) for n in ("alpha", "beta", "gamma")}
+    for h in made.values():
+        h.home.mkdir()
+    yield made
+    for h in made.values():
+        for p in h.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+@pytest.fixture
+def shared(hosts: dict[str, Host], repo: Path) -> Deck:
+    """The test's own view of the shared database, with the project and a ticker model."""
+    add_ticker(repo)
+    d = hosts["alpha"].deck()
+    d.add_project("proj", repo)
+    d.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+    return d
+
+
+def engines_json(host: Host) -> list[dict]:
+    return json.loads(host.ok("engines", "--json"))
+
+
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _update(db: str, statement: Any) -> None:
+    engine = make_engine(db)
+    try:
+        with write_session(engine) as s:
+            s.execute(statement)
+            s.commit()
+    finally:
+        engine.dispose()
+
+
+def set_last_seen(db: str, host: str) -> None:
+    """Make a host's heartbeats look long gone (as if its engines stopped beating then)."""
+    _update(
+        db, update(EngineHeartbeat).where(EngineHeartbeat.host == host).values(last_seen=LONG_AGO)
+    )
+
+
+def expire_lease(db: str) -> None:
+    """The lease of an engine of another host runs out (15 s), at once."""
+    _update(db, update(EngineLease).values(expires_at=LONG_AGO))
+
+
+def kill_group(pid: int | None) -> None:
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# -- heartbeats -----------------------------------------------------------------------------
+
+
+def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, shared_db) -> None:
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    assert engines_json(beta) == []
+    a = alpha.engine()
+    b = beta.engine("--workers", "3")
+    wait_for(lambda: len(shared.hosts.engines()) == 2, what="both to beat")
+    rows = engines_json(beta)
+    by_host = {r["host"]: r for r in rows}
+    assert set(by_host) == {"alpha", "beta"}
+    assert by_host["alpha"]["pid"] == a.pid and by_host["alpha"]["workers"] == 2
+    assert by_host["beta"]["pid"] == b.pid and by_host["beta"]["workers"] == 3
+    assert all(r["stale"] is False and r["running"] == 0 for r in rows)
+    assert all(r["last_seen"].endswith("Z") and r["version"] for r in rows)
+
+    # A job running on one of them is counted where it runs.
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    wait_for(lambda: shared.job(job).pid, what="the job to start")
+    host, pgid = shared.job(job).host, shared.job(job).pid  # it leads its group
+    wait_for(
+        lambda: {e.host: e.running for e in shared.hosts.engines()}[host] == 1,
+        what="the heartbeat to count the job",
+    )
+
+    # An engine that stops beating (killed, hung, its host gone) is marked stale, not dropped.
+    a.kill()
+    a.wait(10)
+    set_last_seen(shared_db, "alpha")  # its last beat, long ago
+    shown = beta.ok("engines")
+    line = next(x for x in shown.splitlines() if x.startswith("alpha"))
+    assert line.rstrip().endswith("stale"), shown
+    assert "UTC" in line  # times on screen carry their zone
+    # One that stops cleanly leaves the list.
+    b.send_signal(signal.SIGTERM)
+    b.wait(20)
+    assert [(r["host"], r["stale"]) for r in engines_json(alpha)] == [("alpha", True)]
+    kill_group(pgid)
+
+
+def test_lost_after_is_refused_below_two_heartbeats(hosts) -> None:
+    done = hosts["alpha"].run("engine", "--lost-after", "1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --lost-after must be at least 4 seconds (two heartbeats)"
+    ]
+
+
+# -- a host that is gone --------------------------------------------------------------------
+
+
+def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, shared_db) -> None:
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    a = alpha.engine()
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    running = wait_for(
+        lambda: (j := shared.job(job)).status == "running" and j.pid and j, what="job start"
+    )
+    assert running.host == "alpha"
+    try:
+        a.kill()  # kill -9: the host's engine is gone, and nothing beats for it
+        a.wait(10)
+        expire_lease(shared_db)  # the dead lease of another host runs out (15 s) at once
+        b = beta.engine("--lost-after", "4")
+        wait_for(lambda: shared.job(job).status == "failed", timeout=30, what="the job lost")
+        final = shared.job(job)
+        assert final.error == "lost"
+        [ended] = [e for e in shared.events(job) if e.kind == "failed"]
+        assert "its host alpha has not been seen" in ended.details["reason"]
+        assert ended.details["host"] == "alpha" and ended.details["lost_after"] == 4
+        assert b.poll() is None
+    finally:
+        kill_group(running.pid)
+
+
+def test_a_host_seen_within_lost_after_keeps_its_jobs(hosts, shared, shared_db) -> None:
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    a = alpha.engine()
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    pid = wait_for(lambda: shared.job(job).pid, what="the job to start")
+    try:
+        # alpha's engine stops (its job runs on), and another host's engine serves: alpha
+        # was seen moments ago, so its job is left to it.
+        a.send_signal(signal.SIGTERM)
+        a.wait(20)
+        b = beta.engine("--lost-after", "60")
+        wait_for(lambda: [e.host for e in shared.hosts.engines()] == ["beta"], what="beta")
+        time.sleep(3)  # recoveries of beta's (every 2 s)
+        assert shared.job(job).status == "running"
+        assert b.poll() is None
+    finally:
+        kill_group(pid)
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def test_a_due_schedule_fires_once_when_two_engines_fire_at_once(
+    tmp_path: Path, repo: Path, shared_db: str
+) -> None:
+    clock = FakeClock(utc(2026, 3, 2, 12, 0))
+    add_fast_stages(repo)
+    deck = Deck(home=tmp_path / "one", db=shared_db, clock=clock)
+    deck.add_project("proj", repo)
+    deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+    deck.add_dataset("proj", "test", repo / "data" / "test.csv", target="label")
+    deck.add_dataset("proj", "score", repo / "data" / "score.csv")
+    engine = Engine(deck, workers=2, poll=0.05, schedules=False)
+    version = approved_version(deck, engine, "proj")
+    deps = [deploy(deck, engine, version, f"{m} * * * *") for m in (0, 1, 2)]
+    other = Deck(home=tmp_path / "two", db=shared_db, clock=clock)  # another host's connections
+    schedulers = [Scheduler(deck.store), Scheduler(other.store)]
+    for hour in (13, 14):
+        clock.set(utc(2026, 3, 2, hour, 5))
+        barrier = threading.Barrier(2)
+
+        def fire(s: Scheduler, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            s.fire()
+
+        threads = [threading.Thread(target=fire, args=(s,)) for s in schedulers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for s in schedulers:  # and again, one after the other: nothing is due any more
+            s.fire()
+        assert engine.run_until_idle(60)  # the runs end before the next fire (no overlap)
+    for minute, dep in enumerate(deps):
+        fired = [j for j in deck.jobs(deployment=dep) if j.trigger == "schedule"]
+        times = sorted(j.params["fire_time"] for j in fired)
+        assert times == [f"2026-03-02T{h}:0{minute}:00.000Z" for h in (13, 14)]
+    other.close()
+    deck.close()
+
+
+# -- logs from another host ----------------------------------------------------------------
+
+
+# Prints 100 lines, waits while a ``hold`` file is next to its dataset, prints 100 more.
+GATED = """
+import time
+
+
+def train(context):
+    for i in range(100):
+        print(f"tick {i}", flush=True)
+    hold = context.dataset.path.with_name("hold")
+    while hold.exists():
+        time.sleep(0.02)
+    for i in range(100, 200):
+        print(f"tick {i}", flush=True)
+"""
+
+
+def test_a_log_followed_from_another_hosts_home_gets_every_line_live(hosts, shared, repo) -> None:
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    write_model(repo, "gated", GATED)
+    hold = repo / "data" / "hold"
+    hold.touch()
+    alpha.engine()
+    job = shared.train("proj", "gated", "train").id
+    wait_for(lambda: shared.job(job).status == "running", what="the job to start")
+    assert not (beta.home / "jobs" / job).exists()  # nothing of it on beta's disk
+    follow = beta.spawn("logs", job, "--follow")
+    assert follow.stdout is not None
+    got = [follow.stdout.readline() for _ in range(100)]  # live: the job is still running
+    assert got == [f"tick {i}\n" for i in range(100)]
+    assert shared.job(job).status == "running"
+    seen = time.monotonic()
+    hold.unlink()
+    assert follow.stdout.readline() == "tick 100\n"
+    took = time.monotonic() - seen
+    rest = follow.stdout.read()  # (communicate() would skip what readline() buffered)
+    assert follow.wait(60) == 0
+    assert rest.splitlines() == [f"tick {i}" for i in range(101, 200)]
+    assert shared.job(job).status == "completed"
+    assert took < 10, took  # about a second: the engine's round, the copy, the follower's poll
+
+    # The log survives its host: alpha's files gone, beta still reads every line.
+    import shutil
+
+    shutil.rmtree(alpha.home / "jobs" / job)
+    assert beta.ok("logs", job).splitlines() == [f"tick {i}" for i in range(200)]
+    lines = json.loads(beta.ok("logs", job, "--json"))["lines"]
+    assert lines == [f"tick {i}" for i in range(200)]
+
+
+def test_log_chunks_hold_the_files_bytes_at_the_same_offsets(tmp_path: Path, deck: Deck) -> None:
+    from core.jobs import queued_job_rows
+    from core.lifecycle import JobType
+
+    project = deck.add_project("p", tmp_path)
+    row, event = queued_job_rows(JobType.train, project.id, at=deck.now())
+    from sqlalchemy import insert
+
+    from core.models import Job, JobEvent
+
+    with deck.writer() as s:
+        s.execute(insert(Job), [row])
+        s.execute(insert(JobEvent), [event])
+        s.commit()
+    job_id = row["id"]
+    path = deck.log_path(job_id)
+    path.parent.mkdir(parents=True)
+    copy = LogCopy(deck.store)
+    written = b""
+    pieces = [b"one\n", b"two \x1b[31mred\x1b[0m\nthr", b"ee\r\n", "é\n".encode() * 3000, b"last"]
+    for piece in pieces:
+        with open(path, "ab") as fh:
+            fh.write(piece)
+        written += piece
+        copy.copy(job_id)
+    copy.forget(job_id)
+    LogCopy(deck.store).copy(job_id, final=True)  # another engine resumes where it was left
+    chunks = ChunkLog(deck.store, job_id)
+    assert chunks.size() == len(written)
+    with chunks.open() as fh:
+        for at in (0, 3, 17, len(written) - 2):
+            fh.seek(at)
+            assert fh.read(5000) == written[at : at + 5000]
+    path_lines = LogReader(path).read(final=True)
+    assert LogReader(chunks).read(final=True) == path_lines
+    assert LogIndex(chunks).read(2, 5) == LogIndex(path).read(2, 5)
+    path.unlink()  # not on this host: a job's log is then read from the database
+    assert LogReader(JobLog(deck.store, job_id)).read(final=True) == path_lines
+
+
+# -- the artifact store ---------------------------------------------------------------------
+
+
+def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path) -> None:
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    listed = json.loads(alpha.ok("config", "list", "--json"))
+    assert listed == [
+        {
+            "key": "artifacts",
+            "value": str(alpha.home / "artifacts"),
+            "updated_at": None,
+            "default": True,
+        }
+    ]
+    store = tmp_path / "store"
+    for bad, why in (
+        (["config", "set", "artifacts", str(tmp_path / "none")], "is not a folder on this host"),
+        (["config", "set", "colour", "red"], "no setting 'colour': there are artifacts"),
+        (["config", "get", "colour"], "no setting 'colour'"),
+    ):
+        done = alpha.run(*bad)
+        assert done.returncode == 2 and why in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert json.loads(beta.ok("config", "get", "artifacts", "--json"))["default"] is True
+    store.mkdir()
+    alpha.ok("config", "set", "artifacts", str(store))
+    assert beta.ok("config", "get", "artifacts").strip() == str(store)  # every host's
+
+    write_model(repo, "scripted", SCRIPTED_TRAINING)
+    write_csv(repo / "data" / "train.csv")
+    alpha.ok("project", "add", "proj", "--repo", str(repo))
+    alpha.ok(
+        "dataset", "add", "proj", "train", str(repo / "data" / "train.csv"), "--target", "label"
+    )
+    beta.engine("--exit-when-idle")
+    job = json.loads(alpha.ok("train", "proj", "scripted", "--dataset", "train", "--json"))
+    assert job["status"] == "completed", job
+    version = json.loads(alpha.ok("version", job["version"], "--json"))
+    folder = Path(version["artifact_dir"])
+    assert folder.parent.parent.parent == store
+    assert (folder / "weights.txt").read_text() == "42"
+    assert not (beta.home / "artifacts").exists() or not any((beta.home / "artifacts").iterdir())
+
+    # A host that cannot use the store (not mounted there) refuses to start its engine.
+    store.rename(tmp_path / "elsewhere")
+    done = beta.run("engine")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: the artifact store (`modeldeck config set artifacts`) {store} "
+        "is not a folder on this host"
+    ]
+
+
+# -- PostgreSQL: engines dispatching side by side ----------------------------------------------
+
+
+def postgres_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("several engines dispatch at once on PostgreSQL only (SQLite: one lease)")
+
+
+NOOP = "def train(context):\n    pass\n"
+QUEUE = """
+import sys
+from core.service import Deck
+deck = Deck()
+for _ in range(int(sys.argv[1])):
+    deck.train("proj", "noop", "train")
+"""
+DRAINED = 60  # jobs in the test (tests/bench/bench_pg.py drains 300)
+
+
+def test_three_engines_drain_jobs_queued_from_three_processes_once_each(
+    backend, hosts, shared, repo
+) -> None:
+    postgres_only(backend)
+    write_model(repo, "noop", NOOP)
+    everyone = list(hosts.values())
+    queuers = [
+        subprocess.Popen([sys.executable, "-c", QUEUE, str(DRAINED // 3)], env=h.env(), cwd=ROOT)
+        for h in everyone
+    ]
+    for h in everyone:
+        h.engine("--workers", "2")
+    for q in queuers:
+        assert q.wait(120) == 0
+    wait_for(
+        lambda: shared.count_jobs(status=["queued", "running", "stopping"]) == 0,
+        timeout=180,
+        what="the queue to drain",
+    )
+    jobs = shared.jobs(limit=1000)
+    assert len(jobs) == DRAINED
+    assert {j.status for j in jobs} == {"completed"}
+    for j in jobs:  # exactly once: one claim, one process, one end
+        kinds = [e.kind for e in shared.events(j.id)]
+        assert kinds.count("started") == 1 and kinds.count("completed") == 1, (j.id, kinds)
+    ran = {j.host for j in jobs}
+    assert ran == {"alpha", "beta", "gamma"}, ran
+
+
+def test_an_engine_killed_mid_run_re_attaches_to_its_jobs_when_it_returns(
+    backend, hosts, shared
+) -> None:
+    postgres_only(backend)
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    a = alpha.engine()
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    pid = wait_for(lambda: shared.job(job).pid, what="the job to start on alpha")
+    try:
+        beta.engine()
+        wait_for(lambda: len(shared.hosts.engines()) == 2, what="beta to beat")
+        a.kill()  # kill -9 mid-run; beta serves on, and leaves alpha's job to alpha
+        a.wait(10)
+        time.sleep(2.5)  # a recovery round of beta's
+        assert shared.job(job).status == "running"
+        alpha.engine()  # back within --lost-after
+        wait_for(
+            lambda: "reattached" in [e.kind for e in shared.events(job)],
+            timeout=60,
+            what="alpha to re-attach",
+        )
+        assert shared.stop(job).status == "stopping"  # alpha follows it: it stops it
+        done = wait_for(
+            lambda: (j := shared.job(job)).status == "cancelled" and j,
+            timeout=60,
+            what="the job to stop",
+        )
+        lines = beta.ok("logs", job).splitlines()
+        assert lines[:50] == [f"tick {i}" for i in range(50)] and len(lines) > 50, done
+    finally:
+        kill_group(pid)
