@@ -240,6 +240,7 @@ def trained(
         columns=job.params.get("columns"),
     )
     _record_metrics(s, job, v, result.get("metrics") or {}, now)
+    _monitoring_baseline(s, job, v, result, now)
     return Path(v.artifact_dir)
 
 
@@ -303,6 +304,7 @@ def evaluated(
         raise ModelDeckError("the evaluation recorded no metrics")
     _record_metrics(s, job, v, metrics, now)
     _set_status(s, job, v, now)
+    _monitoring_baseline(s, job, v, result, now)
     return None
 
 
@@ -337,6 +339,7 @@ def stats_computed(
         now,
         {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
     )
+    _monitoring_baseline(s, job, v, result, now)
     return None
 
 
@@ -361,7 +364,27 @@ def predicted(
         now,
         {"deployment": d.id, "outputs": job.outputs, "summary": summary},
     )
+    _monitoring_drift(s, job, d, result, now)
     return None
+
+
+# -- monitoring (core.monitoring.record): a version's baseline, a batch run's drift ----------
+
+
+def _monitoring_baseline(
+    s: Session, job: Job, v: ModelVersion, result: dict[str, Any], now: datetime
+) -> None:
+    from core.monitoring.record import record_baseline
+
+    record_baseline(s, job, v, result, now)
+
+
+def _monitoring_drift(
+    s: Session, job: Job, d: Deployment, result: dict[str, Any], now: datetime
+) -> None:
+    from core.monitoring.record import record_drift
+
+    record_drift(s, job, d, result, now)
 
 
 def _dataset_file_info(value: Any) -> dict[str, Any] | None:

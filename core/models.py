@@ -122,6 +122,9 @@ class Deployment(SQLModel, table=True):
     retired_at: datetime | None = None
     retire_reason: str | None = None
     job_id: str | None = None
+    # Drift thresholds of its batch runs' PSI (None: core.monitoring.views' defaults).
+    warn_psi: float | None = None
+    alert_psi: float | None = None
 
 
 class DeploymentEvent(SQLModel, table=True):
@@ -198,3 +201,6 @@ class EngineLease(SQLModel, table=True):
     pid: int
     heartbeat_at: datetime
     expires_at: datetime
+
+
+from core.monitoring import tables as _monitoring_tables  # noqa: E402, F401  (its tables)

@@ -45,6 +45,7 @@ from core.job_queries import JobQueries
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, JobType
 from core.logs import LogIndex
 from core.models import Job
+from core.monitoring.service import Monitoring
 from core.queries import Queries
 from core.repo import code_fingerprint, dataset_columns, dataset_shape, file_sha256, git_diff
 from core.store import Store
@@ -106,6 +107,7 @@ class Deck:
         self._version_jobs = VersionJobs(self._submit, self.warn)
         self._deployments = Deployments(self._submit)
         self._control = Control(self.store, self.settle)
+        self.monitoring = Monitoring(self.store, self.settle)  # drift, baselines, performance
 
     # -- plumbing: the store's ---------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class ProjectView(_View):
     active_deployments: int = 0
     running_jobs: int = 0
     failed_jobs: int = 0
+    drifting: int = 0  # active deployments whose latest drift run is warn or alert
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ class DeploymentView(_View):
     created_at: datetime
     retired_at: datetime | None = None
     retire_reason: str | None = None
+    drift_status: str | None = None  # its latest drift run's (ok, warn, alert), if any
 
     @property
     def label(self) -> str:

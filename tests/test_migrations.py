@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 from core.db import MIGRATIONS, current_revision, make_engine, sqlite_url
 from core.service import Deck
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_data(

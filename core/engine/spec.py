@@ -12,6 +12,7 @@ from sqlmodel import Session
 from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
+from core.monitoring.store import spec_monitoring
 from core.store import Store
 
 
@@ -69,6 +70,9 @@ def job_spec(store: Store, s: Session, job: Job) -> tuple[dict[str, Any], str, P
         "task": meta.get("task"),
         "params": job.params,
     }
+    monitoring = spec_monitoring(s, job)  # a baseline to record, or one to compare with
+    if monitoring is not None:
+        spec["monitoring"] = monitoring
     python = meta.get("python") or sys.executable
     # A folder that is gone is not the job's working directory: the runner says it is gone.
     return spec, str(python), code_dir if code_dir and code_dir.is_dir() else None
