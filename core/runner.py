@@ -375,6 +375,18 @@ def _predictor(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> Call
     return predict
 
 
+# The files the built-in scorer loads a model from (``core.builtin.MODEL_FILES``).
+MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "model.onnx")
+
+
+def _can_predict(code_dir: str | None, model_dir: Path | None) -> bool:
+    """Whether the version can predict: its own ``scoring.py``, or a model file the built-in
+    scorer loads (checked first: loading the scorer's libraries takes seconds)."""
+    if code_dir and (Path(code_dir) / "scoring.py").is_file():
+        return True
+    return model_dir is not None and any((model_dir / n).is_file() for n in MODEL_FILES)
+
+
 def _monitoring(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
     wants = spec.get("monitoring") or {}
     if not isinstance(wants, dict) or not wants or ctx.dataset is None:
@@ -385,7 +397,8 @@ def _monitoring(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> Non
         if isinstance(wants.get("compare"), dict):
             ctx.result["drift"] = jobside.batch_drift(ctx, wants["compare"])
         elif wants.get("baseline"):
-            predict = _predictor(spec, ctx, code_dir) if ctx.model_dir else None
+            can = _can_predict(code_dir, ctx.model_dir)
+            predict = _predictor(spec, ctx, code_dir) if can else None
             ctx.result["baseline"] = jobside.baseline(ctx, predict, wants.get("features"))
     except Exception as exc:
         line = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]

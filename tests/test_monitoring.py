@@ -239,3 +239,46 @@ def test_thresholds_per_deployment_and_bad_input_refused(setup, cli) -> None:
     assert (run.warn_psi, run.alert_psi) == (0.0001, 50.0)
     assert {f.status for f in run.features} == {"warn"}  # tiny drift is over 0.0001
     assert ok(cli("performance", dep, "--json")).json() == []
+
+
+def test_statistics_read_in_chunks_agree_with_pandas(tmp_path: Path, monkeypatch) -> None:
+    """Many small blocks (as a big file is read): the same numbers as pandas on the whole."""
+    from core.monitoring import profile as prof
+
+    frame = sample(7, rows=3000)
+    frame.loc[::17, "b"] = np.nan
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(prof, "BLOCK_BYTES", 4096)
+    assert sum(1 for _ in prof.file_batches(path)()) > 10
+    stats = prof.profile_file(path)
+    assert stats["rows"] == 3000
+    b = stats["columns"]["b"]
+    assert (b["count"], b["missing"]) == (frame["b"].count(), frame["b"].isna().sum())
+    assert b["mean"] == pytest.approx(frame["b"].mean())
+    assert b["std"] == pytest.approx(frame["b"].std())
+    assert b["quantiles"]["0.25"] == pytest.approx(frame["b"].quantile(0.25))
+    counts, _ = np.histogram(frame["b"].dropna(), bins=np.linspace(b["min"], b["max"], 11))
+    assert b["histogram"]["counts"] == counts.tolist()
+    assert sum(b["bins"]["counts"]) == b["count"]
+    city = stats["columns"]["city"]
+    assert [t["value"] for t in city["top"]] == frame["city"].value_counts().index.tolist()
+    assert city["bins"]["counts"][-1] == 0  # no (other): every value is a top value
+
+
+def test_a_number_column_with_text_further_down_is_text(tmp_path: Path, monkeypatch) -> None:
+    from core.monitoring import profile as prof
+
+    rows = [str(i) for i in range(2000)] + ["n/a?"]
+    path = tmp_path / "d.csv"
+    path.write_text("v\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(prof, "BLOCK_BYTES", 1024)
+    stats = prof.profile_file(path)
+    assert stats["columns"]["v"]["type"] == "categorical"  # as pandas reads it
+    assert stats["columns"]["v"]["count"] == 2001
+
+
+def test_the_runner_knows_the_built_in_scorer_s_model_files() -> None:
+    from core import builtin, runner
+
+    assert runner.MODEL_FILES == builtin.MODEL_FILES

@@ -1,7 +1,8 @@
 """Monitoring in a job's own process: a version's baseline (training, or an imported
 version's first statistics or evaluation) and a batch prediction's drift against it.
 
-Imported by the runner only for the jobs that need it (numpy, pyarrow, pandas are heavy).
+Imported by the runner only for the jobs that need it (numpy and pyarrow are heavy; pandas
+and scikit-learn only to compute metrics).
 What it returns goes into the job's ``result.json``; the engine checks it and stores it
 (``core.monitoring.record``).
 """
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.monitoring import drift as maths
 from core.monitoring.profile import profile, profile_file, table_batches
@@ -34,22 +35,25 @@ def _total_rows(ctx: Any) -> int | None:
     return rows if isinstance(rows, int) and rows > 0 else None
 
 
-def dataset_statistics(ctx: Any, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+def dataset_statistics(
+    ctx: Any, reference: dict[str, Any] | None = None, quiet: bool = False
+) -> dict[str, Any]:
     """The job's dataset profiled (``profile.profile_file``): ``{"statistics": the
-    compute_stats record, "profile": everything}``."""
+    compute_stats record, "profile": everything}``; ``quiet``: nothing in the log."""
     ds = ctx.dataset
     total = _total_rows(ctx)
-    print(f"computing statistics of {ds.name}" + (f": {total} rows" if total else ""), flush=True)
+    if not quiet:
+        print(f"computing statistics of {ds.name}" + (f": {total} rows" if total else ""))
 
     def progress(rows: int) -> None:
         if total:
             ctx.progress(min(1.0, rows / total), f"{rows} rows read")
 
     prof = profile_file(ds.path, reference=reference, progress=progress)
-    cols = prof["columns"]
-    print(f"statistics computed for {len(cols)} columns of {prof['rows']} rows", flush=True)
+    if not quiet:
+        print(f"statistics computed for {len(prof['columns'])} columns of {prof['rows']} rows")
     return {
-        "statistics": {"rows": prof["rows"], "dataset": ds.name, "columns": cols},
+        "statistics": {"rows": prof["rows"], "dataset": ds.name, "columns": prof["columns"]},
         "profile": prof,
     }
 
@@ -66,44 +70,79 @@ def _ignored(ctx: Any, columns: list[str]) -> list[str]:
     return out
 
 
-def _read_predictions(path: Path) -> pd.DataFrame | None:
+def _read_predictions(path: Path) -> pa.Table | None:
     """The prediction and class-probability columns of a predictions file (None without a
-    ``prediction`` column)."""
+    ``prediction`` column, or without rows)."""
+    import pyarrow.csv as pcsv
+
     if not path.is_file():
         return None
-    header = pd.read_csv(path, nrows=0).columns
-    if PREDICTION not in header:
+    reader = pcsv.open_csv(path)
+    names = reader.schema.names
+    reader.close()
+    if PREDICTION not in names:
         return None
-    wanted = [c for c in header if c == PREDICTION or str(c).startswith(PROBA_PREFIX)]
-    return pd.read_csv(path, usecols=wanted)
+    wanted = [c for c in names if c == PREDICTION or c.startswith(PROBA_PREFIX)]
+    try:
+        table = pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(include_columns=wanted, strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid:  # types that change down the file: the predictions as text
+        table = pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(
+                include_columns=wanted, column_types={PREDICTION: pa.string()}
+            ),
+        )
+    return table if table.num_rows else None
 
 
-def prediction_kind(task: str | None, values: pd.Series) -> str:
+def _is_number(arr: pa.ChunkedArray) -> bool:
+    return pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
+
+
+def prediction_kind(task: str | None, values: pa.ChunkedArray) -> str:
     """``categorical`` (classes) or ``numeric``: as the model's task says, else text and
     booleans are classes, and so are whole numbers with at most MAX_CLASSES values."""
     if task in ("classification", "regression"):
         return "categorical" if task == "classification" else "numeric"
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+    if not _is_number(values):
         return "categorical"
-    ok = values.dropna()
-    whole = bool(len(ok)) and bool(np.all(np.mod(ok.to_numpy(dtype=float), 1) == 0))
-    return "categorical" if whole and ok.nunique() <= MAX_CLASSES else "numeric"
+    ok = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+    ok = ok[~np.isnan(ok)]
+    whole = bool(len(ok)) and bool(np.all(np.mod(ok, 1) == 0))
+    return "categorical" if whole and len(np.unique(ok)) <= MAX_CLASSES else "numeric"
 
 
 def _prediction_profile(
-    values: pd.Series, kind: str, reference: dict[str, Any] | None
+    values: pa.ChunkedArray, kind: str, reference: dict[str, Any] | None
 ) -> dict[str, Any]:
     if kind == "categorical":
-        arr = pa.array(values.astype("string"), type=pa.string())
-    else:
-        arr = pa.array(pd.to_numeric(values, errors="coerce"), type=pa.float64())
+        arr = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    elif _is_number(values):
+        arr = pc.cast(values, pa.float64())
+    else:  # text where numbers were: what parses as a number, the rest missing
+        arr = pa.chunked_array(
+            [pa.array(_floats(values.to_pylist()), type=pa.float64())], type=pa.float64()
+        )
     table = pa.table({PREDICTION: arr})
     ref = {PREDICTION: reference} if reference is not None else None
     texts = [PREDICTION] if kind == "categorical" else []
     return profile(table_batches(table), reference=ref, text_columns=texts)
 
 
-def _predict(predict: Predict, job_dir: Path) -> pd.DataFrame | None:
+def _floats(values: list[Any]) -> list[float | None]:
+    out: list[float | None] = []
+    for v in values:
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            out.append(None)
+    return out
+
+
+def _predict(predict: Predict, job_dir: Path) -> pa.Table | None:
     out = job_dir / "baseline-predictions"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -117,7 +156,7 @@ def _predict(predict: Predict, job_dir: Path) -> pd.DataFrame | None:
 def baseline(ctx: Any, predict: Predict | None, features: list[str] | None) -> dict[str, Any]:
     """A version's baseline on the job's dataset: its statistics, a sample of each numeric
     column and the distribution of the version's predictions on it (when it can predict)."""
-    stats = dataset_statistics(ctx)
+    stats = dataset_statistics(ctx, quiet=True)
     prof = stats["profile"]
     names = list(prof["columns"])
     ignored = _ignored(ctx, names)
@@ -132,7 +171,6 @@ def baseline(ctx: Any, predict: Predict | None, features: list[str] | None) -> d
         "prediction": None,
     }
     if predict is not None:
-        print(f"modeldeck: baseline: the version's predictions on {ctx.dataset.name}", flush=True)
         try:
             frame = _predict(predict, ctx.output_dir.parent)
         except Exception as exc:  # the baseline goes on without the prediction distribution
@@ -146,16 +184,13 @@ def baseline(ctx: Any, predict: Predict | None, features: list[str] | None) -> d
                 "stats": pp["columns"][PREDICTION],
                 "sample": pp["kept"].get(PREDICTION),
             }
-    print(
-        f"modeldeck: baseline of {len(feats)} features on {prof['rows']} rows"
-        + (", with the predictions' distribution" if out["prediction"] else ""),
-        flush=True,
-    )
     return out
 
 
-def _metrics(ctx: Any, frame: pd.DataFrame, kind: str) -> dict[str, Any]:
+def _metrics(ctx: Any, frame: pa.Table, kind: str) -> dict[str, Any]:
     """The model's metrics on the scored data, when it carries the target column."""
+    import pandas as pd
+
     from core.builtin import metrics_of
 
     ds = ctx.dataset
@@ -164,20 +199,26 @@ def _metrics(ctx: Any, frame: pd.DataFrame, kind: str) -> dict[str, Any]:
         y = pd.read_parquet(path, columns=[ds.target])[ds.target]
     else:
         y = pd.read_csv(path, usecols=[ds.target])[ds.target]
-    if len(y) != len(frame):
+    if len(y) != frame.num_rows:
         print(
-            f"modeldeck: no metrics: {len(frame)} predictions for {len(y)} rows of {ds.name}",
+            f"modeldeck: no metrics: {frame.num_rows} predictions for {len(y)} rows of {ds.name}",
             flush=True,
         )
         return {}
-    proba_cols = [c for c in frame.columns if str(c).startswith(PROBA_PREFIX)]
+    proba_cols = [c for c in frame.column_names if c.startswith(PROBA_PREFIX)]
     keep = y.notna().to_numpy()
-    pred = frame[PREDICTION].to_numpy()[keep]
+    pred = frame.column(PREDICTION).to_pandas().to_numpy()[keep]
     y = y[keep]
     if kind == "categorical" and pd.api.types.is_numeric_dtype(y):
         pred = pd.to_numeric(pd.Series(pred), errors="coerce").to_numpy()
-    proba = (lambda: frame[proba_cols].to_numpy()[keep]) if len(proba_cols) > 1 else None
-    result = metrics_of(y, pred, kind == "categorical", proba)
+    elif kind == "categorical":
+        y = y.astype(str)
+        pred = pd.Series(pred).astype(str).to_numpy()
+
+    def proba() -> Any:
+        return np.column_stack([frame.column(c).to_numpy() for c in proba_cols])[keep]
+
+    result = metrics_of(y, pred, kind == "categorical", proba if len(proba_cols) > 1 else None)
     result.pop("confusion_matrix", None)
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in result.items()}
 
@@ -185,7 +226,7 @@ def _metrics(ctx: Any, frame: pd.DataFrame, kind: str) -> dict[str, Any]:
 def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any]:
     """A batch prediction's drift against its version's baseline (``reference``, as the
     engine's spec gives it), and the model's metrics when the scored data has the target."""
-    stats = dataset_statistics(ctx, reference=reference.get("columns") or {})
+    stats = dataset_statistics(ctx, reference=reference.get("columns") or {}, quiet=True)
     prof = stats["profile"]
     base = {"columns": reference.get("columns") or {}, "samples": reference.get("samples") or {}}
     features = [str(f) for f in reference.get("features") or []]
