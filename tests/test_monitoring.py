@@ -282,3 +282,40 @@ def test_the_runner_knows_the_built_in_scorer_s_model_files() -> None:
     from core import builtin, runner
 
     assert runner.MODEL_FILES == builtin.MODEL_FILES
+
+
+def test_an_imported_version_gets_its_baseline_from_its_first_statistics(
+    deck: Deck, tmp_path: Path
+) -> None:
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    train = sample(8, rows=300)
+    model = LinearRegression().fit(train[["a", "b", "c"]], train["a"] * 2 + train["b"])
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    data = tmp_path / "d.csv"
+    train[["a", "b", "c"]].to_csv(data, index=False)
+    other = tmp_path / "e.csv"
+    sample(9, rows=50)[["a", "b", "c"]].to_csv(other, index=False)
+    repo = tmp_path / "byomrepo"
+    (repo / "models").mkdir(parents=True)
+    deck.add_project("byom", repo)
+    deck.add_dataset("byom", "d", data)
+    deck.add_dataset("byom", "e", other)
+    engine = Engine(deck, workers=1)
+    try:
+        job = deck.import_model("byom", "reg", str(path))
+        assert engine.run_until_idle(120)
+        version = deck.job(job.id).version
+        assert version and deck.monitoring.baseline(version) is None
+        for name in ("d", "e"):  # the first statistics make the baseline; later ones do not
+            j = deck.compute_stats(version, name)
+            assert engine.run_until_idle(120)
+            assert deck.job(j.id).status == "completed"
+        base = deck.monitoring.baseline(version)
+        assert base is not None and base.dataset == "d" and base.rows == 300
+        assert base.prediction_kind == "numeric" and base.prediction is not None
+        assert sum(base.prediction.baseline) == pytest.approx(1.0)
+    finally:
+        engine.shutdown()
