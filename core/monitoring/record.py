@@ -56,8 +56,8 @@ def record_baseline(
     s: Session, job: Job, v: ModelVersion, result: dict[str, Any], now: datetime
 ) -> None:
     """Keep the baseline a job computed as its version's, unless the version has one: its
-    first baseline stays. A training's (or evaluation's) statistics are also kept as a
-    statistics record of the version."""
+    first baseline stays. A training's statistics are also kept as a statistics record of
+    the version (a compute_stats job keeps its own; an evaluation's are the baseline's only)."""
     error = result.get("monitoring_error")
     if isinstance(error, str):
         add_event(
@@ -92,7 +92,7 @@ def record_baseline(
         prediction=prediction,
     )
     s.add(b)
-    if job.type != JobType.compute_stats.value:
+    if job.type == JobType.train.value:  # the statistics of its training data, as a run
         s.add(
             StatisticsRecord(
                 version_id=v.id,
