@@ -319,3 +319,15 @@ def test_an_imported_version_gets_its_baseline_from_its_first_statistics(
         assert sum(base.prediction.baseline) == pytest.approx(1.0)
     finally:
         engine.shutdown()
+
+
+def test_infinities_count_as_missing_and_the_statistics_are_standard_json(tmp_path: Path) -> None:
+    from core.monitoring.profile import profile_file
+
+    path = tmp_path / "d.csv"
+    path.write_text("v,w\n1,x\ninf,y\n-inf,\n3,x\n,x\n")
+    stats = profile_file(path)
+    v = stats["columns"]["v"]
+    assert (v["count"], v["missing"], v["min"], v["max"]) == (2, 3, 1.0, 3.0)
+    assert stats["columns"]["w"]["missing"] == 1
+    json.dumps({k: stats[k] for k in ("columns", "kept")}, allow_nan=False)

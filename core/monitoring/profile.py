@@ -15,6 +15,7 @@ A CSV is read with pyarrow's streaming reader (blocks of ``BLOCK_BYTES``); a col
 when the first block makes it a number (integers are read as floats), else text. A file that
 does not read that way (a number column with text further down) is read whole with pandas.
 Numeric edges and quantiles come from the sample; counts, means and extremes are exact.
+Infinities in a numeric column count as missing values.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class _Numeric:
         self.bins: np.ndarray | None = None
 
     def add(self, values: np.ndarray, edges: np.ndarray | None) -> None:
-        ok = values[~np.isnan(values)]
+        ok = values[np.isfinite(values)]  # infinities count as missing
         self.missing += len(values) - len(ok)
         if not len(ok):
             return
@@ -181,7 +182,7 @@ class _Sample:
         values = self.values[name]
         if most is not None and len(values) > most:
             values = values[np.argsort(self.keys)[:most]]
-        values = values[~np.isnan(values)]
+        values = values[np.isfinite(values)]
         return np.sort(values)
 
 
@@ -283,7 +284,7 @@ def _count_bins(batches: Batches, numeric: dict[str, _Numeric], edges: dict[str,
     for batch in batches():
         for name, acc in numeric.items():
             values = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-            ok = values[~np.isnan(values)]
+            ok = values[np.isfinite(values)]
             if not len(ok):
                 continue
             acc.add_bins(ok, edges[name])
