@@ -20,6 +20,7 @@ Infinities in a numeric column count as missing values.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ SAMPLE_ROWS = 65_536  # rows sampled for quantiles and KS, per dataset
 KEPT_SAMPLE = 4_096  # of those, kept with a baseline (for later KS)
 MAX_DISTINCT = 100_000  # distinct values counted per text column before pruning
 BLOCK_BYTES = 16 << 20
+TYPES_BYTES = 1 << 16  # the first block's size when guessing which columns are numbers
 BATCH_ROWS = 131_072
 OTHER = "(other)"
 
@@ -43,17 +45,14 @@ Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 
 def _csv_types(path: Path) -> dict[str, pa.DataType]:
-    """Each column's type as the first block says: a number (as float64) or text."""
+    """The columns a small first block makes whole numbers: read as floats (so that a
+    missing value or a decimal further down still fits). The others are the reader's."""
     import pyarrow.csv as pcsv
 
-    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES))
+    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=TYPES_BYTES))
     schema = reader.schema
     reader.close()
-    types = {}
-    for f in schema:
-        numeric = pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
-        types[f.name] = pa.float64() if numeric else pa.string()
-    return types
+    return {f.name: pa.float64() for f in schema if pa.types.is_integer(f.type)}
 
 
 def file_batches(path: Path, columns: list[str] | None = None) -> Batches:
@@ -110,12 +109,15 @@ class _Numeric:
         self.lo = np.inf
         self.hi = -np.inf
         self.bins: np.ndarray | None = None
+        self.hist: np.ndarray | None = None  # the equal-width histogram's counts
 
-    def add(self, values: np.ndarray, edges: np.ndarray | None) -> None:
-        ok = values[np.isfinite(values)]  # infinities count as missing
+    def add(self, values: np.ndarray, edges: np.ndarray | None) -> np.ndarray:
+        """Count a batch's values; its finite ones are returned."""
+        finite = np.isfinite(values)  # infinities count as missing
+        ok = values if finite.all() else values[finite]
         self.missing += len(values) - len(ok)
         if not len(ok):
-            return
+            return ok
         if self.shift is None:
             self.shift = float(ok[0])
         d = ok - self.shift
@@ -126,6 +128,7 @@ class _Numeric:
         self.hi = max(self.hi, float(ok.max()))
         if edges is not None:
             self.add_bins(ok, edges)
+        return ok
 
     def add_bins(self, ok: np.ndarray, edges: np.ndarray) -> None:
         counts = np.bincount(np.searchsorted(edges, ok, side="right"), minlength=len(edges) + 1)
@@ -176,14 +179,17 @@ class _Sample:
             values = {name: v[keep] for name, v in values.items()}
         self.keys, self.values = keys, values
 
-    def column(self, name: str, most: int | None = None) -> np.ndarray:
-        """The sampled values of a column (its missing ones left out), sorted; the ``most``
-        rows with the smallest keys only (still a uniform sample)."""
-        values = self.values[name]
-        if most is not None and len(values) > most:
-            values = values[np.argsort(self.keys)[:most]]
-        values = values[np.isfinite(values)]
-        return np.sort(values)
+    def column(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The sampled values of a column (missing ones left out), sorted; of ``rows`` only
+        (``first(k)``: still a uniform sample) when given."""
+        values = self.values[name] if rows is None else self.values[name][rows]
+        return np.sort(values[np.isfinite(values)])
+
+    def first(self, k: int) -> np.ndarray | None:
+        """The rows of the sample with the ``k`` smallest keys (None: all of them)."""
+        if len(self.keys) <= k:
+            return None
+        return np.argpartition(self.keys, k - 1)[:k]
 
 
 def _finite(x: float) -> float | None:
@@ -221,6 +227,9 @@ def profile(
     ref = reference or {}
     edges: dict[str, np.ndarray] = {}
     sample: _Sample | None = None
+    # Without a reference, the second pass (decile bins) reads the numbers back from a file
+    # of their own instead of parsing the data again.
+    spill = _Spill() if reference is None else None
     rows = 0
     for batch in batches():
         if sample is None:
@@ -246,7 +255,9 @@ def profile(
             arr = batch.column(name)
             values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
             arrays[name] = values
-            acc.add(values, edges.get(name))
+            ok = acc.add(values, edges.get(name))
+            if spill is not None and len(ok):
+                spill.put(name, ok)
         for name, acc in text.items():
             arr = batch.column(name)
             acc.add(arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string()))
@@ -256,10 +267,13 @@ def profile(
     if sample is None:
         return {"rows": 0, "columns": {}, "samples": {}, "kept": {}}
     sorted_samples = {name: sample.column(name) for name in numeric}
+    kept = sample.first(KEPT_SAMPLE)
     if reference is None and numeric:
         for name in numeric:
             edges[name] = np.asarray(quantile_edges(sorted_samples[name]))
-        _count_bins(batches, numeric, edges)
+        _count_bins(spill, numeric, edges)
+    if spill is not None:
+        spill.close()
     columns: dict[str, Any] = {}
     for name in order:
         if name in numeric:
@@ -271,28 +285,50 @@ def profile(
         "rows": rows,
         "columns": columns,
         "samples": sorted_samples,  # numpy arrays: for this process's own comparisons
-        "kept": {name: sample.column(name, KEPT_SAMPLE).tolist() for name in numeric},
+        "kept": {name: sample.column(name, kept).tolist() for name in numeric},
     }
 
 
-def _count_bins(batches: Batches, numeric: dict[str, _Numeric], edges: dict[str, Any]) -> None:
+class _Spill:
+    """The finite values of numeric columns, batch by batch, in a temporary file."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115  (closed by close(), or at exit)
+        self.parts: list[tuple[str, int, int]] = []  # (column, offset, values)
+
+    def put(self, name: str, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values, dtype=np.float64)
+        self.parts.append((name, self.file.tell(), len(data)))
+        self.file.write(data.tobytes())
+
+    def parts_of(self) -> Iterator[tuple[str, np.ndarray]]:
+        self.file.flush()
+        for name, offset, n in self.parts:
+            self.file.seek(offset)
+            yield name, np.frombuffer(self.file.read(n * 8), dtype=np.float64)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _count_bins(spill: _Spill, numeric: dict[str, _Numeric], edges: dict[str, Any]) -> None:
     """The second pass: each numeric column's counts on its decile edges and on the
-    equal-width histogram's."""
+    equal-width histogram's, from the values spilled by the first."""
+    hists: dict[str, np.ndarray] = {}
     for acc in numeric.values():
         acc.bins = None
-        acc.hist = None  # type: ignore[attr-defined]
-    for batch in batches():
-        for name, acc in numeric.items():
-            values = pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-            ok = values[np.isfinite(values)]
-            if not len(ok):
-                continue
+    try:
+        for name, ok in spill.parts_of():
+            acc = numeric[name]
             acc.add_bins(ok, edges[name])
             lo, hi = acc.lo, acc.hi
             h_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
             counts, _ = np.histogram(ok, bins=h_edges)
-            prev = acc.hist  # type: ignore[attr-defined]
-            acc.hist = counts if prev is None else prev + counts  # type: ignore[attr-defined]
+            hists[name] = counts if name not in hists else hists[name] + counts
+    finally:
+        spill.close()
+    for name, acc in numeric.items():
+        acc.hist = hists.get(name, np.zeros(HIST_BINS, dtype=int))
 
 
 def _numeric_stats(acc: _Numeric, sample: np.ndarray, edges: np.ndarray | None) -> dict[str, Any]:
@@ -306,9 +342,16 @@ def _numeric_stats(acc: _Numeric, sample: np.ndarray, edges: np.ndarray | None) 
             max=_finite(hi),
             mean=_finite(acc.shift + mean),
             std=_finite(float(np.sqrt(max(var, 0.0)))),
-            quantiles={str(q): _finite(float(np.quantile(sample, q))) for q in QUANTILES},
+            quantiles={
+                str(q): _finite(float(v)) if len(sample) else None
+                for q, v in zip(
+                    QUANTILES,
+                    np.quantile(sample, QUANTILES) if len(sample) else QUANTILES,
+                    strict=True,
+                )
+            },
         )
-        hist = getattr(acc, "hist", None)
+        hist = acc.hist
         if hist is not None:
             h_edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
             stats["histogram"] = {"edges": h_edges.tolist(), "counts": hist.tolist()}
