@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.monitoring import drift as maths
-from core.monitoring.profile import profile, profile_file, table_batches
+from core.monitoring.profile import floats, profile, profile_file, table_batches
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
@@ -109,7 +109,7 @@ def prediction_kind(task: str | None, values: pa.ChunkedArray) -> str:
         return "categorical" if task == "classification" else "numeric"
     if not _is_number(values):
         return "categorical"
-    ok = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+    ok = floats(values)
     ok = ok[~np.isnan(ok)]
     whole = bool(len(ok)) and bool(np.all(np.mod(ok, 1) == 0))
     return "categorical" if whole and len(np.unique(ok)) <= MAX_CLASSES else "numeric"
