@@ -22,8 +22,6 @@ import numpy as np
 import pandas as pd
 
 MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "model.onnx")
-HIST_BINS = 10
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 MAX_BYTES_ENV = "MODELDECK_IMPORT_MAX_BYTES"
 TIMEOUT_ENV = "MODELDECK_IMPORT_TIMEOUT"
 DEFAULT_IMPORT_MAX_BYTES = 1 << 30
@@ -137,8 +135,6 @@ def _is_classifier(model: Any, task: str | None, y: pd.Series | None) -> bool:
 def evaluate(context: Any) -> dict[str, Any]:
     """Classification: accuracy, precision, recall, F1, ROC AUC, confusion matrix; regression:
     MAE, RMSE, R2."""
-    from sklearn import metrics as m
-
     ds = context.dataset
     frame = read_dataset(ds.path)
     if not ds.target or ds.target not in frame.columns:
@@ -148,8 +144,28 @@ def evaluate(context: Any) -> dict[str, Any]:
     x = align(model, _features(model, x, id_column(frame, ds, model)))
     print(f"evaluating on {ds.name}: {len(frame)} rows, target {ds.target!r}")
     pred = model.predict(x)
-    if _is_classifier(model, context.task, y):
-        labels = sorted(pd.unique(pd.concat([pd.Series(y), pd.Series(pred)])).tolist())
+    classifier = _is_classifier(model, context.task, y)
+
+    def proba() -> Any:
+        return model.predict_proba(x) if hasattr(model, "predict_proba") else None
+
+    result = metrics_of(y, pred, classifier, proba)
+    for key, value in result.items():
+        if key != "confusion_matrix":
+            print(f"  {key:<10} {value:.4f}")
+    context.record_metrics(result)
+    return {}
+
+
+def metrics_of(y: Any, pred: Any, classifier: bool, proba: Any = None) -> dict[str, Any]:
+    """The evaluation metrics of predictions against the truth. Classification: accuracy,
+    precision, recall, F1, ROC AUC (when ``proba()`` gives the class probabilities, in the
+    order of the sorted classes) and the confusion matrix; regression: MAE, RMSE, R2."""
+    from sklearn import metrics as m
+
+    y = pd.Series(np.asarray(y).ravel())
+    if classifier:
+        labels = sorted(pd.unique(pd.concat([y, pd.Series(np.asarray(pred).ravel())])).tolist())
         avg = "binary" if len(labels) == 2 else "macro"
         pos = labels[-1] if avg == "binary" else 1
         result: dict[str, Any] = {
@@ -158,27 +174,24 @@ def evaluate(context: Any) -> dict[str, Any]:
             "recall": m.recall_score(y, pred, average=avg, pos_label=pos, zero_division=0),
             "f1": m.f1_score(y, pred, average=avg, pos_label=pos, zero_division=0),
         }
-        if hasattr(model, "predict_proba") and y.nunique() > 1:
+        if proba is not None and y.nunique() > 1:
             try:
-                proba = model.predict_proba(x)
-                if proba.shape[1] == 2:
-                    result["roc_auc"] = m.roc_auc_score(y, proba[:, 1])
-                else:
-                    result["roc_auc"] = m.roc_auc_score(y, proba, multi_class="ovr")
+                p = proba()
+                if p is not None:
+                    p = np.asarray(p)
+                    if p.shape[1] == 2:
+                        result["roc_auc"] = m.roc_auc_score(y, p[:, 1])
+                    else:
+                        result["roc_auc"] = m.roc_auc_score(y, p, multi_class="ovr")
             except ValueError as exc:
                 print(f"warning: ROC AUC not computed: {exc}")
         result["confusion_matrix"] = m.confusion_matrix(y, pred, labels=labels).tolist()
-    else:
-        result = {
-            "mae": m.mean_absolute_error(y, pred),
-            "rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
-            "r2": m.r2_score(y, pred),
-        }
-    for key, value in result.items():
-        if key != "confusion_matrix":
-            print(f"  {key:<10} {value:.4f}")
-    context.record_metrics(result)
-    return {}
+        return result
+    return {
+        "mae": m.mean_absolute_error(y, pred),
+        "rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
+        "r2": m.r2_score(y, pred),
+    }
 
 
 def id_column(frame: pd.DataFrame, ds: Any, model: Any = None) -> str | None:
@@ -262,41 +275,11 @@ def score(context: Any) -> None:
 
 
 def compute_stats(context: Any) -> dict[str, Any]:
-    """Per-column statistics: count and missing; numeric summaries; categorical top values."""
-    ds = context.dataset
-    frame = read_dataset(ds.path)
-    print(f"computing statistics of {ds.name}: {len(frame)} rows, {len(frame.columns)} columns")
-    columns: dict[str, Any] = {}
-    for i, name in enumerate(frame.columns):
-        col = frame[name]
-        stats: dict[str, Any] = {"count": int(col.notna().sum()), "missing": int(col.isna().sum())}
-        values = col.dropna()
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            stats["type"] = "numeric"
-            if len(values):
-                lo, hi = float(values.min()), float(values.max())
-                edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
-                counts, _ = np.histogram(values.astype(float), bins=edges)
-                stats.update(
-                    min=lo,
-                    max=hi,
-                    mean=float(values.mean()),
-                    std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                    quantiles={str(q): float(values.quantile(q)) for q in QUANTILES},
-                    histogram={"edges": edges.tolist(), "counts": counts.tolist()},
-                )
-        else:
-            stats["type"] = "categorical"
-            top = values.astype(str).value_counts().head(10)
-            stats["unique"] = int(values.astype(str).nunique())
-            stats["top"] = [
-                {"value": k, "count": int(v), "frequency": float(v) / max(1, len(values))}
-                for k, v in top.items()
-            ]
-        columns[str(name)] = stats
-        context.progress((i + 1) / len(frame.columns), f"column {name}")
-    print(f"statistics computed for {len(columns)} columns")
-    return {"rows": len(frame), "dataset": ds.name, "columns": columns}
+    """Per-column statistics (``core.monitoring.profile``: read in chunks, bounded memory):
+    count and missing; numeric summaries, histogram and decile bins; categorical top values."""
+    from core.monitoring.jobside import dataset_statistics
+
+    return dataset_statistics(context)["statistics"]
 
 
 class ImportLimitError(Exception):

@@ -29,6 +29,7 @@ from core.models import (
     Project,
     StatisticsRecord,
 )
+from core.monitoring.store import drifting_counts, latest_statuses
 from core.views import (
     ApprovalView,
     DatasetView,
@@ -45,7 +46,7 @@ from core.views import (
 BATCH = 500  # versions per round of queries: well under any database's limit of parameters
 
 
-def project_view(s: Session, p: Project) -> ProjectView:
+def project_view(s: Session, p: Project, drifting: int | None = None) -> ProjectView:
     def count(stmt: Any) -> int:
         return int(s.exec(stmt).one())
 
@@ -73,6 +74,7 @@ def project_view(s: Session, p: Project) -> ProjectView:
         ),
         approvers=list(p.approvers or []),
         four_eyes=bool(p.four_eyes),
+        drifting=drifting if drifting is not None else drifting_counts(s, [p.id]).get(p.id, 0),
     )
 
 
@@ -237,7 +239,11 @@ def _last_jobs(s: Session, ids: list[str]) -> dict[str, JobBrief]:
 # -- deployments and jobs ---------------------------------------------------------------------
 
 
-def deployment_view(s: Session, d: Deployment) -> DeploymentView:
+def deployment_view(
+    s: Session, d: Deployment, drift: dict[str, str] | None = None
+) -> DeploymentView:
+    """A deployment as a view; ``drift`` is the latest drift statuses of a batch of
+    deployments (``core.monitoring.store.latest_statuses``), else read for this one."""
     v = s.get(ModelVersion, d.version_id)
     m = s.get(Model, v.model_id)
     p = s.get(Project, d.project_id)
@@ -274,6 +280,7 @@ def deployment_view(s: Session, d: Deployment) -> DeploymentView:
         created_at=d.created_at,
         retired_at=d.retired_at,
         retire_reason=d.retire_reason,
+        drift_status=(drift if drift is not None else latest_statuses(s, [d.id])).get(d.id),
     )
 
 

@@ -262,6 +262,8 @@ def trained(
         columns=job.params.get("columns"),
     )
     _record_metrics(s, job, version_id, result.get("metrics") or {}, now)
+    if result.get("baseline") is not None or result.get("monitoring_error") is not None:
+        _monitoring_baseline(s, job, s.get(ModelVersion, version_id), result, now)
     return final
 
 
@@ -325,6 +327,7 @@ def evaluated(
         raise ModelDeckError("the evaluation recorded no metrics")
     _record_metrics(s, job, v.id, metrics, now)
     _set_status(s, job, v, now)
+    _monitoring_baseline(s, job, v, result, now)
     return None
 
 
@@ -357,6 +360,7 @@ def stats_computed(
         now,
         {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
     )
+    _monitoring_baseline(s, job, v, result, now)
     return None
 
 
@@ -379,7 +383,27 @@ def predicted(
         now,
         {"deployment": d.id, "outputs": job.outputs, "summary": summary},
     )
+    _monitoring_drift(s, job, d, result, now)
     return None
+
+
+# -- monitoring (core.monitoring.record): a version's baseline, a batch run's drift ----------
+
+
+def _monitoring_baseline(
+    s: Session, job: JobRow, v: ModelVersion, result: dict[str, Any], now: datetime
+) -> None:
+    from core.monitoring.record import record_baseline
+
+    record_baseline(s, job, v, result, now)
+
+
+def _monitoring_drift(
+    s: Session, job: JobRow, d: Deployment, result: dict[str, Any], now: datetime
+) -> None:
+    from core.monitoring.record import record_drift
+
+    record_drift(s, job, d, result, now)
 
 
 def _dataset_file_info(value: Any) -> dict[str, Any] | None:

@@ -41,6 +41,9 @@ class JobEventKind(StrEnum):
     rejected = "rejected"
     deployment_created = "deployment_created"
     deployment_retired = "deployment_retired"
+    baseline_recorded = "baseline_recorded"  # a version's baseline (core.monitoring)
+    drift_computed = "drift_computed"  # a batch prediction compared with the baseline
+    monitoring_failed = "monitoring_failed"  # the baseline or drift could not be computed
 
 
 # The kinds a job's own process may write to its events.jsonl.
@@ -64,3 +67,5 @@ class DeploymentEventKind(StrEnum):
     schedule_paused = "schedule_paused"
     schedule_resumed = "schedule_resumed"
     schedule_changed = "schedule_changed"
+    drift_computed = "drift_computed"  # a batch run's drift status (core.monitoring)
+    thresholds_changed = "thresholds_changed"  # its drift thresholds

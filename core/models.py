@@ -139,6 +139,9 @@ class Deployment(SQLModel, table=True):
     retired_at: datetime | None = None
     retire_reason: str | None = None
     job_id: str | None = None
+    # Drift thresholds of its batch runs' PSI (None: core.monitoring.views' defaults).
+    warn_psi: float | None = None
+    alert_psi: float | None = None
 
 
 class DeploymentEvent(SQLModel, table=True):
@@ -253,3 +256,4 @@ class Setting(SQLModel, table=True):
 # The alert tables live with the alerts (``core.alerts.tables``); imported here so that the
 # schema is whole wherever the tables are.
 from core.alerts import tables as _alert_tables  # noqa: E402, F401
+from core.monitoring import tables as _monitoring_tables  # noqa: E402, F401  (its tables)

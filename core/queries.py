@@ -30,6 +30,7 @@ from core.models import (
     ProjectEvent,
     StatisticsRecord,
 )
+from core.monitoring.store import drifting_counts, latest_statuses
 from core.repo import model_defaults
 from core.store import Store
 from core.views import (
@@ -83,15 +84,17 @@ class Queries:
             stmt = select(Project).order_by(Project.name)
             if not include_archived:
                 stmt = stmt.where(col(Project.archived_at).is_(None))
-            return [self._project_view(s, p) for p in s.exec(stmt)]
+            rows = s.exec(stmt).all()
+            drifting = drifting_counts(s, [p.id for p in rows])
+            return [self._project_view(s, p, drifting.get(p.id, 0)) for p in rows]
 
     def project(self, ref: str) -> ProjectView:
         with self.store.reader() as s:
             return self._project_view(s, lookup.project(s, ref))
 
-    def _project_view(self, s: Session, p: Project) -> ProjectView:
+    def _project_view(self, s: Session, p: Project, drifting: int | None = None) -> ProjectView:
         self.catalog.sync_code_models_read(p)  # a new model folder counts at once
-        return convert.project_view(s, p)
+        return convert.project_view(s, p, drifting)
 
     def datasets(self, project: str, include_archived: bool = False) -> list[DatasetView]:
         """A project's datasets; archived ones only with ``include_archived``."""
@@ -225,7 +228,11 @@ class Queries:
                 approvals=approvals,
                 lineage=lineage,
                 artifact_dir=v.artifact_dir,
-                deployments=[convert.deployment_view(s, d) for d in deployments],
+                deployments=[
+                    convert.deployment_view(s, d, drift)
+                    for drift in [latest_statuses(s, [d.id for d in deployments])]
+                    for d in deployments
+                ],
                 evaluations=evaluations(history),
                 statistics=stats,
                 code_source=code_source,
@@ -239,8 +246,9 @@ class Queries:
                 select(Deployment)
                 .where(Deployment.project_id == p.id)
                 .order_by(Deployment.status, col(Deployment.created_at).desc())
-            )
-            return [convert.deployment_view(s, d) for d in rows]
+            ).all()
+            drift = latest_statuses(s, [d.id for d in rows])
+            return [convert.deployment_view(s, d, drift) for d in rows]
 
     def deployment(self, ref: str) -> DeploymentView:
         with self.store.reader() as s:

@@ -309,6 +309,7 @@ def run_train(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
     pinned = pin_code(Path(code_dir), Path(spec["model_dir"]) / CODE_COPY) if code_dir else None
     _code_used(ctx, spec, "training.py:train", pinned)
     _returned_metrics(ctx, fn(ctx))
+    _monitoring(spec, ctx, code_dir)
 
 
 def run_evaluate(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
@@ -316,6 +317,7 @@ def run_evaluate(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> No
     fn, entry = _entry(code_dir, "evaluation.py", "evaluate", "built-in evaluator")
     _code_used(ctx, spec, entry, None)
     _returned_metrics(ctx, (fn or _builtin().evaluate)(ctx))
+    _monitoring(spec, ctx, code_dir)
 
 
 def run_batch_predict(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
@@ -325,12 +327,14 @@ def run_batch_predict(spec: dict[str, Any], ctx: Context, code_dir: str | None) 
     returned = (fn or _builtin().score)(ctx)
     if fn is not None:
         _write_returned_predictions(ctx, returned)
+    _monitoring(spec, ctx, code_dir)
 
 
 def run_compute_stats(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
     """The built-in statistics of the job's dataset."""
     _code_used(ctx, spec, "built-in statistics", None)
     ctx.result["statistics"] = _builtin().compute_stats(ctx)
+    _monitoring(spec, ctx, code_dir)
 
 
 def run_import(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
@@ -343,6 +347,63 @@ def _returned_metrics(ctx: Context, returned: Any) -> None:
     """A ``train()`` or ``evaluate()`` may return its metrics instead of recording them."""
     if isinstance(returned, dict):
         ctx.record_metrics(returned)
+
+
+# -- monitoring: a version's baseline, a batch prediction's drift (core.monitoring.jobside) --
+# The engine's spec says what a job does besides its own work (``spec["monitoring"]``):
+# ``{"baseline": true, "features": [...]}`` records the version's baseline on the job's
+# dataset (a training; an imported version's first statistics or evaluation), ``{"compare":
+# baseline}`` compares a batch prediction's data and predictions with the baseline. A failure
+# there is said in the log and the job's result; the job's own work stands.
+
+
+def _predictor(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> Callable[[Path], None]:
+    """predict(output_dir): the version's predictions of the job's dataset, made as its batch
+    predictions make them (its ``scoring.py:score``, else the built-in scorer)."""
+
+    def predict(output_dir: Path) -> None:
+        clone = Context(spec, ctx._events)
+        clone.dataset, clone.model_dir, clone.output_dir = ctx.dataset, ctx.model_dir, output_dir
+        clone.progress = lambda *a, **k: None  # type: ignore[method-assign]
+        clone.record_metrics = lambda *a, **k: None  # type: ignore[method-assign]
+        clone._emit = lambda record: None  # type: ignore[method-assign]
+        fn = _user_function(code_dir, "scoring.py", "score")
+        returned = (fn or _builtin().score)(clone)
+        if fn is not None:
+            _write_returned_predictions(clone, returned)
+
+    return predict
+
+
+# The files the built-in scorer loads a model from (``core.builtin.MODEL_FILES``).
+MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "model.onnx")
+
+
+def _can_predict(code_dir: str | None, model_dir: Path | None) -> bool:
+    """Whether the version can predict: its own ``scoring.py``, or a model file the built-in
+    scorer loads (checked first: loading the scorer's libraries takes seconds)."""
+    if code_dir and (Path(code_dir) / "scoring.py").is_file():
+        return True
+    return model_dir is not None and any((model_dir / n).is_file() for n in MODEL_FILES)
+
+
+def _monitoring(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
+    wants = spec.get("monitoring") or {}
+    if not isinstance(wants, dict) or not wants or ctx.dataset is None:
+        return
+    try:
+        from core.monitoring import jobside  # numpy, pandas, pyarrow: only when needed
+
+        if isinstance(wants.get("compare"), dict):
+            ctx.result["drift"] = jobside.batch_drift(ctx, wants["compare"])
+        elif wants.get("baseline"):
+            can = _can_predict(code_dir, ctx.model_dir)
+            predict = _predictor(spec, ctx, code_dir) if can else None
+            ctx.result["baseline"] = jobside.baseline(ctx, predict, wants.get("features"))
+    except Exception as exc:
+        line = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+        print(f"modeldeck: monitoring skipped: {line}", flush=True)
+        ctx.result["monitoring_error"] = line
 
 
 Runner = Callable[[dict[str, Any], Context, str | None], None]

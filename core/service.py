@@ -48,6 +48,7 @@ from core.job_queries import JobQueries
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, JobType
 from core.logs import LogIndex
 from core.models import Job
+from core.monitoring.service import Monitoring
 from core.queries import Queries
 from core.repo import code_fingerprint, dataset_columns, dataset_shape, file_sha256, git_diff
 from core.store import Store
@@ -114,6 +115,7 @@ class Deck:
         self.team = TeamService(self.store)  # who is asking, who may approve
         self.history = History(self.store)  # what ran when
         self.hosts = Hosts(self.store)  # engines, shared settings, logs across hosts
+        self.monitoring = Monitoring(self.store, self.settle)  # drift, baselines, performance
 
     # -- plumbing: the store's ---------------------------------------------------------------
 

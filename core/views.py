@@ -37,6 +37,7 @@ class ProjectView(_View):
     failed_jobs: int = 0
     approvers: list[str] = field(default_factory=list)  # who may decide (empty: anyone)
     four_eyes: bool = False  # nobody decides on a version they trained or imported
+    drifting: int = 0  # active deployments whose latest drift run is warn or alert
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ class DeploymentView(_View):
     created_at: datetime
     retired_at: datetime | None = None
     retire_reason: str | None = None
+    drift_status: str | None = None  # its latest drift run's (ok, warn, alert), if any
 
     @property
     def label(self) -> str:

@@ -82,7 +82,7 @@ def test_the_tui_imports_the_engine_only_where_the_app_hosts_it() -> None:
 
 
 # What the runner imports only inside the jobs that need it (a built-in model's libraries).
-RUNNER_DEFERRED = {"core.builtin", "pyarrow", "pyarrow.parquet"}
+RUNNER_DEFERRED = {"core.builtin", "core.monitoring.jobside", "pyarrow", "pyarrow.parquet"}
 
 
 def _stdlib_only(module: str, seen: set[str]) -> list[str]:

@@ -108,6 +108,12 @@ CASES: dict[str, Case] = {
         lambda h: ["schedule", h.deployment, "--next", "2"],
         lambda h, d, out: _is((out["id"], len(out["preview"])), (h.deployment, 2)),
     ),
+    "drift": Case(lambda h: ["drift", h.deployment], lambda h, d, out: _is(out, None)),
+    "performance": Case(lambda h: ["performance", h.deployment], lambda h, d, out: _is(out, [])),
+    "deployment": Case(
+        lambda h: ["deployment", "set", h.deployment, "--warn-psi", "0.2", "--alert-psi", "0.3"],
+        lambda h, d, out: _is(d.monitoring.thresholds(h.deployment), (0.2, 0.3)),
+    ),
     "jobs": Case(
         lambda h: ["jobs", "proj"],
         lambda h, d, out: _is({h.train_job, h.queued} <= {j["id"] for j in out}, True),

@@ -76,6 +76,21 @@ def _seconds(flag: str) -> Callable[[str], float]:
     return parse
 
 
+def _psi(flag: str) -> Callable[[str], float]:
+    """An argument type: a PSI threshold, a finite number above 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{flag} takes a number above 0, not {text!r}")
+        return value
+
+    return parse
+
+
 def _given(flag: str) -> Callable[[str], str]:
     """An argument type: text that is not empty (leaving an option out is how to say none)."""
 
@@ -333,6 +348,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "the schedule's clock), e.g. 2026-10-25T00:00 or 2026-10-24T22:00Z",
     )
 
+    p = cmd("drift", "a deployment's drift: its latest batch run against the baseline")
+    p.add_argument("deployment")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--job", metavar="JOB", help="the run of this batch prediction job")
+    g.add_argument("--history", action="store_true", help="every run: status, top features")
+    p = cmd("performance", "a deployment's metrics per batch run on data with the target")
+    p.add_argument("deployment")
+    p = cmd("deployment", "change a deployment's settings")
+    dpsub = p.add_subparsers(dest="deployment_cmd", parser_class=_Parser, required=True)
+    ds_ = dpsub.add_parser(
+        "set", help="set the drift thresholds", description="set the drift thresholds"
+    )
+    _common(ds_)
+    ds_.add_argument("deployment")
+    ds_.add_argument("--warn-psi", type=_psi("--warn-psi"), metavar="X", help="warn from PSI X")
+    ds_.add_argument("--alert-psi", type=_psi("--alert-psi"), metavar="Y", help="alert from Y")
+
     p = cmd("jobs", "list jobs, newest first")
     p.add_argument("project", nargs="?")
     p.add_argument("--status")
@@ -427,6 +459,9 @@ RUN_BY: dict[str, str | None] = {
     "predict": "jobs",
     "rerun": "jobs",
     "schedule": "deployments",
+    "drift": "monitoring",
+    "performance": "monitoring",
+    "deployment": "monitoring",
     "jobs": "jobs",
     "job": "jobs",
     "logs": "jobs",

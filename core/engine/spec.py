@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Row
+from sqlmodel import Session
 
 from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
+from core.monitoring.store import spec_monitoring
 from core.store import Store
 
 _JOB = Job.__table__
@@ -44,6 +46,7 @@ class SpecRows:
     Core statements: one query a table, whatever the number of jobs."""
 
     def __init__(self, conn: Connection, jobs: list[Any]) -> None:
+        self.conn = conn
         self._rows: dict[str, dict[str, Row[Any]]] = {}
         for name, model, key, columns in _READ:
             ids = {getattr(job, key) for job in jobs if getattr(job, key)}
@@ -119,6 +122,10 @@ def job_spec(store: Store, rows: SpecRows, job: Any) -> tuple[dict[str, Any], st
         "executor": executor,
         "resources": meta.get("resources"),
     }
+    with Session(bind=rows.conn) as s:  # in the rows' transaction
+        monitoring = spec_monitoring(s, job)  # a baseline to record, or one to compare with
+    if monitoring is not None:
+        spec["monitoring"] = monitoring
     python = meta.get("python") or sys.executable
     # A folder that is gone is not the job's working directory: the runner says it is gone.
     return spec, str(python), code_dir if code_dir and code_dir.is_dir() else None

@@ -59,3 +59,21 @@ class DriftRun(_View):
     alert_psi: float = DEFAULT_ALERT_PSI
     # The model's metrics on the scored data when it carried the target column, else empty.
     metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BaselineView(_View):
+    """A version's baseline: the statistics of the data it was trained on (or, imported, of
+    its first statistics or evaluation), as ``compute_stats`` gives them, its shares per bin,
+    and the distribution of its predictions there."""
+
+    version_id: str
+    job_id: str | None
+    dataset: str | None
+    rows: int | None
+    at: datetime
+    features: tuple[str, ...]
+    statistics: dict  # {column: compute_stats' statistics, with "bins"}
+    histograms: dict[str, Histogram] = field(default_factory=dict)  # per feature
+    prediction: Histogram | None = None
+    prediction_kind: str | None = None  # "numeric" | "categorical"

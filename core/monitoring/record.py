@@ -1,0 +1,192 @@
+"""What a finished job's monitoring results do to the registry, in the engine's transaction:
+a version's baseline (once), a batch prediction's drift run with its statuses.
+
+A job's ``result.json`` is written by a process that runs the user's code: everything read
+from it is checked here (shapes, types, finite numbers) before it is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from core.events import DeploymentEventKind, JobEventKind
+from core.jobrow import JobRow
+from core.lifecycle import JobType
+from core.models import Deployment, ModelVersion, StatisticsRecord
+from core.monitoring.drift import status_of
+from core.monitoring.profile import KEPT_SAMPLE
+from core.monitoring.tables import Baseline, DriftRecord
+from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STATUSES
+from core.records import add_deployment_event
+
+# How a column that appeared, vanished or changed type weighs in a run's overall status.
+CHANGE_WEIGHT = {"new": "warn", "missing": "alert"}
+MAX_COLUMNS = 10_000
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _names(value: Any) -> list[str]:
+    return [str(v) for v in value[:MAX_COLUMNS]] if isinstance(value, list) else []
+
+
+def _sample(value: Any) -> list[float]:
+    if not isinstance(value, list):
+        return []
+    out = [_num(v) for v in value[:KEPT_SAMPLE]]
+    return sorted(v for v in out if v is not None)
+
+
+def thresholds(d: Deployment) -> tuple[float, float]:
+    """A deployment's PSI thresholds: warn from, alert from."""
+    return (
+        d.warn_psi if d.warn_psi is not None else DEFAULT_WARN_PSI,
+        d.alert_psi if d.alert_psi is not None else DEFAULT_ALERT_PSI,
+    )
+
+
+def record_baseline(
+    s: Session, job: JobRow, v: ModelVersion, result: dict[str, Any], now: datetime
+) -> None:
+    """Keep the baseline a job computed as its version's, unless the version has one: its
+    first baseline stays. A training's statistics are also kept as a statistics record of
+    the version (a compute_stats job keeps its own; an evaluation's are the baseline's only)."""
+    error = result.get("monitoring_error")
+    if isinstance(error, str):
+        job.add_event(
+            JobEventKind.monitoring_failed, f"no baseline: {error}", now, {"error": error}
+        )
+    data = result.get("baseline")
+    if not isinstance(data, dict) or not isinstance(data.get("statistics"), dict):
+        return
+    if s.exec(select(Baseline.id).where(Baseline.version_id == v.id)).first() is not None:
+        return
+    stats = data["statistics"]
+    columns = stats.get("columns") if isinstance(stats.get("columns"), dict) else {}
+    samples = data.get("samples") if isinstance(data.get("samples"), dict) else {}
+    prediction = data.get("prediction") if isinstance(data.get("prediction"), dict) else None
+    if prediction is not None:
+        prediction = {
+            "kind": "categorical" if prediction.get("kind") == "categorical" else "numeric",
+            "stats": prediction.get("stats") if isinstance(prediction.get("stats"), dict) else {},
+            "sample": _sample(prediction.get("sample")),
+        }
+    rows = data.get("rows") if isinstance(data.get("rows"), int) else None
+    b = Baseline(
+        version_id=v.id,
+        job_id=job.id,
+        dataset_id=job.dataset_id,
+        at=now,
+        rows=rows,
+        features=_names(data.get("features")),
+        ignored=_names(data.get("ignored")),
+        statistics={"rows": rows, "dataset": stats.get("dataset"), "columns": columns},
+        samples={str(k): _sample(x) for k, x in list(samples.items())[:MAX_COLUMNS]},
+        prediction=prediction,
+    )
+    s.add(b)
+    if job.type == JobType.train.value:  # the statistics of its training data, as a run
+        s.add(
+            StatisticsRecord(
+                version_id=v.id,
+                job_id=job.id,
+                dataset_id=job.dataset_id,
+                at=now,
+                rows=rows,
+                statistics=b.statistics,
+            )
+        )
+    with_pred = " and its predictions" if prediction else ""
+    job.add_event(
+        JobEventKind.baseline_recorded,
+        f"baseline of version {v.number}: {len(b.features)} features of "
+        f"{data.get('dataset') or 'the dataset'}{with_pred}, {rows} rows",
+        now,
+        {"version": v.id, "dataset": job.dataset_id, "rows": rows, "features": b.features},
+    )
+
+
+def _feature(raw: Any, warn: float, alert: float) -> dict[str, Any] | None:
+    """One column's drift from the job, checked, with its status."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        return None
+    changed = raw.get("changed")
+    psi, ks = _num(raw.get("psi")), _num(raw.get("ks"))
+    if changed in ("new", "missing"):
+        status, psi, ks = changed, None, None
+    elif changed == "type" or psi is None:
+        status = "alert"  # its type changed: it cannot be compared
+    else:
+        status = status_of(psi, warn, alert)
+    out: dict[str, Any] = {
+        "name": raw["name"],
+        "kind": "categorical" if raw.get("kind") == "categorical" else "numeric",
+        "psi": psi,
+        "ks": ks,
+        "status": status,
+    }
+    labels = raw.get("labels")
+    if isinstance(labels, list) and len(labels) <= 1000:
+        b = [_num(x) or 0.0 for x in raw.get("baseline") or []]
+        sc = [_num(x) or 0.0 for x in raw.get("scored") or []]
+        if len(b) == len(labels) == len(sc):
+            out["histogram"] = {"labels": [str(x) for x in labels], "baseline": b, "scored": sc}
+    return out
+
+
+def _weight(status: str) -> int:
+    return DRIFT_STATUSES.index(CHANGE_WEIGHT.get(status, status))
+
+
+def record_drift(
+    s: Session, job: JobRow, d: Deployment, result: dict[str, Any], now: datetime
+) -> None:
+    """Keep a batch prediction's drift against its version's baseline, with the statuses
+    the deployment's thresholds give (the thresholds are kept with the run)."""
+    error = result.get("monitoring_error")
+    if isinstance(error, str):
+        job.add_event(JobEventKind.monitoring_failed, f"no drift: {error}", now, {"error": error})
+    data = result.get("drift")
+    if not isinstance(data, dict):
+        return
+    warn, alert = thresholds(d)
+    features = [f for f in (_feature(x, warn, alert) for x in data.get("features") or []) if f]
+    features.sort(key=lambda f: (-_weight(f["status"]), -(f["psi"] or 0.0), f["name"]))
+    prediction = _feature(data.get("prediction"), warn, alert)
+    every = [*features, *([prediction] if prediction else [])]
+    status = DRIFT_STATUSES[max((_weight(f["status"]) for f in every), default=0)]
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    base_id = data.get("baseline") if isinstance(data.get("baseline"), int) else None
+    rows = data.get("scored_rows") if isinstance(data.get("scored_rows"), int) else 0
+    s.add(
+        DriftRecord(
+            deployment_id=d.id,
+            job_id=job.id,
+            version_id=d.version_id,
+            baseline_id=base_id,
+            dataset_id=job.dataset_id,
+            at=now,
+            rows=rows,
+            status=status,
+            warn_psi=warn,
+            alert_psi=alert,
+            features=features,
+            prediction=prediction,
+            metrics={str(k): _num(v) for k, v in metrics.items()},
+        )
+    )
+    top = [f"{f['name']} {f['status']}" for f in features if f["status"] != "ok"][:3]
+    message = f"drift {status}" + (f": {', '.join(top)}" if top else "")
+    details = {"deployment": d.id, "status": status, "rows": rows, "top": top}
+    job.add_event(JobEventKind.drift_computed, message, now, details)
+    add_deployment_event(
+        s, d.id, DeploymentEventKind.drift_computed, message, now, {**details, "job": job.id}
+    )
