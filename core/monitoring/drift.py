@@ -8,7 +8,7 @@
 - **KS**: the two-sample Kolmogorov-Smirnov statistic, the largest gap between the two
   empirical CDFs, computed exactly on the two samples (each data set's rows when it has at
   most ``profile.SAMPLE_ROWS``, else a uniform sample of them; a baseline keeps
-  ``profile.KEPT_SAMPLE`` of its rows).
+  ``views.KEPT_SAMPLE`` of its rows).
 
 Pure functions on plain data (numpy only): the job's process computes the numbers, the engine
 gives them a status with the deployment's thresholds (``status_of``).
@@ -21,7 +21,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
+# numpy is imported where the maths need it: the service reads labels and counts from here,
+# and a CLI read must not pay numpy's import.
 
 PSI_FLOOR = 1e-4
 MISSING = "(missing)"
@@ -29,6 +30,8 @@ MISSING = "(missing)"
 
 def psi(baseline: Sequence[float], scored: Sequence[float]) -> float:
     """The PSI of two count vectors over the same bins (shares floored at ``PSI_FLOOR``)."""
+    import numpy as np
+
     b = np.asarray(baseline, dtype=float)
     s = np.asarray(scored, dtype=float)
     b = np.maximum(b / max(b.sum(), 1.0), PSI_FLOOR)
@@ -38,6 +41,8 @@ def psi(baseline: Sequence[float], scored: Sequence[float]) -> float:
 
 def ks(a: Sequence[float], b: Sequence[float]) -> float | None:
     """The two-sample KS statistic of two samples (None when either is empty)."""
+    import numpy as np
+
     x = np.sort(np.asarray(a, dtype=float))
     y = np.sort(np.asarray(b, dtype=float))
     if not len(x) or not len(y):

@@ -29,12 +29,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.monitoring.views import KEPT_SAMPLE
+
 HIST_BINS = 10  # the equal-width histogram between min and max (``histogram``)
 DRIFT_BINS = 10  # quantile bins of a baseline (``bins``): deciles
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP_VALUES = 10
 SAMPLE_ROWS = 65_536  # rows sampled for quantiles and KS, per dataset
-KEPT_SAMPLE = 4_096  # of those, kept with a baseline (for later KS)
 MAX_DISTINCT = 100_000  # distinct values counted per text column before pruning
 BLOCK_BYTES = 16 << 20
 TYPES_BYTES = 1 << 16  # the first block's size when guessing which columns are numbers

@@ -18,9 +18,8 @@ from core.jobrow import JobRow
 from core.lifecycle import JobType
 from core.models import Deployment, ModelVersion, StatisticsRecord
 from core.monitoring.drift import status_of
-from core.monitoring.profile import KEPT_SAMPLE
 from core.monitoring.tables import Baseline, DriftRecord
-from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STATUSES
+from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STATUSES, KEPT_SAMPLE
 from core.records import add_deployment_event
 
 # How a column that appeared, vanished or changed type weighs in a run's overall status.

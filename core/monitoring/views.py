@@ -18,6 +18,7 @@ DRIFT_STATUSES = ("ok", "warn", "alert")  # in rising order of concern
 COLUMN_CHANGES = ("new", "missing")
 DEFAULT_WARN_PSI = 0.1
 DEFAULT_ALERT_PSI = 0.25
+KEPT_SAMPLE = 4_096  # rows of each numeric column a baseline keeps (for later KS)
 
 
 @dataclass(frozen=True)
