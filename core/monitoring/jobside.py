@@ -39,14 +39,16 @@ def dataset_statistics(
     ctx: Any, reference: dict[str, Any] | None = None, quiet: bool = False
 ) -> dict[str, Any]:
     """The job's dataset profiled (``profile.profile_file``): ``{"statistics": the
-    compute_stats record, "profile": everything}``; ``quiet``: nothing in the log."""
+    compute_stats record, "profile": everything}``; ``quiet``: nothing in the log and no
+    progress (a baseline or a drift check is a step after the job's own work, not its
+    progress)."""
     ds = ctx.dataset
     total = _total_rows(ctx)
     if not quiet:
         print(f"computing statistics of {ds.name}" + (f": {total} rows" if total else ""))
 
     def progress(rows: int) -> None:
-        if total:
+        if total and not quiet:
             ctx.progress(min(1.0, rows / total), f"{rows} rows read")
 
     prof = profile_file(ds.path, reference=reference, progress=progress)
