@@ -387,19 +387,41 @@ def _can_predict(code_dir: str | None, model_dir: Path | None) -> bool:
     return model_dir is not None and any((model_dir / n).is_file() for n in MODEL_FILES)
 
 
+def _baseline(
+    spec: dict[str, Any], ctx: Context, code_dir: str | None, wants: dict[str, Any]
+) -> dict[str, Any]:
+    """The version's baseline: the statistics of a baseline computed on the same file content
+    reused (no numpy, no pyarrow), else computed; the predictions' distribution is the
+    version's own either way (a model that can predict imports its libraries anyway)."""
+    from core.monitoring import reuse  # standard library only
+
+    predict = _predictor(spec, ctx, code_dir) if _can_predict(code_dir, ctx.model_dir) else None
+    out = reuse.reused_baseline(ctx, wants)
+    if out is not None:
+        print(f"modeldeck: baseline: statistics of baseline {out['reused']} reused", flush=True)
+        if predict is not None:
+            from core.monitoring import jobside
+
+            out["prediction"] = jobside.prediction_distribution(ctx, predict)
+        return out
+    from core.monitoring import jobside  # numpy, pandas, pyarrow: only when needed
+
+    out = jobside.baseline(ctx, predict, wants.get("features"))
+    out["sha256"] = reuse.unchanged_sha256(ctx)
+    return out
+
+
 def _monitoring(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
     wants = spec.get("monitoring") or {}
     if not isinstance(wants, dict) or not wants or ctx.dataset is None:
         return
     try:
-        from core.monitoring import jobside  # numpy, pandas, pyarrow: only when needed
-
         if isinstance(wants.get("compare"), dict):
+            from core.monitoring import jobside  # numpy, pandas, pyarrow: only when needed
+
             ctx.result["drift"] = jobside.batch_drift(ctx, wants["compare"])
         elif wants.get("baseline"):
-            can = _can_predict(code_dir, ctx.model_dir)
-            predict = _predictor(spec, ctx, code_dir) if can else None
-            ctx.result["baseline"] = jobside.baseline(ctx, predict, wants.get("features"))
+            ctx.result["baseline"] = _baseline(spec, ctx, code_dir, wants)
     except Exception as exc:
         line = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
         print(f"modeldeck: monitoring skipped: {line}", flush=True)

@@ -5,6 +5,7 @@ has the target, and the CLI shows them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -331,3 +332,102 @@ def test_infinities_count_as_missing_and_the_statistics_are_standard_json(tmp_pa
     assert (v["count"], v["missing"], v["min"], v["max"]) == (2, 3, 1.0, 3.0)
     assert stats["columns"]["w"]["missing"] == 1
     json.dumps({k: stats[k] for k in ("columns", "kept")}, allow_nan=False)
+
+
+# -- a baseline's statistics reused for the same file content ---------------------------------
+
+STDLIB_TRAINING = """
+import atexit
+import sys
+
+
+def train(context):
+    (context.model_dir / "weights.txt").write_text("1")
+
+    def heavy():  # run by the runner at the job's end, after the baseline
+        loaded = sorted(m for m in ("numpy", "pyarrow", "pandas") if m in sys.modules)
+        with open({path!r}, "a") as fh:
+            fh.write(",".join(loaded) + "\\n")
+
+    atexit.register(heavy)
+"""
+
+
+def _stored(deck: Deck, version: str) -> tuple[dict, dict, str | None]:
+    from sqlmodel import Session, select
+
+    from core.monitoring.tables import Baseline
+
+    with Session(deck.store.engine) as s:
+        b = s.exec(select(Baseline).where(Baseline.version_id == version)).one()
+        return b.statistics, b.samples, b.sha256
+
+
+def _train(deck: Deck, engine: Engine, model: str, dataset: str) -> tuple[str, list]:
+    job = deck.train("re", model, dataset)
+    assert engine.run_until_idle(120)
+    final = deck.job(job.id)
+    assert final.status == "completed" and final.version, deck.events(job.id)
+    return final.version, [e for e in deck.events(job.id) if e.kind == "baseline_recorded"]
+
+
+def test_the_same_file_content_reuses_the_baseline_and_a_changed_file_recomputes(
+    deck: Deck, tmp_path: Path
+) -> None:
+    repo = tmp_path / "rrepo"
+    modules = tmp_path / "modules.txt"
+    write_model(repo, "noop", STDLIB_TRAINING.format(path=str(modules)))
+    data = repo / "d.csv"
+    sample(4, rows=200).to_csv(data, index=False)
+    deck.add_project("re", repo)
+    deck.add_dataset("re", "d", data, target="label")
+    engine = Engine(deck, workers=1)
+    try:
+        first, events = _train(deck, engine, "noop", "d")
+        assert "reused" not in events[0].message
+        second, events = _train(deck, engine, "noop", "d")
+        assert "statistics reused from baseline" in events[0].message
+        assert events[0].details["reused_version"] == first
+        base1, base2 = deck.monitoring.baseline(first), deck.monitoring.baseline(second)
+        assert base1 and base2 and base2.rows == base1.rows == 200
+        assert base2.statistics == base1.statistics and base2.features == base1.features
+        assert base2.histograms == base1.histograms
+        assert _stored(deck, second) == _stored(deck, first)
+        assert _stored(deck, first)[2] == hashlib.sha256(data.read_bytes()).hexdigest()
+        # The first job computed the statistics (numpy, pyarrow); the second imported neither.
+        loaded = modules.read_text().splitlines()
+        assert "numpy" in loaded[0] and "pyarrow" in loaded[0]
+        assert loaded[1] == ""
+        log = "\n".join(deck.read_log(deck.monitoring.baseline(second).job_id))
+        assert "reused" in log
+
+        changed = sample(5, rows=300)  # another content: computed again, of the new rows
+        changed.to_csv(data, index=False)
+        third, events = _train(deck, engine, "noop", "d")
+        assert "reused" not in events[0].message
+        base3 = deck.monitoring.baseline(third)
+        assert base3 and base3.rows == 300
+        assert base3.statistics["a"]["mean"] == pytest.approx(changed["a"].mean())
+        assert _stored(deck, third)[2] == hashlib.sha256(data.read_bytes()).hexdigest()
+        assert "numpy" in modules.read_text().splitlines()[2]
+        # The first baseline was never changed.
+        assert deck.monitoring.baseline(first) == base1
+    finally:
+        engine.shutdown()
+
+
+def test_a_model_that_predicts_reuses_the_statistics_but_keeps_its_own_predictions(
+    setup,
+) -> None:
+    deck, engine, dep, _, _ = setup
+    first = deck.deployment(dep).version
+    job = deck.train("mon", "risk", "train")
+    assert engine.run_until_idle(120)
+    second = deck.job(job.id).version
+    assert second, deck.events(job.id)
+    events = [e for e in deck.events(job.id) if e.kind == "baseline_recorded"]
+    assert "reused from baseline" in events[0].message and "predictions" in events[0].message
+    base1, base2 = deck.monitoring.baseline(first), deck.monitoring.baseline(second)
+    assert base2.statistics == base1.statistics
+    assert base2.prediction is not None and base2.prediction_kind == "categorical"
+    assert sum(base2.prediction.baseline) == pytest.approx(1.0)

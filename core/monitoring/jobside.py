@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from core.monitoring import drift as maths
 from core.monitoring.profile import floats, profile, profile_file, table_batches
+from core.monitoring.reuse import ignored_columns
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
@@ -58,18 +59,6 @@ def dataset_statistics(
         "statistics": {"rows": prof["rows"], "dataset": ds.name, "columns": prof["columns"]},
         "profile": prof,
     }
-
-
-def _ignored(ctx: Any, columns: list[str]) -> list[str]:
-    """The columns that are no features: the target, and the id column (the dataset's, else
-    one named ``id``)."""
-    ds = ctx.dataset
-    out = [ds.target] if ds.target else []
-    for name in (getattr(ds, "id_column", None), "id"):
-        if name and name in columns and name != ds.target:
-            out.append(name)
-            break
-    return out
 
 
 def _read_predictions(path: Path) -> pa.Table | None:
@@ -161,7 +150,7 @@ def baseline(ctx: Any, predict: Predict | None, features: list[str] | None) -> d
     stats = dataset_statistics(ctx, quiet=True)
     prof = stats["profile"]
     names = list(prof["columns"])
-    ignored = _ignored(ctx, names)
+    ignored = ignored_columns(ctx, names)
     feats = [f for f in (features or names) if f not in ignored]
     out: dict[str, Any] = {
         "dataset": ctx.dataset.name,
@@ -173,20 +162,23 @@ def baseline(ctx: Any, predict: Predict | None, features: list[str] | None) -> d
         "prediction": None,
     }
     if predict is not None:
-        try:
-            frame = _predict(predict, ctx.output_dir.parent)
-        except Exception as exc:  # the baseline goes on without the prediction distribution
-            frame = None
-            print(f"modeldeck: baseline: no predictions ({type(exc).__name__}: {exc})", flush=True)
-        if frame is not None:
-            kind = prediction_kind(ctx.task, frame[PREDICTION])
-            pp = _prediction_profile(frame[PREDICTION], kind, None)
-            out["prediction"] = {
-                "kind": kind,
-                "stats": pp["columns"][PREDICTION],
-                "sample": pp["kept"].get(PREDICTION),
-            }
+        out["prediction"] = prediction_distribution(ctx, predict)
     return out
+
+
+def prediction_distribution(ctx: Any, predict: Predict) -> dict[str, Any] | None:
+    """The distribution of the version's predictions on the job's dataset (None when it
+    made none: said in the log)."""
+    try:
+        frame = _predict(predict, ctx.output_dir.parent)
+    except Exception as exc:  # the baseline goes on without the prediction distribution
+        print(f"modeldeck: baseline: no predictions ({type(exc).__name__}: {exc})", flush=True)
+        return None
+    if frame is None:
+        return None
+    kind = prediction_kind(ctx.task, frame[PREDICTION])
+    pp = _prediction_profile(frame[PREDICTION], kind, None)
+    return {"kind": kind, "stats": pp["columns"][PREDICTION], "sample": pp["kept"].get(PREDICTION)}
 
 
 def _metrics(ctx: Any, frame: pa.Table, kind: str) -> dict[str, Any]:
@@ -232,7 +224,7 @@ def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any]:
     prof = stats["profile"]
     base = {"columns": reference.get("columns") or {}, "samples": reference.get("samples") or {}}
     features = [str(f) for f in reference.get("features") or []]
-    ignored = _ignored(ctx, list(prof["columns"])) + list(reference.get("ignored") or [])
+    ignored = ignored_columns(ctx, list(prof["columns"])) + list(reference.get("ignored") or [])
     out: dict[str, Any] = {
         "baseline": reference.get("id"),
         "scored_rows": prof["rows"],

@@ -52,25 +52,64 @@ def thresholds(d: Deployment) -> tuple[float, float]:
     )
 
 
+def _reused(
+    s: Session, job: JobRow, data: dict[str, Any], result: dict[str, Any], now: datetime
+) -> Baseline | None:
+    """The baseline a job's result says it reused, checked: it exists, it was computed on a
+    file with the sha256 of the one the job read, and it has samples of every feature asked
+    (else an event says why, and the version gets no baseline from this job)."""
+    source = data.get("reused")
+    ok = isinstance(source, int) and not isinstance(source, bool)
+    src = s.get(Baseline, source) if ok else None
+    read = (result.get("dataset_file") or {}).get("sha256")
+    if src is None or not src.sha256 or src.sha256 != read or data.get("sha256") != read:
+        why = f"baseline {source} to reuse is gone or was computed on another file content"
+    elif not set(_names(data.get("features"))) <= set(src.features or []):
+        why = f"baseline {source} to reuse has no samples of some of the features"
+    else:
+        return src
+    job.add_event(JobEventKind.monitoring_failed, f"no baseline: {why}", now, {"error": why})
+    return None
+
+
 def record_baseline(
     s: Session, job: JobRow, v: ModelVersion, result: dict[str, Any], now: datetime
 ) -> None:
     """Keep the baseline a job computed as its version's, unless the version has one: its
-    first baseline stays. A training's statistics are also kept as a statistics record of
-    the version (a compute_stats job keeps its own; an evaluation's are the baseline's only)."""
+    first baseline stays. A job that read a file with the content of an earlier baseline's
+    copies that one's statistics and samples (``core.monitoring.reuse``). A training's
+    statistics are also kept as a statistics record of the version (a compute_stats job keeps
+    its own; an evaluation's are the baseline's only)."""
     error = result.get("monitoring_error")
     if isinstance(error, str):
         job.add_event(
             JobEventKind.monitoring_failed, f"no baseline: {error}", now, {"error": error}
         )
     data = result.get("baseline")
-    if not isinstance(data, dict) or not isinstance(data.get("statistics"), dict):
+    if not isinstance(data, dict):
+        return
+    reusing = "reused" in data
+    if not reusing and not isinstance(data.get("statistics"), dict):
         return
     if s.exec(select(Baseline.id).where(Baseline.version_id == v.id)).first() is not None:
         return
-    stats = data["statistics"]
-    columns = stats.get("columns") if isinstance(stats.get("columns"), dict) else {}
-    samples = data.get("samples") if isinstance(data.get("samples"), dict) else {}
+    features = _names(data.get("features"))
+    src = _reused(s, job, data, result, now) if reusing else None
+    if reusing and src is None:
+        return
+    if src is not None:
+        rows = src.rows
+        columns = (src.statistics or {}).get("columns") or {}
+        samples = {k: x for k, x in (src.samples or {}).items() if k in features}
+        sha = src.sha256
+    else:
+        stats = data["statistics"]
+        columns = stats.get("columns") if isinstance(stats.get("columns"), dict) else {}
+        raw = data.get("samples") if isinstance(data.get("samples"), dict) else {}
+        samples = {str(k): _sample(x) for k, x in list(raw.items())[:MAX_COLUMNS]}
+        rows = data.get("rows") if isinstance(data.get("rows"), int) else None
+        read = (result.get("dataset_file") or {}).get("sha256")
+        sha = read if isinstance(read, str) and data.get("sha256") == read else None
     prediction = data.get("prediction") if isinstance(data.get("prediction"), dict) else None
     if prediction is not None:
         prediction = {
@@ -78,18 +117,19 @@ def record_baseline(
             "stats": prediction.get("stats") if isinstance(prediction.get("stats"), dict) else {},
             "sample": _sample(prediction.get("sample")),
         }
-    rows = data.get("rows") if isinstance(data.get("rows"), int) else None
+    name = data.get("dataset") if isinstance(data.get("dataset"), str) else None
     b = Baseline(
         version_id=v.id,
         job_id=job.id,
         dataset_id=job.dataset_id,
         at=now,
         rows=rows,
-        features=_names(data.get("features")),
+        features=features,
         ignored=_names(data.get("ignored")),
-        statistics={"rows": rows, "dataset": stats.get("dataset"), "columns": columns},
-        samples={str(k): _sample(x) for k, x in list(samples.items())[:MAX_COLUMNS]},
+        statistics={"rows": rows, "dataset": name, "columns": columns},
+        samples=samples,
         prediction=prediction,
+        sha256=sha,
     )
     s.add(b)
     if job.type == JobType.train.value:  # the statistics of its training data, as a run
@@ -104,12 +144,22 @@ def record_baseline(
             )
         )
     with_pred = " and its predictions" if prediction else ""
+    details: dict[str, Any] = {
+        "version": v.id,
+        "dataset": job.dataset_id,
+        "rows": rows,
+        "features": b.features,
+    }
+    reused = ""
+    if src is not None:
+        reused = f"; statistics reused from baseline {src.id} (same file content)"
+        details.update(reused_from=src.id, reused_version=src.version_id)
     job.add_event(
         JobEventKind.baseline_recorded,
         f"baseline of version {v.number}: {len(b.features)} features of "
-        f"{data.get('dataset') or 'the dataset'}{with_pred}, {rows} rows",
+        f"{name or 'the dataset'}{with_pred}, {rows} rows{reused}",
         now,
-        {"version": v.id, "dataset": job.dataset_id, "rows": rows, "features": b.features},
+        details,
     )
 
 

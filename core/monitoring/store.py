@@ -30,10 +30,8 @@ def spec_monitoring(s: Session, job: Job) -> dict[str, Any] | None:
     of a version with a baseline compares with it."""
     kind = job.type
     if kind == JobType.train.value:
-        return {
-            "baseline": True,
-            "features": ((job.params or {}).get("columns") or {}).get("features"),
-        }
+        features = ((job.params or {}).get("columns") or {}).get("features")
+        return _record_baseline(s, job, features)
     if not job.version_id or kind not in (
         JobType.evaluate.value,
         JobType.compute_stats.value,
@@ -57,7 +55,31 @@ def spec_monitoring(s: Session, job: Job) -> dict[str, Any] | None:
     if b is not None:
         return None
     v = s.get(ModelVersion, job.version_id)
-    return {"baseline": True, "features": ((v.columns if v else None) or {}).get("features")}
+    return _record_baseline(s, job, ((v.columns if v else None) or {}).get("features"))
+
+
+def _record_baseline(s: Session, job: Job, features: Any) -> dict[str, Any]:
+    """A baseline to record, with the latest one computed on the job's dataset as an offer:
+    the job copies its statistics if the file it reads has the same sha256
+    (``core.monitoring.reuse``)."""
+    out: dict[str, Any] = {"baseline": True, "features": features}
+    if not job.dataset_id:
+        return out
+    b = s.exec(  # not its samples: the engine copies them if the job reuses it
+        select(Baseline.id, Baseline.sha256, Baseline.rows, Baseline.statistics, Baseline.features)
+        .where(Baseline.dataset_id == job.dataset_id, col(Baseline.sha256).is_not(None))
+        .order_by(col(Baseline.id).desc())
+        .limit(1)
+    ).first()
+    if b is not None:
+        out["reuse"] = {
+            "id": b.id,
+            "sha256": b.sha256,
+            "rows": b.rows,
+            "columns": list((b.statistics or {}).get("columns") or {}),
+            "features": b.features,
+        }
+    return out
 
 
 # -- views -------------------------------------------------------------------------------------

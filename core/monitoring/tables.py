@@ -26,6 +26,9 @@ class Baseline(SQLModel, table=True):
     statistics: dict = _json({})
     samples: dict = _json({})
     prediction: dict | None = _json()
+    # The sha256 of the dataset file the statistics were computed on (None: unknown, or the
+    # file changed while they were): a later baseline on the same content copies them.
+    sha256: str | None = None
 
 
 class DriftRecord(SQLModel, table=True):

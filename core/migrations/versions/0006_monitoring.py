@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("statistics", sa.JSON(), nullable=False),
         sa.Column("samples", sa.JSON(), nullable=False),
         sa.Column("prediction", sa.JSON(), nullable=True),
+        sa.Column("sha256", text(), nullable=True),
         sa.ForeignKeyConstraint(["version_id"], ["model_version.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("version_id"),
