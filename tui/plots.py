@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -158,7 +159,12 @@ class PlotPanel(Vertical):
     def _table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         table = Table(box=None, padding=(0, 1), header_style="bold", show_edge=False)
         for i, h in enumerate(headers):
-            table.add_column(literal(h), justify="left" if i == 0 else "right", no_wrap=True)
+            table.add_column(
+                literal(h),
+                justify="left" if i == 0 else "right",
+                no_wrap=True,
+                min_width=cell_len(h),  # a header is never cut: the values give way
+            )
         for row in rows:
             table.add_row(*(c if isinstance(c, Text) else literal(c) for c in row))
         self.query_one(".plot-table", Static).update(table)
@@ -232,15 +238,18 @@ class PlotPanel(Vertical):
         self._table(headers, rows)
         self.plot.refresh()
 
-    def histogram(self, hist: Histogram, *, scored_name: str = "latest run") -> None:
+    def histogram(
+        self, hist: Histogram, *, scored_name: str = "latest run", scored_header: str = "latest"
+    ) -> None:
         """A baseline histogram, the scored one overlaid when it has one: bins numbered on
-        the plot, the table gives each bin's range (or value) and shares."""
+        the plot, the table gives each bin's range (or value) and shares (the scored ones
+        headed ``scored_header``, short: 80 columns hold the plot and four columns)."""
         numbers = [str(i + 1) for i in range(len(hist.labels))]
         series = [Series("baseline", list(hist.baseline))]
         headers = ["bin", "range", "baseline"]
         if hist.scored:
             series.append(Series(scored_name, list(hist.scored)))
-            headers.append(scored_name)
+            headers.append(scored_header)
         rows = []
         for i, label in enumerate(hist.labels):
             row: list[Any] = [numbers[i], short(label, 18), share(_at(hist.baseline, i))]

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, T
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
 from core.views import DeploymentEventView, DeploymentView
-from tui.format import in_zone, literal, status_text, when, when_s
+from tui.format import in_zone, literal, status_text, when_s
 from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
@@ -68,7 +68,8 @@ def deployment_header(
     last: Any = "-"
     if d.last_run:
         last = status_text(str(d.last_run["status"]), styles)
-        last.append(f" {when(d.last_run.get('at'))}")
+        at, zone = short_when(d.last_run.get("at"))  # short: the cell is a third of 80
+        last.append(f" {at} {zone}")
     pairs: list[tuple[str, Any]] = [
         ("version", literal(d.label)),
         ("status", status_text(status, styles)),
@@ -86,7 +87,7 @@ def deployment_header(
     drift.append_text(drift_line(run, styles))
     if run is not None:
         at, zone = short_when(run.at)
-        drift.append(f" · run of {at} {zone}")
+        drift.append(f" · {at} {zone}")
     return Group(grid, drift)
 
 
