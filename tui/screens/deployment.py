@@ -91,6 +91,10 @@ def deployment_header(
     return Group(grid, drift)
 
 
+def runs_label(n: int) -> str:
+    return "1 run" if n == 1 else f"last {n} runs"
+
+
 def with_histograms(run: DriftRun | None) -> list[FeatureDrift]:
     """The latest run's features that have a histogram, the worst first."""
     return [f for f in (run.features if run else ()) if f.histogram is not None]
@@ -198,7 +202,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             status = status_text(p.status, styles)
             rows.append(["(prediction)", number(p.psi), number(p.ks), status])
         panel.set_title(
-            f"PSI per feature, last {len(shown)} runs (#1 the oldest), lines at warn "
+            f"PSI per feature, {runs_label(len(shown))} (#1 the oldest), lines at warn "
             f"{latest.warn_psi:g} and alert {latest.alert_psi:g}"
         )
         panel.lines(
@@ -258,7 +262,8 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             [f"#{i + 1}", short_when(r.at)[0], *(number(r.metrics.get(n)) for n in names)]
             for i, r in enumerate(scored)
         ]
-        panel.set_title(f"metrics of the last {len(scored)} runs with the target (#1 the oldest)")
+        label = runs_label(len(scored))
+        panel.set_title(f"metrics of runs with the target, {label} (#1 the oldest)")
         panel.lines(
             [f"#{i + 1}" for i in range(len(scored))],
             series,
