@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,7 +25,8 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from core.clock import utc
-from core.monitoring.views import Histogram
+from core.monitoring.views import BaselineView, DriftRun, Histogram
+from core.service import Deck
 from core.text import printable
 from tui.format import literal, zone_label
 
@@ -157,7 +159,12 @@ class PlotPanel(Vertical):
     def _table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         table = Table(box=None, padding=(0, 1), header_style="bold", show_edge=False)
         for i, h in enumerate(headers):
-            table.add_column(literal(h), justify="left" if i == 0 else "right", no_wrap=True)
+            table.add_column(
+                literal(h),
+                justify="left" if i == 0 else "right",
+                no_wrap=True,
+                min_width=cell_len(h),  # a header is never cut: the values give way
+            )
         for row in rows:
             table.add_row(*(c if isinstance(c, Text) else literal(c) for c in row))
         self.query_one(".plot-table", Static).update(table)
@@ -231,15 +238,18 @@ class PlotPanel(Vertical):
         self._table(headers, rows)
         self.plot.refresh()
 
-    def histogram(self, hist: Histogram, *, scored_name: str = "latest run") -> None:
+    def histogram(
+        self, hist: Histogram, *, scored_name: str = "latest run", scored_header: str = "latest"
+    ) -> None:
         """A baseline histogram, the scored one overlaid when it has one: bins numbered on
-        the plot, the table gives each bin's range (or value) and shares."""
+        the plot, the table gives each bin's range (or value) and shares (the scored ones
+        headed ``scored_header``, short: 80 columns hold the plot and four columns)."""
         numbers = [str(i + 1) for i in range(len(hist.labels))]
         series = [Series("baseline", list(hist.baseline))]
         headers = ["bin", "range", "baseline"]
         if hist.scored:
             series.append(Series(scored_name, list(hist.scored)))
-            headers.append(scored_name)
+            headers.append(scored_header)
         rows = []
         for i, label in enumerate(hist.labels):
             row: list[Any] = [numbers[i], short(label, 18), share(_at(hist.baseline, i))]
@@ -253,76 +263,20 @@ def _at(values: Sequence[float], i: int) -> float | None:
     return values[i] if i < len(values) else None
 
 
-def stats_histogram(stats: dict[str, Any]) -> Histogram | None:
-    """A column's statistics (as ``compute_stats`` keeps them) as shares per bin: the numeric
-    histogram on its edges, or the top values (and the rest as ``(other)``); None when the
-    column has neither."""
-    hist = stats.get("histogram")
-    if isinstance(hist, dict) and isinstance(hist.get("counts"), list):
-        counts = [float(c or 0) for c in hist["counts"]]
-        edges = hist.get("edges") if isinstance(hist.get("edges"), list) else []
-        total = sum(counts) or 1.0
-        labels = []
-        for i in range(len(counts)):
-            if i + 1 < len(edges):
-                labels.append(f"{_edge(edges[i])}..{_edge(edges[i + 1])}")
-            else:
-                labels.append(str(i + 1))
-        return Histogram(tuple(labels), tuple(c / total for c in counts))
-    top = stats.get("top")
-    if isinstance(top, list) and top:
-        labels, shares = [], []
-        for t in top:
-            if isinstance(t, dict):
-                labels.append(str(t.get("value")))
-                shares.append(float(t.get("frequency") or 0))
-        rest = 1.0 - sum(shares)
-        if rest > 1e-9:
-            labels.append("(other)")
-            shares.append(rest)
-        return Histogram(tuple(labels), tuple(shares))
-    return None
-
-
-def _edge(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, int | float) else str(x)
-
-
 # -- what monitoring gives (``deck.monitoring``), read on a worker thread -------------------
 
 
-def drift_history(deck: Any, deployment_id: str) -> list[Any]:
-    """The deployment's drift runs (``DriftRun``), newest first; [] where monitoring has
-    none (a deck without ``monitoring`` computes no drift)."""
-    monitoring = getattr(deck, "monitoring", None)
-    if monitoring is None:
-        return []
-    return list(monitoring.history(deployment_id))
+def drift_history(deck: Deck, deployment_id: str) -> list[DriftRun]:
+    """The deployment's drift runs, newest first ([] before its first batch run)."""
+    return deck.monitoring.history(deployment_id)
 
 
-def baseline_histograms(deck: Any, version_id: str) -> list[tuple[str, Histogram]]:
-    """The version's baseline as (column, histogram) pairs, the prediction last as
-    ``(prediction)``; [] when it has no baseline. The baseline keeps the per-column
-    statistics ``compute_stats`` keeps (``columns``, and ``prediction`` for the
-    distribution of its predictions), as a view or a mapping."""
-    monitoring = getattr(deck, "monitoring", None)
-    baseline = monitoring.baseline(version_id) if monitoring is not None else None
+def baseline_histograms(baseline: BaselineView | None) -> list[tuple[str, Histogram]]:
+    """A version's baseline as (column, histogram) pairs in the baseline's feature order,
+    the distribution of its predictions last as ``(prediction)``; [] without a baseline."""
     if baseline is None:
         return []
-
-    def field(name: str) -> Any:
-        return baseline.get(name) if isinstance(baseline, dict) else getattr(baseline, name, None)
-
-    out: list[tuple[str, Histogram]] = []
-    columns = field("columns")
-    if isinstance(columns, dict):
-        for name, stats in columns.items():
-            hist = stats_histogram(stats) if isinstance(stats, dict) else None
-            if hist is not None:
-                out.append((str(name), hist))
-    prediction = field("prediction")
-    if isinstance(prediction, dict):
-        hist = stats_histogram(prediction)
-        if hist is not None:
-            out.append(("(prediction)", hist))
+    out = [(n, baseline.histograms[n]) for n in baseline.features if n in baseline.histograms]
+    if baseline.prediction is not None:
+        out.append(("(prediction)", baseline.prediction))
     return out

@@ -45,6 +45,10 @@ def rows(app: ModelDeckApp, selector: str) -> int:
     return found.first(DeckTable).row_count if found else 0
 
 
+def completed_runs(deck: Deck) -> int:
+    return sum(j.status == "completed" for j in deck.jobs("demo", job_type="batch_predict"))
+
+
 async def shoot(app: ModelDeckApp, out: Path, name: str) -> None:
     for table in app.screen.query(DeckTable):
         table.refresh(layout=True)
@@ -122,16 +126,18 @@ async def drive(deck: Deck, out: Path) -> None:
         await until(pilot, lambda: deck.version(version).status == "deployed")
         await pilot.press("3")
         await until(pilot, lambda: rows(app, "#deployments-table") >= 1)
+        done = completed_runs(deck)
+        deps = app.screen.query_one("#deployments-table", DeckTable)
+        forest = next(d.id for d in deck.deployments("demo") if d.version == version)
+        await until(pilot, lambda: forest in deps.rows)
+        deps.move_cursor(row=deps.get_row_index(forest))
         await pilot.press("r")
-        await until(
-            pilot,
-            lambda: any(
-                j.status == "completed" for j in deck.jobs("demo", job_type="batch_predict")
-            ),
-            timeout=120,
-        )
+        await until(pilot, lambda: completed_runs(deck) > done, timeout=120)
         await pilot.pause(1.0)
         await shoot(app, out, "09-deployments")
+        # The demo's own deployment: two runs, the second on data that drifted.
+        seeded = next(d.id for d in deck.deployments("demo") if d.version != version)
+        deps.move_cursor(row=deps.get_row_index(seeded))
         await pilot.press("enter")  # the deployment: its drift, plots, jobs and timeline
         await until(
             pilot, lambda: isinstance(app.screen, DeploymentScreen) and app.screen.data is not None

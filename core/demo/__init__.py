@@ -1,5 +1,7 @@
 """The demo project: a model repository shipped in the package, datasets written from
-scikit-learn's bundled iris data (no download), and a first train and evaluation."""
+scikit-learn's bundled iris data (no download), a first train and evaluation, and that
+version deployed with two batch runs: the second on incoming data whose petals grew, so the
+deployment shows real drift."""
 
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ TEMPLATE = Path(__file__).parent / "repo"
 PROJECT = "demo"
 
 
+PETAL_GROWTH_CM = 1.5  # how much longer the petals of the second batch of incoming data are
+
+
 def write_datasets(data_dir: Path) -> dict[str, Path]:
-    """Train, test and score splits of iris as CSV files; the score split has no target."""
+    """Train, test and score splits of iris as CSV files; the score split has no target.
+    ``incoming`` (the deployment's data, with the target) is all 150 flowers."""
     from sklearn.datasets import load_iris
     from sklearn.model_selection import train_test_split
 
@@ -31,11 +37,22 @@ def write_datasets(data_dir: Path) -> dict[str, Path]:
         "train": data_dir / "train.csv",
         "test": data_dir / "test.csv",
         "score": data_dir / "score.csv",
+        "incoming": data_dir / "incoming.csv",
     }
     train.to_csv(paths["train"], index=False)
     test.to_csv(paths["test"], index=False)
     score.drop(columns=["target"]).to_csv(paths["score"], index=False)
+    frame.to_csv(paths["incoming"], index=False)
     return paths
+
+
+def grow_petals(path: Path) -> None:
+    """The incoming data's next batch: the same flowers with longer petals."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    frame["petal_length"] = (frame["petal_length"] + PETAL_GROWTH_CM).round(1)
+    frame.to_csv(path, index=False)
 
 
 def seed_demo(deck: Deck, progress: Callable[[str], None] = lambda _m: None) -> ProjectView:
@@ -53,13 +70,34 @@ def seed_demo(deck: Deck, progress: Callable[[str], None] = lambda _m: None) -> 
     deck.add_dataset(PROJECT, "iris-train", paths["train"], target="target")
     deck.add_dataset(PROJECT, "iris-test", paths["test"], target="target")
     deck.add_dataset(PROJECT, "iris-score", paths["score"])
+    deck.add_dataset(PROJECT, "iris-incoming", paths["incoming"], target="target")
     progress("training iris-logreg and evaluating it (a first bit of history)")
     train = deck.train(PROJECT, "iris-logreg", "iris-train")
     _run(deck, train.id)
     trained = deck.job(train.id)
     if trained.status == JobStatus.completed.value and trained.version:
-        _run(deck, deck.evaluate(trained.version, "iris-test").id)
+        evaluation = deck.evaluate(trained.version, "iris-test")
+        _run(deck, evaluation.id)
+        if deck.job(evaluation.id).status == JobStatus.completed.value:
+            deploy_with_drift(deck, trained.version, paths["incoming"], progress)
     return deck.project(PROJECT)
+
+
+def deploy_with_drift(
+    deck: Deck, version: str, incoming: Path, progress: Callable[[str], None]
+) -> None:
+    """Approve and deploy the version on the incoming data, score it, then score the next
+    batch, whose petals grew: the deployment's drift and performance have two runs."""
+    progress("deploying it and scoring two batches of incoming data (the second drifts)")
+    _run(deck, deck.approve(version, "demo: good enough on the holdout").id)
+    deploy = deck.deploy(version, "iris-incoming")
+    _run(deck, deploy.id)
+    deployment = deck.job(deploy.id).deployment
+    if deployment is None:
+        return
+    _run(deck, deck.predict(deployment).id)
+    grow_petals(incoming)
+    _run(deck, deck.predict(deployment).id)
 
 
 def _run(deck: Deck, job_id: str) -> None:

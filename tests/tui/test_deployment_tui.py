@@ -2,10 +2,7 @@
 feature over runs (the worst first), a feature's histograms overlaid, the prediction
 distribution, the performance history, its jobs and timeline; the Deployments tab's drift
 column and the Projects screen's count of drifting deployments. Real data, a real
-scikit-learn model, real batch predictions through the engine.
-
-``test_drift_plots_of_real_runs`` needs the drift that batch predictions compute
-(``deck.monitoring``, issue 10's monitoring core): it fails until that is merged."""
+scikit-learn model, real batch predictions through the engine."""
 
 from __future__ import annotations
 
@@ -76,6 +73,11 @@ def deployed(deck: Deck, project: str, repo: Path) -> tuple[str, str]:
 
 async def open_from_the_tab(app: ModelDeckApp, pilot: Any, deployment: str) -> DeploymentScreen:
     await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+    # The screen settled on its first tab (its models listed) before 3 moves to another.
+    await wait_for(
+        pilot,
+        lambda: any(t.row_count for t in app.screen.query("#models-table").results(DeckTable)),
+    )
     await pilot.press("3")
     table = app.screen.query_one("#deployments-table", DeckTable)
     await wait_for(pilot, lambda: deployment in table.rows)
@@ -122,9 +124,7 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
     predict = deck.predict(deployment)
     run_all(deck)
     assert deck.job(predict.id).status == "completed"
-    monitoring = getattr(deck, "monitoring", None)
-    assert monitoring is not None, "needs core.monitoring (issue 10's monitoring core)"
-    runs = monitoring.history(deployment)
+    runs = deck.monitoring.history(deployment)
     assert [r.status for r in runs][:1] == ["alert"] and len(runs) == 2
     latest, first = runs
     assert latest.features[0].name == "x1" and latest.features[0].status == "alert"

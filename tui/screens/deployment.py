@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, T
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
 from core.views import DeploymentEventView, DeploymentView
-from tui.format import in_zone, literal, status_text, when, when_s
+from tui.format import in_zone, literal, status_text, when_s
 from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
@@ -68,7 +68,8 @@ def deployment_header(
     last: Any = "-"
     if d.last_run:
         last = status_text(str(d.last_run["status"]), styles)
-        last.append(f" {when(d.last_run.get('at'))}")
+        at, zone = short_when(d.last_run.get("at"))  # short: the cell is a third of 80
+        last.append(f" {at} {zone}")
     pairs: list[tuple[str, Any]] = [
         ("version", literal(d.label)),
         ("status", status_text(status, styles)),
@@ -86,8 +87,12 @@ def deployment_header(
     drift.append_text(drift_line(run, styles))
     if run is not None:
         at, zone = short_when(run.at)
-        drift.append(f" · run of {at} {zone}")
+        drift.append(f" · {at} {zone}")
     return Group(grid, drift)
+
+
+def runs_label(n: int) -> str:
+    return "1 run" if n == 1 else f"last {n} runs"
 
 
 def with_histograms(run: DriftRun | None) -> list[FeatureDrift]:
@@ -197,7 +202,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             status = status_text(p.status, styles)
             rows.append(["(prediction)", number(p.psi), number(p.ks), status])
         panel.set_title(
-            f"PSI per feature, last {len(shown)} runs (#1 the oldest), lines at warn "
+            f"PSI per feature, {runs_label(len(shown))} (#1 the oldest), lines at warn "
             f"{latest.warn_psi:g} and alert {latest.alert_psi:g}"
         )
         panel.lines(
@@ -257,7 +262,8 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             [f"#{i + 1}", short_when(r.at)[0], *(number(r.metrics.get(n)) for n in names)]
             for i, r in enumerate(scored)
         ]
-        panel.set_title(f"metrics of the last {len(scored)} runs with the target (#1 the oldest)")
+        label = runs_label(len(scored))
+        panel.set_title(f"metrics of runs with the target, {label} (#1 the oldest)")
         panel.lines(
             [f"#{i + 1}" for i in range(len(scored))],
             series,

@@ -52,6 +52,15 @@ class ProjectScreen(DeckScreen):
 
     def on_screen_resume(self) -> None:
         self.deck_app.current_project = self.project
+        self.call_after_refresh(self._refocus)
+
+    def _refocus(self) -> None:
+        """Back from a screen opened from a tab: that tab's table has the focus again (not
+        a table of a hidden tab, where enter would open something unseen)."""
+        tab = self.query_one(TabbedContent).active
+        pane = self.query_one(f"#{tab}", TabPane)
+        if self.focused is None or self.focused not in pane.query("*"):
+            self._focus_table(tab)
 
     def _focus_table(self, tab: str) -> None:
         pane = self.query_one(f"#{tab}", TabPane)

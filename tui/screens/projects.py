@@ -77,8 +77,7 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
                         p.repo,
                         str(p.models),
                         str(p.active_deployments),
-                        # deployments whose latest run is warn or alert (core.monitoring)
-                        str(getattr(p, "drifting", 0) or 0),
+                        str(p.drifting),  # active ones whose latest run is warn or alert
                         str(p.running_jobs),
                         str(p.failed_jobs),
                     ],

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from core.monitoring.views import Histogram
+from core.monitoring.views import BaselineView, Histogram
 from core.service import Deck
 from core.stats_table import STATS_HEADERS, stats_rows
 from core.views import MetricsView, VersionDetail
@@ -187,7 +187,7 @@ def metrics_over_time(panel: PlotPanel, d: VersionDetail) -> None:
     )
 
 
-class VersionScreen(Polled[tuple[VersionDetail, list[tuple[str, Histogram]]]], DeckScreen):
+class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScreen):
     TITLE = "Version"
     poll_seconds = 1.0
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -199,7 +199,8 @@ class VersionScreen(Polled[tuple[VersionDetail, list[tuple[str, Histogram]]]], D
         super().__init__()
         self.version_id = version_id
         self.detail: VersionDetail | None = None
-        self.baseline: list[tuple[str, Histogram]] = []
+        self.baseline: BaselineView | None = None
+        self.columns: list[tuple[str, Histogram]] = []  # the baseline's, the prediction last
         self.column = 0  # which column's baseline histogram is shown
 
     def compose(self) -> ComposeResult:
@@ -244,11 +245,12 @@ class VersionScreen(Polled[tuple[VersionDetail, list[tuple[str, Histogram]]]], D
     def on_screen_resume(self) -> None:
         self.poll()  # what changed while a job's screen was on top
 
-    def fetch(self, deck: Deck, state: None) -> tuple[VersionDetail, list[tuple[str, Histogram]]]:
-        return deck.version_detail(self.version_id), baseline_histograms(deck, self.version_id)
+    def fetch(self, deck: Deck, state: None) -> tuple[VersionDetail, BaselineView | None]:
+        return deck.version_detail(self.version_id), deck.monitoring.baseline(self.version_id)
 
-    def show(self, data: tuple[VersionDetail, list[tuple[str, Histogram]]]) -> None:
+    def show(self, data: tuple[VersionDetail, BaselineView | None]) -> None:
         d, self.baseline = data
+        self.columns = baseline_histograms(self.baseline)
         first = self.detail is None
         self.detail = d
         metrics_over_time(self.query_one("#version-metrics-plot", PlotPanel), d)
@@ -296,27 +298,29 @@ class VersionScreen(Polled[tuple[VersionDetail, list[tuple[str, Histogram]]]], D
 
     def _baseline(self) -> None:
         panel = self.query_one("#version-baseline", PlotPanel)
-        if not self.baseline:
+        b = self.baseline
+        if b is None or not self.columns:
             panel.set_title("baseline")
             panel.nothing(NO_BASELINE)
             return
-        self.column %= len(self.baseline)
-        name, hist = self.baseline[self.column]
+        self.column %= len(self.columns)
+        name, hist = self.columns[self.column]
+        rows = f"{b.rows} rows" if b.rows is not None else "rows"
         panel.set_title(
-            f"baseline of {short(name, 24)} ({self.column + 1}/{len(self.baseline)}, "
-            "f: next column): shares of its training rows"
+            f"baseline of {short(name, 24)} ({self.column + 1}/{len(self.columns)}, "
+            f"f: next column): shares of the {rows} of {short(b.dataset or 'its data', 24)}"
         )
         panel.histogram(hist)
 
     def action_column(self, step: int) -> None:
-        if self.baseline:
-            self.column = (self.column + step) % len(self.baseline)
+        if self.columns:
+            self.column = (self.column + step) % len(self.columns)
             self._baseline()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return None if self.refusal(action) else True
 
     def refusal(self, action: str) -> str | None:
-        if action == "column" and not self.baseline:
+        if action == "column" and not self.columns:
             return "no baseline histograms yet: a training records them"
         return None

@@ -27,8 +27,7 @@ def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
 
 def drift_cell(d: DeploymentView, styles: dict[str, str]) -> Any:
     """The drift status of the deployment's latest batch run (``-`` before its first)."""
-    status = getattr(d, "drift_status", None)  # from core.monitoring (until then: none)
-    return status_text(status, styles) if status else "-"
+    return status_text(d.drift_status, styles) if d.drift_status else "-"
 
 
 class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
