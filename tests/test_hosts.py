@@ -346,7 +346,7 @@ def test_log_chunks_hold_the_files_bytes_at_the_same_offsets(tmp_path: Path, dec
     from core.lifecycle import JobType
 
     project = deck.add_project("p", tmp_path)
-    row, event = queued_job_rows(JobType.train, project.id, at=deck.now())
+    row, event = queued_job_rows(JobType.train, project.id, at=deck.now(), actor=deck.store.actor())
     from sqlalchemy import insert
 
     from core.models import Job, JobEvent
