@@ -243,15 +243,18 @@ class Engine:
             run = self.guard.run
             followed = set(self.follower.running)  # jobs started below wait for the next round
             # Several engines share the queue (PostgreSQL): none needs the lease to claim,
-            # so a job it was woken for is claimed first, before the round's upkeep.
-            early = self.shares_queue and not self._halt.is_set()
+            # so a job it was woken for is claimed first, before the round's upkeep; but not
+            # in a round that recovers (it judges the running jobs of this host as they were
+            # before this round's claims, as on SQLite).
+            recover = self.recovery.due()
+            early = self.shares_queue and not self._halt.is_set() and not recover
             if early:
                 self.follower.see_exits()
                 run("dispatching queued jobs", self.dispatcher.dispatch)
             self._renew_lease()
             self._listen()
             if self.lease.held or self.shares_queue:
-                if self.recovery.due():
+                if not early and self.recovery.due():
                     # With a shared queue every engine recovers its host's jobs whose engine
                     # has gone; the lease holder adopts its host's live ones, as on SQLite.
                     serving = self.lease.held
