@@ -14,6 +14,11 @@
     (the same 3 x 2 parallelism), each task running the bare command a no-op job amounts to
     (``python -c "import training"`` in the model's folder) as a subprocess; the time from
     their start until they exit (every job done). Target: modeldeck at or below it.
+    Fairness: a modeldeck training's process also imports the job runner and, for the
+    dataset baseline every training records, numpy, pandas and pyarrow (about 0.2-0.5 CPU
+    seconds a job, most of its run). So Procrastinate runs a second time with a command that
+    imports the same (``SAME_IMPORTS``): the queue's own cost is the difference from that.
+    Each side's CPU seconds (its processes and their children, not the server) are printed.
 (b) Latency: with the three engines idle, a job queued by another process: from its commit
     (``created_at``) until it is ``running`` (``started_at``), p50 and p99. Target p99 < 100 ms.
 
