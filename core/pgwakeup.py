@@ -15,6 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 CHANNEL = "modeldeck_wakeup"
 
@@ -28,6 +29,12 @@ def poke(engine: Engine) -> None:
             conn.commit()
     except DBAPIError:
         pass
+
+
+def announce(s: Session) -> None:
+    """The same, sent at the commit of the transaction ``s`` is in (PostgreSQL delivers a
+    transaction's notifications when it commits, none when it rolls back)."""
+    s.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 class Listener:

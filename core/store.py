@@ -139,11 +139,24 @@ class Store:
 
         return remove
 
-    def notify(self, job_id: str) -> None:
+    def announce(self, s: Session) -> bool:
+        """Before the commit of ``s`` that gives engines work: on PostgreSQL the wake-up of
+        the other processes' engines goes in its transaction (delivered at its commit, with
+        no round trips of its own); then ``notify(..., announced=True)`` after the commit.
+        False where the wake-up is sent after the commit only (SQLite)."""
+        if not self.shared_queue:
+            return False
+        pgwakeup.announce(s)
+        return True
+
+    def notify(self, job_id: str, announced: bool = False) -> None:
         """After a commit that gives an engine work: wake this process's engine and the one
-        serving the database from another process."""
+        serving the database from another process (``announced``: already told, see
+        ``announce``)."""
         for listener in list(self._submit_listeners):
             listener(job_id)
+        if announced:
+            return
         if self.shared_queue:
             pgwakeup.poke(self.engine)
         else:

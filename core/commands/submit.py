@@ -42,8 +42,9 @@ class Submitter:
 
     def submitted(self, s: Session, job: Job) -> JobView:
         """Commit the queued ``job``, wake the engines, and return it as it is now."""
+        announced = self.store.announce(s)
         s.commit()
-        self.store.notify(job.id)
+        self.store.notify(job.id, announced=announced)
         with self.store.reader() as r:  # reading it back needs no write lock
             return convert.job_view_by_id(r, job.id)
 

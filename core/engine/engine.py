@@ -240,11 +240,21 @@ class Engine:
         again later, and the others go on; a round never raises.
         """
         with self._lock:
+            run = self.guard.run
+            followed = set(self.follower.running)  # jobs started below wait for the next round
+            # Several engines share the queue (PostgreSQL): none needs the lease to claim,
+            # so a job it was woken for is claimed first, before the round's upkeep; but not
+            # in a round that recovers (it judges the running jobs of this host as they were
+            # before this round's claims, as on SQLite).
+            recover = self.recovery.due()
+            early = self.shares_queue and not self._halt.is_set() and not recover
+            if early:
+                self.follower.see_exits()
+                run("dispatching queued jobs", self.dispatcher.dispatch)
             self._renew_lease()
             self._listen()
-            run = self.guard.run
             if self.lease.held or self.shares_queue:
-                if self.recovery.due():
+                if not early and self.recovery.due():
                     # With a shared queue every engine recovers its host's jobs whose engine
                     # has gone; the lease holder adopts its host's live ones, as on SQLite.
                     serving = self.lease.held
@@ -255,12 +265,11 @@ class Engine:
                 # Its own job only: adopt it when the engine that ran it has gone.
                 only = self.only_job
                 run("recovering its job", lambda: self.recovery.recover(False, only=only))
-            followed = set(self.follower.running)  # jobs started below wait for the next round
-            if not self._halt.is_set():
+            if not self._halt.is_set() and not early:
                 # New jobs first, into the workers of processes that ended: recording the
                 # ended jobs' outcomes then overlaps with the new jobs' running.
                 self.follower.see_exits()
-                if self.lease.held or self.shares_queue:
+                if self.lease.held:
                     run("dispatching queued jobs", self.dispatcher.dispatch)
                 elif self.foreground and not self.follower.running:
                     # While no engine serves: else that engine runs the job.
