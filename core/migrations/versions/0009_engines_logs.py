@@ -26,9 +26,9 @@ def upgrade() -> None:
         sa.Column("workers", sa.Integer(), nullable=False),
         sa.Column("running", sa.Integer(), nullable=False),
         sa.Column("version", _text(), nullable=False),
-        sa.Column("started_at", sa.DateTime(), nullable=False),
-        sa.Column("last_seen", sa.DateTime(), nullable=False),
-        sa.Column("stopped_at", sa.DateTime(), nullable=True),
+        sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("last_seen", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("stopped_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     )
     op.create_index("ix_engine_heartbeat_host", "engine_heartbeat", ["host"])
     op.create_table(
@@ -42,7 +42,7 @@ def upgrade() -> None:
         "setting",
         sa.Column("key", _text(), primary_key=True),
         sa.Column("value", _text(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     )
 
 
