@@ -398,7 +398,6 @@ def _baseline(
     predict = _predictor(spec, ctx, code_dir) if _can_predict(code_dir, ctx.model_dir) else None
     out = reuse.reused_baseline(ctx, wants)
     if out is not None:
-        print(f"modeldeck: baseline: statistics of baseline {out['reused']} reused", flush=True)
         if predict is not None:
             from core.monitoring import jobside
 
