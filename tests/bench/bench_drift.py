@@ -216,7 +216,7 @@ def main() -> int:
     med = {m: statistics.median(t for t, _, _ in r) for m, r in runs.items()}
     cpu = {m: statistics.median(c for _, c, _ in r) for m, r in runs.items()}
     rss = {m: max(r for _, _, r in v) for m, v in runs.items()}
-    for m, what in ((False, "without drift"), (True, "with drift:  ")):
+    for m, what in ((False, "without drift"), (True, "with drift   ")):
         print(
             f"batch prediction {what}: {med[m]:.2f} s (CPU {cpu[m]:.2f} s), "
             f"peak RSS {rss[m]:.0f} MiB"
