@@ -12,8 +12,9 @@ top values with their frequencies), plus what monitoring needs:
   Data with fewer rows than that is kept whole, so its quantiles and KS are exact.
 
 A CSV is read with pyarrow's streaming reader (blocks of ``BLOCK_BYTES``); a column is numeric
-when the first block makes it a number (integers are read as floats), else text. A file that
-does not read that way (a number column with text further down) is read whole with pandas.
+when a small first block (``TYPES_BYTES``) makes it a number (read as floats), else text. A
+file that does not read that way (a number column with text further down) is read whole with
+pandas.
 Numeric edges and quantiles come from the sample; counts, means and extremes are exact.
 Infinities in a numeric column count as missing values.
 """
@@ -46,14 +47,21 @@ Batches = Callable[[], Iterator[pa.RecordBatch]]
 
 
 def _csv_types(path: Path) -> dict[str, pa.DataType]:
-    """The columns a small first block makes whole numbers: read as floats (so that a
-    missing value or a decimal further down still fits). The others are the reader's."""
+    """The types of the columns a small first block makes numbers (read as floats, so that a
+    missing value or a decimal further down still fits) or text. Given to the reader, they
+    spare it guessing each block's types (a third of its time); the others are its own."""
     import pyarrow.csv as pcsv
 
     reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=TYPES_BYTES))
     schema = reader.schema
     reader.close()
-    return {f.name: pa.float64() for f in schema if pa.types.is_integer(f.type)}
+    types: dict[str, pa.DataType] = {}
+    for f in schema:
+        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type):
+            types[f.name] = pa.float64()
+        elif pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            types[f.name] = pa.string()
+    return types
 
 
 def file_batches(path: Path, columns: list[str] | None = None) -> Batches:
