@@ -256,7 +256,6 @@ def job_screen_header(job: JobView) -> str:
 
 def _engine_process(home: Path, address: str, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, MODELDECK_HOME=str(home))
-    env.pop("MODELDECK_DB", None)
     return subprocess.Popen(
         [*ENGINE, "--ray-address", address, *extra],
         cwd=ROOT,
