@@ -23,6 +23,20 @@ def proc_start_time(pid: int) -> float | None:
         return None
 
 
+# The last part of a job command's engine id starts with this (``host:pid:job-<hex>``).
+JOB_COMMAND = "job-"
+
+
+def engine_id(obj: object, job_command: bool = False) -> str:
+    """An engine's id, ``host:pid:object``: its host and process, and which engine in it."""
+    return f"{HOST}:{os.getpid()}:{JOB_COMMAND if job_command else ''}{id(obj):x}"
+
+
+def is_job_command(engine_id: str | None) -> bool:
+    """Whether ``engine_id`` is a job command's engine (it follows its own job only)."""
+    return (engine_id or "").rpartition(":")[2].startswith(JOB_COMMAND)
+
+
 def engine_alive(engine_id: str | None) -> bool:
     """Whether the process of the engine ``engine_id`` (``host:pid:object``) is alive here."""
     host, _, rest = (engine_id or "").rpartition(":")[0].rpartition(":")

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,8 @@ def test_two_engines_share_the_queue_and_run_every_job_exactly_once(
         for engine in engines:
             engine.start()
         for job_id in ids:
-            assert deck.wait(job_id, timeout=120).status == "completed"
+            job = deck.wait(job_id, timeout=120)
+            assert job.status == "completed", (job.error, [e.message for e in deck.events(job_id)])
         starts = Counter(
             e.details.get("engine") for j in ids for e in deck.events(j) if e.kind == "started"
         )
@@ -68,6 +70,48 @@ def test_two_engines_share_the_queue_and_run_every_job_exactly_once(
             engine.shutdown()
         other.close()
         deck.close()
+
+
+def test_the_lease_holder_leaves_a_live_peer_engine_its_running_job(
+    pg: str, tmp_path: Path, repo: Path
+) -> None:
+    """Engines sharing the queue each follow their own jobs to the end: the lease holder's
+    recovery takes over only jobs whose engine has gone (or a job command's). Taking over a
+    live peer's job read its outcome from the wrong home and failed it as lost."""
+    deck = Deck(home=tmp_path / "a", db=pg)
+    other = Deck(home=tmp_path / "b", db=pg)
+    deck.add_project("proj", repo)
+    deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+    holder = Engine(deck, workers=1, poll=0.05)
+    peer = Engine(other, workers=1, poll=0.05)
+    try:
+        holder.start()  # takes the lease; its one worker then runs a long job
+        busy = deck.train("proj", "scripted", "train", {"sleep": 8}).id
+        assert wait_for(lambda: deck.job(busy).status == "running")
+        peer.start()
+        job_id = deck.train("proj", "scripted", "train", {"sleep": 4}).id  # the peer's
+        job = deck.wait(job_id, timeout=120)  # the holder recovers every 2 s meanwhile
+        assert holder.holds_lease
+        kinds = [e.kind for e in deck.events(job_id)]
+        assert job.status == "completed", (job.error, kinds)
+        assert "reattached" not in kinds and "recovered" not in kinds
+        started = [e.details.get("engine") for e in deck.events(job_id) if e.kind == "started"]
+        assert started == [peer.id]
+        assert deck.wait(busy, timeout=120).status == "completed"
+    finally:
+        holder.shutdown()
+        peer.shutdown()
+        other.close()
+        deck.close()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_a_notification_from_another_process_wakes_a_listening_engine(

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from core import pgwakeup, wakeup
 from core.hosts import LOST_AFTER
 from core.logchunks import LogCopy
-from core.procfs import HOST
+from core.procfs import engine_id
 from core.store import Store
 from core.views import EngineStatus
 
@@ -67,7 +67,7 @@ class Engine:
         self.only_job = only_job
         self.schedules = schedules and only_job is None and lease
         self.foreground = not lease and only_job is not None
-        self.id = f"{HOST}:{os.getpid()}:{id(self):x}"
+        self.id = engine_id(self, job_command=only_job is not None)
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None

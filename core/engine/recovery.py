@@ -18,7 +18,7 @@ from core.events import JobEventKind
 from core.hosts import LOST_AFTER
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, RULES, JobStatus, JobType
 from core.models import Job, ModelVersion
-from core.procfs import HOST, engine_alive
+from core.procfs import HOST, engine_alive, is_job_command
 from core.records import add_event
 from core.store import Store
 
@@ -127,8 +127,12 @@ class Recovery:
             return
         if job.engine_id == self.engine_id:
             return
-        if not serving and engine_alive(job.engine_id):
-            return  # its engine still follows it
+        if engine_alive(job.engine_id) and (
+            not serving or (self.store.shared_queue and not is_job_command(job.engine_id))
+        ):
+            # Its engine still follows it. The lease holder takes over a job command's job;
+            # engines sharing a queue (PostgreSQL) each keep their own.
+            return
         if job.pid is None and job.handle is None and RULES[JobType(job.type)].runs_code:
             found = self._unrecorded_process(job)
             if found is None:
