@@ -5,7 +5,8 @@ The data home's database is the test's backend: every test that uses ``home`` (a
 ``$MODELDECK_TEST_PG`` names a server (``postgresql://postgres@127.0.0.1:5432/postgres``):
 the run makes a template database with the schema, and each test gets a fresh copy of it,
 dropped after the test. Without the variable those cases skip; with it, an unreachable
-server fails them. A module or test marked ``sqlite_only`` runs on SQLite alone.
+server fails them. A module or test marked ``sqlite_only`` runs on SQLite alone, one marked
+``postgres_only`` on PostgreSQL alone.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sqlite_only(reason): runs on SQLite alone (what it checks is SQLite's own)"
     )
+    config.addinivalue_line(
+        "markers", "postgres_only(reason): runs on PostgreSQL alone (what it checks is its own)"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -117,7 +121,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         only = metafunc.definition.get_closest_marker("sqlite_only") or (
             tui in Path(metafunc.definition.path).parents
         )
-        metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), scope="function")
+        backends = ["sqlite"] if only else list(BACKENDS)
+        if metafunc.definition.get_closest_marker("postgres_only"):
+            backends = ["postgres"]
+        metafunc.parametrize("backend", backends, scope="function")
 
 
 class PgServer:

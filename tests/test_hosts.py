@@ -437,11 +437,6 @@ def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path
 # -- PostgreSQL: engines dispatching side by side ----------------------------------------------
 
 
-def postgres_only(backend: str) -> None:
-    if backend != "postgres":
-        pytest.skip("several engines dispatch at once on PostgreSQL only (SQLite: one lease)")
-
-
 NOOP = "def train(context):\n    pass\n"
 QUEUE = """
 import sys
@@ -453,10 +448,10 @@ for _ in range(int(sys.argv[1])):
 DRAINED = 60  # jobs in the test (tests/bench/bench_pg.py drains 300)
 
 
+@pytest.mark.postgres_only("several engines dispatch at once on PostgreSQL only (one lease)")
 def test_three_engines_drain_jobs_queued_from_three_processes_once_each(
     backend, hosts, shared, repo
 ) -> None:
-    postgres_only(backend)
     write_model(repo, "noop", NOOP)
     everyone = list(hosts.values())
     queuers = [
@@ -482,10 +477,10 @@ def test_three_engines_drain_jobs_queued_from_three_processes_once_each(
     assert ran == {"alpha", "beta", "gamma"}, ran
 
 
+@pytest.mark.postgres_only("several engines dispatch at once on PostgreSQL only (one lease)")
 def test_an_engine_killed_mid_run_re_attaches_to_its_jobs_when_it_returns(
     backend, hosts, shared
 ) -> None:
-    postgres_only(backend)
     alpha, beta = hosts["alpha"], hosts["beta"]
     a = alpha.engine()
     job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
