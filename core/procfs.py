@@ -37,12 +37,16 @@ def is_job_command(engine_id: str | None) -> bool:
     return (engine_id or "").rpartition(":")[2].startswith(JOB_COMMAND)
 
 
+def engine_pid(engine_id: str | None) -> int | None:
+    """The process of the engine ``engine_id`` (``host:pid:object``) when it is of this host."""
+    host, _, pid = (engine_id or "").rpartition(":")[0].rpartition(":")
+    return int(pid) if host == HOST and pid.isdigit() else None
+
+
 def engine_alive(engine_id: str | None) -> bool:
-    """Whether the process of the engine ``engine_id`` (``host:pid:object``) is alive here."""
-    host, _, rest = (engine_id or "").rpartition(":")[0].rpartition(":")
-    if host != HOST or not rest.isdigit():
-        return False
-    return process_alive(int(rest), None)
+    """Whether the process of the engine ``engine_id`` is alive here."""
+    pid = engine_pid(engine_id)
+    return pid is not None and process_alive(pid, None)
 
 
 def process_alive(pid: int | None, start: float | None) -> bool:

@@ -37,6 +37,9 @@ NO_SPACE_ERROR = "no space left on device: the job's log and result could not be
 FIRING_SCHEDULES = "firing schedules"
 # How often recovery looks for jobs no engine follows.
 RECOVER_EVERY = 2.0
+# Ids of this process's engines inside ``serve()``. Another engine of this process counts as
+# gone (an engine object driven round by round and then dropped, as tests do).
+SERVING: set[str] = set()
 
 
 def signal_name(number: int) -> str:

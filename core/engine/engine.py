@@ -16,7 +16,7 @@ from core.store import Store
 from core.views import EngineStatus
 
 from .alerts import AlertPhase
-from .common import FIRING_SCHEDULES, Guard, log
+from .common import FIRING_SCHEDULES, SERVING, Guard, log
 from .dispatcher import Dispatcher
 from .executor import LOCAL, ExecutorContext, Executors
 from .follower import Follower, Running
@@ -164,6 +164,15 @@ class Engine:
         """Run rounds until ``shutdown()``, or until ``until()`` (asked after each round) says
         so; between rounds it sleeps until woken, the next schedule fire or its poll
         (``max_wait`` at most)."""
+        SERVING.add(self.id)
+        # Beating before the first claim: a peer's recovery leaves this engine's jobs to it.
+        self.guard.run("writing the engine's heartbeat", lambda: self.heartbeat.beat(0))
+        try:
+            self._serve(until, max_wait)
+        finally:
+            SERVING.discard(self.id)
+
+    def _serve(self, until: Callable[[], bool] | None, max_wait: float | None) -> None:
         while not self._halt.is_set():
             try:
                 self.tick()

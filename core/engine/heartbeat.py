@@ -97,3 +97,17 @@ def hosts_last_seen(store: Store, hosts: set[str]) -> dict[str, datetime]:
     from core.clock import utc
 
     return {host: utc(seen) for host, seen in rows if seen is not None}  # type: ignore[misc]
+
+
+def engines_beating(store: Store, ids: set[str]) -> set[str]:
+    """Which of the engines ``ids`` have a heartbeat row not marked stopped."""
+    if not ids:
+        return set()
+    with store.reader() as s:
+        rows = s.exec(
+            select(EngineHeartbeat.id).where(
+                col(EngineHeartbeat.id).in_(sorted(ids)),
+                col(EngineHeartbeat.stopped_at).is_(None),
+            )
+        ).all()
+    return set(rows)

@@ -18,14 +18,14 @@ from core.events import JobEventKind
 from core.hosts import LOST_AFTER
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, RULES, JobStatus, JobType
 from core.models import Job, ModelVersion
-from core.procfs import HOST, engine_alive, is_job_command
+from core.procfs import HOST, engine_alive, engine_pid, is_job_command
 from core.records import add_event
 from core.store import Store
 
-from .common import RECOVER_EVERY, Guard
+from .common import RECOVER_EVERY, SERVING, Guard
 from .executor import LOCAL, Executors, Handle
 from .follower import Follower, Running
-from .heartbeat import hosts_last_seen
+from .heartbeat import engines_beating, hosts_last_seen
 from .outcome import Outcomes
 
 
@@ -46,6 +46,7 @@ class Recovery:
         self.store = store
         self.lost_after = lost_after
         self._hosts_seen: dict[str, datetime] | None = None  # None: judge no other host
+        self._peers: set[str] = set()  # live engines of this host that follow their jobs
         self.engine_id = engine_id
         self.executors = executors
         self.follower = follower
@@ -84,6 +85,11 @@ class Recovery:
         others = {job.host for job in rows if job.host not in (None, HOST)}
         judge = (serving or self.store.shared_queue) and adopt and only is None and bool(others)
         self._hosts_seen = hosts_last_seen(self.store, others) if judge else None
+        # Engines sharing the queue each follow their own jobs: the live peers of this host.
+        self._peers = set()
+        peers = {job.engine_id for job in rows if job.host == HOST and job.engine_id}
+        if serving and self.store.shared_queue and peers:
+            self._peers = {p for p in engines_beating(self.store, peers) if _follows(p)}
         for job in rows:
             # One job that cannot be recovered (its records, a full disk) waits alone.
             self.guard.run(
@@ -127,11 +133,9 @@ class Recovery:
             return
         if job.engine_id == self.engine_id:
             return
-        if engine_alive(job.engine_id) and (
-            not serving or (self.store.shared_queue and not is_job_command(job.engine_id))
-        ):
-            # Its engine still follows it. The lease holder takes over a job command's job;
-            # engines sharing a queue (PostgreSQL) each keep their own.
+        if engine_alive(job.engine_id) and (not serving or job.engine_id in self._peers):
+            # Its engine still follows it. The lease holder takes over a job command's job,
+            # or one of an engine that stopped; engines sharing a queue each keep their own.
             return
         if job.pid is None and job.handle is None and RULES[JobType(job.type)].runs_code:
             found = self._unrecorded_process(job)
@@ -259,3 +263,11 @@ class Recovery:
             s.add(row)
             s.commit()
             return row if found is not None else None
+
+
+def _follows(engine_id: str) -> bool:
+    """Whether the engine ``engine_id``, beating, follows its jobs to their end: a whole
+    engine (not a job command) of another process, or one of this process still serving."""
+    if is_job_command(engine_id):
+        return False
+    return engine_pid(engine_id) != os.getpid() or engine_id in SERVING
