@@ -30,6 +30,7 @@ import io
 import os
 import pstats
 import re
+import resource
 import sys
 import tempfile
 import threading
@@ -246,6 +247,14 @@ def report(
     print("\n".join(lines[start:]))
 
 
+def _cpu() -> dict[str, float]:
+    """User + system CPU seconds of this process (all threads) and of its waited-for
+    children (the fork server, and through it the jobs' processes)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"self": me.ru_utime + me.ru_stime, "children": kids.ru_utime + kids.ru_stime}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=60)
@@ -268,6 +277,7 @@ def main() -> None:
         phases.install()
         profile = cProfile.Profile() if args.cprofile else None
         tally.on = True
+        cpu0 = _cpu()
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):
             if profile is not None:
@@ -276,6 +286,7 @@ def main() -> None:
             if profile is not None:
                 profile.disable()
         wall = time.perf_counter() - t0
+        cpu = {k: v - cpu0[k] for k, v in _cpu().items()}
         tally.on = False
         if code != 0:
             raise SystemExit(f"the engine command exited {code}")
@@ -284,6 +295,11 @@ def main() -> None:
             raise SystemExit(f"{len(failed)} job(s) did not complete")
         deck.close()
         report(tally, phases, args.jobs, wall, profile, args.top)
+        print(
+            f"\nCPU ms a job: the engine process {1000 * cpu['self'] / args.jobs:.1f} (all its "
+            f"threads), its children {1000 * cpu['children'] / args.jobs:.1f} (the fork "
+            "server and the jobs' processes)"
+        )
         if profile is not None and args.dump:
             profile.dump_stats(args.dump)
 
