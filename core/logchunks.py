@@ -36,7 +36,10 @@ class LogCopy:
             size = path.stat().st_size
         except FileNotFoundError:
             return 0
-        done, seq = self._copied.get(job_id) or self._resume(job_id)
+        got = self._copied.get(job_id)
+        if got is None:  # asked once a job: each round of a job with no output yet reads none
+            got = self._copied[job_id] = self._resume(job_id)
+        done, seq = got
         if size <= done:
             return 0
         moved = 0

@@ -84,6 +84,8 @@ PHASE_METHODS = (
     (Follower, "follow"),
     (Follower, "collect"),
     (Outcomes, "finish"),
+    (Outcomes, "finish_many"),
+    (Follower, "ending"),
     (Ingest, "ingest"),
     (Lease, "renew"),
     (Scheduler, "fire"),
