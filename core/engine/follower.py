@@ -55,6 +55,19 @@ class Seen:
 GONE = Seen(None, 0, None, False)
 _JOB = Job.__table__
 # What each round reads of the jobs it follows (a Core statement built once).
+# A started process's handle, and the number of its ``started`` event (built once).
+_STARTED = (
+    update(_JOB)
+    .where(
+        _JOB.c.id == bindparam("run_id"),
+        _JOB.c.pid.is_(None),
+        _JOB.c.handle.is_(None),
+        _JOB.c.engine_id == bindparam("run_engine"),
+    )
+    .values(next_seq=_JOB.c.next_seq + 1)
+    .returning(_JOB.c.next_seq, _JOB.c.type)
+)
+_INSERT_EVENTS = insert(JobEvent.__table__)
 _SEEN = select(
     _JOB.c.id, _JOB.c.status, _JOB.c.events_offset, _JOB.c.engine_id, _JOB.c.stop_requested_at
 ).where(_JOB.c.id.in_(bindparam("ids", expanding=True)))
@@ -193,30 +206,22 @@ class Follower:
         transaction of Core statements. Until that works (a full disk), following a job
         tries again first."""
         now = self.store.now()
-        table = Job.__table__
-        c = table.c
         events: list[dict[str, Any]] = []
         with self.store.writer() as s:
             conn = s.connection()
             for run in runs:
                 h = run.handle
                 row = conn.execute(
-                    update(table)
-                    .where(
-                        c.id == run.job_id,
-                        c.pid.is_(None),
-                        c.handle.is_(None),
-                        c.engine_id == self.engine_id,
-                    )
-                    .values(
-                        pid=h.pid,
-                        pgid=h.pgid,
-                        proc_start=h.start,
-                        executor=h.executor,
-                        handle=h.ref,
-                        next_seq=c.next_seq + 1,
-                    )
-                    .returning(c.next_seq, c.type)
+                    _STARTED,
+                    {
+                        "run_id": run.job_id,
+                        "run_engine": self.engine_id,
+                        "pid": h.pid,
+                        "pgid": h.pgid,
+                        "proc_start": h.start,
+                        "executor": h.executor,
+                        "handle": h.ref,
+                    },
                 ).first()
                 if row is None:
                     continue  # a real engine found the process first and follows it now
@@ -241,7 +246,7 @@ class Follower:
                     }
                 )
             if events:  # all in one statement
-                conn.execute(insert(JobEvent.__table__), events)
+                conn.execute(_INSERT_EVENTS, events)
             s.commit()
         for run in runs:
             run.unrecorded_python = None
