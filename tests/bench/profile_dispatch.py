@@ -14,6 +14,8 @@ drives the engine from the main thread). It prints, per job:
 - the wall time inside the engine's phases (inclusive, nested: ``_start`` holds ``_launch``
   holds ``_spawn``), measured by wrapping those methods with a timer, which costs far less than
   a profiler;
+- the CPU time of the whole engine process (all its threads) and of its children (the fork
+  server and, through it, the jobs' processes): what each side costs the machine a job;
 - with ``--cprofile``, the engine's own functions by cumulative and own time (cProfile slows
   the engine down by about half again: read its figures as shares, not as times).
 
