@@ -132,9 +132,10 @@ def _new_version(
     status: VersionStatus,
     now: datetime,
     **fields: Any,
-) -> tuple[str, Path]:
-    """A new version of the model ``model_id``, by Core statements: its id and its artifact
-    folder (where its files go once the transaction has committed)."""
+) -> tuple[ModelVersion, Path]:
+    """A new version of the model ``model_id``, by Core statements: the row written (an
+    object of no session) and its artifact folder (where its files go once the transaction
+    has committed)."""
     conn = s.connection()
     table = ModelVersion.__table__
     model = conn.execute(_MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
@@ -149,23 +150,21 @@ def _new_version(
         raise ModelDeckError(f"artifact folder {final} already exists: it is left alone")
     # The files move in only once the transaction has committed (``place_artifacts``): a
     # commit that fails leaves them in staging, for the retry to find.
-    conn.execute(
-        insert(table),
-        {
-            "id": version_id,
-            "model_id": model_id,
-            "number": number,
-            "status": status.value,
-            "artifact_dir": str(final),
-            "job_id": job.id,
-            "created_at": now,
-            "updated_at": now,
-            "hyperparameters": {},
-            "source": {},
-            "columns": None,
-            **fields,
-        },
-    )
+    values = {
+        "id": version_id,
+        "model_id": model_id,
+        "number": number,
+        "status": status.value,
+        "artifact_dir": str(final),
+        "job_id": job.id,
+        "created_at": now,
+        "updated_at": now,
+        "hyperparameters": {},
+        "source": {},
+        "columns": None,
+        **fields,
+    }
+    conn.execute(insert(table), values)
     job.version_id = version_id
     files = (
         sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
@@ -178,7 +177,8 @@ def _new_version(
         now,
         {"version": version_id, "number": number, "artifacts": files, "artifact_dir": str(final)},
     )
-    return version_id, final
+    # The row as written, for what the job's effects read of it next: not read back.
+    return ModelVersion(**values), final
 
 
 def place_artifacts(staging: Path, final: Path) -> None:
@@ -248,7 +248,7 @@ def trained(
     now: datetime,
 ) -> Path | None:
     """A training: a new version of its model, with the metrics it recorded."""
-    version_id, final = _new_version(
+    version, final = _new_version(
         s,
         job,
         job.model_id,
@@ -261,9 +261,9 @@ def trained(
         code_fingerprint=job.params.get("code_fingerprint"),
         columns=job.params.get("columns"),
     )
-    _record_metrics(s, job, version_id, result.get("metrics") or {}, now)
+    _record_metrics(s, job, version.id, result.get("metrics") or {}, now)
     if result.get("baseline") is not None or result.get("monitoring_error") is not None:
-        _monitoring_baseline(s, job, s.get(ModelVersion, version_id), result, now)
+        _monitoring_baseline(s, job, version, result, now)
     return final
 
 

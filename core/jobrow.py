@@ -46,6 +46,9 @@ WRITABLE = (
 )
 # Statements built once (their compiled form is cached): values are bound when they run.
 _LOAD = select(*(_JOB.c[name] for name in READ + WRITABLE)).where(_JOB.c.id == bindparam("row_id"))
+_LOAD_MANY = select(*(_JOB.c[name] for name in READ + WRITABLE)).where(
+    _JOB.c.id.in_(bindparam("row_ids", expanding=True))
+)
 _SAVE = update(_JOB).where(_JOB.c.id == bindparam("row_id"))
 _INSERT_EVENTS = insert(_EVENT)
 
@@ -79,8 +82,16 @@ class JobRow:
     def load(cls, conn: Connection, job_id: str) -> JobRow | None:
         """The job's row, read in ``conn``'s transaction; None when there is none."""
         got = conn.execute(_LOAD, {"row_id": job_id}).first()
-        if got is None:
-            return None
+        return None if got is None else cls._of(got)
+
+    @classmethod
+    def load_many(cls, conn: Connection, job_ids: list[str]) -> dict[str, JobRow]:
+        """The rows of these jobs (one statement), by id; a job with none is left out."""
+        got = conn.execute(_LOAD_MANY, {"row_ids": list(job_ids)})
+        return {row.id: row for row in map(cls._of, got)}
+
+    @classmethod
+    def _of(cls, got: Any) -> JobRow:
         values = dict(got._mapping)
         values["params"] = values["params"] or {}
         values["outputs"] = values["outputs"] or []

@@ -36,7 +36,12 @@ class LogCopy:
             size = path.stat().st_size
         except FileNotFoundError:
             return 0
-        done, seq = self._copied.get(job_id) or self._resume(job_id)
+        if size == 0:
+            return 0  # nothing to copy: no need to ask where an earlier copy stopped
+        got = self._copied.get(job_id)
+        if got is None:  # asked once a job, not every round
+            got = self._copied[job_id] = self._resume(job_id)
+        done, seq = got
         if size <= done:
             return 0
         moved = 0

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Integer, bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core import jobs
@@ -28,6 +30,16 @@ from .executor import LOCAL, Executors, JobSpec
 from .follower import Follower, Running
 from .outcome import Outcomes
 from .spec import JOB_COLUMNS, SpecRows, job_spec
+
+_JOB = Job.__table__
+# The oldest queued jobs, as each round looks for them (built once; values bound when run).
+_QUEUED = (
+    sa_select(_JOB.c.id, _JOB.c.type, _JOB.c.deployment_id)
+    .where(_JOB.c.status == bindparam("queued"))
+    .order_by(_JOB.c.created_at)
+    .limit(bindparam("limit", type_=Integer))
+)
+_QUEUED_LOCKED = _QUEUED.with_for_update(skip_locked=True)
 
 # What a job's start may fail with that is the job's own failure ("could not start the job").
 START_ERRORS = (OSError, ValueError, ModelDeckError)
@@ -86,16 +98,13 @@ class Dispatcher:
         self, s: Session, limit: int, lock: bool = False
     ) -> list[tuple[str, str, str | None]]:
         """The oldest queued jobs (id, type, deployment); ``lock``: only rows no other
-        claimer holds, locked until ``s`` ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
-        stmt = select(Job.id, Job.type, Job.deployment_id).where(
-            Job.status == JobStatus.queued.value
-        )
+        claimer holds, locked until ``s`` ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+        A Core statement built once (it runs every round): values bound when it runs."""
+        stmt = _QUEUED_LOCKED if lock else _QUEUED
         if self.only_job:
-            stmt = stmt.where(Job.id == self.only_job)
-        stmt = stmt.order_by(col(Job.created_at)).limit(limit)
-        if lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        return [(job_id, kind, dep) for job_id, kind, dep in s.exec(stmt).all()]
+            stmt = stmt.where(_JOB.c.id == self.only_job)
+        rows = s.connection().execute(stmt, {"queued": JobStatus.queued.value, "limit": limit})
+        return [(job_id, kind, dep) for job_id, kind, dep in rows]
 
     @staticmethod
     def _pick(

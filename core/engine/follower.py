@@ -10,8 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, update
-from sqlmodel import col, select
+from sqlalchemy import bindparam, insert, select, update
 
 from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
@@ -23,7 +22,7 @@ from core.store import Store
 from .common import Guard, describe, log, out_of_space, signal_name
 from .executor import Executors, Handle
 from .ingest import Ingest, job_event
-from .outcome import Outcomes
+from .outcome import Ending, Outcomes
 
 
 @dataclass
@@ -54,6 +53,24 @@ class Seen:
 
 
 GONE = Seen(None, 0, None, False)
+_JOB = Job.__table__
+# What each round reads of the jobs it follows (a Core statement built once).
+# A started process's handle, and the number of its ``started`` event (built once).
+_STARTED = (
+    update(_JOB)
+    .where(
+        _JOB.c.id == bindparam("run_id"),
+        _JOB.c.pid.is_(None),
+        _JOB.c.handle.is_(None),
+        _JOB.c.engine_id == bindparam("run_engine"),
+    )
+    .values(next_seq=_JOB.c.next_seq + 1)
+    .returning(_JOB.c.next_seq, _JOB.c.type)
+)
+_INSERT_EVENTS = insert(JobEvent.__table__)
+_SEEN = select(
+    _JOB.c.id, _JOB.c.status, _JOB.c.events_offset, _JOB.c.engine_id, _JOB.c.stop_requested_at
+).where(_JOB.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class Follower:
@@ -104,19 +121,33 @@ class Follower:
         if not runs:
             return
         with self.store.reader() as s:
-            rows = s.exec(
-                select(
-                    Job.id, Job.status, Job.events_offset, Job.engine_id, Job.stop_requested_at
-                ).where(col(Job.id).in_([run.job_id for run in runs]))
-            ).all()
+            rows = s.connection().execute(_SEEN, {"ids": [run.job_id for run in runs]}).all()
         state = {r[0]: Seen(r[1], r[2], r[3], r[4] is not None) for r in rows}
+        ended: list[tuple[Running, Ending]] = []  # ends this round saw: written together
         for run in runs:
             job_id = run.job_id
             # One job that cannot be followed (its records, a full disk) waits alone.
             seen = state.get(job_id, GONE)
             with contextlib.suppress(Exception):  # else seen, and said, in _follow_one
                 self._see_exit(run)  # every round, even while following it backs off
-            self.guard.run(f"following job {job_id}", lambda r=run, w=seen: self._follow_one(r, w))
+            what = f"following job {job_id}"
+            # A job whose following failed before is followed alone, as the guard says.
+            batch = ended if self.guard.retry_at(what) is None else None
+            self.guard.run(what, lambda r=run, w=seen, b=batch: self._follow_one(r, w, b))
+        if len(ended) > 1 and self.outcomes.finish_many([e for _, e in ended]):
+            for run, _ in ended:
+                self.outcomes.no_space.discard(run.job_id)
+            return
+        for run, e in ended:  # one at a time: one that cannot be recorded waits alone
+            self.guard.run(f"following job {run.job_id}", lambda r=run, x=e: self._finish(r, x))
+
+    def _finish(self, run: Running, e: Ending) -> None:
+        try:
+            self.outcomes.finish(e.job_id, e.status, e.error, e.exit_code, e.result, e.extra)
+        except BaseException:
+            self.running.setdefault(run.job_id, run)  # not recorded yet: again next round
+            raise
+        self.outcomes.no_space.discard(run.job_id)
 
     def _see_exit(self, run: Running) -> None:
         """Note when a followed process has ended (it is told once), and whether the disk was
@@ -132,7 +163,11 @@ class Follower:
         if not (job_dir / "result.json").exists() and out_of_space(job_dir):
             self.outcomes.no_space.add(run.job_id)
 
-    def _follow_one(self, run: Running, seen: Seen) -> None:
+    def _follow_one(
+        self, run: Running, seen: Seen, ended: list[tuple[Running, Ending]] | None = None
+    ) -> None:
+        """One round of following one job. A process that has ended: its outcome is read
+        and, with ``ended``, added to it for the round to write (else written here)."""
         job_id = run.job_id
         if seen.status not in ACTIVE_STATUSES or seen.owner != self.engine_id:
             # Someone else finalised it (another engine after a lease change), or another
@@ -157,41 +192,36 @@ class Follower:
                 self.guard.run(f"copying the log of {job_id}", lambda: copy(job_id))
             return
         try:
-            self.collect(run, code, seen.stop_requested)  # its last records go in with its end
+            e = self.ending(run, code, seen.stop_requested)
         except BaseException:
             self.running.setdefault(job_id, run)  # not recorded yet: again next round
             raise
-        self.outcomes.no_space.discard(job_id)
+        if ended is not None:
+            ended.append((run, e))  # its last records go in with its end
+        else:
+            self._finish(run, e)
 
     def record_started(self, *runs: Running) -> None:
         """Record started processes' handles and their ``started`` events, in one write
         transaction of Core statements. Until that works (a full disk), following a job
         tries again first."""
         now = self.store.now()
-        table = Job.__table__
-        c = table.c
         events: list[dict[str, Any]] = []
         with self.store.writer() as s:
             conn = s.connection()
             for run in runs:
                 h = run.handle
                 row = conn.execute(
-                    update(table)
-                    .where(
-                        c.id == run.job_id,
-                        c.pid.is_(None),
-                        c.handle.is_(None),
-                        c.engine_id == self.engine_id,
-                    )
-                    .values(
-                        pid=h.pid,
-                        pgid=h.pgid,
-                        proc_start=h.start,
-                        executor=h.executor,
-                        handle=h.ref,
-                        next_seq=c.next_seq + 1,
-                    )
-                    .returning(c.next_seq, c.type)
+                    _STARTED,
+                    {
+                        "run_id": run.job_id,
+                        "run_engine": self.engine_id,
+                        "pid": h.pid,
+                        "pgid": h.pgid,
+                        "proc_start": h.start,
+                        "executor": h.executor,
+                        "handle": h.ref,
+                    },
                 ).first()
                 if row is None:
                     continue  # a real engine found the process first and follows it now
@@ -216,7 +246,7 @@ class Follower:
                     }
                 )
             if events:  # all in one statement
-                conn.execute(insert(JobEvent.__table__), events)
+                conn.execute(_INSERT_EVENTS, events)
             s.commit()
         for run in runs:
             run.unrecorded_python = None
@@ -251,10 +281,15 @@ class Follower:
     def collect(self, run: Running, code: int, stop_requested: bool | None = None) -> None:
         """A followed process ended: read its result and finish the job (``stop_requested``:
         whether a stop was asked for, when the caller knows)."""
+        e = self.ending(run, code, stop_requested)
+        self.outcomes.finish(e.job_id, e.status, e.error, e.exit_code, e.result, e.extra)
+
+    def ending(self, run: Running, code: int, stop_requested: bool | None = None) -> Ending:
+        """A followed process ended: no longer followed, what it left running ended, the
+        rest of its log copied, and its outcome as its result says (not written yet)."""
         self.running.pop(run.job_id, None)
         self._end_leftovers(run)
         self._copy_rest(run.job_id)
-        finish = self.outcomes.finish
         result = self.outcomes.read_result(run.job_id)
         if result is not None and code == -1:
             code = int(result.get("exit_code", 1))
@@ -264,46 +299,27 @@ class Follower:
         details: dict[str, Any] = {"exit_code": code}
         if code is not None and code < 0 and code != -1:
             details["signal"] = signal_name(-code)
+        job_id = run.job_id
         if stop_requested:
             how = "SIGKILL" if run.kill_sent else "SIGTERM"
-            finish(
-                run.job_id,
-                JobStatus.cancelled,
-                "stopped",
-                code,
-                result or {},
-                extra={**details, "stopped_by": how},
-            )
-        elif result is None:
+            extra = {**details, "stopped_by": how}
+            return Ending(job_id, JobStatus.cancelled, "stopped", code, result or {}, extra)
+        if result is None:
             if code == -1:
-                finish(
-                    run.job_id,
-                    JobStatus.failed,
-                    "lost",
-                    None,
-                    {},
-                    extra={"reason": "the job's process vanished without an outcome"},
-                )
-            else:
-                why = (
-                    f"killed by {signal_name(-code)}"
-                    if code < 0
-                    else f"exited with status {code} before reporting"
-                )
-                finish(run.job_id, JobStatus.failed, why, code, {}, extra=details)
-        elif result.get("status") == "completed":
-            finish(run.job_id, JobStatus.completed, None, code, result, extra=details)
-        elif result.get("status") == "cancelled":
-            finish(run.job_id, JobStatus.cancelled, "stopped", code, result, extra=details)
-        else:
-            finish(
-                run.job_id,
-                JobStatus.failed,
-                result.get("error") or "failed",
-                code,
-                result,
-                extra=details,
+                why = {"reason": "the job's process vanished without an outcome"}
+                return Ending(job_id, JobStatus.failed, "lost", None, {}, extra=why)
+            error = (
+                f"killed by {signal_name(-code)}"
+                if code < 0
+                else f"exited with status {code} before reporting"
             )
+            return Ending(job_id, JobStatus.failed, error, code, {}, extra=details)
+        if result.get("status") == "completed":
+            return Ending(job_id, JobStatus.completed, None, code, result, extra=details)
+        if result.get("status") == "cancelled":
+            return Ending(job_id, JobStatus.cancelled, "stopped", code, result, extra=details)
+        error = result.get("error") or "failed"
+        return Ending(job_id, JobStatus.failed, error, code, result, extra=details)
 
     def _copy_rest(self, job_id: str) -> None:
         """The rest of an ended job's log into the database, before its end is recorded (a

@@ -36,7 +36,7 @@ class Ingest:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
+        self.unreadable: set[str] = set()  # jobs told that their events.jsonl is unreadable
 
     def ingest(self, job_id: str, offset: int | None) -> None:
         """Move new progress and metrics lines of events.jsonl into the job's timeline, in a
@@ -55,7 +55,7 @@ class Ingest:
             return
         if size == 0 or (offset is not None and size <= offset):
             return  # nothing new: no write lock (this runs for every running job every tick)
-        told = job_id in self._unreadable
+        told = job_id in self.unreadable
         try:
             with self.store.writer() as s:
                 conn = s.connection()
@@ -67,11 +67,11 @@ class Ingest:
                     s.commit()
         except BaseException:
             if not told:
-                self._unreadable.discard(job_id)  # not said after all: again next time
+                self.unreadable.discard(job_id)  # not said after all: again next time
             raise
 
     def _told_unreadable(self, job_id: str, exc: OSError) -> None:
-        if job_id in self._unreadable:
+        if job_id in self.unreadable:
             return
         try:
             with self.store.writer() as s:
@@ -81,7 +81,7 @@ class Ingest:
                 if job is not None and job.save(conn):
                     s.commit()
         except BaseException:
-            self._unreadable.discard(job_id)
+            self.unreadable.discard(job_id)
             raise
 
     def ingest_into(self, job: JobRow) -> None:
@@ -160,7 +160,7 @@ class Ingest:
         """The job's events.jsonl cannot be read (its code made it a folder, say): said once
         in its timeline; the job goes on, and ends, without its records. Whether an event
         was added to ``job``."""
-        if job is None or job.id in self._unreadable:
+        if job is None or job.id in self.unreadable:
             return False
         reason = describe(exc)
         job.add_event(
@@ -169,5 +169,5 @@ class Ingest:
             self.store.now(),
             {"reason": reason},
         )
-        self._unreadable.add(job.id)
+        self.unreadable.add(job.id)
         return True

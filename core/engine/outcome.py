@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlmodel import Session
 
 from core import jobs
 from core.effects import apply_result, place_artifacts, record_dataset_read
@@ -19,6 +22,29 @@ from core.store import Store
 
 from .common import NO_SPACE_ERROR, log
 from .ingest import Ingest
+
+
+@dataclass
+class Ending:
+    """A job to end: the outcome its process gave (``finish``'s arguments), and once
+    written, what follows the commit (its staging folder, a new version's folder)."""
+
+    job_id: str
+    status: JobStatus
+    error: str | None
+    exit_code: int | None
+    result: dict[str, Any]
+    extra: dict[str, Any] | None = None
+    staging: Path | None = None
+    artifacts: Path | None = None
+    asked: tuple[JobStatus, str | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.asked = (self.status, self.error)
+
+
+class _NotHere(Exception):
+    """A job of a batch is not this process's to end (finalised elsewhere meanwhile)."""
 
 
 class Outcomes:
@@ -69,57 +95,99 @@ class Outcomes:
         result: dict[str, Any],
         extra: dict[str, Any] | None = None,
     ) -> None:
-        now = self.store.now()
+        """End one job: its outcome, last records and effects in one write transaction."""
+        ending = Ending(job_id, status, error, exit_code, result, extra)
         with self.store.writer() as s, s.no_autoflush:
+            conn = s.connection()
             # The job's row by Core statements (``JobRow``): read once, its changes and all
             # its new events written with its end (``jobs.end``), not flushed bit by bit.
-            job = JobRow.load(s.connection(), job_id)
-            if job is None or job.status not in ACTIVE_STATUSES:
-                self._notes.pop(job_id, None)
-                return  # finalised elsewhere: outcomes are recorded once
-            # Its last records go in with its end: one transaction, not two.
-            self.ingest.ingest_into(job)
-            for kind, note, note_details in self._notes.get(job_id, []):
-                job.add_event(kind, note, now, note_details)
-            out_dir = self.store.job_dir(job_id) / "output"
-            job.outputs = [str(out_dir / p) for p in result.get("outputs", [])]
-            record_dataset_read(s, job, result, now)
-            staging = self.store.staging_dir(job.id)
-            artifacts: Path | None = None
-            if status == JobStatus.completed:
-                mark = job.mark()
-                try:
-                    with s.begin_nested():
-                        artifacts = apply_result(
-                            s, job, result, staging, self.store.artifacts_dir, now
-                        )
-                except ModelDeckError as exc:
-                    job.undo(mark)
-                    status, error = JobStatus.failed, exc.message
-                except Exception as exc:  # a result we cannot apply is the job's failure
-                    job.undo(mark)
-                    log.exception("applying the result of %s failed", job_id)
-                    status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
-            duration = (now - job.started_at).total_seconds() if job.started_at else None
-            details = {"duration": duration, **(extra or {})}
-            if error:
-                details["error"] = error
-            message = {
-                JobStatus.completed: f"{job.type} completed",
-                JobStatus.failed: f"{job.type} failed: {error}",
-                JobStatus.cancelled: f"{job.type} cancelled",
-            }[status]
-            if not jobs.end(s.connection(), job, status, now, message, details, error, exit_code):
+            job = JobRow.load(conn, job_id)
+            if not self._end_in(s, job, ending):
                 s.rollback()
                 self._notes.pop(job_id, None)
-                return  # finalised elsewhere meanwhile: outcomes are recorded once
+                return  # finalised elsewhere: outcomes are recorded once
             s.commit()
-        self._notes.pop(job_id, None)
+        self._ended(ending)
+
+    def finish_many(self, endings: list[Ending]) -> bool:
+        """End several jobs in one write transaction (the jobs a round saw end): one read
+        of their rows, one commit; each job's writes are those ``finish`` makes. False
+        when any of them could not be ended here (finalised elsewhere meanwhile, an
+        error): then nothing of the batch is kept, and the caller ends each job alone
+        (``finish``), so that only that one waits or says why."""
+        unreadable = set(self.ingest.unreadable)  # told in a batch undone: to tell again
+        try:
+            with self.store.writer() as s, s.no_autoflush:
+                conn = s.connection()
+                rows = JobRow.load_many(conn, [e.job_id for e in endings])
+                for e in endings:
+                    if not self._end_in(s, rows.get(e.job_id), e):
+                        raise _NotHere(e.job_id)
+                s.commit()
+        except Exception as exc:
+            self.ingest.unreadable = unreadable
+            if not isinstance(exc, _NotHere):
+                log.debug("ending a batch of jobs failed; one job at a time", exc_info=exc)
+            for e in endings:
+                e.status, e.error = e.asked
+                e.staging = e.artifacts = None
+            return False
+        for e in endings:
+            self._ended(e)
+        return True
+
+    def _end_in(self, s: Session, job: JobRow | None, e: Ending) -> bool:
+        """Write the job's end into ``s``'s transaction; False when it is not this
+        process's to end (it is no longer active, or ``jobs.end`` found it moved)."""
+        if job is None or job.status not in ACTIVE_STATUSES:
+            return False
+        now = self.store.now()
+        job_id = job.id
+        # Its last records go in with its end: one transaction, not two.
+        self.ingest.ingest_into(job)
+        for kind, note, note_details in self._notes.get(job_id, []):
+            job.add_event(kind, note, now, note_details)
+        out_dir = self.store.job_dir(job_id) / "output"
+        job.outputs = [str(out_dir / p) for p in e.result.get("outputs", [])]
+        record_dataset_read(s, job, e.result, now)
+        status, error = e.status, e.error
+        e.staging = self.store.staging_dir(job.id)
+        if status == JobStatus.completed:
+            mark = job.mark()
+            try:
+                with s.begin_nested():
+                    e.artifacts = apply_result(
+                        s, job, e.result, e.staging, self.store.artifacts_dir, now
+                    )
+            except ModelDeckError as exc:
+                job.undo(mark)
+                status, error = JobStatus.failed, exc.message
+            except Exception as exc:  # a result we cannot apply is the job's failure
+                job.undo(mark)
+                log.exception("applying the result of %s failed", job_id)
+                status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
+        duration = (now - job.started_at).total_seconds() if job.started_at else None
+        details = {"duration": duration, **(e.extra or {})}
+        if error:
+            details["error"] = error
+        message = {
+            JobStatus.completed: f"{job.type} completed",
+            JobStatus.failed: f"{job.type} failed: {error}",
+            JobStatus.cancelled: f"{job.type} cancelled",
+        }[status]
+        e.status, e.error = status, error
+        conn = s.connection()
+        return jobs.end(conn, job, status, now, message, details, error, e.exit_code)
+
+    def _ended(self, e: Ending) -> None:
+        """After the commit: the job's notes are written, its files move in."""
+        self._notes.pop(e.job_id, None)
         # Only now that the version is recorded do its files move in: a commit that failed
         # left them in staging for the next try (recovery finishes a move cut short).
-        if artifacts is not None and status == JobStatus.completed:
-            place_artifacts(staging, artifacts)
-        shutil.rmtree(staging, ignore_errors=True)
+        if e.artifacts is not None and e.status == JobStatus.completed:
+            place_artifacts(e.staging, e.artifacts)
+        if e.staging is not None:
+            shutil.rmtree(e.staging, ignore_errors=True)
         self._on_end()
 
     # -- recovery -------------------------------------------------------------------------

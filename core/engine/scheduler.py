@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
@@ -23,6 +24,18 @@ from core.store import Store
 from .common import FIRE_BATCH, MISSED_COUNTED, MISSED_LISTED, describe, log
 
 EPSILON = timedelta(microseconds=1)
+_DEP = Deployment.__table__
+# The earliest fire time of the active schedules: asked every round, so built once.
+_NEXT_FIRE = (
+    core_select(_DEP.c.next_run_at)
+    .where(
+        _DEP.c.status == DeploymentStatus.active.value,
+        _DEP.c.paused.is_(False),
+        _DEP.c.next_run_at.is_not(None),
+    )
+    .order_by(_DEP.c.next_run_at)
+    .limit(1)
+)
 
 
 class UnfirableSchedule(Exception):
@@ -44,16 +57,7 @@ class Scheduler:
 
     def next_fire_at(self) -> datetime | None:
         with self.store.reader() as s:
-            return s.exec(
-                select(Deployment.next_run_at)
-                .where(
-                    Deployment.status == DeploymentStatus.active.value,
-                    col(Deployment.paused).is_(False),
-                    col(Deployment.next_run_at).is_not(None),
-                )
-                .order_by(col(Deployment.next_run_at))
-                .limit(1)
-            ).first()
+            return s.connection().execute(_NEXT_FIRE).scalar()
 
     def fire(self) -> None:
         now = self.store.now()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Row
 from sqlmodel import Session
 
@@ -41,6 +41,19 @@ _READ = (
 )
 
 
+# One statement a table, built once: the rows of the ids bound when it runs.
+_SPEC_READS = tuple(
+    (
+        name,
+        key,
+        select(model.__table__.c.id, *(model.__table__.c[c] for c in columns)).where(
+            model.__table__.c.id.in_(bindparam("ids", expanding=True))
+        ),
+    )
+    for name, model, key, columns in _READ
+)
+
+
 class SpecRows:
     """The projects, models, versions and datasets that a batch of jobs' specs read, by
     Core statements: one query a table, whatever the number of jobs."""
@@ -48,13 +61,11 @@ class SpecRows:
     def __init__(self, conn: Connection, jobs: list[Any]) -> None:
         self.conn = conn
         self._rows: dict[str, dict[str, Row[Any]]] = {}
-        for name, model, key, columns in _READ:
-            ids = {getattr(job, key) for job in jobs if getattr(job, key)}
-            table = model.__table__
+        for name, key, stmt in _SPEC_READS:
+            ids = sorted({getattr(job, key) for job in jobs if getattr(job, key)})
             found = {}
             if ids:
-                stmt = select(table.c.id, *(table.c[c] for c in columns))
-                found = {r.id: r for r in conn.execute(stmt.where(table.c.id.in_(ids)))}
+                found = {r.id: r for r in conn.execute(stmt, {"ids": ids})}
             self._rows[name] = found
 
     def get(self, name: str, row_id: str | None) -> Any:

@@ -14,6 +14,8 @@ drives the engine from the main thread). It prints, per job:
 - the wall time inside the engine's phases (inclusive, nested: ``_start`` holds ``_launch``
   holds ``_spawn``), measured by wrapping those methods with a timer, which costs far less than
   a profiler;
+- the CPU time of the whole engine process (all its threads) and of its children (the fork
+  server and, through it, the jobs' processes): what each side costs the machine a job;
 - with ``--cprofile``, the engine's own functions by cumulative and own time (cProfile slows
   the engine down by about half again: read its figures as shares, not as times).
 
@@ -30,6 +32,7 @@ import io
 import os
 import pstats
 import re
+import resource
 import sys
 import tempfile
 import threading
@@ -83,6 +86,8 @@ PHASE_METHODS = (
     (Follower, "follow"),
     (Follower, "collect"),
     (Outcomes, "finish"),
+    (Outcomes, "finish_many"),
+    (Follower, "ending"),
     (Ingest, "ingest"),
     (Lease, "renew"),
     (Scheduler, "fire"),
@@ -246,6 +251,14 @@ def report(
     print("\n".join(lines[start:]))
 
 
+def _cpu() -> dict[str, float]:
+    """User + system CPU seconds of this process (all threads) and of its waited-for
+    children (the fork server, and through it the jobs' processes)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"self": me.ru_utime + me.ru_stime, "children": kids.ru_utime + kids.ru_stime}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=60)
@@ -268,6 +281,7 @@ def main() -> None:
         phases.install()
         profile = cProfile.Profile() if args.cprofile else None
         tally.on = True
+        cpu0 = _cpu()
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):
             if profile is not None:
@@ -276,6 +290,7 @@ def main() -> None:
             if profile is not None:
                 profile.disable()
         wall = time.perf_counter() - t0
+        cpu = {k: v - cpu0[k] for k, v in _cpu().items()}
         tally.on = False
         if code != 0:
             raise SystemExit(f"the engine command exited {code}")
@@ -284,6 +299,11 @@ def main() -> None:
             raise SystemExit(f"{len(failed)} job(s) did not complete")
         deck.close()
         report(tally, phases, args.jobs, wall, profile, args.top)
+        print(
+            f"\nCPU ms a job: the engine process {1000 * cpu['self'] / args.jobs:.1f} (all its "
+            f"threads), its children {1000 * cpu['children'] / args.jobs:.1f} (the fork "
+            "server and the jobs' processes)"
+        )
         if profile is not None and args.dump:
             profile.dump_stats(args.dump)
 
