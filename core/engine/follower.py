@@ -54,7 +54,6 @@ class Seen:
 
 GONE = Seen(None, 0, None, False)
 _JOB = Job.__table__
-# What each round reads of the jobs it follows (a Core statement built once).
 # A started process's handle, and the number of its ``started`` event (built once).
 _STARTED = (
     update(_JOB)
@@ -68,6 +67,7 @@ _STARTED = (
     .returning(_JOB.c.next_seq, _JOB.c.type)
 )
 _INSERT_EVENTS = insert(JobEvent.__table__)
+# What each round reads of the jobs it follows (built once).
 _SEEN = select(
     _JOB.c.id, _JOB.c.status, _JOB.c.events_offset, _JOB.c.engine_id, _JOB.c.stop_requested_at
 ).where(_JOB.c.id.in_(bindparam("ids", expanding=True)))
