@@ -195,9 +195,10 @@ class DeckTable(DataTable[Any]):
         Binding("end", "scroll_bottom", "Last row", show=False, id="table.last"),
     ]
 
+    _drawing: dict[tuple[str, ...], Any] | None = None  # while drawing: see ``render_lines``
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
-        self._drawing: dict[tuple[str, ...], Any] | None = None  # see ``render_lines``
         self._ranks: dict[str, int] = {}
         self._specs: list[_Spec] = []
         self._shown: list[int] = []  # indexes into _specs of the columns on screen
