@@ -4,7 +4,8 @@
 1. Time to first paint of the Jobs tab with 100,000 jobs in the project, against an empty
    project (target: at most 1.5x). The two are measured in alternation, N rounds each; the
    bench prints both medians with their quartiles, the ratio of the medians, and the median
-   of the per-round ratios, so that the noise of a shared machine is visible.
+   of the per-round ratios, so that the noise of a shared machine is visible. Each round
+   starts after a full garbage collection (untimed; see ``measured``).
 2. Keypress-to-screen latency on the Job screen while the job prints 100,000 lines a second
    (target: p95 under 100 ms), and the process's memory while it streams.
 
