@@ -1,5 +1,6 @@
 """The Jobs tab of a project with more jobs than a page: the first screenful at once, then
-the page and the count of all; paging with ``]``/``[`` reaches the oldest job and comes back."""
+the count of all, the rest of the page once the cursor (or the view) nears the last row read;
+paging with ``]``/``[`` reaches the oldest job and comes back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from core.models import Job, Project
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.screens.project import ProjectScreen
-from tui.tabs.jobs import FIRST_PAINT, PAGE, JobsPane
+from tui.tabs.jobs import FIRST_PAINT, LOOKAHEAD, PAGE, JobsPane
 from tui.widgets import DeckTable
 
 SIZE = (120, 40)
@@ -65,6 +66,12 @@ def jobs_pane(app: ModelDeckApp) -> JobsPane | None:
     return panes.first() if panes else None
 
 
+def counted(app: ModelDeckApp, total: int | None) -> bool:
+    """Whether the Jobs tab has shown its first fetch (None), or counted ``total`` jobs."""
+    pane = jobs_pane(app)
+    return pane is not None and pane.shown_once and (total is None or pane.total == total)
+
+
 async def test_more_jobs_than_a_page(deck: Deck, project: str) -> None:
     ids = add_jobs(deck, project, JOBS)
     app = ModelDeckApp(deck, project=None, run_engine=False, poll=0.25)
@@ -74,15 +81,24 @@ async def test_more_jobs_than_a_page(deck: Deck, project: str) -> None:
         await wait_for(pilot, lambda: (p := jobs_pane(app)) is not None and p.shown_once)
         pane = jobs_pane(app)
         assert pane is not None
-        # At once: the newest screenful (its count comes with the page, unless that came too).
-        assert shown(app)[:FIRST_PAINT] == ids[:FIRST_PAINT]
-        assert len(pane.jobs) == FIRST_PAINT or pane.total == JOBS
+        # At once: the newest screenful (its count comes with the next poll).
+        assert shown(app) == ids[:FIRST_PAINT]
+        assert len(pane.jobs) == FIRST_PAINT
 
-        # Then the whole first page and the count of all.
-        await wait_for(pilot, lambda: pane.total == JOBS and len(shown(app)) == PAGE)
+        # Then the count of all, the rows read still a screenful.
+        await wait_for(pilot, lambda: pane.total == JOBS)
+        assert shown(app) == ids[:FIRST_PAINT]
+        assert window_text(app).startswith(f"jobs 1-{FIRST_PAINT} of {JOBS}")
+        table = app.screen.query_one("#jobs-table", DeckTable)
+        assert table.has_focus
+
+        # Moving down to the end of what was read reads the rest of the page.
+        for _ in range(FIRST_PAINT - LOOKAHEAD):
+            await pilot.press("down")
+        await wait_for(pilot, lambda: len(shown(app)) == PAGE)
         assert shown(app) == ids[:PAGE]
+        assert table.current_key == ids[FIRST_PAINT - LOOKAHEAD]  # the cursor stays put
         assert window_text(app).startswith(f"jobs 1-{PAGE} of {JOBS}")
-        assert app.screen.query_one("#jobs-table", DeckTable).has_focus
 
         # Older pages, down to the last job.
         await pilot.press("right_square_bracket")
@@ -91,7 +107,6 @@ async def test_more_jobs_than_a_page(deck: Deck, project: str) -> None:
         await wait_for(pilot, lambda: shown(app) == ids[2 * PAGE :])
         assert window_text(app).startswith(f"jobs {2 * PAGE + 1}-{JOBS} of {JOBS}")
         await pilot.press("end")
-        table = app.screen.query_one("#jobs-table", DeckTable)
         await wait_for(pilot, lambda: table.current_key == ids[-1])  # the oldest job
         assert ids[-1] == "j-000000000000"
 
@@ -126,3 +141,22 @@ async def test_a_filter_pages_and_counts_what_it_matches(deck: Deck, project: st
         await pilot.press("right_square_bracket")
         await wait_for(pilot, lambda: shown(app) == evaluations[PAGE:])
         assert ids[-1] in shown(app)  # the oldest job is an evaluation (its number is 0)
+
+
+async def test_the_rest_of_the_page_comes_into_view(deck: Deck, project: str) -> None:
+    """Scrolling the view (a mouse wheel) reads the rest of the page, the cursor left where
+    it was; a terminal taller than the first screenful reads it as soon as that is drawn."""
+    ids = add_jobs(deck, project, JOBS)
+    for size, scroll in (((120, 40), True), ((120, FIRST_PAINT + 20), False)):
+        app = ModelDeckApp(deck, project=None, run_engine=False, poll=0.25)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(0.2)
+            app.push_screen(ProjectScreen(project, tab="jobs"))
+            await wait_for(pilot, lambda app=app: counted(app, None))
+            if scroll:
+                await wait_for(pilot, lambda app=app: counted(app, JOBS))
+                assert shown(app) == ids[:FIRST_PAINT]
+                table = app.screen.query_one("#jobs-table", DeckTable)
+                table.scroll_to(y=10, animate=False)
+            await wait_for(pilot, lambda app=app: shown(app) == ids[:PAGE])
+            assert app.screen.query_one("#jobs-table", DeckTable).current_key == ids[0]
