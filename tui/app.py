@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -87,7 +88,17 @@ class ModelDeckApp(Background, App[int]):
 
         self.status_styles = resolve_styles(self.theme_variables)
         # Warnings come from Deck calls on worker threads: posting a message is thread-safe.
-        self.deck.on_warning(lambda text: self.post_message(Warned(text)))
+        # The Deck may outlive the app (tests and benchmarks run many apps on one Deck): its
+        # listener holds the app weakly, else every app that ended stayed in memory, and the
+        # garbage collector went through all of them on each full collection.
+        app = weakref.ref(self)
+
+        def warned(text: str) -> None:
+            live = app()
+            if live is not None:
+                live.post_message(Warned(text))
+
+        self.deck.on_warning(warned)
         for text in list(self.deck.warnings):  # given before the app listened
             self.post_message(Warned(text))
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -33,6 +34,7 @@ JOB_COLUMNS = (
     ("took", 3),
 )
 FIRST_PAINT = 40
+LOOKAHEAD = 5  # rows before the last one read at which the rest of the page is read
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,10 @@ class JobsPane(Polled[Window], Vertical):
         self.query_state = JobQuery(job_type=job_type)
         self.jobs: list[JobView] = []
         self.total = 0
-        self._paged = False  # whether whole pages are fetched (after the first screenful)
+        self._paged = False  # whether the count is read too (after the first screenful)
+        # How many rows of the page to read: the first screenful when the tab opens, the
+        # whole page once the view or the cursor nears its end (``_fill``), or is moved.
+        self._limit = FIRST_PAINT
         self._keys_state: object = None
 
     def compose(self) -> ComposeResult:
@@ -142,19 +147,22 @@ class JobsPane(Polled[Window], Vertical):
         yield Label("", id="jobs-window", classes="window")
 
     def on_mount(self) -> None:
+        table = self.query_one(DeckTable)
         if self.deployment:
-            self.query_one(DeckTable).focus()
+            table.focus()
+        self.watch(table, "scroll_y", lambda _y: self._fill(), init=False)
         self.start_polling()
 
     # -- live data ------------------------------------------------------------------------
 
-    def poll_state(self) -> JobQuery:
-        return self.query_state
+    def poll_state(self) -> tuple[JobQuery, int]:
+        return self.query_state, self._limit
 
-    def fetch(self, deck: Deck, query: JobQuery) -> Window:
-        # The first paint shows a screenful at once; the rest of the page and the count follow.
+    def fetch(self, deck: Deck, state: tuple[JobQuery, int]) -> Window:
+        # The first paint shows a screenful at once; the count follows with the next poll,
+        # the rest of the page when it comes into view (``_fill``).
+        query, limit = state
         paged = self._paged
-        limit = PAGE if paged else FIRST_PAINT
         common: dict[str, Any] = dict(
             project=self.project,
             status=query.status,
@@ -178,10 +186,29 @@ class JobsPane(Polled[Window], Vertical):
         self.jobs = window.jobs
         self.total = window.total if window.total is not None else -1
         self._render_rows()
-        # A screenful is on screen; the page and the count come with the next poll (``poll``
-        # asks while the count is unknown), not at once: at once, they competed with the
-        # first paint for the UI thread and the GIL.
+        # A screenful is on screen; the count comes with the next poll (``poll`` asks while
+        # it is unknown), not at once: at once, it competed with the first paint for the UI
+        # thread and the GIL. So does the rest of the page: read once the frame is drawn, if
+        # the view reaches the end of what was read (a tall terminal), else when it does.
         self._paged = True
+        self.call_after_refresh(self._fill)
+
+    def _fill(self) -> None:
+        """Read the whole page once the view or the cursor nears the last row read."""
+        if self._limit >= PAGE or not self._paged or not self.is_mounted:
+            return
+        read = len(self.jobs)
+        if read < self._limit:
+            return  # all the jobs there are
+        table = self.query_one(DeckTable)
+        header = table.header_height if table.show_header else 0
+        bottom = int(table.scroll_y) + max(0, table.size.height - header)
+        if max(bottom, table.cursor_row + 1) >= read - LOOKAHEAD:
+            self._limit = PAGE
+            self.poll(force=True)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._fill()  # a taller terminal, or the tab shown after it was hidden
 
     def _render_rows(self) -> None:
         now = self.deck.now()
@@ -222,6 +249,7 @@ class JobsPane(Polled[Window], Vertical):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._refresh_keys()
+        self._fill()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -295,6 +323,7 @@ class JobsPane(Polled[Window], Vertical):
             self.notify(str(exc), severity="error")
             return  # the box stays open, with what was typed
         self.query_state = query
+        self._limit = PAGE
         if not event.value.strip():
             event.box.close()
         self.query_one(DeckTable).focus()
@@ -304,6 +333,7 @@ class JobsPane(Polled[Window], Vertical):
         event.stop()
         event.box.close(clear=True)
         self.query_state = JobQuery()
+        self._limit = PAGE
         self.query_one(DeckTable).focus()
         self.poll(force=True)
 
@@ -311,6 +341,7 @@ class JobsPane(Polled[Window], Vertical):
         offset = self.query_state.offset + step * PAGE
         if 0 <= offset < max(self.total, 1):
             self.query_state = replace(self.query_state, offset=offset)
+            self._limit = PAGE
             self.poll(force=True)
 
 
