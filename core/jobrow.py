@@ -45,7 +45,13 @@ WRITABLE = (
     "next_seq",
 )
 # Statements built once (their compiled form is cached): values are bound when they run.
-_LOAD = select(*(_JOB.c[name] for name in READ + WRITABLE)).where(_JOB.c.id == bindparam("row_id"))
+# Locked (PostgreSQL): writers beside each other take a job's status and next event number
+# from its row in turn (``core.db.write_session``).
+_LOAD = (
+    select(*(_JOB.c[name] for name in READ + WRITABLE))
+    .where(_JOB.c.id == bindparam("row_id"))
+    .with_for_update()
+)
 _SAVE = update(_JOB).where(_JOB.c.id == bindparam("row_id"))
 _INSERT_EVENTS = insert(_EVENT)
 

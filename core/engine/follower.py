@@ -171,7 +171,7 @@ class Follower:
         table = Job.__table__
         c = table.c
         events: list[dict[str, Any]] = []
-        with self.store.writer() as s:
+        with self.store.writer(rows=True) as s:  # each row's UPDATE locks it
             conn = s.connection()
             for run in runs:
                 h = run.handle

@@ -70,7 +70,7 @@ class Outcomes:
         extra: dict[str, Any] | None = None,
     ) -> None:
         now = self.store.now()
-        with self.store.writer() as s, s.no_autoflush:
+        with self.store.writer(rows=True) as s, s.no_autoflush:
             # The job's row by Core statements (``JobRow``): read once, its changes and all
             # its new events written with its end (``jobs.end``), not flushed bit by bit.
             job = JobRow.load(s.connection(), job_id)
