@@ -441,9 +441,9 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
     table = Dataset.__table__
     conn = s.connection()
     ds = conn.execute(
-        core_select(table.c.id, table.c.name, table.c.sha256, table.c.rows, table.c.columns).where(
-            table.c.id == job.dataset_id
-        )
+        core_select(table.c.id, table.c.name, table.c.sha256, table.c.rows, table.c.columns)
+        .where(table.c.id == job.dataset_id)
+        .with_for_update()  # jobs ending beside each other see its file change once
     ).first()
     if ds is None:
         return
