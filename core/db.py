@@ -28,7 +28,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL advisory lock keys (any two 64-bit numbers only modeldeck uses).
 PG_MIGRATION_LOCK = 0x6D64_6D69_6772_0001  # one process migrates at a time
-PG_WRITE_LOCK = 0x6D64_7772_6974_0001  # writers take turns, as SQLite's write lock makes them
+# Writers take turns on it, as SQLite's write lock makes them; row-locked writers (the
+# engine's hot writes, see ``write_session``) hold it shared, side by side.
+PG_WRITE_LOCK = 0x6D64_7772_6974_0001
+ROWS = "rows"  # the ``immediate`` execution option of a row-locked writer
 POSTGRES_EXTRA = "PostgreSQL needs the optional extra 'postgres' (uv sync --extra postgres)"
 
 
@@ -149,7 +152,10 @@ def _postgres_engine(url: str) -> Engine:
     checked before use (the server may have restarted), and write sessions that take turns
     on one advisory lock, as SQLite's ``BEGIN IMMEDIATE`` makes them: the read-then-write
     steps of the registry (a job's next event number, a model's next version) stay exact.
-    Claims of queued jobs do not take it: they lock rows (``FOR UPDATE SKIP LOCKED``)."""
+    Row-locked write sessions (``write_session(..., rows=True)``) hold that lock shared:
+    they run side by side, each locking the rows it reads to change (``FOR UPDATE``), and
+    wait only for the other writers, which wait for them. Claims of queued jobs do not take
+    it: they lock rows (``FOR UPDATE SKIP LOCKED``)."""
     _require_psycopg()
     engine = create_engine(
         url,
@@ -163,7 +169,10 @@ def _postgres_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        if conn.get_execution_options().get("immediate"):
+        mode = conn.get_execution_options().get("immediate")
+        if mode == ROWS:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({PG_WRITE_LOCK})")
+        elif mode:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
     return engine
@@ -192,9 +201,17 @@ def lock_keys(s: Session, keys: Iterator[str] | list[str]) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
 
-def write_session(engine: Engine) -> Session:
-    """A session whose transaction holds the write lock from its first statement."""
-    return Session(engine.execution_options(immediate=True), expire_on_commit=False)
+def write_session(engine: Engine, rows: bool = False) -> Session:
+    """A session whose transaction holds the write lock from its first statement.
+
+    ``rows``: a row-locked writer. On PostgreSQL it holds the write lock shared, beside the
+    other row-locked writers (the others wait for all of them, and they for the others), so
+    each of its read-then-write steps must lock what it reads: the job row (``FOR UPDATE``)
+    for a job's status and next event number, the model row for a model's next version
+    number. On SQLite it is a writer like any other (``BEGIN IMMEDIATE``)."""
+    return Session(
+        engine.execution_options(immediate=ROWS if rows else True), expire_on_commit=False
+    )
 
 
 def read_session(engine: Engine) -> Session:

@@ -20,6 +20,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
 from core import schedule as cron
+from core.db import lock_keys
 from core.errors import ModelDeckError
 from core.evaluations import (
     evaluation_ref,
@@ -60,7 +61,7 @@ from core.team import decision_refusal
 
 
 def _version(s: Session, job: JobRow) -> ModelVersion:
-    v = s.get(ModelVersion, job.version_id) if job.version_id else None
+    v = s.get(ModelVersion, job.version_id, with_for_update=True) if job.version_id else None
     if v is None:
         raise ModelDeckError(f"version {job.version_id} no longer exists")
     refusal = version_refusal(JobType(job.type), v.status) or decision_refusal(
@@ -72,7 +73,7 @@ def _version(s: Session, job: JobRow) -> ModelVersion:
 
 
 def _active_deployment(s: Session, job: JobRow) -> Deployment:
-    d = s.get(Deployment, job.deployment_id) if job.deployment_id else None
+    d = s.get(Deployment, job.deployment_id, with_for_update=True) if job.deployment_id else None
     if d is None:
         raise ModelDeckError(f"deployment {job.deployment_id} no longer exists")
     if d.status != DeploymentStatus.active.value:
@@ -123,6 +124,11 @@ _MODEL_AND_LAST_NUMBER = core_select(
 ).where(_models.c.id == bindparam("model_id"))
 
 
+_LOCK_MODEL = (
+    core_select(_models.c.id).where(_models.c.id == bindparam("model_id")).with_for_update()
+)
+
+
 def _new_version(
     s: Session,
     job: JobRow,
@@ -138,6 +144,9 @@ def _new_version(
     has committed)."""
     conn = s.connection()
     table = ModelVersion.__table__
+    # The model row locked first (PostgreSQL): writers beside each other number its
+    # versions in turn, each reading the last number after the one before it has committed.
+    conn.execute(_LOCK_MODEL, {"model_id": model_id})
     model = conn.execute(_MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
     if model is None:
         raise ModelDeckError(f"model {model_id} no longer exists")
@@ -277,6 +286,7 @@ def imported(
 ) -> Path | None:
     """An import: a new version of a BYOM model (the model too, when it is new)."""
     name = job.params["model"]
+    lock_keys(s, [f"modeldeck-model:{job.project_id}:{name}"])  # one new name at a time
     model = s.exec(
         select(Model).where(Model.project_id == job.project_id, Model.name == name)
     ).first()
@@ -431,9 +441,9 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
     table = Dataset.__table__
     conn = s.connection()
     ds = conn.execute(
-        core_select(table.c.id, table.c.name, table.c.sha256, table.c.rows, table.c.columns).where(
-            table.c.id == job.dataset_id
-        )
+        core_select(table.c.id, table.c.name, table.c.sha256, table.c.rows, table.c.columns)
+        .where(table.c.id == job.dataset_id)
+        .with_for_update()  # jobs ending beside each other see its file change once
     ).first()
     if ds is None:
         return

@@ -45,9 +45,15 @@ WRITABLE = (
     "next_seq",
 )
 # Statements built once (their compiled form is cached): values are bound when they run.
-_LOAD = select(*(_JOB.c[name] for name in READ + WRITABLE)).where(_JOB.c.id == bindparam("row_id"))
-_LOAD_MANY = select(*(_JOB.c[name] for name in READ + WRITABLE)).where(
-    _JOB.c.id.in_(bindparam("row_ids", expanding=True))
+# Locked (PostgreSQL): writers beside each other take a job's status and next event number
+# from its row in turn (``core.db.write_session``); several rows in the order of their ids.
+_COLUMNS = [_JOB.c[name] for name in READ + WRITABLE]
+_LOAD = select(*_COLUMNS).where(_JOB.c.id == bindparam("row_id")).with_for_update()
+_LOAD_MANY = (
+    select(*_COLUMNS)
+    .where(_JOB.c.id.in_(bindparam("row_ids", expanding=True)))
+    .order_by(_JOB.c.id)
+    .with_for_update()
 )
 _SAVE = update(_JOB).where(_JOB.c.id == bindparam("row_id"))
 _INSERT_EVENTS = insert(_EVENT)

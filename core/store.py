@@ -83,8 +83,10 @@ class Store:
     def reader(self) -> Session:
         return read_session(self.engine)
 
-    def writer(self) -> Session:
-        return write_session(self.engine)
+    def writer(self, rows: bool = False) -> Session:
+        """A write session; ``rows``: a row-locked one, which runs beside the others of its
+        kind on PostgreSQL and locks the rows it changes (see ``core.db.write_session``)."""
+        return write_session(self.engine, rows)
 
     def claimer(self) -> Session:
         """A session to claim queued jobs in (see ``core.db.claim_session``)."""

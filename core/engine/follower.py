@@ -207,7 +207,7 @@ class Follower:
         tries again first."""
         now = self.store.now()
         events: list[dict[str, Any]] = []
-        with self.store.writer() as s:
+        with self.store.writer(rows=True) as s:  # each row's UPDATE locks it
             conn = s.connection()
             for run in runs:
                 h = run.handle

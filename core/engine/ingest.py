@@ -21,7 +21,7 @@ from .common import SKIPS_LISTED, describe
 
 def job_event(store: Store, job_id: str, kind: str, message: str, details: dict[str, Any]) -> None:
     """One event in a job's timeline, in a transaction of its own."""
-    with store.writer() as s:
+    with store.writer(rows=True) as s:
         conn = s.connection()
         job = JobRow.load(conn, job_id)
         if job is None:
@@ -57,7 +57,7 @@ class Ingest:
             return  # nothing new: no write lock (this runs for every running job every tick)
         told = job_id in self.unreadable
         try:
-            with self.store.writer() as s:
+            with self.store.writer(rows=True) as s:
                 conn = s.connection()
                 job = JobRow.load(conn, job_id)
                 if job is None or size <= job.events_offset:
@@ -74,7 +74,7 @@ class Ingest:
         if job_id in self.unreadable:
             return
         try:
-            with self.store.writer() as s:
+            with self.store.writer(rows=True) as s:
                 conn = s.connection()
                 job = JobRow.load(conn, job_id)
                 self._unreadable_event(job, exc)

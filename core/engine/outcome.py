@@ -97,7 +97,7 @@ class Outcomes:
     ) -> None:
         """End one job: its outcome, last records and effects in one write transaction."""
         ending = Ending(job_id, status, error, exit_code, result, extra)
-        with self.store.writer() as s, s.no_autoflush:
+        with self.store.writer(rows=True) as s, s.no_autoflush:
             conn = s.connection()
             # The job's row by Core statements (``JobRow``): read once, its changes and all
             # its new events written with its end (``jobs.end``), not flushed bit by bit.
@@ -117,7 +117,7 @@ class Outcomes:
         (``finish``), so that only that one waits or says why."""
         unreadable = set(self.ingest.unreadable)  # told in a batch undone: to tell again
         try:
-            with self.store.writer() as s, s.no_autoflush:
+            with self.store.writer(rows=True) as s, s.no_autoflush:
                 conn = s.connection()
                 rows = JobRow.load_many(conn, [e.job_id for e in endings])
                 for e in endings:

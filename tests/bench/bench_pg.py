@@ -272,11 +272,14 @@ def drain(root: Path, deck: Deck, db: str, server: Server, n: int) -> None:
         db_peer = server.create(f"procrastinate_bench_{len(peers)}")
         peers[name] = drain_procrastinate(root, db_peer, model, n, payload)
     verdict = "ok" if ours <= peers["bare"][0] else "MISSED"
-    print(f"(a) 3 engines x 2 workers drain {n} no-op jobs: {ours:.2f}s (CPU {our_cpu:.1f}s)")
+    print(
+        f"(a) 3 engines x 2 workers drain {n} no-op jobs: {ours:.2f}s "
+        f"(CPU {our_cpu:.1f}s, {1000 * our_cpu / n:.0f} ms a job)"
+    )
     for name, (took, cpu) in peers.items():
         print(
-            f"    Procrastinate 3 x 2, {name} command: {took:.2f}s (CPU {cpu:.1f}s); "
-            f"ratio {ours / took:.2f}x"
+            f"    Procrastinate 3 x 2, {name} command: {took:.2f}s "
+            f"(CPU {cpu:.1f}s, {1000 * cpu / n:.0f} ms a job); ratio {ours / took:.2f}x"
         )
     print(f"    target: at or below Procrastinate's bare command: {verdict}")
 
