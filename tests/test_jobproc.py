@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from core.engine import Engine
 from core.monitoring.profile import floats
+from core.service import Deck
+from tests.conftest import write_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,3 +73,36 @@ def test_a_baseline_of_a_csv_imports_no_pandas(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False"], out.stdout + out.stderr
+
+
+PROBE = """
+import json, sys
+
+def train(context):
+    names = ("core.monitoring.reuse", "encodings.utf_8_sig", "pandas", "numpy")
+    print("loaded " + json.dumps({n: n in sys.modules for n in names}))
+"""
+
+
+def test_a_forked_training_finds_what_every_job_imports_in_place(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """The fork server imported the baseline-reuse module and the CSV codec once: a job
+    forked from it does not import them again (nor any dataframe library) before its code."""
+    write_model(repo, "probe", PROBE)
+    job = deck.train(project, "probe", "train")
+    engine = Engine(deck, workers=1)
+    try:
+        assert engine.run_until_idle(timeout=60)
+    finally:
+        engine.shutdown()
+    done = deck.job(job.id)
+    assert done.status == "completed", done.error
+    lines, _ = deck.tail_log(job.id, 0, final=True)
+    line = next(x for x in lines if x.startswith("loaded "))
+    assert json.loads(line[len("loaded ") :]) == {
+        "core.monitoring.reuse": True,
+        "encodings.utf_8_sig": True,
+        "pandas": False,
+        "numpy": False,
+    }

@@ -72,8 +72,9 @@ def through_engine(root: Path, n: int, workers: int) -> Path:
     site = root / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "import os\n"
-        "if os.environ.get('MODELDECK_PROFILE_RUSAGE'):\n"
+        "import os, sys\n"
+        "# Not in the fork server itself (started with -c): the ORM would be in every job.\n"
+        "if os.environ.get('MODELDECK_PROFILE_RUSAGE') and sys.argv[:1] != ['-c']:\n"
         "    try:\n"
         "        from core.engine import executor\n"
         "    except ImportError:\n"
