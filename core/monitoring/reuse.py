@@ -13,10 +13,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-# Rows of each numeric column a baseline keeps (for later KS); here, not in the views, so
-# that a job computing a baseline does not import the views (~17 ms CPU) for this number.
-KEPT_SAMPLE = 4_096
-
 
 def sha256_of(path: str | Path) -> str:
     """The sha256 of a file's bytes, hex."""

@@ -11,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# KEPT_SAMPLE: rows of each numeric column a baseline keeps (for later KS), defined where a
-# job's process reads it without importing these views.
-from core.monitoring.reuse import KEPT_SAMPLE  # noqa: F401
 from core.views import _View
 
 DRIFT_STATUSES = ("ok", "warn", "alert")  # in rising order of concern
@@ -21,6 +18,7 @@ DRIFT_STATUSES = ("ok", "warn", "alert")  # in rising order of concern
 COLUMN_CHANGES = ("new", "missing")
 DEFAULT_WARN_PSI = 0.1
 DEFAULT_ALERT_PSI = 0.25
+KEPT_SAMPLE = 4_096  # rows of each numeric column a baseline keeps (for later KS)
 
 
 @dataclass(frozen=True)
