@@ -240,11 +240,14 @@ def _reap(jobs: set[int], spares: Spares) -> None:
 
 def serve() -> None:
     """Fork a job process per request on stdin until stdin closes."""
-    # What the runner imports for every job that reads a dataset: once here, not per child.
+    # What the runner imports for every job that reads a dataset: once here, not per child
+    # (the dataset's CSV is read as utf-8-sig: that codec too; a training's baseline reuse).
     import csv  # noqa: F401
+    import encodings.utf_8_sig  # noqa: F401
     import hashlib  # noqa: F401
 
     from core import runner  # imported once here, inherited by every child
+    from core.monitoring import reuse  # noqa: F401  (standard library only)
 
     runner.become_subreaper()
     jobs: set[int] = set()

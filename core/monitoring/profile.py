@@ -21,6 +21,8 @@ Infinities in a numeric column count as missing values.
 
 from __future__ import annotations
 
+import math
+import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -92,15 +94,28 @@ def file_batches(path: Path, columns: list[str] | None = None) -> Batches:
     return csv
 
 
+def _nan() -> pa.Scalar:
+    """A float64 NaN, made from its bytes (``pa.scalar(float("nan"))`` imports pandas)."""
+    data = pa.py_buffer(struct.pack("=d", math.nan))
+    return pa.Array.from_buffers(pa.float64(), 1, [None, data])[0]
+
+
 def floats(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A column as float64 numbers, missing ones NaN. (Not ``to_numpy(zero_copy_only=False)``:
-    that imports pandas, seconds of a job's start.)"""
+    """A column as float64 numbers, missing ones NaN: a read-only view of the array's data.
+    (Not ``to_numpy()``: pyarrow's conversion imports pandas, with or without a copy, and
+    pandas is most of a baseline's cost on a small file.)"""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = pc.cast(arr, pa.float64())
     if arr.null_count:
-        arr = pc.fill_null(arr, pa.scalar(float("nan"), pa.float64()))
-    return arr.to_numpy(zero_copy_only=True)
+        arr = pc.fill_null(arr, _nan())
+    data = arr.buffers()[1]
+    if data is None or not len(arr):
+        out = np.empty(0, dtype=np.float64)
+    else:
+        out = np.frombuffer(data, dtype=np.float64, count=len(arr), offset=8 * arr.offset)
+    out.flags.writeable = False  # as pyarrow's zero-copy view: never written through
+    return out
 
 
 def table_batches(table: pa.Table) -> Batches:
