@@ -143,7 +143,7 @@ class Follower:
 
     def _finish(self, run: Running, e: Ending) -> None:
         try:
-            self.outcomes.finish(e.job_id, e.status, e.error, e.exit_code, e.result, e.extra)
+            self.outcomes.end(e)
         except BaseException:
             self.running.setdefault(run.job_id, run)  # not recorded yet: again next round
             raise
@@ -282,7 +282,7 @@ class Follower:
         """A followed process ended: read its result and finish the job (``stop_requested``:
         whether a stop was asked for, when the caller knows)."""
         e = self.ending(run, code, stop_requested)
-        self.outcomes.finish(e.job_id, e.status, e.error, e.exit_code, e.result, e.extra)
+        self.outcomes.end(e)
 
     def ending(self, run: Running, code: int, stop_requested: bool | None = None) -> Ending:
         """A followed process ended: no longer followed, what it left running ended, the

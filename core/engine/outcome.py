@@ -96,15 +96,18 @@ class Outcomes:
         extra: dict[str, Any] | None = None,
     ) -> None:
         """End one job: its outcome, last records and effects in one write transaction."""
-        ending = Ending(job_id, status, error, exit_code, result, extra)
+        self.end(Ending(job_id, status, error, exit_code, result, extra))
+
+    def end(self, ending: Ending) -> None:
+        """``finish`` for an ``Ending`` (what the follower read of a job's process)."""
         with self.store.writer(rows=True) as s, s.no_autoflush:
             conn = s.connection()
             # The job's row by Core statements (``JobRow``): read once, its changes and all
             # its new events written with its end (``jobs.end``), not flushed bit by bit.
-            job = JobRow.load(conn, job_id)
+            job = JobRow.load(conn, ending.job_id)
             if not self._end_in(s, job, ending):
                 s.rollback()
-                self._notes.pop(job_id, None)
+                self._notes.pop(ending.job_id, None)
                 return  # finalised elsewhere: outcomes are recorded once
             s.commit()
         self._ended(ending)
