@@ -10,7 +10,10 @@ Protocol, one JSON object a line: the engine writes ``{"job_dir", "cwd", "log", 
 the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) and, when a
 child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). The server keeps
 processes forked ahead (``{"spare": N}``, and ``{"spare_gone": N}`` when one ended unused): a
-request naming one (``"spare": N``) gets no answer, the engine has its pid already. When the engine
+request naming one (``"spare": N``) gets no answer, the engine has its pid already. A request
+with ``"preload": true`` (a job that computes monitoring statistics) makes the server import
+numpy and pyarrow once, for it and every child after it: the spares forked before go
+(``{"spares_dropped": [N, ...]}``, before the answer) and new ones are forked. When the engine
 goes away (stdin closes) the server exits and its children run on, adopted by init; their
 outcome is in their result file for the next engine.
 
@@ -169,10 +172,13 @@ class Spares:
         _emit({"spare_gone": pid})
         return True
 
-    def close(self) -> None:
+    def close(self) -> list[int]:
+        """Let the waiting spares go (end of file: they exit); their pids."""
+        gone = list(self.waiting)
         for fd in self.waiting.values():
-            os.close(fd)  # end of file: they exit
+            os.close(fd)
         self.waiting.clear()
+        return gone
 
 
 def _send(fd: int, data: bytes) -> None:
@@ -258,6 +264,7 @@ def serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the engine
     spares = Spares((wake_r, wake_w))
     pending = b""
+    preloaded = False
     try:
         while True:
             short = spares.short()
@@ -280,7 +287,8 @@ def serve() -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 try:
-                    named = json.loads(line).get("spare")  # unreadable: said here
+                    request = json.loads(line)  # unreadable: said here
+                    named = request.get("spare")
                     if named is not None:
                         code = spares.give_to(int(named), line)
                         if code is None:
@@ -288,6 +296,12 @@ def serve() -> None:
                         else:
                             _emit({"exited": int(named), "code": code, "ended": []})
                         continue  # the engine has the pid: no answer
+                    if request.get("preload") and not preloaded:
+                        # Forked from now on with the statistics' libraries imported: the
+                        # spares forked before have not, they go.
+                        preloaded = True
+                        runner.preload_statistics()
+                        _emit({"spares_dropped": spares.close()})
                     pid = spares.give(line)
                 except (ValueError, OSError, AttributeError) as exc:
                     _emit({"error": f"{type(exc).__name__}: {exc}"})

@@ -526,6 +526,26 @@ def _write_pid(job_dir: Path) -> None:
     write_pid_file(job_dir, os.getpid(), start)
 
 
+def preload_statistics() -> None:
+    """Import what a job computing monitoring statistics needs (numpy, pyarrow: a few tenths
+    of a CPU second), in the fork server, so that its children inherit it."""
+    try:
+        from core.monitoring import jobside  # noqa: F401
+    except Exception:  # a broken install: each job that needs them says so
+        pass
+
+
+def needs_statistics(spec: dict[str, Any]) -> bool:
+    """Whether a job computes monitoring statistics: a baseline with no earlier one offered
+    to reuse, or a batch prediction's drift."""
+    wants = spec.get("monitoring")
+    if not isinstance(wants, dict):
+        return False
+    return isinstance(wants.get("compare"), dict) or bool(
+        wants.get("baseline") and not isinstance(wants.get("reuse"), dict)
+    )
+
+
 # -- the job's processes: find them and end them --------------------------------------------
 # Used by the job's own process (the runner) when the user's code is done, and by the engine
 # when the job's process ended or was killed without being able to clean up.

@@ -21,12 +21,13 @@ def _wait(predicate, timeout: float = 10.0) -> bool:
     return False
 
 
-def _job(tmp_path: Path, name: str) -> Path:
+SID = "import os\ndef train(context):\n    print('sid', os.getsid(0))\n"
+
+
+def _job(tmp_path: Path, name: str, training: str = SID) -> Path:
     code = tmp_path / "code"
     code.mkdir(exist_ok=True)
-    (code / "training.py").write_text(
-        "import os\ndef train(context):\n    print('sid', os.getsid(0))\n"
-    )
+    (code / "training.py").write_text(training)
     job_dir = tmp_path / name
     job_dir.mkdir()
     spec = {
@@ -65,3 +66,33 @@ def test_jobs_run_in_spares_and_a_spare_that_died_waiting_is_not_used(tmp_path: 
     # The engine gone, the spares that never got a job end too.
     assert spares
     assert _wait(lambda: not any(process_alive(p, None) for p in spares))
+
+
+def test_a_job_computing_statistics_makes_the_server_import_their_libraries_once(tmp_path):
+    """Its process, and every one forked after it, has numpy and pyarrow already; the spares
+    forked before (without them) are dropped, never handed a job."""
+    training = "import sys\ndef train(context):\n    print('numpy', 'numpy' in sys.modules)\n"
+    server = ForkServer(on_exit=lambda: None)
+    try:
+        assert _wait(lambda: len(server._spares) >= 2), "no spares announced"
+
+        def run(name: str, preload: bool = False) -> tuple[int, str]:
+            job_dir = _job(tmp_path, name, training)
+            pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {}, preload)
+            assert _wait(lambda: server._codes.get(pid) is not None), "the job never ended"
+            assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
+            return pid, (job_dir / "log.txt").read_text()
+
+        assert "numpy False" in run("plain")[1]
+        before = list(server._spares)
+        pid, log = run("statistics", preload=True)
+        assert "numpy True" in log
+        assert pid not in before
+        assert not set(before) & set(server._spares)
+        assert _wait(lambda: not any(process_alive(p, None) for p in before))
+        assert _wait(lambda: len(server._spares) >= 2), "no new spares announced"
+        fresh = list(server._spares)
+        pid, log = run("after", preload=True)  # imported once: a spare of the new ones
+        assert pid in fresh and "numpy True" in log
+    finally:
+        server.close()

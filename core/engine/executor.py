@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from core.events import JobEventKind
 from core.models import Job
 from core.procfs import proc_start_time, process_alive
-from core.runner import end_processes, job_processes, write_pid_file
+from core.runner import end_processes, job_processes, needs_statistics, write_pid_file
 
 from .common import KILL_LIMIT
 
@@ -194,6 +194,7 @@ class ForkServer:
         self._lock = threading.Lock()
         self._on_exit = on_exit
         self._spares: list[int] = []  # forked ahead, each in its own session, announced
+        self.preloaded = False  # whether it was asked to import the statistics' libraries
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
 
     def _read(self) -> None:
@@ -203,6 +204,10 @@ class ForkServer:
             if "spare" in msg:
                 with self._lock:
                     self._spares.append(int(msg["spare"]))
+            elif "spares_dropped" in msg:  # forked before the server preloaded
+                with self._lock:
+                    gone = {int(p) for p in msg["spares_dropped"]}
+                    self._spares = [p for p in self._spares if p not in gone]
             elif "spare_gone" in msg:
                 with self._lock:
                     if int(msg["spare_gone"]) in self._spares:
@@ -219,7 +224,11 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
+    def spawn(
+        self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str], preload: bool = False
+    ) -> int:
+        """A job process; ``preload``: the job computes monitoring statistics, so the server
+        imports their libraries first, once (and forks its spares anew)."""
         request: dict[str, Any] = {
             "job_dir": str(job_dir),
             "cwd": str(cwd),
@@ -227,7 +236,14 @@ class ForkServer:
             "env": env,
         }
         with self._lock:
-            spare = self._spares.pop(0) if self._spares else None
+            if preload and not self.preloaded:
+                # Not a spare: those forked before lack the libraries. The server drops
+                # them before it answers, so no spare named after this is one of them.
+                self.preloaded = True
+                request["preload"] = True
+                spare = None
+            else:
+                spare = self._spares.pop(0) if self._spares else None
         if spare is not None:
             request["spare"] = spare  # its pid is known: no answer to wait for
         assert self.proc.stdin is not None
@@ -308,7 +324,9 @@ class LocalExecutor:
                 self.fork_server = ForkServer(on_exit=self._on_exit)
                 # An engine dropped without close() still lets its fork server go.
                 weakref.finalize(self, self.fork_server.close, 0)
-            pid = self.fork_server.spawn(job_dir, cwd, log_path, env)
+            pid = self.fork_server.spawn(
+                job_dir, cwd, log_path, env, preload=needs_statistics(spec.runner)
+            )
             self._forked[pid] = self.fork_server
         else:
             full = dict(os.environ, **env)
