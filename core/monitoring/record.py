@@ -11,7 +11,9 @@ import math
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import Connection, Row, bindparam, insert
+from sqlalchemy import select as core_select
+from sqlmodel import Session
 
 from core.events import DeploymentEventKind, JobEventKind
 from core.jobrow import JobRow
@@ -52,15 +54,32 @@ def thresholds(d: Deployment) -> tuple[float, float]:
     )
 
 
+_BASELINE = Baseline.__table__
+_STATISTICS = StatisticsRecord.__table__
+# Core statements built once (a training's end runs them): values bound when they run.
+_HAS_BASELINE = core_select(_BASELINE.c.id).where(_BASELINE.c.version_id == bindparam("version"))
+_SOURCE = core_select(
+    _BASELINE.c.id,
+    _BASELINE.c.version_id,
+    _BASELINE.c.sha256,
+    _BASELINE.c.rows,
+    _BASELINE.c.features,
+    _BASELINE.c.statistics,
+    _BASELINE.c.samples,
+).where(_BASELINE.c.id == bindparam("id"))
+_ADD_BASELINE = insert(_BASELINE)
+_ADD_STATISTICS = insert(_STATISTICS)
+
+
 def _reused(
-    s: Session, job: JobRow, data: dict[str, Any], result: dict[str, Any], now: datetime
-) -> Baseline | None:
+    conn: Connection, job: JobRow, data: dict[str, Any], result: dict[str, Any], now: datetime
+) -> Row | None:
     """The baseline a job's result says it reused, checked: it exists, it was computed on a
     file with the sha256 of the one the job read, and it has samples of every feature asked
     (else an event says why, and the version gets no baseline from this job)."""
     source = data.get("reused")
     ok = isinstance(source, int) and not isinstance(source, bool)
-    src = s.get(Baseline, source) if ok else None
+    src = conn.execute(_SOURCE, {"id": source}).first() if ok else None
     read = (result.get("dataset_file") or {}).get("sha256")
     if src is None or not src.sha256 or src.sha256 != read or data.get("sha256") != read:
         why = f"baseline {source} to reuse is gone or was computed on another file content"
@@ -79,7 +98,8 @@ def record_baseline(
     first baseline stays. A job that read a file with the content of an earlier baseline's
     copies that one's statistics and samples (``core.monitoring.reuse``). A training's
     statistics are also kept as a statistics record of the version (a compute_stats job keeps
-    its own; an evaluation's are the baseline's only)."""
+    its own; an evaluation's are the baseline's only). Core statements, in ``s``'s
+    transaction."""
     error = result.get("monitoring_error")
     if isinstance(error, str):
         job.add_event(
@@ -91,10 +111,11 @@ def record_baseline(
     reusing = "reused" in data
     if not reusing and not isinstance(data.get("statistics"), dict):
         return
-    if s.exec(select(Baseline.id).where(Baseline.version_id == v.id)).first() is not None:
+    conn = s.connection()
+    if conn.execute(_HAS_BASELINE, {"version": v.id}).first() is not None:
         return
     features = _names(data.get("features"))
-    src = _reused(s, job, data, result, now) if reusing else None
+    src = _reused(conn, job, data, result, now) if reusing else None
     if reusing and src is None:
         return
     if src is not None:
@@ -118,37 +139,41 @@ def record_baseline(
             "sample": _sample(prediction.get("sample")),
         }
     name = data.get("dataset") if isinstance(data.get("dataset"), str) else None
-    b = Baseline(
-        version_id=v.id,
-        job_id=job.id,
-        dataset_id=job.dataset_id,
-        at=now,
-        rows=rows,
-        features=features,
-        ignored=_names(data.get("ignored")),
-        statistics={"rows": rows, "dataset": name, "columns": columns},
-        samples=samples,
-        prediction=prediction,
-        sha256=sha,
+    statistics = {"rows": rows, "dataset": name, "columns": columns}
+    conn.execute(
+        _ADD_BASELINE,
+        {
+            "version_id": v.id,
+            "job_id": job.id,
+            "dataset_id": job.dataset_id,
+            "at": now,
+            "rows": rows,
+            "features": features,
+            "ignored": _names(data.get("ignored")),
+            "statistics": statistics,
+            "samples": samples,
+            "prediction": prediction,
+            "sha256": sha,
+        },
     )
-    s.add(b)
     if job.type == JobType.train.value:  # the statistics of its training data, as a run
-        s.add(
-            StatisticsRecord(
-                version_id=v.id,
-                job_id=job.id,
-                dataset_id=job.dataset_id,
-                at=now,
-                rows=rows,
-                statistics=b.statistics,
-            )
+        conn.execute(
+            _ADD_STATISTICS,
+            {
+                "version_id": v.id,
+                "job_id": job.id,
+                "dataset_id": job.dataset_id,
+                "at": now,
+                "rows": rows,
+                "statistics": statistics,
+            },
         )
     with_pred = " and its predictions" if prediction else ""
     details: dict[str, Any] = {
         "version": v.id,
         "dataset": job.dataset_id,
         "rows": rows,
-        "features": b.features,
+        "features": features,
     }
     reused = ""
     if src is not None:
@@ -156,7 +181,7 @@ def record_baseline(
         details.update(reused_from=src.id, reused_version=src.version_id)
     job.add_event(
         JobEventKind.baseline_recorded,
-        f"baseline of version {v.number}: {len(b.features)} features of "
+        f"baseline of version {v.number}: {len(features)} features of "
         f"{name or 'the dataset'}{with_pred}, {rows} rows{reused}",
         now,
         details,
