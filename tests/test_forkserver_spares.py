@@ -71,7 +71,13 @@ def test_jobs_run_in_spares_and_a_spare_that_died_waiting_is_not_used(tmp_path: 
 def test_a_job_computing_statistics_makes_the_server_import_their_libraries_once(tmp_path):
     """Its process, and every one forked after it, has numpy and pyarrow already; the spares
     forked before (without them) are dropped, never handed a job."""
-    training = "import sys\ndef train(context):\n    print('numpy', 'numpy' in sys.modules)\n"
+    training = (
+        "import sys\n"
+        "def train(context):\n"
+        "    print('numpy', 'numpy' in sys.modules)\n"
+        "    import numpy as np\n"  # its BLAS threads work in a child forked after them
+        "    print('dot', int((np.ones((256, 256)) @ np.ones((256, 256)))[0, 0]))\n"
+    )
     server = ForkServer(on_exit=lambda: None)
     try:
         assert _wait(lambda: len(server._spares) >= 2), "no spares announced"
@@ -86,13 +92,13 @@ def test_a_job_computing_statistics_makes_the_server_import_their_libraries_once
         assert "numpy False" in run("plain")[1]
         before = list(server._spares)
         pid, log = run("statistics", preload=True)
-        assert "numpy True" in log
+        assert "numpy True" in log and "dot 256" in log
         assert pid not in before
         assert not set(before) & set(server._spares)
         assert _wait(lambda: not any(process_alive(p, None) for p in before))
         assert _wait(lambda: len(server._spares) >= 2), "no new spares announced"
         fresh = list(server._spares)
         pid, log = run("after", preload=True)  # imported once: a spare of the new ones
-        assert pid in fresh and "numpy True" in log
+        assert pid in fresh and "numpy True" in log and "dot 256" in log
     finally:
         server.close()
