@@ -83,7 +83,10 @@ def test_predict_is_started_within_a_second_by_a_running_engine(cli, dep: str, d
         r = cli("predict", dep, "--detach", "--json")
         assert r.code == 0, r.err
         job = r.json()
-        assert (job["trigger"], job["type"], job["status"]) == ("manual", "batch_predict", "queued")
+        assert (job["trigger"], job["type"]) == ("manual", "batch_predict")
+        # As it is when read back after the commit: on PostgreSQL the engine, woken by the
+        # commit's notification, may have claimed it already.
+        assert job["status"] in ("queued", "running")
         started = wait_for(
             lambda: next((e for e in deck.events(job["id"]) if e.kind == "started"), None),
             timeout=10,
