@@ -72,8 +72,8 @@ def write_repo(root: Path, lines: int) -> Path:
     return repo
 
 
-def fresh_deck(root: Path, repo: Path, tag: str) -> Deck:
-    deck = Deck(home=root / f"home-{tag}")
+def fresh_deck(root: Path, repo: Path, tag: str, db: str | None = None) -> Deck:
+    deck = Deck(home=root / f"home-{tag}", db=db)
     deck.add_project("bench", repo)
     deck.add_dataset("bench", "d", repo / "data" / "d.csv")
     return deck

@@ -266,17 +266,32 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--cprofile", action="store_true", help="also profile with cProfile")
     parser.add_argument("--dump", help="with --cprofile: also save the profile to this file")
+    parser.add_argument(
+        "--pg",
+        metavar="URL",
+        help="a PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/postgres): the "
+        "registry in a database of its own there, made and dropped by this run",
+    )
     args = parser.parse_args()
     os.environ.pop("PYTHONUNBUFFERED", None)
+    server = None
     with tempfile.TemporaryDirectory(prefix="modeldeck-profile-") as tmp:
         root = Path(tmp)
         repo = write_repo(root, 1)
-        deck = fresh_deck(root, repo, "profile")
+        db = None
+        if args.pg:
+            from bench_pg import Server
+
+            server = Server(args.pg)
+            db = server.create("profile")
+        deck = fresh_deck(root, repo, "profile", db=db)
         ids = [deck.train("bench", "noop", "d").id for _ in range(args.jobs)]
         home = str(deck.home)
         tally = Tally()
         tally.listen()
         argv = ["engine", "--exit-when-idle", "--workers", str(args.workers), "--home", home]
+        if db:
+            argv += ["--db", db]
         phases = Phases()
         phases.install()
         profile = cProfile.Profile() if args.cprofile else None
@@ -306,6 +321,8 @@ def main() -> None:
         )
         if profile is not None and args.dump:
             profile.dump_stats(args.dump)
+    if server is not None:
+        server.close()
 
 
 if __name__ == "__main__":
