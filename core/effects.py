@@ -272,7 +272,7 @@ def trained(
     )
     _record_metrics(s, job, version.id, result.get("metrics") or {}, now)
     if result.get("baseline") is not None or result.get("monitoring_error") is not None:
-        _monitoring_baseline(s, job, version, result, now)
+        _monitoring_baseline(s, job, version, result, now, new=True)
     return final
 
 
@@ -401,11 +401,16 @@ def predicted(
 
 
 def _monitoring_baseline(
-    s: Session, job: JobRow, v: ModelVersion, result: dict[str, Any], now: datetime
+    s: Session,
+    job: JobRow,
+    v: ModelVersion,
+    result: dict[str, Any],
+    now: datetime,
+    new: bool = False,
 ) -> None:
     from core.monitoring.record import record_baseline
 
-    record_baseline(s, job, v, result, now)
+    record_baseline(s, job, v, result, now, new=new)
 
 
 def _monitoring_drift(

@@ -92,14 +92,19 @@ def _reused(
 
 
 def record_baseline(
-    s: Session, job: JobRow, v: ModelVersion, result: dict[str, Any], now: datetime
+    s: Session,
+    job: JobRow,
+    v: ModelVersion,
+    result: dict[str, Any],
+    now: datetime,
+    new: bool = False,
 ) -> None:
     """Keep the baseline a job computed as its version's, unless the version has one: its
     first baseline stays. A job that read a file with the content of an earlier baseline's
     copies that one's statistics and samples (``core.monitoring.reuse``). A training's
     statistics are also kept as a statistics record of the version (a compute_stats job keeps
     its own; an evaluation's are the baseline's only). Core statements, in ``s``'s
-    transaction."""
+    transaction; ``new``: the version was created in it (it has no baseline yet)."""
     error = result.get("monitoring_error")
     if isinstance(error, str):
         job.add_event(
@@ -112,7 +117,7 @@ def record_baseline(
     if not reusing and not isinstance(data.get("statistics"), dict):
         return
     conn = s.connection()
-    if conn.execute(_HAS_BASELINE, {"version": v.id}).first() is not None:
+    if not new and conn.execute(_HAS_BASELINE, {"version": v.id}).first() is not None:
         return
     features = _names(data.get("features"))
     src = _reused(conn, job, data, result, now) if reusing else None
