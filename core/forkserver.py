@@ -104,6 +104,7 @@ class Spares:
         self.count = count
         self.waiting: dict[int, int] = {}  # pid -> the write end of its request pipe
         self.dead: dict[int, int] = {}  # spares that ended unused: their exit status
+        self.dropped: set[int] = set()  # let go (``close``), not reaped yet: no job's orphans
         self._retry_at = 0.0
 
     def fork(self) -> tuple[int, int]:
@@ -125,6 +126,10 @@ class Spares:
         os.read(ready_r, 1)
         os.close(ready_r)
         return pid, req_w
+
+    def ours(self) -> set[int]:
+        """The spares still alive as far as the server knows: waiting, or let go."""
+        return set(self.waiting) | self.dropped
 
     def short(self) -> bool:
         return len(self.waiting) < self.count and time.monotonic() >= self._retry_at
@@ -164,6 +169,7 @@ class Spares:
 
     def ended(self, pid: int, status: int) -> bool:
         """A child ended: whether it was a waiting spare (then the engine is told)."""
+        self.dropped.discard(pid)
         fd = self.waiting.pop(pid, None)
         if fd is None:
             return False
@@ -178,6 +184,7 @@ class Spares:
         for fd in self.waiting.values():
             os.close(fd)
         self.waiting.clear()
+        self.dropped.update(gone)
         return gone
 
 
@@ -239,8 +246,8 @@ def _reap(jobs: set[int], spares: Spares) -> None:
         from core.runner import end_processes
 
         # Its orphans are ours by now (the kernel re-parents them before telling us); the
-        # others wait meanwhile.
-        ended = end_processes(lambda: _orphans(jobs | set(spares.waiting)), 0.0, limit=1.0)
+        # others wait meanwhile; spares, waiting or let go, are not its.
+        ended = end_processes(lambda: _orphans(jobs | spares.ours()), 0.0, limit=1.0)
         _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -102,3 +105,32 @@ def test_a_job_computing_statistics_makes_the_server_import_their_libraries_once
         assert pid in fresh and "numpy True" in log and "dot 256" in log
     finally:
         server.close()
+
+
+def test_spares_let_go_are_no_job_s_orphans_until_reaped() -> None:
+    """A job that ends while the spares let go at a preload are still exiting must not have
+    them killed and reported as processes it left behind."""
+    script = textwrap.dedent(
+        """
+        import os
+        from core.forkserver import Spares
+
+        spares = Spares(os.pipe(), count=2)
+        spares.add_one()
+        spares.add_one()
+        gone = spares.close()
+        assert len(gone) == 2 and not spares.waiting
+        assert spares.ours() == set(gone), (spares.ours(), gone)
+        for pid in gone:
+            _, status = os.waitpid(pid, 0)
+            assert not spares.ended(pid, status)  # not a waiting spare: nothing to tell
+        assert spares.ours() == set(), spares.ours()
+        print("ok")
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "ok"
