@@ -194,14 +194,22 @@ def _send(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _id(line: bytes) -> object:
+    """The id of a request line (None when it has none or is unreadable)."""
+    try:
+        return json.loads(line).get("id")
+    except (ValueError, AttributeError):
+        return None
+
+
 def _emit(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
 
 def _children() -> set[int] | None:
-    """This (single-threaded) server's children, from the kernel's list; None where the
-    kernel keeps no such list."""
+    """This server's children (it forks from its main thread only), from the kernel's list
+    of that thread's children; None where the kernel keeps no such list."""
     try:
         with open(f"/proc/self/task/{os.getpid()}/children") as fh:
             return {int(pid) for pid in fh.read().split()}
@@ -311,10 +319,10 @@ def serve() -> None:
                         _emit({"spares_dropped": spares.close()})
                     pid = spares.give(line)
                 except (ValueError, OSError, AttributeError) as exc:
-                    _emit({"error": f"{type(exc).__name__}: {exc}"})
+                    _emit({"error": f"{type(exc).__name__}: {exc}", "id": _id(line)})
                     continue
                 jobs.add(pid)
-                _emit({"pid": pid})
+                _emit({"pid": pid, "id": request.get("id")})
     finally:
         spares.close()
 

@@ -539,7 +539,7 @@ def needs_statistics(spec: dict[str, Any]) -> bool:
     """Whether a job computes monitoring statistics: a baseline with no earlier one offered
     to reuse, or a batch prediction's drift."""
     wants = spec.get("monitoring")
-    if not isinstance(wants, dict):
+    if not isinstance(wants, dict) or not spec.get("dataset"):
         return False
     return isinstance(wants.get("compare"), dict) or bool(
         wants.get("baseline") and not isinstance(wants.get("reuse"), dict)

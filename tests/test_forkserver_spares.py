@@ -134,3 +134,19 @@ def test_spares_let_go_are_no_job_s_orphans_until_reaped() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "ok"
+
+
+def test_a_late_answer_to_an_earlier_request_is_not_taken_for_the_next(tmp_path: Path) -> None:
+    """An answer that came after its request gave up waiting (a slow preload, say) stays
+    in the queue: the next request takes its own answer, by its id, not that one."""
+    server = ForkServer(on_exit=lambda: None)
+    try:
+        server._replies.put({"pid": 424242, "id": 0})  # as a request that gave up left it
+        job_dir = _job(tmp_path, "j")
+        # A preload request names no spare: it waits for an answer.
+        pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {}, preload=True)
+        assert pid != 424242
+        assert _wait(lambda: server._codes.get(pid) is not None), "the job never ended"
+        assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
+    finally:
+        server.close()

@@ -108,3 +108,32 @@ def test_a_forked_training_finds_what_every_job_imports_in_place(
         "pandas": False,
         "numpy": True,
     }
+
+
+def test_a_fork_server_ended_by_the_preload_is_not_asked_again(
+    deck: Deck, project: str, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken numpy that ends the process importing it: the fork server dies at the
+    preload, yet the job starts (forked by a new server, without the preload) and completes,
+    its baseline skipped with the import's error, as a job importing numpy itself does."""
+    stub = tmp_path / "broken" / "numpy"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        "import os\n"
+        "if not os.environ.get('MODELDECK_JOB_ID'):  # the fork server: it ends\n"
+        "    os._exit(3)\n"
+        "raise ImportError('numpy is broken here')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(stub.parent))  # the fork server's, and its jobs'
+    write_model(repo, "probe", PROBE)
+    jobs = [deck.train(project, "probe", "train").id for _ in range(2)]
+    engine = Engine(deck, workers=1)
+    try:
+        assert engine.run_until_idle(timeout=60)
+    finally:
+        engine.shutdown()
+    for job_id in jobs:
+        done = deck.job(job_id)
+        assert done.status == "completed", done.error
+        lines, _ = deck.tail_log(job_id, 0, final=True)
+        assert "modeldeck: monitoring skipped: ImportError: numpy is broken here" in lines

@@ -30,7 +30,7 @@ from core.models import Job
 from core.procfs import proc_start_time, process_alive
 from core.runner import end_processes, job_processes, needs_statistics, write_pid_file
 
-from .common import KILL_LIMIT
+from .common import KILL_LIMIT, log
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
 # How a new interpreter starts a job's process: the runner from its cached bytecode.
@@ -195,6 +195,7 @@ class ForkServer:
         self._on_exit = on_exit
         self._spares: list[int] = []  # forked ahead, each in its own session, announced
         self.preloaded = False  # whether it was asked to import the statistics' libraries
+        self._asked = 0  # the id of the last request that waits for an answer
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
 
     def _read(self) -> None:
@@ -246,18 +247,33 @@ class ForkServer:
                 spare = self._spares.pop(0) if self._spares else None
         if spare is not None:
             request["spare"] = spare  # its pid is known: no answer to wait for
+        else:
+            self._asked += 1
+            request["id"] = self._asked  # its answer says so: a late one is not taken for it
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
         if spare is not None:
             return spare
-        try:
-            reply = self._replies.get(timeout=30)
-        except queue.Empty:
-            reply = {}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise OSError("the fork server did not answer") from None
+            if reply.get("id", self._asked) == self._asked:  # else an earlier request's
+                break
         if "pid" not in reply:
             raise OSError(reply.get("error", "the fork server did not answer"))
         return int(reply["pid"])
+
+    def gone(self, wait: float = 1.0) -> bool:
+        """Whether the server has ended (given ``wait`` seconds to)."""
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def exit_code(self, pid: int) -> int | None:
         with self._lock:
@@ -294,6 +310,9 @@ class LocalExecutor:
         self.jobs_dir = ctx.jobs_dir
         self.use_fork_server = ctx.fork_server
         self.fork_server: ForkServer | None = None
+        # Whether its fork server imports the statistics' libraries for the jobs that need
+        # them (off once the import ended a server: a broken install).
+        self.preload = True
         self._on_exit = ctx.on_exit
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # its own children, by pid
         self._forked: dict[int, ForkServer] = {}  # forked by a fork server of this engine
@@ -303,6 +322,14 @@ class LocalExecutor:
     def handle(self, job_id: str, pid: int, pgid: int | None, start: float | None) -> Handle:
         pgid = pgid or pid
         return Handle(LOCAL, job_id, local_ref(pid, pgid, start), pid, pgid, start)
+
+    def _fork_server(self) -> ForkServer:
+        """The running fork server, started anew when there is none."""
+        if self.fork_server is None or not self.fork_server.alive():
+            self.fork_server = ForkServer(on_exit=self._on_exit)
+            # An engine dropped without close() still lets its fork server go.
+            weakref.finalize(self, self.fork_server.close, 0)
+        return self.fork_server
 
     def launch(
         self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
@@ -320,14 +347,19 @@ class LocalExecutor:
                 )
             ]
         if self.use_fork_server and spec.python == sys.executable:
-            if self.fork_server is None or not self.fork_server.alive():
-                self.fork_server = ForkServer(on_exit=self._on_exit)
-                # An engine dropped without close() still lets its fork server go.
-                weakref.finalize(self, self.fork_server.close, 0)
-            pid = self.fork_server.spawn(
-                job_dir, cwd, log_path, env, preload=needs_statistics(spec.runner)
-            )
-            self._forked[pid] = self.fork_server
+            server = self._fork_server()
+            preload = self.preload and needs_statistics(spec.runner)
+            try:
+                pid = server.spawn(job_dir, cwd, log_path, env, preload=preload)
+            except OSError:
+                if not (preload and server.gone()):
+                    raise
+                # Importing them ended the server: this engine's jobs import them themselves.
+                log.warning("the fork server ended importing numpy and pyarrow; not again")
+                self.preload = False
+                server = self._fork_server()
+                pid = server.spawn(job_dir, cwd, log_path, env)
+            self._forked[pid] = server
         else:
             full = dict(os.environ, **env)
             full.pop("PYTHONUNBUFFERED", None)
