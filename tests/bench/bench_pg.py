@@ -43,9 +43,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench_core import fresh_deck, write_repo  # noqa: E402
+
 from core.service import Deck  # noqa: E402
 
-NOOP = "def train(context):\n    pass\n"
 HOSTS = ("alpha", "beta", "gamma")
 PEER_APP = """
 import os
@@ -112,15 +113,8 @@ def modeldeck(*args: str, env: dict[str, str]) -> subprocess.Popen:
 
 
 def setup_deck(root: Path, db: str) -> Deck:
-    repo = root / "repo"
-    (repo / "models" / "noop").mkdir(parents=True)
-    (repo / "models" / "noop" / "training.py").write_text(NOOP)
-    (repo / "data").mkdir()
-    (repo / "data" / "d.csv").write_text("x,y\n1,2\n")
-    deck = Deck(home=root / "home-bench", db=db)
-    deck.add_project("bench", repo)
-    deck.add_dataset("bench", "d", repo / "data" / "d.csv")
-    return deck
+    """Project ``bench`` with the no-op model and dataset ``d`` of the core bench."""
+    return fresh_deck(root, write_repo(root, 1), "bench", db=db)
 
 
 def queue_from_three(root: Path, db: str, n: int) -> None:
