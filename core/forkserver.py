@@ -3,19 +3,24 @@
 Starting Python and importing the runner costs tens of milliseconds a job; forking a process
 that has already done so costs about one. The engine starts one fork server (standard
 library and ``core.runner`` only: never the ORM, never Textual) and asks it for a process a
-job. Each child becomes its own session and process group, points stdout and stderr at the
-job's log and runs ``core.runner.main`` exactly as a freshly started runner would.
+job; a second one, for the jobs that compute monitoring statistics, once such a job comes.
+Each child becomes its own session and process group, points stdout and stderr at the job's
+log and runs ``core.runner.main`` exactly as a freshly started runner would.
 
 Protocol, one JSON object a line: the engine writes ``{"job_dir", "cwd", "log", "env"}`` to
 the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) and, when a
 child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). The server keeps
 processes forked ahead (``{"spare": N}``, and ``{"spare_gone": N}`` when one ended unused): a
 request naming one (``"spare": N``) gets no answer, the engine has its pid already. A request
-with ``"preload": true`` (a job that computes monitoring statistics) makes the server import
-numpy and pyarrow once, for it and every child after it: the spares forked before go
-(``{"spares_dropped": [N, ...]}``, before the answer) and new ones are forked. When the engine
-goes away (stdin closes) the server exits and its children run on, adopted by init; their
-outcome is in their result file for the next engine.
+that waits for an answer carries an ``"id"``, which the answer repeats.
+
+``serve(statistics=True)``, the statistics' server, imports numpy and pyarrow before it forks
+anything, so its jobs do not (a few tenths of a CPU second each). It is a server of its own
+because a process forked from one holding those libraries costs the plain jobs several
+milliseconds more CPU each to start and end (measured: 6 against 11 for a no-op training).
+
+When the engine goes away (stdin closes) the server exits and its children run on, adopted
+by init; their outcome is in their result file for the next engine.
 
 The server is a child subreaper: what a job process leaves behind when it dies without
 ending it (killed, or ``os._exit``) becomes the server's child, and the server kills it
@@ -31,8 +36,10 @@ import signal
 import sys
 import time
 
-# Job processes kept forked ahead of their jobs (two rounds of two workers).
+# Job processes kept forked ahead of their jobs (two rounds of two workers); fewer for the
+# statistics' server, whose jobs are few (a dataset's first trainings, batch predictions).
 SPARES = 4
+STATISTICS_SPARES = 1
 
 
 def _run_child(request: dict) -> int:
@@ -104,7 +111,6 @@ class Spares:
         self.count = count
         self.waiting: dict[int, int] = {}  # pid -> the write end of its request pipe
         self.dead: dict[int, int] = {}  # spares that ended unused: their exit status
-        self.dropped: set[int] = set()  # let go (``close``), not reaped yet: no job's orphans
         self._retry_at = 0.0
 
     def fork(self) -> tuple[int, int]:
@@ -126,10 +132,6 @@ class Spares:
         os.read(ready_r, 1)
         os.close(ready_r)
         return pid, req_w
-
-    def ours(self) -> set[int]:
-        """The spares still alive as far as the server knows: waiting, or let go."""
-        return set(self.waiting) | self.dropped
 
     def short(self) -> bool:
         return len(self.waiting) < self.count and time.monotonic() >= self._retry_at
@@ -169,7 +171,6 @@ class Spares:
 
     def ended(self, pid: int, status: int) -> bool:
         """A child ended: whether it was a waiting spare (then the engine is told)."""
-        self.dropped.discard(pid)
         fd = self.waiting.pop(pid, None)
         if fd is None:
             return False
@@ -178,14 +179,11 @@ class Spares:
         _emit({"spare_gone": pid})
         return True
 
-    def close(self) -> list[int]:
-        """Let the waiting spares go (end of file: they exit); their pids."""
-        gone = list(self.waiting)
+    def close(self) -> None:
+        """Let the waiting spares go (end of file: they exit)."""
         for fd in self.waiting.values():
             os.close(fd)
         self.waiting.clear()
-        self.dropped.update(gone)
-        return gone
 
 
 def _send(fd: int, data: bytes) -> None:
@@ -254,13 +252,14 @@ def _reap(jobs: set[int], spares: Spares) -> None:
         from core.runner import end_processes
 
         # Its orphans are ours by now (the kernel re-parents them before telling us); the
-        # others wait meanwhile; spares, waiting or let go, are not its.
-        ended = end_processes(lambda: _orphans(jobs | spares.ours()), 0.0, limit=1.0)
+        # others wait meanwhile; the waiting spares are not its.
+        ended = end_processes(lambda: _orphans(jobs | set(spares.waiting)), 0.0, limit=1.0)
         _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 
-def serve() -> None:
-    """Fork a job process per request on stdin until stdin closes."""
+def serve(statistics: bool = False, count: int | None = None) -> None:
+    """Fork a job process per request on stdin until stdin closes; ``statistics``: with numpy
+    and pyarrow imported first; ``count``: how many spares to keep forked ahead."""
     # What the runner imports for every job that reads a dataset: once here, not per child
     # (the dataset's CSV is read as utf-8-sig: that codec too; a training's baseline reuse).
     import csv  # noqa: F401
@@ -270,6 +269,8 @@ def serve() -> None:
     from core import runner  # imported once here, inherited by every child
     from core.monitoring import reuse  # noqa: F401  (standard library only)
 
+    if statistics:
+        runner.preload_statistics()
     runner.become_subreaper()
     jobs: set[int] = set()
     wake_r, wake_w = os.pipe()
@@ -277,9 +278,10 @@ def serve() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the engine
-    spares = Spares((wake_r, wake_w))
+    if count is None:
+        count = STATISTICS_SPARES if statistics else SPARES
+    spares = Spares((wake_r, wake_w), count)
     pending = b""
-    preloaded = False
     try:
         while True:
             short = spares.short()
@@ -311,12 +313,6 @@ def serve() -> None:
                         else:
                             _emit({"exited": int(named), "code": code, "ended": []})
                         continue  # the engine has the pid: no answer
-                    if request.get("preload") and not preloaded:
-                        # Forked from now on with the statistics' libraries imported: the
-                        # spares forked before have not, they go.
-                        preloaded = True
-                        runner.preload_statistics()
-                        _emit({"spares_dropped": spares.close()})
                     pid = spares.give(line)
                 except (ValueError, OSError, AttributeError) as exc:
                     _emit({"error": f"{type(exc).__name__}: {exc}", "id": _id(line)})

@@ -88,33 +88,39 @@ def test_a_forked_training_finds_what_every_job_imports_in_place(
     deck: Deck, project: str, repo: Path
 ) -> None:
     """The fork server imported the baseline-reuse module and the CSV codec once: a job
-    forked from it does not import them again before its code. This first training of its
-    dataset computes the baseline: the server imported numpy (and pyarrow) for it too, once,
-    but no dataframe library."""
+    forked from it does not import them again before its code. The first training of its
+    dataset computes the baseline: it is forked by the statistics' server, which imported
+    numpy (and pyarrow) for it. The next one reuses that baseline: forked by the plain
+    server, without them. Neither has a dataframe library."""
     write_model(repo, "probe", PROBE)
-    job = deck.train(project, "probe", "train")
     engine = Engine(deck, workers=1)
+    jobs = []
     try:
-        assert engine.run_until_idle(timeout=60)
+        for _ in range(2):  # the second queued once the first's baseline is recorded
+            jobs.append(deck.train(project, "probe", "train").id)
+            assert engine.run_until_idle(timeout=60)
     finally:
         engine.shutdown()
-    done = deck.job(job.id)
-    assert done.status == "completed", done.error
-    lines, _ = deck.tail_log(job.id, 0, final=True)
-    line = next(x for x in lines if x.startswith("loaded "))
-    assert json.loads(line[len("loaded ") :]) == {
-        "core.monitoring.reuse": True,
-        "encodings.utf_8_sig": True,
-        "pandas": False,
-        "numpy": True,
-    }
+    for job_id, numpy in zip(jobs, (True, False), strict=True):
+        done = deck.job(job_id)
+        assert done.status == "completed", done.error
+        lines, _ = deck.tail_log(job_id, 0, final=True)
+        line = next(x for x in lines if x.startswith("loaded "))
+        assert json.loads(line[len("loaded ") :]) == {
+            "core.monitoring.reuse": True,
+            "encodings.utf_8_sig": True,
+            "pandas": False,
+            "numpy": numpy,
+        }
+    result = json.loads((deck.home / "jobs" / jobs[1] / "result.json").read_text())
+    assert "reused" in result["baseline"]
 
 
-def test_a_fork_server_ended_by_the_preload_is_not_asked_again(
+def test_a_statistics_server_ended_by_its_imports_is_not_started_again(
     deck: Deck, project: str, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A broken numpy that ends the process importing it: the fork server dies at the
-    preload, yet the job starts (forked by a new server, without the preload) and completes,
+    """A broken numpy that ends the process importing it: the statistics' fork server dies
+    at its start, yet the job starts (forked by the plain server) and completes,
     its baseline skipped with the import's error, as a job importing numpy itself does."""
     stub = tmp_path / "broken" / "numpy"
     stub.mkdir(parents=True)

@@ -173,13 +173,17 @@ def _killpg(pgid: int | None, sig: int) -> None:
 
 
 class ForkServer:
-    """The engine's end of ``core.forkserver``: one light process that forks job processes."""
+    """The engine's end of ``core.forkserver``: one light process that forks job processes;
+    ``statistics``: the one for jobs computing monitoring statistics (numpy and pyarrow
+    imported); ``spares``: how many it keeps forked ahead (its default when None)."""
 
-    def __init__(self, on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self, on_exit: Callable[[], None], statistics: bool = False, spares: int | None = None
+    ) -> None:
         env = dict(os.environ)
         env.pop("PYTHONUNBUFFERED", None)
         boot = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
-        boot += "from core.forkserver import serve; serve()"
+        boot += f"from core.forkserver import serve; serve({statistics!r}, {spares!r})"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", boot],
             stdin=subprocess.PIPE,
@@ -194,7 +198,6 @@ class ForkServer:
         self._lock = threading.Lock()
         self._on_exit = on_exit
         self._spares: list[int] = []  # forked ahead, each in its own session, announced
-        self.preloaded = False  # whether it was asked to import the statistics' libraries
         self._asked = 0  # the id of the last request that waits for an answer
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
 
@@ -205,10 +208,6 @@ class ForkServer:
             if "spare" in msg:
                 with self._lock:
                     self._spares.append(int(msg["spare"]))
-            elif "spares_dropped" in msg:  # forked before the server preloaded
-                with self._lock:
-                    gone = {int(p) for p in msg["spares_dropped"]}
-                    self._spares = [p for p in self._spares if p not in gone]
             elif "spare_gone" in msg:
                 with self._lock:
                     if int(msg["spare_gone"]) in self._spares:
@@ -225,11 +224,8 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(
-        self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str], preload: bool = False
-    ) -> int:
-        """A job process; ``preload``: the job computes monitoring statistics, so the server
-        imports their libraries first, once (and forks its spares anew)."""
+    def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
+        """A job process: a spare when one is announced, else forked on this request."""
         request: dict[str, Any] = {
             "job_dir": str(job_dir),
             "cwd": str(cwd),
@@ -237,14 +233,7 @@ class ForkServer:
             "env": env,
         }
         with self._lock:
-            if preload and not self.preloaded:
-                # Not a spare: those forked before lack the libraries. The server drops
-                # them before it answers, so no spare named after this is one of them.
-                self.preloaded = True
-                request["preload"] = True
-                spare = None
-            else:
-                spare = self._spares.pop(0) if self._spares else None
+            spare = self._spares.pop(0) if self._spares else None
         if spare is not None:
             request["spare"] = spare  # its pid is known: no answer to wait for
         else:
@@ -309,9 +298,10 @@ class LocalExecutor:
     def __init__(self, ctx: ExecutorContext) -> None:
         self.jobs_dir = ctx.jobs_dir
         self.use_fork_server = ctx.fork_server
-        self.fork_server: ForkServer | None = None
-        # Whether its fork server imports the statistics' libraries for the jobs that need
-        # them (off once the import ended a server: a broken install).
+        # The running fork servers: the plain one (False) and the statistics' one (True).
+        self.fork_servers: dict[bool, ForkServer] = {}
+        # Whether the jobs computing statistics go to a server that imported their libraries
+        # (off once that import ended one: a broken install).
         self.preload = True
         self._on_exit = ctx.on_exit
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # its own children, by pid
@@ -323,13 +313,14 @@ class LocalExecutor:
         pgid = pgid or pid
         return Handle(LOCAL, job_id, local_ref(pid, pgid, start), pid, pgid, start)
 
-    def _fork_server(self) -> ForkServer:
-        """The running fork server, started anew when there is none."""
-        if self.fork_server is None or not self.fork_server.alive():
-            self.fork_server = ForkServer(on_exit=self._on_exit)
+    def _fork_server(self, statistics: bool = False) -> ForkServer:
+        """The running fork server of that kind, started anew when there is none."""
+        server = self.fork_servers.get(statistics)
+        if server is None or not server.alive():
+            server = self.fork_servers[statistics] = ForkServer(self._on_exit, statistics)
             # An engine dropped without close() still lets its fork server go.
-            weakref.finalize(self, self.fork_server.close, 0)
-        return self.fork_server
+            weakref.finalize(self, server.close, 0)
+        return server
 
     def launch(
         self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
@@ -347,12 +338,12 @@ class LocalExecutor:
                 )
             ]
         if self.use_fork_server and spec.python == sys.executable:
-            server = self._fork_server()
-            preload = self.preload and needs_statistics(spec.runner)
+            statistics = self.preload and needs_statistics(spec.runner)
+            server = self._fork_server(statistics)
             try:
-                pid = server.spawn(job_dir, cwd, log_path, env, preload=preload)
+                pid = server.spawn(job_dir, cwd, log_path, env)
             except OSError:
-                if not (preload and server.gone()):
+                if not (statistics and server.gone()):
                     raise
                 # Importing them ended the server: this engine's jobs import them themselves.
                 log.warning("the fork server ended importing numpy and pyarrow; not again")
@@ -485,8 +476,8 @@ class LocalExecutor:
         return self._news.pop(handle.job_id, []) if self._news else []
 
     def close(self) -> None:
-        if self.fork_server is not None:
-            self.fork_server.close()
+        for server in self.fork_servers.values():
+            server.close()
 
 
 ExecutorFactory = Callable[[ExecutorContext], Executor]

@@ -65,8 +65,7 @@ def through_engine(root: Path, n: int, workers: int) -> Path:
     env = dict(os.environ, MODELDECK_HOME=str(deck.home), MODELDECK_PROFILE_RUSAGE=str(log))
     env.pop("MODELDECK_DB", None)
     env.pop("PYTHONUNBUFFERED", None)
-    boot = f"import sys; sys.path.append({str(ROOT)!r}); " + "exec(compile({!r}, 'spy', 'exec')); "
-    boot = boot.format(SPY) + "from core.forkserver import serve; serve()"
+    spy = f"exec(compile({SPY!r}, 'spy', 'exec')); "
     # The engine command is started with this boot line for its fork server: a sitecustomize
     # in a folder first on the engine's PYTHONPATH swaps it in.
     site = root / "site"
@@ -83,7 +82,9 @@ def through_engine(root: Path, n: int, workers: int) -> Path:
         "        _popen = executor.subprocess.Popen\n"
         "        def _spy(args, *a, **k):\n"
         "            if list(args[1:2]) == ['-c'] and 'core.forkserver' in args[2]:\n"
-        f"                args = [args[0], '-c', {boot!r}]\n"
+        "                boot = args[2].replace('from core.forkserver', "
+        f"{spy!r} + 'from core.forkserver')\n"
+        "                args = [args[0], '-c', boot]\n"
         "            return _popen(args, *a, **k)\n"
         "        executor.subprocess.Popen = _spy\n"
     )
