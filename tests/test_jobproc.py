@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from core.engine import Engine
+from core.engine.executor import LocalExecutor
 from core.monitoring.profile import floats
 from core.service import Deck
 from tests.conftest import write_model
@@ -143,3 +144,21 @@ def test_a_statistics_server_ended_by_its_imports_is_not_started_again(
         assert done.status == "completed", done.error
         lines, _ = deck.tail_log(job_id, 0, final=True)
         assert "modeldeck: monitoring skipped: ImportError: numpy is broken here" in lines
+
+
+def test_an_engine_starts_its_fork_server_when_it_starts_serving(deck: Deck) -> None:
+    """Before any job is queued: the first job does not wait for the server to boot. An
+    engine without a fork server (a settling read) starts none."""
+    engine = Engine(deck, workers=1)
+    plain = Engine(deck, workers=1, lease=False, schedules=False, fork_server=False)
+    try:
+        assert engine.run_until_idle(timeout=30)
+        local = engine.executors.get("local")
+        assert isinstance(local, LocalExecutor)
+        assert list(local.fork_servers) == [False] and local.fork_servers[False].alive()
+        assert plain.run_until_idle(timeout=30)
+        other = plain.executors.get("local")
+        assert isinstance(other, LocalExecutor) and not other.fork_servers
+    finally:
+        engine.shutdown()
+        plain.shutdown()

@@ -167,6 +167,7 @@ class Engine:
         SERVING.add(self.id)
         # Beating before the first claim: a peer's recovery leaves this engine's jobs to it.
         self.guard.run("writing the engine's heartbeat", lambda: self.heartbeat.beat(0))
+        self.guard.run("starting the executor", self.executors.prepare)
         try:
             self._serve(until, max_wait)
         finally:

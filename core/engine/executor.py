@@ -86,6 +86,11 @@ class Executor(Protocol):
 
     name: str
 
+    def prepare(self) -> None:
+        """Get ready to launch, before the first job comes (an engine starting to serve
+        calls it); raises OSError when it could not."""
+        ...
+
     def launch(
         self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
     ) -> Handle:
@@ -322,6 +327,12 @@ class LocalExecutor:
             weakref.finalize(self, server.close, 0)
         return server
 
+    def prepare(self) -> None:
+        """Start the plain fork server now: it boots (tens of milliseconds) while the engine
+        starts, not while its first job waits."""
+        if self.use_fork_server:
+            self._fork_server()
+
     def launch(
         self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
     ) -> Handle:
@@ -518,6 +529,15 @@ class Executors:
                 raise ValueError(f"no executor {name!r} here (known: {', '.join(EXECUTORS)})")
             made = self._made[name] = factory(self.ctx)
         return made
+
+    def prepare(self) -> None:
+        """Get the default executor ready (an executor that cannot be made yet, Ray without
+        its extra say, says so at its first job)."""
+        try:
+            executor = self.get(self.default)
+        except ValueError:
+            return
+        executor.prepare()
 
     def of(self, handle: Handle) -> Executor:
         return self.get(handle.executor)

@@ -339,6 +339,9 @@ class RayExecutor:
         asked = {k: v for k, v in resources.items() if v}
         return Handle(RAY, job.id, ray_ref(self.address, sid, asked), name=sid)
 
+    def prepare(self) -> None:
+        """Nothing ahead: it connects to the cluster at its first job."""
+
     def log_path(self, handle: Handle) -> Path:
         return self.ctx.jobs_dir / handle.job_id / "log.txt"
 
