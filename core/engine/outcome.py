@@ -37,14 +37,26 @@ class Ending:
     extra: dict[str, Any] | None = None
     staging: Path | None = None
     artifacts: Path | None = None
+    unapplied: str | None = None  # why its result could not be applied: it fails with it
     asked: tuple[JobStatus, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.asked = (self.status, self.error)
 
+    def reset(self) -> None:
+        """As the follower asked, for another try (the transaction was undone)."""
+        self.status, self.error = self.asked
+        self.staging = self.artifacts = None
+
 
 class _NotHere(Exception):
     """A job of a batch is not this process's to end (finalised elsewhere meanwhile)."""
+
+
+class _Unapplied(Exception):
+    """A completed job's result could not be applied (``Ending.unapplied`` says why): the
+    transaction is undone and the job ended again, failed. No savepoint around every job's
+    effects: this is rare, a savepoint is two more statements a job."""
 
 
 class Outcomes:
@@ -100,6 +112,19 @@ class Outcomes:
 
     def end(self, ending: Ending) -> None:
         """``finish`` for an ``Ending`` (what the follower read of a job's process)."""
+        unreadable = set(self.ingest.unreadable)  # told in a transaction undone: to tell again
+        try:
+            ended = self._end_alone(ending)
+        except _Unapplied:
+            self.ingest.unreadable = unreadable
+            ending.reset()
+            ended = self._end_alone(ending)  # failed, saying why: nothing to apply now
+        if ended:
+            self._ended(ending)
+
+    def _end_alone(self, ending: Ending) -> bool:
+        """One job's end in a transaction of its own; False when it was finalised elsewhere
+        (outcomes are recorded once)."""
         with self.store.writer(rows=True) as s, s.no_autoflush:
             conn = s.connection()
             # The job's row by Core statements (``JobRow``): read once, its changes and all
@@ -108,9 +133,9 @@ class Outcomes:
             if not self._end_in(s, job, ending):
                 s.rollback()
                 self._notes.pop(ending.job_id, None)
-                return  # finalised elsewhere: outcomes are recorded once
+                return False
             s.commit()
-        self._ended(ending)
+        return True
 
     def finish_many(self, endings: list[Ending]) -> bool:
         """End several jobs in one write transaction (the jobs a round saw end): one read
@@ -129,11 +154,10 @@ class Outcomes:
                 s.commit()
         except Exception as exc:
             self.ingest.unreadable = unreadable
-            if not isinstance(exc, _NotHere):
+            if not isinstance(exc, (_NotHere, _Unapplied)):
                 log.debug("ending a batch of jobs failed; one job at a time", exc_info=exc)
             for e in endings:
-                e.status, e.error = e.asked
-                e.staging = e.artifacts = None
+                e.reset()  # one whose result could not be applied keeps why
             return False
         for e in endings:
             self._ended(e)
@@ -155,20 +179,20 @@ class Outcomes:
         record_dataset_read(s, job, e.result, now)
         status, error = e.status, e.error
         e.staging = self.store.staging_dir(job.id)
-        if status == JobStatus.completed:
-            mark = job.mark()
+        if status == JobStatus.completed and e.unapplied is not None:
+            status, error = JobStatus.failed, e.unapplied
+        elif status == JobStatus.completed:
             try:
-                with s.begin_nested():
-                    e.artifacts = apply_result(
-                        s, job, e.result, e.staging, self.store.artifacts_dir, now
-                    )
+                e.artifacts = apply_result(
+                    s, job, e.result, e.staging, self.store.artifacts_dir, now
+                )
             except ModelDeckError as exc:
-                job.undo(mark)
-                status, error = JobStatus.failed, exc.message
+                e.unapplied = exc.message
+                raise _Unapplied(job_id) from exc
             except Exception as exc:  # a result we cannot apply is the job's failure
-                job.undo(mark)
                 log.exception("applying the result of %s failed", job_id)
-                status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
+                e.unapplied = f"{type(exc).__name__}: {exc}"
+                raise _Unapplied(job_id) from exc
         duration = (now - job.started_at).total_seconds() if job.started_at else None
         details = {"duration": duration, **(e.extra or {})}
         if error:
