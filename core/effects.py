@@ -138,10 +138,9 @@ def _new_version(
     status: VersionStatus,
     now: datetime,
     **fields: Any,
-) -> tuple[ModelVersion, Path]:
-    """A new version of the model ``model_id``, by Core statements: the row written (an
-    object of no session) and its artifact folder (where its files go once the transaction
-    has committed)."""
+) -> tuple[str, int, Path]:
+    """A new version of the model ``model_id``, by Core statements: its id, its number and
+    its artifact folder (where its files go once the transaction has committed)."""
     conn = s.connection()
     table = ModelVersion.__table__
     # The model row locked first (PostgreSQL): writers beside each other number its
@@ -175,19 +174,27 @@ def _new_version(
     }
     conn.execute(insert(table), values)
     job.version_id = version_id
-    files = (
-        sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        if staging.is_dir()
-        else []
-    )
+    files = _files(staging)
     job.add_event(
         JobEventKind.version_created,
         f"{model_name} version {number} created ({status.value})",
         now,
         {"version": version_id, "number": number, "artifacts": files, "artifact_dir": str(final)},
     )
-    # The row as written, for what the job's effects read of it next: not read back.
-    return ModelVersion(**values), final
+    return version_id, number, final
+
+
+def _files(folder: Path) -> list[str]:
+    """The files under ``folder`` (symbolic links to files too), by their paths relative to
+    it, sorted; none when there is no such folder."""
+    found = []
+    for root, _, names in os.walk(folder):
+        rel = os.path.relpath(root, folder)
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                found.append(name if rel == "." else os.path.join(rel, name))
+    return sorted(found)
 
 
 def place_artifacts(staging: Path, final: Path) -> None:
@@ -257,7 +264,7 @@ def trained(
     now: datetime,
 ) -> Path | None:
     """A training: a new version of its model, with the metrics it recorded."""
-    version, final = _new_version(
+    version_id, number, final = _new_version(
         s,
         job,
         job.model_id,
@@ -270,9 +277,9 @@ def trained(
         code_fingerprint=job.params.get("code_fingerprint"),
         columns=job.params.get("columns"),
     )
-    _record_metrics(s, job, version.id, result.get("metrics") or {}, now)
+    _record_metrics(s, job, version_id, result.get("metrics") or {}, now)
     if result.get("baseline") is not None or result.get("monitoring_error") is not None:
-        _monitoring_baseline(s, job, version, result, now, new=True)
+        _monitoring_baseline(s, job, version_id, number, result, now, new=True)
     return final
 
 
@@ -304,7 +311,7 @@ def imported(
             raise ModelDeckError(identical_message(job.params["source"], name, same))
     job.model_id = model.id
     source = {k: result.get(k) for k in ("source", "sha256", "size", "format", "class")}
-    _, final = _new_version(
+    _, _, final = _new_version(
         s,
         job,
         model.id,
@@ -337,7 +344,7 @@ def evaluated(
         raise ModelDeckError("the evaluation recorded no metrics")
     _record_metrics(s, job, v.id, metrics, now)
     _set_status(s, job, v, now)
-    _monitoring_baseline(s, job, v, result, now)
+    _monitoring_baseline(s, job, v.id, v.number, result, now)
     return None
 
 
@@ -370,7 +377,7 @@ def stats_computed(
         now,
         {"version": v.id, "dataset": job.dataset_id, "rows": stats.get("rows")},
     )
-    _monitoring_baseline(s, job, v, result, now)
+    _monitoring_baseline(s, job, v.id, v.number, result, now)
     return None
 
 
@@ -403,14 +410,15 @@ def predicted(
 def _monitoring_baseline(
     s: Session,
     job: JobRow,
-    v: ModelVersion,
+    version_id: str,
+    number: int,
     result: dict[str, Any],
     now: datetime,
     new: bool = False,
 ) -> None:
     from core.monitoring.record import record_baseline
 
-    record_baseline(s, job, v, result, now, new=new)
+    record_baseline(s, job, version_id, number, result, now, new=new)
 
 
 def _monitoring_drift(
@@ -436,6 +444,16 @@ def _dataset_file_info(value: Any) -> dict[str, Any] | None:
     return info
 
 
+_DATASETS = Dataset.__table__
+_DATASET_READ = (
+    core_select(
+        _DATASETS.c.id, _DATASETS.c.name, _DATASETS.c.sha256, _DATASETS.c.rows, _DATASETS.c.columns
+    )
+    .where(_DATASETS.c.id == bindparam("dataset_id"))
+    .with_for_update()  # jobs ending beside each other see its file change once
+)
+
+
 def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: datetime) -> None:
     """Keep the dataset file a job read (sha256, size, rows, columns) in the job's params and
     a ``dataset_read`` event; when the file changed since it was last seen, the dataset's
@@ -443,13 +461,8 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
     info = _dataset_file_info(result.get("dataset_file"))
     if info is None or not job.dataset_id:
         return
-    table = Dataset.__table__
     conn = s.connection()
-    ds = conn.execute(
-        core_select(table.c.id, table.c.name, table.c.sha256, table.c.rows, table.c.columns)
-        .where(table.c.id == job.dataset_id)
-        .with_for_update()  # jobs ending beside each other see its file change once
-    ).first()
+    ds = conn.execute(_DATASET_READ, {"dataset_id": job.dataset_id}).first()
     if ds is None:
         return
     before = {"sha256": ds.sha256, "rows": ds.rows, "columns": ds.columns}
@@ -469,7 +482,7 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
             follow["rows"] = rows
         if info.get("columns") is not None:
             follow["columns"] = info["columns"]
-        conn.execute(update(table).where(table.c.id == ds.id).values(**follow))
+        conn.execute(update(_DATASETS).where(_DATASETS.c.id == ds.id).values(**follow))
     job.add_event(JobEventKind.dataset_read, message, now, details)
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from core.events import DeploymentEventKind, JobEventKind
 from core.jobrow import JobRow
 from core.lifecycle import JobType
-from core.models import Deployment, ModelVersion, StatisticsRecord
+from core.models import Deployment, StatisticsRecord
 from core.monitoring.drift import status_of
 from core.monitoring.tables import Baseline, DriftRecord
 from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STATUSES, KEPT_SAMPLE
@@ -94,7 +94,8 @@ def _reused(
 def record_baseline(
     s: Session,
     job: JobRow,
-    v: ModelVersion,
+    version_id: str,
+    number: int,
     result: dict[str, Any],
     now: datetime,
     new: bool = False,
@@ -104,7 +105,8 @@ def record_baseline(
     copies that one's statistics and samples (``core.monitoring.reuse``). A training's
     statistics are also kept as a statistics record of the version (a compute_stats job keeps
     its own; an evaluation's are the baseline's only). Core statements, in ``s``'s
-    transaction; ``new``: the version was created in it (it has no baseline yet)."""
+    transaction; the version by its id and number; ``new``: it was created in this
+    transaction (it has no baseline yet)."""
     error = result.get("monitoring_error")
     if isinstance(error, str):
         job.add_event(
@@ -117,7 +119,7 @@ def record_baseline(
     if not reusing and not isinstance(data.get("statistics"), dict):
         return
     conn = s.connection()
-    if not new and conn.execute(_HAS_BASELINE, {"version": v.id}).first() is not None:
+    if not new and conn.execute(_HAS_BASELINE, {"version": version_id}).first() is not None:
         return
     features = _names(data.get("features"))
     src = _reused(conn, job, data, result, now) if reusing else None
@@ -148,7 +150,7 @@ def record_baseline(
     conn.execute(
         _ADD_BASELINE,
         {
-            "version_id": v.id,
+            "version_id": version_id,
             "job_id": job.id,
             "dataset_id": job.dataset_id,
             "at": now,
@@ -165,7 +167,7 @@ def record_baseline(
         conn.execute(
             _ADD_STATISTICS,
             {
-                "version_id": v.id,
+                "version_id": version_id,
                 "job_id": job.id,
                 "dataset_id": job.dataset_id,
                 "at": now,
@@ -175,7 +177,7 @@ def record_baseline(
         )
     with_pred = " and its predictions" if prediction else ""
     details: dict[str, Any] = {
-        "version": v.id,
+        "version": version_id,
         "dataset": job.dataset_id,
         "rows": rows,
         "features": features,
@@ -186,7 +188,7 @@ def record_baseline(
         details.update(reused_from=src.id, reused_version=src.version_id)
     job.add_event(
         JobEventKind.baseline_recorded,
-        f"baseline of version {v.number}: {len(features)} features of "
+        f"baseline of version {number}: {len(features)} features of "
         f"{name or 'the dataset'}{with_pred}, {rows} rows{reused}",
         now,
         details,

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from core.lifecycle import JobType
@@ -58,6 +59,21 @@ def spec_monitoring(s: Session, job: Job) -> dict[str, Any] | None:
     return _record_baseline(s, job, ((v.columns if v else None) or {}).get("features"))
 
 
+_BASELINES = Baseline.__table__
+_OFFER = (  # not its samples: the engine copies them if the job reuses it
+    core_select(
+        _BASELINES.c.id,
+        _BASELINES.c.sha256,
+        _BASELINES.c.rows,
+        _BASELINES.c.statistics,
+        _BASELINES.c.features,
+    )
+    .where(_BASELINES.c.dataset_id == bindparam("dataset_id"), _BASELINES.c.sha256.is_not(None))
+    .order_by(_BASELINES.c.id.desc())
+    .limit(1)
+)
+
+
 def _record_baseline(s: Session, job: Job, features: Any) -> dict[str, Any]:
     """A baseline to record, with the latest one computed on the job's dataset as an offer:
     the job copies its statistics if the file it reads has the same sha256
@@ -65,12 +81,7 @@ def _record_baseline(s: Session, job: Job, features: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"baseline": True, "features": features}
     if not job.dataset_id:
         return out
-    b = s.exec(  # not its samples: the engine copies them if the job reuses it
-        select(Baseline.id, Baseline.sha256, Baseline.rows, Baseline.statistics, Baseline.features)
-        .where(Baseline.dataset_id == job.dataset_id, col(Baseline.sha256).is_not(None))
-        .order_by(col(Baseline.id).desc())
-        .limit(1)
-    ).first()
+    b = s.connection().execute(_OFFER, {"dataset_id": job.dataset_id}).first()
     if b is not None:
         out["reuse"] = {
             "id": b.id,
