@@ -8,7 +8,7 @@
 - **KS**: the two-sample Kolmogorov-Smirnov statistic, the largest gap between the two
   empirical CDFs, computed exactly on the two samples (each data set's rows when it has at
   most ``profile.SAMPLE_ROWS``, else a uniform sample of them; a baseline keeps
-  ``views.KEPT_SAMPLE`` of its rows).
+  ``KEPT_SAMPLE`` of its rows).
 
 Pure functions on plain data (numpy only): the job's process computes the numbers, the engine
 gives them a status with the deployment's thresholds (``status_of``).
@@ -20,6 +20,8 @@ import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
+
+KEPT_SAMPLE = 4_096  # rows of each numeric column a baseline keeps (for later KS)
 
 # numpy is imported where the maths need it: the service reads labels and counts from here,
 # and a CLI read must not pay numpy's import.

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.monitoring.views import KEPT_SAMPLE
+from core.monitoring.drift import KEPT_SAMPLE
 
 HIST_BINS = 10  # the equal-width histogram between min and max (``histogram``)
 DRIFT_BINS = 10  # quantile bins of a baseline (``bins``): deciles
