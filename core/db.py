@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Executable, create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -141,7 +141,10 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        mode = "IMMEDIATE" if conn.get_execution_options().get("immediate") else "DEFERRED"
+        options = conn.get_execution_options()
+        if options.get(SINGLE):
+            return  # one read statement, its own snapshot: no BEGIN, no ROLLBACK (read_rows)
+        mode = "IMMEDIATE" if options.get("immediate") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
@@ -216,6 +219,25 @@ def write_session(engine: Engine, rows: bool = False) -> Session:
 
 def read_session(engine: Engine) -> Session:
     return Session(engine, expire_on_commit=False)
+
+
+# The execution option of a connection that runs one read statement (``read_rows``).
+SINGLE = "modeldeck_single_read"
+
+
+def single_reader(engine: Engine) -> Engine:
+    """An engine for ``read_rows``: on SQLite its connections begin no transaction of their
+    own, so that a lone SELECT runs as SQLite runs any statement outside one, in a read
+    snapshot of its own. Built once a store (it shares the engine's pool)."""
+    return engine.execution_options(**{SINGLE: True})
+
+
+def read_rows(single: Engine, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row]:
+    """The rows of one read statement on a ``single_reader`` engine: on SQLite without the
+    BEGIN and ROLLBACK a session's read adds (two statements less for the reads the engine
+    makes every round); on PostgreSQL in a transaction of its own as usual."""
+    with single.connect() as conn:
+        return list(conn.execute(stmt, params or {}).all())
 
 
 @contextlib.contextmanager

@@ -145,7 +145,9 @@ def _new_version(
     table = ModelVersion.__table__
     # The model row locked first (PostgreSQL): writers beside each other number its
     # versions in turn, each reading the last number after the one before it has committed.
-    conn.execute(_LOCK_MODEL, {"model_id": model_id})
+    # (SQLite's one writer numbers them in turn anyway: there the lock would be a bare read.)
+    if conn.dialect.name != "sqlite":
+        conn.execute(_LOCK_MODEL, {"model_id": model_id})
     model = conn.execute(_MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
     if model is None:
         raise ModelDeckError(f"model {model_id} no longer exists")

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Executable
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -21,8 +24,10 @@ from core.db import (
     is_sqlite,
     make_engine,
     migrate,
+    read_rows,
     read_session,
     shared_queue,
+    single_reader,
     unreachable,
     write_session,
 )
@@ -62,6 +67,7 @@ class Store:
                 raise
             self.engine.dispose()
             raise unreachable(exc, self.db_shown) from None
+        self._single = single_reader(self.engine)
         self.clock: Clock = clock or SystemClock()
         self.jobs_dir = self.home / "jobs"
         self._artifacts_dir: Path | None = None
@@ -82,6 +88,11 @@ class Store:
 
     def reader(self) -> Session:
         return read_session(self.engine)
+
+    def read_rows(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row]:
+        """The rows of one read statement (Core), without a session: for the reads the
+        engine makes every round (see ``core.db.read_rows``)."""
+        return read_rows(self._single, stmt, params)
 
     def writer(self, rows: bool = False) -> Session:
         """A write session; ``rows``: a row-locked one, which runs beside the others of its

@@ -88,11 +88,7 @@ class Dispatcher:
         self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
 
     def queued_ids(self, limit: int) -> list[str]:
-        with self.store.reader() as s:
-            stmt = select(Job.id).where(Job.status == JobStatus.queued.value)
-            if self.only_job:
-                stmt = stmt.where(Job.id == self.only_job)
-            return list(s.exec(stmt.order_by(col(Job.created_at)).limit(limit)).all())
+        return [job_id for job_id, _, _ in self._queued_rows(limit)]
 
     def _queued(
         self, s: Session, limit: int, lock: bool = False
@@ -104,6 +100,12 @@ class Dispatcher:
         if self.only_job:
             stmt = stmt.where(_JOB.c.id == self.only_job)
         rows = s.connection().execute(stmt, {"queued": JobStatus.queued.value, "limit": limit})
+        return [(job_id, kind, dep) for job_id, kind, dep in rows]
+
+    def _queued_rows(self, limit: int) -> list[tuple[str, str, str | None]]:
+        """``_queued`` unlocked, as one read statement of its own (no session)."""
+        stmt = _QUEUED.where(_JOB.c.id == self.only_job) if self.only_job else _QUEUED
+        rows = self.store.read_rows(stmt, {"queued": JobStatus.queued.value, "limit": limit})
         return [(job_id, kind, dep) for job_id, kind, dep in rows]
 
     @staticmethod
@@ -131,8 +133,7 @@ class Dispatcher:
         free = max(0, self.workers - self.follower.busy())
         wanted: list[tuple[str, str, str | None]] | None = None
         if not self.store.shared_queue:  # one engine dispatches: look first, unlocked
-            with self.store.reader() as s:
-                wanted = self._pick(self._queued(s, free + 16), free)
+            wanted = self._pick(self._queued_rows(free + 16), free)
             if not wanted:
                 return
         try:

@@ -120,8 +120,7 @@ class Follower:
         runs = [r for r in self.running.values() if only is None or r.job_id in only]
         if not runs:
             return
-        with self.store.reader() as s:
-            rows = s.connection().execute(_SEEN, {"ids": [run.job_id for run in runs]}).all()
+        rows = self.store.read_rows(_SEEN, {"ids": [run.job_id for run in runs]})
         state = {r[0]: Seen(r[1], r[2], r[3], r[4] is not None) for r in rows}
         ended: list[tuple[Running, Ending]] = []  # ends this round saw: written together
         for run in runs:

@@ -56,8 +56,8 @@ class Scheduler:
         self.next_fire: datetime | None = None
 
     def next_fire_at(self) -> datetime | None:
-        with self.store.reader() as s:
-            return s.connection().execute(_NEXT_FIRE).scalar()
+        rows = self.store.read_rows(_NEXT_FIRE)
+        return rows[0][0] if rows else None
 
     def fire(self) -> None:
         now = self.store.now()
