@@ -530,11 +530,6 @@ def preload_statistics() -> None:
     """Import what a job computing monitoring statistics needs (numpy, pyarrow: a few tenths
     of a CPU second), in the statistics' fork server, so that its children inherit it."""
     try:
-        # And what the statistics import on first use (~25 ms a job otherwise).
-        import numpy.ma
-        import numpy.random  # noqa: F401
-        import pyarrow.csv  # noqa: F401
-
         from core.monitoring import jobside  # noqa: F401
     except Exception:  # a broken install: each job that needs them says so
         pass
