@@ -487,8 +487,10 @@ class LocalExecutor:
         return self._news.pop(handle.job_id, []) if self._news else []
 
     def close(self) -> None:
+        # Not waiting for them: a server still starting (an engine that ends at once) sees
+        # its end of file once it has, and exits then; this process need not wait for it.
         for server in self.fork_servers.values():
-            server.close()
+            server.close(wait=0)
 
 
 ExecutorFactory = Callable[[ExecutorContext], Executor]
