@@ -226,16 +226,19 @@ SINGLE = "modeldeck_single_read"
 
 
 def single_reader(engine: Engine) -> Engine:
-    """An engine for ``read_rows``: on SQLite its connections begin no transaction of their
-    own, so that a lone SELECT runs as SQLite runs any statement outside one, in a read
-    snapshot of its own. Built once a store (it shares the engine's pool)."""
+    """An engine for ``read_rows``: its connections begin no transaction of their own, so
+    that a lone SELECT runs in a read snapshot of its own (SQLite: no BEGIN; PostgreSQL:
+    autocommit, no BEGIN and ROLLBACK round trips). Built once a store (it shares the
+    engine's pool)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT", **{SINGLE: True})
     return engine.execution_options(**{SINGLE: True})
 
 
 def read_rows(single: Engine, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row]:
-    """The rows of one read statement on a ``single_reader`` engine: on SQLite without the
-    BEGIN and ROLLBACK a session's read adds (two statements less for the reads the engine
-    makes every round); on PostgreSQL in a transaction of its own as usual."""
+    """The rows of one read statement on a ``single_reader`` engine, without the BEGIN and
+    ROLLBACK a session's read adds: two statements (round trips, on PostgreSQL) less for
+    the reads the engine makes every round."""
     with single.connect() as conn:
         return list(conn.execute(stmt, params or {}).all())
 
