@@ -51,6 +51,29 @@ async def test_next_run_says_no_engine_while_none_serves(deck: Deck, scheduled: 
         engine.release_lease()
 
 
+async def test_the_mark_goes_once_an_engine_serves_while_the_tab_is_shown(
+    deck: Deck, scheduled: str
+) -> None:
+    """An engine that takes the lease after the tab's first fetch changes nothing else (no
+    job, no event): the tab still drops the mark, without being opened again."""
+    app = ModelDeckApp(deck, project="proj", run_engine=False, poll=0.1)
+    engine = Engine(deck, workers=1)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+            await pilot.press("3")
+            table = app.screen.query_one(DeploymentsPane).query_one(DeckTable)
+            await wait_for(pilot, lambda: table.row_count == 1)
+            assert str(table.get_cell(scheduled, "next run")).endswith(" (no engine)")
+            engine.tick()
+            assert engine.holds_lease
+            await wait_for(
+                pilot, lambda: "(no engine)" not in str(table.get_cell(scheduled, "next run"))
+            )
+    finally:
+        engine.release_lease()
+
+
 async def test_quit_dialog_mentions_schedules(deck: Deck) -> None:
     app = ModelDeckApp(deck, run_engine=False, poll=0.1)
     async with app.run_test(size=SIZE) as pilot:

@@ -34,6 +34,9 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
     """Deployments of a project; run now, pause or resume the schedule, retire."""
 
     poll_scale = 2.0
+    # Whether an engine serves (the "(no engine)" mark) is not in the change marker: an
+    # engine that takes the lease after the first fetch changes nothing else.
+    refetch_seconds = 2.0
 
     BINDINGS: ClassVar[list[BindingType]] = [
         kind_binding(JobType.batch_predict),
