@@ -88,24 +88,24 @@ class Dispatcher:
         self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
 
     def queued_ids(self, limit: int) -> list[str]:
-        return [job_id for job_id, _, _ in self._queued_rows(limit)]
+        return [job_id for job_id, _, _ in self._queued(None, limit)]
 
     def _queued(
-        self, s: Session, limit: int, lock: bool = False
+        self, s: Session | None, limit: int, lock: bool = False
     ) -> list[tuple[str, str, str | None]]:
-        """The oldest queued jobs (id, type, deployment); ``lock``: only rows no other
-        claimer holds, locked until ``s`` ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
-        A Core statement built once (it runs every round): values bound when it runs."""
+        """The oldest queued jobs (id, type, deployment): in ``s``'s transaction, or (None)
+        as one read statement of its own; ``lock``: only rows no other claimer holds, locked
+        until ``s`` ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). A Core statement built
+        once (it runs every round): values bound when it runs."""
         stmt = _QUEUED_LOCKED if lock else _QUEUED
         if self.only_job:
             stmt = stmt.where(_JOB.c.id == self.only_job)
-        rows = s.connection().execute(stmt, {"queued": JobStatus.queued.value, "limit": limit})
-        return [(job_id, kind, dep) for job_id, kind, dep in rows]
-
-    def _queued_rows(self, limit: int) -> list[tuple[str, str, str | None]]:
-        """``_queued`` unlocked, as one read statement of its own (no session)."""
-        stmt = _QUEUED.where(_JOB.c.id == self.only_job) if self.only_job else _QUEUED
-        rows = self.store.read_rows(stmt, {"queued": JobStatus.queued.value, "limit": limit})
+        params = {"queued": JobStatus.queued.value, "limit": limit}
+        rows = (
+            self.store.read_rows(stmt, params)
+            if s is None
+            else s.connection().execute(stmt, params)
+        )
         return [(job_id, kind, dep) for job_id, kind, dep in rows]
 
     @staticmethod
@@ -133,7 +133,7 @@ class Dispatcher:
         free = max(0, self.workers - self.follower.busy())
         wanted: list[tuple[str, str, str | None]] | None = None
         if not self.store.shared_queue:  # one engine dispatches: look first, unlocked
-            wanted = self._pick(self._queued_rows(free + 16), free)
+            wanted = self._pick(self._queued(None, free + 16), free)
             if not wanted:
                 return
         try:
@@ -145,8 +145,7 @@ class Dispatcher:
             # that one fails.
             log.debug("claiming a batch failed; one job at a time", exc_info=exc)
             if wanted is None:
-                with self.store.reader() as s:
-                    wanted = self._pick(self._queued(s, free + 16), free)
+                wanted = self._pick(self._queued(None, free + 16), free)
             self._dispatch_each([(job_id, job_type) for job_id, job_type, _ in wanted], free)
             return
         self._start_claimed(claimed)

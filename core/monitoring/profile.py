@@ -58,7 +58,6 @@ def _csv_types(path: Path) -> dict[str, pa.DataType]:
     """The types of the columns a small first block makes numbers (read as floats, so that a
     missing value or a decimal further down still fits) or text. Given to the reader, they
     spare it guessing each block's types (a third of its time); the others are its own."""
-
     reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=TYPES_BYTES))
     schema = reader.schema
     reader.close()

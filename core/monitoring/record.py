@@ -19,9 +19,9 @@ from core.events import DeploymentEventKind, JobEventKind
 from core.jobrow import JobRow
 from core.lifecycle import JobType
 from core.models import Deployment, StatisticsRecord
-from core.monitoring.drift import status_of
+from core.monitoring.drift import KEPT_SAMPLE, status_of
 from core.monitoring.tables import Baseline, DriftRecord
-from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STATUSES, KEPT_SAMPLE
+from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STATUSES
 from core.records import add_deployment_event
 
 # How a column that appeared, vanished or changed type weighs in a run's overall status.

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.monitoring.drift import KEPT_SAMPLE  # noqa: F401  (its home: standard library)
 from core.views import _View
 
 DRIFT_STATUSES = ("ok", "warn", "alert")  # in rising order of concern
