@@ -17,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from core import rawsql
 from core.errors import ModelDeckError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -235,12 +236,12 @@ def single_reader(engine: Engine) -> Engine:
     return engine.execution_options(**{SINGLE: True})
 
 
-def read_rows(single: Engine, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row]:
+def read_rows(single: Engine, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
     """The rows of one read statement on a ``single_reader`` engine, without the BEGIN and
     ROLLBACK a session's read adds: two statements (round trips, on PostgreSQL) less for
     the reads the engine makes every round."""
     with single.connect() as conn:
-        return list(conn.execute(stmt, params or {}).all())
+        return rawsql.run(conn, stmt, params).rows
 
 
 @contextlib.contextmanager

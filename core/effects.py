@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
+from core import rawsql
 from core import schedule as cron
 from core.db import lock_keys
 from core.errors import ModelDeckError
@@ -124,6 +125,8 @@ _MODEL_AND_LAST_NUMBER = core_select(
 ).where(_models.c.id == bindparam("model_id"))
 
 
+_ADD_VERSION = insert(ModelVersion.__table__)
+_ADD_METRICS = insert(MetricsRecord.__table__)
 _LOCK_MODEL = (
     core_select(_models.c.id).where(_models.c.id == bindparam("model_id")).with_for_update()
 )
@@ -142,13 +145,12 @@ def _new_version(
     """A new version of the model ``model_id``, by Core statements: its id, its number and
     its artifact folder (where its files go once the transaction has committed)."""
     conn = s.connection()
-    table = ModelVersion.__table__
     # The model row locked first (PostgreSQL): writers beside each other number its
     # versions in turn, each reading the last number after the one before it has committed.
     # (SQLite's one writer numbers them in turn anyway: there the lock would be a bare read.)
     if conn.dialect.name != "sqlite":
-        conn.execute(_LOCK_MODEL, {"model_id": model_id})
-    model = conn.execute(_MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
+        rawsql.run(conn, _LOCK_MODEL, {"model_id": model_id})
+    model = rawsql.run(conn, _MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
     if model is None:
         raise ModelDeckError(f"model {model_id} no longer exists")
     project_id, model_name, number = model[0], model[1], (model[2] or 0) + 1
@@ -174,7 +176,7 @@ def _new_version(
         "columns": None,
         **fields,
     }
-    conn.execute(insert(table), values)
+    rawsql.run(conn, _ADD_VERSION, values)
     job.version_id = version_id
     files = _files(staging)
     job.add_event(
@@ -219,8 +221,9 @@ def _record_metrics(
 ) -> None:
     if not metrics:
         return
-    s.connection().execute(
-        insert(MetricsRecord.__table__),
+    rawsql.run(
+        s.connection(),
+        _ADD_METRICS,
         {
             "version_id": version_id,
             "job_id": job.id,
@@ -464,7 +467,7 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
     if info is None or not job.dataset_id:
         return
     conn = s.connection()
-    ds = conn.execute(_DATASET_READ, {"dataset_id": job.dataset_id}).first()
+    ds = rawsql.run(conn, _DATASET_READ, {"dataset_id": job.dataset_id}).first()
     if ds is None:
         return
     before = {"sha256": ds.sha256, "rows": ds.rows, "columns": ds.columns}

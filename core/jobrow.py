@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
+from core import rawsql
 from core.models import Job, JobEvent
 
 _JOB = Job.__table__
@@ -87,18 +88,18 @@ class JobRow:
     @classmethod
     def load(cls, conn: Connection, job_id: str) -> JobRow | None:
         """The job's row, read in ``conn``'s transaction; None when there is none."""
-        got = conn.execute(_LOAD, {"row_id": job_id}).first()
+        got = rawsql.run(conn, _LOAD, {"row_id": job_id}).first()
         return None if got is None else cls._of(got)
 
     @classmethod
     def load_many(cls, conn: Connection, job_ids: list[str]) -> dict[str, JobRow]:
         """The rows of these jobs (one statement), by id; a job with none is left out."""
-        got = conn.execute(_LOAD_MANY, {"row_ids": list(job_ids)})
+        got = rawsql.run(conn, _LOAD_MANY, {"row_ids": list(job_ids)})
         return {row.id: row for row in map(cls._of, got)}
 
     @classmethod
     def _of(cls, got: Any) -> JobRow:
-        values = dict(got._mapping)
+        values = got._asdict()
         values["params"] = values["params"] or {}
         values["outputs"] = values["outputs"] or []
         row = cls(**values)
@@ -148,7 +149,7 @@ class JobRow:
     def write_events(self, conn: Connection) -> None:
         """Insert the pending events, all in one statement."""
         if self.events:
-            conn.execute(_INSERT_EVENTS, self.events)
+            rawsql.run(conn, _INSERT_EVENTS, self.events)
             self.events = []
 
     def save(self, conn: Connection) -> bool:
@@ -158,7 +159,7 @@ class JobRow:
         if not values and not self.events:
             return False
         if values:
-            conn.execute(_SAVE, {"row_id": self.id, **values})
+            rawsql.run(conn, _SAVE, {"row_id": self.id, **values})
             self.written(values)
         self.write_events(conn)
         return True

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from core import rawsql
 from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.home import new_id
@@ -93,7 +94,8 @@ def end(
         "finished_at": at,
         "exit_code": exit_code,
     }
-    moved = conn.execute(_END, {"row_id": row.id, "row_status": frm.value, **values}).rowcount
+    params = {"row_id": row.id, "row_status": frm.value, **values}
+    moved = rawsql.run(conn, _END, params).rowcount
     if moved != 1:
         return False
     row.written(values)
@@ -105,6 +107,19 @@ def end(
 def claim(s: Session, job: Job, at: datetime, engine_id: str, host: str) -> bool:
     """queued -> running for one engine: only one engine ever takes a job out of the queue."""
     return move(s, job, JobStatus.running, at, engine_id=engine_id, host=host, started_at=at)
+
+
+_JOB = Job.__table__
+# ``claim_many``'s statement, built once, and its forms returning the columns asked for.
+_CLAIM = (
+    update(_JOB)
+    .where(
+        _JOB.c.id.in_(bindparam("ids", expanding=True)),
+        _JOB.c.status == JobStatus.queued.value,
+    )
+    .values(status=JobStatus.running.value)
+)
+_CLAIMS: dict[tuple[Any, ...], Any] = {}
 
 
 def claim_many(
@@ -123,16 +138,13 @@ def claim_many(
         return []
     if not can_move(JobStatus.queued, JobStatus.running):
         raise ForbiddenMove("jobs cannot go from queued to running")
-    table = Job.__table__
-    took = {
-        row.id: row
-        for row in s.connection().execute(
-            update(table)
-            .where(table.c.id.in_(list(job_ids)), table.c.status == JobStatus.queued.value)
-            .values(status=JobStatus.running.value, engine_id=engine_id, host=host, started_at=at)
-            .returning(table.c.id, *(c for c in columns if c.name != "id"))
+    stmt = _CLAIMS.get(tuple(columns))
+    if stmt is None:
+        stmt = _CLAIMS[tuple(columns)] = _CLAIM.returning(
+            _JOB.c.id, *(c for c in columns if c.name != "id")
         )
-    }
+    params = {"ids": list(job_ids), "engine_id": engine_id, "host": host, "started_at": at}
+    took = {row.id: row for row in rawsql.run(s.connection(), stmt, params)}
     if columns:
         return [took[job_id] for job_id in job_ids if job_id in took]
     return [job_id for job_id in job_ids if job_id in took]

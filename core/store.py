@@ -12,8 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -89,7 +87,7 @@ class Store:
     def reader(self) -> Session:
         return read_session(self.engine)
 
-    def read_rows(self, stmt: Executable, params: dict[str, Any] | None = None) -> list[Row]:
+    def read_rows(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """The rows of one read statement (Core), without a session: for the reads the
         engine makes every round (see ``core.db.read_rows``)."""
         return read_rows(self._single, stmt, params)

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from core import jobs
+from core import jobs, rawsql
 from core.db import lock_keys, storage_full
 from core.effects import apply_inline
 from core.errors import ModelDeckError
@@ -40,6 +40,9 @@ _QUEUED = (
     .limit(bindparam("limit", type_=Integer))
 )
 _QUEUED_LOCKED = _QUEUED.with_for_update(skip_locked=True)
+# A foreground command's engine: its one job only.
+_QUEUED_ONE = _QUEUED.where(_JOB.c.id == bindparam("only_job"))
+_QUEUED_ONE_LOCKED = _QUEUED_ONE.with_for_update(skip_locked=True)
 
 # What a job's start may fail with that is the job's own failure ("could not start the job").
 START_ERRORS = (OSError, ValueError, ModelDeckError)
@@ -97,14 +100,15 @@ class Dispatcher:
         as one read statement of its own; ``lock``: only rows no other claimer holds, locked
         until ``s`` ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). A Core statement built
         once (it runs every round): values bound when it runs."""
+        params: dict[str, Any] = {"queued": JobStatus.queued.value, "limit": limit}
         stmt = _QUEUED_LOCKED if lock else _QUEUED
         if self.only_job:
-            stmt = stmt.where(_JOB.c.id == self.only_job)
-        params = {"queued": JobStatus.queued.value, "limit": limit}
+            stmt = _QUEUED_ONE_LOCKED if lock else _QUEUED_ONE
+            params["only_job"] = self.only_job
         rows = (
             self.store.read_rows(stmt, params)
             if s is None
-            else s.connection().execute(stmt, params)
+            else rawsql.run(s.connection(), stmt, params)
         )
         return [(job_id, kind, dep) for job_id, kind, dep in rows]
 

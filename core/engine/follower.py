@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from core import rawsql
 from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
 from core.logchunks import LogCopy
@@ -210,7 +211,8 @@ class Follower:
             conn = s.connection()
             for run in runs:
                 h = run.handle
-                row = conn.execute(
+                row = rawsql.run(
+                    conn,
                     _STARTED,
                     {
                         "run_id": run.job_id,
@@ -245,7 +247,7 @@ class Follower:
                     }
                 )
             if events:  # all in one statement
-                conn.execute(_INSERT_EVENTS, events)
+                rawsql.run(conn, _INSERT_EVENTS, events)
             s.commit()
         for run in runs:
             run.unrecorded_python = None

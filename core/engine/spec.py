@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Row
 from sqlmodel import Session
 
+from core import rawsql
 from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
@@ -65,7 +66,7 @@ class SpecRows:
             ids = sorted({getattr(job, key) for job in jobs if getattr(job, key)})
             found = {}
             if ids:
-                found = {r.id: r for r in conn.execute(stmt, {"ids": ids})}
+                found = {r.id: r for r in rawsql.run(conn, stmt, {"ids": ids})}
             self._rows[name] = found
 
     def get(self, name: str, row_id: str | None) -> Any:

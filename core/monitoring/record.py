@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, bindparam, insert
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
+from core import rawsql
 from core.events import DeploymentEventKind, JobEventKind
 from core.jobrow import JobRow
 from core.lifecycle import JobType
@@ -79,7 +80,7 @@ def _reused(
     (else an event says why, and the version gets no baseline from this job)."""
     source = data.get("reused")
     ok = isinstance(source, int) and not isinstance(source, bool)
-    src = conn.execute(_SOURCE, {"id": source}).first() if ok else None
+    src = rawsql.run(conn, _SOURCE, {"id": source}).first() if ok else None
     read = (result.get("dataset_file") or {}).get("sha256")
     if src is None or not src.sha256 or src.sha256 != read or data.get("sha256") != read:
         why = f"baseline {source} to reuse is gone or was computed on another file content"
@@ -119,7 +120,7 @@ def record_baseline(
     if not reusing and not isinstance(data.get("statistics"), dict):
         return
     conn = s.connection()
-    if not new and conn.execute(_HAS_BASELINE, {"version": version_id}).first() is not None:
+    if not new and rawsql.run(conn, _HAS_BASELINE, {"version": version_id}).first() is not None:
         return
     features = _names(data.get("features"))
     src = _reused(conn, job, data, result, now) if reusing else None
@@ -147,7 +148,8 @@ def record_baseline(
         }
     name = data.get("dataset") if isinstance(data.get("dataset"), str) else None
     statistics = {"rows": rows, "dataset": name, "columns": columns}
-    conn.execute(
+    rawsql.run(
+        conn,
         _ADD_BASELINE,
         {
             "version_id": version_id,
@@ -164,7 +166,8 @@ def record_baseline(
         },
     )
     if job.type == JobType.train.value:  # the statistics of its training data, as a run
-        conn.execute(
+        rawsql.run(
+            conn,
             _ADD_STATISTICS,
             {
                 "version_id": version_id,

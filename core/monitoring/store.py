@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from core import rawsql
 from core.lifecycle import JobType
 from core.models import Dataset, Deployment, Job, ModelVersion
 from core.monitoring.drift import MISSING, bin_labels, column_counts
@@ -81,7 +82,7 @@ def _record_baseline(s: Session, job: Job, features: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"baseline": True, "features": features}
     if not job.dataset_id:
         return out
-    b = s.connection().execute(_OFFER, {"dataset_id": job.dataset_id}).first()
+    b = rawsql.run(s.connection(), _OFFER, {"dataset_id": job.dataset_id}).first()
     if b is not None:
         out["reuse"] = {
             "id": b.id,
