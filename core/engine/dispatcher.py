@@ -400,8 +400,7 @@ class Dispatcher:
     def _launch(self, c: Claimed) -> Running | None:
         """Start a claimed job on its executor and follow it; None when it could not start
         (it failed, saying why)."""
-        job_dir = self.store.job_dir(c.job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
+        job_dir = self.store.job_dir(c.job_id)  # its executor makes it
         if c.error is not None and not isinstance(c.error, START_ERRORS):
             raise c.error
         try:
