@@ -139,7 +139,9 @@ def run(
     ``INSERT``) on ``conn``'s driver connection, in its transaction. As in SQLAlchemy, an
     ``INSERT`` or ``UPDATE`` also sets the columns its parameters name."""
     many = isinstance(params, list)
-    first = (params[0] if params else {}) if many else (params or {})
+    if many and not params:
+        return Rows([], 0)  # no rows to insert
+    first = params[0] if many else (params or {})  # type: ignore[index]
     keys = sorted(first) if getattr(stmt, "is_dml", False) else None
     dialect = conn.dialect
     prepared = _prepared(stmt, dialect, keys)
