@@ -10,7 +10,7 @@ drives the engine from the main thread). It prints, per job:
 - transactions (write = ``BEGIN IMMEDIATE``, read = deferred) and statements by kind
   (verb and table), with the time spent inside the driver for each kind;
 - which modeldeck function issued them (the innermost frame under ``core/`` but
-  ``core/db.py``);
+  ``core/db.py`` and ``core/rawsql.py``);
 - the wall time inside the engine's phases (inclusive, nested: ``_start`` holds ``_launch``
   holds ``_spawn``), measured by wrapping those methods with a timer, which costs far less than
   a profiler;
@@ -95,7 +95,7 @@ PHASE_METHODS = (
 )
 
 CORE = str(ROOT / "core") + os.sep
-PLUMBING = str(ROOT / "core" / "db.py")
+PLUMBING = {str(ROOT / "core" / name) for name in ("db.py", "rawsql.py")}
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE)\s+\"?(\w+)", re.IGNORECASE)
 
 
@@ -111,11 +111,11 @@ def kind(sql: str) -> str:
 
 def caller() -> str:
     """The innermost modeldeck function on the stack, but the database plumbing
-    (``engine._start``, ``jobs.move``)."""
+    (``core/db.py``, ``core/rawsql.py``): ``follower.record_started``, ``jobs.end``."""
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if name.startswith(CORE) and name != PLUMBING:
+        if name.startswith(CORE) and name not in PLUMBING:
             return f"{Path(name).stem}.{frame.f_code.co_name}"
         frame = frame.f_back
     return "(other)"
