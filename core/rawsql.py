@@ -68,8 +68,10 @@ class _Prepared:
         self.processors = dict(compiled._bind_processors)
         self.binds = compiled.construct_params(_check=False)  # values compiled in, by bind name
         columns = getattr(compiled, "_result_columns", None) or []
-        # (keyname, name, objects, type) a column
-        self.result = [c[3]._cached_result_processor(dialect, None) for c in columns]
+        self.types = [c[3] for c in columns]  # (keyname, name, objects, type) a column
+        # Its result processors, once the driver said its columns' type codes (a float
+        # column's on psycopg depends on them).
+        self.result: list[Any] | None = None
         self.row = namedtuple("Row", [c[0] for c in columns], rename=True) if columns else None
 
     def args(self, params: Mapping[str, Any]) -> tuple[str, Any]:
@@ -169,8 +171,14 @@ def run(
             cursor.executemany(sql, args)
         else:
             cursor.execute(sql, args)
-        fetched = cursor.fetchall() if cursor.description is not None else []
+        description = cursor.description
+        fetched = cursor.fetchall() if description is not None else []
         rowcount = cursor.rowcount
+        if prepared.result is None and description is not None:
+            prepared.result = [
+                kind._cached_result_processor(dialect, column[1])
+                for kind, column in zip(prepared.types, description, strict=False)
+            ]
     except dialect.loaded_dbapi.Error as error:
         _raise(conn, cursor, sql, args, error)
     else:
@@ -180,7 +188,7 @@ def run(
         cursor.close()
     if prepared.row is None:
         return Rows([], rowcount)
-    make, processors = prepared.row, prepared.result
+    make, processors = prepared.row, prepared.result or []
     if any(processors):
         fetched = [
             tuple(p(v) if p is not None else v for p, v in zip(processors, r, strict=False))

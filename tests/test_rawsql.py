@@ -17,14 +17,14 @@ from core.service import Deck
 
 _JOB = Job.__table__
 _EVENT = JobEvent.__table__
-_BY_IDS = select(_JOB.c.id, _JOB.c.created_at, _JOB.c.params, _JOB.c.status).where(
-    _JOB.c.id.in_(bindparam("ids", expanding=True)), _JOB.c.status == "queued"
-)
+_BY_IDS = select(
+    _JOB.c.id, _JOB.c.created_at, _JOB.c.params, _JOB.c.status, _JOB.c.proc_start, _JOB.c.pid
+).where(_JOB.c.id.in_(bindparam("ids", expanding=True)), _JOB.c.status == "queued")
 _TOUCH = (
     update(_JOB)
     .where(_JOB.c.id == bindparam("row_id"), _JOB.c.status == bindparam("row_status"))
     .values(next_seq=_JOB.c.next_seq + 1, started_at=bindparam("at"))
-    .returning(_JOB.c.next_seq, _JOB.c.type, _JOB.c.started_at)
+    .returning(_JOB.c.next_seq, _JOB.c.type, _JOB.c.started_at, _JOB.c.proc_start)
 )
 _EVENTS = insert(_EVENT)
 _FIRST = select(_JOB.c.id).order_by(_JOB.c.id).limit(1)
@@ -59,9 +59,10 @@ def test_writes_and_row_counts_are_sqlalchemys(deck: Deck) -> None:
     at = datetime(2026, 11, 29, 3, 4, 5, 678000, tzinfo=UTC)
     with deck.writer() as s:
         conn = s.connection()
-        got = rawsql.run(conn, _TOUCH, {"row_id": job_id, "row_status": "queued", "at": at})
+        params = {"row_id": job_id, "row_status": "queued", "at": at, "proc_start": 12.5}
+        got = rawsql.run(conn, _TOUCH, params)  # proc_start: set as its parameter names it
         assert got.first().next_seq == 3 and got.first().type == "compute_stats"
-        assert got.first().started_at == at
+        assert got.first().started_at == at and got.first().proc_start == 12.5
         missed = rawsql.run(conn, _TOUCH, {"row_id": job_id, "row_status": "done", "at": at})
         assert missed.first() is None
         events = [
