@@ -142,14 +142,14 @@ def test_a_late_answer_to_an_earlier_request_is_not_taken_for_the_next(tmp_path:
         server.close()
 
 
-def test_a_job_given_its_spec_makes_its_folder_spec_and_pid_file_itself(tmp_path: Path):
-    """The engine's thread creates no file for a forked job: the job's process makes its
-    folder, writes the spec it was sent and its ``pid`` file, then runs as always."""
+def test_a_job_given_its_spec_writes_its_spec_and_pid_file_itself(tmp_path: Path):
+    """The engine's thread creates no file for a forked job (its folder at most): the job's
+    process writes the spec it was sent and its ``pid`` file, then runs as always."""
     server = ForkServer(on_exit=lambda: None)
     try:
         made = _job(tmp_path, "template")
         spec = json.loads((made / "spec.json").read_text())
-        job_dir = tmp_path / "jobs" / "j-new"  # not there yet, nor its parent
+        job_dir = tmp_path / "jobs" / "j-new"  # not even there (the engine makes it)
         spec.update(job_id="j-new", output_dir=str(job_dir / "output"))
         spec["model_dir"] = str(job_dir / "model")
         pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {}, spec)

@@ -238,9 +238,9 @@ class ForkServer:
         spec: dict[str, Any] | None = None,
     ) -> int:
         """A job process: a spare when one is announced, else forked on this request.
-        ``spec``: the runner's spec, which the process writes to ``spec.json`` in ``job_dir``
-        (which it makes): files made there by the job's process, not by the engine's thread
-        (a new file costs a few tenths of a millisecond of CPU on some filesystems)."""
+        ``spec``: the runner's spec, which the process writes to ``spec.json`` in ``job_dir``:
+        a file made by the job's process, not by the engine's thread (a new file costs a few
+        tenths of a millisecond of CPU on some filesystems)."""
         request: dict[str, Any] = {
             "job_dir": str(job_dir),
             "cwd": str(cwd),
@@ -375,7 +375,6 @@ class LocalExecutor:
             self._forked[pid] = server
             # Its process writes its ``pid`` file first thing (a spare is forked already).
             return self.handle(job_id, pid, pid, proc_start_time(pid))
-        job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "spec.json").write_text(json.dumps(spec.runner, default=str))
         full = dict(os.environ, **env)
         full.pop("PYTHONUNBUFFERED", None)

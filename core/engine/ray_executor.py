@@ -239,7 +239,6 @@ class RayExecutor:
         if not self.address:
             raise ValueError(NO_ADDRESS)
         resources = resources_of(spec.runner.get("resources"))
-        job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "spec.json").write_text(json.dumps(spec.runner, default=str))
         job_id = str(spec.runner["job_id"])
         sid = submission_id(job_id)
