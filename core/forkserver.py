@@ -8,13 +8,11 @@ Each child becomes its own session and process group, points stdout and stderr a
 log and runs ``core.runner.main`` exactly as a freshly started runner would.
 
 Protocol, one JSON object a line: the engine writes ``{"job_dir", "cwd", "log", "env"}`` to
-the server's stdin (with ``"spec"``: the child writes the runner's ``spec.json`` in
-``job_dir`` before it starts the runner); the server answers ``{"pid": N}`` (or
-``{"error": "..."}``) and, when a child ends, ``{"exited": N, "code": C}`` (negative C:
-killed by signal -C). The server keeps processes forked ahead (``{"spare": N}``, and
-``{"spare_gone": N}`` when one ended unused): a request naming one (``"spare": N``) gets
-no answer, the engine has its pid already. A request that waits for an answer carries an
-``"id"``, which the answer repeats.
+the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) and, when a
+child ends, ``{"exited": N, "code": C}`` (negative C: killed by signal -C). The server keeps
+processes forked ahead (``{"spare": N}``, and ``{"spare_gone": N}`` when one ended unused): a
+request naming one (``"spare": N``) gets no answer, the engine has its pid already. A request
+that waits for an answer carries an ``"id"``, which the answer repeats.
 
 ``serve(statistics=True)``, the statistics' server, imports numpy and pyarrow before it forks
 anything, so its jobs do not (a few tenths of a CPU second each). It is a server of its own
@@ -45,11 +43,6 @@ STATISTICS_SPARES = 1
 
 
 def _run_child(request: dict) -> int:
-    spec = request.get("spec")
-    if spec is not None:  # its spec written here, not in the engine's thread
-        os.makedirs(request["job_dir"], exist_ok=True)  # made by the engine: unless gone
-        with open(os.path.join(request["job_dir"], "spec.json"), "w") as fh:
-            json.dump(spec, fh)
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

@@ -16,7 +16,6 @@ as SQLAlchemy would (Python-side column defaults to fill in) is refused when fir
 from __future__ import annotations
 
 import re
-import weakref
 from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -76,8 +75,8 @@ class _Prepared:
     def args(self, params: Mapping[str, Any]) -> tuple[str, Any]:
         values = {**self.binds, **params}
         for name, process in self.processors.items():
-            value = values.get(name)
-            if value is not None:
+            if name in values:  # None too, as SQLAlchemy does: JSON's None is 'null'
+                value = values[name]
                 values[name] = (
                     [process(v) for v in value] if name in self.expanding else process(value)
                 )
@@ -119,13 +118,16 @@ class _Fallback(Exception):
     """A statement to run through SQLAlchemy after all (an empty ``IN`` list)."""
 
 
-_CACHE: weakref.WeakKeyDictionary[Dialect, dict[Any, _Prepared]] = weakref.WeakKeyDictionary()
+# Where a dialect keeps its statements compiled here: on the dialect itself, so that they go
+# with it (their bind processors refer to it: a cache beside it would keep it alive).
+_CACHE = "_modeldeck_rawsql"
 
 
 def _prepared(stmt: ClauseElement, dialect: Dialect, keys: Sequence[str] | None) -> _Prepared:
-    by_stmt = _CACHE.get(dialect)
+    by_stmt: dict[Any, _Prepared] | None = getattr(dialect, _CACHE, None)
     if by_stmt is None:
-        by_stmt = _CACHE[dialect] = {}
+        by_stmt = {}
+        setattr(dialect, _CACHE, by_stmt)
     key = (stmt, tuple(keys) if keys else None)
     prepared = by_stmt.get(key)
     if prepared is None:

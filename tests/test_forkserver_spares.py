@@ -140,24 +140,3 @@ def test_a_late_answer_to_an_earlier_request_is_not_taken_for_the_next(tmp_path:
         assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
     finally:
         server.close()
-
-
-def test_a_job_given_its_spec_writes_its_spec_and_pid_file_itself(tmp_path: Path):
-    """The engine's thread creates no file for a forked job (its folder at most): the job's
-    process writes the spec it was sent and its ``pid`` file, then runs as always."""
-    server = ForkServer(on_exit=lambda: None)
-    try:
-        made = _job(tmp_path, "template")
-        spec = json.loads((made / "spec.json").read_text())
-        job_dir = tmp_path / "jobs" / "j-new"  # not even there (the engine makes it)
-        spec.update(job_id="j-new", output_dir=str(job_dir / "output"))
-        spec["model_dir"] = str(job_dir / "model")
-        pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {}, spec)
-        assert _wait(lambda: server._codes.get(pid) is not None), "the job never ended"
-        assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
-    finally:
-        server.close()
-    assert json.loads((job_dir / "spec.json").read_text()) == spec
-    assert (job_dir / "pid").read_text().split()[0] == str(pid)
-    assert f"sid {pid}" in (job_dir / "log.txt").read_text()
-    assert json.loads((job_dir / "result.json").read_text())["status"] == "completed"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from core import rawsql
@@ -99,3 +99,22 @@ def test_a_drivers_error_is_raised_as_sqlalchemys(deck: Deck) -> None:
             rawsql.run(s.connection(), _EVENTS, [event])
         s.rollback()
     assert [e.message for e in deck.events(job_id)] == ["compute_stats job queued (manual)"]
+
+
+def test_none_in_a_json_column_is_json_null_as_sqlalchemy_writes_it(deck: Deck) -> None:
+    job_id = _jobs(deck, 1)[0]
+    at = datetime(2026, 11, 29, tzinfo=UTC)
+
+    def event(seq: int) -> dict:
+        kind, message = JobEventKind.progress, f"step {seq}"
+        return {"job_id": job_id, "seq": seq, "at": at, "kind": kind, "message": message}
+
+    with deck.writer() as s:
+        conn = s.connection()
+        conn.execute(_EVENTS, [{**event(2), "details": None}])
+        rawsql.run(conn, _EVENTS, [{**event(3), "details": None}])  # NOT NULL: JSON null
+        s.commit()
+    with deck.reader() as s:
+        sql = text("SELECT seq, details IS NULL FROM job_event WHERE job_id = :j AND seq > 1")
+        rows = s.connection().execute(sql, {"j": job_id}).all()
+    assert sorted(tuple(r) for r in rows) == [(2, False), (3, False)]

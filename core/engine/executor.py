@@ -229,26 +229,14 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(
-        self,
-        job_dir: Path,
-        cwd: Path,
-        log_path: Path,
-        env: dict[str, str],
-        spec: dict[str, Any] | None = None,
-    ) -> int:
-        """A job process: a spare when one is announced, else forked on this request.
-        ``spec``: the runner's spec, which the process writes to ``spec.json`` in ``job_dir``:
-        a file made by the job's process, not by the engine's thread (a new file costs a few
-        tenths of a millisecond of CPU on some filesystems)."""
+    def spawn(self, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]) -> int:
+        """A job process: a spare when one is announced, else forked on this request."""
         request: dict[str, Any] = {
             "job_dir": str(job_dir),
             "cwd": str(cwd),
             "log": str(log_path),
             "env": env,
         }
-        if spec is not None:
-            request["spec"] = spec
         with self._lock:
             spare = self._spares.pop(0) if self._spares else None
         if spare is not None:
@@ -257,7 +245,7 @@ class ForkServer:
             self._asked += 1
             request["id"] = self._asked  # its answer says so: a late one is not taken for it
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request, default=str).encode() + b"\n")
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
         if spare is not None:
             return spare
@@ -348,6 +336,7 @@ class LocalExecutor:
     def launch(
         self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
     ) -> Handle:
+        (job_dir / "spec.json").write_text(json.dumps(spec.runner, default=str))
         job_id = str(spec.runner["job_id"])
         if spec.runner.get("resources"):
             asked = spec.runner["resources"]
@@ -363,7 +352,7 @@ class LocalExecutor:
             statistics = self.preload and needs_statistics(spec.runner)
             server = self._fork_server(statistics)
             try:
-                pid = server.spawn(job_dir, cwd, log_path, env, spec.runner)
+                pid = server.spawn(job_dir, cwd, log_path, env)
             except OSError:
                 if not (statistics and server.gone()):
                     raise
@@ -371,28 +360,26 @@ class LocalExecutor:
                 log.warning("the fork server ended importing numpy and pyarrow; not again")
                 self.preload = False
                 server = self._fork_server()
-                pid = server.spawn(job_dir, cwd, log_path, env, spec.runner)
+                pid = server.spawn(job_dir, cwd, log_path, env)
             self._forked[pid] = server
-            # Its process writes its ``pid`` file first thing (a spare is forked already).
-            return self.handle(job_id, pid, pid, proc_start_time(pid))
-        (job_dir / "spec.json").write_text(json.dumps(spec.runner, default=str))
-        full = dict(os.environ, **env)
-        full.pop("PYTHONUNBUFFERED", None)
-        with open(log_path, "ab") as logf:
-            proc = subprocess.Popen(
-                runner_command(spec.python, job_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                cwd=str(cwd),
-                env=full,
-                start_new_session=True,  # own process group: stop reaches all of it
-                close_fds=True,
-            )
-        pid = proc.pid
-        self._popens[pid] = proc
-        # Wake the engine the moment the child exits, instead of at the next poll.
-        threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
+        else:
+            full = dict(os.environ, **env)
+            full.pop("PYTHONUNBUFFERED", None)
+            with open(log_path, "ab") as logf:
+                proc = subprocess.Popen(
+                    runner_command(spec.python, job_dir),
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(cwd),
+                    env=full,
+                    start_new_session=True,  # own process group: stop reaches all of it
+                    close_fds=True,
+                )
+            pid = proc.pid
+            self._popens[pid] = proc
+            # Wake the engine the moment the child exits, instead of at the next poll.
+            threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
         start = proc_start_time(pid)
         # Before the database knows the pid: if this engine dies in between, the next one
         # finds the process here (the runner writes the same file once it is up).
