@@ -9,6 +9,8 @@ fallback: a notification lost with a dropped connection delays a job by one poll
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 from collections.abc import Callable
 
@@ -50,6 +52,8 @@ class Listener:
         self._conn.execute(f"LISTEN {CHANNEL}")
         self._on_poke = on_poke
         self._stop = threading.Event()
+        # close() writes a byte here: the thread's wait ends at once, not at a poll.
+        self._bye_r, self._bye_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="modeldeck-pgwakeup", daemon=True)
         self._thread.start()
 
@@ -58,12 +62,12 @@ class Listener:
 
         try:
             while not self._stop.is_set():
-                # A bounded wait, so that close() ends the thread without a signal.
-                for _ in self._conn.notifies(timeout=0.5):
+                ready, _, _ = select.select([self._conn.fileno(), self._bye_r], [], [])
+                if self._bye_r in ready:
+                    break
+                for _ in self._conn.notifies(timeout=0):  # what has arrived, no waiting
                     self._on_poke()
-                    if self._stop.is_set():
-                        break
-        except psycopg.Error:
+        except (psycopg.Error, OSError, ValueError):
             pass  # the connection dropped: the engine's poll goes on; it listens again later
         finally:
             self._stop.set()
@@ -73,10 +77,15 @@ class Listener:
         return not self._stop.is_set()
 
     def close(self) -> None:
+        if self._conn.closed:
+            return
         self._stop.set()
+        os.write(self._bye_w, b"x")
         if self._thread is not threading.current_thread():
             self._thread.join(2.0)
         self._conn.close()
+        for fd in (self._bye_r, self._bye_w):
+            os.close(fd)
 
 
 def listen(engine: Engine, on_poke: Callable[[], None]) -> Listener | None:
