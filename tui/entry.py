@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,5 +21,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_main(argv, open_tui=open_tui)
 
 
+def run() -> None:
+    """The console script: one command, then the process leaves without tearing down the
+    interpreter (freeing every object of SQLAlchemy and the rest one by one costs a tenth of
+    a CPU second, after the command is done). Registered first, ``_leave`` runs last of the
+    exit handlers, once the non-daemon threads have ended: nothing but that freeing is
+    skipped."""
+    status = {"code": 1}  # an exception's traceback is printed, and the exit code is 1
+    atexit.register(_leave, status)
+    try:
+        status["code"] = main()
+    except SystemExit as exc:  # argparse: --help, a usage error
+        status["code"] = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        raise
+    sys.exit(status["code"])
+
+
+def _leave(status: dict[str, int]) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status["code"])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -9,7 +9,8 @@ Wall time (median of ``--runs``, all commands interleaved) of, each a fresh proc
 - ``modeldeck --help``;
 - ``modeldeck jobs bench --json`` on a data home holding that project and 50 jobs.
 
-The modeldeck commands run as the console script does (``from tui.entry import main``), with
+The modeldeck commands run as the console script does (``tui.entry.run``; ``main`` for a
+revision from before it had ``run``), with
 bytecode written and read as an installed modeldeck has it. ``--against REV`` also runs the
 commands with the code of git revision REV (extracted with ``git archive`` into a temp dir),
 on the same data home, so that one run prints before and after side by side.
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_core import fresh_deck, write_repo  # noqa: E402
 
-CONSOLE = "import sys; from tui.entry import main; sys.exit(main())"
+CONSOLE = "import sys, tui.entry as e; e.run() if hasattr(e, 'run') else sys.exit(e.main())"
 
 
 def wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
