@@ -12,6 +12,7 @@ import fcntl
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlmodel import Session
 
 from core import rawsql
@@ -33,6 +34,11 @@ PG_MIGRATION_LOCK = 0x6D64_6D69_6772_0001  # one process migrates at a time
 # engine's hot writes, see ``write_session``) hold it shared, side by side.
 PG_WRITE_LOCK = 0x6D64_7772_6974_0001
 ROWS = "rows"  # the ``immediate`` execution option of a row-locked writer
+# A pooled PostgreSQL connection left unused this long is pinged before it is used again (the
+# server may have restarted meanwhile). One used more recently is not: a ping is a round trip
+# a transaction, and the engine's are many. One that died meanwhile fails its statement, the
+# pool starts afresh, and the engine's next round runs on new connections.
+PING_IDLE = 10.0
 POSTGRES_EXTRA = "PostgreSQL needs the optional extra 'postgres' (uv sync --extra postgres)"
 
 
@@ -166,10 +172,19 @@ def _postgres_engine(url: str) -> Engine:
         json_serializer=_dumps,
         pool_size=4,
         max_overflow=8,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"application_name": "modeldeck", "connect_timeout": 10},
     )
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since >= PING_IDLE:
+            _ping(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -180,6 +195,19 @@ def _postgres_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
 
     return engine
+
+
+def _ping(dbapi_conn: Any) -> None:
+    """A round trip on a PostgreSQL connection; a dead one is refused as disconnected (the
+    pool then drops it and checks out another, or connects anew)."""
+    import psycopg
+
+    try:
+        dbapi_conn.execute("SELECT 1")
+        if dbapi_conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            dbapi_conn.rollback()
+    except psycopg.OperationalError as exc:
+        raise DisconnectionError(str(exc)) from exc
 
 
 def shared_queue(engine: Engine) -> bool:

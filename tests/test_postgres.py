@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
-from core import pgwakeup
+from core import db, pgwakeup
 from core.engine import Engine
 from core.service import Deck
 from tests.conftest import ROOT, PgServer, ok, refused
@@ -250,3 +251,41 @@ def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
 
     line = refused(Result(proc.returncode, proc.stdout, proc.stderr))
     assert line.startswith("error: cannot open the database postgresql://x@127.0.0.1:1/y")
+
+
+def _drop_pooled_connections(deck: Deck, pg: str) -> None:
+    """The server ends the backends of ``deck``'s pooled connections (a restart, a DBA's
+    ``pg_terminate_backend``); the pool does not know."""
+    import psycopg
+
+    with deck.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with psycopg.connect(pg, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_the_server_dropped_while_it_sat_idle_is_replaced_unseen(
+    pg: str, tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deck = Deck(home=tmp_path, db=pg)
+    try:
+        deck.add_project("proj", repo)
+        _drop_pooled_connections(deck, pg)
+        monkeypatch.setattr(db, "PING_IDLE", 0.0)  # every pooled connection has sat long enough
+        assert [p.name for p in deck.projects()] == ["proj"]
+    finally:
+        deck.close()
+
+
+def test_a_connection_dropped_while_in_use_fails_once_then_the_pool_starts_afresh(
+    pg: str, tmp_path: Path, repo: Path
+) -> None:
+    deck = Deck(home=tmp_path, db=pg)
+    try:
+        deck.add_project("proj", repo)
+        _drop_pooled_connections(deck, pg)  # used a moment ago: not pinged
+        with pytest.raises(OperationalError):
+            deck.projects()
+        assert [p.name for p in deck.projects()] == ["proj"]
+    finally:
+        deck.close()
