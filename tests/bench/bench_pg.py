@@ -6,7 +6,8 @@
 (a) Drain: N no-op training jobs queued from three processes (``modeldeck train --detach``,
     N/3 each), then three ``modeldeck engine --workers 2 --exit-when-idle`` processes, each a
     host of its own (``$MODELDECK_HOST``, a data home each), started at once: the time from
-    their start until every job is final. Each job must have run exactly once (one
+    their start until they exit, their queue empty (as for the peer; the moment the last job
+    became final is printed too). Each job must have run exactly once (one
     ``started`` event), all three hosts must have run some, none may be left queued or
     running.
     Peer: Procrastinate on the same server (a database of its own): N jobs deferred first,
@@ -18,7 +19,9 @@
     dataset baseline every training records, numpy, pandas and pyarrow (about 0.2-0.5 CPU
     seconds a job, most of its run). So Procrastinate runs a second time with a command that
     imports the same (``SAME_IMPORTS``): the queue's own cost is the difference from that.
-    Each side's CPU seconds (its processes and their children, not the server) are printed.
+    Each side's CPU seconds are printed: its processes and their children (the engines' fork
+    servers and jobs too: this process adopts them, a subreaper), and the server's (its
+    processes' CPU from /proc, before and after).
 (b) Latency: with the three engines idle, a job queued by another process: from its commit
     (``created_at``) until it is ``running`` (``started_at``), p50 and p99. Target p99 < 100 ms.
 
