@@ -77,6 +77,17 @@ def write_repo(root: Path, lines: int) -> Path:
     return repo
 
 
+def reap_adopted() -> None:
+    """Wait for every ended child, the adopted ones too (an engine leaves without waiting for
+    its fork servers; a subreaper adopts them), so that their CPU, and their jobs', is in
+    this process's children's count."""
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
 def fresh_deck(root: Path, repo: Path, tag: str, db: str | None = None) -> Deck:
     deck = Deck(home=root / f"home-{tag}", db=db)
     deck.add_project("bench", repo)
@@ -204,11 +215,7 @@ def engine_cli(home: Path, workers: int) -> float:
     # The engine leaves without waiting for its fork servers (they exit once it is gone):
     # this process adopted them (a subreaper, see main), and waits for them here, so that
     # their CPU and their jobs' is counted with the engine's.
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            break
+    reap_adopted()
     CPU["engine"] = cpu_seconds() - c0
     return took
 

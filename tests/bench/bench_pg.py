@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench_core import fresh_deck, write_repo  # noqa: E402
+from bench_core import fresh_deck, reap_adopted, write_repo  # noqa: E402
 
 from core.runner import become_subreaper  # noqa: E402
 from core.service import Deck  # noqa: E402
@@ -191,13 +191,7 @@ def drain_modeldeck(root: Path, deck: Deck, db: str, n: int) -> tuple[float, flo
     for e in engines:
         e.wait(600)
     took = time.perf_counter() - t0
-    # The engines leave without waiting for their fork servers: this process adopted them
-    # (a subreaper, see main) and waits for them, so that theirs and their jobs' CPU counts.
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            break
+    reap_adopted()  # their fork servers, and so their jobs (a subreaper, see main)
     cpu = children_cpu() - cpu0
     server = server_cpu()
     jobs = deck.jobs(limit=n + 10)

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import fresh_deck, write_repo  # noqa: E402
+from bench_core import fresh_deck, reap_adopted, write_repo  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine as SqlEngine  # noqa: E402
 
@@ -259,16 +259,6 @@ def _cpu() -> dict[str, float]:
     return {"self": me.ru_utime + me.ru_stime, "children": kids.ru_utime + kids.ru_stime}
 
 
-def _reap() -> None:
-    """Wait for the ended children (the engine leaves without waiting for its fork servers),
-    so that their CPU, and their jobs', is in this process's children's count."""
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            return
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=60)
@@ -316,7 +306,7 @@ def main() -> None:
         phases.install()
         profile = cProfile.Profile() if args.cprofile else None
         tally.on = True
-        _reap()  # the warm-up engine's fork servers: not counted with the run's
+        reap_adopted()  # the warm-up engine's fork servers: not counted with the run's
         cpu0 = _cpu()
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):
@@ -326,7 +316,7 @@ def main() -> None:
             if profile is not None:
                 profile.disable()
         wall = time.perf_counter() - t0
-        _reap()
+        reap_adopted()
         cpu = {k: v - cpu0[k] for k, v in _cpu().items()}
         tally.on = False
         if code != 0:
