@@ -166,6 +166,9 @@ class Dispatcher:
             if wanted is None:
                 wanted = self._pick(self._queued(s, free + 16, lock=True), free)
                 if not wanted:
+                    # Not a rollback: on PostgreSQL that also drops the connection's
+                    # prepared statements (psycopg), to be prepared again.
+                    s.commit()
                     return []
             deployments = {dep for _, kind, dep in wanted if kind == batch and dep}
             busy = set()
@@ -424,5 +427,5 @@ class Dispatcher:
             return None
         python = c.spec.python
         run = Running(c.job_id, handle, deployment_id=c.deployment_id, unrecorded_python=python)
-        self.follower.track(run)
+        self.follower.track(run, started=True)
         return run
