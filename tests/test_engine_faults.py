@@ -288,8 +288,9 @@ lines = st.one_of(
 
 @pytest.fixture
 def sleeper(deck: Deck, project: str) -> Iterator[tuple[Engine, str]]:
-    """An engine with two workers, one of them busy with a job that sleeps."""
-    engine = Engine(deck, workers=2)
+    """An engine with two workers, one of them busy with a job that sleeps; each round
+    reads its new records (no wait between reads)."""
+    engine = Engine(deck, workers=2, ingest_every=0)
     job = deck.train("proj", "scripted", "train", {"lines": 0, "sleep": 300}).id
     engine.tick()
     assert job in engine.running

@@ -52,13 +52,16 @@ class Engine:
         executor: str = LOCAL,
         executor_options: Mapping[str, Any] | None = None,
         lost_after: float = LOST_AFTER,
+        ingest_every: float = 0.5,
     ) -> None:
         """``lease=False``: a foreground engine (a job command with no engine serving). It
         never takes the database's engine lease, so a real engine can start at any time; it
         runs only ``only_job``, while no engine serves, and lets a real engine adopt it.
         ``executor``: where code jobs run whose model names no executor (``model.json``);
         ``executor_options``: the executors' own (``ray_address``, ``ray_lost_after``).
-        ``lost_after``: seconds after which another host not seen is gone, its jobs lost."""
+        ``lost_after``: seconds after which another host not seen is gone, its jobs lost.
+        ``ingest_every``: how often a running job's progress records go into its timeline
+        (seconds; a job that ends sooner has them read with its end)."""
         self.store: Store = store if isinstance(store, Store) else store.store
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.grace = grace
@@ -99,6 +102,7 @@ class Engine:
             self.outcomes,
             ingest,
             LogCopy(store_),
+            ingest_every,
         )
         self.dispatcher = Dispatcher(
             store_,

@@ -37,6 +37,9 @@ class Running:
     kill_sent: bool = False
     ended: int | None = None  # its exit status once seen: poll() may tell it only once
     unrecorded_python: str | None = None  # started, its handle not in the database yet
+    # Its events.jsonl is read into its timeline no sooner than this (monotonic), while it
+    # runs: a job that ends before has its records read with its end, in one transaction.
+    ingest_after: float = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -87,8 +90,12 @@ class Follower:
         outcomes: Outcomes,
         ingest: Ingest,
         logcopy: LogCopy | None = None,
+        ingest_every: float = 0.5,
     ) -> None:
+        """``ingest_every``: how often a running job's new progress records go into its
+        timeline (seconds), the first time that long after its start."""
         self.store = store
+        self.ingest_every = ingest_every
         self.logcopy = logcopy
         self.engine_id = engine_id
         self.grace = grace
@@ -98,7 +105,11 @@ class Follower:
         self.ingest = ingest
         self.running: dict[str, Running] = {}
 
-    def track(self, run: Running) -> None:
+    def track(self, run: Running, started: bool = False) -> None:
+        """Follow ``run``; ``started``: just now (a re-attached one's records are read at
+        once)."""
+        if started:
+            run.ingest_after = time.monotonic() + self.ingest_every
         self.running[run.job_id] = run
 
     def follows(self, job_id: str) -> bool:
@@ -184,7 +195,10 @@ class Follower:
         # Exit first, signal after: a group that has ended may have a reused id by now.
         code = run.ended
         if code is None:
-            self.ingest.ingest(job_id, seen.offset)
+            now = time.monotonic()
+            if now >= run.ingest_after:
+                run.ingest_after = now + self.ingest_every
+                self.ingest.ingest(job_id, seen.offset)
             if seen.status == JobStatus.stopping.value:
                 self._signal(run)
             if self.logcopy is not None:  # a failing copy does not hold back the rest
