@@ -200,9 +200,18 @@ def _id(line: bytes) -> object:
         return None
 
 
+class _EngineGone(Exception):
+    """The engine's end of this server's stdout is closed: nobody is left to tell."""
+
+
 def _emit(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # What is still buffered goes nowhere, quietly, when the interpreter exits.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise _EngineGone from None
 
 
 def _children() -> set[int] | None:
@@ -319,6 +328,8 @@ def serve(statistics: bool = False, count: int | None = None) -> None:
                     continue
                 jobs.add(pid)
                 _emit({"pid": pid, "id": request.get("id")})
+    except _EngineGone:
+        return  # as when its stdin closes: the children keep running
     finally:
         spares.close()
 

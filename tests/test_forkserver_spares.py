@@ -140,3 +140,36 @@ def test_a_late_answer_to_an_earlier_request_is_not_taken_for_the_next(tmp_path:
         assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
     finally:
         server.close()
+
+
+def test_a_server_whose_engine_left_without_reading_leaves_quietly(tmp_path: Path) -> None:
+    """An engine process that exits at once (the console script skips the interpreter's
+    teardown) closes its end of the server's stdout while the server still has spares to
+    announce: the server leaves as when its stdin closes, with no traceback on the stderr it
+    shares with the engine's command."""
+    import subprocess
+    import sys
+
+    from core.engine.executor import RUNNER
+
+    boot = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
+    boot += "from core.forkserver import serve; serve(False, 4)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", boot],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the engine is gone; its stdin end stays open (no end of file)
+    try:
+        code = proc.wait(timeout=30)
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        assert proc.stdin is not None
+        proc.stdin.close()
+    assert code == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
