@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from core import rawsql
@@ -42,32 +43,39 @@ _READ = (
 )
 
 
-# One statement a table, built once: the rows of the ids bound when it runs.
-_SPEC_READS = tuple(
-    (
-        name,
-        key,
-        select(model.__table__.c.id, *(model.__table__.c[c] for c in columns)).where(
-            model.__table__.c.id.in_(bindparam("ids", expanding=True))
-        ),
-    )
-    for name, model, key, columns in _READ
-)
+def _spec_reads() -> Any:
+    """One statement for a batch of jobs: each job's row joined to the rows its spec reads,
+    each column labelled ``<name>__<column>`` (built once)."""
+    stmt = select(_JOB.c.id.label("job_id"))
+    joined: Any = _JOB
+    for name, model, key, columns in _READ:
+        table = model.__table__
+        joined = joined.outerjoin(table, table.c.id == _JOB.c[key])
+        stmt = stmt.add_columns(
+            *(table.c[c].label(f"{name}__{c}") for c in ("id", *columns)),
+        )
+    return stmt.select_from(joined).where(_JOB.c.id.in_(bindparam("ids", expanding=True)))
+
+
+_SPEC_READS = _spec_reads()
 
 
 class SpecRows:
-    """The projects, models, versions and datasets that a batch of jobs' specs read, by
-    Core statements: one query a table, whatever the number of jobs."""
+    """The projects, models, versions and datasets that a batch of jobs' specs read, by one
+    Core statement whatever the number of jobs: each one a row of attributes by its id."""
 
     def __init__(self, conn: Connection, jobs: list[Any]) -> None:
         self.conn = conn
-        self._rows: dict[str, dict[str, Row[Any]]] = {}
-        for name, key, stmt in _SPEC_READS:
-            ids = sorted({getattr(job, key) for job in jobs if getattr(job, key)})
-            found = {}
-            if ids:
-                found = {r.id: r for r in rawsql.run(conn, stmt, {"ids": ids})}
-            self._rows[name] = found
+        self._rows: dict[str, dict[str, SimpleNamespace]] = {name: {} for name, *_ in _READ}
+        ids = sorted({job.id for job in jobs})
+        for row in rawsql.run(conn, _SPEC_READS, {"ids": ids}) if ids else ():
+            values = row._asdict()
+            for name, _model, _key, columns in _READ:
+                row_id = values[f"{name}__id"]
+                if row_id is not None:
+                    self._rows[name][row_id] = SimpleNamespace(
+                        id=row_id, **{c: values[f"{name}__{c}"] for c in columns}
+                    )
 
     def get(self, name: str, row_id: str | None) -> Any:
         return self._rows[name].get(row_id) if row_id else None
