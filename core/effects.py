@@ -115,21 +115,25 @@ def _set_status(s: Session, job: JobRow, v: ModelVersion, now: datetime) -> None
 
 
 _versions, _models = ModelVersion.__table__, Model.__table__
-# A model and the last number of its versions, in one statement (built once).
-_MODEL_AND_LAST_NUMBER = core_select(
-    _models.c.project_id,
-    _models.c.name,
-    core_select(func.max(_versions.c.number))
-    .where(_versions.c.model_id == _models.c.id)
-    .scalar_subquery(),
-).where(_models.c.id == bindparam("model_id"))
-
-
-_ADD_VERSION = insert(ModelVersion.__table__)
-_ADD_METRICS = insert(MetricsRecord.__table__)
-_LOCK_MODEL = (
-    core_select(_models.c.id).where(_models.c.id == bindparam("model_id")).with_for_update()
+# The model's row, locked (PostgreSQL; SQLite's one writer needs no lock): writers beside
+# each other number its versions in turn (built once).
+_MODEL_LOCKED = (
+    core_select(_models.c.project_id, _models.c.name)
+    .where(_models.c.id == bindparam("model_id"))
+    .with_for_update()
 )
+# A new version numbered after the model's last one, in the same statement: a statement after
+# the lock, so it reads the last number after the one before it has committed.
+_ADD_VERSION = (
+    insert(ModelVersion.__table__)
+    .values(
+        number=core_select(func.coalesce(func.max(_versions.c.number), 0) + 1)
+        .where(_versions.c.model_id == bindparam("of_model"))
+        .scalar_subquery()
+    )
+    .returning(_versions.c.number)
+)
+_ADD_METRICS = insert(MetricsRecord.__table__)
 
 
 def _new_version(
@@ -145,15 +149,10 @@ def _new_version(
     """A new version of the model ``model_id``, by Core statements: its id, its number and
     its artifact folder (where its files go once the transaction has committed)."""
     conn = s.connection()
-    # The model row locked first (PostgreSQL): writers beside each other number its
-    # versions in turn, each reading the last number after the one before it has committed.
-    # (SQLite's one writer numbers them in turn anyway: there the lock would be a bare read.)
-    if conn.dialect.name != "sqlite":
-        rawsql.run(conn, _LOCK_MODEL, {"model_id": model_id})
-    model = rawsql.run(conn, _MODEL_AND_LAST_NUMBER, {"model_id": model_id}).first()
+    model = rawsql.run(conn, _MODEL_LOCKED, {"model_id": model_id}).first()
     if model is None:
         raise ModelDeckError(f"model {model_id} no longer exists")
-    project_id, model_name, number = model[0], model[1], (model[2] or 0) + 1
+    project_id, model_name = model
     # Named by ids, never by what a user typed: no name can reach another model's folder.
     # A folder already there is never removed (a row may point at it): the job fails.
     version_id = new_id("v")
@@ -165,7 +164,7 @@ def _new_version(
     values = {
         "id": version_id,
         "model_id": model_id,
-        "number": number,
+        "of_model": model_id,
         "status": status.value,
         "artifact_dir": str(final),
         "job_id": job.id,
@@ -176,7 +175,7 @@ def _new_version(
         "columns": None,
         **fields,
     }
-    rawsql.run(conn, _ADD_VERSION, values)
+    number = rawsql.run(conn, _ADD_VERSION, values).one()[0]
     job.version_id = version_id
     files = _files(staging)
     job.add_event(
