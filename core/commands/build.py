@@ -78,7 +78,10 @@ class Build:
             if header is not None
             else None
         )
-        with self.store.writer() as s:
+        # A row-locked writer (PostgreSQL: beside the engines' writes, not waiting for each of
+        # them): it writes only the new job's rows. What it reads and checks is changed only
+        # by writers that run alone (an archive, a removal), so it cannot change meanwhile.
+        with self.store.writer(rows=True) as s:
             # Re-checked: the project and the dataset may have been archived meanwhile.
             p = lookup.project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
