@@ -22,6 +22,13 @@
     Each side's CPU seconds are printed: its processes and their children (the engines' fork
     servers and jobs too: this process adopts them, a subreaper), and the server's (its
     processes' CPU from /proc, before and after).
+(w) Warm drain: the same, with the workers already serving (engines are daemons): the three
+    engines (``modeldeck engine --workers 2``) or the three Procrastinate workers start and
+    settle first; then three processes, each ready and waiting for a go, queue N/3 jobs
+    each at once (``Deck.train``; Procrastinate's ``defer``); the time from the go until
+    every job is done (both sides watched the same way: one count query every 20 ms on a
+    connection of the bench's own). Process start-up (the interpreter, SQLAlchemy, psycopg:
+    about half a CPU second an engine) is out of both figures.
 (b) Latency: with the three engines idle, a job queued by another process: from its commit
     (``created_at``) until it is ``running`` (``started_at``), p50 and p99. Target p99 < 100 ms.
 
@@ -42,6 +49,7 @@ import textwrap
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -215,22 +223,31 @@ def drain_modeldeck(root: Path, deck: Deck, db: str, n: int) -> tuple[float, flo
     return took, cpu, None if server is None or server0 is None else server - server0
 
 
-def drain_procrastinate(
-    root: Path, db: str, model_dir: Path, n: int, payload: str
-) -> tuple[float, float, float | None]:
-    """Seconds until the workers exit (every job done), and their CPU seconds (with the
-    commands they ran) and the server's."""
+def peer_for(root: Path, db: str, model_dir: Path, payload: str) -> tuple[dict[str, str], Any]:
+    """The environment of Procrastinate's processes on ``db``, and its app (its schema
+    applied there) in this process."""
     (root / "peer_app.py").write_text(PEER_APP)
     env = dict(os.environ, BENCH_PG=db, BENCH_MODEL=str(model_dir))
     env["PYTHONPATH"] = f"{root}{os.pathsep}{ROOT}"
     env["BENCH_PAYLOAD"] = payload
-    sys.path.insert(0, str(root))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     os.environ.update(BENCH_PG=db, BENCH_MODEL=str(model_dir))
     import peer_app  # type: ignore[import-not-found]
 
     peer_app = importlib.reload(peer_app)  # its app on this run's database
     with peer_app.app.open():
         peer_app.app.schema_manager.apply_schema()
+    return env, peer_app
+
+
+def drain_procrastinate(
+    root: Path, db: str, model_dir: Path, n: int, payload: str
+) -> tuple[float, float, float | None]:
+    """Seconds until the workers exit (every job done), and their CPU seconds (with the
+    commands they ran) and the server's."""
+    env, peer_app = peer_for(root, db, model_dir, payload)
+    with peer_app.app.open():
         for _ in range(n):
             peer_app.bare.defer()
     procrastinate = str(Path(sys.executable).with_name("procrastinate"))
@@ -259,6 +276,140 @@ def drain_procrastinate(
     if n and dict(done) != {"succeeded": n}:
         raise SystemExit(f"procrastinate did not run every job once: {dict(done)}")
     return took, cpu, None if server is None or server0 is None else server - server0
+
+
+MODELDECK_QUEUER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from core.service import Deck
+deck = Deck(db=sys.argv[2])
+deck.project("bench")  # connected and warm
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(int(sys.argv[3])):
+    deck.train("bench", "noop", "d")
+"""
+PEER_QUEUER = """
+import sys
+import peer_app
+with peer_app.app.open():
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(int(sys.argv[1])):
+        peer_app.bare.defer()
+"""
+
+
+def queue_at_once(argvs: list[list[str]], envs: list[dict[str, str]], cwd: Path) -> float:
+    """Start the queueing processes, wait until each is ready, then tell them all to go;
+    the monotonic time of the go."""
+    procs = [
+        subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for argv, env in zip(argvs, envs, strict=True)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go = time.perf_counter()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    cpu = 0.0
+    for p in procs:
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        cpu += ru.ru_utime + ru.ru_stime
+        if p.returncode != 0:
+            raise SystemExit("queueing failed")
+    print(f"    queued in {time.perf_counter() - go:.2f}s, the queuers' CPU {cpu:.2f}s")
+    return go
+
+
+def wait_until(db: str, query: str, n: int, timeout: float = 600) -> float:
+    """Poll ``query`` (a count) every 20 ms on a connection of its own until it is ``n``;
+    the monotonic time it was seen."""
+    import psycopg
+
+    deadline = time.perf_counter() + timeout
+    with psycopg.connect(db, autocommit=True) as conn:
+        while time.perf_counter() < deadline:
+            if conn.execute(query).fetchone()[0] >= n:  # type: ignore[index]
+                return time.perf_counter()
+            time.sleep(0.02)
+    raise SystemExit(f"not done within {timeout:g}s")
+
+
+def shares(n: int) -> list[int]:
+    return [n // 3 + (1 if i < n % 3 else 0) for i in range(3)]
+
+
+def warm_modeldeck(root: Path, deck: Deck, db: str, n: int) -> float:
+    before = deck.count_jobs()
+    engines = [modeldeck("engine", "--workers", "2", env=env_for(root, h, db)) for h in HOSTS]
+    try:
+        while len([e for e in deck.hosts.engines() if not e.stale]) < len(HOSTS):
+            time.sleep(0.05)
+        time.sleep(1.0)  # their fork servers up, their spares forked
+        go = queue_at_once(
+            [[sys.executable, "-c", MODELDECK_QUEUER, str(ROOT), db, str(k)] for k in shares(n)],
+            [env_for(root, h, db) for h in HOSTS],
+            ROOT,
+        )
+        done = wait_until(
+            db,
+            "SELECT count(*) FROM job WHERE status IN ('completed', 'failed', 'cancelled')",
+            before + n,
+        )
+    finally:
+        for e in engines:
+            e.terminate()
+            e.wait(30)
+        reap_adopted()
+    failed = deck.count_jobs(status=["failed", "cancelled"])
+    if failed:
+        raise SystemExit(f"{failed} job(s) did not complete")
+    return done - go
+
+
+def warm_procrastinate(root: Path, db: str, model_dir: Path, n: int) -> float:
+    env, _ = peer_for(root, db, model_dir, "import training")
+    procrastinate = str(Path(sys.executable).with_name("procrastinate"))
+    workers = [
+        subprocess.Popen(
+            [procrastinate, "--app=peer_app.app", "worker", "--concurrency", "2"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(3)
+    ]
+    try:
+        time.sleep(3.0)  # started and listening (each imports procrastinate and psycopg)
+        go = queue_at_once(
+            [[sys.executable, "-c", PEER_QUEUER, str(k)] for k in shares(n)], [env] * 3, root
+        )
+        done = wait_until(
+            db, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'", n
+        )
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait(30)
+    return done - go
+
+
+def warm(root: Path, deck: Deck, db: str, peer_db: str, n: int) -> None:
+    ours = warm_modeldeck(root, deck, db, n)
+    theirs = warm_procrastinate(root, peer_db, root / "repo/models/noop", n)
+    verdict = "ok" if ours <= theirs else "MISSED"
+    print(
+        f"(w) warm: 3 engines x 2 workers already serving, {n} jobs queued from three "
+        f"processes at once: {ours:.2f}s; Procrastinate 3 x 2: {theirs:.2f}s; ratio "
+        f"{ours / theirs:.2f}x (target at or below: {verdict})"
+    )
 
 
 def latency(root: Path, deck: Deck, db: str, samples: int) -> list[float]:
@@ -321,7 +472,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--latency", type=int, default=30)
-    parser.add_argument("--parts", default="a,b", help="which parts to run (a,b)")
+    parser.add_argument("--parts", default="a,w,b", help="which parts to run (a,w,b)")
     parser.add_argument(
         "--no-same-imports",
         action="store_true",
@@ -340,6 +491,8 @@ def main() -> None:
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {args.jobs} jobs")
             if "a" in parts:
                 drain(root, deck, db, server, args.jobs, not args.no_same_imports)
+            if "w" in parts:
+                warm(root, deck, db, server.create("procrastinate_bench_warm"), args.jobs)
             if "b" not in parts:
                 return
             ms = latency(root, deck, db, args.latency)
