@@ -255,6 +255,14 @@ def write_session(engine: Engine, rows: bool = False) -> Session:
 
 
 def read_session(engine: Engine) -> Session:
+    """A session to read in. On PostgreSQL its statements run without a transaction (a
+    ``single_reader`` engine): in READ COMMITTED each statement reads a snapshot of its own
+    either way, so a reader's BEGIN and ROLLBACK were two round trips for nothing (and the
+    ROLLBACK dropped the connection's prepared statements). Nothing is flushed unasked there
+    (no autoflush): an object changed by mistake in a reader is not written. On SQLite a
+    reader is one transaction: one snapshot for all its reads."""
+    if engine.dialect.name == "postgresql":
+        return Session(single_reader(engine), expire_on_commit=False, autoflush=False)
     return Session(engine, expire_on_commit=False)
 
 
