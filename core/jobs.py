@@ -64,9 +64,10 @@ def move(
     return True
 
 
+_JOB = Job.__table__
 # ``end``'s guarded UPDATE, built once: the columns it sets are the keys it is run with.
-_END = update(Job.__table__).where(
-    Job.__table__.c.id == bindparam("row_id"), Job.__table__.c.status == bindparam("row_status")
+_END = update(_JOB).where(
+    _JOB.c.id == bindparam("row_id"), _JOB.c.status == bindparam("row_status")
 )
 
 
@@ -109,7 +110,6 @@ def claim(s: Session, job: Job, at: datetime, engine_id: str, host: str) -> bool
     return move(s, job, JobStatus.running, at, engine_id=engine_id, host=host, started_at=at)
 
 
-_JOB = Job.__table__
 # ``claim_many``'s statement, built once, and its forms returning the columns asked for.
 _CLAIM = (
     update(_JOB)
