@@ -51,6 +51,16 @@ def dataset(s: Session, project: Project, ref: str | None, archived_ok: bool = F
     row = s.exec(
         select(Dataset).where(Dataset.project_id == project.id, Dataset.name == ref)
     ).first() or s.get(Dataset, ref)
+    return _usable(row, project, ref, archived_ok)
+
+
+def dataset_by_id(s: Session, project: Project, dataset_id: str) -> Dataset:
+    """The dataset ``dataset_id`` of the project, checked as ``dataset`` checks it (one
+    statement: for a dataset found by name before)."""
+    return _usable(s.get(Dataset, dataset_id), project, dataset_id, False)
+
+
+def _usable(row: Dataset | None, project: Project, ref: str, archived_ok: bool) -> Dataset:
     if row is None or row.project_id != project.id:
         raise NotFound(
             f"unknown dataset {ref!r} in project {project.name} "

@@ -85,7 +85,7 @@ class Build:
             # Re-checked: the project and the dataset may have been archived meanwhile.
             p = lookup.project(s, project)
             m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
-            ds = lookup.dataset(s, p, ds_id)
+            ds = lookup.dataset_by_id(s, p, ds_id)
             job = self.submit.queue_job(
                 s,
                 JobType.train,
