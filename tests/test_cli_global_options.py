@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from cli_support import Home, prepare_home, run_main
 
 from core.cli import build_parser, main
 from core.service import Deck
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +235,41 @@ def test_a_parse_error_names_the_help_of_its_command(
     assert out == ""
     [line] = err.splitlines()
     assert line.startswith("error: ") and line.endswith(hint), line
+
+
+def _console(args: list[str], home: Path, stdout: Any) -> subprocess.CompletedProcess[str]:
+    """The console script as a user runs it (``tui.entry.run``: no interpreter teardown)."""
+    env = dict(os.environ, MODELDECK_HOME=str(home))
+    env.pop("MODELDECK_DB", None)
+    env.pop("PYTHONUNBUFFERED", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tui.entry", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_output_that_cannot_be_written_is_an_error_not_a_silent_success(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        result = _console(["jobs", "--json"], tmp_path, full)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: could not write the output: [Errno 28] No space left on device"
+    )
+
+
+def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path: Path) -> None:
+    """``modeldeck ... >&-``: Python has no ``sys.stdout`` at all."""
+    env = dict(os.environ, MODELDECK_HOME=str(tmp_path))
+    for args, code in ((["--help"], 0), (["jobs", "--json"], 0), (["job", "j-none"], 2)):
+        shell = f"exec {sys.executable} -m tui.entry {' '.join(args)} >&-"
+        result = subprocess.run(
+            ["sh", "-c", shell], stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, timeout=120
+        )
+        assert result.returncode == code, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "ignored" not in result.stderr, result.stderr

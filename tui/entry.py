@@ -38,12 +38,22 @@ def run() -> None:
 
 
 def _leave(status: dict[str, int]) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(status["code"])
+    code = status["code"]
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or 1  # the reader left: as the command's own writes say it
+    except (OSError, ValueError) as exc:  # a full disk, say: what was not written is lost
+        code = code or 1
+        if sys.stderr is not None:
+            sys.stderr.write(f"error: could not write the output: {exc}\n")
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
