@@ -61,8 +61,11 @@ class Listener:
         import psycopg
 
         try:
+            poller = select.poll()  # not select(): descriptors past 1024 too
+            poller.register(self._conn.fileno(), select.POLLIN)
+            poller.register(self._bye_r, select.POLLIN)
             while not self._stop.is_set():
-                ready, _, _ = select.select([self._conn.fileno(), self._bye_r], [], [])
+                ready = {fd for fd, _ in poller.poll()}
                 if self._bye_r in ready:
                     break
                 for _ in self._conn.notifies(timeout=0):  # what has arrived, no waiting
@@ -77,15 +80,17 @@ class Listener:
         return not self._stop.is_set()
 
     def close(self) -> None:
-        if self._conn.closed:
+        """End the thread and let the connection go; again (a dropped one) does nothing."""
+        if self._bye_w < 0:
             return
         self._stop.set()
         os.write(self._bye_w, b"x")
         if self._thread is not threading.current_thread():
             self._thread.join(2.0)
         self._conn.close()
-        for fd in (self._bye_r, self._bye_w):
-            os.close(fd)
+        os.close(self._bye_r)
+        os.close(self._bye_w)
+        self._bye_r = self._bye_w = -1
 
 
 def listen(engine: Engine, on_poke: Callable[[], None]) -> Listener | None:

@@ -289,3 +289,27 @@ def test_a_connection_dropped_while_in_use_fails_once_then_the_pool_starts_afres
         assert [p.name for p in deck.projects()] == ["proj"]
     finally:
         deck.close()
+
+
+def test_a_listener_whose_connection_dropped_closes_without_leaving_descriptors(
+    pg: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    deck = Deck(home=tmp_path, db=pg)
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):  # the engine's way: a dropped listener is closed, then listens anew
+            listener = deck.store.listen(lambda: None)
+            assert isinstance(listener, pgwakeup.Listener)
+            with psycopg.connect(pg, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'modeldeck-wakeup' AND datname = current_database()"
+                )
+            assert wait_for(lambda listener=listener: not listener.alive, timeout=30)
+            listener.close()
+            listener.close()  # again: nothing
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        deck.close()
