@@ -196,10 +196,11 @@ class Follower:
         code = run.ended
         if code is None:
             now = time.monotonic()
-            if now >= run.ingest_after:
+            stopping = seen.status == JobStatus.stopping.value
+            if now >= run.ingest_after or stopping:  # its records before the signal's event
                 run.ingest_after = now + self.ingest_every
                 self.ingest.ingest(job_id, seen.offset)
-            if seen.status == JobStatus.stopping.value:
+            if stopping:
                 self._signal(run)
             if self.logcopy is not None:  # a failing copy does not hold back the rest
                 copy = self.logcopy.copy
