@@ -31,6 +31,8 @@ from core.store import Store
 from tests.conftest import ROOT, PgServer
 
 NOOP = "def train(context):\n    pass\n"
+# Long enough that an engine starting first cannot drain a batch before the others start.
+PAUSE = "import time\n\ndef train(context):\n    time.sleep(0.2)\n"
 
 
 @pytest.fixture
@@ -42,10 +44,12 @@ def pg(pg_server: PgServer) -> Iterator[str]:
 
 @pytest.fixture
 def noop_deck(pg: str, tmp_path: Path) -> Iterator[Deck]:
-    """A project ``p`` with a no-op model ``noop`` and a dataset ``d``."""
+    """A project ``p`` with a no-op model ``noop``, one that pauses 0.2 s (``pause``) and a
+    dataset ``d``."""
     repo = tmp_path / "repo"
-    (repo / "models" / "noop").mkdir(parents=True)
-    (repo / "models" / "noop" / "training.py").write_text(NOOP)
+    for name, code in (("noop", NOOP), ("pause", PAUSE)):
+        (repo / "models" / name).mkdir(parents=True)
+        (repo / "models" / name / "training.py").write_text(code)
     (repo / "data").mkdir()
     (repo / "data" / "d.csv").write_text("x,y\n1,2\n3,4\n")
     deck = Deck(home=tmp_path / "home", db=pg)
@@ -80,7 +84,7 @@ def test_engines_on_three_hosts_training_one_model_number_its_versions_in_turn(
     pg: str, tmp_path: Path, noop_deck: Deck
 ) -> None:
     n = 24
-    ids = [noop_deck.train("p", "noop", "d").id for _ in range(n)]
+    ids = [noop_deck.train("p", "pause", "d").id for _ in range(n)]
     engines = []
     for host in ("alpha", "beta", "gamma"):
         env = dict(
