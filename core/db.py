@@ -159,7 +159,8 @@ def make_engine(url: str) -> Engine:
 
 def _postgres_engine(url: str) -> Engine:
     """PostgreSQL: a small pool per process (many processes share the server), connections
-    checked before use (the server may have restarted), and write sessions that take turns
+    unused for a while checked before use (the server may have restarted: ``PING_IDLE``), reads
+    without a transaction (``read_session``), and write sessions that take turns
     on one advisory lock, as SQLite's ``BEGIN IMMEDIATE`` makes them: the read-then-write
     steps of the registry (a job's next event number, a model's next version) stay exact.
     Row-locked write sessions (``write_session(..., rows=True)``) hold that lock shared:
@@ -254,15 +255,17 @@ def write_session(engine: Engine, rows: bool = False) -> Session:
     )
 
 
-def read_session(engine: Engine) -> Session:
+def read_session(engine: Engine, single: Engine | None = None) -> Session:
     """A session to read in. On PostgreSQL its statements run without a transaction (a
     ``single_reader`` engine): in READ COMMITTED each statement reads a snapshot of its own
     either way, so a reader's BEGIN and ROLLBACK were two round trips for nothing (and the
     ROLLBACK dropped the connection's prepared statements). Nothing is flushed unasked there
     (no autoflush): an object changed by mistake in a reader is not written. On SQLite a
-    reader is one transaction: one snapshot for all its reads."""
+    reader is one transaction: one snapshot for all its reads. ``single``: the engine's
+    ``single_reader``, when the caller keeps one."""
     if engine.dialect.name == "postgresql":
-        return Session(single_reader(engine), expire_on_commit=False, autoflush=False)
+        reader = single or single_reader(engine)
+        return Session(reader, expire_on_commit=False, autoflush=False)
     return Session(engine, expire_on_commit=False)
 
 

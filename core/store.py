@@ -85,7 +85,7 @@ class Store:
         return self._role
 
     def reader(self) -> Session:
-        return read_session(self.engine)
+        return read_session(self.engine, self._single)
 
     def read_rows(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """The rows of one read statement (Core), without a session: for the reads the
