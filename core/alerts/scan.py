@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select as sa_select
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, func, select
 
 from core.alerts.rules import Rule, parse_events
@@ -47,7 +47,9 @@ MISSED_KINDS = (
 TOP_FEATURES = 5  # drifting features named in a drift notice
 # Whether any alert is active: the engine's look every SCAN_EVERY, one statement and no
 # transaction (an idle engine's most frequent read).
-_ANY_ACTIVE = sa_select(Alert.__table__.c.id).where(Alert.__table__.c.removed_at.is_(None)).limit(1)
+_ANY_ACTIVE = (
+    core_select(Alert.__table__.c.id).where(Alert.__table__.c.removed_at.is_(None)).limit(1)
+)
 
 
 @dataclass(frozen=True)

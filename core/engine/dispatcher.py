@@ -404,6 +404,7 @@ class Dispatcher:
         """Start a claimed job on its executor and follow it; None when it could not start
         (it failed, saying why)."""
         job_dir = self.store.job_dir(c.job_id)
+        # Made here: on a full disk this fails, and the job waits in the queue for space.
         job_dir.mkdir(parents=True, exist_ok=True)
         if c.error is not None and not isinstance(c.error, START_ERRORS):
             raise c.error

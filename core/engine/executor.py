@@ -349,37 +349,9 @@ class LocalExecutor:
                 )
             ]
         if self.use_fork_server and spec.python == sys.executable:
-            statistics = self.preload and needs_statistics(spec.runner)
-            server = self._fork_server(statistics)
-            try:
-                pid = server.spawn(job_dir, cwd, log_path, env)
-            except OSError:
-                if not (statistics and server.gone()):
-                    raise
-                # Importing them ended the server: this engine's jobs import them themselves.
-                log.warning("the fork server ended importing numpy and pyarrow; not again")
-                self.preload = False
-                server = self._fork_server()
-                pid = server.spawn(job_dir, cwd, log_path, env)
-            self._forked[pid] = server
+            pid = self._fork(spec, job_dir, cwd, log_path, env)
         else:
-            full = dict(os.environ, **env)
-            full.pop("PYTHONUNBUFFERED", None)
-            with open(log_path, "ab") as logf:
-                proc = subprocess.Popen(
-                    runner_command(spec.python, job_dir),
-                    stdin=subprocess.DEVNULL,
-                    stdout=logf,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(cwd),
-                    env=full,
-                    start_new_session=True,  # own process group: stop reaches all of it
-                    close_fds=True,
-                )
-            pid = proc.pid
-            self._popens[pid] = proc
-            # Wake the engine the moment the child exits, instead of at the next poll.
-            threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
+            pid = self._popen(spec, job_dir, cwd, log_path, env)
         start = proc_start_time(pid)
         # Before the database knows the pid: if this engine dies in between, the next one
         # finds the process here (the runner writes the same file once it is up).
@@ -388,6 +360,48 @@ class LocalExecutor:
         except OSError:
             pass
         return self.handle(job_id, pid, pid, start)
+
+    def _fork(
+        self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
+    ) -> int:
+        """The job's process, forked by a fork server: the statistics' one for a job that
+        computes statistics, unless importing their libraries ended it."""
+        statistics = self.preload and needs_statistics(spec.runner)
+        server = self._fork_server(statistics)
+        try:
+            pid = server.spawn(job_dir, cwd, log_path, env)
+        except OSError:
+            if not (statistics and server.gone()):
+                raise
+            # Importing them ended the server: this engine's jobs import them themselves.
+            log.warning("the fork server ended importing numpy and pyarrow; not again")
+            self.preload = False
+            server = self._fork_server()
+            pid = server.spawn(job_dir, cwd, log_path, env)
+        self._forked[pid] = server
+        return pid
+
+    def _popen(
+        self, spec: JobSpec, job_dir: Path, cwd: Path, log_path: Path, env: dict[str, str]
+    ) -> int:
+        """The job's process, a new interpreter (the model asks for another Python)."""
+        full = dict(os.environ, **env)
+        full.pop("PYTHONUNBUFFERED", None)
+        with open(log_path, "ab") as logf:
+            proc = subprocess.Popen(
+                runner_command(spec.python, job_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=str(cwd),
+                env=full,
+                start_new_session=True,  # own process group: stop reaches all of it
+                close_fds=True,
+            )
+        self._popens[proc.pid] = proc
+        # Wake the engine the moment the child exits, instead of at the next poll.
+        threading.Thread(target=self._wake_on_exit, args=(proc,), daemon=True).start()
+        return proc.pid
 
     def _wake_on_exit(self, proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
