@@ -13,13 +13,22 @@ import socket
 HOST = os.environ.get("MODELDECK_HOST") or socket.gethostname()
 
 
-def proc_start_time(pid: int) -> float | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
-        return float(data[data.rfind(b")") + 2 :].split()[19])
-    except (OSError, IndexError, ValueError):
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def proc_start_time(pid: int) -> float | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), to tell a reused pid apart."""
+    fields = _stat(pid)
+    try:
+        return float(fields[19]) if fields is not None else None
+    except (IndexError, ValueError):
         return None
 
 
@@ -58,18 +67,16 @@ def process_alive(pid: int | None, start: float | None) -> bool:
         return False
     except PermissionError:
         return True
-    if start is not None:
-        now_start = proc_start_time(pid)
-        if now_start is not None and now_start != start:
-            return False  # the pid was reused by another process
-    try:  # a zombie has exited: its outcome is in result.json
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        if data[data.rfind(b")") + 2 :].split()[0] == b"Z":
-            return False
-    except OSError:
-        pass
-    return True
+    fields = _stat(pid)
+    if not fields:
+        return True  # no /proc to read: kill() said it is there
+    if fields[0] == b"Z":
+        return False  # a zombie has exited: its outcome is in result.json
+    try:
+        # A reused pid is another process.
+        return start is None or len(fields) < 20 or float(fields[19]) == start
+    except ValueError:
+        return True
 
 
 def holder_gone(host: str | None, pid: int | None) -> bool:

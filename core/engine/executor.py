@@ -311,7 +311,6 @@ class LocalExecutor:
         self._on_exit = ctx.on_exit
         self._popens: dict[int, subprocess.Popen[bytes]] = {}  # its own children, by pid
         self._forked: dict[int, ForkServer] = {}  # forked by a fork server of this engine
-        self._gone_since: dict[int, float] = {}
         self._news: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
 
     def handle(self, job_id: str, pid: int, pgid: int | None, start: float | None) -> Handle:
@@ -420,15 +419,11 @@ class LocalExecutor:
             code = forked.exit_code(pid)
             if code is not None:
                 return code
-        if process_alive(pid, handle.start):
-            return None
-        if forked is not None and forked.alive():
-            # Gone, but its fork server has not said how yet: give the news a moment.
-            since = self._gone_since.setdefault(pid, time.monotonic())
-            if time.monotonic() - since < 2.0:
+            if forked.alive():
+                # Its server reaps it and says how it ended, at once: no look into /proc
+                # (a few of them a job each round, while it runs).
                 return None
-        self._gone_since.pop(pid, None)
-        return -1
+        return None if process_alive(pid, handle.start) else -1
 
     def signal(self, handle: Handle, sig: int) -> None:
         _killpg(handle.pgid, sig)
