@@ -475,9 +475,14 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _list_outputs(output_dir: Path) -> list[str]:
-    if not output_dir.is_dir():
-        return []
-    return sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
+    """The job's output files, relative paths, sorted (links to folders not followed)."""
+    found: list[str] = []
+    for root, _dirs, files in os.walk(output_dir):
+        rel = os.path.relpath(root, output_dir)
+        for name in files:
+            if os.path.isfile(os.path.join(root, name)):
+                found.append(name if rel == "." else os.path.join(rel, name))
+    return sorted(found)
 
 
 def _same_pid(a: str, b: str) -> bool:
@@ -490,28 +495,27 @@ def _same_pid(a: str, b: str) -> bool:
 
 
 def write_pid_file(job_dir: Path, pid: int, start: str) -> None:
-    """Write ``pid`` (pid and kernel start time) atomically; one already naming the same
-    process (the engine and the job's process both write it) is left as it is. Renaming over
-    an existing file makes ext4 write the new file's data out first (milliseconds a job);
-    giving the file a new name does not."""
+    """Write ``pid`` (pid and kernel start time); one already naming the same process (the
+    engine and the job's process both write it) is left as it is. A new file is made in
+    place: a reader that comes between its making and its one write finds it empty, as if it
+    were not there yet. One naming another process is replaced atomically (renaming over a
+    file makes ext4 write the new file's data out first: milliseconds, but only then)."""
     text = f"{pid} {start}\n"
     final = job_dir / "pid"
-    tmp = job_dir / f"pid.{os.getpid()}.{threading.get_ident()}.tmp"
-    tmp.write_text(text)
     try:
-        os.link(tmp, final)  # only where there is no file yet
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         try:
-            same = _same_pid(final.read_text(), text)
+            if _same_pid(final.read_text(), text):
+                return
         except OSError:
-            same = False
-        if not same:
-            os.replace(tmp, final)
-            return
-    except OSError:  # no hard links here
+            pass
+        tmp = job_dir / f"pid.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_text(text)
         os.replace(tmp, final)
         return
-    os.unlink(tmp)
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def _write_pid(job_dir: Path) -> None:
@@ -551,16 +555,21 @@ def needs_statistics(spec: dict[str, Any]) -> bool:
 # when the job's process ended or was killed without being able to clean up.
 
 
+_LIBC: Any = None  # the C library, through ctypes
+
+
 def become_subreaper() -> bool:
     """Make orphans among this process's descendants its children instead of init's, so a
     daemon that double-forks into a session of its own can still be found (Linux only)."""
     if not sys.platform.startswith("linux"):
         return False
+    global _LIBC
     try:
-        import ctypes
+        if _LIBC is None:  # once in the fork server; its jobs inherit it (a dlopen each)
+            import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+        return _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
