@@ -58,6 +58,7 @@ from core.records import (
     identical_message,
     identical_version,
 )
+from core.runner import files_under
 from core.team import decision_refusal
 
 
@@ -177,7 +178,7 @@ def _new_version(
     }
     number = rawsql.run(conn, _ADD_VERSION, values).one()[0]
     job.version_id = version_id
-    files = _files(staging)
+    files = files_under(staging)
     job.add_event(
         JobEventKind.version_created,
         f"{model_name} version {number} created ({status.value})",
@@ -185,19 +186,6 @@ def _new_version(
         {"version": version_id, "number": number, "artifacts": files, "artifact_dir": str(final)},
     )
     return version_id, number, final
-
-
-def _files(folder: Path) -> list[str]:
-    """The files under ``folder`` (symbolic links to files too), by their paths relative to
-    it, sorted; none when there is no such folder."""
-    found = []
-    for root, _, names in os.walk(folder):
-        rel = os.path.relpath(root, folder)
-        for name in names:
-            path = os.path.join(root, name)
-            if os.path.isfile(path):
-                found.append(name if rel == "." else os.path.join(rel, name))
-    return sorted(found)
 
 
 def place_artifacts(staging: Path, final: Path) -> None:

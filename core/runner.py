@@ -474,12 +474,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _list_outputs(output_dir: Path) -> list[str]:
-    """The job's output files, relative paths, sorted (links to folders not followed)."""
+def files_under(folder: Path) -> list[str]:
+    """The files under ``folder`` (symbolic links to files too, not into folders), by their
+    paths relative to it, sorted; none when there is no such folder."""
     found: list[str] = []
-    for root, _dirs, files in os.walk(output_dir):
-        rel = os.path.relpath(root, output_dir)
-        for name in files:
+    for root, _dirs, names in os.walk(folder):
+        rel = os.path.relpath(root, folder)
+        for name in names:
             if os.path.isfile(os.path.join(root, name)):
                 found.append(name if rel == "." else os.path.join(rel, name))
     return sorted(found)
@@ -838,7 +839,7 @@ def main(argv: list[str]) -> int:
         stop_flush.set()
         result.update(
             metrics=ctx.metrics,
-            outputs=_list_outputs(ctx.output_dir),
+            outputs=files_under(ctx.output_dir),
             duration=time.time() - started,
             exit_code=code,
             **{k: v for k, v in ctx.result.items() if k not in result},

@@ -219,26 +219,20 @@ class Dispatcher:
         return claimed
 
     def _start_claimed(self, claimed: list[Claimed]) -> None:
-        """Start the jobs claimed, in order; their ``started`` events go in together."""
-        launched: list[Running] = []
-        try:
-            for i, c in enumerate(claimed):
-                try:
-                    if c.runs_code:
-                        run = self._launch(c)
-                        if run is not None:
-                            launched.append(run)
-                    else:
-                        self._run_inline(c.job_id)
-                except Exception as exc:
-                    self._start_failed(c.job_id, exc)
-                    if storage_full(exc):
-                        for rest in claimed[i + 1 :]:  # none of them ran: back to the queue
-                            self._unclaim.add(rest.job_id)
-                        raise  # the disk is full: try the queue again later, all of it
-        finally:
-            if launched:
-                self.follower.record_started(*launched)
+        """Start the jobs claimed, in order. Their ``started`` records are written by the
+        round's following of jobs (``Follower.follow``), with the first end it records."""
+        for i, c in enumerate(claimed):
+            try:
+                if c.runs_code:
+                    self._launch(c)
+                else:
+                    self._run_inline(c.job_id)
+            except Exception as exc:
+                self._start_failed(c.job_id, exc)
+                if storage_full(exc):
+                    for rest in claimed[i + 1 :]:  # none of them ran: back to the queue
+                        self._unclaim.add(rest.job_id)
+                    raise  # the disk is full: try the queue again later, all of it
 
     def _dispatch_each(self, queued: list[tuple[str, str]], free: int) -> None:
         for job_id, job_type in queued:

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from core import rawsql
 from core.events import JobEventKind
@@ -23,7 +23,7 @@ from core.store import Store
 from .common import Guard, describe, log, out_of_space, signal_name
 from .executor import Executors, Handle
 from .ingest import Ingest, job_event
-from .outcome import Ending, Outcomes
+from .outcome import Before, Ending, Outcomes
 
 
 @dataclass
@@ -127,9 +127,25 @@ class Follower:
                 self._see_exit(run)
 
     def follow(self, only: Collection[str] | None = None) -> None:
-        """One round of following the jobs (``only``: of these)."""
+        """One round of following the jobs (``only``: of these). The jobs started since the
+        last round (not among ``only``) are not followed yet, but their ``started`` records
+        are written: with the first end this round writes, in its transaction, else alone."""
         self.guard.forget("following job ", self.running)  # ended: nothing to try again
         runs = [r for r in self.running.values() if only is None or r.job_id in only]
+        this_round = {r.job_id for r in runs}
+        fresh = [
+            r
+            for r in self.running.values()
+            if r.unrecorded_python is not None and r.job_id not in this_round
+        ]
+        try:
+            self._follow(runs, fresh)
+        finally:
+            left = [r for r in fresh if r.unrecorded_python is not None]
+            if left:  # no end this round took them in
+                self.record_started(*left)
+
+    def _follow(self, runs: list[Running], fresh: list[Running]) -> None:
         if not runs:
             return
         rows = self.store.read_rows(_SEEN, {"ids": [run.job_id for run in runs]})
@@ -145,20 +161,28 @@ class Follower:
             # A job whose following failed before is followed alone, as the guard says.
             batch = ended if self.guard.retry_at(what) is None else None
             self.guard.run(what, lambda r=run, w=seen, b=batch: self._follow_one(r, w, b))
-        if len(ended) > 1 and self.outcomes.finish_many([e for _, e in ended]):
+        if len(ended) > 1 and self.outcomes.finish_many(
+            [e for _, e in ended], self._started_first(fresh)
+        ):
+            self._started_kept(fresh)
             for run, _ in ended:
                 self.outcomes.no_space.discard(run.job_id)
             return
         for run, e in ended:  # one at a time: one that cannot be recorded waits alone
-            self.guard.run(f"following job {run.job_id}", lambda r=run, x=e: self._finish(r, x))
+            left = [r for r in fresh if r.unrecorded_python is not None]
+            what = f"following job {run.job_id}"
+            self.guard.run(what, lambda r=run, x=e, f=left: self._finish(r, x, f))
 
-    def _finish(self, run: Running, e: Ending) -> None:
+    def _finish(self, run: Running, e: Ending, started: list[Running] | None = None) -> None:
+        """End a job, with the ``started`` records of ``started`` in its transaction."""
         try:
-            self.outcomes.end(e)
+            kept = self.outcomes.end(e, self._started_first(started))
         except BaseException:
             self.running.setdefault(run.job_id, run)  # not recorded yet: again next round
             raise
         self.outcomes.no_space.discard(run.job_id)
+        if kept and started:
+            self._started_kept(started)
 
     def _see_exit(self, run: Running) -> None:
         """Note when a followed process has ended (it is told once), and whether the disk was
@@ -220,52 +244,65 @@ class Follower:
         """Record started processes' handles and their ``started`` events, in one write
         transaction of Core statements. Until that works (a full disk), following a job
         tries again first."""
-        now = self.store.now()
-        events: list[dict[str, Any]] = []
         with self.store.writer(rows=True) as s:  # each row's UPDATE locks it
-            conn = s.connection()
-            for run in runs:
-                h = run.handle
-                row = rawsql.run(
-                    conn,
-                    _STARTED,
-                    {
-                        "run_id": run.job_id,
-                        "run_engine": self.engine_id,
-                        "pid": h.pid,
-                        "pgid": h.pgid,
-                        "proc_start": h.start,
-                        "executor": h.executor,
-                        "handle": h.ref,
-                    },
-                ).first()
-                if row is None:
-                    continue  # a real engine found the process first and follows it now
-                seq, kind = row
-                events.append(
-                    {
-                        "job_id": run.job_id,
-                        "seq": seq - 1,
-                        "at": now,
-                        "kind": JobEventKind.started,
-                        "message": f"{kind} started "
-                        + (f"on {HOST} ({h.where})" if h.pid else f"as {h.where}"),
-                        "details": {
-                            "host": HOST,
-                            "pid": h.pid,
-                            "pgid": h.pgid,
-                            "python": run.unrecorded_python,
-                            "engine": self.engine_id,
-                            "executor": h.executor,
-                            **({"submission_id": h.name} if h.name else {}),
-                        },
-                    }
-                )
-            if events:  # all in one statement
-                rawsql.run(conn, _INSERT_EVENTS, events)
+            self._write_started(s.connection(), runs)
             s.commit()
+        self._started_kept(runs)
+
+    def _started_first(self, runs: list[Running] | None) -> Before | None:
+        """Writing ``runs``' ``started`` records first in another transaction (None: none)."""
+        if not runs:
+            return None
+        return lambda conn: self._write_started(conn, runs)
+
+    @staticmethod
+    def _started_kept(runs: Collection[Running]) -> None:
         for run in runs:
             run.unrecorded_python = None
+
+    def _write_started(self, conn: Connection, runs: Collection[Running]) -> None:
+        """The ``started`` records of ``runs`` written in ``conn``'s transaction."""
+        now = self.store.now()
+        events: list[dict[str, Any]] = []
+        for run in runs:
+            h = run.handle
+            row = rawsql.run(
+                conn,
+                _STARTED,
+                {
+                    "run_id": run.job_id,
+                    "run_engine": self.engine_id,
+                    "pid": h.pid,
+                    "pgid": h.pgid,
+                    "proc_start": h.start,
+                    "executor": h.executor,
+                    "handle": h.ref,
+                },
+            ).first()
+            if row is None:
+                continue  # a real engine found the process first and follows it now
+            seq, kind = row
+            events.append(
+                {
+                    "job_id": run.job_id,
+                    "seq": seq - 1,
+                    "at": now,
+                    "kind": JobEventKind.started,
+                    "message": f"{kind} started "
+                    + (f"on {HOST} ({h.where})" if h.pid else f"as {h.where}"),
+                    "details": {
+                        "host": HOST,
+                        "pid": h.pid,
+                        "pgid": h.pgid,
+                        "python": run.unrecorded_python,
+                        "engine": self.engine_id,
+                        "executor": h.executor,
+                        **({"submission_id": h.name} if h.name else {}),
+                    },
+                }
+            )
+        if events:  # all in one statement
+            rawsql.run(conn, _INSERT_EVENTS, events)
 
     def _signal(self, run: Running) -> None:
         mono = time.monotonic()

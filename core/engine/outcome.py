@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from core import jobs
@@ -22,6 +23,9 @@ from core.store import Store
 
 from .common import NO_SPACE_ERROR, log
 from .ingest import Ingest
+
+# Writes made first in a job's end's transaction (another job's ``started`` record, say).
+Before = Callable[[Connection], None]
 
 
 @dataclass
@@ -110,23 +114,28 @@ class Outcomes:
         """End one job: its outcome, last records and effects in one write transaction."""
         self.end(Ending(job_id, status, error, exit_code, result, extra))
 
-    def end(self, ending: Ending) -> None:
-        """``finish`` for an ``Ending`` (what the follower read of a job's process)."""
+    def end(self, ending: Ending, first: Before | None = None) -> bool:
+        """``finish`` for an ``Ending`` (what the follower read of a job's process).
+        ``first``: more writes, made first in the same transaction; whether they were kept
+        (they are not when the job was finalised elsewhere, or when this raises)."""
         unreadable = set(self.ingest.unreadable)  # told in a transaction undone: to tell again
         try:
-            ended = self._end_alone(ending)
+            ended = self._end_alone(ending, first)
         except _Unapplied:
             self.ingest.unreadable = unreadable
             ending.reset()
-            ended = self._end_alone(ending)  # failed, saying why: nothing to apply now
+            ended = self._end_alone(ending, first)  # failed, saying why: nothing to apply now
         if ended:
             self._ended(ending)
+        return ended
 
-    def _end_alone(self, ending: Ending) -> bool:
+    def _end_alone(self, ending: Ending, first: Before | None = None) -> bool:
         """One job's end in a transaction of its own; False when it was finalised elsewhere
         (outcomes are recorded once)."""
         with self.store.writer(rows=True) as s, s.no_autoflush:
             conn = s.connection()
+            if first is not None:
+                first(conn)
             # The job's row by Core statements (``JobRow``): read once, its changes and all
             # its new events written with its end (``jobs.end``), not flushed bit by bit.
             job = JobRow.load(conn, ending.job_id)
@@ -137,16 +146,18 @@ class Outcomes:
             s.commit()
         return True
 
-    def finish_many(self, endings: list[Ending]) -> bool:
+    def finish_many(self, endings: list[Ending], first: Before | None = None) -> bool:
         """End several jobs in one write transaction (the jobs a round saw end): one read
         of their rows, one commit; each job's writes are those ``finish`` makes. False
         when any of them could not be ended here (finalised elsewhere meanwhile, an
         error): then nothing of the batch is kept, and the caller ends each job alone
-        (``finish``), so that only that one waits or says why."""
+        (``finish``), so that only that one waits or says why. ``first``: as for ``end``."""
         unreadable = set(self.ingest.unreadable)  # told in a batch undone: to tell again
         try:
             with self.store.writer(rows=True) as s, s.no_autoflush:
                 conn = s.connection()
+                if first is not None:
+                    first(conn)
                 rows = JobRow.load_many(conn, [e.job_id for e in endings])
                 for e in endings:
                     if not self._end_in(s, rows.get(e.job_id), e):
