@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -264,6 +265,20 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     kinds = [e["kind"] for e in ok(cli("events", clean["id"], "--json")).json()]
     assert "code_diff" not in kinds
     assert not (home / "jobs" / clean["id"] / "code.diff").exists()
+
+
+def test_a_model_folder_added_after_the_project_trains_at_once(
+    cli: Cli, project: str, repo: Path
+) -> None:
+    """A training names a model folder the repository got after the project was added: its
+    model is registered then, and the job runs it; a name with no folder is refused."""
+    shutil.copytree(repo / "models" / "scripted", repo / "models" / "later")
+    job = run_job(cli, "train", "proj", "later", "--dataset", "train")
+    assert job["model"] == "later"
+    models = {m["name"]: m for m in ok(cli("models", "proj", "--json")).json()}
+    assert "later" in models
+    nowhere = refused(cli("train", "proj", "nowhere", "--dataset", "train"))
+    assert "unknown model 'nowhere'" in nowhere
 
 
 # -- item 9: predictions you can see --------------------------------------------------------

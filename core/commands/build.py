@@ -55,13 +55,15 @@ class Build:
                 ds.format,
                 ds.target,
             )
+            known = dict(s.exec(select(Model.name, Model.id).where(Model.project_id == p.id)).all())
         dirs = self.catalog.model_dirs(p.repo)
         if model not in dirs:
             raise NotFound(
                 f"unknown model {model!r} in project {p.name}: no "
                 f"{Path(p.repo) / 'models' / model / 'training.py'}"
             )
-        self.catalog.sync_code_models_read(p)  # writes only when the repo has a new model folder
+        if set(dirs) - set(known):  # the repository has a new model folder: its row now
+            self.catalog.sync_code_models(p.name)
         model_dir = dirs[model]
         config = read_json(model_dir / "config.json")
         defaults = config.get("hyperparameters", {})
@@ -84,13 +86,18 @@ class Build:
         with self.store.writer(rows=True) as s:
             # Re-checked: the project and the dataset may have been archived meanwhile.
             p = lookup.project(s, project)
-            m = s.exec(select(Model).where(Model.project_id == p.id, Model.name == model)).one()
+            model_id = (
+                known.get(model)
+                or s.exec(
+                    select(Model.id).where(Model.project_id == p.id, Model.name == model)
+                ).one()
+            )
             ds = lookup.dataset_by_id(s, p, ds_id)
             job = self.submit.queue_job(
                 s,
                 JobType.train,
                 p.id,
-                model_id=m.id,
+                model_id=model_id,
                 dataset_id=ds.id,
                 params={
                     "hyperparameters": hyper,
