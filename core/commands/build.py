@@ -109,7 +109,7 @@ class Build:
             )
             if diff is not None:
                 self._keep_diff(s, job, diff)
-            return self.submit.submitted(s, job)
+            return self.submit.submitted(s, job, (p.name, model, None, ds.name))
 
     def _keep_diff(self, s: Session, job: Job, diff: bytes) -> None:
         """A ``+dirty`` training keeps what is not committed: the model folder's ``git

@@ -17,6 +17,9 @@ from core.store import Store
 from core.team import decision_refusal
 from core.views import JobView
 
+# What a job's view names besides its row: project, model, version number, dataset.
+JobNames = tuple[str, str | None, int | None, str | None]
+
 
 class Submitter:
     """Queues jobs in a store."""
@@ -40,11 +43,14 @@ class Submitter:
         s.add(JobEvent(**event_row))
         return job
 
-    def submitted(self, s: Session, job: Job) -> JobView:
-        """Commit the queued ``job``, wake the engines, and return it as it is now."""
+    def submitted(self, s: Session, job: Job, names: JobNames | None = None) -> JobView:
+        """Commit the queued ``job``, wake the engines, and return it: as it is now, read
+        back; or, given the ``names`` its view shows, as it was committed (no read)."""
         announced = self.store.announce(s)
         s.commit()
         self.store.notify(job.id, announced=announced)
+        if names is not None:
+            return convert.job_view((job, *names))
         with self.store.reader() as r:  # reading it back needs no write lock
             return convert.job_view_by_id(r, job.id)
 
