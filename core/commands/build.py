@@ -84,8 +84,8 @@ class Build:
         # them): it writes only the new job's rows. What it reads and checks is changed only
         # by writers that run alone (an archive, a removal), so it cannot change meanwhile.
         with self.store.writer(rows=True) as s:
-            # Re-checked: the project and the dataset may have been archived meanwhile.
-            p = lookup.project(s, project)
+            # Re-checked: the dataset may have been archived meanwhile (a project is never
+            # removed, and an archived one still takes jobs).
             model_id = (
                 known.get(model)
                 or s.exec(
