@@ -126,3 +126,30 @@ def test_a_batch_with_a_job_ended_elsewhere_keeps_nothing_and_each_job_ends_alon
     assert deck.job(ids[1]).error == "lost"
     assert sorted(v.job_id for v in deck.versions("proj", "scripted")) == sorted([ids[0], ids[2]])
     assert timeline(deck, ids[0]) == timeline(deck, ids[2])
+
+
+def test_a_job_started_in_a_round_that_ends_another_is_recorded_with_that_end(
+    deck: Deck, engine: Engine
+) -> None:
+    """The ``started`` record (pid, event) of a job the round starts goes into the
+    transaction of the end the same round records; with no end in the round, it is written
+    alone before the round is over. Either way each timeline keeps its order."""
+    [first] = start_all(deck, engine, 1)
+    assert deck.job(first).pid is not None, "a round with no end left a start unrecorded"
+    second = deck.train("proj", "scripted", "train", {"lines": 2}).id
+    with Transactions(deck) as txs:
+        engine.tick()  # starts the second job, records the first one's end
+    assert deck.job(first).status == "completed"
+    started = deck.job(second)
+    assert started.status == "running" and started.pid is not None
+    [ending] = txs.ending_jobs()
+    assert any(sql.startswith("UPDATE JOB SET PID=") for sql in ending), ending
+    deadline = time.monotonic() + 30
+    while deck.job(second).status == "running":
+        assert time.monotonic() < deadline, "the second job did not end"
+        time.sleep(0.02)
+        engine.tick()
+    for job_id in (first, second):
+        kinds = timeline(deck, job_id)
+        assert kinds[:2] == ["created", "started"] and kinds[-1] == "completed", kinds
+        assert kinds.count("started") == 1, kinds
