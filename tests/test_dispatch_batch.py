@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deploy_support import add_fast_stages
 from sqlalchemy import event
 
 from core import jobs
@@ -153,3 +154,35 @@ def test_a_job_started_in_a_round_that_ends_another_is_recorded_with_that_end(
         kinds = timeline(deck, job_id)
         assert kinds[:2] == ["created", "started"] and kinds[-1] == "completed", kinds
         assert kinds.count("started") == 1, kinds
+
+
+def test_a_job_that_runs_no_code_starts_while_every_worker_is_busy(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """With its only worker busy, an engine still starts an approval (it runs no code and
+    takes no worker): it looks for such jobs before it claims (a look locks nothing)."""
+    add_fast_stages(repo)
+    eng = Engine(deck, workers=1, grace=10.0, poll=0.05)
+    try:
+        trained = deck.train(project, "scripted", "train", {"lines": 1})
+        assert eng.run_until_idle(30)
+        version = deck.job(trained.id).version
+        assert version is not None
+        evaluated = deck.evaluate(version, "test")
+        assert eng.run_until_idle(30)
+        assert deck.job(evaluated.id).status == "completed"
+        busy = deck.train(project, "scripted", "train", {"sleep": 60})
+        eng.tick()
+        assert deck.job(busy.id).status == "running"
+        approval = deck.approve(version, "good enough")
+        deadline = time.monotonic() + 20
+        while deck.job(approval.id).status != "completed":
+            assert time.monotonic() < deadline, deck.job(approval.id)
+            time.sleep(0.02)
+            eng.tick()
+        assert deck.job(busy.id).status == "running"
+        assert deck.version(version).status == "approved"
+    finally:
+        for run in list(eng.running.values()):
+            eng.executors.of(run.handle).signal(run.handle, 9)
+        eng.shutdown()

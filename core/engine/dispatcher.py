@@ -136,10 +136,16 @@ class Dispatcher:
         # A job whose process ended frees its worker before its outcome is recorded.
         free = max(0, self.workers - self.follower.busy())
         wanted: list[tuple[str, str, str | None]] | None = None
-        if not self.store.shared_queue:  # one engine dispatches: look first, unlocked
-            wanted = self._pick(self._queued(None, free + 16), free)
-            if not wanted:
+        if not self.store.shared_queue or free == 0:
+            # One engine dispatches, or every worker is busy (only a job that runs no code
+            # can start): look first, unlocked. A shared queue's claim then picks again,
+            # among the rows no other engine holds; a look is one statement, where a claim
+            # that finds nothing is a transaction of three (PostgreSQL).
+            look = self._pick(self._queued(None, free + 16), free)
+            if not look:
                 return
+            if not self.store.shared_queue:
+                wanted = look
         try:
             claimed = self._claim(wanted, free)
         except Exception as exc:
