@@ -89,6 +89,7 @@ class Dispatcher:
         self.only_job = only_job
         self.spec = spec
         self._unclaim: set[str] = set()  # claimed by us, never started: back to the queue
+        self._found_none = False  # the last claim took nothing (a shared queue)
 
     def queued_ids(self, limit: int) -> list[str]:
         return [job_id for job_id, _, _ in self._queued(None, limit)]
@@ -136,11 +137,12 @@ class Dispatcher:
         # A job whose process ended frees its worker before its outcome is recorded.
         free = max(0, self.workers - self.follower.busy())
         wanted: list[tuple[str, str, str | None]] | None = None
-        if not self.store.shared_queue or free == 0:
-            # One engine dispatches, or every worker is busy (only a job that runs no code
-            # can start): look first, unlocked. A shared queue's claim then picks again,
-            # among the rows no other engine holds; a look is one statement, where a claim
-            # that finds nothing is a transaction of three (PostgreSQL).
+        if not self.store.shared_queue or free == 0 or self._found_none:
+            # One engine dispatches; or every worker is busy (only a job that runs no code
+            # can start); or the last claim found nothing (an idle engine's rounds): look
+            # first, unlocked. A shared queue's claim then picks again, among the rows no
+            # other engine holds. A look is one statement; a claim that finds nothing is a
+            # transaction of three on PostgreSQL.
             look = self._pick(self._queued(None, free + 16), free)
             if not look:
                 return
@@ -148,6 +150,7 @@ class Dispatcher:
                 wanted = look
         try:
             claimed = self._claim(wanted, free)
+            self._found_none = not claimed
         except Exception as exc:
             if storage_full(exc):
                 raise  # nothing was claimed: try the queue again later, all of it
