@@ -210,7 +210,9 @@ def _emit(message: dict) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         # What is still buffered goes nowhere, quietly, when the interpreter exits.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
         raise _EngineGone from None
 
 

@@ -62,8 +62,7 @@ class Build:
                 f"unknown model {model!r} in project {p.name}: no "
                 f"{Path(p.repo) / 'models' / model / 'training.py'}"
             )
-        if set(dirs) - set(known):  # the repository has a new model folder: its row now
-            self.catalog.sync_code_models(p.name)
+        self.catalog.sync_code_models_read(p, dirs, known)  # writes only for a new folder
         model_dir = dirs[model]
         config = read_json(model_dir / "config.json")
         defaults = config.get("hyperparameters", {})

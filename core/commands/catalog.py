@@ -3,7 +3,7 @@ repository (a code model gets its row when its folder is first seen)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -164,10 +164,21 @@ class Catalog:
             s.commit()
             return convert.dataset_view(d, p)
 
-    def sync_code_models_read(self, p: Project) -> None:
-        with self.store.reader() as s:
-            known = set(s.exec(select(Model.name).where(Model.project_id == p.id)).all())
-        if set(self.model_dirs(p.repo)) - known:
+    def sync_code_models_read(
+        self,
+        p: Project,
+        dirs: Collection[str] | None = None,
+        known: Collection[str] | None = None,
+    ) -> None:
+        """Register the repository's new model folders, if it has any: writes only then.
+        ``dirs`` and ``known``: the folders' and the rows' model names, when the caller has
+        them already (else looked up here)."""
+        if known is None:
+            with self.store.reader() as s:
+                known = set(s.exec(select(Model.name).where(Model.project_id == p.id)).all())
+        if dirs is None:
+            dirs = self.model_dirs(p.repo)
+        if set(dirs) - set(known):
             self.sync_code_models(p.name)
 
     def sync_code_models(self, project: str) -> None:
