@@ -54,7 +54,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench_core import fresh_deck, reap_adopted, write_repo  # noqa: E402
+from bench_core import fresh_deck, reap_adopted, settle_files, write_repo  # noqa: E402
 
 from core.runner import become_subreaper  # noqa: E402
 from core.service import Deck  # noqa: E402
@@ -489,6 +489,7 @@ def main() -> None:
             db = server.create("modeldeck_bench")
             deck = setup_deck(root, db)
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {args.jobs} jobs")
+            settle_files(root)  # modeldeck's jobs create files; Procrastinate's do not
             if "a" in parts:
                 drain(root, deck, db, server, args.jobs, not args.no_same_imports)
             if "w" in parts:

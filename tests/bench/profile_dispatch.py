@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import fresh_deck, reap_adopted, write_repo  # noqa: E402
+from bench_core import fresh_deck, reap_adopted, settle_files, write_repo  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine as SqlEngine  # noqa: E402
 
@@ -282,6 +282,7 @@ def main() -> None:
     server = None
     with tempfile.TemporaryDirectory(prefix="modeldeck-profile-") as tmp:
         root = Path(tmp)
+        settle_files(root)
         repo = write_repo(root, 1)
         db = None
         if args.pg:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import fresh_deck, write_repo  # noqa: E402
+from bench_core import fresh_deck, settle_files, write_repo  # noqa: E402
 
 from core.engine import executor  # noqa: E402
 
@@ -175,6 +175,7 @@ def main() -> None:
     assert executor.ForkServer  # the class whose boot line is swapped
     with tempfile.TemporaryDirectory(prefix="modeldeck-jobproc-") as tmp:
         root = Path(tmp)
+        settle_files(root)
         job = through_engine(root, args.jobs, args.workers)
         cwd = root / "repo" / "models" / "noop"
         by_hand(root, job, cwd, args.jobs)
