@@ -128,15 +128,52 @@ def test_a_job_of_the_statistics_server_profiles_a_csv_without_importing_anythin
 
 
 def test_a_late_answer_to_an_earlier_request_is_not_taken_for_the_next(tmp_path: Path) -> None:
-    """An answer that came after its request gave up waiting (a slow fork, say) stays in the
-    queue: the next request takes its own answer, by its id, not that one."""
+    """An answer that came after its request gave up waiting (a slow fork, say) is not taken
+    for the next request's, which gets its own by its id; the late one's process is killed
+    (its job was failed as not started)."""
+    import subprocess
+
+    late = subprocess.Popen(["sleep", "60"], start_new_session=True)
     server = ForkServer(on_exit=lambda: None, spares=0)  # every request waits for an answer
     try:
-        server._replies.put({"pid": 424242, "id": 0})  # as a request that gave up left it
+        server._replies.put({"pid": late.pid, "id": 0})  # as a request that gave up left it
         job_dir = _job(tmp_path, "j")
         pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {})
-        assert pid != 424242
+        assert pid != late.pid
         assert _wait(lambda: server._codes.get(pid) is not None), "the job never ended"
+        assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
+        assert late.wait(10) == -signal.SIGKILL
+    finally:
+        server.close()
+        if late.poll() is None:
+            late.kill()
+            late.wait()
+
+
+def test_a_job_process_forked_after_its_request_gave_up_is_killed(tmp_path: Path, monkeypatch):
+    """The engine fails a job whose process the fork server did not hand over in time. If
+    the server forks it after all, the process is killed as soon as its answer comes: a job
+    recorded as not started must not run its code unseen."""
+    from core.engine import executor
+
+    training = "import time\ndef train(context):\n    time.sleep(60)\n"
+    server = ForkServer(on_exit=lambda: None, spares=0)
+    try:
+        monkeypatch.setattr(executor, "SPAWN_TIMEOUT", 0.0)  # gives up before any answer
+        job_dir = _job(tmp_path, "j", training)
+        try:
+            server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {})
+        except OSError as exc:
+            assert "did not answer" in str(exc)
+        else:
+            raise AssertionError("the request did not give up")
+        killed = lambda: -signal.SIGKILL in server._codes.values()  # noqa: E731
+        assert _wait(killed), f"the late job process still runs: {server._codes}"
+        assert not (job_dir / "result.json").exists()
+        monkeypatch.setattr(executor, "SPAWN_TIMEOUT", 30.0)
+        job_dir = _job(tmp_path, "k")  # the next request is answered as before
+        pid = server.spawn(job_dir, tmp_path / "code", job_dir / "log.txt", {})
+        assert _wait(lambda: server._codes.get(pid) is not None), "the next job never ended"
         assert server.exit_code(pid) == 0, (job_dir / "log.txt").read_text()
     finally:
         server.close()

@@ -34,6 +34,8 @@ from .common import KILL_LIMIT, log
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
 # How a new interpreter starts a job's process: the runner from its cached bytecode.
+# How long the engine waits for the fork server to answer a request for a job process.
+SPAWN_TIMEOUT = 30.0
 RUNNER_BOOT = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
 RUNNER_BOOT += "from core.runner import boot; boot()"
 
@@ -204,6 +206,7 @@ class ForkServer:
         self._on_exit = on_exit
         self._spares: list[int] = []  # forked ahead, each in its own session, announced
         self._asked = 0  # the id of the last request that waits for an answer
+        self._abandoned: set[int] = set()  # requests given up on: what they forked is killed
         threading.Thread(target=self._read, name="modeldeck-forkserver", daemon=True).start()
 
     def _read(self) -> None:
@@ -223,8 +226,34 @@ class ForkServer:
                     self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
                 self._on_exit()
             else:
-                self._replies.put(msg)
+                with self._lock:
+                    late = msg.get("id") in self._abandoned
+                    self._abandoned.discard(msg.get("id"))
+                if late:
+                    _end_late(msg)
+                else:
+                    self._replies.put(msg)
         self._replies.put({"error": "the fork server exited"})
+
+    def _give_up(self, asked: int) -> None:
+        """Stop waiting for the answer to request ``asked``: its job failed to start, so the
+        process it forks, now or later, is killed (an answer already queued too)."""
+        with self._lock:
+            self._abandoned.add(asked)
+        kept = []
+        while True:
+            try:
+                reply = self._replies.get_nowait()
+            except queue.Empty:
+                break
+            if reply.get("id") == asked:
+                with self._lock:
+                    self._abandoned.discard(asked)
+                _end_late(reply)
+            else:
+                kept.append(reply)
+        for reply in kept:
+            self._replies.put(reply)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -249,14 +278,16 @@ class ForkServer:
         self.proc.stdin.flush()
         if spare is not None:
             return spare
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SPAWN_TIMEOUT
         while True:
             try:
                 reply = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
+                self._give_up(self._asked)
                 raise OSError("the fork server did not answer") from None
-            if reply.get("id", self._asked) == self._asked:  # else an earlier request's
+            if reply.get("id", self._asked) == self._asked:
                 break
+            _end_late(reply)  # an earlier request's, given up on
         if "pid" not in reply:
             raise OSError(reply.get("error", "the fork server did not answer"))
         return int(reply["pid"])
@@ -286,6 +317,19 @@ class ForkServer:
             if wait:
                 self.proc.wait(timeout=wait)
         except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+
+
+def _end_late(answer: dict[str, Any]) -> None:
+    """Kill the job process a given-up request got (with its process group, once it leads
+    one): its job was failed as not started, so its code must not run on untracked."""
+    pid = answer.get("pid")
+    if not isinstance(pid, int):
+        return
+    for kill in (os.kill, os.killpg):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:  # gone, or no group of its own yet (then it started nothing)
             pass
 
 
