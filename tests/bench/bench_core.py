@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -116,17 +117,20 @@ def file_cost_us(folder: Path, n: int = 50) -> float:
 
 
 def settle_files(root: Path, limit: float = 300.0) -> None:
-    """Wait, up to ``limit`` seconds, until a new file under ``root`` costs less than
-    ``SETTLED_US``; print the cost, and how long it took to get there."""
+    """Wait, up to ``limit`` seconds, until a new file under ``root`` is cheap: under
+    ``SETTLED_US``, or under twice that and no cheaper than ten seconds before (this file
+    system's own cost); print the cost, and how long it took to get there."""
     probe = root / "file-probe"
     t0 = time.perf_counter()
-    cost = file_cost_us(probe)
-    while cost >= SETTLED_US and time.perf_counter() - t0 < limit:
+    cost, before = file_cost_us(probe), math.inf
+    while cost >= SETTLED_US and (cost >= 2 * SETTLED_US or cost < 0.85 * before):
+        if time.perf_counter() - t0 >= limit:
+            break
         time.sleep(10)
-        cost = file_cost_us(probe)
+        cost, before = file_cost_us(probe), cost
     waited = time.perf_counter() - t0
     note = f", after waiting {waited:.0f}s for files deleted before to age" if waited > 1 else ""
-    slow = "" if cost < SETTLED_US else f" (still over {SETTLED_US:.0f} us: figures are skewed)"
+    slow = " (still slow: modeldeck's figures are skewed)" if cost >= 2 * SETTLED_US else ""
     print(f"a new file costs {cost:.0f} us here{note}{slow}")
 
 

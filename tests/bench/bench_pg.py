@@ -243,9 +243,9 @@ def peer_for(root: Path, db: str, model_dir: Path, payload: str) -> tuple[dict[s
 
 def drain_procrastinate(
     root: Path, db: str, model_dir: Path, n: int, payload: str
-) -> tuple[float, float, float | None]:
-    """Seconds until the workers exit (every job done), and their CPU seconds (with the
-    commands they ran) and the server's."""
+) -> tuple[float, float, float | None, dict[str, str]]:
+    """Seconds until the workers exit (every job done), their CPU seconds (with the
+    commands they ran) and the server's, and the workers' environment."""
     env, peer_app = peer_for(root, db, model_dir, payload)
     with peer_app.app.open():
         for _ in range(n):
@@ -275,7 +275,7 @@ def drain_procrastinate(
         ).fetchall()
     if n and dict(done) != {"succeeded": n}:
         raise SystemExit(f"procrastinate did not run every job once: {dict(done)}")
-    return took, cpu, None if server is None or server0 is None else server - server0
+    return took, cpu, None if server is None or server0 is None else server - server0, env
 
 
 MODELDECK_QUEUER = """
@@ -446,14 +446,33 @@ def cpu_text(cpu: float, server: float | None, n: int) -> str:
     return text
 
 
+def start_cpu(argv: list[str], cwd: Path, env: dict[str, str], runs: int = 3) -> float:
+    """CPU seconds of a worker that starts, finds its queue empty and exits (with what it
+    started: an engine's fork server), the median of ``runs``."""
+    cpus = []
+    for _ in range(runs):
+        cpu0 = children_cpu()
+        subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        reap_adopted()
+        cpus.append(children_cpu() - cpu0)
+    return statistics.median(cpus)
+
+
 def drain(root: Path, deck: Deck, db: str, server: Server, n: int, same: bool) -> None:
     ours, our_cpu, our_server = drain_modeldeck(root, deck, db, n)
+    engine = [sys.executable, "-m", "tui.entry", "engine", "--workers", "2", "--exit-when-idle"]
+    our_start = start_cpu(engine, ROOT, env_for(root, HOSTS[0], db))
     model = root / "repo/models/noop"
     peers = {}
     commands = [("bare", "import training"), ("same imports", SAME_IMPORTS)]
     for name, payload in commands[: 2 if same else 1]:
         db_peer = server.create(f"procrastinate_bench_{len(peers)}")
-        peers[name] = drain_procrastinate(root, db_peer, model, n, payload)
+        *peers[name], env = drain_procrastinate(root, db_peer, model, n, payload)
+        if name == "bare":
+            worker = [str(Path(sys.executable).with_name("procrastinate")), "--app=peer_app.app"]
+            peer_start = start_cpu(
+                [*worker, "worker", "--concurrency", "2", "--one-shot"], root, env
+            )
     verdict = "ok" if ours <= peers["bare"][0] else "MISSED"
     print(
         f"(a) 3 engines x 2 workers drain {n} no-op jobs: {ours:.2f}s "
@@ -465,6 +484,18 @@ def drain(root: Path, deck: Deck, db: str, server: Server, n: int, same: bool) -
             f"({cpu_text(cpu, on_server, n)}); ratio {ours / took:.2f}x"
         )
     print(f"    target: at or below Procrastinate's bare command: {verdict}")
+    # What bounds it: each side's start (and stop) alone, on its drained queue; the rest is
+    # what the jobs cost.
+    peer_cpu = peers["bare"][1]
+    print(
+        f"    a worker's start and stop alone (empty queue, median of 3): modeldeck engine "
+        f"{our_start:.2f} CPU s, Procrastinate worker {peer_start:.2f} CPU s; three of each: "
+        f"{3 * (our_start - peer_start):.1f} of the {our_cpu - peer_cpu:.1f} CPU s between them"
+    )
+    print(
+        f"    CPU a job beyond the starts: modeldeck {1000 * (our_cpu - 3 * our_start) / n:.1f} "
+        f"ms, Procrastinate {1000 * (peer_cpu - 3 * peer_start) / n:.1f} ms"
+    )
 
 
 def main() -> None:
