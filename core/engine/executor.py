@@ -34,10 +34,10 @@ from .common import KILL_LIMIT, log
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
 # How a new interpreter starts a job's process: the runner from its cached bytecode.
-# How long the engine waits for the fork server to answer a request for a job process.
-SPAWN_TIMEOUT = 30.0
 RUNNER_BOOT = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
 RUNNER_BOOT += "from core.runner import boot; boot()"
+# How long the engine waits for the fork server to answer a request for a job process.
+SPAWN_TIMEOUT = 30.0
 
 
 def runner_command(python: str, job_dir: Path) -> list[str]:
