@@ -226,18 +226,20 @@ class ForkServer:
                     self._ended[int(msg["exited"])] = [int(p) for p in msg.get("ended", [])]
                 self._on_exit()
             else:
-                with self._lock:
+                with self._lock:  # checked and queued at once (see _give_up)
                     late = msg.get("id") in self._abandoned
-                    self._abandoned.discard(msg.get("id"))
+                    if late:
+                        self._abandoned.discard(msg.get("id"))
+                    else:
+                        self._replies.put(msg)
                 if late:
                     _end_late(msg)
-                else:
-                    self._replies.put(msg)
         self._replies.put({"error": "the fork server exited"})
 
     def _give_up(self, asked: int) -> None:
         """Stop waiting for the answer to request ``asked``: its job failed to start, so the
-        process it forks, now or later, is killed (an answer already queued too)."""
+        process it forks, now or later, is killed. An answer the reader queued before this is
+        found in the queue; one it reads after, it kills itself."""
         with self._lock:
             self._abandoned.add(asked)
         kept = []
