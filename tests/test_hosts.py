@@ -437,7 +437,8 @@ def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path
 # -- PostgreSQL: engines dispatching side by side ----------------------------------------------
 
 
-NOOP = "def train(context):\n    pass\n"
+# A tenth of a second a job: the queue outlasts an engine that a busy machine is slow to serve.
+BRIEF = "import time\ndef train(context):\n    time.sleep(0.1)\n"
 QUEUE = """
 import sys
 from core.service import Deck
@@ -452,14 +453,17 @@ DRAINED = 60  # jobs in the test (tests/bench/bench_pg.py drains 300)
 def test_three_engines_drain_jobs_queued_from_three_processes_once_each(
     backend, hosts, shared, repo
 ) -> None:
-    write_model(repo, "noop", NOOP)
+    write_model(repo, "noop", BRIEF)
     everyone = list(hosts.values())
+    for h in everyone:
+        h.engine("--workers", "2")
+    # All three serve (an engine beats before its first claim) before the jobs come; else two
+    # could drain them all while the third still imports.
+    wait_for(lambda: len(shared.hosts.engines()) == 3, timeout=60, what="all three to beat")
     queuers = [
         subprocess.Popen([sys.executable, "-c", QUEUE, str(DRAINED // 3)], env=h.env(), cwd=ROOT)
         for h in everyone
     ]
-    for h in everyone:
-        h.engine("--workers", "2")
     for q in queuers:
         assert q.wait(120) == 0
     wait_for(
