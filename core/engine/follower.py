@@ -133,15 +133,11 @@ class Follower:
         self.guard.forget("following job ", self.running)  # ended: nothing to try again
         runs = [r for r in self.running.values() if only is None or r.job_id in only]
         this_round = {r.job_id for r in runs}
-        fresh = [
-            r
-            for r in self.running.values()
-            if r.unrecorded_python is not None and r.job_id not in this_round
-        ]
+        fresh = [r for r in _unrecorded(self.running.values()) if r.job_id not in this_round]
         try:
             self._follow(runs, fresh)
         finally:
-            left = [r for r in fresh if r.unrecorded_python is not None]
+            left = _unrecorded(fresh)
             if left:  # no end this round took them in
                 self.record_started(*left)
 
@@ -169,7 +165,7 @@ class Follower:
                 self.outcomes.no_space.discard(run.job_id)
             return
         for run, e in ended:  # one at a time: one that cannot be recorded waits alone
-            left = [r for r in fresh if r.unrecorded_python is not None]
+            left = _unrecorded(fresh)
             what = f"following job {run.job_id}"
             self.guard.run(what, lambda r=run, x=e, f=left: self._finish(r, x, f))
 
@@ -398,3 +394,8 @@ class Follower:
                 f"{len(killed)} process(es) the job left running killed with SIGKILL",
                 {"pids": sorted(killed), "signal": "SIGKILL"},
             )
+
+
+def _unrecorded(runs: Collection[Running]) -> list[Running]:
+    """Those of ``runs`` whose ``started`` record is not written yet."""
+    return [r for r in runs if r.unrecorded_python is not None]
