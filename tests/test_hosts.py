@@ -512,3 +512,28 @@ def test_an_engine_killed_mid_run_re_attaches_to_its_jobs_when_it_returns(
         assert lines[:50] == [f"tick {i}" for i in range(50)] and len(lines) > 50, done
     finally:
         kill_group(pid)
+
+
+@pytest.mark.postgres_only("several engines dispatch at once on PostgreSQL only (one lease)")
+def test_an_engine_without_the_lease_claims_in_its_first_round(
+    backend, hosts, shared, repo
+) -> None:
+    """Its first round recovers (it has just started), and claims after that: it does not
+    leave the queued jobs to the others for a poll's length (the bench's engines each lost
+    a quarter of a second so)."""
+    write_model(repo, "noop", BRIEF)
+    holder = Engine(hosts["alpha"].deck(), workers=1)
+    late = Engine(hosts["beta"].deck(), workers=2)
+    try:
+        holder.tick()
+        assert holder.holds_lease
+        job = shared.train("proj", "noop", "train")
+        assert late.shares_queue and not late.holds_lease
+        late.tick()  # its first round
+        assert set(late.running) == {job.id}
+        assert shared.job(job.id).status == "running"
+        assert late.run_until_idle(timeout=60)
+        assert shared.job(job.id).status == "completed"
+    finally:
+        late.shutdown()
+        holder.shutdown()

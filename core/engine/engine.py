@@ -257,9 +257,10 @@ class Engine:
             run = self.guard.run
             followed = set(self.follower.running)  # jobs started below wait for the next round
             # Several engines share the queue (PostgreSQL): none needs the lease to claim,
-            # so a job it was woken for is claimed first, before the round's upkeep; but not
-            # in a round that recovers (it judges the running jobs of this host as they were
-            # before this round's claims, as on SQLite).
+            # so a job it was woken for is claimed first, before the round's upkeep; but in a
+            # round that recovers (an engine's first, say), after recovering: recovery judges
+            # the running jobs of this host as they were before this round's claims, as on
+            # SQLite.
             recover = self.recovery.due()
             early = self.shares_queue and not self._halt.is_set() and not recover
             if early:
@@ -283,7 +284,7 @@ class Engine:
                 # New jobs first, into the workers of processes that ended: recording the
                 # ended jobs' outcomes then overlaps with the new jobs' running.
                 self.follower.see_exits()
-                if self.lease.held:
+                if self.lease.held or self.shares_queue:
                     run("dispatching queued jobs", self.dispatcher.dispatch)
                 elif self.foreground and not self.follower.running:
                     # While no engine serves: else that engine runs the job.
