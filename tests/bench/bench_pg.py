@@ -129,6 +129,18 @@ def setup_deck(root: Path, db: str) -> Deck:
     return fresh_deck(root, write_repo(root, 1), "bench", db=db)
 
 
+def record_baseline(root: Path, deck: Deck, db: str) -> None:
+    """One training run first (untimed): the dataset's baseline is recorded, and every timed
+    training reuses it (else the first trainings of each engine compute it, with numpy and
+    pyarrow: a few tenths of a CPU second each, and a statistics fork server per engine)."""
+    deck.train("bench", "noop", "d")
+    env = env_for(root, "alpha", db)
+    modeldeck("engine", "--workers", "1", "--exit-when-idle", env=env).wait(120)
+    reap_adopted()
+    if [j.status for j in deck.jobs()] != ["completed"]:
+        raise SystemExit("the training that records the baseline did not complete")
+
+
 def queue_from_three(root: Path, db: str, n: int) -> None:
     """N jobs queued by three processes at once (a script each queues its share)."""
     script = textwrap.dedent(
@@ -188,6 +200,7 @@ def server_cpu() -> float | None:
 def drain_modeldeck(root: Path, deck: Deck, db: str, n: int) -> tuple[float, float, float | None]:
     """Seconds until every job is final, and the CPU seconds of the engines (with their
     fork servers and job processes) and of the server."""
+    before = {j.id for j in deck.jobs(limit=100)}  # the baseline's training (--baseline)
     queue_from_three(root, db, n)
     cpu0, server0 = children_cpu(), server_cpu()
     t0, wall0 = time.perf_counter(), time.time()
@@ -202,7 +215,7 @@ def drain_modeldeck(root: Path, deck: Deck, db: str, n: int) -> tuple[float, flo
     reap_adopted()  # their fork servers, and so their jobs (a subreaper, see main)
     cpu = children_cpu() - cpu0
     server = server_cpu()
-    jobs = deck.jobs(limit=n + 10)
+    jobs = [j for j in deck.jobs(limit=n + 100) if j.id not in before]
     assert len(jobs) == n, len(jobs)
     bad = [j for j in jobs if j.status != "completed"]
     if bad:
@@ -458,10 +471,23 @@ def start_cpu(argv: list[str], cwd: Path, env: dict[str, str], runs: int = 3) ->
     return statistics.median(cpus)
 
 
+# What any engine process on modeldeck's storage pays before it does anything of its own:
+# SQLModel (with SQLAlchemy's ORM and pydantic), SQLAlchemy's PostgreSQL dialect, psycopg,
+# one connection and its first statement.
+STACK = """
+import sys
+import sqlmodel
+from sqlalchemy import create_engine, text
+with create_engine(sys.argv[1].replace("postgresql://", "postgresql+psycopg://", 1)).connect() as c:
+    c.execute(text("SELECT 1"))
+"""
+
+
 def drain(root: Path, deck: Deck, db: str, server: Server, n: int, same: bool) -> None:
     ours, our_cpu, our_server = drain_modeldeck(root, deck, db, n)
     engine = [sys.executable, "-m", "tui.entry", "engine", "--workers", "2", "--exit-when-idle"]
     our_start = start_cpu(engine, ROOT, env_for(root, HOSTS[0], db))
+    stack = start_cpu([sys.executable, "-c", STACK, db], ROOT, env_for(root, HOSTS[0], db))
     model = root / "repo/models/noop"
     peers = {}
     commands = [("bare", "import training"), ("same imports", SAME_IMPORTS)]
@@ -496,6 +522,17 @@ def drain(root: Path, deck: Deck, db: str, server: Server, n: int, same: bool) -
         f"    CPU a job beyond the starts: modeldeck {1000 * (our_cpu - 3 * our_start) / n:.1f} "
         f"ms, Procrastinate {1000 * (peer_cpu - 3 * peer_start) / n:.1f} ms"
     )
+    # The floor under the starts: the storage stack alone, against the whole peer worker.
+    extra = 3 * (stack - peer_start)
+    cores = os.cpu_count() or 1
+    floor = peers["bare"][0] + extra / cores
+    print(
+        f"    the storage stack alone (SQLModel, SQLAlchemy, psycopg, one connection): "
+        f"{stack:.2f} CPU s a process, {stack / our_start:.0%} of the engine's start; three "
+        f"of it cost {extra:.1f} CPU s more than three Procrastinate workers: with jobs as "
+        f"cheap as the peer's, at best {floor:.2f}s on {cores} CPU(s) "
+        f"({floor / peers['bare'][0]:.2f}x)"
+    )
 
 
 def main() -> None:
@@ -504,6 +541,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--latency", type=int, default=30)
     parser.add_argument("--parts", default="a,w,b", help="which parts to run (a,w,b)")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="(a): the dataset's baseline recorded first, so that no timed training computes it",
+    )
     parser.add_argument(
         "--no-same-imports",
         action="store_true",
@@ -520,6 +562,8 @@ def main() -> None:
             db = server.create("modeldeck_bench")
             deck = setup_deck(root, db)
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {args.jobs} jobs")
+            if args.baseline:
+                record_baseline(root, deck, db)
             settle_files(root)  # modeldeck's jobs create files; Procrastinate's do not
             if "a" in parts:
                 drain(root, deck, db, server, args.jobs, not args.no_same_imports)
