@@ -547,6 +547,11 @@ def main() -> None:
         help="(a): the dataset's baseline recorded first, so that no timed training computes it",
     )
     parser.add_argument(
+        "--drop-caches",
+        action="store_true",
+        help="drop the kernel's caches before (root; see bench_core.settle_files)",
+    )
+    parser.add_argument(
         "--no-same-imports",
         action="store_true",
         help="leave out Procrastinate's second run (the command with the same imports)",
@@ -564,7 +569,8 @@ def main() -> None:
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {args.jobs} jobs")
             if args.baseline:
                 record_baseline(root, deck, db)
-            settle_files(root)  # modeldeck's jobs create files; Procrastinate's do not
+            # modeldeck's jobs create files; Procrastinate's do not
+            settle_files(root, drop_caches=args.drop_caches)
             if "a" in parts:
                 drain(root, deck, db, server, args.jobs, not args.no_same_imports)
             if "w" in parts:
