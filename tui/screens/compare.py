@@ -8,14 +8,14 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.compare import Comparison, compare, delta_text, hyperparameter_text
 from core.service import Deck
 from tui.format import literal, metric, status_text
 from tui.plots import PlotPanel, Series, number, version_tags
 from tui.screens.base import DeckScreen
-from tui.widgets import DeckTable, Polled, Row, TopBar
+from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 
 def cut(cell: Any, width: int) -> Any:
@@ -90,7 +90,7 @@ class CompareScreen(Polled[Comparison], DeckScreen):
             yield DeckTable(id="compare-table", fixed_columns=1)
             yield Static("", id="compare-note", classes="window")
             yield PlotPanel("metrics per version", id="compare-plot", height=10)
-        yield Footer(compact=True, show_command_palette=False)
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.start_polling()

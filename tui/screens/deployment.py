@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import DataTable, Static, TabbedContent, TabPane, Tabs
 
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
@@ -22,7 +22,7 @@ from tui.format import in_zone, literal, status_text, when_s
 from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
-from tui.widgets import DeckTable, Polled, Row, TopBar
+from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 MAX_RUNS = 30  # runs plotted (the newest); the CLI's `drift --history` has them all
 MAX_SERIES = 4  # features (or metrics) plotted at once: more do not read in 80x24
@@ -138,7 +138,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
                 for name, drop in (("at", 0), ("kind", 0), ("message", 0)):
                     table.add_column(name, key=name, drop=drop)
                 yield table
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.start_polling()

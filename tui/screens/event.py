@@ -10,12 +10,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.views import EventView, JobView
 from tui.format import literal, when_s
 from tui.screens.base import DeckScreen
-from tui.widgets import TopBar
+from tui.widgets import DeckFooter, TopBar
 
 
 def event_table(event: EventView, job: JobView) -> Table:
@@ -53,7 +53,7 @@ class EventScreen(DeckScreen):
             yield Static(Text("details", style="bold"), classes="section")
             details = json.dumps(self.event.details, indent=2, sort_keys=True, default=str)
             yield Static(literal(details, newlines=True), id="event-details")
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+        yield DeckFooter()
 
     def action_open_job(self) -> None:
         self.deck_app.open_job(self.job.id, replace=True)  # back to it when it is below

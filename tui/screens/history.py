@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.history import ActiveDeployment, TimelineEntry, parse_time
 from core.service import Deck
@@ -23,7 +23,7 @@ from core.text import metrics_text
 from tui.format import literal, when, when_s
 from tui.modals import Form, _field, _input
 from tui.screens.base import DeckScreen
-from tui.widgets import DeckTable, Polled, Row, TopBar
+from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 # The timeline, newest first, and the deployments active at the moment asked about.
 HistoryData = tuple[list[TimelineEntry], list[ActiveDeployment], datetime]
@@ -108,7 +108,7 @@ class HistoryScreen(Polled[HistoryData], DeckScreen):
         for name, drop in (("time", 0), ("what", 0), ("version", 0), ("by", 1), ("why", 0)):
             table.add_column(name, key=name, drop=drop, shrink=12 if name == "why" else 0)
         yield table
-        yield Footer(compact=True, show_command_palette=False)
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.start_polling()

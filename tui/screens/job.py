@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from core.lifecycle import FINAL_STATUSES, can_stop
 from core.service import Deck
@@ -20,7 +20,7 @@ from tui.format import clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import job_target, stop_job
-from tui.widgets import DeckTable, Polled, Row, TopBar
+from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 
 def job_header(job: JobView, now: datetime, styles: dict[str, str]) -> Table:
@@ -113,7 +113,7 @@ class JobScreen(Polled[tuple[JobView, list[EventView]]], DeckScreen):
                 table.add_column("event", key="kind")
                 table.add_column("message", key="message")
                 yield table
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.start_polling()

@@ -6,14 +6,14 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, TabbedContent, TabPane
 
 from tui.screens.base import DeckScreen
 from tui.tabs.datasets import DatasetsPane
 from tui.tabs.deployments import DeploymentsPane
 from tui.tabs.jobs import JobsPane
 from tui.tabs.models import ModelsPane
-from tui.widgets import TopBar
+from tui.widgets import DeckFooter, TopBar
 
 TABS = ("models", "jobs", "deployments", "datasets")
 
@@ -44,7 +44,7 @@ class ProjectScreen(DeckScreen):
                 yield DeploymentsPane(self.project)
             with TabPane("4 Datasets", id="datasets"):
                 yield DatasetsPane(self.project)
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.deck_app.current_project = self.project

@@ -6,13 +6,13 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.service import Deck
 from core.views import ProjectView
 from tui.modals import ProjectForm
 from tui.screens.base import DeckScreen
-from tui.widgets import DeckTable, Polled, Row, TopBar
+from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 EMPTY = (
     "No projects yet.\n\n"
@@ -53,7 +53,7 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
         table.add_column("failed", key="failed")
         yield table
         yield Static(EMPTY, id="empty", classes="empty")
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.query_one("#empty").display = False

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.monitoring.views import BaselineView, Histogram
 from core.service import Deck
@@ -20,7 +20,7 @@ from core.views import MetricsView, VersionDetail
 from tui.format import duration, in_zone, literal, metric, status_text, when
 from tui.plots import PlotPanel, Series, baseline_histograms, number, short
 from tui.screens.base import DeckScreen
-from tui.widgets import DeckTable, Polled, Row, TopBar
+from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 
 def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
@@ -237,7 +237,7 @@ class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScree
             yield table
             yield Static(Text("statistics per dataset and job", style="bold"), classes="section")
             yield Static("", id="version-stats")
-        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the keys help
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.start_polling()

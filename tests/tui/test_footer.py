@@ -1,0 +1,48 @@
+"""The footer recomposes once for the binding changes that come before its next refresh
+(opening a project changes them 7-8 times: focus, tab, rows, keys), and still shows every
+change: one after its recompose gets a recompose of its own."""
+
+from __future__ import annotations
+
+from tui_support import wait_for
+
+from core.service import Deck
+from tui.app import ModelDeckApp
+from tui.screens.project import ProjectScreen
+from tui.widgets import DeckFooter
+
+
+def footer_text(app: ModelDeckApp) -> str:
+    strips = app.screen._compositor.render_strips()
+    return "".join(segment.text for segment in strips[-1])
+
+
+async def test_binding_changes_before_a_refresh_recompose_the_footer_once(
+    deck: Deck, project: str
+) -> None:
+    app = ModelDeckApp(deck, project=project, run_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await wait_for(pilot, lambda: "t Train" in footer_text(app))  # the Models tab's keys
+        await pilot.pause(0.3)  # the screen's own changes done
+        footer = app.screen.query_one(DeckFooter)
+        recomposed: list[int] = []
+        original = footer.recompose
+
+        async def counted() -> None:
+            recomposed.append(1)
+            await original()
+
+        footer.recompose = counted  # type: ignore[method-assign]
+        for _ in range(5):
+            app.screen.refresh_bindings()
+        await pilot.pause(0.2)
+        assert len(recomposed) == 1
+        assert "q Quit" in footer_text(app)
+
+        app.screen.refresh_bindings()  # after that recompose: one more
+        await pilot.pause(0.2)
+        assert len(recomposed) == 2
+        await pilot.press("2")  # the Jobs tab: its keys, in one recompose or more
+        await wait_for(pilot, lambda: "S Stop all" in footer_text(app))
+        assert "t Train" not in footer_text(app)
