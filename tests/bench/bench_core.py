@@ -123,7 +123,7 @@ def settle_files(root: Path, limit: float = 300.0, drop_caches: bool = False) ->
 
     The probe does not catch every such state: runs started within a minute of an earlier
     run's clean-up measured modeldeck 1.35-1.49x its floor with the probe at 45-99 us, and
-    runs started later, or after dropping the caches, 1.06-1.19x. ``drop_caches`` (root
+    runs started later, or after dropping the caches, 0.96-1.19x. ``drop_caches`` (root
     only) drops the kernel's caches first: ext4 looks for recently freed inodes only in the
     inode table blocks it has cached, so the tax is gone with them."""
     if drop_caches:
