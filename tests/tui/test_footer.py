@@ -4,7 +4,7 @@ change: one after its recompose gets a recompose of its own."""
 
 from __future__ import annotations
 
-from tui_support import wait_for
+from tui_support import screen_text, wait_for
 
 from core.service import Deck
 from tui.app import ModelDeckApp
@@ -13,8 +13,7 @@ from tui.widgets import DeckFooter
 
 
 def footer_text(app: ModelDeckApp) -> str:
-    strips = app.screen._compositor.render_strips()
-    return "".join(segment.text for segment in strips[-1])
+    return screen_text(app).split("\n")[-1]
 
 
 async def test_binding_changes_before_a_refresh_recompose_the_footer_once(

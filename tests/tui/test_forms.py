@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Button, Input, OptionList, Select
-from tui_support import extend_scripted, run_all, wait_for
+from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.service import Deck
 from tui.app import ModelDeckApp
@@ -23,11 +23,6 @@ SIZE = (100, 34)
 def make_app(deck: Deck) -> ModelDeckApp:
     """No engine: what a form submits stays queued, for the test to read."""
     return ModelDeckApp(deck, project="proj", run_engine=False, poll=0.25)
-
-
-def screen_text(app: ModelDeckApp) -> str:
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def wide_csv(path: Path) -> Path:

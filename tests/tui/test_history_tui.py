@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from deploy_support import add_fast_stages
-from tui_support import wait_for
+from tui_support import screen_text, wait_for
 
 from core.clock import FakeClock
 from core.engine import Engine
@@ -56,12 +56,6 @@ def trained(home: Path, repo: Path, project: str) -> tuple[Deck, Deck, str, Fake
     settle(trainer)
     trainer.team.set_rules(project, four_eyes=True)
     return trainer, reviewer, version, clock
-
-
-def screen_text(app: ModelDeckApp) -> str:
-    """What the app sends to the terminal for the current screen, as text."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 async def models_on(app: ModelDeckApp, pilot: object, version: str, who: str) -> ModelsPane:

@@ -17,7 +17,7 @@ import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets._toast import Toast
-from tui_support import wait_for
+from tui_support import screen_text, wait_for
 
 from core.service import Deck
 from core.text import has_controls
@@ -58,13 +58,6 @@ def hdeck(hostile_home: Path) -> Iterator[Deck]:
 
 def app_for(deck: Deck, project: str | None = H.PROJECT) -> ModelDeckApp:
     return ModelDeckApp(deck, project=project, run_engine=False, poll=0.1)
-
-
-def screen_text(app: ModelDeckApp) -> str:
-    """What the app sends to the terminal for the current screen, as text: the segments of
-    every line the compositor made (styles are Textual's own, kept apart from the text)."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def check_screen(app: ModelDeckApp, *texts: str) -> str:

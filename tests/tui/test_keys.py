@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tui_support import extend_scripted, run_all, wait_for
+from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.lifecycle import FINAL_STATUSES
 from core.service import Deck
@@ -448,12 +448,6 @@ async def test_table_columns_widen_to_their_cells(deck: Deck, project: str, repo
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: table_keys(app, "#projects") == ["proj"])
         await wait_for(pilot, lambda: str(repo) in screen_text(app), timeout=5)
-
-
-def screen_text(app: ModelDeckApp) -> str:
-    """The characters the app sends to the terminal for the current screen."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 async def test_events_fetched_twice_leave_the_cursor_where_it_is(deck: Deck, project: str) -> None:

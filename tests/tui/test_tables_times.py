@@ -18,7 +18,7 @@ import pytest
 from conftest import SCRIPTED_TRAINING, write_csv, write_model
 from textual.pilot import Pilot
 from textual.widgets._toast import Toast
-from tui_support import SCORING, run_all, wait_for
+from tui_support import SCORING, run_all, screen_text, wait_for
 
 from core.clock import utc
 from core.service import Deck
@@ -115,12 +115,6 @@ def wdeck(world: dict[str, str]) -> Iterator[Deck]:
     d = Deck(home=world["home"])
     yield d
     d.close()
-
-
-def screen_text(app: ModelDeckApp) -> str:
-    """The characters the app sends to the terminal for the current screen."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def columns(table: DeckTable) -> list[str]:

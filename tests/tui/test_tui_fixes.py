@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import SCRIPTED_TRAINING, write_model
 from textual.widgets._toast import Toast
-from tui_support import extend_scripted, run_all, wait_for
+from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.service import Deck
 from tui.app import ModelDeckApp
@@ -33,12 +33,6 @@ REGRESSION = """
 def evaluate(context):
     return {"mae": 49.9218, "rmse": 61.5, "r2": 0.2311}
 """
-
-
-def screen_text(app: ModelDeckApp) -> str:
-    """The characters the app sends to the terminal for the current screen."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def toasts(app: ModelDeckApp) -> list[str]:

@@ -6,7 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from textual.app import App
 from textual.pilot import Pilot
 
 from core.engine import Engine
@@ -23,6 +25,13 @@ def score(context):
     print("scoring", context.dataset.name)
     (context.output_dir / "predictions.csv").write_text("row,prediction\\n0,1\\n")
 """
+
+
+def screen_text(app: App[Any]) -> str:
+    """What the app sends to the terminal for the current screen, as text: the segments of
+    every line the compositor made (styles are Textual's own, kept apart from the text)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def extend_scripted(repo: Path) -> None:
