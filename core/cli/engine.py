@@ -63,7 +63,7 @@ def engine(cli: Cli) -> int:
             announced[0] = serving
         if stop["now"]:
             return True
-        return bool(a.exit_when_idle and (serving or engine.shares_queue) and engine.idle())
+        return bool(a.exit_when_idle and engine.serving and engine.idle())
 
     try:
         engine.serve(until=done)

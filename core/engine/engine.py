@@ -142,6 +142,12 @@ class Engine:
         return self.store.shared_queue and self.lease.enabled
 
     @property
+    def serving(self) -> bool:
+        """Whether this engine claims queued jobs now: it holds the lease, or shares the
+        queue with the others."""
+        return self.lease.held or self.shares_queue
+
+    @property
     def running(self) -> dict[str, Running]:
         """The jobs this engine follows, by id (read it through ``status()`` elsewhere)."""
         return self.follower.running
@@ -150,8 +156,7 @@ class Engine:
         """A frozen view of this engine: whether it serves, its workers, the jobs it follows."""
         with self._lock:
             running = tuple(self.follower.running)
-        serving = self.lease.held or self.shares_queue
-        return EngineStatus(serving=serving, workers=self.workers, running=running)
+        return EngineStatus(serving=self.serving, workers=self.workers, running=running)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -268,7 +273,7 @@ class Engine:
                 run("dispatching queued jobs", self.dispatcher.dispatch)
             self._renew_lease()
             self._listen()
-            if self.lease.held or self.shares_queue:
+            if self.serving:
                 if not early and self.recovery.due():
                     # With a shared queue every engine recovers its host's jobs whose engine
                     # has gone; the lease holder adopts its host's live ones, as on SQLite.
@@ -284,7 +289,7 @@ class Engine:
                 # New jobs first, into the workers of processes that ended: recording the
                 # ended jobs' outcomes then overlaps with the new jobs' running.
                 self.follower.see_exits()
-                if self.lease.held or self.shares_queue:
+                if self.serving:
                     run("dispatching queued jobs", self.dispatcher.dispatch)
                 elif self.foreground and not self.follower.running:
                     # While no engine serves: else that engine runs the job.
@@ -316,7 +321,7 @@ class Engine:
 
     def _listen(self) -> None:
         """While this engine serves, it hears jobs queued by other processes at once."""
-        serving = (self.lease.held or self.shares_queue) and not self._halt.is_set()
+        serving = self.serving and not self._halt.is_set()
         if self._listener is not None and not getattr(self._listener, "alive", True):
             self._listener.close()  # its connection dropped: listen again
             self._listener = None
