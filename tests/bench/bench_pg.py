@@ -603,7 +603,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         action="store_true",
-        help="(a): the dataset's baseline recorded first, so that no timed training computes it",
+        help="(a) too: the dataset's baseline recorded first, so that no timed training computes "
+        "it (the other parts always have it)",
     )
     parser.add_argument(
         "--drop-caches",
@@ -626,7 +627,9 @@ def main() -> None:
             db = server.create("modeldeck_bench")
             deck = setup_deck(root, db)
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {args.jobs} jobs")
-            if args.baseline:
+            # The warm parts time the no-op job of issue 9, whose dataset's baseline is
+            # recorded: by (a)'s trainings when (a) runs first, else by one untimed training.
+            if args.baseline or "a" not in parts:
                 record_baseline(root, deck, db)
             # modeldeck's jobs create files; Procrastinate's do not
             settle_files(root, drop_caches=args.drop_caches)
