@@ -106,49 +106,46 @@ class Queries:
             return [convert.dataset_view(d, p) for d in s.exec(stmt)]
 
     def models(self, project: str) -> list[ModelView]:
+        """A project's models, each with its versions, the deployed ones and its last job:
+        the same few statements for the whole project, however many models it has."""
         with self.store.reader() as s:
             p = lookup.project(s, project)
         self.catalog.sync_code_models_read(p)
         with self.store.reader() as s:
+            models = s.exec(
+                select(Model).where(Model.project_id == p.id).order_by(Model.name)
+            ).all()
+            latest = {
+                model_id: (int(count), number, status)
+                for model_id, count, number, status in s.exec(_latest_versions(p.id))
+            }
+            deployed: dict[str, list[int]] = {}
+            for model_id, number in s.exec(
+                select(ModelVersion.model_id, ModelVersion.number)
+                .join(Deployment, col(Deployment.version_id) == ModelVersion.id)
+                .where(
+                    col(ModelVersion.model_id).in_(_model_ids(p.id)),
+                    Deployment.status == DeploymentStatus.active.value,
+                )
+                .distinct()
+                .order_by(ModelVersion.number)
+            ):
+                deployed.setdefault(model_id, []).append(int(number))
+            last = {row[0]: JobBrief(*row[1:]) for row in s.exec(_last_jobs(p.id))}
             out = []
-            for m in s.exec(select(Model).where(Model.project_id == p.id).order_by(Model.name)):
-                latest = s.exec(
-                    select(ModelVersion)
-                    .where(ModelVersion.model_id == m.id)
-                    .order_by(col(ModelVersion.number).desc())
-                ).first()
-                n = s.exec(
-                    select(func.count())
-                    .select_from(ModelVersion)
-                    .where(ModelVersion.model_id == m.id)
-                ).one()
-                deployed = s.exec(
-                    select(ModelVersion.number)
-                    .join(Deployment, col(Deployment.version_id) == ModelVersion.id)
-                    .where(
-                        ModelVersion.model_id == m.id,
-                        Deployment.status == DeploymentStatus.active.value,
-                    )
-                    .distinct()
-                    .order_by(ModelVersion.number)
-                ).all()
-                last = s.exec(
-                    select(Job.id, Job.type, Job.status, Job.error, Job.created_at)
-                    .where(Job.model_id == m.id)  # ix_job_model_created
-                    .order_by(col(Job.created_at).desc())
-                    .limit(1)
-                ).first()
+            for m in models:
+                count, number, status = latest.get(m.id, (0, None, None))
                 out.append(
                     ModelView(
                         id=m.id,
                         project=p.name,
                         name=m.name,
                         kind=m.kind,
-                        versions=int(n),
-                        latest_version=latest.number if latest else None,
-                        latest_status=latest.status if latest else None,
-                        deployed_versions=[int(x) for x in deployed],
-                        last_job=JobBrief(*last) if last else None,
+                        versions=count,
+                        latest_version=number,
+                        latest_status=status,
+                        deployed_versions=deployed.get(m.id, []),
+                        last_job=last.get(m.id),
                     )
                 )
             return out
@@ -366,3 +363,46 @@ class Queries:
                 )
             ).one()
             return tuple(int(x or 0) for x in row)
+
+
+def _latest_versions(project_id: str) -> Any:
+    """Per model of the project: its number of versions, and its latest version's number
+    and status."""
+    counts = (
+        select(
+            ModelVersion.model_id,
+            func.count().label("versions"),
+            func.max(ModelVersion.number).label("latest"),
+        )
+        .where(col(ModelVersion.model_id).in_(_model_ids(project_id)))
+        .group_by(col(ModelVersion.model_id))
+        .subquery()
+    )
+    return select(
+        counts.c.model_id, counts.c.versions, ModelVersion.number, ModelVersion.status
+    ).join(
+        ModelVersion,
+        (col(ModelVersion.model_id) == counts.c.model_id)
+        & (col(ModelVersion.number) == counts.c.latest),
+    )
+
+
+def _last_jobs(project_id: str) -> Any:
+    """Per model of the project: its newest job (id, type, status, error, created), in one
+    statement: for each model, one look into ``ix_job_model_created`` (however long its
+    history)."""
+    newest = (
+        select(Job.id)
+        .where(Job.model_id == Model.id)
+        .order_by(col(Job.created_at).desc())
+        .limit(1)
+        .correlate(Model)
+        .scalar_subquery()
+    )
+    return select(Job.model_id, Job.id, Job.type, Job.status, Job.error, Job.created_at).where(
+        col(Job.id).in_(select(newest).where(Model.project_id == project_id))
+    )
+
+
+def _model_ids(project_id: str) -> Any:
+    return select(Model.id).where(Model.project_id == project_id)

@@ -1,15 +1,17 @@
 """The service's shape: ``Deck`` a thin facade over small modules, no class in core/ over 400
-lines (the CLI a module per subject), and a list of versions read
-in a fixed number of statements however many versions it shows."""
+lines (the CLI a module per subject), and a list of versions, or of models, read in a fixed
+number of statements however many it shows."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from deploy_support import add_fast_stages
+from deploy_support import add_fast_stages, approved_version, deploy
 from sqlalchemy import event
 
 from core.engine import Engine
@@ -17,6 +19,7 @@ from core.service import Deck
 from tests.conftest import ROOT
 
 MAX_CLASS_LINES = 400
+T = TypeVar("T")
 
 
 def test_no_class_in_core_is_over_400_lines() -> None:
@@ -56,9 +59,8 @@ def engine(deck: Deck, project: str, repo: Path) -> Iterator[Engine]:
         e.shutdown()
 
 
-def statements(deck: Deck, project: str) -> tuple[int, list[str]]:
-    """How many SQL statements listing the project's versions takes, and the list (as the
-    CLI shows it: label, status, last job type)."""
+def counted(deck: Deck, listing: Callable[[], T]) -> tuple[int, T]:
+    """How many SQL statements ``listing()`` takes, and what it returned."""
     seen: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
@@ -66,11 +68,28 @@ def statements(deck: Deck, project: str) -> tuple[int, list[str]]:
 
     event.listen(deck.engine, "before_cursor_execute", count)
     try:
-        views = deck.versions(project)
+        got = listing()
     finally:
         event.remove(deck.engine, "before_cursor_execute", count)
-    shown = [f"{v.label} {v.status} {v.last_job.type if v.last_job else '-'}" for v in views]
-    return len(seen), shown
+    return len(seen), got
+
+
+def statements(deck: Deck, project: str) -> tuple[int, list[str]]:
+    """How many SQL statements listing the project's versions takes, and the list (as the
+    CLI shows it: label, status, last job type)."""
+    n, views = counted(deck, lambda: deck.versions(project))
+    return n, [f"{v.label} {v.status} {v.last_job.type if v.last_job else '-'}" for v in views]
+
+
+def models_shown(deck: Deck, project: str) -> tuple[int, list[str]]:
+    """How many SQL statements listing the project's models takes, and the list (as the
+    CLI shows it: name, versions, latest, deployed, last job)."""
+    n, views = counted(deck, lambda: deck.models(project))
+    return n, [
+        f"{m.name} {m.versions} v{m.latest_version} {m.latest_status} "
+        f"deployed {m.deployed_versions} last {m.last_job.type if m.last_job else '-'}"
+        for m in views
+    ]
 
 
 def test_listing_versions_takes_the_same_statements_for_one_version_as_for_three(
@@ -97,3 +116,25 @@ def test_listing_versions_takes_the_same_statements_for_one_version_as_for_three
         "scripted v1 evaluated evaluate",
     ]
     assert three == one
+
+
+def test_listing_models_takes_the_same_statements_for_one_model_as_for_three(
+    deck: Deck, engine: Engine, project: str, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deck, "settle", lambda every=1.0: None)
+    before, shown = models_shown(deck, project)
+    names = [line.split()[0] for line in shown]
+    assert all(line.endswith("0 vNone None deployed [] last -") for line in shown), shown
+    version = approved_version(deck, engine, project)
+    deploy(deck, engine, version)
+    deck.train(project, "scripted", "train", {"lines": 1})
+    assert engine.run_until_idle(30)
+    shutil.copytree(repo / "models" / "scripted", repo / "models" / "later")
+    deck.models(project)  # the new folder's model is written once, at its first listing
+    after, shown = models_shown(deck, project)
+    expected = {name: f"{name} 0 vNone None deployed [] last -" for name in [*names, "later"]}
+    # The scripted model: two versions, the newest trained, the first deployed; its newest
+    # job the second training.
+    expected["scripted"] = "scripted 2 v2 trained deployed [1] last train"
+    assert shown == [expected[name] for name in sorted(expected)]
+    assert after == before
