@@ -118,23 +118,23 @@ def test_listing_versions_takes_the_same_statements_for_one_version_as_for_three
     assert three == one
 
 
-def test_listing_models_takes_the_same_statements_for_one_model_as_for_three(
+def test_listing_models_takes_the_same_statements_however_many_models_it_shows(
     deck: Deck, engine: Engine, project: str, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(deck, "settle", lambda every=1.0: None)
     before, shown = models_shown(deck, project)
     names = [line.split()[0] for line in shown]
     assert all(line.endswith("0 vNone None deployed [] last -") for line in shown), shown
-    version = approved_version(deck, engine, project)
-    deploy(deck, engine, version)
+    shutil.copytree(repo / "models" / "scripted", repo / "models" / "later")
+    deck.train(project, "later", "train", {"lines": 1})
     deck.train(project, "scripted", "train", {"lines": 1})
     assert engine.run_until_idle(30)
-    shutil.copytree(repo / "models" / "scripted", repo / "models" / "later")
-    deck.models(project)  # the new folder's model is written once, at its first listing
+    deploy(deck, engine, approved_version(deck, engine, project))  # scripted's second version
     after, shown = models_shown(deck, project)
-    expected = {name: f"{name} 0 vNone None deployed [] last -" for name in [*names, "later"]}
-    # The scripted model: two versions, the newest trained, the first deployed; its newest
-    # job the second training.
-    expected["scripted"] = "scripted 2 v2 trained deployed [1] last train"
+    # Each model shows its own versions and its own newest job, not the project's.
+    expected = {name: f"{name} 0 vNone None deployed [] last -" for name in names}
+    expected["later"] = "later 1 v1 trained deployed [] last train"
+    expected["scripted"] = "scripted 2 v2 deployed deployed [2] last deploy"
     assert shown == [expected[name] for name in sorted(expected)]
+    assert len(shown) == len(names) + 1
     assert after == before
