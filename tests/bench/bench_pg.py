@@ -463,8 +463,8 @@ def warm_modeldeck(
             "SELECT count(*) FROM job WHERE status IN ('completed', 'failed', 'cancelled')",
             before + n,
         )
-    finally:
         cpu1 = machine_cpu()
+    finally:
         stop_all(engines)
         reap_adopted()
     failed = deck.count_jobs(status=["failed", "cancelled"])
