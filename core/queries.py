@@ -120,18 +120,9 @@ class Queries:
                 for model_id, count, number, status in s.exec(_latest_versions(p.id))
             }
             deployed: dict[str, list[int]] = {}
-            for model_id, number in s.exec(
-                select(ModelVersion.model_id, ModelVersion.number)
-                .join(Deployment, col(Deployment.version_id) == ModelVersion.id)
-                .where(
-                    col(ModelVersion.model_id).in_(_model_ids(p.id)),
-                    Deployment.status == DeploymentStatus.active.value,
-                )
-                .distinct()
-                .order_by(ModelVersion.number)
-            ):
+            for model_id, number in s.exec(_deployed_numbers(p.id)):
                 deployed.setdefault(model_id, []).append(int(number))
-            last = {row[0]: JobBrief(*row[1:]) for row in s.exec(_last_jobs(p.id))}
+            last = {row[0]: JobBrief(*row[1:]) for row in s.exec(_newest_jobs(p.id))}
             out = []
             for m in models:
                 count, number, status = latest.get(m.id, (0, None, None))
@@ -387,10 +378,26 @@ def _latest_versions(project_id: str) -> Any:
     )
 
 
-def _last_jobs(project_id: str) -> Any:
-    """Per model of the project: its newest job (id, type, status, error, created), in one
-    statement: for each model, one look into ``ix_job_model_created`` (however long its
-    history)."""
+def _deployed_numbers(project_id: str) -> Any:
+    """The numbers of the project's versions with an active deployment, by model, in
+    order."""
+    return (
+        select(ModelVersion.model_id, ModelVersion.number)
+        .join(Deployment, col(Deployment.version_id) == ModelVersion.id)
+        .where(
+            col(ModelVersion.model_id).in_(_model_ids(project_id)),
+            Deployment.status == DeploymentStatus.active.value,
+        )
+        .distinct()
+        .order_by(ModelVersion.number)
+    )
+
+
+def _newest_jobs(project_id: str) -> Any:
+    """Per model of the project: its newest job (id, type, status, error, created). Not a
+    window over all of them, as ``convert._last_jobs`` takes for a version's few jobs: a
+    model's history can be long, so each model's newest is one look into
+    ``ix_job_model_created`` (a correlated subquery)."""
     newest = (
         select(Job.id)
         .where(Job.model_id == Model.id)

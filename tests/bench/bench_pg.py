@@ -439,38 +439,50 @@ def stop_all(workers: list[subprocess.Popen]) -> None:
         w.wait(30)
 
 
+def drained(
+    workers: list[subprocess.Popen],
+    db: str,
+    queuers: tuple[list[list[str]], list[dict[str, str]], Path],
+    done_query: str,
+    n: int,
+    standing: bool,
+) -> tuple[float, float, float]:
+    """With the ``workers`` serving: the ``queuers`` (argvs, envs, cwd) queue at a go, the
+    workers paused meanwhile for a standing queue (``held``); the seconds from the go (or
+    the resumption) until ``done_query`` counts ``n``, and the machine's busy and stolen CPU
+    seconds from then (``machine_cpu``)."""
+    resume = held(workers, db, standing)
+    go = queue_at_once(*queuers)
+    go = resume() or go
+    cpu0 = machine_cpu()
+    done = wait_until(db, done_query, n)
+    cpu1 = machine_cpu()
+    return done - go, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+
+
 def warm_modeldeck(
     root: Path, deck: Deck, db: str, n: int, standing: bool = False
 ) -> tuple[float, float, float]:
-    """Seconds from the go (or the resumption) until every job is done, and the machine's
-    busy and stolen CPU seconds from then (see ``machine_cpu``)."""
     before = deck.count_jobs()
     engines = [modeldeck("engine", "--workers", "2", env=env_for(root, h, db)) for h in HOSTS]
     try:
         while len([e for e in deck.hosts.engines() if not e.stale]) < len(HOSTS):
             time.sleep(0.05)
         time.sleep(1.0)  # their fork servers up, their spares forked
-        resume = held(engines, db, standing)
-        go = queue_at_once(
+        queuers = (
             [[sys.executable, "-c", MODELDECK_QUEUER, str(ROOT), db, str(k)] for k in shares(n)],
             [env_for(root, h, db) for h in HOSTS],
             ROOT,
         )
-        go = resume() or go
-        cpu0 = machine_cpu()
-        done = wait_until(
-            db,
-            "SELECT count(*) FROM job WHERE status IN ('completed', 'failed', 'cancelled')",
-            before + n,
-        )
-        cpu1 = machine_cpu()
+        final = "SELECT count(*) FROM job WHERE status IN ('completed', 'failed', 'cancelled')"
+        took = drained(engines, db, queuers, final, before + n, standing)
     finally:
         stop_all(engines)
         reap_adopted()
     failed = deck.count_jobs(status=["failed", "cancelled"])
     if failed:
         raise SystemExit(f"{failed} job(s) did not complete")
-    return done - go, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    return took
 
 
 def warm_procrastinate(
@@ -490,19 +502,15 @@ def warm_procrastinate(
     ]
     try:
         time.sleep(3.0)  # started and listening (each imports procrastinate and psycopg)
-        resume = held(workers, db, standing)
-        go = queue_at_once(
-            [[sys.executable, "-c", PEER_QUEUER, str(k)] for k in shares(n)], [env] * 3, root
+        queuers = (
+            [[sys.executable, "-c", PEER_QUEUER, str(k)] for k in shares(n)],
+            [env] * 3,
+            root,
         )
-        go = resume() or go
-        cpu0 = machine_cpu()
-        done = wait_until(
-            db, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'", n
-        )
-        cpu1 = machine_cpu()
+        final = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+        return drained(workers, db, queuers, final, n, standing)
     finally:
         stop_all(workers)
-    return done - go, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
 
 
 def warm(root: Path, deck: Deck, db: str, server: Server, n: int, standing: bool) -> None:
