@@ -2,8 +2,10 @@
 
 On SQLite (one machine, its file's permissions) it is the operating-system login of the
 process: ``pwd.getpwuid(os.getuid())``, the user the SSH session was authenticated as, not
-``$USER`` or ``$LOGNAME``, which anyone can set. On PostgreSQL it is the database role of the
-connection (``SELECT current_user``): the server authenticated it.
+``$USER`` or ``$LOGNAME``, which anyone can set. On PostgreSQL it is the role the server
+authenticated the connection as (``SELECT session_user``), not the role it acts as now
+(``current_user``): a member of a group role may ``SET ROLE`` to it (even in the connection
+URL's ``options``), and would then approve as somebody else.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ def os_login() -> str:
 
 
 def database_role(engine: Engine) -> str | None:
-    """The role a database server authenticated the connection as; None for SQLite, which
-    authenticates nobody."""
+    """The role a database server authenticated the connection as (its session user, whatever
+    role it has set); None for SQLite, which authenticates nobody."""
     if engine.dialect.name == "sqlite":
         return None
     with engine.connect() as conn:
-        return str(conn.execute(text("SELECT current_user")).scalar_one())
+        return str(conn.execute(text("SELECT session_user")).scalar_one())
 
 
 def authenticated_user(engine: Engine) -> str:

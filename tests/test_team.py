@@ -428,6 +428,16 @@ def test_four_eyes_with_real_roles_on_postgresql(
             "(four eyes are required in project churn)"
         )
         assert trainer.version(version).status == "evaluated"
+        # Acting as the group role (SET ROLE in the URL's options) is still trainer1.
+        switched = pg_database.as_role("trainer1") + "?options=-c%20role%3Dmodeldeck_users"
+        disguised = Deck(home=tmp_path / "trainer", db=switched)
+        try:
+            assert disguised.team.whoami().to_json() == {"user": "trainer1", "via": "database"}
+            with pytest.raises(ModelDeckError, match="^trainer1 trained "):
+                disguised.approve(version, "as the group")
+        finally:
+            disguised.close()
+        assert trainer.version(version).status == "evaluated"
         approved = reviewer.approve(version, "checked on the holdout")
         assert approved.actor == "reviewer1"
         settle(reviewer)
