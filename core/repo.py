@@ -36,6 +36,10 @@ def code_fingerprint(repo: Path, model_dir: Path) -> str:
     return _git_fingerprint(repo, model_dir) or _files_fingerprint(model_dir)
 
 
+# Bytecode is no local change of the code (Python writes it wherever it imports from).
+NOT_CODE = (":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.pyc")
+
+
 def _git_fingerprint(repo: Path, model_dir: Path) -> str | None:
     if not any((d / ".git").exists() for d in (repo, *repo.parents)):
         return None  # not a checkout: do not pay for starting git
@@ -49,7 +53,7 @@ def _git_fingerprint(repo: Path, model_dir: Path) -> str | None:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return None
-        dirty = git("status", "--porcelain", "--", str(model_dir)).stdout.strip()
+        dirty = git("status", "--porcelain", "--", str(model_dir), *NOT_CODE).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return f"git:{head.stdout.strip()}" + ("+dirty" if dirty else "")
@@ -64,7 +68,9 @@ def git_diff(repo: Path, model_dir: Path) -> bytes:
 
     try:
         diff = git("diff", "--no-color", "--no-ext-diff", "HEAD", "--", str(model_dir)).stdout
-        listed = git("ls-files", "-z", "--others", "--exclude-standard", "--", str(model_dir))
+        listed = git(
+            "ls-files", "-z", "--others", "--exclude-standard", "--", str(model_dir), *NOT_CODE
+        )
         for name in sorted(n for n in listed.stdout.split(b"\0") if n):
             new = git("diff", "--no-color", "--no-index", "--", os.devnull, os.fsdecode(name))
             diff += new.stdout

@@ -450,9 +450,7 @@ def run(spec: dict[str, Any], ctx: Context) -> None:
             + ("" if kind == "train" else "; this version keeps no copy of its code")
         )
     if code_dir:
-        sys.path.insert(0, code_dir)
-        # A version's copy of its code is part of the version: running it leaves it as it was.
-        sys.dont_write_bytecode = spec.get("code_source") == "version"
+        sys.path.insert(0, code_dir)  # no bytecode is written there (see ``main``)
     runner = RUNNERS.get(kind)
     if runner is None:
         raise ValueError(f"job type {kind!r} runs no code")
@@ -743,6 +741,11 @@ def _exit_handlers() -> None:
 def main(argv: list[str]) -> int:
     job_dir = Path(argv[1])
     _write_pid(job_dir)
+    # The user's modules are imported from their repository, or from a version's copy of its
+    # code: no __pycache__ is left in either (in a checkout it would make the next training's
+    # code fingerprint "+dirty"), nor by the Pythons the job starts.
+    sys.dont_write_bytecode = True
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     # Orphans of the job's code (a double-forked daemon too) become ours, so we can end them.
     subreaper = become_subreaper()
     spec = json.loads((job_dir / "spec.json").read_text())
