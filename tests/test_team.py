@@ -433,7 +433,7 @@ def test_four_eyes_with_real_roles_on_postgresql(
         disguised = Deck(home=tmp_path / "trainer", db=switched)
         try:
             assert disguised.team.whoami().to_json() == {"user": "trainer1", "via": "database"}
-            with pytest.raises(ModelDeckError, match="^trainer1 trained "):
+            with pytest.raises(ModelDeckError, match=r"^trainer1 trained "):
                 disguised.approve(version, "as the group")
         finally:
             disguised.close()
