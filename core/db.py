@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from core import rawsql
 from core.errors import ModelDeckError
+from core.text import printable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -52,6 +53,30 @@ def is_sqlite(url: str) -> bool:
 
 def is_postgres(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+DB_URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+
+def check_url(url: str) -> None:
+    """Refuse, in one line, a database URL that is not one of SQLite or PostgreSQL (an
+    unparsable one is not echoed: it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not url.strip():
+        raise ModelDeckError(f"the database URL cannot be empty ({DB_URL_FORMS})")
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018  (parsed lazily: a port that is no number fails here)
+    except (ArgumentError, ValueError):
+        raise ModelDeckError(f"the database URL cannot be read: use {DB_URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        raise ModelDeckError(
+            f"modeldeck keeps its registry in SQLite or PostgreSQL, not {printable(backend)} "
+            f"({DB_URL_FORMS})"
+        )
 
 
 def normalize_url(url: str) -> str:

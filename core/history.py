@@ -39,12 +39,13 @@ def parse_time(text: str) -> datetime:
     given = (text or "").strip()
     try:
         when = datetime.fromisoformat(given)
-    except ValueError:
+        # In UTC it may fall outside the years 1-9999 (0001-01-01T00:00+01:00).
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ModelDeckError(
             f"--at takes an ISO 8601 time such as 2026-11-28T09:30Z or 2026-11-28T10:30+01:00 "
-            f"(UTC when it has no zone), not {printable(given)!r}"
+            f"(UTC when it has no zone) in the years 1 to 9999, not {printable(given)!r}"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @dataclass(frozen=True)

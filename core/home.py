@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from core.db import sqlite_url
+from core.db import check_url, sqlite_url
 from core.errors import ModelDeckError
 from core.text import printable
 
@@ -35,8 +35,13 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
 
 
 def resolve_db_url(home: Path, db: str | None = None) -> str:
-    """``--db``, else ``$MODELDECK_DB``, else the SQLite file in the data home."""
-    return db or os.environ.get("MODELDECK_DB") or sqlite_url(home / "modeldeck.db")
+    """``--db``, else ``$MODELDECK_DB`` (unless empty), else the SQLite file in the data
+    home; one that is no SQLite or PostgreSQL URL is refused (an empty ``--db`` too)."""
+    url = db if db is not None else os.environ.get("MODELDECK_DB") or None
+    if url is None:
+        return sqlite_url(home / "modeldeck.db")
+    check_url(url)
+    return url
 
 
 def new_id(prefix: str) -> str:

@@ -61,8 +61,8 @@ class Store:
         try:
             migrate(self.engine)
         except OperationalError as exc:
-            if is_sqlite(self.db_url):
-                raise
+            if is_sqlite(self.db_url) and "unable to open" not in str(exc.orig):
+                raise  # a locked or full database: not a URL to refuse
             self.engine.dispose()
             raise unreachable(exc, self.db_shown) from None
         self._single = single_reader(self.engine)

@@ -273,3 +273,41 @@ def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path:
         )
         assert result.returncode == code, (args, result.stderr)
         assert "Traceback" not in result.stderr and "ignored" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("db", "says"),
+    [
+        ("", "the database URL cannot be empty"),
+        ("garbage", "the database URL cannot be read"),
+        ("postgresql://ana:s3cret@127.0.0.1:notaport/x", "the database URL cannot be read"),
+        ("mysql://x/y", "SQLite or PostgreSQL, not mysql"),
+        ("sqlite:////nonexistent/dir/x.db", "cannot open the database sqlite:////nonexistent"),
+    ],
+)
+def test_a_database_url_that_cannot_be_used_is_one_line(
+    db: str,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELDECK_DB", raising=False)
+    assert main(["--db", db, "projects"]) == 2
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()
+    assert out == "" and line.startswith("error: ") and says in line, line
+    assert "s3cret" not in line
+    assert not (tmp_path / "modeldeck.db").exists()
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00+01:00", "9999-12-31T23:59:59-14:00"])
+def test_a_history_time_past_the_calendar_is_one_line(
+    at: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELDECK_DB", raising=False)
+    assert main(["history", "anything", "--at", at]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --at takes an ISO 8601 time") and "years 1 to 9999" in line
