@@ -144,6 +144,7 @@ class LogPane(DeckNode, Vertical):
         self.match: int | None = None
         self.finished = False  # the job is final: one last read, then stop tailing
         self._final_read = False
+        self._wrapped_at = 0  # the width the rows were last wrapped to
         self._highlighter = LogHighlighter()
 
     def compose(self) -> ComposeResult:
@@ -208,15 +209,35 @@ class LogPane(DeckNode, Vertical):
             self.start = first + len(lines) - len(merged)
             self.lines = deque(merged, maxlen=WINDOW)
             log.clear()
-            log.write_lines(self._rows(self.lines), scroll_end=True)
+            log.write_lines(self._rows(self.lines), scroll_end=False)
         else:
             self.lines.extend(lines)
-            log.write_lines(self._rows(lines), scroll_end=True)
+            log.write_lines(self._rows(lines), scroll_end=False)
+        self._to_end()
+
+    def _to_end(self) -> None:
+        """While following, the newest line in view. Asked of the Log widget it would scroll
+        only when the view is at its very end already, which it is not after a first write
+        taller than the pane, a scroll bar that appeared or a resize: then it never would
+        again, while the status says "following"."""
+        if not self.follow:
+            return
+        log = self.log_widget
+        log.scroll_end(animate=False, immediate=True, x_axis=False)
+        log.call_after_refresh(self._end_after_layout)
+
+    def _end_after_layout(self) -> None:
+        if self.follow:  # not paused meanwhile
+            self.log_widget.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def _wrap_width(self) -> int:
+        """Columns a wrapped row may take: the view's, less its scroll bar."""
+        return max(20, self.log_widget.scrollable_content_region.width)
 
     def _rows(self, lines: Any) -> list[str]:
         if not self.wrap:
             return list(lines)
-        width = max(20, self.log_widget.size.width - 1)
+        width = self._wrapped_at = self._wrap_width()
         rows: list[str] = []
         for line in lines:
             if len(line) <= width:
@@ -250,6 +271,8 @@ class LogPane(DeckNode, Vertical):
             self._rebuild()
             if focus_line is not None:
                 self._scroll_to_line(focus_line)
+            else:
+                self._to_end()
             self._show_status()
 
         self.load("log.window", read, show, if_idle=False)
@@ -263,7 +286,7 @@ class LogPane(DeckNode, Vertical):
         offset = max(0, line - self.start)
         if not self.wrap:
             return offset
-        width = max(20, self.log_widget.size.width - 1)
+        width = self._wrap_width()
         return sum(max(1, -(-len(x) // width)) for x in list(self.lines)[:offset])
 
     def _scroll_to_line(self, line: int) -> None:
@@ -275,7 +298,7 @@ class LogPane(DeckNode, Vertical):
         y = int(self.log_widget.scroll_y)
         if not self.wrap:
             return self.start + y
-        width = max(20, self.log_widget.size.width - 1)
+        width = self._wrap_width()
         rows = 0
         for i, x in enumerate(self.lines):
             rows += max(1, -(-len(x) // width))
@@ -320,14 +343,27 @@ class LogPane(DeckNode, Vertical):
         self.action_resume()
 
     def action_toggle_wrap(self) -> None:
-        top = self._top_line()
         self.wrap = not self.wrap
+        self._rewrap()
+        self._show_status()
+
+    def _rewrap(self) -> None:
+        """The rows again (wrapped to the view's width, or not), the same lines in view."""
+        top = self._top_line()
         self._rebuild()
         if self.follow:
-            self.log_widget.scroll_end(animate=False)
+            self._to_end()
         else:
             self._scroll_to_line(top + 3)
-        self._show_status()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.call_after_refresh(self._resized)  # once the view has its new size
+
+    def _resized(self) -> None:
+        if self.wrap and self._wrap_width() != self._wrapped_at:
+            self._rewrap()
+        else:
+            self._to_end()
 
     # -- search ---------------------------------------------------------------------------
 

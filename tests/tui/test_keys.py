@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import write_model
 from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.lifecycle import FINAL_STATUSES
@@ -186,6 +187,68 @@ async def test_follow_toggle_scroll_pauses_and_end_resumes(deck: Deck, project: 
         assert pane.wrap
         deck.stop(job.id)
         await wait_for(pilot, lambda: final(deck, job.id))
+
+
+TICKER = """
+import time
+
+
+def train(context):
+    for i in range(60):
+        print(f"burst {i:03d}")
+    for i in range(int(context.hyperparameters.get("ticks", 40))):
+        print(f"tick {i:03d}", flush=True)
+        time.sleep(0.1)
+    raise RuntimeError("the last line")
+"""
+
+
+def log_bottom_shows_the_end(app: ModelDeckApp, pane: LogPane) -> bool:
+    """What the user sees: the log's last line on screen, the view scrolled to its end."""
+    log = pane.log_widget
+    shown = screen_text(app)
+    return bool(pane.lines) and log.is_vertical_scroll_end and pane.lines[-1] in shown
+
+
+async def test_the_log_follows_its_end_on_screen_whatever_it_held_and_on_resize(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """A log already taller than the pane when the job screen opens keeps its newest line in
+    view as lines come, after the terminal is resized too; the job's end shows its last line."""
+    write_model(repo, "ticker", TICKER)
+    job = deck.train(project, "ticker", "train", {"ticks": 50})
+    app = make_app(deck)
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = deck.log_path(job.id)
+        await wait_for(pilot, lambda: log.exists() and "tick 005" in log.read_text())
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        pane = app.screen.query_one(LogPane)
+        for mark in ("tick 015", "tick 025"):
+            await wait_for(pilot, lambda mark=mark: mark in pane.lines)
+            await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: "tick 035" in pane.lines)
+        await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
+        await wait_for(pilot, lambda: final(deck, job.id), timeout=30)
+        await wait_for(pilot, lambda: "RuntimeError: the last line" in pane.lines[-1])
+        status = app.screen.query_one("#log-status")
+        await wait_for(pilot, lambda: "end of log" in status.render().plain)
+        await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
+
+
+async def test_a_finished_jobs_log_opens_on_its_last_line(deck: Deck, project: str) -> None:
+    job = deck.train(project, "scripted", "train", {"lines": 100, "fail": "the very end"})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        pane = app.screen.query_one(LogPane)
+        await wait_for(pilot, lambda: pane.end == pane.total > 100)
+        assert pane.lines[-1] == "RuntimeError: the very end"
+        await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
 
 
 async def test_search_and_next_error_read_the_whole_log(deck: Deck, project: str) -> None:
