@@ -93,6 +93,8 @@ class Hosts:
         _known(key)
         require_utf8(value, "the value")
         if key == ARTIFACTS:
+            if not value.strip():
+                raise ModelDeckError("the artifact store cannot be empty: give a folder")
             value = str(_usable_store(Path(value).expanduser()))
         now = self.store.now()
         with self.store.writer() as s:

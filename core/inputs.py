@@ -12,8 +12,11 @@ from core.errors import ModelDeckError
 from core.text import has_controls, printable
 
 MAX_OVERRIDE_DEPTH = 32
+# Both databases index names; PostgreSQL refuses an index entry over about 2,700 bytes.
+MAX_NAME = 200
 NAME_RULE = (
-    "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or '..'"
+    "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or "
+    f"'..', of at most {MAX_NAME} characters"
 )
 
 
@@ -62,6 +65,8 @@ def name_problem(name: str) -> str | None:
         return "holds a control character"
     if any(c.isspace() for c in name):
         return "holds whitespace"
+    if len(name) > MAX_NAME:
+        return f"is {len(name):,} characters long"
     return None
 
 
@@ -70,8 +75,9 @@ def check_name(kind: str, name: str) -> str:
     name = (name or "").strip()
     problem = name_problem(name)
     if problem:
+        shown = name if len(name) <= 60 else name[:60] + "…"
         raise ModelDeckError(
-            f"{kind} name '{printable(name)}' {problem}: a name must be {NAME_RULE}"
+            f"{kind} name '{printable(shown)}' {problem}: a name must be {NAME_RULE}"
         )
     return name
 

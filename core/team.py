@@ -20,6 +20,7 @@ from core.inputs import check_name
 from core.lifecycle import JobType, Team, decider_refusal
 from core.models import Job, Model, ModelVersion, Project, ProjectEvent
 from core.store import Store
+from core.text import printable
 from core.views import TeamView, WhoView
 
 POLICY_CHANGED = "policy_changed"  # the kind of a project event: who may decide changed
@@ -63,6 +64,9 @@ def team_view(p: Project) -> TeamView:
     return TeamView(project=p.name, approvers=list(p.approvers or []), four_eyes=p.four_eyes)
 
 
+MAX_USER_NAME = 63
+
+
 def _approvers(names: Sequence[str]) -> list[str]:
     """The approvers given (``--approvers a,b``): each a user name, kept once, in order."""
     out: list[str] = []
@@ -70,6 +74,11 @@ def _approvers(names: Sequence[str]) -> list[str]:
         if not name.strip():
             continue
         name = check_name("approver", name)
+        if len(name.encode()) > MAX_USER_NAME:
+            raise ModelDeckError(
+                f"approver name '{printable(name[:60])}…' is longer than a user name can be "
+                f"({MAX_USER_NAME} bytes: PostgreSQL's role names, and login names)"
+            )
         if name not in out:
             out.append(name)
     return out

@@ -428,10 +428,16 @@ def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path
     store.rename(tmp_path / "elsewhere")
     done = beta.run("engine")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    refusal = [
         f"error: the artifact store (`modeldeck config set artifacts`) {store} "
         "is not a folder on this host"
     ]
+    assert done.stderr.strip().splitlines() == refusal
+    # So does a job command that would run its job itself (no engine serves): nothing queued.
+    jobs = alpha.ok("jobs", "proj", "--json")
+    done = alpha.run("train", "proj", "scripted", "--dataset", "train")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == refusal
+    assert alpha.ok("jobs", "proj", "--json") == jobs
 
 
 # -- PostgreSQL: engines dispatching side by side ----------------------------------------------

@@ -152,6 +152,12 @@ def test_bad_input_is_refused_and_nothing_changes(
         ("jobs", "--limit", "0"),
         ("train", "proj", "scripted", "--dataset", "train", "--set", "novalue"),
         ("frobnicate",),
+        ("project", "add", "p" * 3000, "--repo", str(tmp_path / "other")),
+        ("project", "set", "proj", "--approvers", "x" * 64),
+        ("project", "set", "proj", "--four-eyes", "--no-four-eyes"),
+        ("config", "set", "artifacts", ""),
+        ("engine", "--workers", "3000000000"),
+        ("history", "proj", "--at", "0001-01-01T00:00+01:00"),
         # --json changes what a success prints, not how a refusal reads
         ("versions", "nope", "--json"),
         ("approve", v_trained, "--reason", "looks good", "--json"),
@@ -175,6 +181,9 @@ def test_bad_input_is_refused_and_nothing_changes(
     assert "unknown time zone 'X/Y'" in said[refusals[35]]
     assert "only http(s) URLs" in said[("import", "proj", "byom", "ftp://example.com/model.joblib")]
     assert "already exists" in said[refusals[13]]
+    assert "3,000 characters long" in said[refusals[-8]]
+    assert "longer than a user name can be" in said[refusals[-7]]
+    assert "not allowed with argument --four-eyes" in said[refusals[-6]]
 
 
 def test_a_corrupt_byom_file_fails_its_import_and_makes_no_version(

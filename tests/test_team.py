@@ -112,7 +112,7 @@ def test_whoami_is_the_login_of_the_process_not_what_the_environment_says(
     who, via = authenticated()
     shown = json.loads(ok(run(home, "whoami", "--json", capfd=capfd)).out)
     assert shown == {"user": who, "via": via}
-    how = "operating-system login" if via == "os" else "database role"
+    how = "operating-system login" if via == "os" else "role the database server authenticated"
     assert ok(run(home, "whoami", capfd=capfd)).out.startswith(f"{who} (the {how}")
 
 

@@ -10,14 +10,17 @@ from core.cli.output import err
 from core.cli.session import Cli, Command
 from core.errors import ModelDeckError
 
+# Each worker is a job process at once: far more than any host runs (a heartbeat's integer).
+MAX_WORKERS = 10_000
+
 
 def engine(cli: Cli) -> int:
     from core.engine import Engine
     from core.hosts import LOST_AFTER_LEAST
 
     a = cli.args
-    if a.workers is not None and a.workers < 1:
-        raise ModelDeckError("--workers must be at least 1")
+    if a.workers is not None and not 1 <= a.workers <= MAX_WORKERS:
+        raise ModelDeckError(f"--workers must be from 1 to {MAX_WORKERS}")
     if a.lost_after < LOST_AFTER_LEAST:
         raise ModelDeckError(
             f"--lost-after must be at least {LOST_AFTER_LEAST:g} seconds (two heartbeats)"

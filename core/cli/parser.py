@@ -218,11 +218,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         metavar="USER,USER",
         help="only these users may approve or reject (an empty list: anyone may)",
     )
-    pa.add_argument(
+    eyes = pa.add_mutually_exclusive_group()
+    eyes.add_argument(
         "--four-eyes",
-        action=argparse.BooleanOptionalAction,
+        dest="four_eyes",
+        action="store_const",
+        const=True,
         default=None,
         help="nobody may approve or reject a version they trained or imported",
+    )
+    eyes.add_argument(
+        "--no-four-eyes",
+        dest="four_eyes",
+        action="store_const",
+        const=False,
+        help="turn four eyes off",
     )
     cmd("whoami", "print the user this database records as the actor")
     p = cmd("history", "what ran when: a project's deployments at a moment, or its timeline")

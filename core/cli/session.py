@@ -131,6 +131,10 @@ class Cli:
     def job_command(self, submit: Callable[[], JobView]) -> int:
         from core.lifecycle import JobStatus
 
+        if not self.args.detach and self.deck.serving_engine() is None:
+            # This process will run the job: refused, as an engine's start is, where this host
+            # cannot use the artifact store (before anything is queued).
+            self.deck.hosts.check_artifacts()
         job = submit()
         if self.json:
             err(job.id)

@@ -13,7 +13,7 @@ def whoami(cli: Cli) -> int:
     how = (
         "the operating-system login of this process"
         if who.via == "os"
-        else "the database role of the connection"
+        else "the role the database server authenticated"
     )
     return cli.show(who, f"{who.user} ({how})")
 
