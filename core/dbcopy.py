@@ -15,7 +15,8 @@ from core import models  # noqa: F401  (registers the tables)
 from core.db import current_revision, head_revision, migrate
 from core.errors import ModelDeckError
 
-SKIPPED = frozenset({"engine_lease"})  # who serves the old database: nothing to carry over
+# Who serves the old database (its lease, its engines' heartbeats): nothing to carry over.
+SKIPPED = frozenset({"engine_lease", "engine_heartbeat"})
 CHUNK = 1000  # rows read and inserted at a time
 
 

@@ -14,8 +14,9 @@ from core.clock import utc
 from core.errors import ModelDeckError
 from core.inputs import require_utf8
 from core.logchunks import JobLog
-from core.models import EngineHeartbeat, Setting
-from core.store import ARTIFACTS, Store
+from core.models import EngineHeartbeat, EngineLease, Setting
+from core.procfs import is_job_command
+from core.store import ARTIFACTS, LEASE_NAME, Store, lease_in_force
 from core.text import printable
 from core.views import EnginesSummary, EngineView, SettingView
 
@@ -41,7 +42,10 @@ class Hosts:
     # -- engines --------------------------------------------------------------------------
 
     def engines(self) -> list[EngineView]:
-        """The engines that serve the database (stale ones too, marked), by host."""
+        """The engines of the database (stale ones too, marked), by host, each with its
+        state: ``serving``; ``standing by`` (SQLite: another engine holds the lease, the
+        one that dispatches); ``job command`` (a command running its own job while no
+        engine serves); ``stale`` (not seen for a while)."""
         now = self.store.now()
         with self.store.reader() as s:
             rows = s.exec(
@@ -49,7 +53,19 @@ class Hosts:
                 .where(col(EngineHeartbeat.stopped_at).is_(None))
                 .order_by(col(EngineHeartbeat.host), col(EngineHeartbeat.started_at))
             ).all()
+            lease = None if self.store.shared_queue else s.get(EngineLease, LEASE_NAME)
+        holder = lease.owner if lease is not None and lease_in_force(lease, now) else None
         stale_before = now - timedelta(seconds=STALE_AFTER)
+
+        def state(r: EngineHeartbeat) -> str:
+            if utc(r.last_seen) < stale_before:  # type: ignore[operator]
+                return "stale"
+            if is_job_command(r.id):
+                return "job command"
+            if not self.store.shared_queue and r.id != holder:
+                return "standing by"
+            return "serving"
+
         return [
             EngineView(
                 id=r.id,
@@ -60,19 +76,22 @@ class Hosts:
                 version=r.version,
                 started_at=utc(r.started_at),  # type: ignore[arg-type]
                 last_seen=utc(r.last_seen),  # type: ignore[arg-type]
-                stale=utc(r.last_seen) < stale_before,  # type: ignore[operator]
+                stale=(kind := state(r)) == "stale",
+                state=kind,
             )
             for r in rows
         ]
 
     def summary(self) -> EnginesSummary:
-        """How many engines serve now and how busy they are (stale ones counted apart)."""
-        live = [e for e in self.engines() if not e.stale]
+        """How many engines serve now and how busy they are (stale ones counted apart;
+        engines standing by and job commands are not serving)."""
+        engines = self.engines()
+        live = [e for e in engines if e.state == "serving"]
         return EnginesSummary(
             serving=len(live),
             workers=sum(e.workers for e in live),
             running=sum(e.running for e in live),
-            stale=sum(1 for e in self.engines() if e.stale),
+            stale=sum(1 for e in engines if e.stale),
         )
 
     # -- settings -------------------------------------------------------------------------

@@ -364,6 +364,8 @@ class EngineView(_View):
     started_at: datetime
     last_seen: datetime
     stale: bool  # not seen for a while: stopped without saying so, hung, or its host gone
+    # serving, standing by (SQLite: another holds the lease), job command, or stale
+    state: str = "serving"
 
 
 @dataclass(frozen=True)

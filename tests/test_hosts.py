@@ -167,6 +167,10 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     assert by_host["alpha"]["pid"] == a.pid and by_host["alpha"]["workers"] == 2
     assert by_host["beta"]["pid"] == b.pid and by_host["beta"]["workers"] == 3
     assert all(r["stale"] is False and r["running"] == 0 for r in rows)
+    # On SQLite the one holding the lease serves, the other stands by (it dispatches nothing).
+    wanted = ["serving"] * 2 if shared.store.shared_queue else ["serving", "standing by"]
+    wait_for(lambda: sorted(r["state"] for r in engines_json(beta)) == wanted, what="states")
+    assert shared.hosts.summary().serving == len([w for w in wanted if w == "serving"])
     assert all(r["last_seen"].endswith("Z") and r["version"] for r in rows)
 
     # A job running on one of them is counted where it runs.

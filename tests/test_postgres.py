@@ -199,7 +199,24 @@ def test_db_copy_moves_a_sqlite_registry_and_refuses_a_non_empty_database(
     job_id = before["jobs"][0]["id"]
     events_before = res(run("events", job_id, "--json")).json()
 
-    copied = ok(res(run("db", "copy", "--to", pg, "--json"))).json()
+    # An engine serving the SQLite home meanwhile is not carried over as serving PostgreSQL.
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "tui.entry", "engine"],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not res(run("engines", "--json")).json():
+            assert time.monotonic() < deadline, "the engine never beat"
+            time.sleep(0.1)
+        copied = ok(res(run("db", "copy", "--to", pg, "--json"))).json()
+    finally:
+        serving.terminate()
+        serving.wait(30)
+    assert res(run("engines", "--json", db=pg)).json() == []
+    assert "engine_heartbeat" not in copied["tables"]
     assert copied["tables"]["job"] == 1 and copied["tables"]["project"] == 1
     assert copied["tables"]["job_event"] == len(events_before)
 

@@ -18,7 +18,7 @@ def engines(cli: Cli) -> int:
             e.version,
             local(e.started_at),
             local(e.last_seen),
-            "stale" if e.stale else "serving",
+            e.state,
         ],
     )
 
