@@ -58,9 +58,10 @@ class TeamView(_View):
     four_eyes: bool = False
 
     def describe(self) -> str:
-        """``approvers ana, bo; four eyes`` / ``approvers anyone; no four eyes``."""
+        """``four eyes; approvers ana, bo`` / ``no four eyes; approvers anyone`` (the short
+        part first: a narrow column cuts the end of a long list of names)."""
         who = ", ".join(self.approvers) if self.approvers else "anyone"
-        return f"approvers {who}; {'four eyes' if self.four_eyes else 'no four eyes'}"
+        return f"{'four eyes' if self.four_eyes else 'no four eyes'}; approvers {who}"
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def test_project_set_and_show(
     shown = json.loads(ok(run(home, "project", "show", "proj", "--json", capfd=capfd)).out)
     assert (shown["approvers"], shown["four_eyes"]) == ([], False)  # today's behaviour
     said = ok(run(home, "project", "set", "proj", "--four-eyes", capfd=capfd))
-    assert said.out.strip() == "project proj: approvers anyone; four eyes"
+    assert said.out.strip() == "project proj: four eyes; approvers anyone"
     names = f"ana,{who},ana"
     ok(run(home, "project", "set", "proj", "--approvers", names, capfd=capfd))
     shown = json.loads(ok(run(home, "projects", "--json", capfd=capfd)).out)[0]
@@ -162,9 +162,9 @@ def test_project_set_and_show(
     # Every change is on the project's timeline, with who made it.
     changes = [e for e in deck.history.timeline(project) if e.kind == "rules"]
     assert [(e.by, e.text) for e in changes] == [
-        (who, "set approvers anyone; four eyes"),
-        (who, f"set approvers ana, {who}; four eyes"),
-        (who, "set approvers anyone; no four eyes"),
+        (who, "set four eyes; approvers anyone"),
+        (who, f"set four eyes; approvers ana, {who}"),
+        (who, "set no four eyes; approvers anyone"),
     ]
 
 
@@ -339,7 +339,7 @@ def test_history_timeline(lived: Team, capfd: pytest.CaptureFixture[str]) -> Non
         "beats the baseline",
         "scores score, schedule 0 6 * * * (Europe/Paris)",
         "replaced",
-        "set approvers anyone; four eyes",
+        "set four eyes; approvers anyone",
     ]
     assert shown[0]["at"] == iso(START + timedelta(minutes=7))
     assert all(e["at"].endswith("Z") and len(e["at"]) == 24 for e in shown)

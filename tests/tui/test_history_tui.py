@@ -158,3 +158,25 @@ async def test_history_screen(trained: tuple[Deck, Deck, str, FakeClock]) -> Non
         await wait_for(pilot, lambda: "(typed): 0 deployment(s)" in moment())
     trainer.close()
     reviewer.close()
+
+
+async def test_history_keeps_who_did_it_when_narrow(
+    trained: tuple[Deck, Deck, str, FakeClock],
+) -> None:
+    """At 80 columns, with a long reason, each entry still says who made it."""
+    trainer, reviewer, version, _clock = trained
+    reviewer.approve(version, "holds up on the holdout set " * 8)
+    settle(reviewer)
+    app = app_for(reviewer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        table = app.screen.query_one("#history-table", DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await wait_for(pilot, lambda: "reviewer1" in screen_text(app))
+        [header] = [line for line in screen_text(app).splitlines() if "version" in line]
+        assert " by " in header and "why" in header
+        assert "set four eyes" in screen_text(app)  # the short part of a rules entry first
+    trainer.close()
+    reviewer.close()

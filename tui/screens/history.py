@@ -104,9 +104,9 @@ class HistoryScreen(Polled[HistoryData], DeckScreen):
         with VerticalScroll(id="history-moment"):
             yield Static("", id="history-active")
         table = DeckTable(id="history-table")
-        # Narrower than all of them (80 columns): the deployment id, then who, go first.
-        for name, drop in (("time", 0), ("what", 0), ("version", 0), ("by", 1), ("why", 0)):
-            table.add_column(name, key=name, drop=drop, shrink=12 if name == "why" else 0)
+        # Narrower than all of them (80 columns): why gives up room; who did it never goes.
+        for name in ("time", "what", "version", "by", "why"):
+            table.add_column(name, key=name, shrink=12 if name == "why" else 0)
         yield table
         yield DeckFooter()
 
