@@ -221,8 +221,11 @@ class DeckTable(DataTable[Any]):
 
     _drawing: dict[tuple[str, ...], Any] | None = None  # while drawing: see ``render_lines``
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, *, opens: bool = True, **kw: Any) -> None:
+        """``opens``: enter opens the row (else its key is not offered: rows with nothing
+        more to show, such as a dataset's)."""
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self.opens = opens
         self._ranks: dict[str, int] = {}
         self._specs: list[_Spec] = []
         self._shown: list[int] = []  # indexes into _specs of the columns on screen
@@ -230,6 +233,11 @@ class DeckTable(DataTable[Any]):
         self._widths: dict[str, list[int]] = {}
         self._order: list[str] = []
         self._narrowed: dict[int, int] = {}  # spec index -> width given to a shrunk column
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "select_cursor" and not self.opens:
+            return False  # nothing to open: not in the footer or ``?``
+        return super().check_action(action, parameters)
 
     def add_column(
         self,

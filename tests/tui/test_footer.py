@@ -45,3 +45,20 @@ async def test_binding_changes_before_a_refresh_recompose_the_footer_once(
         await pilot.press("2")  # the Jobs tab: its keys, in one recompose or more
         await wait_for(pilot, lambda: "S Stop all" in footer_text(app))
         assert "t Train" not in footer_text(app)
+
+
+async def test_enter_is_offered_where_it_opens_something(deck: Deck, project: str) -> None:
+    """The Datasets tab has nothing to open: no Open key; a model with no versions yet says
+    so when it is opened."""
+    app = ModelDeckApp(deck, project=project, run_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await wait_for(pilot, lambda: "⏎ Open" in footer_text(app))  # models (no versions)
+        await wait_for(pilot, lambda: "scripted" in screen_text(app))  # its rows are in
+        await pilot.press("enter")
+        said = "clf has no versions yet: t trains one"
+        await wait_for(pilot, lambda: any(n.message == said for n in app._notifications))
+        await pilot.press("4")  # Datasets
+        await wait_for(pilot, lambda: "Open" not in footer_text(app) and "train" in screen_text(app))
+        await pilot.press("1")
+        await wait_for(pilot, lambda: "⏎ Open" in footer_text(app))

@@ -25,7 +25,7 @@ class DatasetsPane(Polled[list[DatasetView]], Vertical):
         self.project = project
 
     def compose(self) -> ComposeResult:
-        table = DeckTable(id="datasets-table")
+        table = DeckTable(id="datasets-table", opens=False)
         # The path last: the longest, it is the one cut when the table is narrow.
         for name in ("name", "target", "rows", "columns", "format", "path"):
             table.add_column(name, key=name)

@@ -185,6 +185,8 @@ class ModelsPane(Polled[Models], Vertical):
         v = self.current
         if v is not None:
             self.deck_app.open_version(v.id)
+        elif (model := self.current_model) is not None:
+            self.notify(f"{model} has no versions yet: t trains one", markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return None if self.refusal(action) else True  # None: dimmed in the footer
