@@ -59,6 +59,7 @@ async def test_enter_is_offered_where_it_opens_something(deck: Deck, project: st
         said = "clf has no versions yet: t trains one"
         await wait_for(pilot, lambda: any(n.message == said for n in app._notifications))
         await pilot.press("4")  # Datasets
-        await wait_for(pilot, lambda: "Open" not in footer_text(app) and "train" in screen_text(app))
+        await wait_for(pilot, lambda: "train.csv" in screen_text(app))
+        await wait_for(pilot, lambda: "Open" not in footer_text(app))
         await pilot.press("1")
         await wait_for(pilot, lambda: "⏎ Open" in footer_text(app))
