@@ -228,6 +228,13 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
         assert "its host alpha has not been seen" in ended.details["reason"]
         assert ended.details["host"] == "alpha" and ended.details["lost_after"] == 4
         assert b.poll() is None
+        # Followed from beta, which reads the copy alpha made: it says it may stop short.
+        followed = beta.run("logs", job, "--follow")
+        assert followed.returncode == 0  # what alpha copied before it died, if anything
+        assert followed.stderr.splitlines() == [
+            f"modeldeck: job {job} failed: lost (its host alpha was not seen for a while: its "
+            "log is what that host had copied, and may stop short)"
+        ]
     finally:
         kill_group(running.pid)
 
@@ -333,6 +340,7 @@ def test_a_log_followed_from_another_hosts_home_gets_every_line_live(hosts, shar
     rest = follow.stdout.read()  # (communicate() would skip what readline() buffered)
     assert follow.wait(60) == 0
     assert rest.splitlines() == [f"tick {i}" for i in range(101, 200)]
+    assert follow.stderr is not None and follow.stderr.read() == f"modeldeck: job {job} completed\n"
     assert shared.job(job).status == "completed"
     assert took < 10, took  # about a second: the engine's round, the copy, the follower's poll
 

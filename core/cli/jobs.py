@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from core.cli.output import job_lines, out, say, say_lines, table
+from core.cli.output import err, job_lines, out, say, say_lines, table
 from core.cli.session import Cli, Command
 from core.errors import ModelDeckError
-from core.text import local
+from core.text import local, printable
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -114,7 +114,8 @@ def logs(cli: Cli) -> int:
         if cli.json:
             raise ModelDeckError("--raw passes the log through as it is; it takes no --json")
         return _raw_log(cli, job)
-    log = LogReader(d.hosts.log(job.id))  # the file, or its copy when on another host
+    source = d.hosts.log(job.id)  # the file, or its copy when on another host
+    log = LogReader(source)
     if cli.json:
         lines: list[str] = []
         while True:
@@ -131,8 +132,22 @@ def logs(cli: Cli) -> int:
         if chunk or not log.at_end:
             continue
         if not a.follow or final:
+            if a.follow:
+                _followed_to_the_end(job, here=source.path.exists())
             return 0
         time.sleep(0.1)
+
+
+def _followed_to_the_end(job: JobView, here: bool) -> None:
+    """What ended a followed log, on stderr (the log itself is on stdout): the job's end; for
+    a job whose host was lost, that the log read from its copy may stop short."""
+    line = f"modeldeck: job {job.id} {job.status}"
+    if job.error:
+        line += f": {printable(job.error)}"
+    if job.error == "lost" and not here:
+        line += f" (its host {printable(job.host or '?')} was not seen for a while: its log "
+        line += "is what that host had copied, and may stop short)"
+    err(line)
 
 
 def _raw_log(cli: Cli, job: JobView) -> int:
