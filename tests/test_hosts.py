@@ -239,6 +239,31 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
         kill_group(running.pid)
 
 
+def test_a_stop_from_another_host_says_when_the_jobs_host_has_no_engine(
+    hosts, shared, shared_db
+) -> None:
+    alpha, beta = hosts["alpha"], hosts["beta"]
+    a = alpha.engine()
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    running = wait_for(
+        lambda: (j := shared.job(job)).status == "running" and j.pid and j, what="job start"
+    )
+    try:
+        a.kill()  # kill -9: nothing on alpha can signal the job now
+        a.wait(10)
+        set_last_seen(shared_db, "alpha")
+        done = beta.run("stop", job, timeout=30)
+        assert done.returncode == 0 and done.stdout == f"job {job} stopping\n"
+        assert done.stderr.splitlines() == [
+            f"modeldeck: the stop of job {job} is recorded, but its host alpha has no engine "
+            "running: the job stops when one starts there, or fails as lost once the host is "
+            "not seen for --lost-after"
+        ]
+        assert shared.job(job).status == "stopping"
+    finally:
+        kill_group(running.pid)
+
+
 def test_a_host_seen_within_lost_after_keeps_its_jobs(hosts, shared, shared_db) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
     a = alpha.engine()

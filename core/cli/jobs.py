@@ -189,8 +189,25 @@ def stop(cli: Cli) -> int:
     a, d = cli.args, cli.deck
     j = d.stop(a.job)
     if not a.no_wait and j.status not in FINAL_STATUSES:
-        j = cli.follow_quietly(j)
+        if _host_without_engine(d, j):
+            # Only an engine of its host can signal its process: waiting here would not end.
+            err(
+                f"modeldeck: the stop of job {j.id} is recorded, but its host "
+                f"{printable(j.host or '?')} has no engine running: the job stops when one "
+                "starts there, or fails as lost once the host is not seen for --lost-after"
+            )
+        else:
+            j = cli.follow_quietly(j)
     return cli.show(j, f"job {j.id} {j.status}")
+
+
+def _host_without_engine(d: Deck, j: JobView) -> bool:
+    """Whether ``j`` runs on another host none of whose engines is alive (by heartbeat)."""
+    from core.procfs import HOST
+
+    if not j.host or j.host == HOST or j.status != "stopping":
+        return False
+    return not any(e.host == j.host and not e.stale for e in d.hosts.engines())
 
 
 RUN: dict[str, Command] = {name: submit for name in SUBMIT} | {
