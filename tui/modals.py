@@ -168,12 +168,6 @@ class Form(Background, ModalScreen[Any]):
         event.stop()
         self.focus_next()
 
-    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        """Entering a text field puts the cursor at the end of its text (a click then
-        moves it): typing adds to the text, nothing is selected to be replaced."""
-        if isinstance(event.widget, Input):
-            event.widget.cursor_position = len(event.widget.value)
-
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "ok":
@@ -211,10 +205,19 @@ def _field(label: str, widget: Any) -> Iterable[Any]:
     )
 
 
-def _input(value: str = "", **kw: Any) -> Input:
+class _Field(Input):
     """A text field that keeps its text on focus: tabbing in puts the cursor at its end
-    instead of selecting it all (a typed space would replace ``Europe/Berlin``)."""
-    return Input(value, compact=True, select_on_focus=False, **kw)
+    instead of selecting it all (a typed space would replace ``Europe/Berlin``). The field
+    does it itself as it gains focus, before the keys that follow: keys typed right after a
+    tab (a paste, a burst over SSH) land after the text, not ahead of it."""
+
+    def _on_focus(self, event: events.Focus) -> None:
+        self.cursor_position = len(self.value)
+        super()._on_focus(event)
+
+
+def _input(value: str = "", **kw: Any) -> Input:
+    return _Field(value, compact=True, select_on_focus=False, **kw)
 
 
 class ReasonPrompt(Form):
