@@ -511,3 +511,43 @@ def test_approvals_and_events_are_append_only_on_postgresql(
     assert pg_database.admin.execute(counts).fetchone() == before
     assert pg_database.admin.execute("SELECT by, reason FROM approval").fetchall() == kept
     assert min(before) > 0  # every table had rows to protect
+
+
+def test_the_rules_change_only_as_project_set_changes_them_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    """A member's grants let them update the project table; they still cannot turn four eyes
+    off or name other approvers by a direct UPDATE: not without being an approver, and not
+    without the change on the project's timeline."""
+    import psycopg
+
+    trainer = Deck(home=tmp_path / "trainer", db=pg_database.as_role("trainer1"))
+    reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
+    try:
+        trainer.add_project("churn", repo)
+        trainer.team.set_rules("churn", four_eyes=True)  # anyone may, while none are named
+
+        def member(role: str) -> psycopg.Connection:
+            url = pg_database.url.set(drivername="postgresql", username=role)
+            return psycopg.connect(url.render_as_string(False), autocommit=True)
+
+        with member("trainer1") as conn:  # unrecorded, though anyone may change them now
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="timeline"):
+                conn.execute("UPDATE project SET four_eyes = false")
+        reviewer.team.set_rules("churn", approvers=["reviewer1"])
+        with member("trainer1") as conn:  # not an approver: refused even with a record
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only"):
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO project_event (project_id, at, by, kind, message, details) "
+                        "SELECT id, now(), 'trainer1', 'policy_changed', 'x', '{}' FROM project"
+                    )
+                    conn.execute("UPDATE project SET four_eyes = false, approvers = NULL")
+            conn.execute("UPDATE project SET repo = repo")  # other columns: as before
+        assert trainer.team.rules("churn").to_json() == reviewer.team.rules("churn").to_json()
+        assert reviewer.team.rules("churn").four_eyes is True
+        reviewer.team.set_rules("churn", approvers=[], four_eyes=False)  # through the app: fine
+        assert trainer.team.rules("churn").four_eyes is False
+    finally:
+        trainer.close()
+        reviewer.close()
