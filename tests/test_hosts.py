@@ -197,6 +197,16 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     kill_group(pgid)
 
 
+def ticking_on(host: Any, shared: Deck) -> tuple[subprocess.Popen, str, Any]:
+    """An engine of ``host`` running a long ticker job: the engine, the job, its view."""
+    engine = host.engine()
+    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
+    running = wait_for(
+        lambda: (j := shared.job(job)).status == "running" and j.pid and j, what="job start"
+    )
+    return engine, job, running
+
+
 def test_lost_after_is_refused_below_two_heartbeats(hosts) -> None:
     done = hosts["alpha"].run("engine", "--lost-after", "1")
     assert done.returncode == 2
@@ -210,11 +220,7 @@ def test_lost_after_is_refused_below_two_heartbeats(hosts) -> None:
 
 def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, shared_db) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
-    a = alpha.engine()
-    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
-    running = wait_for(
-        lambda: (j := shared.job(job)).status == "running" and j.pid and j, what="job start"
-    )
+    a, job, running = ticking_on(alpha, shared)
     assert running.host == "alpha"
     try:
         a.kill()  # kill -9: the host's engine is gone, and nothing beats for it
@@ -243,11 +249,7 @@ def test_a_stop_from_another_host_says_when_the_jobs_host_has_no_engine(
     hosts, shared, shared_db
 ) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
-    a = alpha.engine()
-    job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
-    running = wait_for(
-        lambda: (j := shared.job(job)).status == "running" and j.pid and j, what="job start"
-    )
+    a, job, running = ticking_on(alpha, shared)
     try:
         a.kill()  # kill -9: nothing on alpha can signal the job now
         a.wait(10)
