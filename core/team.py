@@ -75,8 +75,9 @@ def _approvers(names: Sequence[str]) -> list[str]:
             continue
         name = check_name("approver", name)
         if len(name.encode()) > MAX_USER_NAME:
+            shown = name if len(name) <= 60 else name[:60] + "…"
             raise ModelDeckError(
-                f"approver name '{printable(name[:60])}…' is longer than a user name can be "
+                f"approver name '{printable(shown)}' is longer than a user name can be "
                 f"({MAX_USER_NAME} bytes: PostgreSQL's role names, and login names)"
             )
         if name not in out:

@@ -208,8 +208,8 @@ def _field(label: str, widget: Any) -> Iterable[Any]:
 class _Field(Input):
     """A text field that keeps its text on focus: tabbing in puts the cursor at its end
     instead of selecting it all (a typed space would replace ``Europe/Berlin``). The field
-    does it itself as it gains focus, before the keys that follow: keys typed right after a
-    tab (a paste, a burst over SSH) land after the text, not ahead of it."""
+    does it itself as it gains focus, not the form after it (when keys typed meanwhile had
+    gone in ahead of the text)."""
 
     def _on_focus(self, event: events.Focus) -> None:
         self.cursor_position = len(self.value)
