@@ -197,6 +197,15 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     kill_group(pgid)
 
 
+def running_process(pid: int) -> bool:
+    """Whether ``pid`` is a process that runs (not gone, not a zombie left to reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
 def ticking_on(host: Any, shared: Deck) -> tuple[subprocess.Popen, str, Any]:
     """An engine of ``host`` running a long ticker job: the engine, the job, its view."""
     engine = host.engine()
@@ -241,6 +250,18 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
             f"modeldeck: job {job} failed: lost (its host alpha was not seen for a while: its "
             "log is what that host had copied, and may stop short)"
         ]
+        # Alpha comes back: the process of its job, failed as lost meanwhile, is ended.
+        assert running_process(running.pid)
+        alpha.engine()
+        wait_for(
+            lambda: any(e.kind == "processes_killed" for e in shared.events(job)),
+            timeout=30,
+            what="the kill",
+        )
+        assert not running_process(running.pid)
+        [killed] = [e for e in shared.events(job) if e.kind == "processes_killed"]
+        assert "still running on alpha after the job was failed as lost" in killed.message
+        assert shared.job(job).status == "failed"
     finally:
         kill_group(running.pid)
 

@@ -176,6 +176,8 @@ class Engine:
         SERVING.add(self.id)
         # Beating before the first claim: a peer's recovery leaves this engine's jobs to it.
         self.guard.run("writing the engine's heartbeat", lambda: self.heartbeat.beat(0))
+        if not self.foreground:
+            self.guard.run("ending lost jobs' processes", self.recovery.end_lost)
         self.guard.run("starting the executor", self.executors.prepare)
         try:
             self._serve(until, max_wait)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -27,6 +27,9 @@ from .executor import LOCAL, Executors, Handle
 from .follower import Follower, Running
 from .heartbeat import engines_beating, hosts_last_seen
 from .outcome import Outcomes
+
+# How far back an engine looks for jobs of its host failed as lost whose process still runs.
+LOST_PROCESSES_WITHIN = timedelta(days=7)
 
 
 class Recovery:
@@ -97,6 +100,43 @@ class Recovery:
             )
         if only is None:
             self.guard.run("placing staged artifacts", self._place_staged)
+
+    def end_lost(self) -> None:
+        """Jobs of this host another host failed as lost while nothing here beat (this
+        host's engines were gone): a process of one that still runs is its own no more (its
+        outcome is decided, its staging folder removed), so it is killed, and said so. Run
+        by each engine of the host as it starts, serving or standing by."""
+        since = self.store.now() - LOST_PROCESSES_WITHIN
+        with self.store.reader() as s:
+            rows = s.exec(
+                select(Job).where(
+                    Job.host == HOST,
+                    Job.status == JobStatus.failed.value,
+                    Job.error == "lost",
+                    col(Job.pid).is_not(None),
+                    col(Job.finished_at) >= since,
+                )
+            ).all()
+        for job in rows:
+            executor = self.executors.get(job.executor or LOCAL)
+            live = executor.adopt(job)
+            if live is None:
+                continue
+            killed = sorted(executor.stop(live))
+            with self.store.writer() as s:
+                row = s.get(Job, job.id)
+                if row is None:
+                    continue
+                add_event(
+                    s,
+                    row,
+                    JobEventKind.processes_killed,
+                    f"its process, still running on {HOST} after the job was failed as lost, "
+                    "was killed with SIGKILL",
+                    self.store.now(),
+                    {"pids": killed, "engine": self.engine_id},
+                )
+                s.commit()
 
     def _place_staged(self) -> None:
         """Staging folders of ended jobs: a version recorded by a process that died before
