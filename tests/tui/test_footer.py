@@ -9,7 +9,7 @@ from tui_support import screen_text, wait_for
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.screens.project import ProjectScreen
-from tui.widgets import DeckFooter
+from tui.widgets import DeckFooter, DeckTable
 
 
 def footer_text(app: ModelDeckApp) -> str:
@@ -59,7 +59,8 @@ async def test_enter_is_offered_where_it_opens_something(deck: Deck, project: st
         said = "clf has no versions yet: t trains one"
         await wait_for(pilot, lambda: any(n.message == said for n in app._notifications))
         await pilot.press("4")  # Datasets
-        await wait_for(pilot, lambda: "train.csv" in screen_text(app))
+        datasets = app.screen.query_one("#datasets-table", DeckTable)
+        await wait_for(pilot, lambda: datasets.row_count == 3)  # train, test, score
         await wait_for(pilot, lambda: "Open" not in footer_text(app))
         await pilot.press("1")
         await wait_for(pilot, lambda: "⏎ Open" in footer_text(app))
