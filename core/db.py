@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlmodel import Session
 
 from core import rawsql
@@ -61,9 +61,6 @@ DB_URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 def check_url(url: str) -> None:
     """Refuse, in one line, a database URL that is not one of SQLite or PostgreSQL (an
     unparsable one is not echoed: it may hold a password)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     if not url.strip():
         raise ModelDeckError(f"the database URL cannot be empty ({DB_URL_FORMS})")
     try:

@@ -15,7 +15,7 @@ from core.errors import ModelDeckError
 from core.inputs import require_utf8
 from core.logchunks import JobLog
 from core.models import EngineHeartbeat, EngineLease, Setting
-from core.procfs import is_job_command
+from core.procfs import HOST, is_job_command
 from core.store import ARTIFACTS, LEASE_NAME, Store, lease_in_force
 from core.text import printable
 from core.views import EnginesSummary, EngineView, SettingView
@@ -81,6 +81,13 @@ class Hosts:
             )
             for r in rows
         ]
+
+    def engine_alive_on(self, host: str | None) -> bool:
+        """Whether an engine can act on ``host``'s jobs: this host (its own commands can),
+        or another whose engines' heartbeats are not all stale."""
+        if not host or host == HOST:
+            return True
+        return any(e.host == host and not e.stale for e in self.engines())
 
     def summary(self) -> EnginesSummary:
         """How many engines serve now and how busy they are (stale ones counted apart;

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.errors import ModelDeckError
-from core.text import has_controls, printable
+from core.text import cut, has_controls, printable
 
 MAX_OVERRIDE_DEPTH = 32
 # Both databases index names; PostgreSQL refuses an index entry over about 2,700 bytes.
@@ -75,9 +75,8 @@ def check_name(kind: str, name: str) -> str:
     name = (name or "").strip()
     problem = name_problem(name)
     if problem:
-        shown = name if len(name) <= 60 else name[:60] + "…"
         raise ModelDeckError(
-            f"{kind} name '{printable(shown)}' {problem}: a name must be {NAME_RULE}"
+            f"{kind} name '{printable(cut(name, 61))}' {problem}: a name must be {NAME_RULE}"
         )
     return name
 

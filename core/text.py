@@ -51,6 +51,11 @@ def printable(text: str, *, newlines: bool = False) -> str:
     return pattern.sub(_stand_in, text)
 
 
+def cut(text: str, most: int) -> str:
+    """``text`` of at most ``most`` characters, cut with ``…``."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def has_controls(text: str) -> bool:
     """Whether ``text`` holds a control character other than tab, or a lone surrogate:
     whether :func:`printable` changes it (newlines aside)."""

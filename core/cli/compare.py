@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.cli.output import cut, out, say, table
+from core.cli.output import out, say, table
 from core.cli.session import Cli, Command
+from core.text import cut
 
 
 def compare(cli: Cli) -> int:

@@ -184,12 +184,12 @@ def events(cli: Cli) -> int:
 
 
 def stop(cli: Cli) -> int:
-    from core.lifecycle import FINAL_STATUSES
+    from core.lifecycle import FINAL_STATUSES, JobStatus
 
     a, d = cli.args, cli.deck
     j = d.stop(a.job)
     if not a.no_wait and j.status not in FINAL_STATUSES:
-        if _host_without_engine(d, j):
+        if j.status == JobStatus.stopping.value and not d.hosts.engine_alive_on(j.host):
             # Only an engine of its host can signal its process: waiting here would not end.
             err(
                 f"modeldeck: the stop of job {j.id} is recorded, but its host "
@@ -199,15 +199,6 @@ def stop(cli: Cli) -> int:
         else:
             j = cli.follow_quietly(j)
     return cli.show(j, f"job {j.id} {j.status}")
-
-
-def _host_without_engine(d: Deck, j: JobView) -> bool:
-    """Whether ``j`` runs on another host none of whose engines is alive (by heartbeat)."""
-    from core.procfs import HOST
-
-    if not j.host or j.host == HOST or j.status != "stopping":
-        return False
-    return not any(e.host == j.host and not e.stale for e in d.hosts.engines())
 
 
 RUN: dict[str, Command] = {name: submit for name in SUBMIT} | {

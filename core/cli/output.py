@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from core.views import JobView
 
 
-def cut(text: str, most: int) -> str:
-    """``text`` of at most ``most`` characters, cut with ``…`` (``--json`` has all of it)."""
-    return text if len(text) <= most else text[: most - 1] + "…"
-
-
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 

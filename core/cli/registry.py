@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.cli.output import cut, metric, out, retired, say, table
+from core.cli.output import metric, out, retired, say, table
 from core.cli.session import Cli, Command
-from core.text import compact, local, metrics_text, printable
+from core.text import compact, cut, local, metrics_text, printable
 
 
 def projects(cli: Cli) -> int:
