@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from core.clock import utc
@@ -88,6 +89,19 @@ class Hosts:
         if not host or host == HOST:
             return True
         return any(e.host == host and not e.stale for e in self.engines())
+
+    def silent_for(self, host: str | None) -> float | None:
+        """Seconds since an engine on another ``host`` was last heard from, once that is
+        long enough for its heartbeat to be stale (its engine stopped, hung or its host
+        gone: its jobs are failed as lost when it stays so); None while it beats, and for
+        this host (its own commands look after its jobs)."""
+        if not host or host == HOST:
+            return None
+        seen = hosts_last_seen(self.store, {host}).get(host)
+        if seen is None:
+            return None
+        silent = (self.store.now() - seen).total_seconds()
+        return silent if silent > STALE_AFTER else None
 
     def summary(self) -> EnginesSummary:
         """How many engines serve now and how busy they are (stale ones counted apart;
@@ -172,3 +186,17 @@ def _usable_store(path: Path, configured: bool = False) -> Path:
     except OSError as exc:
         raise ModelDeckError(f"{where} {shown} cannot be used: {exc.strerror or exc}") from None
     return path
+
+
+def hosts_last_seen(store: Store, hosts: set[str]) -> dict[str, datetime]:
+    """When each of ``hosts`` was last seen by its engines' heartbeats (a host without any
+    heartbeat row is missing from the answer)."""
+    if not hosts:
+        return {}
+    with store.reader() as s:
+        rows = s.exec(
+            select(EngineHeartbeat.host, func.max(EngineHeartbeat.last_seen))
+            .where(col(EngineHeartbeat.host).in_(sorted(hosts)))
+            .group_by(EngineHeartbeat.host)
+        ).all()
+    return {host: utc(seen) for host, seen in rows if seen is not None}  # type: ignore[misc]

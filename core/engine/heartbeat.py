@@ -8,7 +8,7 @@ import os
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 from sqlmodel import col, select
 
 from core.hosts import BEAT_EVERY
@@ -81,22 +81,6 @@ class Heartbeat:
             row.running, row.last_seen, row.stopped_at = running, now, stopped
             s.add(row)
             s.commit()
-
-
-def hosts_last_seen(store: Store, hosts: set[str]) -> dict[str, datetime]:
-    """When each of ``hosts`` was last seen by its engines' heartbeats (a host without any
-    heartbeat row is missing from the answer)."""
-    if not hosts:
-        return {}
-    with store.reader() as s:
-        rows = s.exec(
-            select(EngineHeartbeat.host, func.max(EngineHeartbeat.last_seen))
-            .where(col(EngineHeartbeat.host).in_(sorted(hosts)))
-            .group_by(EngineHeartbeat.host)
-        ).all()
-    from core.clock import utc
-
-    return {host: utc(seen) for host, seen in rows if seen is not None}  # type: ignore[misc]
 
 
 def engines_beating(store: Store, ids: set[str]) -> set[str]:

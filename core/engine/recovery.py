@@ -15,7 +15,7 @@ from core import jobs
 from core.clock import iso, utc
 from core.effects import place_artifacts
 from core.events import JobEventKind
-from core.hosts import LOST_AFTER
+from core.hosts import LOST_AFTER, hosts_last_seen
 from core.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, RULES, JobStatus, JobType
 from core.models import Job, ModelVersion
 from core.procfs import HOST, engine_alive, engine_pid, is_job_command
@@ -25,7 +25,7 @@ from core.store import Store
 from .common import RECOVER_EVERY, SERVING, Guard
 from .executor import LOCAL, Executors, Handle
 from .follower import Follower, Running
-from .heartbeat import engines_beating, hosts_last_seen
+from .heartbeat import engines_beating
 from .outcome import Outcomes
 
 # How far back an engine looks for jobs of its host failed as lost whose process still runs.

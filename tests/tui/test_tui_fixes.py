@@ -7,6 +7,7 @@ Pilot tests on real jobs run by a real engine (the scripted model), on a real da
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -319,3 +320,43 @@ async def test_two_deployments_of_a_version_on_a_dataset_differ_by_their_id(
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: "id" not in [str(c.key.value) for c in table.ordered_columns])
         assert "version" in [str(c.key.value) for c in table.ordered_columns]
+
+
+async def test_the_job_screen_names_the_jobs_host_and_says_when_it_falls_silent(
+    deck: Deck, project: str
+) -> None:
+    """A job another host runs: the screen names that host, and once its engines have not
+    beaten for a while (killed, its host down), says so: its log has stopped for that."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert, update
+
+    from core.models import EngineHeartbeat, Job
+
+    job = deck.train(project, "clf", "train")
+    now = deck.now()
+    beat = {"pid": 4242, "workers": 2, "running": 1, "version": "0", "started_at": now}
+    with deck.writer() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(status="running", host="far-away", pid=4243, started_at=now)
+        )
+        s.execute(
+            insert(EngineHeartbeat), [{"id": "far", "host": "far-away", "last_seen": now, **beat}]
+        )
+        s.commit()
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: "far-away pid 4243" in screen_text(app))
+        assert "not heard from" not in screen_text(app)
+        with deck.writer() as s:  # its engine stops beating: as a minute later
+            s.execute(update(EngineHeartbeat).values(last_seen=now - timedelta(seconds=60)))
+            s.commit()
+        await wait_for(pilot, lambda: "not heard from for" in screen_text(app))
+        said = re.search(
+            r"host far-away not heard from for 1m0\ds: its engine may be gone", screen_text(app)
+        )
+        assert said is not None, screen_text(app)
+        assert deck.job(job.id).status == "running"  # 2 minutes before it is lost

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -23,12 +24,17 @@ from tui.tabs.jobs import job_target, stop_job
 from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 
-def job_header(job: JobView, now: datetime, styles: dict[str, str]) -> Table:
-    """The job's fields as a two-column grid of label/value pairs."""
+def job_header(
+    job: JobView, now: datetime, styles: dict[str, str], silent: float | None = None
+) -> RenderableType:
+    """The job's fields as a two-column grid of label/value pairs; ``silent``: seconds its
+    host's engines have not been heard from (a running job's log then stops short), said
+    under the grid."""
     grid = Table.grid(padding=(0, 1), expand=True)
     for _ in range(2):
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(ratio=1)
+    where = f"{job.host} pid {job.pid}" if job.host and job.pid else job.host or "-"
     pairs: list[tuple[str, Text | str]] = [
         ("type", job.type),
         ("status", status_text(job.status, styles)),
@@ -40,14 +46,15 @@ def job_header(job: JobView, now: datetime, styles: dict[str, str]) -> Table:
         ("duration", duration(job.duration(now))),
         ("finished", when_s(job.finished_at)),
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+        ("host", literal(where)),
+        ("executor", literal(job.executor)),
     ]
     for i in range(0, len(pairs), 2):
         (a, av), (b, bv) = pairs[i], pairs[i + 1]
         grid.add_row(a, av, b, bv)
     if job.executor != "local":
         asked = " ".join(f"{k}={v}" for k, v in job.resources.items()) or "-"
-        grid.add_row("executor", literal(job.executor), "resources", literal(asked))
-        grid.add_row("submission", literal(job.submission_id or "-"), "", "")
+        grid.add_row("submission", literal(job.submission_id or "-"), "resources", literal(asked))
     if job.error:
         grid.add_row("error", literal(job.error, styles.get("failed", "")), "", "")
     if job.outputs:
@@ -56,7 +63,17 @@ def job_header(job: JobView, now: datetime, styles: dict[str, str]) -> Table:
         shown = ", ".join(names) + (" …" if len(job.outputs) > 6 else "")
         folder = str(Path(job.outputs[0]).parent)
         grid.add_row("outputs", literal(f"{shown} (in {folder})"), "", "")
-    return grid
+    if silent is None or job.status in FINAL_STATUSES:
+        return grid
+    warning = literal(
+        f"host {job.host} not heard from for {duration(silent)}: its engine may be gone, and "
+        "the job is failed as lost if the host stays silent",
+        styles.get("failed", ""),
+    )
+    outer = Table.grid(expand=True)
+    outer.add_row(grid)
+    outer.add_row(warning)
+    return outer
 
 
 def predictions_preview(preview: PredictionsView) -> Table | Text:
@@ -80,7 +97,10 @@ def predictions_preview(preview: PredictionsView) -> Table | Text:
     return table
 
 
-class JobScreen(Polled[tuple[JobView, list[EventView]]], DeckScreen):
+Fetched = tuple[JobView, list[EventView], float | None]  # the job, new events, host's silence
+
+
+class JobScreen(Polled[Fetched], DeckScreen):
     """One job: header, live log, events timeline."""
 
     TITLE = "Job"
@@ -96,6 +116,7 @@ class JobScreen(Polled[tuple[JobView, list[EventView]]], DeckScreen):
         self.job_id = job_id
         self.job: JobView | None = None
         self.events: list[EventView] = []
+        self.silent: float | None = None
         self._header_shown: object = None
         self.predictions: PredictionsView | None = None
 
@@ -118,12 +139,14 @@ class JobScreen(Polled[tuple[JobView, list[EventView]]], DeckScreen):
     def on_mount(self) -> None:
         self.start_polling()
 
-    def fetch(self, deck: Deck, state: None) -> tuple[JobView, list[EventView]]:
+    def fetch(self, deck: Deck, state: None) -> Fetched:
         after = self.events[-1].seq if self.events else 0
-        return deck.job(self.job_id), deck.events(self.job_id, after_seq=after)
+        job = deck.job(self.job_id)
+        silent = None if job.status in FINAL_STATUSES else deck.hosts.silent_for(job.host)
+        return job, deck.events(self.job_id, after_seq=after), silent
 
-    def show(self, result: tuple[JobView, list[EventView]]) -> None:
-        job, new_events = result
+    def show(self, result: Fetched) -> None:
+        job, new_events, self.silent = result
         status_changed = self.job is None or self.job.status != job.status
         if self.job is None:
             self.query_one(TopBar).set_title(
@@ -161,10 +184,11 @@ class JobScreen(Polled[tuple[JobView, list[EventView]]], DeckScreen):
         if job is None:
             return
         now = self.deck.now()
-        shown = (job, duration(job.duration(now)))
+        silent = None if self.silent is None else round(self.silent)
+        shown = (job, duration(job.duration(now)), silent)
         if shown != self._header_shown:
             self._header_shown = shown
-            header = job_header(job, now, self.styles_of_status)
+            header = job_header(job, now, self.styles_of_status, silent)
             self.query_one("#job-header", Static).update(header)
 
     def _load_predictions(self, job_id: str) -> None:
