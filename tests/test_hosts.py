@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +132,10 @@ def _update(db: str, statement: Any) -> None:
         engine.dispose()
 
 
-def set_last_seen(db: str, host: str) -> None:
-    """Make a host's heartbeats look long gone (as if its engines stopped beating then)."""
-    _update(
-        db, update(EngineHeartbeat).where(EngineHeartbeat.host == host).values(last_seen=LONG_AGO)
-    )
+def set_last_seen(db: str, host: str, when: datetime = LONG_AGO) -> None:
+    """Make a host's heartbeats look gone since ``when`` (as if its engines stopped beating
+    then; by default long ago)."""
+    _update(db, update(EngineHeartbeat).where(EngineHeartbeat.host == host).values(last_seen=when))
 
 
 def expire_lease(db: str) -> None:
@@ -185,7 +184,7 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     # An engine that stops beating (killed, hung, its host gone) is marked stale, not dropped.
     a.kill()
     a.wait(10)
-    set_last_seen(shared_db, "alpha")  # its last beat, long ago
+    set_last_seen(shared_db, "alpha", datetime.now(UTC) - timedelta(minutes=1))  # its last beat
     shown = beta.ok("engines")
     line = next(x for x in shown.splitlines() if x.startswith("alpha"))
     assert line.rstrip().endswith("stale"), shown
@@ -194,6 +193,20 @@ def test_engines_lists_each_engine_by_host_and_marks_a_stale_one(hosts, shared, 
     b.send_signal(signal.SIGTERM)
     b.wait(20)
     assert [(r["host"], r["stale"]) for r in engines_json(alpha)] == [("alpha", True)]
+    # The host's engine restarts: the killed one's row leaves the list, as stopped when it
+    # was last seen (no stale row for a day beside the new engine).
+    a = alpha.engine()
+    try:
+        wait_for(
+            lambda: (
+                [(r["host"], r["pid"], r["stale"]) for r in engines_json(beta)]
+                == [("alpha", a.pid, False)]
+            ),
+            what="only the new engine listed",
+        )
+    finally:
+        a.kill()
+        a.wait(10)
     kill_group(pgid)
 
 

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from core.hosts import BEAT_EVERY
 from core.models import EngineHeartbeat
-from core.procfs import HOST
+from core.procfs import HOST, engine_alive
 from core.store import Store
 
 # Rows of engines that stopped (or went stale) this long ago are dropped from the table.
@@ -72,12 +72,24 @@ class Heartbeat:
                     started_at=self._started,
                     last_seen=now,
                 )
-                # A new engine tidies up: rows of engines gone for a day are dropped.
+                # A new engine tidies up: rows of engines gone for a day are dropped, and
+                # those of this host's engines whose process is gone (killed, the host
+                # rebooted) are marked stopped as of when they were last seen: else they
+                # would be listed as stale for a day (the host's last sight stays).
                 s.exec(
                     delete(EngineHeartbeat).where(  # type: ignore[call-overload]
                         col(EngineHeartbeat.last_seen) < now - FORGET_AFTER
                     )
                 )
+                mine = s.exec(
+                    select(EngineHeartbeat).where(
+                        EngineHeartbeat.host == HOST, col(EngineHeartbeat.stopped_at).is_(None)
+                    )
+                ).all()
+                for gone in mine:
+                    if not engine_alive(gone.id):
+                        gone.stopped_at = gone.last_seen
+                        s.add(gone)
             row.running, row.last_seen, row.stopped_at = running, now, stopped
             s.add(row)
             s.commit()
