@@ -356,15 +356,23 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (cheap when it is already there)."""
-    if current_revision(engine) == head_revision():
-        return
+def migrate(engine: Engine) -> str | None:
+    """Bring the schema to the newest revision (cheap when it is already there); the
+    revision it was at, as read by the process that migrated (another one migrating at the
+    same time may have done it first: then it was at the newest)."""
+    head = head_revision()
+    before = current_revision(engine)
+    if before == head:
+        return before
     from alembic import command
     from alembic.config import Config
 
     with _migration_lock(engine):
+        before = current_revision(engine)  # as the process that migrated before us left it
+        if before == head:
+            return before
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["engine"] = engine
         command.upgrade(cfg, "head")
+    return before

@@ -330,3 +330,33 @@ def test_a_listener_whose_connection_dropped_closes_without_leaving_descriptors(
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
         deck.close()
+
+
+def test_upgrades_run_at_once_say_which_one_upgraded(pg_server: PgServer, tmp_path: Path) -> None:
+    """Four ``db upgrade`` commands started together on an empty database: one migrates it
+    and says so; the others wait for it and say it was already there."""
+    name = f"{pg_server.prefix}_upgrades"
+    pg_server.admin.execute(f'CREATE DATABASE "{name}"')
+    url = pg_server.db_url(name)
+    env = dict(os.environ, MODELDECK_HOME=str(tmp_path), MODELDECK_DB=url)
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tui.entry", "db", "upgrade"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
+            for _ in range(4)
+        ]
+        said = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+        assert [p.returncode for p in procs] == [0] * 4
+        head = db.head_revision()
+        assert said == sorted(
+            [f"database {url}: upgraded from nothing to revision {head}"]
+            + [f"database {url}: already at revision {head}"] * 3
+        )
+    finally:
+        pg_server.drop(url)

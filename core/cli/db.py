@@ -29,7 +29,7 @@ def db(cli: Cli) -> int:
         shown = _shown(engine)
         before = _revision(engine, current_revision)
         if sub == "upgrade":
-            migrate(engine)  # type: ignore[arg-type]
+            before = migrate(engine)  # type: ignore[arg-type]  # as found under its lock
         after = _revision(engine, current_revision) if sub == "upgrade" else before
     finally:
         engine.dispose()  # type: ignore[attr-defined]
