@@ -89,7 +89,7 @@ def job_cells(job: JobView, now: datetime, styles: dict[str, str]) -> list[objec
         status_text(job.status, styles),
         job.trigger,
         job.actor,
-        when(job.started_at or job.created_at),
+        when(job.started_at),  # "-" while queued (or cancelled before it started)
         duration(job.duration(now)),
     ]
 
