@@ -249,7 +249,7 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     assert job["params"]["code_fingerprint"].endswith("+dirty")
     [event] = [e for e in ok(cli("events", job["id"], "--json")).json() if e["kind"] == "code_diff"]
     kept = Path(event["details"]["path"])
-    assert kept == home / "jobs" / job["id"] / "code.diff"
+    assert kept == home / "artifacts" / "diffs" / f"{job['id']}.diff"  # where every host reads
     diff = kept.read_text()
     assert "+# tuned by hand" in diff
     assert "+VALUE = 1" in diff and "helper.py" in diff
@@ -264,7 +264,7 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     clean = run_job(cli, "train", "proj", "scripted", "--dataset", "train")
     kinds = [e["kind"] for e in ok(cli("events", clean["id"], "--json")).json()]
     assert "code_diff" not in kinds
-    assert not (home / "jobs" / clean["id"] / "code.diff").exists()
+    assert not (home / "artifacts" / "diffs" / f"{clean['id']}.diff").exists()
 
 
 def test_a_model_folder_added_after_the_project_trains_at_once(

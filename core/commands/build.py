@@ -112,8 +112,9 @@ class Build:
 
     def _keep_diff(self, s: Session, job: Job, diff: bytes) -> None:
         """A ``+dirty`` training keeps what is not committed: the model folder's ``git
-        diff`` in the job's folder (``code.diff``), named by a ``code_diff`` event."""
-        path = self.store.job_dir(job.id) / "code.diff"
+        diff``, named by a ``code_diff`` event, in the artifact store (``diffs/JOB.diff``),
+        which every host reads, as the version's files."""
+        path = self.store.artifacts_dir / "diffs" / f"{job.id}.diff"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(diff)
         files = sorted(
@@ -128,7 +129,7 @@ class Build:
             job,
             JobEventKind.code_diff,
             f"the model folder has local changes: {len(files)} file(s), "
-            f"{len(diff)} bytes of diff kept in code.diff",
+            f"{len(diff)} bytes of diff kept in {path.name}",
             self.store.now(),
             {"path": str(path), "bytes": len(diff), "files": files},
         )
