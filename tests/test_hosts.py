@@ -275,6 +275,10 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
         [killed] = [e for e in shared.events(job) if e.kind == "processes_killed"]
         assert "still running on alpha after the job was failed as lost" in killed.message
         assert shared.job(job).status == "failed"
+        # What it wrote while alpha was gone reached the database: beta reads it all.
+        written = (alpha.home / "jobs" / job / "log.txt").read_text().splitlines()
+        assert len(written) > 10
+        assert json.loads(beta.ok("logs", job, "--json"))["lines"] == written
     finally:
         kill_group(running.pid)
 

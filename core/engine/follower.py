@@ -338,7 +338,7 @@ class Follower:
         rest of its log copied, and its outcome as its result says (not written yet)."""
         self.running.pop(run.job_id, None)
         self._end_leftovers(run)
-        self._copy_rest(run.job_id)
+        self.copy_rest(run.job_id)
         result = self.outcomes.read_result(run.job_id)
         if result is not None and code == -1:
             code = int(result.get("exit_code", 1))
@@ -370,7 +370,7 @@ class Follower:
         error = result.get("error") or "failed"
         return Ending(job_id, JobStatus.failed, error, code, result, extra=details)
 
-    def _copy_rest(self, job_id: str) -> None:
+    def copy_rest(self, job_id: str) -> None:
         """The rest of an ended job's log into the database, before its end is recorded (a
         follower of its log elsewhere then reads every line). A copy that fails (a full
         disk) is said once and left: the job's end is recorded all the same."""

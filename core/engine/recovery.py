@@ -23,7 +23,7 @@ from core.records import add_event
 from core.store import Store
 
 from .common import RECOVER_EVERY, SERVING, Guard
-from .executor import LOCAL, Executors, Handle
+from .executor import LOCAL, Executor, Executors, Handle
 from .follower import Follower, Running
 from .heartbeat import engines_beating
 from .outcome import Outcomes
@@ -104,8 +104,9 @@ class Recovery:
     def end_lost(self) -> None:
         """Jobs of this host another host failed as lost while nothing here beat (this
         host's engines were gone): a process of one that still runs is its own no more (its
-        outcome is decided, its staging folder removed), so it is killed, and said so. Run
-        by each engine of the host as it starts, serving or standing by."""
+        outcome is decided, its staging folder removed), so it is killed, and said so; and
+        what its log gained meanwhile is copied to the database. Run by each engine of the
+        host as it starts, serving or standing by."""
         since = self.store.now() - LOST_PROCESSES_WITHIN
         with self.store.reader() as s:
             rows = s.exec(
@@ -120,23 +121,29 @@ class Recovery:
         for job in rows:
             executor = self.executors.get(job.executor or LOCAL)
             live = executor.adopt(job)
-            if live is None:
-                continue
-            killed = sorted(executor.stop(live))
-            with self.store.writer() as s:
-                row = s.get(Job, job.id)
-                if row is None:
-                    continue
-                add_event(
-                    s,
-                    row,
-                    JobEventKind.processes_killed,
-                    f"its process, still running on {HOST} after the job was failed as lost, "
-                    "was killed with SIGKILL",
-                    self.store.now(),
-                    {"pids": killed, "engine": self.engine_id},
-                )
-                s.commit()
+            if live is not None:
+                self._kill_lost(job, executor, live)
+            # What its log gained here since this host was last seen goes to the database,
+            # where the other hosts read it (nothing when it had all of it).
+            self.follower.copy_rest(job.id)
+
+    def _kill_lost(self, job: Job, executor: Executor, live: Handle) -> None:
+        """Kill the process of a job failed as lost, and say so on its timeline."""
+        killed = sorted(executor.stop(live))
+        with self.store.writer() as s:
+            row = s.get(Job, job.id)
+            if row is None:
+                return
+            add_event(
+                s,
+                row,
+                JobEventKind.processes_killed,
+                f"its process, still running on {HOST} after the job was failed as lost, "
+                "was killed with SIGKILL",
+                self.store.now(),
+                {"pids": killed, "engine": self.engine_id},
+            )
+            s.commit()
 
     def _place_staged(self) -> None:
         """Staging folders of ended jobs: a version recorded by a process that died before
