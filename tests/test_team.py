@@ -166,6 +166,15 @@ def test_project_set_and_show(
         (who, f"set four eyes; approvers ana, {who}"),
         (who, "set no four eyes; approvers anyone"),
     ]
+    # Handing the rules to others is allowed, and said: the setter cannot change them again.
+    handed = ok(run(home, "project", "set", "proj", "--approvers", "ana", capfd=capfd))
+    assert handed.err.strip() == (
+        f"warning: you ({who}) are not among its approvers: from now on only they can change "
+        "its approvers or four eyes"
+    )
+    assert "only ana may" in refused(
+        run(home, "project", "set", "proj", "--four-eyes", capfd=capfd)
+    )
 
 
 def test_four_eyes_refuse_the_trainer_and_keep_the_reviewer(team: Team) -> None:

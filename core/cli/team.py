@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core.cli.output import out, say
+from core.cli.output import err, out, say
 from core.cli.session import Cli, Command
 from core.text import local, metrics_text
 
@@ -22,7 +22,15 @@ def project_set(cli: Cli) -> int:
     a = cli.args
     approvers = None if a.approvers is None else a.approvers.split(",")
     rules = cli.deck.team.set_rules(a.name, approvers, a.four_eyes)
-    return cli.show(rules, f"project {rules.project}: {rules.describe()}")
+    shown = cli.show(rules, f"project {rules.project}: {rules.describe()}")
+    who = cli.deck.team.whoami().user
+    if approvers is not None and rules.approvers and who not in rules.approvers:
+        # Handing the rules over is allowed; doing it unawares locks oneself out of them.
+        err(
+            f"warning: you ({who}) are not among its approvers: from now on only they can "
+            "change its approvers or four eyes"
+        )
+    return shown
 
 
 def project_show(cli: Cli) -> int:
