@@ -250,6 +250,7 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     [event] = [e for e in ok(cli("events", job["id"], "--json")).json() if e["kind"] == "code_diff"]
     kept = Path(event["details"]["path"])
     assert kept == home / "artifacts" / "diffs" / f"{job['id']}.diff"  # where every host reads
+    assert event["message"].endswith(f"bytes of diff kept in {kept}")
     diff = kept.read_text()
     assert "+# tuned by hand" in diff
     assert "+VALUE = 1" in diff and "helper.py" in diff
@@ -265,6 +266,20 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     kinds = [e["kind"] for e in ok(cli("events", clean["id"], "--json")).json()]
     assert "code_diff" not in kinds
     assert not (home / "artifacts" / "diffs" / f"{clean['id']}.diff").exists()
+
+    # The diff goes where every host reads it: the artifact store. A host that does not have
+    # it (not mounted here) is refused, and no folder is made at its mount point.
+    training.write_text(training.read_text() + "\n# tuned again\n")
+    store = home.parent / "store"
+    store.mkdir()
+    ok(cli("config", "set", "artifacts", str(store)))
+    store.rmdir()
+    jobs = len(ok(cli("jobs", "proj", "--json")).json())
+    said = refused(cli("train", "proj", "scripted", "--dataset", "train", "--detach"))
+    where = "the artifact store (`modeldeck config set artifacts`)"
+    assert said == f"error: {where} {store} is not a folder on this host"
+    assert not store.exists()
+    assert len(ok(cli("jobs", "proj", "--json")).json()) == jobs
 
 
 def test_a_model_folder_added_after_the_project_trains_at_once(

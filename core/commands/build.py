@@ -14,6 +14,7 @@ from core.commands.catalog import Catalog
 from core.commands.submit import Submitter
 from core.errors import ModelDeckError, NotFound
 from core.events import JobEventKind
+from core.hosts import Hosts
 from core.inputs import check_name
 from core.lifecycle import IMPORT_FORMATS, JobType
 from core.models import Job, Model, Project
@@ -72,6 +73,9 @@ class Build:
         fingerprint = code_fingerprint(Path(p.repo), model_dir)
         # Outside the write transaction: git may take a moment, and so may a dataset's file.
         diff = git_diff(Path(p.repo), model_dir) if fingerprint.endswith("+dirty") else None
+        # The diff goes to the artifact store: refused, as an engine is, on a host that
+        # cannot use it (not mounted here: its folder is not made at the mount point).
+        diffs = None if diff is None else Hosts(self.store).check_artifacts() / "diffs"
         require_file(ds_name, ds_path)
         header = dataset_columns(ds_path, ds_format)
         columns = (
@@ -106,15 +110,15 @@ class Build:
                     "columns": columns,
                 },
             )
-            if diff is not None:
-                self._keep_diff(s, job, diff)
+            if diff is not None and diffs is not None:
+                self._keep_diff(s, job, diff, diffs)
             return self.submit.submitted(s, job, (p.name, model, None, ds.name))
 
-    def _keep_diff(self, s: Session, job: Job, diff: bytes) -> None:
+    def _keep_diff(self, s: Session, job: Job, diff: bytes, diffs: Path) -> None:
         """A ``+dirty`` training keeps what is not committed: the model folder's ``git
         diff``, named by a ``code_diff`` event, in the artifact store (``diffs/JOB.diff``),
         which every host reads, as the version's files."""
-        path = self.store.artifacts_dir / "diffs" / f"{job.id}.diff"
+        path = diffs / f"{job.id}.diff"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(diff)
         files = sorted(
@@ -129,7 +133,7 @@ class Build:
             job,
             JobEventKind.code_diff,
             f"the model folder has local changes: {len(files)} file(s), "
-            f"{len(diff)} bytes of diff kept in {path.name}",
+            f"{len(diff)} bytes of diff kept in {path}",
             self.store.now(),
             {"path": str(path), "bytes": len(diff), "files": files},
         )
