@@ -64,7 +64,7 @@ class _Line:
     def __init__(self, limit: int | None) -> None:
         self._limit = limit
         self._cap = sys.maxsize if limit is None else limit
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
         self._shown = ""  # the first ``_cap`` columns
         self._cursor = 0
         self._width = 0  # columns the line reached
@@ -121,7 +121,7 @@ class _Line:
 def decode(raw: bytes, limit: int | None = DISPLAY_LINE_LIMIT) -> str:
     """One line's bytes (without its newline) as shown: see :class:`_Line`."""
     if b"\r" not in raw and (limit is None or len(raw) <= limit):
-        return raw.decode("utf-8", errors="replace")  # the common case, fast
+        return raw.decode("utf-8", errors="backslashreplace")  # the common case, fast
     line = _Line(limit)
     line.feed(raw)
     return line.finish()
