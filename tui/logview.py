@@ -23,6 +23,7 @@ from textual.widgets import Label, Log
 
 from core.logs import ERROR_PATTERN
 from core.text import printable
+from tui.format import literal
 from tui.widgets import DeckNode, FilterBox, in_view
 
 WINDOW = 500
@@ -143,6 +144,7 @@ class LogPane(DeckNode, Vertical):
         self.pattern: str | None = None
         self.match: int | None = None
         self.finished = False  # the job is final: one last read, then stop tailing
+        self.lost: str | None = None  # the host of a job failed as lost (see host_lost)
         self._final_read = False
         self._wrapped_at = 0  # the width the rows were last wrapped to
         self._highlighter = LogHighlighter()
@@ -249,6 +251,13 @@ class LogPane(DeckNode, Vertical):
     def job_finished(self) -> None:
         """The job is final: read to the end once more, then stop tailing."""
         self.finished = True
+
+    def host_lost(self, host: str | None) -> None:
+        """The job failed as lost (its host fell silent): its log is what that host copied
+        so far, and an engine starting there again copies the rest; so tailing goes on."""
+        if self.lost is None:
+            self.lost = host or "?"
+            self._show_status()
 
     # -- windows --------------------------------------------------------------------------
 
@@ -434,6 +443,8 @@ class LogPane(DeckNode, Vertical):
 
     def _show_status(self) -> None:
         parts = []
+        if self.lost is not None:
+            parts.append(f"host {self.lost} lost: the rest when it is back")
         if self.follow:
             parts.append("following" if not self.finished else "end of log")
         else:
@@ -447,7 +458,7 @@ class LogPane(DeckNode, Vertical):
             parts.append(f"match at line {self.match + 1:,}")
         if self.wrap:
             parts.append("wrap")
-        self.query_one("#log-status", Label).update("  ·  ".join(parts))
+        self.query_one("#log-status", Label).update(literal("  ·  ".join(parts)))  # a host name
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_match":

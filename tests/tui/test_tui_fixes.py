@@ -360,3 +360,34 @@ async def test_the_job_screen_names_the_jobs_host_and_says_when_it_falls_silent(
         )
         assert said is not None, screen_text(app)
         assert deck.job(job.id).status == "running"  # 2 minutes before it is lost
+
+
+async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
+    deck: Deck, project: str
+) -> None:
+    """A job failed as lost: its log is what its host had copied; an engine starting there
+    again copies the rest, so the screen goes on reading it, and says why it may be short."""
+    from sqlalchemy import update
+
+    from core.models import Job
+
+    job = deck.train(project, "clf", "train")
+    now = deck.now()
+    with deck.writer() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(status="failed", error="lost", host="far-away", started_at=now, finished_at=now)
+        )
+        s.commit()
+    log = deck.log_path(job.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("one\ntwo\nthree\n")
+    app = ModelDeckApp(deck, project="proj", poll=0.25)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: "lines 1-3 of 3" in screen_text(app))
+        assert "host far-away lost: the rest when it is back" in screen_text(app)
+        with log.open("a") as fh:  # the rest, copied when the host is back
+            fh.write("four\nfive\n")
+        await wait_for(pilot, lambda: "lines 1-5 of 5" in screen_text(app))

@@ -170,7 +170,11 @@ class JobScreen(Polled[Fetched], DeckScreen):
             if table.cursor_row >= table.row_count - len(new_events) - 1:
                 table.move_cursor(row=table.row_count - 1, animate=False)
         if job.status in FINAL_STATUSES:
-            self.query_one(LogPane).job_finished()
+            pane = self.query_one(LogPane)
+            if job.error == "lost":
+                pane.host_lost(job.host)
+            else:
+                pane.job_finished()
             if job.type == "batch_predict" and self.predictions is None:
                 self._load_predictions(job.id)
         if status_changed:
