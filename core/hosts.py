@@ -14,12 +14,13 @@ from sqlmodel import col, select
 from core.clock import utc
 from core.errors import ModelDeckError
 from core.inputs import require_utf8
+from core.lifecycle import JobStatus
 from core.logchunks import JobLog
 from core.models import EngineHeartbeat, EngineLease, Setting
 from core.procfs import HOST, is_job_command
 from core.store import ARTIFACTS, LEASE_NAME, Store, lease_in_force
 from core.text import printable
-from core.views import EnginesSummary, EngineView, SettingView
+from core.views import EnginesSummary, EngineView, JobView, SettingView
 
 BEAT_EVERY = 2.0  # seconds between two heartbeats of an engine
 # A row not renewed for this long is stale: its engine is stopped, hung or its host gone.
@@ -89,6 +90,17 @@ class Hosts:
         if not host or host == HOST:
             return True
         return any(e.host == host and not e.stale for e in self.engines())
+
+    def stop_note(self, job: JobView) -> str | None:
+        """Why a stop just asked of ``job`` will not end it soon: its host has no engine to
+        signal its process (None when one has, or when the job is not stopping)."""
+        if job.status != JobStatus.stopping.value or self.engine_alive_on(job.host):
+            return None
+        return (
+            f"the stop of job {job.id} is recorded, but its host {printable(job.host or '?')} "
+            "has no engine running: the job stops when one starts there, or fails as lost "
+            "once the host is not seen for --lost-after"
+        )
 
     def silent_for(self, host: str | None) -> float | None:
         """Seconds since an engine on another ``host`` was last heard from, once that is

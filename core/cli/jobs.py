@@ -184,18 +184,15 @@ def events(cli: Cli) -> int:
 
 
 def stop(cli: Cli) -> int:
-    from core.lifecycle import FINAL_STATUSES, JobStatus
+    from core.lifecycle import FINAL_STATUSES
 
     a, d = cli.args, cli.deck
     j = d.stop(a.job)
     if not a.no_wait and j.status not in FINAL_STATUSES:
-        if j.status == JobStatus.stopping.value and not d.hosts.engine_alive_on(j.host):
+        note = d.hosts.stop_note(j)
+        if note is not None:
             # Only an engine of its host can signal its process: waiting here would not end.
-            err(
-                f"modeldeck: the stop of job {j.id} is recorded, but its host "
-                f"{printable(j.host or '?')} has no engine running: the job stops when one "
-                "starts there, or fails as lost once the host is not seen for --lost-after"
-            )
+            err(f"modeldeck: {note}")
         else:
             j = cli.follow_quietly(j)
     return cli.show(j, f"job {j.id} {j.status}")

@@ -20,7 +20,7 @@ from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.service import Deck
 from tui.app import ModelDeckApp
-from tui.modals import ReasonPrompt
+from tui.modals import ConfirmDialog, ReasonPrompt
 from tui.screens.job import JobScreen
 from tui.screens.project import ProjectScreen
 from tui.screens.version import VersionScreen
@@ -347,7 +347,7 @@ async def test_the_job_screen_names_the_jobs_host_and_says_when_it_falls_silent(
         )
         s.commit()
     app = ModelDeckApp(deck, project="proj", poll=0.25)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         app.open_job(job.id)
         await wait_for(pilot, lambda: "far-away pid 4243" in screen_text(app))
         assert "not heard from" not in screen_text(app)
@@ -360,6 +360,14 @@ async def test_the_job_screen_names_the_jobs_host_and_says_when_it_falls_silent(
         )
         assert said is not None, screen_text(app)
         assert deck.job(job.id).status == "running"  # 2 minutes before it is lost
+        # A stop: recorded, and the toast says why it will not end the job for now.
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("no engine" in " ".join(t.split()) for t in toasts(app)))
+        [said] = [" ".join(t.split()) for t in toasts(app) if "no engine" in " ".join(t.split())]
+        assert f"the stop of job {job.id} is recorded, but its host far-away has no engine" in said
+        assert deck.job(job.id).status == "stopping"
 
 
 async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(

@@ -349,14 +349,20 @@ def stop_job(node: DeckNode, job: JobView) -> None:
     """Ask, then stop one job (used by the Jobs tab and the Job screen)."""
     deck, app = node.deck, node.deck_app
 
+    def stop() -> tuple[JobView, str | None]:
+        stopped = deck.stop(job.id)
+        return stopped, deck.hosts.stop_note(stopped)
+
+    def stopped(result: tuple[JobView, str | None]) -> None:
+        j, note = result
+        if note is None:
+            app.notify(f"job {j.short_id}: {j.status}")
+        else:  # its host has no engine: nothing will signal its process for now
+            app.notify(note, severity="warning", timeout=15)
+
     def answered(yes: bool | None) -> None:
         if yes:
-            node.load(
-                f"stop.{job.id}",
-                lambda: deck.stop(job.id),
-                lambda j: app.notify(f"job {j.short_id}: {j.status}"),
-                if_idle=False,
-            )
+            node.load(f"stop.{job.id}", stop, stopped, if_idle=False)
 
     app.push_screen(
         ConfirmDialog(f"Stop job {job.short_id} ({job.type} {job.target})?", yes="Stop"),
