@@ -247,9 +247,17 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
     try:
         a.kill()  # kill -9: the host's engine is gone, and nothing beats for it
         a.wait(10)
+        set_last_seen(shared_db, "alpha", datetime.now(UTC) - timedelta(minutes=1))
+        # Followed from beta meanwhile: it says when the host falls silent (its log stops).
+        said = alpha.home.parent / "followed.txt"
+        follow = beta.spawn("logs", job, "--follow", out=said)
+        note = "modeldeck: host alpha not heard from for "
+        wait_for(lambda: note in said.read_text(), timeout=30, what="the silence said")
         expire_lease(shared_db)  # the dead lease of another host runs out (15 s) at once
         b = beta.engine("--lost-after", "4")
         wait_for(lambda: shared.job(job).status == "failed", timeout=30, what="the job lost")
+        assert follow.wait(30) == 1  # as a job command: the job did not complete
+        assert said.read_text().splitlines()[-1].startswith(f"modeldeck: job {job} failed: lost")
         final = shared.job(job)
         assert final.error == "lost"
         [ended] = [e for e in shared.events(job) if e.kind == "failed"]
@@ -258,7 +266,7 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
         assert b.poll() is None
         # Followed from beta, which reads the copy alpha made: it says it may stop short.
         followed = beta.run("logs", job, "--follow")
-        assert followed.returncode == 0  # what alpha copied before it died, if anything
+        assert followed.returncode == 1  # what alpha copied before it died, if anything
         assert followed.stderr.splitlines() == [
             f"modeldeck: job {job} failed: lost (its host alpha was not seen for a while: its "
             "log is what that host had copied, and may stop short)"

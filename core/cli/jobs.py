@@ -124,6 +124,7 @@ def logs(cli: Cli) -> int:
                 break
         out({"job": job.id, "status": job.status, "lines": lines})
         return 0
+    silence = _Silence(d)
     while True:
         job = d.job(job.id)
         final = job.status in FINAL_STATUSES
@@ -132,15 +133,40 @@ def logs(cli: Cli) -> int:
         if chunk or not log.at_end:
             continue
         if not a.follow or final:
-            if a.follow:
-                _followed_to_the_end(job, here=source.path.exists())
-            return 0
+            return _followed_to_the_end(job, here=source.path.exists()) if a.follow else 0
+        silence.check(job)
         time.sleep(0.1)
 
 
-def _followed_to_the_end(job: JobView, here: bool) -> None:
+class _Silence:
+    """While a log is followed: says once on stderr when the job's host falls silent (the log
+    then stops), and again when it is heard from anew. Asked at most once a second."""
+
+    def __init__(self, deck: Deck) -> None:
+        self.deck = deck
+        self._asked = 0.0
+        self._said = False
+
+    def check(self, job: JobView) -> None:
+        if time.monotonic() - self._asked < 1.0:
+            return
+        self._asked = time.monotonic()
+        silent = self.deck.hosts.silent_for(job.host)
+        if silent is not None and not self._said:
+            err(
+                f"modeldeck: host {printable(job.host or '?')} not heard from for "
+                f"{silent:.0f}s: its engine may be gone (the log goes on if it comes back; "
+                "else the job is failed as lost)"
+            )
+        elif silent is None and self._said:
+            err(f"modeldeck: host {printable(job.host or '?')} is heard from again")
+        self._said = silent is not None
+
+
+def _followed_to_the_end(job: JobView, here: bool) -> int:
     """What ended a followed log, on stderr (the log itself is on stdout): the job's end; for
-    a job whose host was lost, that the log read from its copy may stop short."""
+    a job whose host was lost, that the log read from its copy may stop short. The exit
+    status of a job command: 0 when it completed, else 1."""
     line = f"modeldeck: job {job.id} {job.status}"
     if job.error:
         line += f": {printable(job.error)}"
@@ -148,6 +174,7 @@ def _followed_to_the_end(job: JobView, here: bool) -> None:
         line += f" (its host {printable(job.host or '?')} was not seen for a while: its log "
         line += "is what that host had copied, and may stop short)"
     err(line)
+    return 0 if job.status == "completed" else 1
 
 
 def _raw_log(cli: Cli, job: JobView) -> int:
@@ -157,8 +184,10 @@ def _raw_log(cli: Cli, job: JobView) -> int:
 
     source, offset = cli.deck.hosts.log(job.id), 0
     stdout = sys.stdout.buffer
+    silence = _Silence(cli.deck)
     while True:
-        final = cli.deck.job(job.id).status in FINAL_STATUSES
+        job = cli.deck.job(job.id)
+        final = job.status in FINAL_STATUSES
         try:
             with source.open() as fh:
                 fh.seek(offset)
@@ -168,8 +197,11 @@ def _raw_log(cli: Cli, job: JobView) -> int:
         except FileNotFoundError:
             pass
         stdout.flush()
-        if not cli.args.follow or final:
+        if not cli.args.follow:
             return 0
+        if final:
+            return 0 if job.status == "completed" else 1
+        silence.check(job)
         time.sleep(0.1)
 
 
