@@ -11,9 +11,10 @@ from core.errors import ModelDeckError
 from core.text import printable
 
 
-def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True) -> Path:
     """``--home``, else ``$MODELDECK_HOME``, else the platform's user data dir; a folder
-    that cannot be the data home is refused with a ModelDeckError."""
+    that cannot be the data home is refused with a ModelDeckError. ``create``: made when
+    missing (else only its path: for a command that changes nothing)."""
     chosen = home or os.environ.get("MODELDECK_HOME")
     if not chosen:
         from platformdirs import user_data_dir
@@ -23,6 +24,8 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     shown = os.fsencode(path).decode("utf-8", "backslashreplace")
     if shown != str(path):  # the database URL and file names must be UTF-8 text
         raise ModelDeckError(f"the data home {printable(shown)} is not a valid UTF-8 path")
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -183,3 +183,38 @@ def test_a_database_at_0004_records_its_jobs_as_run_by_the_local_executor(
     }
     assert (deck.job("j-ran").pid, deck.job("j-ran").status) == (4242, "completed")
     deck.close()
+
+
+def test_db_current_reads_a_data_home_that_is_not_there_without_making_it(
+    tmp_path: Path,
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    home = tmp_path / "not-yet"
+    env = {k: v for k, v in os.environ.items() if k != "MODELDECK_DB"}
+
+    def db(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tui.entry", "db", *args, "--home", str(home)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+        )
+
+    said = db("current")
+    assert said.returncode == 0, said.stderr
+    url = sqlite_url(home / "modeldeck.db")
+    assert (
+        said.stdout == f"database {url}: no database file yet (`modeldeck db upgrade` makes it)\n"
+    )
+    assert json.loads(db("current", "--json").stdout)["revision"] is None
+    assert not home.exists()  # nothing made
+    assert db("upgrade").returncode == 0
+    assert db("current").stdout == f"database {url}: revision {HEAD} (up to date)\n"

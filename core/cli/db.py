@@ -13,6 +13,20 @@ def _target(cli: Cli) -> tuple[str, object]:
     return url, make_engine(url)
 
 
+def _missing_file(cli: Cli) -> str | None:
+    """The URL of a SQLite database whose file does not exist: ``db current`` reads it
+    without making it (nor its data home)."""
+    from pathlib import Path
+
+    from core.db import is_sqlite
+    from core.home import resolve_db_url, resolve_home
+
+    url = resolve_db_url(resolve_home(cli.args.home, create=False), cli.args.db)
+    if not is_sqlite(url) or Path(url.split("///", 1)[1]).exists():
+        return None
+    return url
+
+
 def _shown(engine: object) -> str:
     url = engine.url  # type: ignore[attr-defined]
     return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
@@ -24,6 +38,17 @@ def db(cli: Cli) -> int:
     sub = cli.args.db_cmd
     if sub == "copy":
         return _copy(cli)
+    missing = _missing_file(cli) if sub == "current" else None
+    if missing is not None:
+        if cli.json:
+            from core.cli.output import out
+
+            out({"database": missing, "revision": None, "head": head_revision(), "before": None})
+        else:
+            from core.cli.output import say
+
+            say(f"database {missing}: no database file yet (`modeldeck db upgrade` makes it)")
+        return 0
     _url, engine = _target(cli)
     try:
         shown = _shown(engine)
