@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from core.errors import NotFound
 from core.evaluations import evaluation_from_ref, judged_evaluation, metrics_histories, model_meta
+from core.events import JobEventKind
 from core.lifecycle import ACTIVE_STATUSES, JobStatus, JobType
 from core.models import (
     Approval,
@@ -137,6 +138,10 @@ def _version_batch(s: Session, rows: Sequence[tuple[ModelVersion, Model]]) -> li
     last_jobs = _last_jobs(s, ids)
     job_ids = [v.job_id for v in versions if v.job_id]
     makers = dict(s.exec(select(Job.id, Job.actor).where(col(Job.id).in_(job_ids))).all())
+    dirty = [
+        v.job_id for v in versions if v.job_id and (v.code_fingerprint or "").endswith("+dirty")
+    ]
+    diffs = _code_diffs(s, dirty)
     approvals = {
         a.version_id: a
         for a in s.exec(
@@ -186,9 +191,23 @@ def _version_batch(s: Session, rows: Sequence[tuple[ModelVersion, Model]]) -> li
                 last_job=last_jobs.get(v.id),
                 columns=dict(v.columns) if v.columns else None,
                 made_by=makers.get(v.job_id) if v.job_id else None,
+                code_diff=diffs.get(v.job_id) if v.job_id else None,
             )
         )
     return out
+
+
+def _code_diffs(s: Session, job_ids: list[str]) -> dict[str, str]:
+    """Where the trainings ``job_ids`` kept their model folder's uncommitted changes (the
+    path their ``code_diff`` event names), by job."""
+    if not job_ids:
+        return {}
+    rows = s.exec(
+        select(JobEvent.job_id, JobEvent.details).where(
+            col(JobEvent.job_id).in_(job_ids), JobEvent.kind == JobEventKind.code_diff.value
+        )
+    ).all()
+    return {job_id: str(details["path"]) for job_id, details in rows if details.get("path")}
 
 
 def _statistics_runs(s: Session, ids: list[str]) -> dict[str, list[StatisticsRunView]]:

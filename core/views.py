@@ -167,6 +167,7 @@ class VersionView(_View):
     last_job: JobBrief | None = None
     columns: dict[str, Any] | None = None  # {"features": [...], "target": ...} it trained on
     made_by: str | None = None  # who trained or imported it (its job's actor)
+    code_diff: str | None = None  # a +dirty training's kept diff: its path (artifact store)
 
     @property
     def label(self) -> str:

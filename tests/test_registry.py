@@ -251,6 +251,9 @@ def test_a_dirty_training_keeps_the_git_diff_of_the_model_folder(
     kept = Path(event["details"]["path"])
     assert kept == home / "artifacts" / "diffs" / f"{job['id']}.diff"  # where every host reads
     assert event["message"].endswith(f"bytes of diff kept in {kept}")
+    shown = ok(cli("version", job["version"])).out  # and the version says where it is
+    assert f"  diff     {kept}" in shown.splitlines()
+    assert ok(cli("version", job["version"], "--json")).json()["version"]["code_diff"] == str(kept)
     diff = kept.read_text()
     assert "+# tuned by hand" in diff
     assert "+VALUE = 1" in diff and "helper.py" in diff

@@ -95,6 +95,8 @@ def version(cli: Cli) -> int:
         say(f"{v.id}  {v.project}/{v.model}:{v.number}  {v.status}")
         say(f"  created  {local(v.created_at)} by job {v.job_id}")
         say(f"  code     {printable(v.code_fingerprint or '-')}")
+        if v.code_diff:
+            say(f"  diff     {printable(v.code_diff)}")
         say(f"  runs     {_runs(detail)}")
         say(f"  params   {json.dumps(v.hyperparameters)}")
         for m in detail.metrics_history:

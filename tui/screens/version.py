@@ -40,6 +40,8 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
         grid.add_row("hyperparameters", literal(json.dumps(v.hyperparameters, sort_keys=True)))
     if v.code_fingerprint:
         grid.add_row("code", literal(v.code_fingerprint))
+    if v.code_diff:
+        grid.add_row("code diff", literal(v.code_diff))
     if v.source:
         grid.add_row("source", literal(json.dumps(v.source, sort_keys=True)))
     for dep in d.deployments:
