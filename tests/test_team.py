@@ -329,6 +329,7 @@ def test_history_at_a_moment_shows_where_the_deployment_came_from(
     assert "approved" in text and "by reviewer1: beats the baseline" in text
     assert f"on {lived.evaluation} of test: accuracy=1.0000" in text
     assert "deployed" in text and "by ops1" in text
+    assert f"by trainer1 on train (job {d['trained']['job_id']})" in text  # what trained it
     assert refused(run(home, "history", "proj", "--at", "last tuesday", capfd=capfd)).startswith(
         "error: --at takes an ISO 8601 time"
     )

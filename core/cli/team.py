@@ -81,7 +81,8 @@ def history(cli: Cli) -> int:
             say(f"  schedule   {x.schedule} ({x.timezone})")
         sha = (t.dataset_sha256 or "")[:12] or "-"
         rows = "" if t.dataset_rows is None else f", {t.dataset_rows} rows"
-        say(f"  {t.how:<10} {local(t.at)} by {t.by or '-'} on {t.dataset or '-'}")
+        job = f" (job {t.job_id})" if t.job_id else ""
+        say(f"  {t.how:<10} {local(t.at)} by {t.by or '-'} on {t.dataset or '-'}{job}")
         say(f"  dataset    sha256 {sha}{rows}")
         say(f"  code       {t.code_fingerprint or '-'}")
         if ap is None:
