@@ -55,10 +55,16 @@ STATUS_MARK: dict[str, str] = {
 }
 
 
-def literal(text: object, style: str = "", *, newlines: bool = False) -> Text:
+def literal(
+    text: object, style: str = "", *, newlines: bool = False, no_wrap: bool = False
+) -> Text:
     """``text`` as it is, for the screen: never markup, control characters made visible
-    (newlines kept when ``newlines``, for a text shown over several lines)."""
-    return Text(printable(str(text), newlines=newlines), style=style, end="")
+    (newlines kept when ``newlines``, for a text shown over several lines; ``no_wrap``: one
+    line, cut with an ellipsis where it does not fit)."""
+    shown = Text(printable(str(text), newlines=newlines), style=style, end="")
+    if no_wrap:
+        shown.no_wrap, shown.overflow = True, "ellipsis"
+    return shown
 
 
 def printable_text(text: Text) -> Text:

@@ -46,7 +46,7 @@ def job_header(
         ("duration", duration(job.duration(now))),
         ("finished", when_s(job.finished_at)),
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
-        ("host", literal(where)),
+        ("host", literal(where, no_wrap=True)),  # a long host name is cut, not wrapped
         ("executor", literal(job.executor)),
     ]
     for i in range(0, len(pairs), 2):
