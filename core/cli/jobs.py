@@ -200,7 +200,7 @@ def _raw_log(cli: Cli, job: JobView) -> int:
         if not cli.args.follow:
             return 0
         if final:
-            return 0 if job.status == "completed" else 1
+            return _followed_to_the_end(job, here=source.path.exists())
         silence.check(job)
         time.sleep(0.1)
 
