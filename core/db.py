@@ -74,6 +74,11 @@ def check_url(url: str) -> None:
             f"modeldeck keeps its registry in SQLite or PostgreSQL, not {printable(backend)} "
             f"({DB_URL_FORMS})"
         )
+    if backend == "sqlite" and (parsed.database or ":memory:") == ":memory:":
+        raise ModelDeckError(
+            "a SQLite database in memory would be gone with this command and seen by no "
+            f"engine: give a file ({DB_URL_FORMS})"
+        )
 
 
 def normalize_url(url: str) -> str:

@@ -32,6 +32,20 @@ def proc_start_time(pid: int) -> float | None:
         return None
 
 
+def proc_started_at(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (to a second: the boot time's
+    precision), or None."""
+    ticks = proc_start_time(pid)
+    if ticks is None:
+        return None
+    try:
+        with open("/proc/stat", "rb") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 # The last part of a job command's engine id starts with this (``host:pid:job-<hex>``).
 JOB_COMMAND = "job-"
 

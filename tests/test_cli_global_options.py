@@ -282,6 +282,8 @@ def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path:
         ("garbage", "the database URL cannot be read"),
         ("postgresql://ana:s3cret@127.0.0.1:notaport/x", "the database URL cannot be read"),
         ("mysql://x/y", "SQLite or PostgreSQL, not mysql"),
+        ("sqlite://", "a SQLite database in memory would be gone with this command"),
+        ("sqlite:///:memory:", "a SQLite database in memory would be gone with this command"),
         ("sqlite:////nonexistent/dir/x.db", "cannot open the database sqlite:////nonexistent"),
     ],
 )

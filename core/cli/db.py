@@ -18,12 +18,17 @@ def _missing_file(cli: Cli) -> str | None:
     without making it (nor its data home)."""
     from pathlib import Path
 
+    from sqlalchemy.engine import make_url
+
     from core.db import is_sqlite
     from core.home import resolve_db_url, resolve_home
 
     url = resolve_db_url(resolve_home(cli.args.home, create=False), cli.args.db)
-    if not is_sqlite(url) or Path(url.split("///", 1)[1]).exists():
+    if not is_sqlite(url):
         return None
+    path = make_url(url).database or ""
+    if not path or path.startswith("file:") or Path(path).exists():
+        return None  # a URI, or there: read as any other
     return url
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import rawsql
 from core.events import JobEventKind
@@ -378,6 +379,8 @@ class Follower:
             return
         try:
             self.logcopy.copy(job_id, final=True)
+        except IntegrityError:
+            pass  # another engine of this host copied the same bytes at the same time
         except Exception as exc:
             log.error("modeldeck engine: copying the log of %s failed: %s", job_id, describe(exc))
         self.logcopy.forget(job_id)

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from core.clock import utc
 from core.hosts import BEAT_EVERY
 from core.models import EngineHeartbeat
-from core.procfs import HOST, engine_alive
+from core.procfs import HOST, engine_alive, proc_started_at
 from core.store import Store
 
 # Rows of engines that stopped (or went stale) this long ago are dropped from the table.
@@ -87,12 +88,21 @@ class Heartbeat:
                     )
                 ).all()
                 for gone in mine:
-                    if not engine_alive(gone.id):
+                    if _gone(gone):
                         gone.stopped_at = gone.last_seen
                         s.add(gone)
             row.running, row.last_seen, row.stopped_at = running, now, stopped
             s.add(row)
             s.commit()
+
+
+def _gone(row: EngineHeartbeat) -> bool:
+    """Whether the process of this host's engine ``row`` is gone: not alive, or its pid now
+    another process's (one started after the row was: a reboot reuses pids)."""
+    if not engine_alive(row.id):
+        return True
+    started = proc_started_at(row.pid)
+    return started is not None and started > utc(row.started_at).timestamp() + 2.0
 
 
 def engines_beating(store: Store, ids: set[str]) -> set[str]:

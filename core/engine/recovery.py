@@ -23,7 +23,7 @@ from core.records import add_event
 from core.store import Store
 
 from .common import RECOVER_EVERY, SERVING, Guard
-from .executor import LOCAL, Executor, Executors, Handle
+from .executor import LOCAL, Executors, Handle
 from .follower import Follower, Running
 from .heartbeat import engines_beating
 from .outcome import Outcomes
@@ -121,15 +121,16 @@ class Recovery:
         for job in rows:
             executor = self.executors.get(job.executor or LOCAL)
             live = executor.adopt(job)
-            if live is not None:
-                self._kill_lost(job, executor, live)
+            killed = None if live is None else sorted(executor.stop(live))
             # What its log gained here since this host was last seen goes to the database,
-            # where the other hosts read it (nothing when it had all of it).
+            # where the other hosts read it (nothing when it had all of it); before the
+            # kill is said, so that the timeline's last word comes with the whole log.
             self.follower.copy_rest(job.id)
+            if killed is not None:
+                self._say_killed(job, killed)
 
-    def _kill_lost(self, job: Job, executor: Executor, live: Handle) -> None:
-        """Kill the process of a job failed as lost, and say so on its timeline."""
-        killed = sorted(executor.stop(live))
+    def _say_killed(self, job: Job, killed: list[int]) -> None:
+        """The timeline of a job failed as lost: its process, still running, was killed."""
         with self.store.writer() as s:
             row = s.get(Job, job.id)
             if row is None:
