@@ -99,8 +99,17 @@ class Hosts:
         return (
             f"the stop of job {job.id} is recorded, but its host {printable(job.host or '?')} "
             "has no engine running: the job stops when one starts there, or fails as lost "
-            "once the host is not seen for --lost-after"
+            "once the host is not seen for the engines' --lost-after"
         )
+
+    def lost_host(self, job: JobView) -> str | None:
+        """The host of a job failed as lost because it fell silent, while it has not been
+        back since (an engine starting there copies the rest of the job's log); None for
+        any other job, and once that host is heard from again."""
+        if job.error != "lost" or not job.host or job.host == HOST or job.finished_at is None:
+            return None
+        seen = hosts_last_seen(self.store, {job.host}).get(job.host)
+        return job.host if seen is None or seen <= job.finished_at else None
 
     def silent_for(self, host: str | None) -> float | None:
         """Seconds since an engine on another ``host`` was last heard from, once that is

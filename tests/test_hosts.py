@@ -305,7 +305,7 @@ def test_a_stop_from_another_host_says_when_the_jobs_host_has_no_engine(
         assert done.stderr.splitlines() == [
             f"modeldeck: the stop of job {job} is recorded, but its host alpha has no engine "
             "running: the job stops when one starts there, or fails as lost once the host is "
-            "not seen for --lost-after"
+            "not seen for the engines' --lost-after"
         ]
         assert shared.job(job).status == "stopping"
     finally:

@@ -251,12 +251,15 @@ class LogPane(DeckNode, Vertical):
     def job_finished(self) -> None:
         """The job is final: read to the end once more, then stop tailing."""
         self.finished = True
+        if self.lost is not None:  # its host is back, and has copied the rest
+            self.lost = None
+            self._show_status()
 
-    def host_lost(self, host: str | None) -> None:
+    def host_lost(self, host: str) -> None:
         """The job failed as lost (its host fell silent): its log is what that host copied
         so far, and an engine starting there again copies the rest; so tailing goes on."""
-        if self.lost is None:
-            self.lost = host or "?"
+        if self.lost != host:
+            self.lost = host
             self._show_status()
 
     # -- windows --------------------------------------------------------------------------

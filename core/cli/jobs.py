@@ -130,6 +130,9 @@ def logs(cli: Cli) -> int:
         final = job.status in FINAL_STATUSES
         chunk = log.read(final=final or not a.follow)
         say_lines(chunk)
+        if chunk and a.follow:
+            # Live, also into a pipe or a file; and before any note on stderr about it.
+            sys.stdout.flush()
         if chunk or not log.at_end:
             continue
         if not a.follow or final:

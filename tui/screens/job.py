@@ -63,7 +63,7 @@ def job_header(
         shown = ", ".join(names) + (" …" if len(job.outputs) > 6 else "")
         folder = str(Path(job.outputs[0]).parent)
         grid.add_row("outputs", literal(f"{shown} (in {folder})"), "", "")
-    if silent is None or job.status in FINAL_STATUSES:
+    if silent is None:
         return grid
     warning = literal(
         f"host {job.host} not heard from for {duration(silent)}: its engine may be gone, and "
@@ -97,7 +97,8 @@ def predictions_preview(preview: PredictionsView) -> Table | Text:
     return table
 
 
-Fetched = tuple[JobView, list[EventView], float | None]  # the job, new events, host's silence
+# The job, its new events, its host's silence while it runs, its lost host once it failed.
+Fetched = tuple[JobView, list[EventView], float | None, str | None]
 
 
 class JobScreen(Polled[Fetched], DeckScreen):
@@ -142,11 +143,13 @@ class JobScreen(Polled[Fetched], DeckScreen):
     def fetch(self, deck: Deck, state: None) -> Fetched:
         after = self.events[-1].seq if self.events else 0
         job = deck.job(self.job_id)
-        silent = None if job.status in FINAL_STATUSES else deck.hosts.silent_for(job.host)
-        return job, deck.events(self.job_id, after_seq=after), silent
+        final = job.status in FINAL_STATUSES
+        silent = None if final else deck.hosts.silent_for(job.host)
+        lost = deck.hosts.lost_host(job) if final else None
+        return job, deck.events(self.job_id, after_seq=after), silent, lost
 
     def show(self, result: Fetched) -> None:
-        job, new_events, self.silent = result
+        job, new_events, self.silent, lost = result
         status_changed = self.job is None or self.job.status != job.status
         if self.job is None:
             self.query_one(TopBar).set_title(
@@ -171,8 +174,8 @@ class JobScreen(Polled[Fetched], DeckScreen):
                 table.move_cursor(row=table.row_count - 1, animate=False)
         if job.status in FINAL_STATUSES:
             pane = self.query_one(LogPane)
-            if job.error == "lost":
-                pane.host_lost(job.host)
+            if lost is not None:
+                pane.host_lost(lost)
             else:
                 pane.job_finished()
             if job.type == "batch_predict" and self.predictions is None:
