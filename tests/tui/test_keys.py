@@ -526,7 +526,7 @@ async def test_events_fetched_twice_leave_the_cursor_where_it_is(deck: Deck, pro
         table = screen.query_one("#events", DeckTable)
         await wait_for(pilot, lambda: table.row_count >= 3)
         table.move_cursor(row=1)
-        screen.show((deck.job(job.id), deck.events(job.id), None))  # what a late fetch delivers
+        screen.show((deck.job(job.id), deck.events(job.id), None, None))  # a late fetch
         await pilot.pause()
         assert table.cursor_row == 1
 
