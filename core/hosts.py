@@ -108,7 +108,7 @@ class Hosts:
         any other job, and once that host is heard from again."""
         if job.error != "lost" or not job.host or job.host == HOST or job.finished_at is None:
             return None
-        seen = hosts_last_seen(self.store, {job.host}).get(job.host)
+        seen = self._last_seen(job.host)
         return job.host if seen is None or seen <= job.finished_at else None
 
     def silent_for(self, host: str | None) -> float | None:
@@ -116,13 +116,14 @@ class Hosts:
         long enough for its heartbeat to be stale (its engine stopped, hung or its host
         gone: its jobs are failed as lost when it stays so); None while it beats, and for
         this host (its own commands look after its jobs)."""
-        if not host or host == HOST:
-            return None
-        seen = hosts_last_seen(self.store, {host}).get(host)
+        seen = None if not host or host == HOST else self._last_seen(host)
         if seen is None:
             return None
         silent = (self.store.now() - seen).total_seconds()
         return silent if silent > STALE_AFTER else None
+
+    def _last_seen(self, host: str) -> datetime | None:
+        return hosts_last_seen(self.store, {host}).get(host)
 
     def summary(self) -> EnginesSummary:
         """How many engines serve now and how busy they are (stale ones counted apart;

@@ -5,31 +5,26 @@ from __future__ import annotations
 from core.cli.session import Cli
 
 
-def _target(cli: Cli) -> tuple[str, object]:
-    from core.db import make_engine
+def _target(cli: Cli, create: bool = True) -> str:
+    """The database URL the command acts on (``create``: its data home made when missing)."""
     from core.home import resolve_db_url, resolve_home
 
-    url = resolve_db_url(resolve_home(cli.args.home), cli.args.db)
-    return url, make_engine(url)
+    return resolve_db_url(resolve_home(cli.args.home, create=create), cli.args.db)
 
 
-def _missing_file(cli: Cli) -> str | None:
-    """The URL of a SQLite database whose file does not exist: ``db current`` reads it
-    without making it (nor its data home)."""
+def _no_file(url: str) -> bool:
+    """Whether ``url`` is a SQLite database whose file does not exist (``db current`` says
+    so without making it)."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
 
     from core.db import is_sqlite
-    from core.home import resolve_db_url, resolve_home
 
-    url = resolve_db_url(resolve_home(cli.args.home, create=False), cli.args.db)
     if not is_sqlite(url):
-        return None
+        return False
     path = make_url(url).database or ""
-    if not path or path.startswith("file:") or Path(path).exists():
-        return None  # a URI, or there: read as any other
-    return url
+    return bool(path) and not path.startswith("file:") and not Path(path).exists()
 
 
 def _shown(engine: object) -> str:
@@ -38,23 +33,23 @@ def _shown(engine: object) -> str:
 
 
 def db(cli: Cli) -> int:
-    from core.db import current_revision, head_revision, migrate
+    from core.db import current_revision, head_revision, make_engine, migrate
 
     sub = cli.args.db_cmd
     if sub == "copy":
         return _copy(cli)
-    missing = _missing_file(cli) if sub == "current" else None
-    if missing is not None:
+    url = _target(cli, create=sub != "current")  # reading it makes nothing
+    if sub == "current" and _no_file(url):
         if cli.json:
             from core.cli.output import out
 
-            out({"database": missing, "revision": None, "head": head_revision(), "before": None})
+            out({"database": url, "revision": None, "head": head_revision(), "before": None})
         else:
             from core.cli.output import say
 
-            say(f"database {missing}: no database file yet (`modeldeck db upgrade` makes it)")
+            say(f"database {url}: no database file yet (`modeldeck db upgrade` makes it)")
         return 0
-    _url, engine = _target(cli)
+    engine = make_engine(url)
     try:
         shown = _shown(engine)
         before = _revision(engine, current_revision)
@@ -99,7 +94,8 @@ def _copy(cli: Cli) -> int:
     to = cli.args.to
     if not is_postgres(to):
         raise ModelDeckError(f"--to takes a postgresql:// URL, not {to.split(':', 1)[0]!r}")
-    url, source = _target(cli)
+    url = _target(cli)
+    source = make_engine(url)
     target = make_engine(to)
     try:
         shown = _shown(target)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core.cli.output import err, job_lines, out, say, say_lines, table
-from core.cli.session import Cli, Command
+from core.cli.session import Cli, Command, exit_status
 from core.errors import ModelDeckError
 from core.text import local, printable
 
@@ -169,7 +169,7 @@ class _Silence:
 def _followed_to_the_end(job: JobView, here: bool) -> int:
     """What ended a followed log, on stderr (the log itself is on stdout): the job's end; for
     a job whose host was lost, that the log read from its copy may stop short. The exit
-    status of a job command: 0 when it completed, else 1."""
+    status of a job command."""
     line = f"modeldeck: job {job.id} {job.status}"
     if job.error:
         line += f": {printable(job.error)}"
@@ -177,7 +177,7 @@ def _followed_to_the_end(job: JobView, here: bool) -> int:
         line += f" (its host {printable(job.host or '?')} was not seen for a while: its log "
         line += "is what that host had copied, and may stop short)"
     err(line)
-    return 0 if job.status == "completed" else 1
+    return exit_status(job)
 
 
 def _raw_log(cli: Cli, job: JobView) -> int:

@@ -151,7 +151,7 @@ class Cli:
             out(final.to_json())
         else:
             self.summarise(final)
-        return 0 if final.status == JobStatus.completed.value else 1
+        return exit_status(final)
 
     def summarise(self, job: JobView) -> None:
         from core.lifecycle import JobStatus, JobType
@@ -175,6 +175,13 @@ class Cli:
             return self.follow_job(job)
         finally:
             self.json = was
+
+
+def exit_status(job: JobView) -> int:
+    """A job command's exit status once its job is final: 0 when it completed, else 1."""
+    from core.lifecycle import JobStatus
+
+    return 0 if job.status == JobStatus.completed.value else 1
 
 
 # What runs a command: its module's ``RUN`` maps each command it runs to one of these.
