@@ -3,8 +3,14 @@
 from datetime import datetime
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# Every table's pydantic schema is built when first needed (a validation, a dump), never at
+# import: rows are made and read through SQLAlchemy only, so most processes never need it, and
+# building the schemas of all 22 tables was a tenth of every command's start.
+DEFERRED = ConfigDict(defer_build=True)
 
 
 def _json(default: Any = None) -> Any:
@@ -15,6 +21,7 @@ def _json(default: Any = None) -> Any:
 
 
 class Project(SQLModel, table=True):
+    model_config = DEFERRED
     id: str = Field(primary_key=True)
     name: str = Field(unique=True, index=True)
     repo: str
@@ -29,6 +36,8 @@ class Project(SQLModel, table=True):
 class ProjectEvent(SQLModel, table=True):
     """A project's own timeline (who changed who may approve, when): append-only."""
 
+    model_config = DEFERRED
+
     __tablename__ = "project_event"
     id: int | None = Field(default=None, primary_key=True)
     project_id: str = Field(foreign_key="project.id", index=True)
@@ -40,6 +49,7 @@ class ProjectEvent(SQLModel, table=True):
 
 
 class Dataset(SQLModel, table=True):
+    model_config = DEFERRED
     __table_args__ = (UniqueConstraint("project_id", "name"),)
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id", index=True)
@@ -57,6 +67,7 @@ class Dataset(SQLModel, table=True):
 
 
 class Model(SQLModel, table=True):
+    model_config = DEFERRED
     __table_args__ = (UniqueConstraint("project_id", "name"),)
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id", index=True)
@@ -66,6 +77,7 @@ class Model(SQLModel, table=True):
 
 
 class ModelVersion(SQLModel, table=True):
+    model_config = DEFERRED
     __tablename__ = "model_version"
     __table_args__ = (UniqueConstraint("model_id", "number"),)
     id: str = Field(primary_key=True)
@@ -87,6 +99,8 @@ class ModelVersion(SQLModel, table=True):
 class MetricsRecord(SQLModel, table=True):
     """One evaluation's metrics: append-only history of a version."""
 
+    model_config = DEFERRED
+
     __tablename__ = "metrics_record"
     id: int | None = Field(default=None, primary_key=True)
     version_id: str = Field(foreign_key="model_version.id", index=True)
@@ -98,6 +112,8 @@ class MetricsRecord(SQLModel, table=True):
 
 class Approval(SQLModel, table=True):
     """An approval or rejection: append-only, kept for audit."""
+
+    model_config = DEFERRED
 
     id: int | None = Field(default=None, primary_key=True)
     version_id: str = Field(foreign_key="model_version.id", index=True)
@@ -114,6 +130,8 @@ class Approval(SQLModel, table=True):
 class StatisticsRecord(SQLModel, table=True):
     """One statistics run of a dataset for a version: append-only, never overwritten."""
 
+    model_config = DEFERRED
+
     __tablename__ = "statistics_record"
     id: int | None = Field(default=None, primary_key=True)
     version_id: str = Field(foreign_key="model_version.id", index=True)
@@ -125,6 +143,7 @@ class StatisticsRecord(SQLModel, table=True):
 
 
 class Deployment(SQLModel, table=True):
+    model_config = DEFERRED
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id", index=True)
     version_id: str = Field(foreign_key="model_version.id", index=True)
@@ -147,6 +166,8 @@ class Deployment(SQLModel, table=True):
 class DeploymentEvent(SQLModel, table=True):
     """A deployment's own timeline: schedule fires, skips and misses that have no job."""
 
+    model_config = DEFERRED
+
     __tablename__ = "deployment_event"
     id: int | None = Field(default=None, primary_key=True)
     deployment_id: str = Field(foreign_key="deployment.id", index=True)
@@ -157,6 +178,7 @@ class DeploymentEvent(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
+    model_config = DEFERRED
     __table_args__ = (
         Index("ix_job_project_created", "project_id", "created_at"),
         Index("ix_job_status_created", "status", "created_at"),
@@ -197,6 +219,8 @@ class Job(SQLModel, table=True):
 class JobEvent(SQLModel, table=True):
     """Append-only timeline of a job."""
 
+    model_config = DEFERRED
+
     __tablename__ = "job_event"
     __table_args__ = (UniqueConstraint("job_id", "seq"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -211,6 +235,8 @@ class JobEvent(SQLModel, table=True):
 class EngineLease(SQLModel, table=True):
     """Who dispatches jobs and fires schedules for this database."""
 
+    model_config = DEFERRED
+
     __tablename__ = "engine_lease"
     name: str = Field(primary_key=True)
     owner: str
@@ -222,6 +248,8 @@ class EngineLease(SQLModel, table=True):
 
 class EngineHeartbeat(SQLModel, table=True):
     """An engine's heartbeat: a row per engine process, renewed every few seconds."""
+
+    model_config = DEFERRED
 
     __tablename__ = "engine_heartbeat"
     id: str = Field(primary_key=True)
@@ -238,6 +266,8 @@ class EngineHeartbeat(SQLModel, table=True):
 class LogChunk(SQLModel, table=True):
     """A piece of a job's log copied from its host's file: append-only, in byte order."""
 
+    model_config = DEFERRED
+
     __tablename__ = "log_chunk"
     job_id: str = Field(foreign_key="job.id", primary_key=True)
     seq: int = Field(primary_key=True)
@@ -247,6 +277,8 @@ class LogChunk(SQLModel, table=True):
 
 class Setting(SQLModel, table=True):
     """A setting of the whole database (every host reads it): ``artifacts``, ..."""
+
+    model_config = DEFERRED
 
     key: str = Field(primary_key=True)
     value: str

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from core.models import DEFERRED
+
 
 def _json() -> Any:
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -17,6 +19,8 @@ def _json() -> Any:
 
 class Alert(SQLModel, table=True):
     """A webhook told about events of a project (or of one of its deployments)."""
+
+    model_config = DEFERRED
 
     id: str = Field(primary_key=True)
     project_id: str = Field(foreign_key="project.id", index=True)
@@ -31,6 +35,8 @@ class Alert(SQLModel, table=True):
 class AlertNotice(SQLModel, table=True):
     """One thing an alert must tell its webhook: once per alert and ``source`` (the job or
     the deployment event it was found in, and the rule), whatever engine found it."""
+
+    model_config = DEFERRED
 
     __tablename__ = "alert_notice"
     __table_args__ = (UniqueConstraint("alert_id", "source"),)
@@ -49,6 +55,8 @@ class AlertDelivery(SQLModel, table=True):
     """One try to deliver a notice and its outcome; ``final`` on the last one (delivered,
     given up, or dropped because the alert was removed)."""
 
+    model_config = DEFERRED
+
     __tablename__ = "alert_delivery"
     id: int | None = Field(default=None, primary_key=True)
     notice_id: int = Field(foreign_key="alert_notice.id", index=True)
@@ -63,6 +71,8 @@ class AlertDelivery(SQLModel, table=True):
 
 class AlertCursor(SQLModel, table=True):
     """How far the engine has looked for alerts: the last id seen of a timeline table."""
+
+    model_config = DEFERRED
 
     __tablename__ = "alert_cursor"
     name: str = Field(primary_key=True)

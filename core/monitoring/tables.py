@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from core.models import _json
+from core.models import DEFERRED, _json
 
 
 class Baseline(SQLModel, table=True):
@@ -13,6 +13,8 @@ class Baseline(SQLModel, table=True):
     was trained on (or, for an imported version, of its first statistics or evaluation),
     samples of its numeric columns and the distribution of its predictions there. One per
     version, never changed."""
+
+    model_config = DEFERRED
 
     __tablename__ = "baseline"
     id: int | None = Field(default=None, primary_key=True)
@@ -33,6 +35,8 @@ class Baseline(SQLModel, table=True):
 
 class DriftRecord(SQLModel, table=True):
     """One batch prediction of a deployment compared with its version's baseline."""
+
+    model_config = DEFERRED
 
     __tablename__ = "drift_run"
     __table_args__ = (Index("ix_drift_run_deployment_id_id", "deployment_id", "id"),)
