@@ -33,6 +33,7 @@ READ = (
     "started_at",
     "stop_requested_at",
     "engine_id",
+    "host",
     "pid",
 )
 WRITABLE = (
@@ -73,6 +74,7 @@ class JobRow:
     started_at: datetime | None
     stop_requested_at: datetime | None
     engine_id: str | None
+    host: str | None
     pid: int | None
     model_id: str | None
     version_id: str | None

@@ -25,6 +25,7 @@ from sqlalchemy import update
 from core.clock import FakeClock
 from core.db import make_engine, write_session
 from core.engine import Engine
+from core.engine.common import RECOVER_EVERY
 from core.engine.scheduler import Scheduler
 from core.logchunks import ChunkLog, JobLog, LogCopy
 from core.logs import LogIndex, LogReader
@@ -240,10 +241,17 @@ def test_lost_after_is_refused_below_two_heartbeats(hosts) -> None:
 # -- a host that is gone --------------------------------------------------------------------
 
 
-def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, shared_db) -> None:
+def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(
+    hosts, shared, shared_db, tmp_path
+) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
+    store = tmp_path / "store"  # the artifact store every host mounts
+    store.mkdir()
+    alpha.ok("config", "set", "artifacts", str(store))
     a, job, running = ticking_on(alpha, shared)
     assert running.host == "alpha"
+    staging = store / ".staging" / job  # where its process writes its version's files
+    assert staging.is_dir()
     try:
         a.kill()  # kill -9: the host's engine is gone, and nothing beats for it
         a.wait(10)
@@ -256,6 +264,7 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
         expire_lease(shared_db)  # the dead lease of another host runs out (15 s) at once
         b = beta.engine("--lost-after", "4")
         wait_for(lambda: shared.job(job).status == "failed", timeout=30, what="the job lost")
+        lost_at = time.monotonic()
         assert follow.wait(30) == 1  # as a job command: the job did not complete
         assert said.read_text().splitlines()[-1].startswith(f"modeldeck: job {job} failed: lost")
         final = shared.job(job)
@@ -271,6 +280,10 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
             f"modeldeck: job {job} failed: lost (its host alpha was not seen for a while: its "
             "log is what that host had copied, and may stop short)"
         ]
+        # Beta leaves the staging folder to the job's process, which still runs on alpha
+        # (it would fail writing its files there): through a recovery round or two.
+        time.sleep(max(0.0, lost_at + 2.5 * RECOVER_EVERY - time.monotonic()))
+        assert staging.is_dir()
         # Alpha comes back: the process of its job, failed as lost meanwhile, is ended.
         assert running_process(running.pid)
         alpha.engine()
@@ -287,6 +300,8 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(hosts, shared, sh
         written = (alpha.home / "jobs" / job / "log.txt").read_text().splitlines()
         assert len(written) > 10
         assert json.loads(beta.ok("logs", job, "--json"))["lines"] == written
+        # Its process ended, alpha's engine clears the folder.
+        wait_for(lambda: not staging.exists(), timeout=30, what="the staging folder to go")
     finally:
         kill_group(running.pid)
 

@@ -18,6 +18,7 @@ from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.jobrow import JobRow
 from core.lifecycle import ACTIVE_STATUSES, JobStatus
+from core.procfs import HOST
 from core.records import clean_result
 from core.store import Store
 
@@ -189,7 +190,9 @@ class Outcomes:
         job.outputs = [str(out_dir / p) for p in e.result.get("outputs", [])]
         record_dataset_read(s, job, e.result, now)
         status, error = e.status, e.error
-        e.staging = self.store.staging_dir(job.id)
+        # A job of another host, failed here as lost, may still run there and write to
+        # its staging folder: an engine of that host clears it once it has ended the job.
+        e.staging = self.store.staging_dir(job.id) if job.host in (None, HOST) else None
         if status == JobStatus.completed and e.unapplied is not None:
             status, error = JobStatus.failed, e.unapplied
         elif status == JobStatus.completed:

@@ -57,6 +57,7 @@ class Recovery:
         self.guard = guard
         self.only_job = only_job
         self._last = 0.0
+        self._lost_ended = False  # ``end_lost`` has run: this host's lost jobs are ended
 
     def due(self) -> bool:
         return time.monotonic() - self._last > RECOVER_EVERY
@@ -104,9 +105,9 @@ class Recovery:
     def end_lost(self) -> None:
         """Jobs of this host another host failed as lost while nothing here beat (this
         host's engines were gone): a process of one that still runs is its own no more (its
-        outcome is decided, its staging folder removed), so it is killed, and said so; and
-        what its log gained meanwhile is copied to the database. Run by each engine of the
-        host as it starts, serving or standing by."""
+        outcome is decided), so it is killed, and said so; what its log gained meanwhile is
+        copied to the database; and its staging folder goes. Run by each engine of the host
+        as it starts, serving or standing by."""
         since = self.store.now() - LOST_PROCESSES_WITHIN
         with self.store.reader() as s:
             rows = s.exec(
@@ -128,6 +129,9 @@ class Recovery:
             self.follower.copy_rest(job.id)
             if killed is not None:
                 self._say_killed(job, killed)
+            # Left by the host that failed it, for its process to write to until now.
+            shutil.rmtree(self.store.staging_dir(job.id), ignore_errors=True)
+        self._lost_ended = True  # the staging folders of the next ones may go too
 
     def _say_killed(self, job: Job, killed: list[int]) -> None:
         """The timeline of a job failed as lost: its process, still running, was killed."""
@@ -156,17 +160,28 @@ class Recovery:
             return
         if not names:
             return
+        since = self.store.now() - LOST_PROCESSES_WITHIN
         with self.store.reader() as s:
             rows = s.exec(
-                select(Job.id, Job.status, ModelVersion.artifact_dir)
+                select(Job, ModelVersion.artifact_dir)
                 .join(ModelVersion, col(ModelVersion.job_id) == Job.id, isouter=True)
                 .where(col(Job.id).in_(names), col(Job.status).in_(list(FINAL_STATUSES)))
             ).all()
-        for job_id, status, artifact_dir in rows:
-            staging = root / job_id
-            if status == JobStatus.completed.value and artifact_dir:
+        for job, artifact_dir in rows:
+            if self._may_still_run(job, since):
+                continue
+            staging = root / job.id
+            if job.status == JobStatus.completed.value and artifact_dir:
                 place_artifacts(staging, Path(artifact_dir))
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _may_still_run(self, job: Job, since: datetime) -> bool:
+        """A job failed as lost whose process may still run on its host, writing to its
+        staging folder: until an engine of that host has ended it (``end_lost``), or a week
+        has passed (the host is not coming back)."""
+        if job.error != "lost" or job.pid is None or (utc(job.finished_at) or since) < since:
+            return False
+        return job.host != HOST or not self._lost_ended
 
     def _recover_one(self, job: Job, adopt: bool, serving: bool) -> None:
         executor = self.executors.get(job.executor or LOCAL)
