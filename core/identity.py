@@ -35,6 +35,27 @@ def database_role(engine: Engine) -> str | None:
         return str(conn.execute(text("SELECT session_user")).scalar_one())
 
 
+def unknown_users(engine: Engine, names: list[str]) -> list[str]:
+    """Those of ``names`` nobody can be authenticated as here: no PostgreSQL role of that
+    name on the server, or, on SQLite, no login of that name on this host."""
+    if engine.dialect.name == "sqlite":
+        return [n for n in names if not _is_login(n)]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT rolname FROM pg_roles WHERE rolname = ANY(:names)"), {"names": names}
+        )
+        known = {r[0] for r in rows}
+    return [n for n in names if n not in known]
+
+
+def _is_login(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return name.startswith("uid") and name[3:].isdigit()  # a uid without a name
+    return True
+
+
 def authenticated_user(engine: Engine) -> str:
     """Who is asking, as the database it is asked of knows them (see the module's doc)."""
     return database_role(engine) or os_login()

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core import lookup
+from core import identity, lookup
 from core.errors import ModelDeckError
 from core.inputs import check_name
 from core.lifecycle import JobType, Team, decider_refusal
@@ -94,6 +94,11 @@ class TeamService:
         """The authenticated user: whom this database records as the actor."""
         via = "os" if self.store.engine.dialect.name == "sqlite" else "database"
         return WhoView(user=self.store.actor(), via=via)
+
+    def unknown(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` nobody can be authenticated as by this database (no role of that
+        name on PostgreSQL, no login on this host on SQLite): none of them can decide."""
+        return identity.unknown_users(self.store.engine, list(names))
 
     def rules(self, project: str) -> TeamView:
         with self.store.reader() as s:

@@ -23,7 +23,12 @@ def project_set(cli: Cli) -> int:
     approvers = None if a.approvers is None else a.approvers.split(",")
     rules = cli.deck.team.set_rules(a.name, approvers, a.four_eyes)
     shown = cli.show(rules, f"project {rules.project}: {rules.describe()}")
-    who = cli.deck.team.whoami().user
+    me = cli.deck.team.whoami()
+    who = me.user
+    where = "role on this database server" if me.via == "database" else "login on this host"
+    for name in cli.deck.team.unknown(rules.approvers) if approvers is not None else []:
+        # Named before the role is made, or a typo: nobody can decide as them yet.
+        err(f"warning: {name} is no {where}: nobody can approve or reject as {name} until it is")
     if approvers is not None and rules.approvers and who not in rules.approvers:
         # Handing the rules over is allowed; doing it unawares locks oneself out of them.
         err(
