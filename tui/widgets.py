@@ -203,6 +203,18 @@ class _Drawn:
         return getattr(self._styles, name)
 
 
+class _Drawing:
+    """What a table works out once while its lines are drawn (``DeckTable.render_lines``):
+    its own style, its component styles by names, and the console's ambient settings."""
+
+    __slots__ = ("ambient", "components", "style")
+
+    def __init__(self) -> None:
+        self.style: Style | None = None
+        self.components: dict[tuple[str, ...], _Drawn] = {}
+        self.ambient: tuple[Any, Style, Any, Any] | None = None
+
+
 class DeckTable(DataTable[Any]):
     """A row-cursor table updated by diff: keyed rows, never cleared on refresh.
 
@@ -219,7 +231,7 @@ class DeckTable(DataTable[Any]):
         Binding("end", "scroll_bottom", "Last row", show=False, id="table.last"),
     ]
 
-    _drawing: dict[tuple[str, ...], Any] | None = None  # while drawing: see ``render_lines``
+    _drawing: _Drawing | None = None  # while drawing: see ``render_lines``
 
     def __init__(self, *, opens: bool = True, **kw: Any) -> None:
         """``opens``: enter opens the row (else its key is not offered: rows with nothing
@@ -424,7 +436,7 @@ class DeckTable(DataTable[Any]):
         row's component styles, and each is a walk up the DOM merging styles (a fifth of the
         time to draw a screenful of rows, profiled). Nothing can restyle the table while its
         lines are drawn, so they are kept for the duration of the call."""
-        self._drawing = {}
+        self._drawing = _Drawing()
         try:
             return super().render_lines(crop)
         finally:
@@ -435,18 +447,17 @@ class DeckTable(DataTable[Any]):
         drawing = self._drawing
         if drawing is None:
             return super().rich_style
-        style = drawing.get(())
-        if style is None:
-            style = drawing[()] = super().rich_style
-        return cast(Style, style)
+        if drawing.style is None:
+            drawing.style = super().rich_style
+        return drawing.style
 
     def get_component_styles(self, *names: str) -> RenderStyles:
         drawing = self._drawing
         if drawing is None:
             return super().get_component_styles(*names)
-        styles = drawing.get(names)
+        styles = drawing.components.get(names)
         if styles is None:
-            styles = drawing[names] = _Drawn(super().get_component_styles(*names))
+            styles = drawing.components[names] = _Drawn(super().get_component_styles(*names))
         return cast(RenderStyles, styles)
 
     def _render_cell(
@@ -510,14 +521,14 @@ class DeckTable(DataTable[Any]):
         """What ``Styled(Padding(cell, (0, pad)), pre, post)`` renders in one line of
         ``width`` cells, without Rich's general path; None for a cell it does not cover."""
         drawing = self._drawing
-        ambient = drawing.get(("console",)) if drawing is not None else None
+        ambient = drawing.ambient if drawing is not None else None
         if ambient is None:
             console = self.app.console
             options = self.app.console_options
             # Padding's style; the console's justify and overflow.
             ambient = (console, console.get_style("none"), options.justify, options.overflow)
             if drawing is not None:
-                drawing[("console",)] = ambient
+                drawing.ambient = ambient
         console, blank, justify_default, overflow_default = ambient
         pad = self.cell_padding
         inner = width - 2 * pad
