@@ -387,6 +387,8 @@ async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str])
         assert deck.job(run.id).status == "completed"
         await pilot.press("p")
         await wait_for(pilot, lambda: deck.deployment(dep.id).paused)
+        # The key acts on what the row shows: pressed again once it shows the pause.
+        await wait_for(pilot, lambda: pane.current is not None and pane.current.paused)
         await pilot.press("p")
         await wait_for(pilot, lambda: not deck.deployment(dep.id).paused)
         await wait_for(pilot, lambda: pane.current is not None and not pane.current.paused)
