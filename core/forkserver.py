@@ -106,9 +106,9 @@ class Spares:
     and has its pid without waiting for an answer: neither the fork nor the session
     handshake nor a reply is in the engine's round trip."""
 
-    def __init__(self, wakeup: tuple[int, int], count: int = SPARES) -> None:
+    def __init__(self, wakeup: tuple[int, int], most: int = SPARES) -> None:
         self.wakeup = wakeup
-        self.count = count
+        self.most = most  # kept forked ahead
         self.waiting: dict[int, int] = {}  # pid -> the write end of its request pipe
         self.dead: dict[int, int] = {}  # spares that ended unused: their exit status
         self._retry_at = 0.0
@@ -134,7 +134,7 @@ class Spares:
         return pid, req_w
 
     def short(self) -> bool:
-        return len(self.waiting) < self.count and time.monotonic() >= self._retry_at
+        return len(self.waiting) < self.most and time.monotonic() >= self._retry_at
 
     def add_one(self) -> None:
         try:
@@ -268,9 +268,9 @@ def _reap(jobs: set[int], spares: Spares) -> None:
         _emit({"exited": pid, "code": os.waitstatus_to_exitcode(status), "ended": sorted(ended)})
 
 
-def serve(statistics: bool = False, count: int | None = None) -> None:
+def serve(statistics: bool = False, spares: int | None = None) -> None:
     """Fork a job process per request on stdin until stdin closes; ``statistics``: with numpy
-    and pyarrow imported first; ``count``: how many spares to keep forked ahead."""
+    and pyarrow imported first; ``spares``: how many to keep forked ahead."""
     # What the runner imports for every job that reads a dataset: once here, not per child
     # (the dataset's CSV is read as utf-8-sig: that codec too; a training's baseline reuse).
     import csv  # noqa: F401
@@ -289,23 +289,23 @@ def serve(statistics: bool = False, count: int | None = None) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the engine
-    if count is None:
-        count = STATISTICS_SPARES if statistics else SPARES
-    spares = Spares((wake_r, wake_w), count)
+    if spares is None:
+        spares = STATISTICS_SPARES if statistics else SPARES
+    ahead = Spares((wake_r, wake_w), spares)
     pending = b""
     try:
         while True:
-            short = spares.short()
+            short = ahead.short()
             try:
                 ready, _, _ = select.select([0, wake_r], [], [], 0.0 if short else 1.0)
             except InterruptedError:
                 ready = []
             if short and not ready:
-                spares.add_one()  # while no request waits: off the engine's round trip
+                ahead.add_one()  # while no request waits: off the engine's round trip
                 continue
             if wake_r in ready:
                 os.read(wake_r, 4096)
-            _reap(jobs, spares)
+            _reap(jobs, ahead)
             if 0 not in ready:
                 continue
             data = os.read(0, 1 << 16)
@@ -318,13 +318,13 @@ def serve(statistics: bool = False, count: int | None = None) -> None:
                     request = json.loads(line)  # unreadable: said here
                     named = request.get("spare")
                     if named is not None:
-                        code = spares.give_to(int(named), line)
+                        code = ahead.give_to(int(named), line)
                         if code is None:
                             jobs.add(int(named))
                         else:
                             _emit({"exited": int(named), "code": code, "ended": []})
                         continue  # the engine has the pid: no answer
-                    pid = spares.give(line)
+                    pid = ahead.give(line)
                 except (ValueError, OSError, AttributeError) as exc:
                     _emit({"error": f"{type(exc).__name__}: {exc}", "id": _id(line)})
                     continue
@@ -333,7 +333,7 @@ def serve(statistics: bool = False, count: int | None = None) -> None:
     except _EngineGone:
         return  # as when its stdin closes: the children keep running
     finally:
-        spares.close()
+        ahead.close()
 
 
 if __name__ == "__main__":
