@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,9 +15,11 @@ from core.text import cut, has_controls, printable
 MAX_OVERRIDE_DEPTH = 32
 # Both databases index names; PostgreSQL refuses an index entry over about 2,700 bytes.
 MAX_NAME = 200
+# The zero-width joiner is kept in names: it joins emoji into one, and letters of some scripts.
+ZWJ = "\u200d"
 NAME_RULE = (
-    "non-empty UTF-8 text without spaces, control characters, '/' or '\\', and not '.' or "
-    f"'..', of at most {MAX_NAME} characters"
+    "non-empty UTF-8 text without spaces, control or invisible characters, '/' or '\\', and "
+    f"not '.' or '..', of at most {MAX_NAME} characters"
 )
 
 
@@ -63,6 +66,9 @@ def name_problem(name: str) -> str | None:
         return "holds a path separator"
     if has_controls(name):
         return "holds a control character"
+    if any(_invisible(c) for c in name):
+        # A zero-width space, a soft hyphen...: the name would look like another one.
+        return "holds an invisible character"
     if any(c.isspace() for c in name):
         return "holds whitespace"
     if len(name) > MAX_NAME:
@@ -70,13 +76,19 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def _invisible(c: str) -> bool:
+    return unicodedata.category(c) == "Cf" and c != ZWJ
+
+
 def check_name(kind: str, name: str) -> str:
     """``name`` stripped, or a refusal that says which part of the name rule it breaks."""
     name = (name or "").strip()
     problem = name_problem(name)
     if problem:
+        # Its invisible characters shown, as its control characters are.
+        shown = "".join(f"\\u{ord(c):04x}" if _invisible(c) else c for c in cut(name, 61))
         raise ModelDeckError(
-            f"{kind} name '{printable(cut(name, 61))}' {problem}: a name must be {NAME_RULE}"
+            f"{kind} name '{printable(shown)}' {problem}: a name must be {NAME_RULE}"
         )
     return name
 

@@ -4,7 +4,8 @@ Names, reasons, hyperparameters, errors and log lines can hold control character
 sequences that set the window title, write the clipboard (OSC 52), clear the screen or make
 the terminal type an answer into the shell (``ESC[6n``). Everything shown, in the CLI and the
 TUI, goes through :func:`printable` first, which turns every C0 and C1 control character
-(except tab, and newline where asked) into a visible stand-in. It also shows lone surrogates
+(except tab, and newline where asked) and every bidirectional control (which reorders the
+rest of its line on screen) into a visible stand-in. It also shows lone surrogates
 (the stand-ins Python decodes bytes that are not UTF-8 to, with ``surrogateescape``) as the
 byte they came from, ``\\xNN``: printed as they are, they make ``print`` raise
 ``UnicodeEncodeError``. JSON output needs none of this: ``json.dumps`` escapes control
@@ -24,10 +25,13 @@ from typing import Any
 
 from core.clock import utc
 
-# C0 (0x00-0x1f) less tab, DEL, C1 (0x80-0x9f) and lone surrogates (U+D800-U+DFFF, which no
-# encoding can write); newline is handled per call.
-_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROLS_KEEP_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 (0x00-0x1f) less tab, DEL, C1 (0x80-0x9f), the bidirectional controls (U+061C, U+200E,
+# U+200F, U+202A-U+202E, U+2066-U+2069: they reorder what follows them on the line, so that a
+# name or a log line reads as another, "Trojan Source"), and lone surrogates (U+D800-U+DFFF,
+# which no encoding can write); newline is handled per call.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROLS = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_CONTROLS_KEEP_NEWLINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
 
 
 def _stand_in(match: re.Match[str]) -> str:
@@ -38,7 +42,7 @@ def _stand_in(match: re.Match[str]) -> str:
         return "^?"
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, decoded with surrogateescape
         return f"\\x{code - 0xDC00:02x}"
-    if code >= 0xD800:  # a lone surrogate that came from no byte
+    if code >= 0x100:  # a bidirectional control, or a lone surrogate that came from no byte
         return f"\\u{code:04x}"
     return f"\\x{code:02x}"  # C1: no caret form that people read
 

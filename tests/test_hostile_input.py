@@ -75,12 +75,20 @@ def test_a_name_that_is_a_path_is_refused_and_other_artifacts_survive(
     said = many(
         cli,
         *[("import", "proj", name, str(model_file)) for name in names],
-        *[("project", "add", name, "--repo", str(repo)) for name in ("..", "a\\b")],
+        *[
+            ("project", "add", name, "--repo", str(repo))
+            for name in ("..", "a\\b", "rtl\u202eevil", "\u200bproj", "soft\u00adhyphen")
+        ],
         *[("dataset", "add", "proj", name, csv_file) for name in (".", "a/b")],
     )
     assert all(refused(r, "name must be") for r in said)
     assert "model name '..' is a path" in said[1].err
     assert "model name 'x^[[2J' holds a control character" in said[4].err
+    # A bidirectional override is a control; a zero-width space or a soft hyphen would make
+    # a name that looks like another one.
+    assert "project name 'rtl\\u202eevil' holds a control character" in said[8].err
+    assert "project name '\\u200bproj' holds an invisible character" in said[9].err
+    assert "project name 'soft\\u00adhyphen' holds an invisible character" in said[10].err
 
     assert [j.to_json() for j in deck.jobs()] == before  # nothing was queued
     assert all((d / "weights.txt").read_text() == "42" for d in dirs)

@@ -24,6 +24,19 @@ def test_tab_stays_and_newline_only_when_asked() -> None:
     assert printable("plain text, ünïcode ✓") == "plain text, ünïcode ✓"
 
 
+def test_bidirectional_controls_become_visible() -> None:
+    """An override or isolate reorders the rest of its line on screen, so that a name or a
+    log line reads as another ("Trojan Source"): shown as its code point instead. Other text
+    of right-to-left scripts, and joiners, stay as they are."""
+    spoof = "invoice\u202egpj.exe"  # shows as "invoiceexe.jpg" where the terminal obeys it
+    assert printable(spoof) == "invoice\\u202egpj.exe"
+    shown = printable("a\u2066b\u2069 \u200f \u061c \u202a")
+    assert shown == "a\\u2066b\\u2069 \\u200f \\u061c \\u202a"
+    assert not has_controls(shown) and has_controls(spoof)
+    kept = "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 \U0001f469\u200d\U0001f4bb"
+    assert printable(kept) == kept and not has_controls(kept)
+
+
 def test_bytes_that_were_not_utf8_show_as_their_bytes_and_can_be_written() -> None:
     name = b"caf\xe9 \xff\xfe".decode("utf-8", "surrogateescape")  # as argv and file names come
     shown = printable(f"{name}\x1b[2J")
