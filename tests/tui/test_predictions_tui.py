@@ -54,9 +54,17 @@ async def test_the_job_screen_previews_predictions_and_their_summary(
         await pilot.pause(0.1)
         text = shown(app.screen.query_one("#job-predictions", Static))
         assert "12 predictions: 0: 6 (50%), 1: 6 (50%)" in text
-        assert "first 10 rows of" in text and "predictions.csv" in text
+        assert "its first 10 rows" in text
         assert "[b]A-0[/b]" in text and "[b]A-9[/b]" in text  # literal, not markup
         assert "A-10" not in text
-        assert "prediction" in text and "proba_1" in text
+        # The columns' names above their first row, whole.
+        rows = text.splitlines()
+        assert rows[1].split() == ["id", "prediction", "proba_0", "proba_1"]
+        assert rows[2].split()[0] == "[b]A-0[/b]"
+        # At 80x24 the preview leaves the log and the events room: the rows past it are cut.
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#log-pane").size.height >= 4
+        assert app.screen.query_one("#events").size.height >= 3
         header = shown(app.screen.query_one("#job-header", Static))
         assert "predictions.csv (in " in header

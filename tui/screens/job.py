@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -76,25 +76,23 @@ def job_header(
     return outer
 
 
-def predictions_preview(preview: PredictionsView) -> Table | Text:
-    """The head of predictions.csv as a table, under its summary; every cell literal."""
+def predictions_preview(preview: PredictionsView) -> RenderableType:
+    """The head of predictions.csv as a table under its summary, every cell literal: the
+    summary, the columns' names, the rows (as many as the screen leaves room for)."""
     summary = literal(preview.summary_text, style="bold")
     if not preview.columns:
         return Text.assemble(summary, "\n", Text("no predictions.csv to preview", style="dim"))
-    table = Table(
-        title=summary,
-        title_justify="left",
-        caption=literal(f"first {len(preview.rows)} rows of {preview.path}"),
-        caption_justify="left",
-        expand=False,
-        box=None,
-        padding=(0, 1),
-    )
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold dim")
     for name in preview.columns:
-        table.add_column(literal(name), no_wrap=True, overflow="ellipsis")
+        # A column's name whole (up to 16 cells): long values give up their ends first.
+        wide = min(len(name), 16)
+        table.add_column(literal(name), no_wrap=True, overflow="ellipsis", min_width=wide)
     for row in preview.rows:
         table.add_row(*(literal(cell) for cell in row))
-    return table
+    head = Text.assemble(summary, (f"  ·  its first {len(preview.rows)} rows", "dim"))
+    head.no_wrap = True
+    head.overflow = "ellipsis"
+    return Group(head, table)
 
 
 # The job, its new events, its host's silence while it runs, its lost host once it failed.
