@@ -18,7 +18,7 @@ from core.engine import Engine
 from core.errors import ModelDeckError
 from core.service import Deck
 from core.text import printable
-from core.views import DeploymentView, EventView, JobView
+from core.views import DeploymentEventView, DeploymentView, EventView, JobView
 from tui.commands import DeckCommands
 from tui.format import resolve_styles
 from tui.widgets import Background
@@ -244,6 +244,12 @@ class ModelDeckApp(Background, App[int]):
         from tui.screens.event import EventScreen
 
         self.push_screen(EventScreen(event, job))
+
+    def open_deployment_event(self, event: DeploymentEventView, deployment: DeploymentView) -> None:
+        """One event of a deployment's timeline, every field of it."""
+        from tui.screens.event import DeploymentEventScreen
+
+        self.push_screen(DeploymentEventScreen(event, deployment))
 
     def open_version(self, version_id: str) -> None:
         """A version's details."""

@@ -7,6 +7,7 @@ scikit-learn model, real batch predictions through the engine."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.plots import PlotPanel
 from tui.screens.deployment import DeploymentScreen
+from tui.screens.event import DeploymentEventScreen
 from tui.screens.project import ProjectScreen
 from tui.screens.projects import ProjectsScreen
 from tui.widgets import DeckTable
@@ -110,6 +112,18 @@ async def test_a_deployment_before_its_first_drift(deck: Deck, project: str, rep
         await wait_for(pilot, lambda: timeline.row_count >= 1)
         kinds = [plain(timeline.get_row_at(i)[1]) for i in range(timeline.row_count)]
         assert "created" in kinds
+        # Enter opens the row's event, its message whole and its details.
+        timeline.move_cursor(row=kinds.index("created"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentEventScreen))
+        [created] = [e for e in deck.deployment_events(deployment) if e.kind == "created"]
+        fields = shown(app.screen.query_one("#event-fields", Static))
+        assert created.message in " ".join(fields.split())
+        assert deployment in fields and "clf v1" in fields
+        details = shown(app.screen.query_one("#event-details", Static))
+        assert json.loads(details) == json.loads(json.dumps(created.details, default=str))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
         await pilot.press("5")
         assert screen.query_one(TabbedContent).active == "jobs"
 

@@ -280,6 +280,14 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             ]
         )
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """A timeline row opens its event (the Jobs tab's rows open their jobs)."""
+        if event.data_table.id != "timeline-table" or self.data is None:
+            return
+        event.stop()
+        index = int(str(event.row_key.value).rsplit(":", 1)[1])
+        self.deck_app.open_deployment_event(self.data.events[index], self.deployment)
+
     # -- keys -----------------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:

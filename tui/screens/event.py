@@ -1,4 +1,5 @@
-"""Event detail: every field of one job event, its details pretty-printed."""
+"""Event detail: every field of one event of a job or of a deployment, its details
+pretty-printed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.views import EventView, JobView
+from core.views import DeploymentEventView, DeploymentView, EventView, JobView
 from tui.format import literal, when_s
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckFooter, TopBar
@@ -31,29 +32,61 @@ def event_table(event: EventView, job: JobView) -> Table:
     return grid
 
 
-class EventScreen(DeckScreen):
-    """One event of a job; ``j`` goes to its job when it was opened from elsewhere."""
+def deployment_event_table(event: DeploymentEventView, d: DeploymentView) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    grid.add_row("event", literal(event.kind, "bold"))
+    grid.add_row("at", when_s(event.at))
+    grid.add_row("message", literal(event.message, newlines=True))
+    grid.add_row("deployment", literal(f"{d.id}  {d.label}  ({d.status})"))
+    grid.add_row("project", literal(d.project))
+    return grid
+
+
+class _EventDetail(DeckScreen):
+    """An event's fields, then its details."""
 
     TITLE = "Event"
+
+    def __init__(self, crumb: str, fields: Table, details: dict[str, object]) -> None:
+        super().__init__()
+        self._crumb = crumb
+        self._fields = fields
+        self._details = details
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(self._crumb)
+        with VerticalScroll(id="event-body"):
+            yield Static(self._fields, id="event-fields")
+            yield Static(Text("details", style="bold"), classes="section")
+            details = json.dumps(self._details, indent=2, sort_keys=True, default=str)
+            yield Static(literal(details, newlines=True), id="event-details")
+        yield DeckFooter()
+
+
+class EventScreen(_EventDetail):
+    """One event of a job; ``j`` goes to its job when it was opened from elsewhere."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "open_job", "Its job", id="event.job"),
     ]
 
     def __init__(self, event: EventView, job: JobView) -> None:
-        super().__init__()
+        crumb = f"modeldeck / {job.project} / job {job.short_id} / event {event.seq}"
+        super().__init__(crumb, event_table(event, job), event.details)
         self.event = event
         self.job = job
 
-    def compose(self) -> ComposeResult:
-        yield TopBar(
-            f"modeldeck / {self.job.project} / job {self.job.short_id} / event {self.event.seq}"
-        )
-        with VerticalScroll(id="event-body"):
-            yield Static(event_table(self.event, self.job), id="event-fields")
-            yield Static(Text("details", style="bold"), classes="section")
-            details = json.dumps(self.event.details, indent=2, sort_keys=True, default=str)
-            yield Static(literal(details, newlines=True), id="event-details")
-        yield DeckFooter()
-
     def action_open_job(self) -> None:
         self.deck_app.open_job(self.job.id, replace=True)  # back to it when it is below
+
+
+class DeploymentEventScreen(_EventDetail):
+    """One event of a deployment's timeline."""
+
+    def __init__(self, event: DeploymentEventView, deployment: DeploymentView) -> None:
+        d = deployment
+        crumb = f"modeldeck / {d.project} / deployment {d.short_id} / {event.kind}"
+        super().__init__(crumb, deployment_event_table(event, d), event.details)
+        self.event = event
