@@ -92,6 +92,12 @@ async def test_empty_state_and_new_project(deck: Deck, repo: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectsScreen))
         await wait_for(pilot, lambda: table_keys(app, "#projects") == ["fresh"])
         assert [p.name for p in deck.projects()] == ["fresh"]
+        # With a project, d (the demo) is dimmed, and pressing it says why.
+        await wait_for(pilot, lambda: screen.check_action("demo", ()) is None)
+        await pilot.press("d")
+        said = "adds the demo project beside them"
+        await wait_for(pilot, lambda: any(said in n.message for n in app._notifications))
+        assert [p.name for p in deck.projects()] == ["fresh"]
 
 
 async def test_stop_from_the_job_screen(deck: Deck, project: str) -> None:

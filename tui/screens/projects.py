@@ -95,9 +95,17 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "demo":
-            return None if (self.projects or self.seeding) else True
-        return True
+        return None if self.refusal(action) else True
+
+    def refusal(self, action: str) -> str | None:
+        """Why a dimmed key does nothing (said when it is pressed)."""
+        if action != "demo":
+            return None
+        if self.seeding:
+            return "the demo project is being loaded"
+        if self.projects:
+            return "there are projects already: 'modeldeck demo' adds the demo project beside them"
+        return None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
