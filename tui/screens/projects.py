@@ -44,10 +44,11 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
     def compose(self) -> ComposeResult:
         yield TopBar("modeldeck / projects")
         table = DeckTable(id="projects")
-        table.add_column("name", key="name")
-        table.add_column("repository", key="repo")
+        # At 80 columns the counts stay whole: a long name or path gives up room.
+        table.add_column("name", key="name", shrink=14)
+        table.add_column("repository", key="repo", shrink=14)
         table.add_column("models", key="models")
-        table.add_column("active deployments", key="deployments")
+        table.add_column("deployed", key="deployments")  # its active deployments
         table.add_column("drifting", key="drifting")
         table.add_column("running", key="running")
         table.add_column("failed", key="failed")
