@@ -90,7 +90,10 @@ def local(dt: datetime | None) -> str:
 
 
 def metric_value(x: Any) -> str:
-    """A metric as people read it: integers whole, floats to 4 decimals, lists in brackets."""
+    """A metric as people read it: integers whole, floats to 4 decimals, lists in brackets,
+    ``null`` for none (a NaN a job reported is stored as null)."""
+    if x is None:
+        return "null"
     if isinstance(x, bool):
         return str(x).lower()
     if isinstance(x, int):

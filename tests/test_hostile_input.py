@@ -329,6 +329,9 @@ def test_infinite_metrics_and_nan_overrides_stay_valid_json(
         "ok": 0.5,
         "curve": [1.0, None],
     }
+    # On screen too: null, as stored (it read None).
+    shown = ok(cli("version", job["version"])).out
+    assert "loss=null  gain=null  nan=null  ok=0.5000  curve=[1.0000, null]" in shown
     strict_json(ok(cli("events", job["id"], "--json")).out)
     strict_json(ok(cli("versions", "proj", "--json")).out)
     with sqlite3.connect(home / "modeldeck.db") as db:

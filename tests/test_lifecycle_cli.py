@@ -356,6 +356,11 @@ def test_cli_job_outcomes_failure_detach_and_stop(
     assert log.rstrip().splitlines()[-1] == "RuntimeError: broken input"
     assert ok(cli("versions", "lc", "--json")).json() == []
     assert [j["id"] for j in ok(cli("jobs", "--status", "failed", "--json")).json()] == [job_id]
+    # An error too long for the jobs list's column ends in an ellipsis there (whole in job).
+    long = "x" * 80
+    cli("train", "lc", "scripted", "--dataset", "train", "--set", f"fail={long}")
+    listed = ok(cli("jobs", "lc", "--status", "failed")).out
+    assert f"RuntimeError: {long[:45]}…" in listed and long not in listed
 
     # --detach only queues: exit 0, the id, a queued job that nothing runs (and it says so).
     queued = ok(cli("train", "lc", "scripted", "--dataset", "train", "--detach", "--json"))

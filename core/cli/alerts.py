@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.cli.output import err, out, say, table
 from core.cli.session import Cli, Command
 from core.errors import ModelDeckError
-from core.text import local
+from core.text import cut, local
 
 
 def _add(cli: Cli) -> int:
@@ -74,7 +74,7 @@ def _log(cli: Cli) -> int:
             x.job or "-",
             x.attempt,
             _outcome(x),
-            x.summary if len(x.summary) <= 60 else x.summary[:59] + "…",
+            cut(x.summary, 60),
         ],
         optional=("deployment", "job"),
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from core.cli.output import err, job_lines, out, say, say_lines, table
 from core.cli.session import Cli, Command, exit_status
 from core.errors import ModelDeckError
-from core.text import local, printable
+from core.text import cut, local, printable
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -69,7 +69,7 @@ def jobs(cli: Cli) -> int:
             j.trigger,
             j.actor,
             local(j.created_at),
-            (j.error or "")[:60],
+            cut(j.error or "", 60),
         ],
         optional=["dataset"],
     )
