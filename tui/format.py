@@ -16,6 +16,7 @@ from typing import Any
 from rich.text import Span, Text
 
 from core.clock import utc
+from core.errors import ModelDeckError
 from core.schedule import zone
 from core.text import has_controls, printable
 
@@ -124,8 +125,28 @@ def in_zone(dt: datetime | None, tz: str) -> str:
     d = utc(dt)
     if d is None:
         return "-"
+    if not known_zone(tz):  # on UTC's clock, labelled so (``zone_text`` says why)
+        return f"{d:%Y-%m-%d %H:%M} UTC"
     shown = d.astimezone(zone(tz))
     return f"{shown:%Y-%m-%d %H:%M} {zone_label(shown)}"
+
+
+def known_zone(tz: str) -> bool:
+    """Whether this machine's tz data knows the zone ``tz`` (another host's may know more)."""
+    try:
+        zone(tz)
+    except ModelDeckError:
+        return False
+    return True
+
+
+def zone_text(tz: str) -> Text:
+    """A deployment's zone, literal, and ``(unknown here: times in UTC)`` when this machine
+    does not know it."""
+    shown = literal(tz)
+    if not known_zone(tz):
+        shown.append(" (unknown here: times in UTC)", style="dim")
+    return shown
 
 
 def duration(seconds: float | None) -> str:

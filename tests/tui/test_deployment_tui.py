@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.text import Text
+from sqlalchemy import update
 from textual.widgets import Static, TabbedContent
 from tui_support import run_all, wait_for
 
+from core.models import Deployment
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.plots import PlotPanel
@@ -208,3 +210,31 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         await pilot.press("5")
         jobs = screen.query_one("#jobs-table", DeckTable)
         await wait_for(pilot, lambda: jobs.row_count == 2)
+
+
+async def test_a_schedule_in_a_zone_this_machine_does_not_know(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """Another host's tz data may know a zone this one does not: the Deployments tab and the
+    deployment screen show its next run in UTC and say so, instead of ending the app."""
+    version, _ = deployed(deck, project, repo)
+    scheduled = deck.deploy(version, "big", schedule="0 6 * * *", timezone="Europe/Berlin")
+    run_all(deck)
+    deployment = deck.job(scheduled.id).deployment
+    assert deployment
+    with deck.store.writer() as s:  # as a host with other tz data wrote it
+        s.execute(
+            update(Deployment).where(Deployment.id == deployment).values(timezone="Mars/Base")
+        )
+        s.commit()
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_from_the_tab(app, pilot, deployment)
+        header = " ".join(shown(screen.query_one("#deployment-header", Static)).split())
+        assert "zone Mars/Base (unknown here: times in UTC)" in header
+        assert "next run 2026-" in header and " 05:00 UTC" in header
+        await pilot.press("escape")
+        table = app.screen.query_one("#deployments-table", DeckTable)
+        row = [plain(c) for c in table.get_row(deployment)]  # its zone column left out here
+        assert any(c.endswith(" 05:00 UTC") for c in row), row
+    assert app.return_code in (None, 0) and app._exception is None

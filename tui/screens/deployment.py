@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane, Tabs
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
 from core.views import DeploymentEventView, DeploymentView
-from tui.format import in_zone, literal, status_text, when_s
+from tui.format import in_zone, literal, status_text, when_s, zone_text
 from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import JobsPane
@@ -74,7 +74,7 @@ def deployment_header(
         ("version", literal(d.label)),
         ("status", status_text(status, styles)),
         ("schedule", literal(d.schedule or "on demand")),
-        ("zone", literal(d.timezone)),
+        ("zone", zone_text(d.timezone)),
         ("next run", in_zone(d.next_run_at, d.timezone)),
         ("last run", last),
         ("dataset", literal(d.dataset)),

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Label
 from core.lifecycle import DeploymentStatus, JobType
 from core.service import Deck
 from core.views import DeploymentView, JobView
-from tui.format import in_zone, status_mark, status_text, when
+from tui.format import in_zone, status_mark, status_text, when, zone_text
 from tui.modals import ConfirmDialog
 from tui.widgets import DeckTable, Polled, Row, kind_binding
 
@@ -90,7 +90,7 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
                         d.label,
                         status_text(status, styles),
                         d.schedule or "on demand",
-                        d.timezone,
+                        zone_text(d.timezone),
                         next_run,
                         last_run(d, styles),
                         drift_cell(d, styles),
