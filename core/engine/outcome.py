@@ -190,9 +190,7 @@ class Outcomes:
         job.outputs = [str(out_dir / p) for p in e.result.get("outputs", [])]
         record_dataset_read(s, job, e.result, now)
         status, error = e.status, e.error
-        # A job of another host, failed here as lost, may still run there and write to
-        # its staging folder: an engine of that host clears it once it has ended the job.
-        e.staging = self.store.staging_dir(job.id) if job.host in (None, HOST) else None
+        e.staging = self.store.staging_dir(job.id)
         if status == JobStatus.completed and e.unapplied is not None:
             status, error = JobStatus.failed, e.unapplied
         elif status == JobStatus.completed:
@@ -217,6 +215,10 @@ class Outcomes:
             JobStatus.cancelled: f"{job.type} cancelled",
         }[status]
         e.status, e.error = status, error
+        if status != JobStatus.completed and job.host not in (None, HOST):
+            # Failed here as lost, it may still run on its host and write to its staging
+            # folder: an engine of that host clears it once it has ended the job.
+            e.staging = None
         conn = s.connection()
         return jobs.end(conn, job, status, now, message, details, error, e.exit_code)
 
