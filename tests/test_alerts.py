@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 from alerts_support import HANG, Webhook, serve_webhook
 from cli_support import run_main
-from conftest import Result, ok, refused
+from conftest import ROOT, Result, ok, refused
 from deploy_support import (
     add_fast_stages,
     approved_version,
@@ -414,3 +416,30 @@ def test_an_alert_not_yet_delivered_when_the_engine_stops_is_delivered_by_the_ne
     assert sorted(jobs) == sorted([job, job, nobody.id])
     tries = {(d.job, d.attempt, d.outcome) for d in deck.alerts.log(project)}
     assert tries == {(job, 1, "error"), (job, 2, "delivered"), (nobody.id, 1, "delivered")}
+
+
+def test_an_engine_that_exits_when_idle_tells_the_alerts_of_what_it_ran_first(
+    deck: Deck, project: str, repo: Path, hook: Webhook, home: Path, capsys
+) -> None:
+    """``engine --exit-when-idle`` (a script's engine) is idle once nothing is queued or
+    running and the alerts of what it ran are told: a webhook that failed once gets its
+    retry before the engine exits, rather than from the next engine, whenever that runs."""
+    add_fast_stages(repo)
+    ok(cli_in(capsys, home, "alert", "add", project, "--webhook", hook.url(), "--on", "failed"))
+    hook.answers = [500]  # the first try fails; the retry (a second later) is delivered
+    bad = failing_train(deck, project, "no data today")
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.entry", "engine", "--exit-when-idle", "--home", str(home)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert deck.job(bad).status == "failed"
+    assert [b["job"] for b in hook.bodies()] == [bad, bad]  # told before it exited
+    log = ok(cli_in(capsys, home, "alert", "log", project, "--json")).json()
+    assert [(x["attempt"], x["outcome"], x["final"]) for x in log] == [
+        (1, "error", False),
+        (2, "delivered", True),
+    ]

@@ -82,6 +82,12 @@ def timeline_tops(s: Session) -> dict[str, int]:
     }
 
 
+def _positions(s: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Each timeline's newest id, and how far the scans have looked."""
+    tops = timeline_tops(s)
+    return tops, {n: (c.position if (c := s.get(AlertCursor, n)) else 0) for n in tops}
+
+
 def start_cursors_at_top(s: Session) -> None:
     """Put the cursors at the newest events (for a first alert: history is not alerted on)."""
     for name, top in timeline_tops(s).items():
@@ -110,8 +116,7 @@ class Scanner:
             alerts = active_alerts(s)
             if not alerts:
                 return [], False
-            tops = timeline_tops(s)
-            cursors = {n: (c.position if (c := s.get(AlertCursor, n)) else 0) for n in tops}
+            tops, cursors = _positions(s)
         if all(tops[n] <= cursors[n] for n in tops):
             return [], True
         with self.store.writer() as s:
@@ -127,6 +132,15 @@ class Scanner:
                 s.add(row)
             s.commit()
         return ids, True
+
+    def caught_up(self) -> bool:
+        """Whether the cursors are at the timelines' newest events (or no alert listens):
+        everything that happened so far has been looked at."""
+        if not self.store.read_rows(_ANY_ACTIVE):
+            return True
+        with self.store.reader() as s:
+            tops, cursors = _positions(s)
+        return all(tops[n] <= cursors[n] for n in tops)
 
     # -- what is written ------------------------------------------------------------------
 

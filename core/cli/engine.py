@@ -66,7 +66,8 @@ def engine(cli: Cli) -> int:
             announced[0] = serving
         if stop["now"]:
             return True
-        return bool(a.exit_when_idle and engine.serving and engine.idle())
+        # Idle: nothing queued or running, and the alerts of what ran told.
+        return bool(a.exit_when_idle and engine.serving and engine.idle() and engine.settled())
 
     try:
         engine.serve(until=done)

@@ -78,6 +78,11 @@ class Courier:
             heapq.heappush(self._due, (time.monotonic() + delay, notice_id))
             self._cond.notify()
 
+    def busy(self) -> bool:
+        """Whether a notice is queued or being tried."""
+        with self._cond:
+            return bool(self._known)
+
     def stop(self, timeout: float = 1.0) -> None:
         """Stop after the try under way (which may take its timeout); what is left is
         delivered by the next engine."""
@@ -138,6 +143,12 @@ class AlertPhase:
             self.courier.start()
         for notice_id in found:
             self.courier.submit(notice_id)
+
+    def settled(self) -> bool:
+        """Whether everything that happened so far has been looked at, and each notice it
+        found told (delivered, or given up after its tries): for an engine that exits once
+        idle, so that the alerts of what it ran are not left to the next engine."""
+        return not self.courier.busy() and self.scanner.caught_up()
 
     def shutdown(self) -> None:
         self.courier.stop()

@@ -214,6 +214,11 @@ class Engine:
         """Nothing running here and nothing queued for it (``only_job``: that job)."""
         return not self.follower.running and not self.dispatcher.queued_ids(1)
 
+    def settled(self) -> bool:
+        """The alerts of what happened so far found and told (see ``AlertPhase.settled``);
+        asked of the engine holding the lease, the one that finds and tells them."""
+        return not self.lease.held or self.alerts.settled()
+
     def run_until_idle(self, timeout: float | None = None) -> bool:
         """Serve until nothing is queued or running (for scripts); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
