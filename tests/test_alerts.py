@@ -142,6 +142,7 @@ def test_a_failed_job_is_told_once_with_the_documented_body(
     assert ISO_MS.match(body["at"])
     [chat] = hook.bodies("/chat")
     assert set(chat) == {"text"} and bad in chat["text"] and "the data ran out" in chat["text"]
+    assert chat["text"].startswith("[modeldeck failed] ")
     [request] = [r for r in hook.received if r.path == "/json"]
     assert request.headers["Content-Type"] == "application/json"
 
@@ -443,3 +444,39 @@ def test_an_engine_that_exits_when_idle_tells_the_alerts_of_what_it_ran_first(
         (1, "error", False),
         (2, "delivered", True),
     ]
+
+
+def test_a_chat_gets_the_text_of_a_job_inert(
+    deck: Deck, engine: Engine, project: str, hook: Webhook, home: Path, capsys
+) -> None:
+    """What a job writes in its error reaches a chat as text: no mention of the whole
+    channel, no link of its own, no escape sequence; the JSON body keeps it exact."""
+    for fmt in ("slack", "json"):
+        path = f"/{fmt}"
+        ok(
+            cli_in(
+                capsys,
+                home,
+                "alert",
+                "add",
+                project,
+                "--webhook",
+                hook.url(path),
+                "--on",
+                "failed",
+                "--format",
+                fmt,
+            )
+        )
+    error = "<!channel> see <https://evil.example|the fix> & \x1b]0;pwned\x07"
+    bad = failing_train(deck, project, error)
+    assert engine.run_until_idle(30)
+    serve_until(engine, lambda: hook.bodies("/slack") and hook.bodies("/json"), what="alerts")
+    [chat] = hook.bodies("/slack")
+    assert (
+        "&lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; ^[]0;pwned^G"
+        in chat["text"]
+    )
+    assert "<" not in chat["text"] and "\x1b" not in chat["text"]
+    [body] = hook.bodies("/json")
+    assert body["job"] == bad and error in body["details"]["error"]

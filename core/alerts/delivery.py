@@ -16,6 +16,7 @@ from core.alerts.rules import mask_url, scrub
 from core.alerts.tables import Alert, AlertDelivery, AlertNotice
 from core.models import DeploymentEvent
 from core.store import Store
+from core.text import printable
 
 TRIES = 3
 TIMEOUT = 5.0  # seconds, for each of connecting, sending and reading the answer
@@ -42,9 +43,18 @@ def text_of(body: dict[str, Any]) -> str:
     return f"{head}\n{', '.join(where)} at {body.get('at')}"
 
 
+def chat_text(text: str) -> str:
+    """Text a chat shows, made inert: its control characters visible (as on a terminal), and
+    ``&``, ``<`` and ``>`` escaped as Slack asks (Teams reads them as HTML), so that a job's
+    error cannot mention ``<!channel>`` or make a link of its own."""
+    text = printable(text, newlines=True)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def payload(fmt: str, body: dict[str, Any]) -> dict[str, Any]:
-    """What is posted: the body itself (``json``), or ``{"text": ...}`` (``slack``/``teams``)."""
-    return body if fmt == "json" else {"text": text_of(body)}
+    """What is posted: the body itself (``json``: its text exact, escaped by JSON), or
+    ``{"text": ...}`` (``slack``/``teams``)."""
+    return body if fmt == "json" else {"text": chat_text(text_of(body))}
 
 
 @dataclass(frozen=True)
