@@ -136,9 +136,14 @@ def version_refusal(job_type: JobType, status: VersionStatus | str) -> str | Non
     rule = RULES[job_type]
     if rule.version_from is None or VersionStatus(status) in rule.version_from:
         return None
-    allowed = " or ".join(sorted(s.value for s in rule.version_from))
-    verb = job_type.value.replace("_", " ")
-    return f"cannot {verb} a version that is {status} (it must be {allowed})"
+    verb = {JobType.compute_stats: "compute statistics of"}.get(job_type, job_type.value)
+    refused = f"cannot {verb} a version that is {status}"
+    barred = sorted(s.value for s in VersionStatus if s not in rule.version_from)
+    if len(barred) >= len(rule.version_from):  # the shorter of the two ways to say it
+        return f"{refused} (it must be {' or '.join(sorted(s.value for s in rule.version_from))})"
+    if barred == [VersionStatus(status).value]:
+        return refused  # the status is all there is to say
+    return f"{refused} (it must not be {' or '.join(barred)})"
 
 
 # The jobs that decide on a version: who may run them is the project's to say (``Team``).

@@ -176,6 +176,8 @@ def test_bad_input_is_refused_and_nothing_changes(
     said = dict(zip(refusals, (r.err.strip() for r in results), strict=True))
     assert "unknown project 'nope'" in said[("versions", "nope")]
     assert "it must be evaluated" in said[("approve", v_trained, "--reason", "looks good")]
+    stats = said[("stats", v_retired, "--dataset", "test")]
+    assert f"cannot compute statistics of a version that is retired: {v_retired}" in stats
     assert "61 * * * *" in said[refusals[32]]
     assert "can never fire" in said[refusals[33]]
     assert "unknown time zone 'X/Y'" in said[refusals[35]]

@@ -59,7 +59,7 @@ class Submitter:
         """Refuse a job the version's lifecycle status does not allow."""
         refusal = version_refusal(job_type, v.status)
         if refusal:
-            raise ModelDeckError(f"{refusal}: version {v.id} is {v.status}")
+            raise ModelDeckError(f"{refusal}: {v.id}")
 
     def check_decider(self, s: Session, job_type: JobType, v: ModelVersion) -> None:
         """Refuse a decision the project does not let this user make (its approvers, four
