@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
+from core.schedule import same_schedule
 from core.text import printable
 
 
@@ -88,7 +89,12 @@ def identical_deployment(
         )
     )
     return next(
-        (d for d in rows if d.schedule == schedule and (d.timezone or "UTC") == timezone), None
+        (
+            d
+            for d in rows
+            if (d.timezone or "UTC") == timezone and same_schedule(d.schedule, schedule)
+        ),
+        None,
     )
 
 

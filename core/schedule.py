@@ -65,6 +65,18 @@ def validate_cron(expr: str) -> str:
     return text
 
 
+def same_schedule(a: str | None, b: str | None) -> bool:
+    """Whether two valid cron expressions fire at the same times (``*/1`` and ``*``, ``0-59``
+    and ``*``, ``sun`` and ``0`` and ``7`` are alike); None (no schedule) is only like None."""
+    if a is None or b is None:
+        return a is b
+    if a == b:
+        return True
+    from croniter import croniter
+
+    return bool(croniter(a).expanded == croniter(b).expanded)
+
+
 def _reason(exc: Exception) -> str:
     msg = str(exc)
     if "out of range" in msg:

@@ -176,6 +176,10 @@ def test_an_identical_second_deployment_is_refused_and_retire_keeps_its_reason(
     before = ok(cli("jobs", "proj", "--json")).json()
     line = refused(cli("deploy", approved, "--dataset", "score", "--schedule", "0 6 * * *"))
     assert f"identical deployment is active: {first['deployment']}" in line
+    # The same times written another way are the same schedule.
+    for alike in ("0 6 * * 0-6", "0 06 */1 * *", "0 6 1-31 * *"):
+        line = refused(cli("deploy", approved, "--dataset", "score", "--schedule", alike))
+        assert f"identical deployment is active: {first['deployment']}" in line, alike
     assert ok(cli("jobs", "proj", "--json")).json() == before  # nothing queued
     # Another schedule (or zone, or dataset) is another deployment.
     other = run_job(cli, "deploy", approved, "--dataset", "score", "--schedule", "0 7 * * *")
