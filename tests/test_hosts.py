@@ -643,3 +643,42 @@ def test_an_engine_without_the_lease_claims_in_its_first_round(
     finally:
         late.shutdown()
         holder.shutdown()
+
+
+def test_an_engine_killed_while_another_of_its_host_serves_leaves_the_list(
+    shared: Deck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only a starting engine tidies its host's rows: a serving one looks again now and
+    then (TIDY_EVERY), so an engine killed after its peer started is not listed as stale for
+    a day; it is marked stopped when it was last seen (its host's last sighting kept)."""
+    from core.clock import utc as in_utc
+    from core.engine import heartbeat
+    from core.procfs import HOST, engine_id
+
+    monkeypatch.setattr(heartbeat, "BEAT_EVERY", 0.0)
+    monkeypatch.setattr(heartbeat, "TIDY_EVERY", 0.0)
+    beating = heartbeat.Heartbeat(shared.store, engine_id(object()), 1)
+    beating.beat(0)  # it started first
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    seen = shared.store.now() - timedelta(seconds=30)
+    with shared.store.writer() as s:  # an engine of this host that beat, then was killed
+        s.add(
+            EngineHeartbeat(
+                id=f"{HOST}:{dead.pid}:abc",
+                host=HOST,
+                pid=dead.pid,
+                workers=2,
+                running=0,
+                version="x",
+                started_at=seen,
+                last_seen=seen,
+            )
+        )
+        s.commit()
+    assert [e.stale for e in shared.hosts.engines() if e.pid == dead.pid] == [True]
+    beating.beat(0)
+    assert [e.pid for e in shared.hosts.engines()] == [os.getpid()]
+    with shared.store.reader() as s:
+        row = s.get(EngineHeartbeat, f"{HOST}:{dead.pid}:abc")
+        assert row is not None and in_utc(row.stopped_at) == in_utc(row.last_seen) == seen

@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from core.clock import utc
 from core.hosts import BEAT_EVERY
@@ -19,6 +19,8 @@ from core.store import Store
 
 # Rows of engines that stopped (or went stale) this long ago are dropped from the table.
 FORGET_AFTER = timedelta(days=1)
+# How often a serving engine looks again for this host's engines that died (seconds).
+TIDY_EVERY = 30.0
 
 
 def version() -> str:
@@ -41,6 +43,7 @@ class Heartbeat:
         self.workers = workers
         self._started = store.now()
         self._last = 0.0
+        self._next_tidy = 0.0
         self._version = version()
 
     def due(self) -> bool:
@@ -73,27 +76,35 @@ class Heartbeat:
                     started_at=self._started,
                     last_seen=now,
                 )
-                # A new engine tidies up: rows of engines gone for a day are dropped, and
-                # those of this host's engines whose process is gone (killed, the host
-                # rebooted) are marked stopped as of when they were last seen: else they
-                # would be listed as stale for a day (the host's last sight stays).
-                s.exec(
-                    delete(EngineHeartbeat).where(  # type: ignore[call-overload]
-                        col(EngineHeartbeat.last_seen) < now - FORGET_AFTER
-                    )
-                )
-                mine = s.exec(
-                    select(EngineHeartbeat).where(
-                        EngineHeartbeat.host == HOST, col(EngineHeartbeat.stopped_at).is_(None)
-                    )
-                ).all()
-                for gone in mine:
-                    if _gone(gone):
-                        gone.stopped_at = gone.last_seen
-                        s.add(gone)
+            if time.monotonic() >= self._next_tidy:
+                _tidy(s, now, self.engine_id)
+                self._next_tidy = time.monotonic() + TIDY_EVERY
             row.running, row.last_seen, row.stopped_at = running, now, stopped
             s.add(row)
             s.commit()
+
+
+def _tidy(s: Session, now: datetime, me: str) -> None:
+    """Rows of engines gone for a day are dropped, and those of this host's engines whose
+    process is gone (killed, the host rebooted) are marked stopped as of when they were last
+    seen: else they would be listed as stale for a day (the host's last sight stays). On an
+    engine's first beat, and every TIDY_EVERY seconds (an engine killed after it started)."""
+    s.exec(
+        delete(EngineHeartbeat).where(  # type: ignore[call-overload]
+            col(EngineHeartbeat.last_seen) < now - FORGET_AFTER
+        )
+    )
+    mine = s.exec(
+        select(EngineHeartbeat).where(
+            EngineHeartbeat.host == HOST,
+            EngineHeartbeat.id != me,
+            col(EngineHeartbeat.stopped_at).is_(None),
+        )
+    ).all()
+    for gone in mine:
+        if _gone(gone):
+            gone.stopped_at = gone.last_seen
+            s.add(gone)
 
 
 def _gone(row: EngineHeartbeat) -> bool:
