@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,20 @@ def printable(text: str, *, newlines: bool = False) -> str:
     lone surrogate as the byte it stands for (``\\xNN``), so that it can be written."""
     pattern = _CONTROLS_KEEP_NEWLINE if newlines else _CONTROLS
     return pattern.sub(_stand_in, text)
+
+
+def cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for a wide character (CJK, most emoji),
+    none for a combining mark or an invisible one, one for the rest."""
+    if text.isascii():
+        return len(text)
+    return sum(_cells(c) for c in text)
+
+
+def _cells(c: str) -> int:
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
 
 
 def cut(text: str, most: int) -> str:

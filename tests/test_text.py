@@ -57,3 +57,21 @@ def test_surrogates_in_cli_output_do_not_raise() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == b"caf\\xe9\n"
+
+
+def test_cli_tables_align_by_the_cells_text_takes_on_a_terminal() -> None:
+    """A wide character (CJK, most emoji) takes two cells, a combining mark none: the columns
+    after them line up as the terminal shows them."""
+    from core.cli.output import table
+    from core.text import cells
+
+    assert (cells("abc"), cells("日本"), cells("😀x"), cells("e\u0301"), cells("a\u200db")) == (
+        3,
+        4,
+        3,
+        1,
+        2,
+    )
+    shown = table(["name", "repo"], [["日本語", "/r1"], ["e\u0301te", "/r2"], ["plain", "/r3"]])
+    starts = {cells(line[: line.index("/")]) for line in shown.splitlines()[1:]}
+    assert starts == {cells("NAME    ")}, shown

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core.text import local, metric_value, printable
+from core.text import cells, local, metric_value, printable
 
 if TYPE_CHECKING:
     from core.views import JobView
@@ -50,12 +50,15 @@ def job_lines(job: JobView) -> list[str]:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Aligned columns; every cell shown with its control characters made visible."""
-    cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for r in cells:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    shown = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
+    # Padded by the cells each takes on a terminal: a wide character (CJK, emoji) takes two.
+    widths = [max([len(h)] + [cells(r[i]) for r in shown]) for i, h in enumerate(headers)]
+
+    def line(row: Sequence[str]) -> str:
+        padded = (c + " " * (w - cells(c)) for c, w in zip(row, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line([h.upper() for h in headers]), *(line(r) for r in shown)])
 
 
 def out(obj: Any) -> None:
