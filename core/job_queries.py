@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import String, cast, func, or_
 from sqlmodel import col, select
 
 from core import convert, lookup
@@ -18,7 +18,7 @@ from core.inputs import require_utf8
 from core.lifecycle import JobStatus, JobType
 from core.logchunks import JobLog
 from core.logs import LogIndex, tail
-from core.models import Job, JobEvent, Model
+from core.models import Dataset, Job, JobEvent, Model
 from core.store import Store
 from core.views import EventView, JobView, PredictionsView
 
@@ -53,22 +53,27 @@ class JobQueries:
             stmt = stmt.where(Job.deployment_id == deployment)
         if text:
             require_utf8(text, "the filter")
-            # Text, not a pattern: `%` and `_` in it match themselves.
-            stmt = stmt.where(
-                or_(
-                    *(
-                        c.contains(text, autoescape=True)
-                        for c in (
-                            col(Job.id),
-                            col(Job.type),
-                            col(Job.actor),
-                            col(Job.status),
-                            col(Job.error),
-                            col(Model.name),
-                        )
-                    )
-                )
+            # What a job's row shows: its id, type, status, who, error, model, dataset and
+            # hyperparameters (their JSON text). Each word must be in one of them.
+            dataset = (
+                select(Dataset.name)
+                .where(Dataset.id == Job.dataset_id)
+                .correlate_except(Dataset)  # the listing's own query may join datasets too
+                .scalar_subquery()
             )
+            shown = (
+                col(Job.id),
+                col(Job.type),
+                col(Job.actor),
+                col(Job.status),
+                col(Job.error),
+                col(Model.name),
+                dataset,
+                cast(Job.params, String),
+            )
+            for word in text.split():
+                # Text, not a pattern: `%` and `_` in it match themselves.
+                stmt = stmt.where(or_(*(c.contains(word, autoescape=True) for c in shown)))
         return stmt
 
     def jobs(

@@ -167,6 +167,14 @@ async def test_filter_the_jobs_tab(deck: Deck, project: str) -> None:
         assert table_keys(app, "#jobs-table") == [bad.id]  # a bad filter keeps the last one
         await pilot.press("slash", "escape")
         await wait_for(pilot, lambda: len(table_keys(app, "#jobs-table")) == 2)
+        # Words match what a row shows, hyperparameters and dataset too, each on its own.
+        await pilot.press("slash")
+        app.screen.query_one("#jobs-filter").value = "boom scripted train"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [bad.id])
+    assert [j.id for j in deck.jobs(text="fail")] == [bad.id]  # its hyperparameter's name
+    assert {j.id for j in deck.jobs(text="train scripted")} == {ok.id, bad.id}  # the dataset
+    assert deck.jobs(text="scripted nowhere") == []
 
 
 async def test_follow_toggle_scroll_pauses_and_end_resumes(deck: Deck, project: str) -> None:
