@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 from core import convert, lookup
@@ -54,7 +54,8 @@ class JobQueries:
         if text:
             require_utf8(text, "the filter")
             # What a job's row shows: its id, type, status, who, error, model, dataset and
-            # hyperparameters (their JSON text). Each word must be in one of them.
+            # the hyperparameters it was given (their JSON text). Each word must be in one
+            # of them; a word ``key=value``, as a row shows one, is its key and its value.
             dataset = (
                 select(Dataset.name)
                 .where(Dataset.id == Job.dataset_id)
@@ -69,9 +70,9 @@ class JobQueries:
                 col(Job.error),
                 col(Model.name),
                 dataset,
-                cast(Job.params, String),
+                col(Job.params)["overrides"].as_string(),
             )
-            for word in text.split():
+            for word in text.replace("=", " ").split():
                 # Text, not a pattern: `%` and `_` in it match themselves.
                 stmt = stmt.where(or_(*(c.contains(word, autoescape=True) for c in shown)))
         return stmt

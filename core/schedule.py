@@ -11,6 +11,7 @@ Daylight saving changes follow Debian cron's rules (as cronsim does):
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -72,9 +73,15 @@ def same_schedule(a: str | None, b: str | None) -> bool:
         return a is b
     if a == b:
         return True
+    if _SPECIAL.search(a) or _SPECIAL.search(b):
+        return False  # nth weekday (5#1), nearest weekday (1W), last (L), random, hashed
     from croniter import croniter
 
     return bool(croniter(a).expanded == croniter(b).expanded)
+
+
+# What croniter keeps outside its expanded fields: compared as text, never as alike.
+_SPECIAL = re.compile(r"[#?]|\b[LWRH]\b|\d[LW]\b|\bLW\b", re.IGNORECASE)
 
 
 def _reason(exc: Exception) -> str:

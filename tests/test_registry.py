@@ -19,6 +19,7 @@ from conftest import Result, ok, refused, write_csv
 from deploy_support import add_fast_stages, approved_version
 
 from core.engine import Engine
+from core.schedule import same_schedule
 from core.service import Deck
 
 Cli = Callable[..., Result]
@@ -180,6 +181,11 @@ def test_an_identical_second_deployment_is_refused_and_retire_keeps_its_reason(
     for alike in ("0 6 * * 0-6", "0 06 */1 * *", "0 6 1-31 * *"):
         line = refused(cli("deploy", approved, "--dataset", "score", "--schedule", alike))
         assert f"identical deployment is active: {first['deployment']}" in line, alike
+    # What croniter does not expand (nth weekday, nearest weekday) is never taken as alike.
+    assert not same_schedule("0 6 * * 5#1", "0 6 * * 5#2")
+    assert not same_schedule("0 6 * * 5#1", "0 6 * * 5")
+    assert not same_schedule("0 6 1W * *", "0 6 1 * *")
+    assert same_schedule("0 6 * jul thu", "0 6 * 7 4")
     assert ok(cli("jobs", "proj", "--json")).json() == before  # nothing queued
     # Another schedule (or zone, or dataset) is another deployment.
     other = run_job(cli, "deploy", approved, "--dataset", "score", "--schedule", "0 7 * * *")

@@ -173,6 +173,8 @@ async def test_filter_the_jobs_tab(deck: Deck, project: str) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [bad.id])
     assert [j.id for j in deck.jobs(text="fail")] == [bad.id]  # its hyperparameter's name
+    assert [j.id for j in deck.jobs(text="fail=boom")] == [bad.id]  # as the row shows it
+    assert deck.jobs(text="hyperparameters") == []  # what params hold and no row shows
     assert {j.id for j in deck.jobs(text="train scripted")} == {ok.id, bad.id}  # the dataset
     assert deck.jobs(text="scripted nowhere") == []
 
