@@ -57,7 +57,6 @@ class Recovery:
         self.guard = guard
         self.only_job = only_job
         self._last = 0.0
-        self._lost_ended = False  # ``end_lost`` has run: this host's lost jobs are ended
 
     def due(self) -> bool:
         return time.monotonic() - self._last > RECOVER_EVERY
@@ -131,7 +130,6 @@ class Recovery:
                 self._say_killed(job, killed)
             # Left by the host that failed it, for its process to write to until now.
             shutil.rmtree(self.store.staging_dir(job.id), ignore_errors=True)
-        self._lost_ended = True  # the staging folders of the next ones may go too
 
     def _say_killed(self, job: Job, killed: list[int]) -> None:
         """The timeline of a job failed as lost: its process, still running, was killed."""
@@ -176,12 +174,15 @@ class Recovery:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _may_still_run(self, job: Job, since: datetime) -> bool:
-        """A job failed as lost whose process may still run on its host, writing to its
-        staging folder: until an engine of that host has ended it (``end_lost``), or a week
-        has passed (the host is not coming back)."""
-        if job.error != "lost" or job.pid is None or (utc(job.finished_at) or since) < since:
+        """A job failed as lost whose process may still run, writing to its staging folder:
+        on another host, until an engine of that host has ended it (``end_lost``), or a
+        week has passed (the host is not coming back); on this host, while it runs."""
+        started = job.pid is not None or job.handle is not None  # a Ray job has no pid
+        if job.error != "lost" or not started or (utc(job.finished_at) or since) < since:
             return False
-        return job.host != HOST or not self._lost_ended
+        if job.host != HOST:
+            return True
+        return self.executors.get(job.executor or LOCAL).adopt(job) is not None
 
     def _recover_one(self, job: Job, adopt: bool, serving: bool) -> None:
         executor = self.executors.get(job.executor or LOCAL)
