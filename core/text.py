@@ -65,7 +65,8 @@ def cells(text: str) -> int:
 
 
 def _cells(c: str) -> int:
-    if unicodedata.combining(c) or unicodedata.category(c) in ("Me", "Cf"):
+    kind = unicodedata.category(c)
+    if kind in ("Mn", "Me") or (kind == "Cf" and c != "\u00ad"):  # a soft hyphen is drawn
         return 0
     return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
 

@@ -72,6 +72,8 @@ def test_cli_tables_align_by_the_cells_text_takes_on_a_terminal() -> None:
         1,
         2,
     )
+    # Thai and Devanagari marks take none; a soft hyphen, drawn, one.
+    assert (cells("สวัสดี"), cells("हिं"), cells("a\u00adb")) == (4, 2, 3)
     shown = table(["name", "repo"], [["日本語", "/r1"], ["e\u0301te", "/r2"], ["plain", "/r3"]])
     starts = {cells(line[: line.index("/")]) for line in shown.splitlines()[1:]}
     assert starts == {cells("NAME    ")}, shown
