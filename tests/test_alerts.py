@@ -451,7 +451,7 @@ def test_a_chat_gets_the_text_of_a_job_inert(
 ) -> None:
     """What a job writes in its error reaches a chat as text: no mention of the whole
     channel, no link of its own, no escape sequence; the JSON body keeps it exact."""
-    for fmt in ("slack", "json"):
+    for fmt in ("slack", "teams", "json"):
         path = f"/{fmt}"
         ok(
             cli_in(
@@ -468,15 +468,21 @@ def test_a_chat_gets_the_text_of_a_job_inert(
                 fmt,
             )
         )
-    error = "<!channel> see <https://evil.example|the fix> & \x1b]0;pwned\x07"
+    error = (
+        "<!channel> see <https://evil.example|the fix> & [this](https://evil.example) \x1b]0;x\x07"
+    )
     bad = failing_train(deck, project, error)
     assert engine.run_until_idle(30)
-    serve_until(engine, lambda: hook.bodies("/slack") and hook.bodies("/json"), what="alerts")
-    [chat] = hook.bodies("/slack")
-    assert (
-        "&lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; ^[]0;pwned^G"
-        in chat["text"]
+    serve_until(
+        engine, lambda: all(hook.bodies(f"/{f}") for f in ("slack", "teams", "json")), what="alerts"
     )
+    [chat] = hook.bodies("/slack")
+    slack = "&lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; "
+    assert slack + "[this](https://evil.example) ^[]0;x^G" in chat["text"]
     assert "<" not in chat["text"] and "\x1b" not in chat["text"]
+    # Teams reads Markdown: no link made of [text](url) there either.
+    [teams] = hook.bodies("/teams")
+    markdown = "\\[this\\]\\(https://evil.example\\) ^\\[\\]0;x^G"
+    assert slack.replace("!", "\\!").replace("|", "\\|") + markdown in teams["text"]
     [body] = hook.bodies("/json")
     assert body["job"] == bad and error in body["details"]["error"]

@@ -7,6 +7,7 @@ Up to ``TRIES`` tries a notice, ``BACKOFF * 2**(n-1)`` seconds after the n-th fa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,18 +44,25 @@ def text_of(body: dict[str, Any]) -> str:
     return f"{head}\n{', '.join(where)} at {body.get('at')}"
 
 
-def chat_text(text: str) -> str:
-    """Text a chat shows, made inert: its control characters visible (as on a terminal), and
-    ``&``, ``<`` and ``>`` escaped as Slack asks (Teams reads them as HTML), so that a job's
-    error cannot mention ``<!channel>`` or make a link of its own."""
+# Markdown's punctuation, which Teams reads in a message's text: escaped with a backslash.
+_MARKDOWN = re.compile(r"([\\`*_~\[\]()#|!])")
+
+
+def chat_text(text: str, fmt: str) -> str:
+    """Text a chat shows, made inert, so that a job's error cannot mention ``<!channel>``,
+    make a link of its own or format the message: its control characters visible (as on a
+    terminal), ``&``, ``<`` and ``>`` escaped as Slack asks (Teams reads them as HTML), and
+    for Teams, whose text is Markdown, Markdown's punctuation escaped too."""
     text = printable(text, newlines=True)
+    if fmt == "teams":
+        text = _MARKDOWN.sub(r"\\\1", text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def payload(fmt: str, body: dict[str, Any]) -> dict[str, Any]:
     """What is posted: the body itself (``json``: its text exact, escaped by JSON), or
     ``{"text": ...}`` (``slack``/``teams``)."""
-    return body if fmt == "json" else {"text": chat_text(text_of(body))}
+    return body if fmt == "json" else {"text": chat_text(text_of(body), fmt)}
 
 
 @dataclass(frozen=True)
