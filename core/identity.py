@@ -37,12 +37,14 @@ def database_role(engine: Engine) -> str | None:
 
 def unknown_users(engine: Engine, names: list[str]) -> list[str]:
     """Those of ``names`` nobody can be authenticated as here: no PostgreSQL role of that
-    name on the server, or, on SQLite, no login of that name on this host."""
+    name that can log in on the server, or, on SQLite, no login of that name on this host."""
     if engine.dialect.name == "sqlite":
         return [n for n in names if not _is_login(n)]
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT rolname FROM pg_roles WHERE rolname = ANY(:names)"), {"names": names}
+            # A role that cannot log in (a group role) is nobody's session user.
+            text("SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname = ANY(:names)"),
+            {"names": names},
         )
         known = {r[0] for r in rows}
     return [n for n in names if n not in known]
@@ -52,7 +54,7 @@ def _is_login(name: str) -> bool:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        return name.startswith("uid") and name[3:].isdigit()  # a uid without a name
+        return False
     return True
 
 

@@ -145,11 +145,14 @@ def test_project_set_and_show(
     names = f"ana,{who},ana"
     named = ok(run(home, "project", "set", "proj", "--approvers", names, capfd=capfd))
     # Nobody here can be ana (no such role, or login on SQLite): kept, and said.
-    where = (
-        "role on this database server" if authenticated()[1] == "database" else "login on this host"
-    )
+    database = authenticated()[1] == "database"
+    where = "login role on this database server" if database else "login on this host"
     unknown_ana = f"warning: ana is no {where}: nobody can approve or reject as ana until it is"
     assert named.err.splitlines() == [unknown_ana]
+    # A role nobody logs in as (PostgreSQL's own group role pg_monitor) is no one either.
+    group = run(home, "project", "set", "proj", "--approvers", f"pg_monitor,{who}", capfd=capfd)
+    assert ok(group).err.startswith(f"warning: pg_monitor is no {where}: ")
+    ok(run(home, "project", "set", "proj", "--approvers", names, capfd=capfd))
     shown = json.loads(ok(run(home, "projects", "--json", capfd=capfd)).out)[0]
     assert (shown["approvers"], shown["four_eyes"]) == (["ana", who], True)
     text = ok(run(home, "project", "show", "proj", capfd=capfd)).out
@@ -169,6 +172,8 @@ def test_project_set_and_show(
     changes = [e for e in deck.history.timeline(project) if e.kind == "rules"]
     assert [(e.by, e.text) for e in changes] == [
         (who, "set four eyes; approvers anyone"),
+        (who, f"set four eyes; approvers ana, {who}"),
+        (who, f"set four eyes; approvers pg_monitor, {who}"),
         (who, f"set four eyes; approvers ana, {who}"),
         (who, "set no four eyes; approvers anyone"),
     ]

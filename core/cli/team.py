@@ -25,7 +25,7 @@ def project_set(cli: Cli) -> int:
     shown = cli.show(rules, f"project {rules.project}: {rules.describe()}")
     me = cli.deck.team.whoami()
     who = me.user
-    where = "role on this database server" if me.via == "database" else "login on this host"
+    where = "login role on this database server" if me.via == "database" else "login on this host"
     for name in cli.deck.team.unknown(rules.approvers) if approvers is not None else []:
         # Named before the role is made, or a typo: nobody can decide as them yet.
         err(f"warning: {name} is no {where}: nobody can approve or reject as {name} until it is")
