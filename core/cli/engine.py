@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 from core.cli.output import err
@@ -12,6 +13,8 @@ from core.errors import ModelDeckError
 
 # Each worker is a job process at once: far more than any host runs (a heartbeat's integer).
 MAX_WORKERS = 10_000
+# How long --exit-when-idle waits, idle, for the alerts of what it ran to be told (seconds).
+ALERTS_WAIT = 60.0
 
 
 def engine(cli: Cli) -> int:
@@ -51,6 +54,7 @@ def engine(cli: Cli) -> int:
     if options.get("ray_address"):
         err(ray_greeting(str(options["ray_address"]), a.executor))
     announced: list[bool | None] = [None]
+    idle_since: list[float | None] = [None]
 
     def done() -> bool:
         serving = engine.holds_lease
@@ -66,8 +70,18 @@ def engine(cli: Cli) -> int:
             announced[0] = serving
         if stop["now"]:
             return True
-        # Idle: nothing queued or running, and the alerts of what ran told.
-        return bool(a.exit_when_idle and engine.serving and engine.idle() and engine.settled())
+        if not (a.exit_when_idle and engine.serving and engine.idle()):
+            idle_since[0] = None
+            return False
+        # Idle: nothing queued or running, and the alerts of what ran told; those that cannot
+        # be told meanwhile (a webhook that never answers) are left to the next engine.
+        idle_since[0] = idle_since[0] or time.monotonic()
+        if engine.settled():
+            return True
+        if time.monotonic() - idle_since[0] < ALERTS_WAIT:
+            return False
+        err(f"alerts not told within {ALERTS_WAIT:g} s are left to the next engine")
+        return True
 
     try:
         engine.serve(until=done)

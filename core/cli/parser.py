@@ -136,7 +136,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = cmd("engine", "run the job engine headless until SIGTERM or SIGINT")
     p.add_argument("--workers", type=int, default=None, help="jobs at once (default: CPU count)")
     p.add_argument(
-        "--exit-when-idle", action="store_true", help="return once nothing is queued or running"
+        "--exit-when-idle",
+        action="store_true",
+        help="return once nothing is queued or running and the alerts of what ran are told",
     )
     p.add_argument(
         "--grace",
