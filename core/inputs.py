@@ -15,8 +15,9 @@ from core.text import cut, has_controls, printable
 MAX_OVERRIDE_DEPTH = 32
 # Both databases index names; PostgreSQL refuses an index entry over about 2,700 bytes.
 MAX_NAME = 200
-# The zero-width joiner is kept in names: it joins emoji into one, and letters of some scripts.
-ZWJ = "\u200d"
+# Invisible characters that belong to text are kept in names: the zero-width joiner and
+# non-joiner (emoji joined into one; Persian, Indic scripts) and the tags of flag emoji.
+_KEPT_INVISIBLE = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
 NAME_RULE = (
     "non-empty UTF-8 text without spaces, control or invisible characters, '/' or '\\', and "
     f"not '.' or '..', of at most {MAX_NAME} characters"
@@ -77,7 +78,7 @@ def name_problem(name: str) -> str | None:
 
 
 def _invisible(c: str) -> bool:
-    return unicodedata.category(c) == "Cf" and c != ZWJ
+    return unicodedata.category(c) == "Cf" and c not in _KEPT_INVISIBLE
 
 
 def check_name(kind: str, name: str) -> str:

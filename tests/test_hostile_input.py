@@ -22,6 +22,7 @@ from conftest import SCRIPTED_TRAINING, Result, ok, write_model
 from test_refusals import SCRIPTED_EVALUATION, run_jobs
 
 from core.db import _dumps
+from core.inputs import name_problem
 from core.service import Deck
 
 Cli = Callable[..., Result]
@@ -89,6 +90,12 @@ def test_a_name_that_is_a_path_is_refused_and_other_artifacts_survive(
     assert "project name 'rtl\\u202eevil' holds a control character" in said[8].err
     assert "project name '\\u200bproj' holds an invisible character" in said[9].err
     assert "project name 'soft\\u00adhyphen' holds an invisible character" in said[10].err
+    # Joiners and the tags of flag emoji belong to text: kept.
+    for name in (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        "\U0001f3f4\U000e0067\U000e0062\U000e007f",
+    ):
+        assert name_problem(name) is None, name
 
     assert [j.to_json() for j in deck.jobs()] == before  # nothing was queued
     assert all((d / "weights.txt").read_text() == "42" for d in dirs)
