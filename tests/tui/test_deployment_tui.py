@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy import update
 from textual.widgets import Static, TabbedContent
-from tui_support import run_all, wait_for
+from tui_support import run_all, screen_text, wait_for
 
 from core.models import Deployment
 from core.service import Deck
@@ -237,4 +237,9 @@ async def test_a_schedule_in_a_zone_this_machine_does_not_know(
         table = app.screen.query_one("#deployments-table", DeckTable)
         row = [plain(c) for c in table.get_row(deployment)]  # its zone column left out here
         assert any(c.endswith(" 05:00 UTC") for c in row), row
+        app.open_version(version)  # the version's screen lists its deployments
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "VersionScreen")
+        await wait_for(pilot, lambda: "Mars/Base" in screen_text(app))
+        shown_all = " ".join(screen_text(app).split())
+        assert "(Mars/Base (unknown here: times in UTC)), next run 2026-" in shown_all
     assert app.return_code in (None, 0) and app._exception is None

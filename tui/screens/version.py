@@ -17,7 +17,7 @@ from core.monitoring.views import BaselineView, Histogram
 from core.service import Deck
 from core.stats_table import STATS_HEADERS, stats_rows
 from core.views import MetricsView, VersionDetail
-from tui.format import duration, in_zone, literal, metric, status_text, when
+from tui.format import duration, in_zone, literal, metric, status_text, when, zone_text
 from tui.plots import PlotPanel, Series, baseline_histograms, number, short
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
@@ -47,7 +47,7 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     for dep in d.deployments:
         line = literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}")
         if dep.schedule:
-            line.append_text(literal(f" ({dep.timezone})"))
+            line.append_text(Text.assemble(" (", zone_text(dep.timezone), ")"))
         if dep.status == "active" and not dep.paused and dep.next_run_at is not None:
             line.append(f", next run {in_zone(dep.next_run_at, dep.timezone)}")  # its own clock
         grid.add_row("deployment", line)
