@@ -215,7 +215,7 @@ class Outcomes:
             JobStatus.cancelled: f"{job.type} cancelled",
         }[status]
         e.status, e.error = status, error
-        if status != JobStatus.completed and job.host not in (None, HOST):
+        if error == "lost" and job.host not in (None, HOST):
             # Failed here as lost, it may still run on its host and write to its staging
             # folder: an engine of that host clears it once it has ended the job.
             e.staging = None
