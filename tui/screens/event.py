@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,29 +20,34 @@ from tui.screens.base import DeckScreen
 from tui.widgets import DeckFooter, TopBar
 
 
-def event_table(event: EventView, job: JobView) -> Table:
+def _fields(*rows: tuple[str, RenderableType]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column()
-    grid.add_row("event", literal(event.kind, "bold"))
-    grid.add_row("sequence", str(event.seq))
-    grid.add_row("at", when_s(event.at))
-    grid.add_row("message", literal(event.message, newlines=True))
-    grid.add_row("job", literal(f"{job.id}  {job.type} {job.target}  ({job.status})"))
-    grid.add_row("project", literal(job.project))
+    for name, value in rows:
+        grid.add_row(name, value)
     return grid
+
+
+def event_table(event: EventView, job: JobView) -> Table:
+    return _fields(
+        ("event", literal(event.kind, "bold")),
+        ("sequence", str(event.seq)),
+        ("at", when_s(event.at)),
+        ("message", literal(event.message, newlines=True)),
+        ("job", literal(f"{job.id}  {job.type} {job.target}  ({job.status})")),
+        ("project", literal(job.project)),
+    )
 
 
 def deployment_event_table(event: DeploymentEventView, d: DeploymentView) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column()
-    grid.add_row("event", literal(event.kind, "bold"))
-    grid.add_row("at", when_s(event.at))
-    grid.add_row("message", literal(event.message, newlines=True))
-    grid.add_row("deployment", literal(f"{d.id}  {d.label}  ({d.status})"))
-    grid.add_row("project", literal(d.project))
-    return grid
+    return _fields(
+        ("event", literal(event.kind, "bold")),
+        ("at", when_s(event.at)),
+        ("message", literal(event.message, newlines=True)),
+        ("deployment", literal(f"{d.id}  {d.label}  ({d.status})")),
+        ("project", literal(d.project)),
+    )
 
 
 class _EventDetail(DeckScreen):
