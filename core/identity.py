@@ -54,7 +54,7 @@ def _is_login(name: str) -> bool:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        return False
+        return name == os_login()  # this process's uid without a name (``uid1234``)
     return True
 
 
