@@ -78,6 +78,15 @@ def cli_in(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> Result
     return run_main([*argv, "--home", str(home)], capsys)
 
 
+def add_alert(
+    capsys: pytest.CaptureFixture[str], home: Path, project: str, webhook: str, *more: str
+) -> Result:
+    """``modeldeck alert add PROJECT --webhook WEBHOOK --on failed MORE...``."""
+    return cli_in(
+        capsys, home, "alert", "add", project, "--webhook", webhook, "--on", "failed", *more
+    )
+
+
 def failing_train(deck: Deck, project: str, message: str = "boom") -> str:
     return deck.train(project, "scripted", "train", {"lines": 1, "fail": message}).id
 
@@ -85,35 +94,8 @@ def failing_train(deck: Deck, project: str, message: str = "boom") -> str:
 def test_a_failed_job_is_told_once_with_the_documented_body(
     deck: Deck, engine: Engine, project: str, hook: Webhook, home: Path, capsys
 ) -> None:
-    added = ok(
-        cli_in(
-            capsys,
-            home,
-            "alert",
-            "add",
-            project,
-            "--webhook",
-            hook.url("/json"),
-            "--on",
-            "failed",
-            "--json",
-        )
-    ).json()
-    ok(
-        cli_in(
-            capsys,
-            home,
-            "alert",
-            "add",
-            project,
-            "--webhook",
-            hook.url("/chat"),
-            "--on",
-            "failed",
-            "--format",
-            "slack",
-        )
-    )
+    added = ok(add_alert(capsys, home, project, hook.url("/json"), "--json")).json()
+    ok(add_alert(capsys, home, project, hook.url("/chat"), "--format", "slack"))
     good = deck.train(project, "scripted", "train", {"lines": 1})
     bad = failing_train(deck, project, "the data ran out")
     assert engine.run_until_idle(30)
@@ -256,35 +238,11 @@ def test_the_url_is_masked_in_lists_errors_and_refusals(
         assert shown in result.out
         for secret in ("pa55w0rd", "XYZSECRET", "QQQ", "services", "bot:"):
             assert secret not in result.out + result.err
-    line = refused(
-        cli_in(
-            capsys,
-            home,
-            "alert",
-            "add",
-            project,
-            "--webhook",
-            "ftp://files.example.com/XYZSECRET",
-            "--on",
-            "failed",
-        )
-    )
+    line = refused(add_alert(capsys, home, project, "ftp://files.example.com/XYZSECRET"))
     assert line == (
         "error: webhook ftp://files.example.com/***: only http and https URLs are allowed"
     )
-    line = refused(
-        cli_in(
-            capsys,
-            home,
-            "alert",
-            "add",
-            project,
-            "--webhook",
-            "https://h.example.com/XYZ SECRET",
-            "--on",
-            "failed",
-        )
-    )
+    line = refused(add_alert(capsys, home, project, "https://h.example.com/XYZ SECRET"))
     assert "SECRET" not in line and "https://h.example.com/***" in line
 
 
@@ -426,7 +384,7 @@ def test_an_engine_that_exits_when_idle_tells_the_alerts_of_what_it_ran_first(
     running and the alerts of what it ran are told: a webhook that failed once gets its
     retry before the engine exits, rather than from the next engine, whenever that runs."""
     add_fast_stages(repo)
-    ok(cli_in(capsys, home, "alert", "add", project, "--webhook", hook.url(), "--on", "failed"))
+    ok(add_alert(capsys, home, project, hook.url()))
     hook.answers = [500]  # the first try fails; the retry (a second later) is delivered
     bad = failing_train(deck, project, "no data today")
     done = subprocess.run(
@@ -453,21 +411,7 @@ def test_a_chat_gets_the_text_of_a_job_inert(
     channel, no link of its own, no escape sequence; the JSON body keeps it exact."""
     for fmt in ("slack", "teams", "json"):
         path = f"/{fmt}"
-        ok(
-            cli_in(
-                capsys,
-                home,
-                "alert",
-                "add",
-                project,
-                "--webhook",
-                hook.url(path),
-                "--on",
-                "failed",
-                "--format",
-                fmt,
-            )
-        )
+        ok(add_alert(capsys, home, project, hook.url(path), "--format", fmt))
     error = (
         "<!channel> see <https://evil.example|the fix> & [this](https://evil.example) \x1b]0;x\x07"
     )
