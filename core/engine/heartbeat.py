@@ -19,7 +19,7 @@ from core.store import Store
 
 # Rows of engines that stopped (or went stale) this long ago are dropped from the table.
 FORGET_AFTER = timedelta(days=1)
-# How often a serving engine looks again for this host's engines that died (seconds).
+# How often an engine looks again for this host's engines that died (seconds).
 TIDY_EVERY = 30.0
 
 
