@@ -52,6 +52,8 @@ def validate_cron(expr: str) -> str:
         raise ModelDeckError(
             f"invalid cron expression {expr!r}: it needs 5 fields (minute hour day month weekday)"
         )
+    for field, spec in zip(text.split(" "), _FIELDS, strict=True):
+        _check_field(expr, field, *spec)
     try:
         it = croniter(text, datetime(2000, 1, 1))
     except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
@@ -64,6 +66,66 @@ def validate_cron(expr: str) -> str:
     except CroniterBadDateError:
         raise ModelDeckError(f"cron expression {expr!r} can never fire (no such date)") from None
     return text
+
+
+# Each field's name, its smallest and largest value, and its names (in their order from the
+# smallest value on).
+_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    (
+        "month",
+        1,
+        12,
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    ),
+    ("weekday", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")),
+)
+_RANGE = re.compile(r"^(\w+)-(\w+)(?:/(\d+))?$")
+_STEP = re.compile(r"^(?:\*|\w+)/(\d+)$")
+
+
+def _check_field(
+    expr: str, field: str, name: str, low: int, high: int, names: tuple[str, ...]
+) -> None:
+    """What croniter accepts but cron does not: a range that runs backwards (``5-1``, which
+    croniter wraps around) and a step longer than the field (``*/61``: the first value only)."""
+    for part in field.split(","):
+        step = None
+        found = _RANGE.match(part)
+        if found is not None:
+            first, last = _value(found.group(1), low, names), _value(found.group(2), low, names)
+            if name == "weekday":  # Sunday is 0 and 7: sun-mon is 0-1, fri-sun is 5-7
+                first, last = (0 if first == 7 else first), (7 if last == 0 else last)
+            if first is not None and last is not None and first > last:
+                top = high - 1 if name == "weekday" else high
+                label = (lambda v: names[v - low]) if found.group(1).isalpha() else str
+                split = ",".join(
+                    label(a) if a == b else f"{label(a)}-{label(b)}"
+                    for a, b in ((first, top), (low, last))
+                )
+                raise ModelDeckError(
+                    f"invalid cron expression {expr!r}: the {name} range "
+                    f"{found.group(1)}-{found.group(2)} runs backwards (cron ranges do not wrap "
+                    f"around: write {split})"
+                )
+            step = found.group(3)
+        else:
+            plain = _STEP.match(part)
+            step = plain.group(1) if plain is not None else None
+        if step is not None and int(step) > high - low:
+            raise ModelDeckError(
+                f"invalid cron expression {expr!r}: the {name} step /{step} is longer than "
+                f"the field ({low}-{high}), so it would only ever give its first value"
+            )
+
+
+def _value(token: str, low: int, names: tuple[str, ...]) -> int | None:
+    if token.isdigit():
+        return int(token)
+    token = token.lower()
+    return names.index(token) + low if token in names else None
 
 
 def same_schedule(a: str | None, b: str | None) -> bool:

@@ -31,6 +31,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
         "* * * * * *",  # six: seconds are not ours
         "every day",
         "",
+        "0 22-2 * * *",  # croniter wraps a range that runs backwards; cron refuses it
+        "0 0 * * fri-mon",
+        "*/61 * * * *",  # longer than the field: only ever minute 0
+        "0-59/60 * * * *",
     ],
 )
 def test_rejects_what_is_malformed_or_can_never_fire(expr: str) -> None:
@@ -49,6 +53,30 @@ def test_rejects_what_is_malformed_or_can_never_fire(expr: str) -> None:
 )
 def test_accepts_and_normalises(expr: str, normal: str) -> None:
     assert cron.validate_cron(expr) == normal
+
+
+@pytest.mark.parametrize(
+    ("expr", "split"),
+    [
+        ("5-1 * * * *", "5-59,0-1"),
+        ("0 0 * * fri-mon", "fri-sat,sun-mon"),
+        ("0 0 * Dec-feb *", "dec,jan-feb"),
+        ("0 0 31-1 * *", "31,1"),
+    ],
+)
+def test_a_range_that_runs_backwards_is_refused_with_its_split(expr: str, split: str) -> None:
+    with pytest.raises(ModelDeckError, match="runs backwards") as refused:
+        cron.validate_cron(expr)
+    assert f"write {split})" in str(refused.value)
+
+
+@pytest.mark.parametrize("expr", ["0 0 * * 5-7", "0 0 * * 5-0", "0 0 * * fri-sun", "0 0 * * 7-1"])
+def test_sunday_is_both_ends_of_the_week(expr: str) -> None:
+    """Sunday is 0 and 7: a range to or from it is no wrap, and fires as croniter says."""
+    assert cron.validate_cron(expr) == expr
+    fires = cron.preview(expr, "UTC", T0, 7)
+    expected = {6, 0} if expr.endswith("7-1") else {4, 5, 6}  # Mon 0 .. Sun 6
+    assert {f.weekday() for f in fires} == expected
 
 
 def test_unknown_zone_is_a_user_error() -> None:

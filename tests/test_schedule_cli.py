@@ -58,6 +58,10 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
     [
         (["--cron", "0 0 31 2 *"], "never fire"),
         (["--cron", "* * * *"], "5 fields"),
+        (
+            ["--cron", "0 22-2 * * *"],
+            "runs backwards (cron ranges do not wrap around: write 22-23,0-2)",
+        ),
         (["--timezone", "Mars/Olympus"], "unknown time zone"),
         (["--pause", "--resume"], "not allowed"),
         (["--next", "0"], "--next"),
