@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
-from core.schedule import same_schedule
+from core.schedule import same_schedule, same_zone
 from core.text import printable
 
 
@@ -92,7 +92,7 @@ def identical_deployment(
         (
             d
             for d in rows
-            if (d.timezone or "UTC") == timezone and same_schedule(d.schedule, schedule)
+            if same_schedule(d.schedule, schedule) and same_zone(d.timezone, timezone)
         ),
         None,
     )

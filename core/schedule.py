@@ -15,6 +15,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ModelDeckError
@@ -140,6 +141,38 @@ def same_schedule(a: str | None, b: str | None) -> bool:
     from croniter import croniter
 
     return bool(croniter(a).expanded == croniter(b).expanded)
+
+
+def same_zone(a: str | None, b: str | None) -> bool:
+    """Whether two time zone names (None is UTC) name one zone: the same name, or links to
+    the same tz data (``UTC``, ``Etc/UTC`` and ``Zulu``; ``Asia/Calcutta`` and
+    ``Asia/Kolkata``). Zones that merely agree today (Europe/Berlin, Europe/Paris) are not."""
+    a, b = a or "UTC", b or "UTC"
+    if a == b:
+        return True
+    data = _zone_data(a)
+    return data is not None and data == _zone_data(b)
+
+
+def _zone_data(name: str) -> bytes | None:
+    """The tz data file ``ZoneInfo(name)`` loads (the system's, else the tzdata package's)."""
+    try:
+        zone(name)  # a known name: no path of its own to walk
+    except ModelDeckError:
+        return None
+    import zoneinfo
+
+    for root in zoneinfo.TZPATH:
+        try:
+            return (Path(root) / name).read_bytes()
+        except OSError:
+            continue
+    try:
+        from importlib import resources
+
+        return resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).read_bytes()
+    except (ImportError, OSError):
+        return None
 
 
 # What croniter keeps outside its expanded fields: compared as text, never as alike.

@@ -181,6 +181,21 @@ def test_an_identical_second_deployment_is_refused_and_retire_keeps_its_reason(
     for alike in ("0 6 * * 0-6", "0 06 */1 * *", "0 6 1-31 * *"):
         line = refused(cli("deploy", approved, "--dataset", "score", "--schedule", alike))
         assert f"identical deployment is active: {first['deployment']}" in line, alike
+    # So is a zone by another of its names (links to the same tz data).
+    for alias in ("Etc/UTC", "Zulu"):
+        line = refused(
+            cli(
+                "deploy",
+                approved,
+                "--dataset",
+                "score",
+                "--schedule",
+                "0 6 * * *",
+                "--timezone",
+                alias,
+            )
+        )
+        assert f"identical deployment is active: {first['deployment']}" in line, alias
     # What croniter does not expand (nth weekday, nearest weekday) is never taken as alike.
     assert not same_schedule("0 6 * * 5#1", "0 6 * * 5#2")
     assert not same_schedule("0 6 * * 5#1", "0 6 * * 5")
