@@ -72,8 +72,16 @@ def _cells(c: str) -> int:
 
 
 def cut(text: str, most: int) -> str:
-    """``text`` of at most ``most`` characters, cut with ``…``."""
-    return text if len(text) <= most else text[: most - 1] + "…"
+    """``text`` in at most ``most`` terminal cells (see :func:`cells`), cut with ``…``."""
+    if cells(text) <= most:
+        return text
+    kept, used = [], 1  # the ellipsis takes one
+    for c in text:
+        used += _cells(c)
+        if used > most:
+            break
+        kept.append(c)
+    return "".join(kept) + "…"
 
 
 def has_controls(text: str) -> bool:

@@ -77,3 +77,15 @@ def test_cli_tables_align_by_the_cells_text_takes_on_a_terminal() -> None:
     shown = table(["name", "repo"], [["日本語", "/r1"], ["e\u0301te", "/r2"], ["plain", "/r3"]])
     starts = {cells(line[: line.index("/")]) for line in shown.splitlines()[1:]}
     assert starts == {cells("NAME    ")}, shown
+
+
+def test_cut_keeps_text_within_its_cells() -> None:
+    """A list's column cut at 8 cells takes 8 cells, whatever the script."""
+    from core.text import cells, cut
+
+    assert cut("short", 8) == "short"
+    assert cut("abcdefghij", 8) == "abcdefg…"
+    assert cut("日本語のモデル名前", 8) == "日本語…"  # three wide ones: 6 cells, and the …
+    assert cut("e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301", 8) == "e\u0301" * 8
+    for text in ("日本語のモデル名前", "😀😀😀😀😀", "abcdefghij", "aé日😀b" * 3):
+        assert cells(cut(text, 8)) <= 8
