@@ -127,6 +127,15 @@ class DeckFooter(Footer):
         self._recompose_due = False  # a change from now on needs a recompose of its own
         await super().recompose()
 
+    def screen_resumed(self) -> None:
+        """Its screen is active again. A recompose scheduled while another screen was active
+        went to that screen's after-refresh callbacks (Textual hands them to the active
+        screen), and is lost if that screen was dismissed first: show this screen's keys now,
+        and never wait for the lost one."""
+        if self._recompose_due:
+            self._recompose_due = False
+            self.call_later(self.recompose)  # from this footer: it binds its keys' data
+
 
 class DeckNode(Background):
     """A screen or a pane of the modeldeck app: the app and its Deck, typed, and Deck calls

@@ -64,3 +64,27 @@ async def test_enter_is_offered_where_it_opens_something(deck: Deck, project: st
         await wait_for(pilot, lambda: "Open" not in footer_text(app))
         await pilot.press("1")
         await wait_for(pilot, lambda: "⏎ Open" in footer_text(app))
+
+
+async def test_a_recompose_lost_with_another_screen_does_not_freeze_the_footer(
+    deck: Deck, project: str
+) -> None:
+    """A recompose scheduled while another screen is active goes to that screen's callbacks
+    (Textual hands them to the active screen) and is lost if it is dismissed first. The
+    footer then waited for it forever: every tab showed the Models tab's keys. Its screen's
+    resumption now shows its keys again."""
+    app = ModelDeckApp(deck, project=project, run_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await wait_for(pilot, lambda: "t Train" in footer_text(app))
+        await pilot.pause(0.3)
+        screen = app.screen
+        footer = screen.query_one(DeckFooter)
+        footer._recompose_due = True  # scheduled, and its callback lost with another screen
+        await pilot.press("question_mark")  # the keys help, over the project
+        await wait_for(pilot, lambda: app.screen is not screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: "S Stop all" in footer_text(app))
+        assert "t Train" not in footer_text(app)

@@ -8,7 +8,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from tui.widgets import DeckNode
+from tui.widgets import DeckFooter, DeckNode
 
 
 class DeckScreen(DeckNode, Screen[None]):
@@ -18,6 +18,10 @@ class DeckScreen(DeckNode, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=False, id="screen.back"),
     ]
+
+    def on_screen_resume(self) -> None:
+        for footer in self.query(DeckFooter):
+            footer.screen_resumed()
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
