@@ -89,6 +89,9 @@ class LogView(Log):
     class Resume(Message):
         pass
 
+    class Top(Message):
+        """The log's first line, not only the window's."""
+
     def _up(self) -> None:
         self.post_message(self.ScrolledUp(self.scroll_y <= 0))
 
@@ -101,8 +104,7 @@ class LogView(Log):
         super().action_page_up()
 
     def action_scroll_home(self) -> None:
-        self._up()
-        super().action_scroll_home()
+        self.post_message(self.Top())
 
     def action_scroll_down(self) -> None:
         self.post_message(self.ScrolledDown(self.is_vertical_scroll_end))
@@ -354,6 +356,13 @@ class LogPane(DeckNode, Vertical):
     def on_log_view_resume(self, _event: LogView.Resume) -> None:
         self.action_resume()
 
+    def on_log_view_top(self, _event: LogView.Top) -> None:
+        self.pause()
+        if self.start > 0:
+            self.load_window(0, focus_line=0)
+        else:
+            self.log_widget.scroll_home(animate=False)
+
     def action_toggle_wrap(self) -> None:
         self.wrap = not self.wrap
         self._rewrap()
@@ -448,20 +457,23 @@ class LogPane(DeckNode, Vertical):
         parts = []
         if self.lost is not None:
             parts.append(f"host {self.lost} lost: the rest when it is back")
+        # Most wanted first: a narrow pane cuts the end (with …).
         if self.follow:
             parts.append("following" if not self.finished else "end of log")
         else:
             new = self.total - self.end
-            parts.append("paused" + (f" (+{new:,} newer)" if new > 0 else "") + " · end follows")
+            parts.append("paused" + (f" (+{new:,} newer)" if new > 0 else ""))
+        if self.match is not None:
+            parts.append(f"match at line {self.match + 1:,}")
         if self.lines:
             parts.append(f"lines {self.start + 1:,}-{self.end:,} of {self.total:,}")
         else:
             parts.append(f"{self.total:,} lines")
-        if self.match is not None:
-            parts.append(f"match at line {self.match + 1:,}")
         if self.wrap:
             parts.append("wrap")
-        self.query_one("#log-status", Label).update(literal("  ·  ".join(parts)))  # a host name
+        if not self.follow:
+            parts.append("end follows")
+        self.query_one("#log-status", Label).update(literal(" · ".join(parts)))  # a host name
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_match":

@@ -287,6 +287,11 @@ async def test_search_and_next_error_read_the_whole_log(deck: Deck, project: str
         await pilot.press("e")
         await wait_for(pilot, lambda: pane.match is not None and pane.match >= 2500)
         assert "Traceback" in pane.lines[pane.match - pane.start]
+        # home: the log's first line, not the window's
+        pane.log_widget.focus()
+        await pilot.press("home")
+        await wait_for(pilot, lambda: pane.start == 0 and "line 0" in screen_text(app))
+        assert not pane.follow and pane.log_widget.scroll_y == 0
 
 
 async def test_event_detail_and_rerun(deck: Deck, project: str) -> None:

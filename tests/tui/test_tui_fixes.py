@@ -404,7 +404,9 @@ async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
     async with app.run_test(size=SIZE) as pilot:
         app.open_job(job.id)
         await wait_for(pilot, lambda: "lines 1-3 of 3" in screen_text(app))
-        assert "host far-away lost: the rest when it is back" in screen_text(app)
+        await wait_for(
+            pilot, lambda: "host far-away lost: the rest when it is back" in screen_text(app)
+        )
         with log.open("a") as fh:  # what it wrote after the others stopped hearing from it
             fh.write("four\n")
         await wait_for(pilot, lambda: "lines 1-4 of 4" in screen_text(app))
@@ -415,5 +417,5 @@ async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
         with deck.writer() as s:
             s.execute(insert(EngineHeartbeat), [{"id": "far", "host": "far-away", **beat}])
             s.commit()
-        await wait_for(pilot, lambda: "end of log  ·  lines 1-5 of 5" in screen_text(app))
+        await wait_for(pilot, lambda: "end of log · lines 1-5 of 5" in screen_text(app))
         assert "far-away lost" not in screen_text(app)
