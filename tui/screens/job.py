@@ -128,10 +128,12 @@ class JobScreen(Polled[Fetched], DeckScreen):
             with Vertical(id="events-pane"):
                 yield Label("events", classes="window")
                 table = DeckTable(id="events")
+                # At 80 columns the pane is 30 wide: the time goes (enter shows it), then the
+                # message and the event's name give up room, cut with ….
                 table.add_column("#", key="seq")
-                table.add_column("at", key="at")
-                table.add_column("event", key="kind")
-                table.add_column("message", key="message")
+                table.add_column("at", key="at", drop=1)
+                table.add_column("event", key="kind", shrink=12)
+                table.add_column("message", key="message", shrink=8)
                 yield table
         yield DeckFooter()
 
