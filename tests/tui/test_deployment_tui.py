@@ -206,10 +206,12 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         acc = perf.series[names.index("accuracy")]
         assert list(acc.values) == [first.metrics["accuracy"], latest.metrics["accuracy"]]
 
-        # Its jobs: both batch predictions.
+        # Its jobs: both batch predictions, not said to be filtered (nobody filtered them).
         await pilot.press("5")
         jobs = screen.query_one("#jobs-table", DeckTable)
         await wait_for(pilot, lambda: jobs.row_count == 2)
+        await wait_for(pilot, lambda: "jobs 1-2 of 2" in screen_text(app))
+        assert "filtered" not in screen_text(app)
 
 
 async def test_a_schedule_in_a_zone_this_machine_does_not_know(

@@ -141,6 +141,14 @@ async def test_a_filter_pages_and_counts_what_it_matches(deck: Deck, project: st
         await pilot.press("right_square_bracket")
         await wait_for(pilot, lambda: shown(app) == evaluations[PAGE:])
         assert ids[-1] in shown(app)  # the oldest job is an evaluation (its number is 0)
+        # escape clears the filter first; then it goes back, as everywhere
+        screen = app.screen
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: shown(app) == ids[:PAGE])
+        assert app.screen is screen and "filtered" not in window_text(app)
+        assert not app.screen.query_one("#jobs-filter").display
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is not screen)
 
 
 async def test_the_rest_of_the_page_comes_into_view(deck: Deck, project: str) -> None:

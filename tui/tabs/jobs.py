@@ -109,6 +109,8 @@ class JobsPane(Polled[Window], Vertical):
         Binding("s", "stop", "Stop", id="jobs.stop"),
         Binding("S", "stop_all", "Stop all", id="jobs.stop_all"),
         Binding("slash", "filter", "Filter", id="jobs.filter"),
+        # Only while a filter is applied (else escape goes back, as everywhere).
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="jobs.clear_filter"),
         Binding("right_square_bracket", "page(1)", "Older", id="jobs.older"),
         Binding("left_square_bracket", "page(-1)", "Newer", id="jobs.newer"),
     ]
@@ -123,7 +125,9 @@ class JobsPane(Polled[Window], Vertical):
         super().__init__(**kw)
         self.project = project
         self.deployment = deployment
-        self.query_state = JobQuery(job_type=job_type)
+        # What the pane shows unfiltered (a deployment's: its batch predictions).
+        self.preset = JobQuery(job_type=job_type)
+        self.query_state = self.preset
         self.jobs: list[JobView] = []
         self.total = 0
         self._paged = False  # whether the count is read too (after the first screenful)
@@ -133,10 +137,9 @@ class JobsPane(Polled[Window], Vertical):
         self._keys_state: object = None
 
     def compose(self) -> ComposeResult:
-        box = FilterBox("filter: words, status:failed, type:train", id="jobs-filter")
-        if self.query_state.job_type:
-            box.value = f"type:{self.query_state.job_type}"
-        yield box
+        yield FilterBox(
+            "filter: words, status:failed, type:train", id="jobs-filter", value=self._preset_text
+        )
         table = DeckTable(id="jobs-table")
         # Narrower than all of them (80 columns), the table leaves out the actor, then the
         # trigger, the duration and the id: the job's screen shows them.
@@ -220,7 +223,7 @@ class JobsPane(Polled[Window], Vertical):
         last = q.offset + len(self.jobs)
         of = f"{self.total:,}" if self.total >= 0 else "…"
         parts = [f"jobs {first:,}-{last:,} of {of}"]
-        if q != JobQuery(offset=q.offset):
+        if replace(q, offset=0) != self.preset:
             parts.append("filtered")
         if self.total > PAGE:
             parts.append("] older  [ newer")
@@ -257,6 +260,8 @@ class JobsPane(Polled[Window], Vertical):
             self.deck_app.open_job(str(event.row_key.value))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":
+            return replace(self.query_state, offset=0) != self.preset
         if action == "stop":
             job = self.current
             return True if job is not None and can_stop(job.status) else None
@@ -331,11 +336,20 @@ class JobsPane(Polled[Window], Vertical):
 
     def on_filter_box_dismissed(self, event: FilterBox.Dismissed) -> None:
         event.stop()
-        event.box.close(clear=True)
-        self.query_state = JobQuery()
+        self.action_clear_filter()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one(FilterBox)
+        box.close()
+        box.value = self._preset_text
+        self.query_state = self.preset
         self._limit = PAGE
         self.query_one(DeckTable).focus()
         self.poll(force=True)
+
+    @property
+    def _preset_text(self) -> str:
+        return f"type:{self.preset.job_type}" if self.preset.job_type else ""
 
     def action_page(self, step: int) -> None:
         offset = self.query_state.offset + step * PAGE
