@@ -74,6 +74,9 @@ def _usable(row: Dataset | None, project: Project, ref: str, archived_ok: bool) 
     return row
 
 
+MAX_NUMBER = 2**31 - 1  # the largest version number a column can hold on both backends
+
+
 def version(s: Session, ref: str) -> ModelVersion:
     """A version by id, unique id prefix, ``MODEL:N`` or ``PROJECT/MODEL:N``."""
     ref = (ref or "").strip()
@@ -93,7 +96,9 @@ def version_by_number(s: Session, ref: str, head: str, number: int) -> ModelVers
     )
     if slash:
         stmt = stmt.where(Project.id == project(s, project_name).id)
-    found = s.exec(stmt).all()
+    # A number past the column's range (an INTEGER: 2^31 - 1 on PostgreSQL) names no version;
+    # the database would refuse to compare it.
+    found = s.exec(stmt).all() if number <= MAX_NUMBER else []
     if len(found) == 1:
         return found[0][0]
     if found:

@@ -381,6 +381,9 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
         (*train, "--set", "x=" + "[" * 50_000 + "]" * 50_000): ("--set x", "too deeply"),
         (*train, "--set", "x=" + "[" * 200 + "]" * 200): ("--set x", "too deeply"),
         ("jobs", "--limit", str(10**20)): ("--limit", "from 1 to"),
+        # past what the column holds (2^31 - 1 on PostgreSQL, 2^63 - 1 on SQLite)
+        ("version", "scripted:2147483648"): ("unknown version 'scripted:2147483648'",),
+        ("approve", f"proj/scripted:{10**20}", "--reason", "ok"): ("unknown version",),
         ("project", "add", bad, "--repo", str(repo)): ("UTF-8", "caf\\xe9"),
         ("project", "add", "odd", "--repo", os.fsdecode(odd_repo)): ("UTF-8", "r\\xe9po"),
         ("models", bad): ("UTF-8",),
