@@ -573,3 +573,24 @@ def test_the_rules_change_only_as_project_set_changes_them_on_postgresql(
     finally:
         trainer.close()
         reviewer.close()
+
+
+def test_a_role_without_the_grants_is_refused_in_one_line_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A team member's login made before the README's GRANTs were run for it: one line that
+    says what to do, not a traceback."""
+    Deck(home=tmp_path / "owner", db=pg_database.url.render_as_string(False)).close()
+    pg_database.admin.execute(
+        "DO $$ BEGIN CREATE ROLE modeldeck_nogrants LOGIN; "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    url = pg_database.as_role("modeldeck_nogrants")
+    for args in (("whoami",), ("projects", "--json")):
+        r = run(tmp_path / "new", *args, "--db", url, capfd=capfd)
+        assert r.code == 2 and r.out == ""
+        [line] = r.err.splitlines()
+        assert line.startswith("error: the database refused this role: permission denied for "), (
+            line
+        )
+        assert "GRANTs in the README" in line

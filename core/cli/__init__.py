@@ -69,6 +69,14 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
     except ModelDeckError as exc:
         err(f"error: {exc}")
         return 2
+    except Exception as exc:
+        from core.db import permission_refusal
+
+        refusal = permission_refusal(exc)  # a PostgreSQL role without modeldeck's grants
+        if refusal is None:
+            raise
+        err(f"error: {refusal}")
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
