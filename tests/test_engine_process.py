@@ -203,6 +203,25 @@ def test_two_engine_processes_race_and_no_job_runs_twice(tdeck, engines) -> None
     assert "database is locked" not in a.text() + b.text()
 
 
+@pytest.mark.sqlite_only(reason="an engine stands by only on SQLite; on PostgreSQL all dispatch")
+def test_a_standing_by_engine_exits_when_idle_once_the_serving_one_ran_the_queue(
+    tdeck, engines
+) -> None:
+    """``--exit-when-idle`` beside a daemon: it stands by, and exits once nothing is queued
+    or running in the database (it used to wait for the lease forever)."""
+    deck = tdeck
+    daemon = engines()
+    wait_for(lambda: serving_pid(deck) == daemon.pid, what="the daemon to take the lease")
+    job = ticker(deck, lines=60, every=0.05)
+    script = engines("--exit-when-idle")
+    wait_for(lambda: "standing by" in script.text(), what="the script's engine to stand by")
+    assert script.proc.poll() is None  # the job is still running: not idle
+    assert wait_final(deck, job, timeout=30).status == "completed"
+    assert script.proc.wait(20) == 0
+    assert daemon.proc.poll() is None and serving_pid(deck) == daemon.pid
+    assert started_events(deck, job) == 1
+
+
 SUBMITTER = """
 import sys
 from core.service import Deck

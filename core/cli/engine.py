@@ -56,6 +56,13 @@ def engine(cli: Cli) -> int:
     announced: list[bool | None] = [None]
     idle_since: list[float | None] = [None]
 
+    def idle() -> bool:
+        if engine.serving:
+            return engine.idle()
+        # Standing by (another engine holds the SQLite database's lease): what it waits for is
+        # that engine's work, so it is idle once nothing is queued or running there at all.
+        return engine.idle() and not cli.deck.count_jobs(status=("running", "stopping"))
+
     def done() -> bool:
         serving = engine.holds_lease
         if serving != announced[0]:
@@ -70,7 +77,7 @@ def engine(cli: Cli) -> int:
             announced[0] = serving
         if stop["now"]:
             return True
-        if not (a.exit_when_idle and engine.serving and engine.idle()):
+        if not (a.exit_when_idle and idle()):
             idle_since[0] = None
             return False
         # Idle: nothing queued or running, and the alerts of what ran told; those that cannot
