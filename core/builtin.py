@@ -286,6 +286,14 @@ class ImportLimitError(Exception):
     """A download went over the import size or time limit. (Not an OSError: httpx would
     take it for a network error of its own.)"""
 
+    one_line = True
+
+
+class DownloadError(Exception):
+    """A download that failed: refused, unreachable, an HTTP error status."""
+
+    one_line = True
+
 
 def _limit(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
@@ -337,24 +345,33 @@ def _download(source: str, dest: Path, digest: Any) -> None:
     too_slow = f"the download took more than {timeout:g} s (the limit, {TIMEOUT_ENV})"
     print(f"downloading {source} (at most {max_bytes} bytes in {timeout:g} s)")
     deadline = time.monotonic() + timeout
-    with (
-        _time_limit(timeout, too_slow),
-        httpx.stream("GET", source, follow_redirects=True, timeout=min(60.0, timeout)) as resp,
-    ):
-        resp.raise_for_status()
-        length = resp.headers.get("content-length", "").strip()
-        if length.isdigit() and int(length) > max_bytes:
-            raise ImportLimitError(f"the server announces Content-Length {length}: {too_big}")
-        size = 0
-        with open(dest, "wb") as fh:
-            for chunk in resp.iter_bytes(1 << 16):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ImportLimitError(f"the download is {too_big}")
-                if time.monotonic() > deadline:
-                    raise ImportLimitError(too_slow)
-                digest.update(chunk)
-                fh.write(chunk)
+    try:
+        with (
+            _time_limit(timeout, too_slow),
+            httpx.stream("GET", source, follow_redirects=True, timeout=min(60.0, timeout)) as r,
+        ):
+            r.raise_for_status()
+            length = r.headers.get("content-length", "").strip()
+            if length.isdigit() and int(length) > max_bytes:
+                raise ImportLimitError(f"the server announces Content-Length {length}: {too_big}")
+            size = 0
+            with open(dest, "wb") as fh:
+                for chunk in r.iter_bytes(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ImportLimitError(f"the download is {too_big}")
+                    if time.monotonic() > deadline:
+                        raise ImportLimitError(too_slow)
+                    digest.update(chunk)
+                    fh.write(chunk)
+    except httpx.HTTPStatusError as exc:
+        answer = exc.response
+        raise DownloadError(
+            f"could not download {source}: HTTP {answer.status_code} {answer.reason_phrase}"
+        ) from None
+    except httpx.HTTPError as exc:  # refused, unreachable, timed out, a broken answer
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DownloadError(f"could not download {source}: {reason}") from None
 
 
 def _fetch(source: str, dest: Path) -> str:

@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -151,6 +152,8 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(self.server.fine)))  # type: ignore[attr-defined]
                 self.end_headers()
                 self.wfile.write(self.server.fine)  # type: ignore[attr-defined]
+            elif self.path == "/missing.pkl":
+                self.send_error(404)
             elif self.path == "/endless.pkl":  # no Content-Length, more than the limit
                 self.send_response(200)
                 self.end_headers()
@@ -193,6 +196,22 @@ def test_imports_over_http_have_a_size_and_a_time_limit(
     assert "2 s" in errors["trickle"] and "MODELDECK_IMPORT_TIMEOUT" in errors["trickle"]
     assert "1000000 bytes" in errors["endless"]
     assert "MODELDECK_IMPORT_MAX_BYTES" in errors["endless"]
+    # A server that answers 404, or none at all: one line each, no traceback in the log.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+    nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name, url, why in (
+        ("missing", f"{hostile_server}/missing.pkl", "HTTP 404 Not Found"),
+        ("nobody", f"{nobody}/m.pkl", "Connection refused"),
+    ):
+        result = cli("import", "proj", name, url, env=env, timeout=60)
+        assert result.code == 1, result.err
+        job = deck.job(result.out.splitlines()[0])
+        assert job.error.startswith(f"could not download {url}: ") and why in job.error, job.error
+        log = deck.log_path(job.id).read_text()
+        assert "Traceback" not in log and f"error: {job.error}" in log
+        assert "Traceback" not in result.err
+    closed.close()
     assert deck.versions("proj") == []
     assert not list((deck.artifacts_dir / ".staging").glob("*/*"))  # nothing half-downloaded
     fine = ok(cli("import", "proj", "fine", f"{hostile_server}/fine.pkl", "--json", env=env))
