@@ -434,12 +434,19 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     junk.write_bytes(random.Random(7).randbytes(4000))
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n3,4,5,6\n")
+    (tmp_path / "dir.csv").mkdir()
+    os.mkfifo(tmp_path / "fifo.csv")
     six = "0 6 * * *"
     deploy = ("deploy", "v-any", "--dataset", "score")
     idle = ("engine", "--exit-when-idle", "--grace")  # without the fix, it would run and exit 0
     expected = {
         ("dataset", "add", "proj", "junk", str(junk)): ("junk.csv", "not UTF-8 text"),
         ("dataset", "add", "proj", "ragged", str(ragged)): ("ragged.csv", "row 2 has 4"),
+        # what is there, but not what is asked for, is not said to be missing
+        ("dataset", "add", "proj", "d", str(tmp_path / "dir.csv")): ("is not a regular file",),
+        ("dataset", "add", "proj", "f", str(tmp_path / "fifo.csv")): ("is not a regular file",),
+        ("dataset", "add", "proj", "g", str(tmp_path / "gone.csv")): ("gone.csv' does not exist",),
+        ("project", "add", "p2", "--repo", str(ragged)): ("ragged.csv' is not a folder",),
         (*deploy, "--schedule", ""): ("--schedule", "empty"),
         (*deploy, "--schedule", "   "): ("--schedule", "empty"),
         (*deploy, "--schedule", six, "--timezone", ""): ("--timezone", "empty"),

@@ -46,7 +46,8 @@ class Catalog:
         name = check_name("project", name)
         path = Path(repo).expanduser().resolve()
         if not path.is_dir():
-            raise ModelDeckError(f"repository folder '{printable(str(repo))}' does not exist")
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise ModelDeckError(f"repository folder '{printable(str(repo))}' {what}")
         require_utf8(str(path), "the repository folder")
         with self.store.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
@@ -97,7 +98,8 @@ class Catalog:
         name = check_name("dataset", name)
         file = Path(path).expanduser().resolve()
         if not file.is_file():
-            raise ModelDeckError(f"dataset file '{printable(str(path))}' does not exist")
+            what = "is not a regular file" if file.exists() else "does not exist"
+            raise ModelDeckError(f"dataset file '{printable(str(path))}' {what}")
         require_utf8(str(file), "the dataset path")
         suffix = file.suffix.lower()
         if suffix in (".parquet", ".pq"):
