@@ -102,6 +102,11 @@ def test_importing_an_identical_file_again_is_refused_unless_again(
     jobs_before = ok(cli("jobs", "proj", "--json")).json()
     line = refused(cli("import", "proj", "byom", str(first)))
     assert "identical to byom v1" in line and "--again" in line
+    # An imported model has no code to train: said so, not that it is unknown.
+    ok(cli("dataset", "add", "proj", "rows", str(repo / "data" / "train.csv")))
+    line = refused(cli("train", "proj", "byom", "--dataset", "rows"))
+    assert line.startswith("error: model 'byom' of project proj has no training code"), line
+    assert "`modeldeck import`" in line
     assert ok(cli("jobs", "proj", "--json")).json() == jobs_before  # nothing queued
 
     # Downloaded, it is known only when it is in: the job fails and keeps nothing.

@@ -59,10 +59,13 @@ class Build:
             known = dict(s.exec(select(Model.name, Model.id).where(Model.project_id == p.id)).all())
         dirs = self.catalog.model_dirs(p.repo)
         if model not in dirs:
-            raise NotFound(
-                f"unknown model {model!r} in project {p.name}: no "
-                f"{Path(p.repo) / 'models' / model / 'training.py'}"
-            )
+            code = Path(p.repo) / "models" / model / "training.py"
+            if model in known:  # imported (BYOM), or its folder gone from the repository
+                raise ModelDeckError(
+                    f"model {model!r} of project {p.name} has no training code to train "
+                    f"(no {code}): an imported model gets new versions by `modeldeck import`"
+                )
+            raise NotFound(f"unknown model {model!r} in project {p.name}: no {code}")
         self.catalog.sync_code_models_read(p, dirs, known)  # writes only for a new folder
         model_dir = dirs[model]
         config = read_json(model_dir / "config.json")
