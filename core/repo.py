@@ -149,6 +149,14 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
         raise ModelDeckError(f"{path.name} is not a CSV file: it is not UTF-8 text") from None
     except csv.Error as exc:
         raise ModelDeckError(f"{path.name} is not a CSV file: {exc}") from None
+    seen: set[str] = set()
+    for name in header:  # pandas would read the second as "a.1": no column says which is which
+        if name in seen:
+            raise ModelDeckError(
+                f"{path.name} has the column {printable(name)!r} twice in its header: "
+                "name each column once"
+            )
+        seen.add(name)
     return header, rows
 
 

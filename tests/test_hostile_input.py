@@ -434,6 +434,8 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     junk.write_bytes(random.Random(7).randbytes(4000))
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n3,4,5,6\n")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("a,a,label\n1,2,0\n")
     (tmp_path / "dir.csv").mkdir()
     os.mkfifo(tmp_path / "fifo.csv")
     six = "0 6 * * *"
@@ -442,6 +444,7 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     expected = {
         ("dataset", "add", "proj", "junk", str(junk)): ("junk.csv", "not UTF-8 text"),
         ("dataset", "add", "proj", "ragged", str(ragged)): ("ragged.csv", "row 2 has 4"),
+        ("dataset", "add", "proj", "twice", str(twice)): ("column 'a' twice",),
         # what is there, but not what is asked for, is not said to be missing
         ("dataset", "add", "proj", "d", str(tmp_path / "dir.csv")): ("is not a regular file",),
         ("dataset", "add", "proj", "f", str(tmp_path / "fifo.csv")): ("is not a regular file",),
