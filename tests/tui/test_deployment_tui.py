@@ -24,6 +24,7 @@ from tui.app import ModelDeckApp
 from tui.plots import PlotPanel
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.event import DeploymentEventScreen
+from tui.screens.job import JobScreen
 from tui.screens.project import ProjectScreen
 from tui.screens.projects import ProjectsScreen
 from tui.widgets import DeckTable
@@ -124,6 +125,9 @@ async def test_a_deployment_before_its_first_drift(deck: Deck, project: str, rep
         assert deployment in fields and "clf v1" in fields
         details = shown(app.screen.query_one("#event-details", Static))
         assert json.loads(details) == json.loads(json.dumps(created.details, default=str))
+        await pilot.press("j")  # it names no job: said so
+        said = "this created event names no job"
+        await wait_for(pilot, lambda: any(n.message == said for n in app._notifications))
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen)
         await pilot.press("5")
@@ -212,6 +216,18 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         await wait_for(pilot, lambda: jobs.row_count == 2)
         await wait_for(pilot, lambda: "jobs 1-2 of 2" in screen_text(app))
         assert "filtered" not in screen_text(app)
+
+        # A drift on the timeline: enter shows it, j its batch prediction.
+        await pilot.press("6")
+        timeline = screen.query_one("#timeline-table", DeckTable)
+        await wait_for(pilot, lambda: timeline.row_count >= 3)
+        kinds = [plain(timeline.get_row_at(i)[1]) for i in range(timeline.row_count)]
+        timeline.move_cursor(row=kinds.index("drift_computed"))  # the newest first
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentEventScreen))
+        await pilot.press("j")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        assert app.screen.job_id == predict.id
 
 
 async def test_a_schedule_in_a_zone_this_machine_does_not_know(

@@ -89,10 +89,34 @@ class EventScreen(_EventDetail):
 
 
 class DeploymentEventScreen(_EventDetail):
-    """One event of a deployment's timeline."""
+    """One event of a deployment's timeline; ``j`` goes to the job it names (a run, a
+    drift computed by one)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "open_job", "Its job", id="event.job"),
+    ]
 
     def __init__(self, event: DeploymentEventView, deployment: DeploymentView) -> None:
         d = deployment
         crumb = f"modeldeck / {d.project} / deployment {d.short_id} / {event.kind}"
         super().__init__(crumb, deployment_event_table(event, d), event.details)
         self.event = event
+
+    @property
+    def job_id(self) -> str | None:
+        job = self.event.details.get("job")
+        return job if isinstance(job, str) and job else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_job":
+            return True if self.job_id else None
+        return True
+
+    def refusal(self, action: str) -> str | None:
+        if action == "open_job" and not self.job_id:
+            return f"this {self.event.kind} event names no job"
+        return None
+
+    def action_open_job(self) -> None:
+        if self.job_id:
+            self.deck_app.open_job(self.job_id)
