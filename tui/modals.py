@@ -593,9 +593,16 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         rows: list[Text] = []
         seen: set[str] = set()
-        for key, active in self.under.active_bindings.items():
+        bindings = self.under.active_bindings
+        # A key the footer shows is listed rather than a hidden twin (q, not ctrl+q, for Quit).
+        footer = {
+            (a.binding.action, a.binding.description) for a in bindings.values() if a.binding.show
+        }
+        for key, active in bindings.items():
             b = active.binding
             if not b.description or (b.action, b.description) in seen:
+                continue
+            if not b.show and (b.action, b.description) in footer:
                 continue
             # modeldeck's own keys (they all have ids), not the widgets' cursor keys
             if not b.id or b.id.startswith("help."):

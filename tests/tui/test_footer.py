@@ -83,6 +83,11 @@ async def test_a_recompose_lost_with_another_screen_does_not_freeze_the_footer(
         footer._recompose_due = True  # scheduled, and its callback lost with another screen
         await pilot.press("question_mark")  # the keys help, over the project
         await wait_for(pilot, lambda: app.screen is not screen)
+        # it lists the key the footer shows for Quit, not its hidden twin ctrl+q
+        await wait_for(pilot, lambda: "Keys — " in screen_text(app))
+        help_lines = [" ".join(line.split()) for line in screen_text(app).splitlines()]
+        assert any("█ q Quit █" in line for line in help_lines), help_lines
+        assert not any("^q Quit" in line for line in help_lines)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen)
         await pilot.press("2")
