@@ -105,6 +105,10 @@ class ProjectsScreen(Polled[list[ProjectView]], DeckScreen):
         if self.seeding:
             return "the demo project is being loaded"
         if self.projects:
+            from core.demo import PROJECT
+
+            if any(p.name == PROJECT for p in self.projects):
+                return f"the demo project is here already: {PROJECT} (enter opens it)"
             return "there are projects already: 'modeldeck demo' adds the demo project beside them"
         return None
 
