@@ -98,6 +98,13 @@ async def test_empty_state_and_new_project(deck: Deck, repo: Path) -> None:
         said = "adds the demo project beside them"
         await wait_for(pilot, lambda: any(said in n.message for n in app._notifications))
         assert [p.name for p in deck.projects()] == ["fresh"]
+        # The demo project there already: d says so.
+        deck.add_project("demo", repo)
+        screen.poll(force=True)
+        await wait_for(pilot, lambda: "demo" in table_keys(app, "#projects"))
+        await pilot.press("d")
+        said = "the demo project is here already: demo (enter opens it)"
+        await wait_for(pilot, lambda: any(said == n.message for n in app._notifications))
 
 
 async def test_stop_from_the_job_screen(deck: Deck, project: str) -> None:
