@@ -185,6 +185,19 @@ class _Spec:
     width: int | None
     drop: int
     shrink: int
+    cut_start: bool = False
+
+
+def _cut(cell: Text, width: int, at_start: bool) -> Text:
+    """``cell`` in ``width`` cells, with ``…`` where it was cut (its end, or its start)."""
+    if not at_start:
+        cut = cell.copy()
+        cut.truncate(width, overflow="ellipsis")
+        return cut
+    start = len(cell.plain)
+    while start > 0 and cell[start - 1 :].cell_len < width:
+        start -= 1
+    return Text("…").append_text(cell[start:])
 
 
 def _cell_width(cell: Any) -> int:
@@ -269,10 +282,12 @@ class DeckTable(DataTable[Any]):
         default: Any = None,
         drop: int = 0,
         shrink: int = 0,
+        cut_start: bool = False,
     ) -> Any:
         """A column; ``drop`` > 0 lets it go while the table is too narrow (higher first),
-        ``shrink`` > 0 lets it narrow down to that many cells."""
-        self._specs.append(_Spec(key or str(label), label, width, drop, shrink))
+        ``shrink`` > 0 lets it narrow down to that many cells, cut at its end (``cut_start``:
+        at its start, for a path, whose file name matters most)."""
+        self._specs.append(_Spec(key or str(label), label, width, drop, shrink, cut_start))
         self._shown.append(len(self._specs) - 1)
         for key_, cells in self._cells.items():
             cells.append(default)
@@ -316,9 +331,7 @@ class DeckTable(DataTable[Any]):
             width = self._narrowed.get(i)
             cell = cells[position]
             if width is not None and isinstance(cell, Text) and cell.cell_len > width:
-                cell = cell.copy()
-                cell.truncate(width, overflow="ellipsis")
-                cells[position] = cell
+                cells[position] = _cut(cell, width, self._specs[i].cut_start)
         first = Ranked.assemble(cells[0] if cells[0] is not None else "")
         first.row_key = key
         cells[0] = first

@@ -26,9 +26,11 @@ class DatasetsPane(Polled[list[DatasetView]], Vertical):
 
     def compose(self) -> ComposeResult:
         table = DeckTable(id="datasets-table", opens=False)
-        # The path last: the longest, it is the one cut when the table is narrow.
-        for name in ("name", "target", "rows", "columns", "format", "path"):
+        # The path last: the longest, it is the one cut when the table is narrow, at its
+        # start (…/data/train.csv): the file's name matters most.
+        for name in ("name", "target", "rows", "columns", "format"):
             table.add_column(name, key=name)
+        table.add_column("path", key="path", shrink=16, cut_start=True)
         yield table
 
     def on_mount(self) -> None:
