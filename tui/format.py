@@ -13,6 +13,9 @@ import re
 from datetime import datetime
 from typing import Any
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.containers import Lines
+from rich.measure import Measurement
 from rich.text import Span, Text
 
 from core.clock import utc
@@ -66,6 +69,29 @@ def literal(
     if no_wrap:
         shown.no_wrap, shown.overflow = True, "ellipsis"
     return shown
+
+
+class Clamped:
+    """``text`` wrapped to the width it is given, at most ``most`` lines, the last ending in
+    ``…`` when there is more (a job's long error in its header: the whole one is in its log
+    and on its events)."""
+
+    def __init__(self, text: Text, most: int) -> None:
+        self.text = text
+        self.most = most
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = self.text.wrap(console, options.max_width)
+        if len(lines) > self.most:
+            lines = Lines(lines[: self.most])
+            last = lines[-1]
+            last.rstrip()
+            last.truncate(max(1, options.max_width - 1))
+            last.append("…")
+        yield Text("\n").join(lines)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.text)
 
 
 def printable_text(text: Text) -> Text:

@@ -17,11 +17,14 @@ from textual.widgets import DataTable, Label, Static
 from core.lifecycle import FINAL_STATUSES, can_stop
 from core.service import Deck
 from core.views import EventView, JobView, PredictionsView
-from tui.format import clock_time, duration, literal, status_text, when_s
+from tui.format import Clamped, clock_time, duration, literal, status_text, when_s
 from tui.logview import LogPane
 from tui.screens.base import DeckScreen
 from tui.tabs.jobs import job_target, stop_job
 from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
+
+LABEL_WIDTH = 9  # "exit code", "finished": the header's labels line up under each other
+ERROR_LINES = 3  # of a long error (the whole one is in the log and on the failed event)
 
 
 def job_header(
@@ -32,7 +35,7 @@ def job_header(
     under the grid."""
     grid = Table.grid(padding=(0, 1), expand=True)
     for _ in range(2):
-        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(style="dim", no_wrap=True, min_width=LABEL_WIDTH)
         grid.add_column(ratio=1)
     where = f"{job.host} pid {job.pid}" if job.host and job.pid else job.host or "-"
     pairs: list[tuple[str, Text | str]] = [
@@ -55,24 +58,30 @@ def job_header(
     if job.executor != "local":
         asked = " ".join(f"{k}={v}" for k, v in job.resources.items()) or "-"
         grid.add_row("submission", literal(job.submission_id or "-"), "resources", literal(asked))
+    # The error and the outputs take the whole width, under the pairs.
+    wide = Table.grid(padding=(0, 1), expand=True)
+    wide.add_column(style="dim", no_wrap=True, min_width=grid.columns[0].min_width)
+    wide.add_column(ratio=1)
     if job.error:
-        grid.add_row("error", literal(job.error, styles.get("failed", "")), "", "")
+        error = Clamped(literal(job.error, styles.get("failed", "")), ERROR_LINES)
+        wide.add_row("error", error)
     if job.outputs:
         # File names (their folder once): full paths were cut off with nothing to open.
         names = [Path(p).name for p in job.outputs[:6]]
         shown = ", ".join(names) + (" …" if len(job.outputs) > 6 else "")
         folder = str(Path(job.outputs[0]).parent)
-        grid.add_row("outputs", literal(f"{shown} (in {folder})"), "", "")
-    if silent is None:
-        return grid
-    warning = literal(
-        f"host {job.host} not heard from for {duration(silent)}: its engine may be gone, and "
-        "the job is failed as lost if the host stays silent",
-        styles.get("failed", ""),
-    )
+        wide.add_row("outputs", literal(f"{shown} (in {folder})"))
     outer = Table.grid(expand=True)
     outer.add_row(grid)
-    outer.add_row(warning)
+    if wide.row_count:
+        outer.add_row(wide)
+    if silent is not None:
+        warning = literal(
+            f"host {job.host} not heard from for {duration(silent)}: its engine may be gone, "
+            "and the job is failed as lost if the host stays silent",
+            styles.get("failed", ""),
+        )
+        outer.add_row(warning)
     return outer
 
 
