@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.highlighter import Highlighter
@@ -22,7 +23,7 @@ from textual.message import Message
 from textual.widgets import Label, Log
 
 from core.logs import ERROR_PATTERN
-from core.text import printable
+from core.text import cells, printable
 from tui.format import literal
 from tui.widgets import DeckNode, FilterBox, in_view
 
@@ -266,8 +267,11 @@ class LogPane(DeckNode, Vertical):
 
     # -- windows --------------------------------------------------------------------------
 
-    def load_window(self, first: int, focus_line: int | None = None) -> None:
-        """Show lines ``first`` .. ``first + WINDOW``; put ``focus_line`` near the top."""
+    def load_window(
+        self, first: int, focus_line: int | None = None, then: Callable[[], None] | None = None
+    ) -> None:
+        """Show lines ``first`` .. ``first + WINDOW``; put ``focus_line`` near the top; then
+        call ``then``."""
         deck = self.deck
         job_id = self.job_id
 
@@ -288,6 +292,8 @@ class LogPane(DeckNode, Vertical):
             else:
                 self._to_end()
             self._show_status()
+            if then is not None:
+                then()
 
         self.load("log.window", read, show, if_idle=False)
 
@@ -446,10 +452,29 @@ class LogPane(DeckNode, Vertical):
             if self.start <= line < self.end:
                 self._scroll_to_line(line)
                 self._show_status()
+                self.call_after_refresh(self._show_column, line, pattern, regex)
             else:
-                self.load_window(line - WINDOW // 4, focus_line=line)
+                self.load_window(
+                    line - WINDOW // 4,
+                    focus_line=line,
+                    then=lambda: self.call_after_refresh(self._show_column, line, pattern, regex),
+                )
 
         self.load("log.search", search, found, if_idle=False)
+
+    def _show_column(self, line: int, pattern: str, regex: bool) -> None:
+        """Scroll sideways so that the match on ``line`` is in view (unless wrapped)."""
+        if self.wrap or not self.start <= line < self.end:
+            return
+        text = self.lines[line - self.start]
+        found = re.search(pattern if regex else re.escape(pattern), text, re.IGNORECASE)
+        if found is None:
+            return
+        log = self.log_widget
+        width = log.scrollable_content_region.width
+        start, end = cells(text[: found.start()]), cells(text[: found.end()])
+        if start < log.scroll_x or end > log.scroll_x + width:
+            log.scroll_to(x=max(0, start - width // 4), animate=False, immediate=True)
 
     # -- status ---------------------------------------------------------------------------
 

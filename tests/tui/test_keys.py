@@ -301,6 +301,35 @@ async def test_search_and_next_error_read_the_whole_log(deck: Deck, project: str
         assert not pane.follow and pane.log_widget.scroll_y == 0
 
 
+WIDE = """
+def train(context):
+    for i in range(30):
+        print(f"row {i:02d} " + "x" * 300 + (" needle" if i == 20 else ""))
+"""
+
+
+async def test_a_match_far_to_the_right_is_scrolled_into_view(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    write_model(repo, "wide", WIDE)
+    job = deck.train(project, "wide", "train")
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_job(job.id)
+        await wait_for(pilot, lambda: job_screen_ready(app))
+        pane = app.screen.query_one(LogPane)
+        await wait_for(pilot, lambda: pane.total >= 30)
+        assert "needle" not in screen_text(app)
+        await pilot.press("slash")
+        app.screen.query_one("#log-search").value = "needle"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pane.match == 20)
+        await wait_for(pilot, lambda: "needle" in screen_text(app))
+        assert pane.log_widget.scroll_x > 250
+
+
 async def test_event_detail_and_rerun(deck: Deck, project: str) -> None:
     job = deck.train(project, "scripted", "train", {})
     run_all(deck)
