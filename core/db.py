@@ -97,19 +97,6 @@ def unreachable(exc: BaseException, shown: str) -> ModelDeckError:
     return ModelDeckError(f"cannot open the database {shown}: {reason}")
 
 
-def permission_refusal(exc: BaseException) -> ModelDeckError | None:
-    """The one-line refusal for a statement the server refused this role (a role without the
-    grants the README's team section shows, SQLSTATE 42501); None for any other error."""
-    orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) != "42501":
-        return None
-    reason = next((line.strip() for line in str(orig).splitlines() if line.strip()), "denied")
-    return ModelDeckError(
-        f"the database refused this role: {reason} (give it the GRANTs in the README's "
-        "section 'A team: who may approve, and what ran when')"
-    )
-
-
 def _require_psycopg() -> None:
     try:
         import psycopg  # noqa: F401

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,22 @@ def test_anything_else_gets_the_full_parser(argv: list[str]) -> None:
     from core.cli import _command_in
 
     assert _command_in(argv) is None
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``modeldeck … | head``: once the reader has gone, the command stops, with no
+    traceback (the one handler for unexpected errors must not take a broken pipe)."""
+    read, write = os.pipe()
+    os.close(read)  # gone before anything is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui.entry", "whoami", "--home", str(tmp_path / "home")],
+            cwd=ROOT,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1
+    assert proc.stderr == b""

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from deploy_support import add_fast_stages
 from core.cli import main
 from core.clock import FakeClock, iso
 from core.engine import Engine
-from core.errors import ModelDeckError
+from core.errors import ModelDeckError, permission_refusal
 from core.service import Deck
 from core.store import Store
 
@@ -521,6 +522,8 @@ def test_approvals_and_events_are_append_only_on_postgresql(
             with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused_:
                 member.execute(statement)
             assert table in str(refused_.value)
+            said = str(permission_refusal(SimpleNamespace(orig=refused_.value)))
+            assert said.startswith("the database refused this role: permission denied for ")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             member.execute("TRUNCATE approval")
     # Even the role that owns the tables: the triggers refuse it.
@@ -528,6 +531,9 @@ def test_approvals_and_events_are_append_only_on_postgresql(
         with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused_:
             pg_database.admin.execute(statement)
         assert f"{table} is append-only" in str(refused_.value)
+        # modeldeck's own rule: said as it is, without advice about grants
+        said = str(permission_refusal(SimpleNamespace(orig=refused_.value)))
+        assert said.startswith(f"{table} is append-only") and "GRANT" not in said
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         pg_database.admin.execute("TRUNCATE job_event")
     assert pg_database.admin.execute(counts).fetchone() == before

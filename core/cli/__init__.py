@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from core.cli.output import err, job_lines, out, say, say_lines, table
 from core.cli.parser import COMMANDS, MAX_LIMIT, RUN_BY, _command_in, build_parser
 from core.cli.session import Cli
-from core.errors import ModelDeckError
+from core.errors import ModelDeckError, permission_refusal
 
 __all__ = [
     "COMMANDS",
@@ -69,16 +69,14 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
     except ModelDeckError as exc:
         err(f"error: {exc}")
         return 2
-    except Exception as exc:
-        from core.db import permission_refusal
-
-        refusal = permission_refusal(exc)  # a PostgreSQL role without modeldeck's grants
-        if refusal is None:
-            raise
-        err(f"error: {refusal}")
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        refusal = permission_refusal(exc)  # what the PostgreSQL server refused this role
+        if refusal is None:
+            raise
+        err(f"error: {refusal}")
+        return 2
