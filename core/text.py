@@ -72,13 +72,16 @@ def _cells(c: str) -> int:
 
 
 def cut(text: str, most: int) -> str:
-    """``text`` in at most ``most`` terminal cells (see :func:`cells`), cut with ``…``."""
-    if cells(text) <= most:
+    """``text`` in at most ``most`` terminal cells (see :func:`cells`), cut with ``…``; and
+    in at most four characters a cell: marks and invisible characters take no cell, and a
+    name of thousands of them is cut too."""
+    chars = 4 * most
+    if len(text) <= chars and cells(text) <= most:
         return text
     kept, used = [], 1  # the ellipsis takes one
     for c in text:
         used += _cells(c)
-        if used > most:
+        if used > most or len(kept) >= chars - 1:
             break
         kept.append(c)
     return "".join(kept) + "…"

@@ -89,3 +89,5 @@ def test_cut_keeps_text_within_its_cells() -> None:
     assert cut("e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301e\u0301", 8) == "e\u0301" * 8
     for text in ("日本語のモデル名前", "😀😀😀😀😀", "abcdefghij", "aé日😀b" * 3):
         assert cells(cut(text, 8)) <= 8
+    # Characters that take no cell still count: an echoed name stays short.
+    assert cut("a" + "\u200b" * 40_000, 8) == "a" + "\u200b" * 30 + "…"
