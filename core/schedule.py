@@ -11,6 +11,7 @@ Daylight saving changes follow Debian cron's rules (as cronsim does):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -53,8 +54,7 @@ def validate_cron(expr: str) -> str:
         raise ModelDeckError(
             f"invalid cron expression {expr!r}: it needs 5 fields (minute hour day month weekday)"
         )
-    for field, spec in zip(text.split(" "), _FIELDS, strict=True):
-        _check_field(expr, field, *spec)
+    text = _as_cron_reads_it(text, strict=expr)
     try:
         it = croniter(text, datetime(2000, 1, 1))
     except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
@@ -87,39 +87,63 @@ _RANGE = re.compile(r"^(\w+)-(\w+)(?:/(\d+))?$")
 _STEP = re.compile(r"^(?:\*|\w+)/(\d+)$")
 
 
-def _check_field(
-    expr: str, field: str, name: str, low: int, high: int, names: tuple[str, ...]
-) -> None:
-    """What croniter accepts but cron does not: a range that runs backwards (``5-1``, which
-    croniter wraps around) and a step longer than the field (``*/61``: the first value only)."""
-    for part in field.split(","):
-        step = None
-        found = _RANGE.match(part)
-        if found is not None:
-            first, last = _value(found.group(1), low, names), _value(found.group(2), low, names)
-            if name == "weekday":  # Sunday is 0 and 7: sun-mon is 0-1, fri-sun is 5-7
-                first, last = (0 if first == 7 else first), (7 if last == 0 else last)
-            if first is not None and last is not None and first > last:
-                top = high - 1 if name == "weekday" else high
-                label = (lambda v: names[v - low]) if found.group(1).isalpha() else str
-                split = ",".join(
-                    label(a) if a == b else f"{label(a)}-{label(b)}"
-                    for a, b in ((first, top), (low, last))
-                )
-                raise ModelDeckError(
-                    f"invalid cron expression {expr!r}: the {name} range "
-                    f"{found.group(1)}-{found.group(2)} runs backwards (cron ranges do not wrap "
-                    f"around: write {split})"
-                )
-            step = found.group(3)
-        else:
-            plain = _STEP.match(part)
-            step = plain.group(1) if plain is not None else None
-        if step is not None and int(step) > high - low:
-            raise ModelDeckError(
-                f"invalid cron expression {expr!r}: the {name} step /{step} is longer than "
-                f"the field ({low}-{high}), so it would only ever give its first value"
+def _as_cron_reads_it(text: str, strict: str | None = None) -> str:
+    """``text`` (five fields) with each one-value range written as its value: croniter
+    reads ``5-5`` as ``*`` (and ``5-5/2`` as ``*/2``), cron as ``5``. With ``strict`` (the
+    expression as given, for the message), also refuse what croniter accepts but cron does
+    not: a range that runs backwards (``22-2``, which croniter wraps around) and a step
+    longer than its field (``*/61``: the first value only)."""
+    return " ".join(
+        ",".join(_part(part, strict, *spec) for part in field.split(","))
+        for field, spec in zip(text.split(" "), _FIELDS, strict=True)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _cron_text(expr: str) -> str:
+    """A stored expression as croniter must be given it (see ``_as_cron_reads_it``): one
+    saved before one-value ranges were rewritten fires as cron reads it too."""
+    return _as_cron_reads_it(expr) if len(expr.split()) == 5 else expr
+
+
+def _part(
+    part: str, strict: str | None, name: str, low: int, high: int, names: tuple[str, ...]
+) -> str:
+    weekday = name == "weekday"
+    span = 6 if weekday else high - low  # Sunday is both 0 and 7
+    step = None
+    found = _RANGE.match(part)
+    if found is not None:
+        a, b, step = found.groups()
+        first, last = _value(a, low, names), _value(b, low, names)
+        if first is None or last is None or not low <= min(first, last) <= max(first, last) <= high:
+            return part  # not a plain range, or out of range: croniter says what is wrong
+        if first == last or (weekday and (first, last) == (7, 0)):
+            return a  # one value (Sunday to Sunday too)
+        if weekday and last == 0:
+            last = 7  # fri-sun: 5-7
+        elif weekday and first == 7:
+            first = 0  # 7-3: Sunday to Wednesday, as croniter reads it
+        if first > last and strict is not None:
+            top = high - 1 if weekday else high
+            label = (lambda v: names[v - low]) if a.isalpha() else str
+            split = ",".join(
+                label(x) if x == y else f"{label(x)}-{label(y)}"
+                for x, y in ((first, top), (low, last))
             )
+            raise ModelDeckError(
+                f"invalid cron expression {strict!r}: the {name} range {a}-{b} runs backwards "
+                f"(cron ranges do not wrap around: write {split})"
+            )
+    else:
+        plain = _STEP.match(part)
+        step = plain.group(1) if plain is not None else None
+    if step is not None and int(step) > span and strict is not None:
+        raise ModelDeckError(
+            f"invalid cron expression {strict!r}: the {name} step /{step} is longer than the "
+            f"field ({low}-{low + span}), so it would only ever give its first value"
+        )
+    return part
 
 
 def _value(token: str, low: int, names: tuple[str, ...]) -> int | None:
@@ -140,7 +164,7 @@ def same_schedule(a: str | None, b: str | None) -> bool:
         return False  # nth weekday (5#1), nearest weekday (1W), last (L), random, hashed
     from croniter import croniter
 
-    return bool(croniter(a).expanded == croniter(b).expanded)
+    return bool(croniter(_cron_text(a)).expanded == croniter(_cron_text(b)).expanded)
 
 
 def same_zone(a: str | None, b: str | None) -> bool:
@@ -238,7 +262,7 @@ def fire_times(expr: str, tz_name: str | None, after: datetime) -> Iterator[date
     # Start at the wall time of ``after``: an earlier wall time maps to an earlier instant
     # (first occurrence, or the jump after a gap), so nothing later is missed, and a minutely
     # schedule does not walk through two hours of candidates on every call.
-    it = croniter(expr, wall - timedelta(seconds=1))
+    it = croniter(_cron_text(expr), wall - timedelta(seconds=1))
     last = after
     while True:
         candidate = _to_utc(it.get_next(datetime), tz)
@@ -260,7 +284,7 @@ def _real_time_fires(expr: str, tz: ZoneInfo, after: datetime) -> Iterator[datet
     here = _occurrences(wall, tz)
     # Inside a repeated stretch, earlier wall times still have a second occurrence to come.
     start = wall - (here[-1] - here[0])
-    it = croniter(expr, start - timedelta(seconds=1))
+    it = croniter(_cron_text(expr), start - timedelta(seconds=1))
     pending: datetime | None = None
     last = after
     while True:

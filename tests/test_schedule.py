@@ -35,6 +35,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
         "0 0 * * fri-mon",
         "*/61 * * * *",  # longer than the field: only ever minute 0
         "0-59/60 * * * *",
+        "0 0 * * */7",  # Sunday is 0 and 7: only Sundays
+        "0 25-2 * * *",  # out of range, not merely backwards
     ],
 )
 def test_rejects_what_is_malformed_or_can_never_fire(expr: str) -> None:
@@ -77,6 +79,31 @@ def test_sunday_is_both_ends_of_the_week(expr: str) -> None:
     fires = cron.preview(expr, "UTC", T0, 7)
     expected = {6, 0} if expr.endswith("7-1") else {4, 5, 6}  # Mon 0 .. Sun 6
     assert {f.weekday() for f in fires} == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "normal", "minutes", "weekdays"),
+    [
+        ("5-5 * * * *", "5 * * * *", {5}, None),
+        ("5-5/2 * * * *", "5 * * * *", {5}, None),
+        ("0 0 * * 3-3", "0 0 * * 3", {0}, {2}),  # Wednesdays (Python: Mon 0)
+        ("0 0 * * sun-sun", "0 0 * * sun", {0}, {6}),
+        ("0 0 * * 7-0", "0 0 * * 7", {0}, {6}),
+    ],
+)
+def test_a_one_value_range_fires_at_that_value_only(
+    expr: str, normal: str, minutes: set[int], weekdays: set[int] | None
+) -> None:
+    """croniter reads ``5-5`` as ``*`` (every minute, every day); cron, and modeldeck, as 5.
+    A schedule stored before the rewrite fires as cron reads it too."""
+    assert cron.validate_cron(expr) == normal
+    for stored in (normal, expr):
+        fires = cron.preview(stored, "UTC", T0, 12)
+        assert {f.minute for f in fires} == minutes, stored
+        if weekdays is not None:
+            assert {f.weekday() for f in fires} == weekdays, stored
+        else:
+            assert len({f.hour for f in fires}) == 12, stored  # hourly, not every minute
 
 
 def test_unknown_zone_is_a_user_error() -> None:
