@@ -343,7 +343,8 @@ def _download(source: str, dest: Path, digest: Any) -> None:
     max_bytes, timeout = import_limits()
     too_big = f"more than {max_bytes} bytes (the limit, {MAX_BYTES_ENV})"
     too_slow = f"the download took more than {timeout:g} s (the limit, {TIMEOUT_ENV})"
-    print(f"downloading {source} (at most {max_bytes} bytes in {timeout:g} s)")
+    shown = without_userinfo(source)  # a token in the URL stays out of the log and the error
+    print(f"downloading {shown} (at most {max_bytes} bytes in {timeout:g} s)")
     deadline = time.monotonic() + timeout
     try:
         with (
@@ -367,18 +368,29 @@ def _download(source: str, dest: Path, digest: Any) -> None:
     except httpx.HTTPStatusError as exc:
         answer = exc.response
         raise DownloadError(
-            f"could not download {source}: HTTP {answer.status_code} {answer.reason_phrase}"
+            f"could not download {shown}: HTTP {answer.status_code} {answer.reason_phrase}"
         ) from None
-    except httpx.HTTPError as exc:  # refused, unreachable, timed out, a broken answer
+    # Refused, unreachable, timed out, a broken answer; a URL httpx cannot use (a bad port,
+    # a host name IDNA refuses).
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DownloadError(f"could not download {source}: {reason}") from None
+        raise DownloadError(f"could not download {shown}: {reason}") from None
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with its user and password (``https://user:token@host/...``) masked."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url
+    return f"{scheme}://***@{netloc.rsplit('@', 1)[1]}{slash}{path}"
 
 
 def _fetch(source: str, dest: Path) -> str:
     """Copy or download ``source`` to ``dest``; its sha256. A download is bounded in size
     and time (see ``import_limits``); what it left is removed when it fails."""
     digest = hashlib.sha256()
-    if source.startswith(("http://", "https://")):
+    if source.lower().startswith(("http://", "https://")):
         try:
             _download(source, dest, digest)
         except BaseException:

@@ -200,23 +200,35 @@ def test_imports_over_http_have_a_size_and_a_time_limit(
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # a port nobody listens on
     nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
-    for name, url, why in (
-        ("missing", f"{hostile_server}/missing.pkl", "HTTP 404 Not Found"),
-        ("nobody", f"{nobody}/m.pkl", "Connection refused"),
+    secret = nobody.replace("http://", "http://ana:s3cret@")
+    for name, url, shown, why in (
+        ("missing", f"{hostile_server}/missing.pkl", None, "HTTP 404 Not Found"),
+        ("nobody", f"{nobody}/m.pkl", None, "Connection refused"),
+        ("idna", "http://a..b/m.pkl", None, "label"),  # a host name IDNA refuses
+        ("token", f"{secret}/m.pkl", nobody.replace("//", "//***@") + "/m.pkl", "refused"),
     ):
         result = cli("import", "proj", name, url, env=env, timeout=60)
         assert result.code == 1, result.err
         job = deck.job(result.out.splitlines()[0])
-        assert job.error.startswith(f"could not download {url}: ") and why in job.error, job.error
+        assert job.error.startswith(f"could not download {shown or url}: "), job.error
+        assert why in job.error, job.error
         log = deck.log_path(job.id).read_text()
         assert "Traceback" not in log and f"error: {job.error}" in log
-        assert "Traceback" not in result.err
+        assert "Traceback" not in result.err and "s3cret" not in log + job.error
     closed.close()
+    # A URL no download could use is refused before it is queued; the scheme in any case.
+    jobs = len(deck.jobs())
+    said = refused(cli("import", "proj", "m", "http://[::1/m.pkl"), "cannot download")
+    assert "http://[::1/m.pkl" in said
+    assert len(deck.jobs()) == jobs
     assert deck.versions("proj") == []
     assert not list((deck.artifacts_dir / ".staging").glob("*/*"))  # nothing half-downloaded
     fine = ok(cli("import", "proj", "fine", f"{hostile_server}/fine.pkl", "--json", env=env))
     assert fine.json()["status"] == "completed"
     assert deck.version(fine.json()["version"]).source["class"] == "DummyClassifier"
+    upper = hostile_server.replace("http://", "HTTP://")  # a scheme in capitals is one too
+    loud = ok(cli("import", "proj", "upper", f"{upper}/fine.pkl", "--json", env=env))
+    assert loud.json()["status"] == "completed"
 
 
 def test_bad_import_limits_fail_the_job_clearly(

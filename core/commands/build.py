@@ -28,6 +28,7 @@ from core.repo import (
     require_file,
     requirements,
 )
+from core.text import printable
 from core.views import JobView
 
 
@@ -159,6 +160,7 @@ class Build:
                 raise ModelDeckError(
                     f"{source!r}: only http(s) URLs and local files can be imported"
                 )
+            _check_url(source)
         else:
             path = Path(source).expanduser().resolve()
             if not path.exists():
@@ -208,3 +210,21 @@ class Build:
         if scan_repo and m is None and model in self.catalog.model_dirs(p.repo):
             raise ModelDeckError(f"{model!r} is a code model of {p.name}: pick another name")
         return p, m
+
+
+def _check_url(source: str) -> None:
+    """Refuse, before queueing, a URL no download could use (no host, a bad port, a host
+    name that is no valid IDNA name)."""
+    import httpx
+
+    from core.builtin import without_userinfo
+
+    try:
+        host = httpx.URL(source).host
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelDeckError(
+            f"cannot download '{printable(without_userinfo(source))}': {printable(reason)}"
+        ) from None
+    if not host:
+        raise ModelDeckError(f"cannot download '{printable(without_userinfo(source))}': no host")
