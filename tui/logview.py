@@ -462,7 +462,7 @@ class LogPane(DeckNode, Vertical):
 
         self.load("log.search", search, found, if_idle=False)
 
-    def _show_column(self, line: int, pattern: str, regex: bool) -> None:
+    def _show_column(self, line: int, pattern: str, regex: bool, tries: int = 20) -> None:
         """Scroll sideways so that the match on ``line`` is in view (unless wrapped)."""
         if self.wrap or not self.start <= line < self.end:
             return
@@ -472,9 +472,17 @@ class LogPane(DeckNode, Vertical):
             return
         log = self.log_widget
         width = log.scrollable_content_region.width
-        start, end = cells(text[: found.start()]), cells(text[: found.end()])
-        if start < log.scroll_x or end > log.scroll_x + width:
-            log.scroll_to(x=max(0, start - width // 4), animate=False, immediate=True)
+        # As the Log draws the line: tabs expanded.
+        start = cells(text[: found.start()].expandtabs())
+        end = cells(text[: found.end()].expandtabs())
+        if log.scroll_x <= start and end <= log.scroll_x + width:
+            return
+        x = max(0, start - width // 4)
+        if x > log.max_scroll_x and tries:
+            # A window just loaded: the Log measures its lines' width on a thread of its own.
+            self.set_timer(0.05, lambda: self._show_column(line, pattern, regex, tries - 1))
+            return
+        log.scroll_to(x=x, animate=False, immediate=True)
 
     # -- status ---------------------------------------------------------------------------
 
