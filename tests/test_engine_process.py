@@ -212,11 +212,13 @@ def test_a_standing_by_engine_exits_when_idle_once_the_serving_one_ran_the_queue
     deck = tdeck
     daemon = engines()
     wait_for(lambda: serving_pid(deck) == daemon.pid, what="the daemon to take the lease")
-    job = ticker(deck, lines=60, every=0.05)
+    job = ticker(deck, lines=100_000, every=0.05)  # runs until it is stopped
     script = engines("--exit-when-idle")
     wait_for(lambda: "standing by" in script.text(), what="the script's engine to stand by")
+    time.sleep(1)  # a few of its rounds
     assert script.proc.poll() is None  # the job is still running: not idle
-    assert wait_final(deck, job, timeout=30).status == "completed"
+    deck.stop(job)
+    assert wait_final(deck, job, timeout=30).status == "cancelled"
     assert script.proc.wait(20) == 0
     assert daemon.proc.poll() is None and serving_pid(deck) == daemon.pid
     assert started_events(deck, job) == 1

@@ -20,6 +20,7 @@ ALERTS_WAIT = 60.0
 def engine(cli: Cli) -> int:
     from core.engine import Engine
     from core.hosts import LOST_AFTER_LEAST
+    from core.lifecycle import ACTIVE_STATUSES, JobStatus
 
     a = cli.args
     if a.workers is not None and not 1 <= a.workers <= MAX_WORKERS:
@@ -60,8 +61,10 @@ def engine(cli: Cli) -> int:
         if engine.serving:
             return engine.idle()
         # Standing by (another engine holds the SQLite database's lease): what it waits for is
-        # that engine's work, so it is idle once nothing is queued or running there at all.
-        return engine.idle() and not cli.deck.count_jobs(status=("running", "stopping"))
+        # that engine's work, so it is idle once nothing is queued or running there at all
+        # (one count: a job put back in the queue between two reads is not missed).
+        waiting = {JobStatus.queued.value, *(s.value for s in ACTIVE_STATUSES)}
+        return not engine.running and not cli.deck.count_jobs(status=waiting)
 
     def done() -> bool:
         serving = engine.holds_lease
