@@ -105,8 +105,8 @@ def test_importing_an_identical_file_again_is_refused_unless_again(
     # An imported model has no code to train: said so, not that it is unknown.
     ok(cli("dataset", "add", "proj", "rows", str(repo / "data" / "train.csv")))
     line = refused(cli("train", "proj", "byom", "--dataset", "rows"))
-    assert line.startswith("error: model 'byom' of project proj has no training code"), line
-    assert "`modeldeck import`" in line
+    assert line.startswith("error: model 'byom' of project proj is imported: it has no "), line
+    assert "`modeldeck import` gives it new versions" in line
     assert ok(cli("jobs", "proj", "--json")).json() == jobs_before  # nothing queued
 
     # Downloaded, it is known only when it is in: the job fails and keeps nothing.
@@ -327,6 +327,9 @@ def test_a_model_folder_added_after_the_project_trains_at_once(
     assert "later" in models
     nowhere = refused(cli("train", "proj", "nowhere", "--dataset", "train"))
     assert "unknown model 'nowhere'" in nowhere
+    shutil.rmtree(repo / "models" / "later")  # its folder gone: said so
+    gone = refused(cli("train", "proj", "later", "--dataset", "train"))
+    assert gone.startswith("error: model 'later' of project proj has no training code any more")
 
 
 # -- item 9: predictions you can see --------------------------------------------------------

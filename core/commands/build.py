@@ -57,14 +57,23 @@ class Build:
                 ds.format,
                 ds.target,
             )
-            known = dict(s.exec(select(Model.name, Model.id).where(Model.project_id == p.id)).all())
+            rows = s.exec(
+                select(Model.name, Model.id, Model.kind).where(Model.project_id == p.id)
+            ).all()
+        known = {name: id_ for name, id_, _ in rows}
+        kind = next((k for name, _, k in rows if name == model), None)
         dirs = self.catalog.model_dirs(p.repo)
         if model not in dirs:
             code = Path(p.repo) / "models" / model / "training.py"
-            if model in known:  # imported (BYOM), or its folder gone from the repository
+            if kind == "byom":
                 raise ModelDeckError(
-                    f"model {model!r} of project {p.name} has no training code to train "
-                    f"(no {code}): an imported model gets new versions by `modeldeck import`"
+                    f"model {model!r} of project {p.name} is imported: it has no training code "
+                    f"to train (no {code}); `modeldeck import` gives it new versions"
+                )
+            if kind is not None:
+                raise ModelDeckError(
+                    f"model {model!r} of project {p.name} has no training code any more: "
+                    f"{code} is gone from the repository"
                 )
             raise NotFound(f"unknown model {model!r} in project {p.name}: no {code}")
         self.catalog.sync_code_models_read(p, dirs, known)  # writes only for a new folder
