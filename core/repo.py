@@ -128,13 +128,16 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
         import pyarrow.parquet as pq
 
         meta = pq.ParquetFile(path)
-        return list(meta.schema_arrow.names), meta.metadata.num_rows
+        names = list(meta.schema_arrow.names)
+        _named_once(path, names)
+        return names, meta.metadata.num_rows
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:
                 raise ModelDeckError(f"{path.name} is empty: a CSV dataset needs a header row")
+            _named_once(path, header)
             rows = 0
             for row in reader:
                 if not row:
@@ -149,15 +152,21 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
         raise ModelDeckError(f"{path.name} is not a CSV file: it is not UTF-8 text") from None
     except csv.Error as exc:
         raise ModelDeckError(f"{path.name} is not a CSV file: {exc}") from None
+    return header, rows
+
+
+def _named_once(path: Path, names: list[str]) -> None:
+    """Refuse a column named twice: pandas reads the second ``a`` as ``a.1``, and no name
+    says which is which (a target named ``a`` could be either). Columns without a name are
+    pandas' ``Unnamed: n``, each its own."""
     seen: set[str] = set()
-    for name in header:  # pandas would read the second as "a.1": no column says which is which
-        if name in seen:
+    for name in names:
+        if name and name in seen:
             raise ModelDeckError(
                 f"{path.name} has the column {printable(name)!r} twice in its header: "
                 "name each column once"
             )
         seen.add(name)
-    return header, rows
 
 
 def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:

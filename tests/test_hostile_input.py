@@ -448,6 +448,15 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     ragged.write_text("a,b\n1,2\n3,4,5,6\n")
     twice = tmp_path / "twice.csv"
     twice.write_text("a,a,label\n1,2,0\n")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"]),
+        tmp_path / "twice.parquet",
+    )
+    unnamed = tmp_path / "unnamed.csv"  # pandas names them Unnamed: 2 and Unnamed: 3
+    unnamed.write_text("a,b,,\n1,2,3,4\n")
     (tmp_path / "dir.csv").mkdir()
     os.mkfifo(tmp_path / "fifo.csv")
     six = "0 6 * * *"
@@ -457,6 +466,7 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
         ("dataset", "add", "proj", "junk", str(junk)): ("junk.csv", "not UTF-8 text"),
         ("dataset", "add", "proj", "ragged", str(ragged)): ("ragged.csv", "row 2 has 4"),
         ("dataset", "add", "proj", "twice", str(twice)): ("column 'a' twice",),
+        ("dataset", "add", "proj", "pq", str(tmp_path / "twice.parquet")): ("column 'a' twice",),
         # what is there, but not what is asked for, is not said to be missing
         ("dataset", "add", "proj", "d", str(tmp_path / "dir.csv")): ("is not a regular file",),
         ("dataset", "add", "proj", "f", str(tmp_path / "fifo.csv")): ("is not a regular file",),
@@ -474,3 +484,4 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
         assert refused(result, *words), args[:3]
     ok(cli(*idle, "0"))
     assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
+    ok(cli("dataset", "add", "proj", "unnamed", str(unnamed)))
