@@ -223,7 +223,7 @@ class JobsPane(Polled[Window], Vertical):
         last = q.offset + len(self.jobs)
         of = f"{self.total:,}" if self.total >= 0 else "…"
         parts = [f"jobs {first:,}-{last:,} of {of}"]
-        if replace(q, offset=0) != self.preset:
+        if replace(q, offset=0) not in (self.preset, JobQuery()):  # nothing, or the preset
             parts.append("filtered")
         if self.total > PAGE:
             parts.append("] older  [ newer")
