@@ -85,8 +85,8 @@ class Clamped:
         if len(lines) > self.most:
             lines = Lines(lines[: self.most])
             last = lines[-1]
-            last.rstrip()
             last.truncate(max(1, options.max_width - 1))
+            last.rstrip()
             last.append("…")
         yield Text("\n").join(lines)
 
