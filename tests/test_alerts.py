@@ -424,8 +424,10 @@ def test_a_chat_gets_the_text_of_a_job_inert(
     slack = "&lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; "
     assert slack + "[this](https://evil.example) ^[]0;x^G" in chat["text"]
     assert "<" not in chat["text"] and "\x1b" not in chat["text"]
+    assert chat["mrkdwn"] is False  # *bold* and _italics_ shown as typed
     # Teams reads Markdown: no link made of [text](url) there either.
     [teams] = hook.bodies("/teams")
+    assert set(teams) == {"text"}
     markdown = "\\[this\\]\\(https://evil.example\\) ^\\[\\]0;x^G"
     assert slack.replace("!", "\\!").replace("|", "\\|") + markdown in teams["text"]
     [body] = hook.bodies("/json")

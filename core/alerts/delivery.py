@@ -61,8 +61,14 @@ def chat_text(text: str, fmt: str) -> str:
 
 def payload(fmt: str, body: dict[str, Any]) -> dict[str, Any]:
     """What is posted: the body itself (``json``: its text exact, escaped by JSON), or
-    ``{"text": ...}`` (``slack``/``teams``)."""
-    return body if fmt == "json" else {"text": chat_text(text_of(body), fmt)}
+    ``{"text": ...}`` (``slack``/``teams``); for Slack with ``"mrkdwn": false``, so that
+    ``*bold*`` or ``_it_`` in a job's error is shown as typed."""
+    if fmt == "json":
+        return body
+    posted: dict[str, Any] = {"text": chat_text(text_of(body), fmt)}
+    if fmt == "slack":
+        posted["mrkdwn"] = False
+    return posted
 
 
 @dataclass(frozen=True)
