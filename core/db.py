@@ -56,6 +56,7 @@ def is_postgres(url: str) -> bool:
 
 
 DB_URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 def check_url(url: str) -> None:
@@ -74,6 +75,16 @@ def check_url(url: str) -> None:
             f"modeldeck keeps its registry in SQLite or PostgreSQL, not {printable(backend)} "
             f"({DB_URL_FORMS})"
         )
+    if backend != "sqlite" and parsed.drivername not in POSTGRES_DRIVERS:
+        raise ModelDeckError(
+            f"modeldeck drives PostgreSQL with psycopg 3, not {printable(parsed.drivername)}: "
+            f"write the URL as postgresql://USER@HOST/DATABASE"
+        )
+    if backend != "sqlite" and not parsed.database:
+        # libpq would pick a database named after the user, and modeldeck would set it up.
+        raise ModelDeckError(
+            "the database URL names no database: write postgresql://USER@HOST/DATABASE"
+        )
     if backend == "sqlite" and (parsed.database or ":memory:") == ":memory:":
         raise ModelDeckError(
             "a SQLite database in memory would be gone with this command and seen by no "
@@ -88,6 +99,17 @@ def normalize_url(url: str) -> str:
     if sep and scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"
     return url
+
+
+MASK = "modeldeckmasked"  # stands in for a password in a URL until it is shown as ***
+
+
+def shown_url(url: Any) -> str:
+    """A database URL (SQLAlchemy's) as it may be shown: its password masked, whether in
+    ``user:password@`` or in the query (``?password=...``), without the driver's name."""
+    query = {k: (MASK if k.lower() == "password" else v) for k, v in url.query.items()}
+    shown = url.set(drivername=url.get_backend_name(), query=query)
+    return shown.render_as_string(hide_password=True).replace(MASK, "***")
 
 
 def unreachable(exc: BaseException, shown: str) -> ModelDeckError:
@@ -342,9 +364,18 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def known_revisions() -> list[str]:
+    """This modeldeck's schema revisions, oldest first."""
+    return sorted(p.stem.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("*.py"))
+
+
 def head_revision() -> str:
-    heads = sorted(p.stem.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("*.py"))
-    return heads[-1]
+    return known_revisions()[-1]
+
+
+def newer_than_known(revision: str | None) -> bool:
+    """Whether the schema is at a revision this modeldeck does not know (a newer one's)."""
+    return revision is not None and revision not in known_revisions()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -369,6 +400,11 @@ def migrate(engine: Engine) -> str | None:
     before = current_revision(engine)
     if before == head:
         return before
+    if newer_than_known(before):
+        raise ModelDeckError(
+            f"the database's schema is at revision {before}, newer than this modeldeck knows "
+            f"(up to {head}): use the modeldeck that upgraded it, or a newer one"
+        )
     from alembic import command
     from alembic.config import Config
 
@@ -379,5 +415,14 @@ def migrate(engine: Engine) -> str | None:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["engine"] = engine
-        command.upgrade(cfg, "head")
+        try:
+            command.upgrade(cfg, "head")
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "42501":
+                raise
+            raise ModelDeckError(
+                f"the database's schema is at revision {before or 'none'} and this modeldeck "
+                f"needs {head}, but this role may not change it: the role that owns the "
+                "tables runs `modeldeck db upgrade`"
+            ) from None
     return before

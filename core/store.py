@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session
 
 from core import identity, pgwakeup, wakeup
@@ -25,6 +25,7 @@ from core.db import (
     read_rows,
     read_session,
     shared_queue,
+    shown_url,
     single_reader,
     unreachable,
     write_session,
@@ -60,8 +61,9 @@ class Store:
         self.shared_queue = shared_queue(self.engine)
         try:
             migrate(self.engine)
-        except OperationalError as exc:
-            if is_sqlite(self.db_url) and "unable to open" not in str(exc.orig):
+        except DatabaseError as exc:  # OperationalError too
+            refused = ("unable to open", "file is not a database")
+            if is_sqlite(self.db_url) and not any(r in str(exc.orig) for r in refused):
                 raise  # a locked or full database: not a URL to refuse
             self.engine.dispose()
             raise unreachable(exc, self.db_shown) from None
@@ -104,9 +106,7 @@ class Store:
     @property
     def db_shown(self) -> str:
         """The database URL as it may be shown: without its password."""
-        return self.engine.url.set(drivername=self.engine.url.get_backend_name()).render_as_string(
-            hide_password=True
-        )
+        return shown_url(self.engine.url)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -123,7 +123,11 @@ def test_a_failed_job_is_told_once_with_the_documented_body(
     assert bad in body["summary"] and "failed" in body["summary"]
     assert ISO_MS.match(body["at"])
     [chat] = hook.bodies("/chat")
-    assert set(chat) == {"text", "mrkdwn"} and bad in chat["text"] and "the data ran out" in chat["text"]
+    assert (
+        set(chat) == {"text", "mrkdwn"}
+        and bad in chat["text"]
+        and "the data ran out" in chat["text"]
+    )
     assert chat["text"].startswith("[modeldeck failed] ")
     [request] = [r for r in hook.received if r.path == "/json"]
     assert request.headers["Content-Type"] == "application/json"

@@ -285,6 +285,13 @@ def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path:
         ("sqlite://", "a SQLite database in memory would be gone with this command"),
         ("sqlite:///:memory:", "a SQLite database in memory would be gone with this command"),
         ("sqlite:////nonexistent/dir/x.db", "cannot open the database sqlite:////nonexistent"),
+        ("sqlite:///" + __file__, "file is not a database"),  # a file, but no database
+        # libpq would pick a database named after the user, and it would be set up
+        ("postgresql://", "the database URL names no database"),
+        ("postgresql://127.0.0.1", "the database URL names no database"),
+        ("postgresql+psycopg2://ana:s3cret@127.0.0.1/x", "with psycopg 3, not postgresql+psycopg2"),
+        # a password in the query is masked as one in user:password@
+        ("postgresql://nobody_here@127.0.0.1:1/x?password=s3cret", "x?password=***: "),
     ],
 )
 def test_a_database_url_that_cannot_be_used_is_one_line(
@@ -313,3 +320,24 @@ def test_a_history_time_past_the_calendar_is_one_line(
     assert main(["history", "anything", "--at", at]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: --at takes an ISO 8601 time") and "years 1 to 9999" in line
+
+
+def test_a_schema_newer_than_this_modeldeck_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database another, newer modeldeck upgraded: said so, not a traceback from alembic,
+    and ``db current`` does not call it behind."""
+    import sqlite3
+
+    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELDECK_DB", raising=False)
+    assert main(["projects"]) == 0
+    with sqlite3.connect(tmp_path / "modeldeck.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    capsys.readouterr()
+    for args in (["projects"], ["db", "upgrade"]):
+        assert main(args) == 2
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith("error: the database's schema is at revision 9999, newer than"), line
+    assert main(["db", "current"]) == 0
+    assert "revision 9999 (newer than this modeldeck's " in capsys.readouterr().out

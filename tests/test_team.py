@@ -600,3 +600,22 @@ def test_a_role_without_the_grants_is_refused_in_one_line_on_postgresql(
             line
         )
         assert "GRANTs in the README" in line
+
+
+def test_a_member_on_a_schema_behind_is_told_the_owner_upgrades_it_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A member's newer modeldeck on a schema the owner has not upgraded yet: it cannot
+    migrate it (the owner's tables), and says who can, not that grants are missing."""
+    Deck(home=tmp_path / "owner", db=pg_database.url.render_as_string(False)).close()
+    head = pg_database.admin.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    previous = f"{int(head) - 1:04d}"
+    pg_database.admin.execute(f"UPDATE alembic_version SET version_num = '{previous}'")
+    r = run(tmp_path / "member", "projects", "--db", pg_database.as_role("trainer1"), capfd=capfd)
+    assert r.code == 2 and r.out == ""
+    [line] = r.err.splitlines()
+    assert line == (
+        f"error: the database's schema is at revision {previous} and this modeldeck needs "
+        f"{head}, but this role may not change it: the role that owns the tables runs "
+        "`modeldeck db upgrade`"
+    ), line

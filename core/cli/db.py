@@ -28,12 +28,13 @@ def _no_file(url: str) -> bool:
 
 
 def _shown(engine: object) -> str:
-    url = engine.url  # type: ignore[attr-defined]
-    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+    from core.db import shown_url
+
+    return shown_url(engine.url)  # type: ignore[attr-defined]
 
 
 def db(cli: Cli) -> int:
-    from core.db import current_revision, head_revision, make_engine, migrate
+    from core.db import current_revision, head_revision, make_engine, migrate, newer_than_known
 
     sub = cli.args.db_cmd
     if sub == "copy":
@@ -70,7 +71,12 @@ def db(cli: Cli) -> int:
         done = "already at" if before == after else f"upgraded from {before or 'nothing'} to"
         say(f"database {shown}: {done} revision {after}")
     else:
-        state = "up to date" if after == head else f"behind {head}: run `modeldeck db upgrade`"
+        if after == head:
+            state = "up to date"
+        elif newer_than_known(after):
+            state = f"newer than this modeldeck's {head}: use a newer modeldeck"
+        else:
+            state = f"behind {head}: run `modeldeck db upgrade`"
         say(f"database {shown}: revision {after or 'none'} ({state})")
     return 0
 
@@ -87,13 +93,14 @@ def _revision(engine: object, current_revision: object) -> str | None:
 
 
 def _copy(cli: Cli) -> int:
-    from core.db import current_revision, is_postgres, make_engine
+    from core.db import check_url, current_revision, is_postgres, make_engine
     from core.dbcopy import copy_registry
     from core.errors import ModelDeckError
 
     to = cli.args.to
     if not is_postgres(to):
         raise ModelDeckError(f"--to takes a postgresql:// URL, not {to.split(':', 1)[0]!r}")
+    check_url(to)
     url = _target(cli)
     source = make_engine(url)
     target = make_engine(to)
