@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Session
 
 from core import identity, pgwakeup, wakeup
@@ -61,10 +61,13 @@ class Store:
         self.shared_queue = shared_queue(self.engine)
         try:
             migrate(self.engine)
-        except DatabaseError as exc:  # OperationalError too
-            refused = ("unable to open", "file is not a database")
-            if is_sqlite(self.db_url) and not any(r in str(exc.orig) for r in refused):
-                raise  # a locked or full database: not a URL to refuse
+        except DatabaseError as exc:  # OperationalError, and SQLite's "not a database"
+            if is_sqlite(self.db_url):
+                refused = ("unable to open", "file is not a database")
+                if not any(r in str(exc.orig) for r in refused):
+                    raise  # a locked or full database: not a URL to refuse
+            elif not isinstance(exc, OperationalError):
+                raise  # refused by the server (a role without grants): said as such
             self.engine.dispose()
             raise unreachable(exc, self.db_shown) from None
         self._single = single_reader(self.engine)

@@ -373,7 +373,15 @@ def test_history_timeline(lived: Team, capfd: pytest.CaptureFixture[str]) -> Non
 
 # -- PostgreSQL: real roles --------------------------------------------------------------------
 
-APPEND_ONLY = ("approval", "job_event", "deployment_event", "project_event")
+APPEND_ONLY = (
+    "approval",
+    "job_event",
+    "deployment_event",
+    "project_event",
+    "metrics_record",
+    "statistics_record",
+    "log_chunk",
+)
 
 
 def team_grants(database: str, group: str = "modeldeck_users") -> list[str]:
@@ -505,11 +513,11 @@ def test_approvals_and_events_are_append_only_on_postgresql(
         "job_event": "UPDATE job_event SET message = 'nothing happened'",
         "deployment_event": "DELETE FROM deployment_event",
         "project_event": "DELETE FROM project_event",
+        "metrics_record": "UPDATE metrics_record SET metrics = '{}'",
+        "statistics_record": "DELETE FROM statistics_record",
+        "log_chunk": "UPDATE log_chunk SET data = ''::bytea",
     }
-    counts = (
-        "SELECT (SELECT count(*) FROM approval), (SELECT count(*) FROM job_event), "
-        "(SELECT count(*) FROM deployment_event), (SELECT count(*) FROM project_event)"
-    )
+    counts = f"SELECT {', '.join(f'(SELECT count(*) FROM {t})' for t in tampering)}"
     before = pg_database.admin.execute(counts).fetchone()
     kept = pg_database.admin.execute("SELECT by, reason FROM approval").fetchall()
     assert kept == [("reviewer1", "fine")]
@@ -536,6 +544,11 @@ def test_approvals_and_events_are_append_only_on_postgresql(
         assert said.startswith(f"{table} is append-only") and "GRANT" not in said
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         pg_database.admin.execute("TRUNCATE job_event")
+    # Who made a job is kept: nobody rewrites it (the job's other columns change as it runs).
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="who made job"):
+        pg_database.admin.execute("UPDATE job SET actor = 'trainer1'")
+    pg_database.admin.execute("UPDATE job SET error = error")  # the rest as before
+    assert {a for (a,) in pg_database.admin.execute("SELECT actor FROM job")} == {"reviewer1"}
     assert pg_database.admin.execute(counts).fetchone() == before
     assert pg_database.admin.execute("SELECT by, reason FROM approval").fetchall() == kept
     assert min(before) > 0  # every table had rows to protect
