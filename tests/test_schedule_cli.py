@@ -44,6 +44,10 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
 
     r = cli("schedule", dep, "--pause", "--json")
     assert r.code == 0 and r.json()["paused"] is True and r.json()["next_run_at"] is None
+    kinds = [e.kind for e in deck.deployment_events(dep)]
+    r = cli("schedule", dep, "--pause", "--json")  # paused already: nothing more recorded
+    assert r.code == 0 and r.json()["paused"] is True
+    assert [e.kind for e in deck.deployment_events(dep)] == kinds
     r = cli("schedule", dep, "--resume", "--json")
     assert r.code == 0 and r.json()["paused"] is False and r.json()["next_run_at"]
 

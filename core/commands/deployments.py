@@ -72,6 +72,13 @@ class Deployments:
                 raise ModelDeckError(
                     f"deployment {d.id} has no schedule: give one with --cron EXPR"
                 )
+            unchanged = (
+                (expr is None or expr == d.schedule)
+                and (timezone is None or timezone == (d.timezone or "UTC"))
+                and (paused is None or paused == bool(d.paused))
+            )
+            if unchanged:  # paused twice, say: nothing to record, the next run kept
+                return convert.deployment_view(s, d)
             if expr or timezone:
                 same = identical_deployment(
                     s,
