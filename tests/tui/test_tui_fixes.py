@@ -419,3 +419,22 @@ async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
             s.commit()
         await wait_for(pilot, lambda: "end of log · lines 1-5 of 5" in screen_text(app))
         assert "far-away lost" not in screen_text(app)
+
+
+async def test_a_long_model_name_is_cut_and_leaves_room_for_the_others(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """A model name of 200 characters (allowed) at 80 columns: cut with …, its version,
+    status and metric still on screen (it pushed them off)."""
+    long = "m" * 200
+    write_model(repo, long, SCRIPTED_TRAINING)
+    deck.train(project, long, "train")
+    run_all(deck)
+    app = ModelDeckApp(deck, project=project, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        table = app.screen.query_one("#models-table", DeckTable)
+        await wait_for(pilot, lambda: table.row_count >= 2)
+        await wait_for(pilot, lambda: "mmmm…" in screen_text(app))
+        assert {"version", "status", "metric"} <= set(table.shown_columns)
+        assert "v1" in screen_text(app) and "trained" in screen_text(app)

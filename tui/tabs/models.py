@@ -98,8 +98,10 @@ class ModelsPane(Polled[Models], Vertical):
             ("created", 3),
             ("approval", 2),
         ):
-            # A headline too long even then is cut at its end (the dataset's name) with "…".
-            table.add_column(name, key=name, drop=drop, shrink=16 if name == "metric" else 0)
+            # A headline too long even then is cut at its end (the dataset's name) with "…",
+            # and so is a long model name (names may have 200 characters).
+            shrink = {"metric": 16, "model": 16}.get(name, 0)
+            table.add_column(name, key=name, drop=drop, shrink=shrink)
         yield table
         yield Label("", id="models-hint", classes="window")
 
