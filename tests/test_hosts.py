@@ -252,6 +252,9 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(
     assert running.host == "alpha"
     staging = store / ".staging" / job  # where its process writes its version's files
     assert staging.is_dir()
+    # Set again while alpha's engine serves: said that it keeps its store until it restarts.
+    again = beta.run("config", "set", "artifacts", str(store))
+    assert again.returncode == 0 and "keep their artifact store until they restart" in again.stderr
     try:
         a.kill()  # kill -9: the host's engine is gone, and nothing beats for it
         a.wait(10)
@@ -506,7 +509,8 @@ def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path
         assert len(done.stderr.strip().splitlines()) == 1
     assert json.loads(beta.ok("config", "get", "artifacts", "--json"))["default"] is True
     store.mkdir()
-    alpha.ok("config", "set", "artifacts", str(store))
+    quiet = alpha.run("config", "set", "artifacts", str(store))  # no engine serves: no note
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert beta.ok("config", "get", "artifacts").strip() == str(store)  # every host's
 
     write_model(repo, "scripted", SCRIPTED_TRAINING)

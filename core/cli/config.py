@@ -16,6 +16,11 @@ def config(cli: Cli) -> int:
         )
     if a.config_cmd == "set":
         view = hosts.set_setting(a.key, a.value)
+        if view.key == "artifacts" and any(e.state == "serving" for e in hosts.engines()):
+            from core.cli.output import err
+
+            # An engine reads the store once, as it starts (it refuses one it cannot use).
+            err("note: engines serving now keep their artifact store until they restart")
         return cli.show(view, f"{view.key} = {view.value}")
     view = hosts.setting(a.key)
     return cli.show(view, view.value)
