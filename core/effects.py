@@ -83,6 +83,21 @@ def _active_deployment(s: Session, job: JobRow) -> Deployment:
     return d
 
 
+def _deployment_of_run(s: Session, job: JobRow) -> Deployment:
+    """The deployment a batch prediction ran for: active, or retired while the run went on."""
+    d = s.get(Deployment, job.deployment_id, with_for_update=True) if job.deployment_id else None
+    started = job.started_at
+    if (
+        d is not None
+        and d.status == DeploymentStatus.retired.value
+        and started is not None
+        and d.retired_at is not None
+        and d.retired_at >= started
+    ):
+        return d
+    return _active_deployment(s, job)
+
+
 def _decision_evaluations(s: Session, job: JobRow, v: ModelVersion) -> list[dict[str, Any]]:
     """The evaluations an approval or rejection is made on: those its job names (the ones the
     approver was shown when it was submitted), else the one the version is judged on now."""
@@ -382,8 +397,9 @@ def predicted(
     now: datetime,
 ) -> Path | None:
     """A batch prediction: an event with the summary of what it wrote (the files stay in
-    the job's output folder)."""
-    d = _active_deployment(s, job)
+    the job's output folder). A run that was going when its deployment was retired is
+    recorded as it ended: what it scored is real."""
+    d = _deployment_of_run(s, job)
     summary = clean_summary(result.get("predictions"))
     files = f"{len(job.outputs or [])} output file(s)"
     job.add_event(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from deploy_support import approved_version, deploy, scheduling_deck, utc, wait_for
+from deploy_support import approved_version, deploy, scheduling_deck, utc, wait_final, wait_for
 
 from core.clock import FakeClock
 from core.engine import Engine
@@ -102,6 +102,28 @@ def test_fire_during_a_running_batch_is_skipped_with_an_event(
     clock.set(utc(2026, 3, 2, 12, 30))
     engine.tick()
     assert len(scheduled_jobs(fdeck, dep)) == 2
+
+
+def test_a_run_going_when_its_deployment_is_retired_completes(
+    fdeck, engine, version, clock, repo
+) -> None:
+    """Retiring a deployment while its batch prediction runs: the run ends as it went
+    (completed, its predictions recorded), not failed as if something broke."""
+    dep = deploy(fdeck, engine, version)
+    hold = repo / "data" / "hold"
+    hold.touch()
+    run = fdeck.predict(dep)
+    wait_for(lambda: (engine.tick(), fdeck.job(run.id).status == "running")[1], what="running")
+    clock.set(utc(2026, 3, 2, 12, 30))  # retired after the run started
+    retire = fdeck.retire(dep, "replaced")
+    wait_final(fdeck, retire.id, engine=engine)
+    assert fdeck.deployment(dep).status == "retired"
+    hold.unlink()
+    final = wait_final(fdeck, run.id, engine=engine)
+    assert final.status == "completed" and final.error is None, final
+    assert any(e.kind == "predictions_written" for e in fdeck.events(run.id))
+    # A run queued after the retirement still does not run.
+    assert "retired" in str(pytest.raises(Exception, fdeck.predict, dep).value)
 
 
 def test_missed_fires_within_grace_coalesce_into_one_run(fdeck, engine, version, clock) -> None:
