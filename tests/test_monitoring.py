@@ -193,6 +193,9 @@ def test_scored_data_with_the_target_gives_metrics_and_columns_that_come_and_go(
     feats = by_name(run)
     assert feats["city"].status == "missing" and feats["extra"].status == "new"
     assert feats["city"].psi is None and run.status == "alert"
+    # The run's log (what `predict` shows) names them too, not only the PSIs.
+    said = [x for x in deck.log_path(last).read_text().splitlines() if "drift against" in x]
+    assert said and said[0].endswith("; missing: city; new: extra"), said
 
     perf = ok(cli("performance", dep, "--json")).json()
     assert len(perf) == 1 and perf[0]["metrics"]["accuracy"] == run_accuracy(deck, dep)

@@ -255,5 +255,12 @@ def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any]:
         key=lambda f: -f["psi"],
     )[:3]
     shown = ", ".join(f"{f['name']} {f['psi']:.3f}" for f in worst)
-    print(f"modeldeck: drift against the baseline: PSI {shown or '-'}", flush=True)
+    changes = []  # what no PSI measures, and the engine judges all the same
+    for change, said in (("missing", "missing"), ("new", "new"), ("type", "of another type")):
+        names = [f["name"] for f in out["features"] if f.get("changed") == change]
+        if names:
+            changes.append(f"{said}: {', '.join(names)}")
+    rows = "" if prof["rows"] else " (no rows scored)"
+    line = f"PSI {shown or '-'}{rows}" + "".join(f"; {c}" for c in changes)
+    print(f"modeldeck: drift against the baseline: {line}", flush=True)
     return out
