@@ -444,6 +444,19 @@ def test_a_log_followed_from_another_hosts_home_gets_every_line_live(hosts, shar
     assert lines == [f"tick {i}" for i in range(200)]
 
 
+def test_a_decision_jobs_log_is_in_the_database_too(deck: Deck, project: str, repo: Path) -> None:
+    """An approval runs in the engine, not as a process it follows: its log reaches the
+    database with its outcome, so another host reads it (it read nothing)."""
+    add_fast_stages(repo)
+    engine = Engine(deck, workers=2)
+    approved_version(deck, engine, project)
+    [job] = deck.jobs(job_type="approve")
+    written = deck.log_path(job.id).read_bytes()
+    assert b"approved version" in written
+    with ChunkLog(deck.store, job.id).open() as fh:
+        assert fh.read() == written
+
+
 def test_log_chunks_hold_the_files_bytes_at_the_same_offsets(tmp_path: Path, deck: Deck) -> None:
     from core.jobs import queued_job_rows
     from core.lifecycle import JobType

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, bindparam
+from sqlalchemy import Integer, bindparam, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -20,7 +20,7 @@ from core.errors import ModelDeckError
 from core.events import JobEventKind
 from core.jobrow import JobRow
 from core.lifecycle import ACTIVE_STATUSES, RULES, JobStatus, JobType
-from core.models import Job
+from core.models import Job, LogChunk
 from core.procfs import HOST
 from core.runner import CLEANUP_GRACE
 from core.store import Store
@@ -392,12 +392,18 @@ class Dispatcher:
                 )
             if not ended:
                 return  # stopped meanwhile (the session rolls back): its stop says so
+            # Its log, in the database too (other hosts read it there), with the outcome.
+            data = "".join(line + "\n" for line in lines).encode("utf-8", "backslashreplace")
+            if data:
+                s.execute(
+                    insert(LogChunk), [{"job_id": job_id, "seq": 0, "start": 0, "data": data}]
+                )
             s.commit()
         # Only what happened goes to the log: after the commit (a commit that fails puts the
         # job back in the queue, and its next run writes the log).
         try:
-            with open(job_dir / "log.txt", "a", encoding="utf-8") as fh:
-                fh.write("".join(line + "\n" for line in lines))
+            with open(job_dir / "log.txt", "ab") as fh:
+                fh.write(data)
         except OSError as exc:  # its events say the same: the outcome stays recorded
             log.error(
                 "modeldeck engine: writing the log of job %s failed: %s", job_id, describe(exc)
