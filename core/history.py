@@ -21,6 +21,7 @@ from core.models import (
     Approval,
     Dataset,
     Deployment,
+    DeploymentEvent,
     Job,
     Model,
     ModelVersion,
@@ -137,9 +138,9 @@ class History:
                 )
                 .order_by(col(Deployment.created_at), col(Deployment.id))
             ).all()
-            return [self._active(s, p, d) for d in rows]
+            return [self._active(s, p, d, when) for d in rows]
 
-    def _active(self, s: Session, p: Project, d: Deployment) -> ActiveDeployment:
+    def _active(self, s: Session, p: Project, d: Deployment, when: datetime) -> ActiveDeployment:
         v = s.get(ModelVersion, d.version_id)
         m = s.get(Model, v.model_id)
         deploy_job = s.get(Job, d.job_id) if d.job_id else None
@@ -167,8 +168,7 @@ class History:
             version=v.id,
             version_number=v.number,
             scores=scores.name if scores else None,
-            schedule=d.schedule,
-            timezone=d.timezone,
+            **dict(zip(("schedule", "timezone"), _schedule_at(s, d, when), strict=True)),
             deployed_at=d.created_at,
             deployed_by=deploy_job.actor if deploy_job else None,
             trained=self._trained(s, v, m),
@@ -249,7 +249,8 @@ class History:
         for d, v, m in rows:
             ds = s.get(Dataset, d.dataset_id)
             deploy = jobs.get(d.job_id or "")
-            schedule = f", schedule {d.schedule} ({d.timezone})" if d.schedule else ""
+            cron, zone = _schedule_at(s, d, d.created_at)  # as deployed: later changes aside
+            schedule = f", schedule {cron} ({zone})" if cron else ""
             common = {
                 "model": m.name,
                 "version": v.id,
@@ -288,3 +289,25 @@ class History:
             .order_by(col(ProjectEvent.id))
         ).all()
         return [TimelineEntry(at=r.at, kind="rules", by=r.by, text=r.message) for r in rows]
+
+
+def _schedule_at(s: Session, d: Deployment, when: datetime) -> tuple[str | None, str]:
+    """The deployment's schedule and zone as they were at ``when``: as it was created, then
+    changed by ``schedule`` (its timeline's events); its present ones when it has no
+    timeline to read them from."""
+    events = s.exec(
+        select(DeploymentEvent)
+        .where(
+            DeploymentEvent.deployment_id == d.id,
+            col(DeploymentEvent.kind).in_(["created", "schedule_changed"]),
+            col(DeploymentEvent.at) <= when,
+        )
+        .order_by(col(DeploymentEvent.at), col(DeploymentEvent.id))
+    ).all()
+    if not events or events[0].kind != "created":
+        return d.schedule, d.timezone or "UTC"
+    cron, zone = events[0].details.get("schedule"), events[0].details.get("timezone") or "UTC"
+    for e in events[1:]:
+        cron = e.details.get("schedule", cron)
+        zone = e.details.get("timezone", zone)
+    return cron, zone

@@ -295,7 +295,9 @@ def lived(team: Team) -> Team:
     try:
         ops.deploy(team.version, "score", "0 6 * * *", "Europe/Paris")
         settle(ops)
-        clock.advance(minutes=50)
+        clock.advance(minutes=10)
+        ops.set_schedule(ops.deployments("proj")[0].id, "0 7 * * *")  # an hour later from then
+        clock.advance(minutes=40)
         ops.retire(ops.deployments("proj")[0].id, "replaced")
         settle(ops)
     finally:
@@ -325,6 +327,13 @@ def test_history_at_a_moment_shows_where_the_deployment_came_from(
     assert [e["job_id"] for e in approval["evaluations"]] == [lived.evaluation]
     assert approval["evaluations"][0]["metrics"] == {"accuracy": 1.0}
     assert (d["retired_by"], d["retire_reason"]) == ("ops1", "replaced")  # later on
+    # Its schedule as it was then: 06:00 before the change at +10 minutes, 07:00 after it.
+    assert (d["schedule"], d["timezone"]) == ("0 7 * * *", "Europe/Paris")
+    early = iso(deployed + timedelta(minutes=5))
+    [before] = json.loads(
+        ok(run(home, "history", "proj", "--at", early, "--json", capfd=capfd)).out
+    )
+    assert (before["schedule"], before["timezone"]) == ("0 6 * * *", "Europe/Paris")
     # The same moment with an offset, and without a zone (UTC), give the same answer.
     paris = (deployed + timedelta(minutes=20)).astimezone(
         datetime.fromisoformat("2026-03-02T00:00+01:00").tzinfo
