@@ -230,6 +230,39 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         assert app.screen.job_id == predict.id
 
 
+CONSTANT_SCORING = """
+def score(context):
+    rows = context.dataset.path.read_text().splitlines()[1:]
+    lines = ["row,prediction"] + [f"{i},1" for i in range(len(rows))]
+    (context.output_dir / "predictions.csv").write_text("\\n".join(lines) + "\\n")
+"""
+
+
+async def test_the_psi_history_stays_plotted_after_a_run_without_psi(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """A latest run with no PSI (its batch had no rows) leaves the earlier runs' PSI on the
+    Drift tab's plot; it showed no series at all."""
+    # Its own scoring, which scores any rows, no rows too (the built-in needs one at least).
+    (repo / "models" / "clf" / "scoring.py").write_text(CONSTANT_SCORING)
+    _version, deployment = deployed(deck, project, repo)
+    deck.predict(deployment)
+    run_all(deck)
+    (repo / "data" / "scored.csv").write_text("x1,x2,label\n")  # a header, no rows
+    empty = deck.predict(deployment)
+    run_all(deck)
+    assert deck.job(empty.id).status == "completed", deck.job(empty.id).error
+    latest = deck.monitoring.drift(deployment)
+    assert latest is not None and all(f.psi is None for f in latest.features)
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_from_the_tab(app, pilot, deployment)
+        drift = screen.query_one("#drift-plot", PlotPanel)
+        await wait_for(pilot, lambda: bool(drift.series))
+        assert {s.name for s in drift.series} == {"x1", "x2"}
+        assert all(s.values[0] is not None and s.values[-1] is None for s in drift.series)
+
+
 async def test_a_schedule_in_a_zone_this_machine_does_not_know(
     deck: Deck, project: str, repo: Path
 ) -> None:

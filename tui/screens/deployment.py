@@ -184,7 +184,12 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             return
         latest = runs[0]
         shown = list(reversed(runs[:MAX_RUNS]))  # oldest to newest, left to right
-        plotted = [f.name for f in latest.features if f.psi is not None][:MAX_SERIES]
+        # The features with a PSI in any run shown, the latest run's first (worst first): a
+        # latest run without one (an empty batch, columns gone) leaves the history plotted.
+        plotted: list[str] = []
+        for run in runs[:MAX_RUNS]:
+            plotted += [f.name for f in run.features if f.psi is not None and f.name not in plotted]
+        plotted = plotted[:MAX_SERIES]
         series = []
         for name in plotted:
             values = []
