@@ -753,10 +753,8 @@ class FilterBox(Input):
         self.display = True
         self.focus()
 
-    def close(self, *, clear: bool = False) -> None:
-        """Hide the box (emptied with ``clear``)."""
-        if clear:
-            self.value = ""
+    def close(self) -> None:
+        """Hide the box (what it holds stays, for the next ``/``)."""
         self.display = False
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
