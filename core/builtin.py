@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import first_line
+from core.text import without_userinfo
+
 MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "model.onnx")
 MAX_BYTES_ENV = "MODELDECK_IMPORT_MAX_BYTES"
 TIMEOUT_ENV = "MODELDECK_IMPORT_TIMEOUT"
@@ -373,17 +376,7 @@ def _download(source: str, dest: Path, digest: Any) -> None:
     # Refused, unreachable, timed out, a broken answer; a URL httpx cannot use (a bad port,
     # a host name IDNA refuses).
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DownloadError(f"could not download {shown}: {reason}") from None
-
-
-def without_userinfo(url: str) -> str:
-    """``url`` with its user and password (``https://user:token@host/...``) masked."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    if not sep or "@" not in netloc:
-        return url
-    return f"{scheme}://***@{netloc.rsplit('@', 1)[1]}{slash}{path}"
+        raise DownloadError(f"could not download {shown}: {first_line(exc)}") from None
 
 
 def _fetch(source: str, dest: Path) -> str:

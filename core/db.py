@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlmodel import Session
 
 from core import rawsql
-from core.errors import ModelDeckError
+from core.errors import ModelDeckError, first_line
 from core.text import printable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -114,8 +114,7 @@ def shown_url(url: Any) -> str:
 
 def unreachable(exc: BaseException, shown: str) -> ModelDeckError:
     """The one-line refusal for a database that cannot be opened (``exc`` from connecting)."""
-    lines = [line.strip() for line in str(getattr(exc, "orig", None) or exc).splitlines()]
-    reason = next((line for line in lines if line), "no answer")
+    reason = first_line(getattr(exc, "orig", None) or exc, "no answer")
     return ModelDeckError(f"cannot open the database {shown}: {reason}")
 
 

@@ -16,13 +16,22 @@ class NotFound(ModelDeckError):
     """An id or name that names nothing."""
 
 
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """An error's message in one line: its first line that is not blank, else ``default``
+    (else the error's type name)."""
+    return next(
+        (line.strip() for line in str(exc).splitlines() if line.strip()),
+        default or type(exc).__name__,
+    )
+
+
 def permission_refusal(exc: BaseException) -> ModelDeckError | None:
     """The one-line refusal for a statement the PostgreSQL server refused this role
     (SQLSTATE 42501), with what to do about it; None for any other error."""
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) != "42501":
         return None
-    reason = next((line.strip() for line in str(orig).splitlines() if line.strip()), "denied")
+    reason = first_line(orig, "denied")
     if reason.startswith("permission denied for"):  # a role without the team's grants
         return ModelDeckError(
             f"the database refused this role: {reason} (give it the GRANTs in the README's "

@@ -87,6 +87,15 @@ def cut(text: str, most: int) -> str:
     return "".join(kept) + "…"
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` with its user and password (``https://user:token@host/...``) masked."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url
+    return f"{scheme}://***@{netloc.rsplit('@', 1)[1]}{slash}{path}"
+
+
 def has_controls(text: str) -> bool:
     """Whether ``text`` holds a control character other than tab, or a lone surrogate:
     whether :func:`printable` changes it (newlines aside)."""

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from core import lookup
 from core.commands.catalog import Catalog
 from core.commands.submit import Submitter
-from core.errors import ModelDeckError, NotFound
+from core.errors import ModelDeckError, NotFound, first_line
 from core.events import JobEventKind
 from core.hosts import Hosts
 from core.inputs import check_name
@@ -28,7 +28,7 @@ from core.repo import (
     require_file,
     requirements,
 )
-from core.text import printable
+from core.text import printable, without_userinfo
 from core.views import JobView
 
 
@@ -226,14 +226,11 @@ def _check_url(source: str) -> None:
     name that is no valid IDNA name)."""
     import httpx
 
-    from core.builtin import without_userinfo
-
     try:
         host = httpx.URL(source).host
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelDeckError(
-            f"cannot download '{printable(without_userinfo(source))}': {printable(reason)}"
+            f"cannot download '{printable(without_userinfo(source))}': {printable(first_line(exc))}"
         ) from None
     if not host:
         raise ModelDeckError(f"cannot download '{printable(without_userinfo(source))}': no host")
