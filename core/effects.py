@@ -74,28 +74,17 @@ def _version(s: Session, job: JobRow) -> ModelVersion:
     return v
 
 
-def _active_deployment(s: Session, job: JobRow) -> Deployment:
+def _active_deployment(s: Session, job: JobRow, while_it_ran: bool = False) -> Deployment:
+    """The job's deployment, locked; refused unless active (``while_it_ran``: or retired
+    after the job started, for a run that was going then)."""
     d = s.get(Deployment, job.deployment_id, with_for_update=True) if job.deployment_id else None
     if d is None:
         raise ModelDeckError(f"deployment {job.deployment_id} no longer exists")
-    if d.status != DeploymentStatus.active.value:
+    started, retired = job.started_at, d.retired_at
+    ran_before = while_it_ran and started is not None and retired is not None and retired >= started
+    if d.status != DeploymentStatus.active.value and not ran_before:
         raise ModelDeckError(f"deployment {d.id} is {d.status}")
     return d
-
-
-def _deployment_of_run(s: Session, job: JobRow) -> Deployment:
-    """The deployment a batch prediction ran for: active, or retired while the run went on."""
-    d = s.get(Deployment, job.deployment_id, with_for_update=True) if job.deployment_id else None
-    started = job.started_at
-    if (
-        d is not None
-        and d.status == DeploymentStatus.retired.value
-        and started is not None
-        and d.retired_at is not None
-        and d.retired_at >= started
-    ):
-        return d
-    return _active_deployment(s, job)
 
 
 def _decision_evaluations(s: Session, job: JobRow, v: ModelVersion) -> list[dict[str, Any]]:
@@ -399,7 +388,7 @@ def predicted(
     """A batch prediction: an event with the summary of what it wrote (the files stay in
     the job's output folder). A run that was going when its deployment was retired is
     recorded as it ended: what it scored is real."""
-    d = _deployment_of_run(s, job)
+    d = _active_deployment(s, job, while_it_ran=True)
     summary = clean_summary(result.get("predictions"))
     files = f"{len(job.outputs or [])} output file(s)"
     job.add_event(

@@ -154,6 +154,7 @@ class History:
             )
             .order_by(col(Approval.id).desc())
         ).first()
+        schedule, timezone = _schedule_at(s, d, when)  # as it was then
         retire_job = s.exec(
             select(Job).where(
                 Job.deployment_id == d.id,
@@ -168,7 +169,8 @@ class History:
             version=v.id,
             version_number=v.number,
             scores=scores.name if scores else None,
-            **dict(zip(("schedule", "timezone"), _schedule_at(s, d, when), strict=True)),
+            schedule=schedule,
+            timezone=timezone,
             deployed_at=d.created_at,
             deployed_by=deploy_job.actor if deploy_job else None,
             trained=self._trained(s, v, m),
