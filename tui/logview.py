@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.text import Text
 from textual import events
@@ -23,7 +24,7 @@ from textual.message import Message
 from textual.widgets import Label, Log
 
 from core.logs import ERROR_PATTERN
-from core.text import cells, printable
+from core.text import printable
 from tui.format import literal
 from tui.widgets import DeckNode, FilterBox, in_view
 
@@ -472,9 +473,9 @@ class LogPane(DeckNode, Vertical):
             return
         log = self.log_widget
         width = log.scrollable_content_region.width
-        # As the Log draws the line: tabs expanded.
-        start = cells(text[: found.start()].expandtabs())
-        end = cells(text[: found.end()].expandtabs())
+        # Measured as the Log draws the line: tabs expanded, by Rich's cell widths.
+        start = cell_len(text[: found.start()].expandtabs())
+        end = cell_len(text[: found.end()].expandtabs())
         if log.scroll_x <= start and end <= log.scroll_x + width:
             return
         x = max(0, start - width // 4)

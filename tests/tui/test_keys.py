@@ -50,6 +50,14 @@ def table_keys(app: ModelDeckApp, selector: str) -> list[str]:
     return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
 
 
+async def open_job_log(app: ModelDeckApp, pilot, job_id: str) -> LogPane:  # type: ignore[no-untyped-def]
+    """The job's screen opened from the project screen: its log pane."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+    app.open_job(job_id)
+    await wait_for(pilot, lambda: job_screen_ready(app))
+    return app.screen.query_one(LogPane)
+
+
 async def open_jobs_tab(app: ModelDeckApp, pilot) -> JobsPane:  # type: ignore[no-untyped-def]
     await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
     await pilot.press("2")
@@ -190,10 +198,7 @@ async def test_follow_toggle_scroll_pauses_and_end_resumes(deck: Deck, project: 
     job = deck.train(project, "scripted", "train", {"lines": 3000, "sleep": 30})
     app = make_app(deck)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
-        app.open_job(job.id)
-        await wait_for(pilot, lambda: job_screen_ready(app))
-        pane = app.screen.query_one(LogPane)
+        pane = await open_job_log(app, pilot, job.id)
         await wait_for(pilot, lambda: pane.total >= 3001 and pane.end == pane.total)
         assert pane.follow
         await pilot.press("f")
@@ -265,10 +270,7 @@ async def test_a_finished_jobs_log_opens_on_its_last_line(deck: Deck, project: s
     run_all(deck)
     app = make_app(deck)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
-        app.open_job(job.id)
-        await wait_for(pilot, lambda: job_screen_ready(app))
-        pane = app.screen.query_one(LogPane)
+        pane = await open_job_log(app, pilot, job.id)
         await wait_for(pilot, lambda: pane.end == pane.total > 100)
         assert pane.lines[-1] == "RuntimeError: the very end"
         await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
@@ -279,10 +281,7 @@ async def test_search_and_next_error_read_the_whole_log(deck: Deck, project: str
     run_all(deck)
     app = make_app(deck)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
-        app.open_job(job.id)
-        await wait_for(pilot, lambda: job_screen_ready(app))
-        pane = app.screen.query_one(LogPane)
+        pane = await open_job_log(app, pilot, job.id)
         await wait_for(pilot, lambda: pane.total > 2500 and pane.end == pane.total)
         assert pane.start > 999  # the window holds the newest lines only
         await pilot.press("slash")
@@ -317,10 +316,7 @@ async def test_a_match_far_to_the_right_is_scrolled_into_view(
     run_all(deck)
     app = make_app(deck)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
-        app.open_job(job.id)
-        await wait_for(pilot, lambda: job_screen_ready(app))
-        pane = app.screen.query_one(LogPane)
+        pane = await open_job_log(app, pilot, job.id)
         await wait_for(pilot, lambda: pane.total >= 1200)
         assert pane.start > 20  # the match is outside the window read first
         await pilot.press("slash")

@@ -51,9 +51,12 @@ def deployment_event_table(event: DeploymentEventView, d: DeploymentView) -> Tab
 
 
 class _EventDetail(DeckScreen):
-    """An event's fields, then its details."""
+    """An event's fields, then its details; ``j`` goes to its job (``action_open_job``)."""
 
     TITLE = "Event"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "open_job", "Its job", id="event.job"),
+    ]
 
     def __init__(self, crumb: str, fields: Table, details: dict[str, object]) -> None:
         super().__init__()
@@ -74,10 +77,6 @@ class _EventDetail(DeckScreen):
 class EventScreen(_EventDetail):
     """One event of a job; ``j`` goes to its job when it was opened from elsewhere."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "open_job", "Its job", id="event.job"),
-    ]
-
     def __init__(self, event: EventView, job: JobView) -> None:
         crumb = f"modeldeck / {job.project} / job {job.short_id} / event {event.seq}"
         super().__init__(crumb, event_table(event, job), event.details)
@@ -91,10 +90,6 @@ class EventScreen(_EventDetail):
 class DeploymentEventScreen(_EventDetail):
     """One event of a deployment's timeline; ``j`` goes to the job it names (a run, a
     drift computed by one)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "open_job", "Its job", id="event.job"),
-    ]
 
     def __init__(self, event: DeploymentEventView, deployment: DeploymentView) -> None:
         d = deployment
