@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlmodel import Session
 
-from core import rawsql
+from core import collector, rawsql
 from core.errors import ModelDeckError, first_line
 from core.text import printable
 
@@ -171,7 +171,11 @@ def make_engine(url: str) -> Engine:
     SQLite: WAL so readers never wait for the writer, a long busy timeout, and write
     transactions that take the write lock up front (``BEGIN IMMEDIATE``) so two writers
     queue instead of failing with ``database is locked`` when one upgrades a read lock.
+
+    The storage stack is imported by now: the collector, held while a command starts, is
+    released (``core.collector``).
     """
+    collector.release()
     if is_postgres(url):
         return _postgres_engine(normalize_url(url))
     if not is_sqlite(url):

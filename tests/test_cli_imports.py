@@ -6,6 +6,7 @@ Each probe is a fresh interpreter that runs the CLI's code and then lists ``sys.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -145,3 +146,48 @@ def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path: Path) -> Non
         os.close(write)
     assert proc.returncode == 1
     assert proc.stderr == b""
+
+
+def test_the_console_script_holds_the_collector_until_the_database_opens(
+    home: Path, queued: str
+) -> None:
+    """Start-up runs without cycle collections (core/collector.py); the command itself, an
+    engine serving for days say, runs with the collector on, the start's objects frozen."""
+    probe = (
+        "import gc, json, sys\n"
+        "from core import collector\n"
+        "from tui import entry\n"
+        "seen = []\n"
+        "real_release, real_main = collector.release, entry.main\n"
+        "def release():\n"
+        "    seen.append(gc.isenabled())\n"
+        "    real_release()\n"
+        "def main():\n"
+        "    code = real_main()\n"
+        "    print('\\x00' + json.dumps([code, seen, gc.isenabled(), gc.get_freeze_count()]))\n"
+        "    return code\n"
+        "collector.release = release\n"
+        "entry.main = main\n"
+        f"sys.argv = ['modeldeck', 'jobs', 'proj', '--home', {str(home)!r}]\n"
+        "entry.run()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    printed, _, tail = proc.stdout.rpartition("\x00")
+    code, seen, enabled, frozen = json.loads(tail)
+    assert code == 0 and queued[:8] in printed, proc.stderr
+    assert seen and not seen[0]  # held while the command started
+    assert enabled and frozen > 10_000  # on again once the database was opened
+
+
+def test_the_collector_stays_off_when_it_was_turned_off_before() -> None:
+    from core import collector
+
+    gc.disable()
+    try:
+        collector.hold()
+        collector.release()
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from core import collector
 from core.cli import main as cli_main
 
 
@@ -27,6 +28,7 @@ def run() -> None:
     a CPU second, after the command is done). Registered first, ``_leave`` runs last of the
     exit handlers, once the non-daemon threads have ended: nothing but that freeing is
     skipped."""
+    collector.hold()  # until the command's modules are in (core/collector.py)
     status = {"code": 1}  # an exception's traceback is printed, and the exit code is 1
     atexit.register(_leave, status)
     try:
