@@ -260,12 +260,15 @@ def score(context: Any) -> None:
     ident = id_column(frame, ds, model)
     x = align(model, _features(model, x, ident))
     print(f"scoring {len(frame)} rows of {ds.name}" + (f" (ids from {ident!r})" if ident else ""))
-    pred = model.predict(x)
+    # An empty batch (its file has the header only: no new data this time) has no
+    # predictions, and is no error: models refuse to predict zero rows, so they are not asked.
+    pred = model.predict(x) if len(x) else np.array([])
     first = {ident: frame[ident].to_numpy()} if ident else {"row": np.arange(len(frame))}
     out = pd.DataFrame({**first, "prediction": pred})
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(x)
-        classes = getattr(model, "classes_", range(proba.shape[1]))
+    classes = getattr(model, "classes_", None)
+    if hasattr(model, "predict_proba") and (len(x) or classes is not None):
+        proba = model.predict_proba(x) if len(x) else np.empty((0, len(classes)))
+        classes = classes if classes is not None else range(proba.shape[1])
         for i, cls in enumerate(classes):
             out[f"proba_{cls}"] = proba[:, i]
     path = context.output_dir / PREDICTIONS_FILE

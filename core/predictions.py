@@ -72,6 +72,8 @@ def summary_text(summary: dict[str, Any] | None) -> str:
     if not summary:
         return "no summary (the scorer wrote none)"
     rows = summary.get("rows", 0)
+    if not rows:
+        return "0 predictions (no rows to score)"
     if summary.get("kind") == "classes":
         parts = [
             f"{label}: {n} ({100 * n / rows:.0f}%)" if rows else f"{label}: {n}"

@@ -221,6 +221,23 @@ def test_scored_data_with_the_target_gives_metrics_and_columns_that_come_and_go(
     assert "FEATURE" in human and "missing" in human and "(prediction)" in human
 
 
+def test_an_empty_batch_completes_with_no_predictions_and_no_drift_run(setup) -> None:
+    """A batch whose file has its header only (no new data this time) is no failure and
+    no drift: the built-in scorer does not ask the model to predict zero rows, and PSI on
+    no data (every bin empty) would read as the worst drift of every column."""
+    deck, engine, dep, data, _ = setup
+    first = run_batch(deck, engine, dep, sample(3, label=False), data)
+    empty = run_batch(deck, engine, dep, sample(3, label=False).iloc[:0], data)
+    predictions = deck.job_dir(empty) / "output" / "predictions.csv"
+    assert predictions.read_text().splitlines() == ["row,prediction,proba_0,proba_1"]
+    log = deck.log_path(empty).read_text()
+    assert "0 predictions (no rows to score)" in log
+    assert "no drift: the batch has no rows to compare with the baseline" in log
+    assert [r.job_id for r in deck.monitoring.history(dep)] == [first]
+    assert deck.deployment(dep).drift_status == "ok"  # the last run with rows
+    assert "drift_computed" not in [e.kind for e in deck.events(empty)]
+
+
 def run_accuracy(deck: Deck, dep: str) -> float:
     return next(r.metrics["accuracy"] for r in deck.monitoring.history(dep) if r.metrics)
 

@@ -217,11 +217,16 @@ def _metrics(ctx: Any, frame: pa.Table, kind: str) -> dict[str, Any]:
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in result.items()}
 
 
-def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any]:
+def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any] | None:
     """A batch prediction's drift against its version's baseline (``reference``, as the
-    engine's spec gives it), and the model's metrics when the scored data has the target."""
+    engine's spec gives it), and the model's metrics when the scored data has the target.
+    None for a batch without rows (its file has the header only): there is nothing to
+    compare, and no drift run is kept (PSI on no data would read as the worst drift)."""
     stats = dataset_statistics(ctx, reference=reference.get("columns") or {}, quiet=True)
     prof = stats["profile"]
+    if not prof["rows"]:
+        print("modeldeck: no drift: the batch has no rows to compare with the baseline", flush=True)
+        return None
     base = {"columns": reference.get("columns") or {}, "samples": reference.get("samples") or {}}
     features = [str(f) for f in reference.get("features") or []]
     ignored = ignored_columns(ctx, list(prof["columns"])) + list(reference.get("ignored") or [])
@@ -260,7 +265,6 @@ def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any]:
         names = [f["name"] for f in out["features"] if f.get("changed") == change]
         if names:
             changes.append(f"{said}: {', '.join(names)}")
-    rows = "" if prof["rows"] else " (no rows scored)"
-    line = f"PSI {shown or '-'}{rows}" + "".join(f"; {c}" for c in changes)
+    line = f"PSI {shown or '-'}" + "".join(f"; {c}" for c in changes)
     print(f"modeldeck: drift against the baseline: {line}", flush=True)
     return out
