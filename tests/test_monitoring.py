@@ -238,6 +238,27 @@ def test_an_empty_batch_completes_with_no_predictions_and_no_drift_run(setup) ->
     assert "drift_computed" not in [e.kind for e in deck.events(empty)]
 
 
+def test_a_column_of_another_type_is_type_changed_and_weighs_as_an_alert(tmp_path: Path) -> None:
+    """Text where the baseline had numbers: no PSI compares them, and the status says why
+    (``type_changed``, weighing as an alert) instead of a bare ``alert`` with no figure.
+    (Numbers where text was are read as text, on the baseline's values: a PSI.)"""
+    from core.monitoring import drift
+    from core.monitoring import profile as prof
+    from core.monitoring.record import _feature, _weight
+
+    base_path, scored_path = tmp_path / "base.csv", tmp_path / "scored.csv"
+    sample(1).to_csv(base_path, index=False)
+    sample(2).assign(b="unknown").to_csv(scored_path, index=False)
+    base = prof.profile_file(base_path)
+    scored = prof.profile_file(scored_path, reference=base["columns"])
+    raw = drift.compare(base, scored, ["a", "b"], ignored=["c", "city", "label"])
+    assert [f.get("changed") for f in raw] == [None, "type"]
+    a, b = (_feature(f, 0.1, 0.25) for f in raw)
+    assert b == {"name": "b", "kind": "numeric", "psi": None, "ks": None, "status": "type_changed"}
+    assert a is not None and a["status"] == "ok" and a["psi"] is not None
+    assert _weight(b["status"]) == _weight("alert")
+
+
 def run_accuracy(deck: Deck, dep: str) -> float:
     return next(r.metrics["accuracy"] for r in deck.monitoring.history(dep) if r.metrics)
 
@@ -285,6 +306,25 @@ def test_statistics_read_in_chunks_agree_with_pandas(tmp_path: Path, monkeypatch
     city = stats["columns"]["city"]
     assert [t["value"] for t in city["top"]] == frame["city"].value_counts().index.tolist()
     assert city["bins"]["counts"][-1] == 0  # no (other): every value is a top value
+
+
+def test_a_column_with_every_value_missing_drifts_into_its_missing_bin(tmp_path: Path) -> None:
+    """A scored column left empty (every value missing, so no type of its own) is compared
+    on the baseline's bins: all of it in the missing bin, a PSI that says so. Not a type
+    change, which the run would call an alert with no figure to show why."""
+    from core.monitoring import drift
+    from core.monitoring import profile as prof
+
+    base_path, scored_path = tmp_path / "base.csv", tmp_path / "scored.csv"
+    sample(1).to_csv(base_path, index=False)
+    sample(2).assign(b=np.nan).to_csv(scored_path, index=False)
+    base = prof.profile_file(base_path)
+    scored = prof.profile_file(scored_path, reference=base["columns"])
+    assert scored["columns"]["b"]["type"] == "numeric"
+    assert scored["columns"]["b"]["missing"] == 1000
+    b = drift.compare_column("b", base["columns"]["b"], scored["columns"]["b"], None, None)
+    assert "changed" not in b and b["psi"] > 0.25
+    assert b["labels"][-1] == drift.MISSING and b["scored"][-1] == 1.0
 
 
 def test_a_number_column_with_text_further_down_is_text(tmp_path: Path, monkeypatch) -> None:

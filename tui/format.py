@@ -47,6 +47,7 @@ STATUS_STYLE: dict[str, str] = {
     "alert": "bold $error",
     "new": "$warning",
     "missing": "$warning",
+    "type_changed": "$error",
 }
 
 STATUS_MARK: dict[str, str] = {

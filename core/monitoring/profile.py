@@ -275,9 +275,13 @@ def profile(
         if sample is None:
             for f in batch.schema:
                 order.append(f.name)
+                number = pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+                # Every value missing: no type of its own, so the baseline's (all of it in
+                # the missing bin, where PSI shows it), not a type change.
+                blank = pa.types.is_null(f.type) and reference is not None
                 is_num = (
                     f.name not in text_forced
-                    and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+                    and (number or blank)
                     and ref.get(f.name, {}).get("type", "numeric") == "numeric"
                 )
                 if is_num:

@@ -26,7 +26,7 @@ from core.monitoring.views import DEFAULT_ALERT_PSI, DEFAULT_WARN_PSI, DRIFT_STA
 from core.records import add_deployment_event
 
 # How a column that appeared, vanished or changed type weighs in a run's overall status.
-CHANGE_WEIGHT = {"new": "warn", "missing": "alert"}
+CHANGE_WEIGHT = {"new": "warn", "missing": "alert", "type_changed": "alert"}
 MAX_COLUMNS = 10_000
 
 
@@ -204,10 +204,10 @@ def _feature(raw: Any, warn: float, alert: float) -> dict[str, Any] | None:
         return None
     changed = raw.get("changed")
     psi, ks = _num(raw.get("psi")), _num(raw.get("ks"))
-    if changed in ("new", "missing"):
-        status, psi, ks = changed, None, None
-    elif changed == "type" or psi is None:
-        status = "alert"  # its type changed: it cannot be compared
+    if changed in ("new", "missing", "type"):
+        status, psi, ks = "type_changed" if changed == "type" else changed, None, None
+    elif psi is None:
+        status = "alert"  # nothing measured it: not to be taken for ok
     else:
         status = status_of(psi, warn, alert)
     out: dict[str, Any] = {

@@ -14,8 +14,9 @@ from datetime import datetime
 from core.views import _View
 
 DRIFT_STATUSES = ("ok", "warn", "alert")  # in rising order of concern
-# A column in only one of the two data sets: reported, never ignored.
-COLUMN_CHANGES = ("new", "missing")
+# A column in only one of the two data sets, or of another type in each (numbers where text
+# was, or text where numbers were: no PSI compares them): reported, never ignored.
+COLUMN_CHANGES = ("new", "missing", "type_changed")
 DEFAULT_WARN_PSI = 0.1
 DEFAULT_ALERT_PSI = 0.25
 
