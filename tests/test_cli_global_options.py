@@ -341,3 +341,30 @@ def test_a_schema_newer_than_this_modeldeck_is_one_line(
         assert line.startswith("error: the database's schema is at revision 9999, newer than"), line
     assert main(["db", "current"]) == 0
     assert "revision 9999 (newer than this modeldeck's " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["db", "copy", "--to", " "], "--to cannot be empty: give a postgresql://"),
+        (["jobs", "p", "--status", "queued", "--limit", "1"], None),  # a control: accepted
+        (["deploy", "v-1", "--dataset", "d", "--timezone", ""], "leave it out instead"),
+    ],
+)
+def test_an_empty_option_says_what_to_do_instead(
+    argv: list[str],
+    says: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An option that may be left out says so; one that is required (``db copy --to``)
+    says what it wants, not to leave it out."""
+    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+    if says is None:
+        main(argv)
+        assert "cannot be empty" not in capsys.readouterr().err
+        return
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert says in line, line

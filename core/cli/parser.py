@@ -91,12 +91,14 @@ def _psi(flag: str) -> Callable[[str], float]:
     return parse
 
 
-def _given(flag: str) -> Callable[[str], str]:
-    """An argument type: text that is not empty (leaving an option out is how to say none)."""
+def _given(flag: str, wanted: str | None = None) -> Callable[[str], str]:
+    """An argument type: text that is not empty. Leaving an option out is how to say none;
+    a required one says what it ``wanted`` instead."""
 
     def parse(text: str) -> str:
         if not text.strip():
-            raise argparse.ArgumentTypeError(f"{flag} cannot be empty: leave it out instead")
+            advice = f"give {wanted}" if wanted else "leave it out instead"
+            raise argparse.ArgumentTypeError(f"{flag} cannot be empty: {advice}")
         return text.strip()
 
     return parse
@@ -190,7 +192,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         dp = dsub.add_parser(name, help=text, description=text)
         _common(dp)
         if name == "copy":
-            dp.add_argument("--to", required=True, type=_given("--to"), help="postgresql://...")
+            dp.add_argument(
+                "--to",
+                required=True,
+                type=_given("--to", "a postgresql://USER@HOST/DATABASE URL"),
+                help="postgresql://USER@HOST/DATABASE (an empty database)",
+            )
     p = cmd("projects", "list projects")
     p.add_argument("--all", action="store_true", help="archived projects too")
     p = cmd("project", "manage projects")
