@@ -87,6 +87,17 @@ async def test_version_screen_shows_the_judged_evaluation_and_statistics_tables(
         assert [line[2] for line in x1] == ["20", "60", "60"] and x1[0][1] == "numeric"
         assert any(ch in stats for ch in "▁▂▃▄▅▆▇█")
         assert len(stats.splitlines()) < 21
+        # The grid's rows are metrics, not jobs: enter opens nothing (it opened a job named
+        # after the row, "job", that never loaded), and the footer offers no Open there.
+        metrics.focus()
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, VersionScreen)
+        assert not metrics.check_action("select_cursor", ())
+        lineage = app.screen.query_one("#lineage", DeckTable)
+        lineage.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
 
 
 async def test_the_reason_dialog_names_the_evaluation_and_records_the_one_picked(

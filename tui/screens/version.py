@@ -214,7 +214,8 @@ class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScree
                 classes="section",
             )
             yield Static("", id="version-no-metrics")
-            yield DeckTable(id="version-metrics", fixed_columns=1)  # names stay in view
+            # Names stay in view; a row is a metric across the records: nothing to open.
+            yield DeckTable(id="version-metrics", fixed_columns=1, opens=False)
             yield PlotPanel(
                 "metrics over time (#1 the oldest; when: the grid above)",
                 id="version-metrics-plot",
@@ -295,7 +296,7 @@ class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScree
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value:
+        if event.data_table.id == "lineage" and event.row_key.value:
             self.deck_app.open_job(str(event.row_key.value))
 
     def _baseline(self) -> None:
