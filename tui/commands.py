@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +34,9 @@ def _help(text: str) -> Any:
     """A hit's help line, shown literally: the palette parses a string as markup, and passes
     a Content through as it is."""
     return Content(printable(text))
+
+
+_JOB_ID = re.compile(r"j-[0-9a-f]{2,}")  # a job's id, or a prefix of one past its "j-"
 
 
 class DeckCommands(Provider):
@@ -83,14 +87,19 @@ class DeckCommands(Provider):
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
+        ref = query.strip().removeprefix("job").strip()
+        # What was typed is a job's id or the start of one: only the jobs it names, not
+        # others whose titles hold its letters in some order (j-c4db found j-c58dee94).
+        by_id = _JOB_ID.fullmatch(ref) is not None
         for title, help_text, callback in self._commands():
+            if by_id and not help_text.startswith(ref):  # a job's help is its id
+                continue
             shown = printable(title)
             score = matcher.match(shown)
             if score > 0:
                 yield Hit(
                     score, _highlight(matcher, shown), callback, text=shown, help=_help(help_text)
                 )
-        ref = query.strip().removeprefix("job").strip()
         if len(ref) >= 4 and " " not in ref:
             shown = printable(f"Go to job by id: {ref}")  # what was typed, literally
             yield Hit(

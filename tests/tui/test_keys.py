@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import write_model
+from conftest import SCRIPTED_TRAINING, write_model
 from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.lifecycle import FINAL_STATUSES
@@ -601,3 +601,34 @@ async def test_home_and_end_go_to_the_first_and_last_row(deck: Deck, project: st
         await wait_for(pilot, lambda: table.cursor_row == 3)
         await pilot.press("home")
         await wait_for(pilot, lambda: table.cursor_row == 0)
+
+
+async def test_the_palette_goes_to_the_job_whose_id_starts_as_typed(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """A job id's start, typed in the palette, goes to that job: not to one of the recent
+    jobs whose title holds the same letters scattered (j-c4db went to j-c58dee94)."""
+    from textual.command import CommandPalette
+
+    deck.add_project("other", repo)
+    deck.add_dataset("other", "train", repo / "data" / "train.csv", target="label")
+    wanted = deck.train("other", "scripted", "train", {})  # not among the project's jobs
+    # Recent jobs of the project on screen whose titles hold the typed letters: a model
+    # named after them.
+    look_alike = f"{wanted.id[:6]}-alike"
+    write_model(repo, look_alike, SCRIPTED_TRAINING)
+    for _ in range(3):
+        deck.train(project, look_alike, "train", {})
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*wanted.id[:6])
+        await wait_for(pilot, lambda: "Go to job by id" in screen_text(app))
+        await pilot.pause(0.3)
+        offered = [x for x in screen_text(app).split() if x.startswith("j-")]
+        assert offered and all(x.startswith(wanted.id[:6]) for x in offered), offered
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        assert app.screen.job_id == wanted.id
