@@ -241,14 +241,14 @@ def score(context):
 async def test_the_psi_history_stays_plotted_after_a_run_without_psi(
     deck: Deck, project: str, repo: Path
 ) -> None:
-    """A latest run with no PSI (its batch had no rows) leaves the earlier runs' PSI on the
-    Drift tab's plot; it showed no series at all."""
-    # Its own scoring, which scores any rows, no rows too (the built-in needs one at least).
+    """A latest run with no PSI (its batch had none of the features: every one missing)
+    leaves the earlier runs' PSI on the Drift tab's plot; it showed no series at all."""
+    # Its own scoring, which scores any rows, whatever their columns.
     (repo / "models" / "clf" / "scoring.py").write_text(CONSTANT_SCORING)
     _version, deployment = deployed(deck, project, repo)
     deck.predict(deployment)
     run_all(deck)
-    (repo / "data" / "scored.csv").write_text("x1,x2,label\n")  # a header, no rows
+    (repo / "data" / "scored.csv").write_text("y1,y2\n1,2\n3,4\n")  # renamed columns
     empty = deck.predict(deployment)
     run_all(deck)
     assert deck.job(empty.id).status == "completed", deck.job(empty.id).error
