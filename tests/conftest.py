@@ -222,6 +222,8 @@ class PgServer:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     url = os.environ.get(PG_ENV)
+    if not url and os.environ.get("CI"):
+        pytest.fail(f"{PG_ENV} is not set: CI runs the PostgreSQL cases (.ci/run sets it)")
     if not url:
         pytest.skip(
             f"PostgreSQL cases need a server: set {PG_ENV}=postgresql://USER@HOST:PORT/postgres"

@@ -34,6 +34,20 @@ def test_core_never_imports_textual_or_tui() -> None:
     assert "tui" not in loaded
 
 
+def test_no_module_of_core_names_textual_or_tui() -> None:
+    """Every file under core/, imports anywhere in it (a function's lazy one too), not only
+    what importing the service loads."""
+    files = sorted((ROOT / "core").rglob("*.py"))
+    assert len(files) > 50
+    found = {
+        str(path.relative_to(ROOT)): name
+        for path in files
+        for name in _imports(path)
+        if name.split(".")[0] in ("textual", "tui")
+    }
+    assert found == {}
+
+
 @pytest.mark.parametrize("module", ["core.runner", "core.forkserver", "core.procfs", "core.wakeup"])
 def test_job_processes_import_no_orm_and_no_dataframes(module: str) -> None:
     """The runner and the fork server that jobs are forked from stay light."""

@@ -220,7 +220,12 @@ def test_next_runs_say_no_engine_when_none_serves(
     engine.tick()  # an engine serves now: the next run will happen
     try:
         assert engine.holds_lease
-        assert "(no engine)" not in cli("deployments", "proj").out
-        assert "(no engine)" not in cli("schedule", dep).out
+        listed = cli("deployments", "proj")
+        assert listed.code == 0, listed.err
+        [row] = [line for line in listed.out.splitlines() if line.startswith(dep)]
+        assert "(no engine)" not in row, row
+        assert " 06:00:00 " in row  # the next run, unmarked
+        shown = cli("schedule", dep)
+        assert shown.code == 0 and "(no engine)" not in shown.out, shown.err
     finally:
         engine.release_lease()

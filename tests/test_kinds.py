@@ -3,6 +3,7 @@ says what the engine, the runner, the CLI and the TUI really do with a job of th
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -349,8 +350,23 @@ def test_every_event_kind_the_tour_wrote_is_in_its_enum(tour: Tour) -> None:
 
 
 def test_no_event_is_written_with_a_bare_string_kind() -> None:
-    source = _core_source()
-    bare = re.findall(r"add_(?:deployment_)?event\(\s*\w+,\s*[\w.]+,\s*\"\w+\"", source)
+    """Every ``add_event`` / ``add_deployment_event`` call, the functions' and the job row's
+    method alike, names its kind by the enum: no argument is the text of a kind."""
+    kinds = {k.value for k in JobEventKind} | {k.value for k in DeploymentEventKind}
+    calls, bare = 0, []
+    for path in sorted(CORE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in ("add_event", "add_deployment_event"):
+                continue
+            calls += 1
+            given = [*node.args, *(k.value for k in node.keywords)]
+            if any(isinstance(a, ast.Constant) and a.value in kinds for a in given):
+                bare.append(f"{path.relative_to(CORE)}:{node.lineno}")
+    assert calls > 30  # the walk found the calls
     assert bare == []
 
 

@@ -37,7 +37,7 @@ def run_jobs(deck: Deck, *submits: Callable[[], Any]) -> list[Any]:
             assert view.status == "completed", (view.type, view.error)
             done.append(view)
     finally:
-        engine.release_lease()
+        engine.shutdown()  # its fork server too: none left behind
     return done
 
 

@@ -435,7 +435,6 @@ def test_archiving_changes_the_marker_polling_screens_watch(deck: Deck, project:
 def test_an_onnx_import_without_onnxruntime_fails_in_one_line(
     cli: Cli, repo: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("sklearn")
     # A machine without the extra: a module of that name that fails to import, first on the
     # path of the command and of the job it runs (this venv may have onnxruntime).
     missing = tmp_path / "without-onnx"

@@ -144,8 +144,6 @@ async def test_the_version_screen_plots_its_metrics_over_time(
         assert series["accuracy"] == [None, *(m.metrics["accuracy"] for m in history[1:])]
         assert plot.labels == ["#1", "#2", "#3"]
         baseline = app.screen.query_one("#version-baseline", PlotPanel)
-        if getattr(deck, "monitoring", None) is None:  # until core.monitoring keeps baselines
-            assert baseline.series == []
-        else:  # the training kept the statistics of its data: a column's histogram
-            assert [s.name for s in baseline.series] == ["baseline"]
-            assert sum(baseline.series[0].values) == pytest.approx(1.0)
+        # The training kept the statistics of its data: a column's histogram.
+        assert [s.name for s in baseline.series] == ["baseline"]
+        assert sum(baseline.series[0].values) == pytest.approx(1.0)

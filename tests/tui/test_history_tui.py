@@ -37,7 +37,7 @@ def settle(deck: Deck) -> None:
     try:
         assert engine.run_until_idle(60)
     finally:
-        engine.release_lease()
+        engine.shutdown()  # its fork server too: none left behind
 
 
 @pytest.fixture

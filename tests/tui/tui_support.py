@@ -56,7 +56,7 @@ def run_all(deck: Deck, timeout: float = 60) -> None:
     try:
         assert engine.run_until_idle(timeout=timeout)
     finally:
-        engine.release_lease()
+        engine.shutdown()  # its fork server too: none left behind
 
 
 async def status_of(deck: Deck, job_id: str) -> str:
