@@ -438,3 +438,22 @@ async def test_a_long_model_name_is_cut_and_leaves_room_for_the_others(
         await wait_for(pilot, lambda: "mmmm…" in screen_text(app))
         assert {"version", "status", "metric"} <= set(table.shown_columns)
         assert "v1" in screen_text(app) and "trained" in screen_text(app)
+
+
+def test_an_event_s_long_word_is_shown_whole(deck: Deck, project: str, repo: Path) -> None:
+    """A word longer than the line (a URL, a path, an error's argument) goes on the next
+    line: the event screen promises the whole message, and cut it with an ellipsis."""
+    from rich.console import Console
+
+    from tui.screens.event import event_table
+
+    word = "w" * 200
+    write_model(repo, "loud", f"def train(context):\n    raise ValueError('boom {word}')\n")
+    job = deck.train(project, "loud", "train", {})
+    run_all(deck)
+    failed = next(e for e in deck.events(job.id) if e.kind == "failed")
+    console = Console(width=78, color_system=None)
+    with console.capture() as drawn:
+        console.print(event_table(failed, deck.job(job.id)))
+    runs = re.findall(r"w{10,}", drawn.get())
+    assert "".join(runs) == word and "…" not in drawn.get(), drawn.get()

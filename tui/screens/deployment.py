@@ -63,7 +63,7 @@ def deployment_header(
     grid = Table.grid(padding=(0, 1), expand=True)
     for _ in range(2):
         grid.add_column(style="dim", no_wrap=True)
-        grid.add_column(ratio=1)
+        grid.add_column(ratio=1, overflow="fold")  # whole, however long its words
     status = "paused" if d.status == "active" and d.paused else d.status
     last: Any = "-"
     if d.last_run:

@@ -23,7 +23,7 @@ from tui.widgets import DeckFooter, TopBar
 def _fields(*rows: tuple[str, RenderableType]) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
-    grid.add_column()
+    grid.add_column(overflow="fold")  # a word longer than the line goes on the next: whole
     for name, value in rows:
         grid.add_row(name, value)
     return grid

@@ -46,7 +46,7 @@ def active_block(x: ActiveDeployment) -> Table:
     """One active deployment and its provenance, a field a line."""
     grid = Table.grid(padding=(0, 1), expand=True)
     grid.add_column(style="dim", no_wrap=True)
-    grid.add_column(ratio=1)
+    grid.add_column(ratio=1, overflow="fold")  # a reason is shown whole, however long its words
     t, ap = x.trained, x.approval
     grid.add_row("deployment", literal(f"{x.label} · {x.id} · scores {x.scores or '-'}"))
     sha = (t.dataset_sha256 or "")[:12] or "-"

@@ -27,7 +27,7 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     v = d.version
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
-    grid.add_column()
+    grid.add_column(overflow="fold")  # a word longer than the line goes on the next: whole
     grid.add_row("version", literal(f"{v.label}  ({v.id})"))
     grid.add_row("status", status_text(v.status, styles))
     grid.add_row(
