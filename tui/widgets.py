@@ -189,6 +189,7 @@ class _Spec:
     drop: int
     shrink: int
     cut_start: bool = False
+    first: int = 0
 
 
 def _cut(cell: Text, width: int, at_start: bool) -> Text:
@@ -286,11 +287,15 @@ class DeckTable(DataTable[Any]):
         drop: int = 0,
         shrink: int = 0,
         cut_start: bool = False,
+        first: int = 0,
     ) -> Any:
         """A column; ``drop`` > 0 lets it go while the table is too narrow (higher first),
         ``shrink`` > 0 lets it narrow down to that many cells, cut at its end (``cut_start``:
-        at its start, for a path, whose file name matters most)."""
-        self._specs.append(_Spec(key or str(label), label, width, drop, shrink, cut_start))
+        at its start, for a path, whose file name matters most); ``first`` > 0: a table too
+        narrow narrows it down to that many cells before it leaves any column out (a long
+        name must not push out the rest)."""
+        spec = _Spec(key or str(label), label, width, drop, shrink, cut_start, first)
+        self._specs.append(spec)
         self._shown.append(len(self._specs) - 1)
         for key_, cells in self._cells.items():
             cells.append(default)
@@ -380,7 +385,7 @@ class DeckTable(DataTable[Any]):
     def fit(self) -> None:
         """Leave out the columns that may go (highest ``drop`` first) until the rest fit the
         table's width; bring back those there is room for."""
-        if not any(spec.drop or spec.shrink for spec in self._specs):
+        if not any(spec.drop or spec.shrink or spec.first for spec in self._specs):
             return
         width = self.size.width
         if width <= 0:
@@ -399,6 +404,13 @@ class DeckTable(DataTable[Any]):
             need.append(max([_cell_width(label), *cells]) + pad)
         shown = set(range(len(self._specs)))
         total = sum(need)
+        narrowed: dict[int, int] = {}
+        for i, spec in enumerate(self._specs):
+            cut = min(total - width, need[i] - pad - spec.first) if spec.first else 0
+            if cut > 0:
+                narrowed[i] = need[i] - pad - cut
+                need[i] -= cut
+                total -= cut
         for i in sorted(
             (i for i, spec in enumerate(self._specs) if spec.drop),
             key=lambda i: -self._specs[i].drop,
@@ -407,7 +419,7 @@ class DeckTable(DataTable[Any]):
                 break
             shown.discard(i)
             total -= need[i]
-        narrowed: dict[int, int] = {}
+            narrowed.pop(i, None)
         for i in sorted(shown):
             spec = self._specs[i]
             if total <= width:

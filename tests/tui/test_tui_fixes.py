@@ -438,6 +438,22 @@ async def test_a_long_model_name_is_cut_and_leaves_room_for_the_others(
         await wait_for(pilot, lambda: "mmmm…" in screen_text(app))
         assert {"version", "status", "metric"} <= set(table.shown_columns)
         assert "v1" in screen_text(app) and "trained" in screen_text(app)
+    # Wide, the name is cut to 40 cells before any column goes for it: all of them shown.
+    app = ModelDeckApp(deck, project=project, run_engine=False)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        table = app.screen.query_one("#models-table", DeckTable)
+        await wait_for(pilot, lambda: table.row_count >= 2)
+        await wait_for(pilot, lambda: "m" * 39 + "…" in screen_text(app))
+        assert set(table.shown_columns) == {
+            "model",
+            "version",
+            "status",
+            "metric",
+            "last job",
+            "created",
+            "approval",
+        }
 
 
 def test_an_event_s_long_word_is_shown_whole(deck: Deck, project: str, repo: Path) -> None:

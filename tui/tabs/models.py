@@ -101,7 +101,9 @@ class ModelsPane(Polled[Models], Vertical):
             # A headline too long even then is cut at its end (the dataset's name) with "…",
             # and so is a long model name (names may have 200 characters).
             shrink = {"metric": 16, "model": 16}.get(name, 0)
-            table.add_column(name, key=name, drop=drop, shrink=shrink)
+            # A name that long is cut to 40 cells before any column is left out for it.
+            first = 40 if name == "model" else 0
+            table.add_column(name, key=name, drop=drop, shrink=shrink, first=first)
         yield table
         yield Label("", id="models-hint", classes="window")
 
