@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
-from core import convert, lookup
+from core import convert, lookup, rawsql
 from core.commands.catalog import Catalog
 from core.errors import NotFound
 from core.evaluations import evaluations, judged_evaluation, metrics_history, model_meta
@@ -56,9 +58,26 @@ def judged(s: Session, v: ModelVersion) -> MetricsView | None:
     return judged_evaluation(metrics_history(s, v), meta.get("judged_on"))
 
 
+_CODE_USED = sa_select(JobEvent.__table__.c.details).where(
+    JobEvent.__table__.c.job_id == bindparam("job"), JobEvent.__table__.c.kind == "code_used"
+)
+
+
+def kept_its_code(conn: Connection, version: Any) -> bool:
+    """Whether the version's training copied its code into the version's files (its
+    ``code_used`` event says so). One trained before versions kept theirs has no copy."""
+    if not version.job_id:
+        return False
+    for (details,) in rawsql.run(conn, _CODE_USED, {"job": version.job_id}):
+        if isinstance(details, dict) and details.get("pinned"):
+            return True
+    return False
+
+
 def version_code(s: Session, v: ModelVersion) -> tuple[str, str | None]:
     """Which code a version's jobs run, as the engine chooses it: its own copy (``code/``
-    in its artifacts), else its model's folder in the repository; none for BYOM."""
+    in its artifacts), else its model's folder in the repository; none for BYOM. A copy
+    that is gone is ``gone``: the engine fails its jobs (``core.engine.spec``)."""
     from core.runner import CODE_COPY
 
     model = s.get(Model, v.model_id)
@@ -67,6 +86,8 @@ def version_code(s: Session, v: ModelVersion) -> tuple[str, str | None]:
     own = Path(v.artifact_dir) / CODE_COPY
     if own.is_dir():
         return "version", str(own)
+    if kept_its_code(s.connection(), v):
+        return "gone", str(own)
     project = s.get(Project, model.project_id)
     return "repository", str(Path(project.repo) / "models" / model.name)
 

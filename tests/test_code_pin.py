@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from core.engine import Engine
 from core.service import Deck
@@ -55,6 +56,17 @@ def code_used(deck: Deck, job_id: str) -> dict:
     events = [e for e in deck.events(job_id) if e.kind == "code_used"]
     assert len(events) == 1, [e.kind for e in deck.events(job_id)]
     return events[0].details
+
+
+# A version as trained before versions kept their code: no training that copied it.
+LEGACY = "UPDATE model_version SET job_id = NULL WHERE id = :v"
+
+
+def cli_version_runs(deck: Deck, version: str) -> str:
+    """What ``modeldeck version`` says the version's jobs run."""
+    from core.cli.registry import _runs
+
+    return _runs(deck.version_detail(version))
 
 
 def predictions(deck: Deck, job_id: str) -> list[list[str]]:
@@ -130,9 +142,20 @@ def test_a_version_without_its_own_code_runs_the_repository_and_says_when_it_is_
 ) -> None:
     version, dep, folder = deployed(deck, engine, repo)
     artifact = Path(deck.version_detail(version).artifact_dir)
-    # As a version trained before versions kept their code: no copy.
-    shutil.rmtree(artifact / "code", ignore_errors=True)
+    # Its copy gone: the repository's code now is not what it was trained with. Its jobs
+    # fail, saying so (they ran the repository's code instead).
+    shutil.rmtree(artifact / "code")
     (folder / "scoring.py").write_text(code(SCORING, "current"))
+    gone = run(deck, engine, deck.predict(dep), status="failed")
+    said = f"the code this version was trained with is gone: {artifact / 'code'} does not exist"
+    assert said in gone.error, gone.error
+    assert not (deck.job_dir(gone.id) / "output" / "predictions.csv").exists()
+    assert "its jobs fail" in cli_version_runs(deck, version)
+    # As a version trained before versions kept their code (no training that copied it):
+    # the repository's code, and the version says so.
+    with deck.store.engine.begin() as conn:
+        conn.execute(text(LEGACY), {"v": version})
+    assert "trained before versions kept theirs" in cli_version_runs(deck, version)
     scored = run(deck, engine, deck.predict(dep))
     assert predictions(deck, scored.id) == [["row", "prediction"], ["0", "current"]]
     used = code_used(deck, scored.id)
@@ -255,7 +278,14 @@ def test_version_and_events_say_which_code_runs(
     detail = cli("version", job["version"], "--json").json()
     assert (detail["code_source"], detail["code_dir"]) == ("version", str(own))
 
-    shutil.rmtree(own)  # as a version trained before versions kept their code
+    shutil.rmtree(own)  # its copy gone: its jobs fail (they do not run the repository's)
+    assert "the copy of the code it was trained with is gone" in cli("version", job["version"]).out
+    assert cli("version", job["version"], "--json").json()["code_source"] == "gone"
+    # As a version trained before versions kept their code: the repository's.
+    with deck.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE model_version SET job_id = NULL WHERE id = :v"), {"v": job["version"]}
+        )
     folder = repo / "models" / "pinned"
     assert f"the repository's current code ({folder})" in cli("version", job["version"]).out
 

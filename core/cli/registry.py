@@ -148,6 +148,8 @@ def _runs(detail: Any) -> str:
     where = printable(detail.code_dir or "")
     if detail.code_source == "version":
         return f"its own copy of the code it was trained with ({where})"
+    if detail.code_source == "gone":
+        return f"nothing: the copy of the code it was trained with is gone ({where}); its jobs fail"
     if detail.code_source == "repository":
         return f"the repository's current code ({where}): trained before versions kept theirs"
     return "the built-in evaluator and scorer (no code of its own)"

@@ -17,6 +17,7 @@ from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.models import Dataset, Job, Model, ModelVersion, Project
 from core.monitoring.store import spec_monitoring
+from core.queries import kept_its_code
 from core.store import Store
 
 _JOB = Job.__table__
@@ -38,7 +39,7 @@ JOB_COLUMNS = tuple(
 _READ = (
     ("project", Project, "project_id", ("repo",)),
     ("model", Model, "model_id", ("kind", "name")),
-    ("version", ModelVersion, "version_id", ("artifact_dir", "hyperparameters")),
+    ("version", ModelVersion, "version_id", ("artifact_dir", "hyperparameters", "job_id")),
     ("dataset", Dataset, "dataset_id", ("name", "path", "target", "id_column")),
 )
 
@@ -87,7 +88,8 @@ def job_spec(store: Store, rows: SpecRows, job: Any) -> tuple[dict[str, Any], st
 
     A version runs its own copy of the code it was trained with (``code/`` in its
     artifacts, made by its training); one trained before versions kept it runs the
-    repository's model folder."""
+    repository's model folder. A copy that is gone fails the job: the repository's code
+    now is not what the version was trained with."""
     from core.runner import CODE_COPY  # the runner's name for it (standard library only)
 
     job_dir = store.job_dir(job.id)
@@ -106,6 +108,11 @@ def job_spec(store: Store, rows: SpecRows, job: Any) -> tuple[dict[str, Any], st
         own = Path(version.artifact_dir) / CODE_COPY if version is not None else None
         if flags.code == "version" and own is not None and own.is_dir():
             code_dir, code_source = own, "version"
+        elif flags.code == "version" and own is not None and kept_its_code(rows.conn, version):
+            raise FileNotFoundError(
+                f"the code this version was trained with is gone: {own} does not exist (its "
+                "files in the artifact store were removed, or the store is not mounted here)"
+            )
         try:
             meta = json.loads((code_dir / "model.json").read_text())
         except (OSError, ValueError):
