@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
@@ -44,7 +45,9 @@ POSTGRES_EXTRA = "PostgreSQL needs the optional extra 'postgres' (uv sync --extr
 
 
 def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+    """The URL of a SQLite file: its path quoted, so that a ``?`` (a query), a ``%`` (an
+    escape) or a ``#`` in a folder's name stay part of the path."""
+    return "sqlite:///" + quote(str(path), safe="/")
 
 
 def is_sqlite(url: str) -> bool:
@@ -107,6 +110,8 @@ MASK = "modeldeckmasked"  # stands in for a password in a URL until it is shown 
 def shown_url(url: Any) -> str:
     """A database URL (SQLAlchemy's) as it may be shown: its password masked, whether in
     ``user:password@`` or in the query (``?password=...``), without the driver's name."""
+    if url.get_backend_name() == "sqlite":  # its path as it is, not quoted
+        return f"sqlite:///{url.database or ''}"
     query = {k: (MASK if k.lower() == "password" else v) for k, v in url.query.items()}
     shown = url.set(drivername=url.get_backend_name(), query=query)
     return shown.render_as_string(hide_password=True).replace(MASK, "***")
@@ -358,7 +363,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     if not is_sqlite(url) or url.endswith(":memory:"):
         yield
         return
-    path = Path(url.split("///", 1)[1] + ".migrate.lock")
+    path = Path(f"{make_url(url).database}.migrate.lock")
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

@@ -368,3 +368,24 @@ def test_an_empty_option_says_what_to_do_instead(
     assert main(argv) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert says in line, line
+
+
+@pytest.mark.parametrize("name", ["h?a", "h#a", "h%41", "hé", "h a"])
+def test_a_home_s_name_is_part_of_its_database_s_path(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder's name with a ``?`` (a URL's query), a ``#``, a ``%`` (an escape), or beyond
+    ASCII (a user named josé): the database is in that folder, not elsewhere (``h?a`` and
+    ``h?b`` shared ``h``), and no traceback."""
+    home = tmp_path / name
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    assert main(["project", "add", "mine", "--repo", str(repo), "--home", str(home)]) == 0
+    assert (home / "modeldeck.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "repo"])
+    other = tmp_path / name.replace("a", "b").replace("41", "42").replace("é", "è")
+    capsys.readouterr()
+    assert main(["projects", "--home", str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # a database of its own
+    assert main(["db", "current", "--home", str(home)]) == 0
+    assert f"database sqlite:///{home}/modeldeck.db: " in capsys.readouterr().out
