@@ -25,6 +25,34 @@ def first_line(exc: BaseException, default: str | None = None) -> str:
     )
 
 
+def database_refusal(exc: BaseException) -> ModelDeckError | None:
+    """The one-line refusal for an error of the database itself (SQLAlchemy's, the driver's
+    underneath) that a command cannot get past: a role refused (``permission_refusal``), a
+    SQLite file locked by another process past the busy timeout, a full disk, a damaged
+    file, a lost connection. None for any other error (a bug: its traceback is wanted)."""
+    refused = permission_refusal(exc)
+    orig = getattr(exc, "orig", None)
+    if refused is not None or orig is None:
+        return refused
+    reason = first_line(orig, "")
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if "database is locked" in reason:
+        return ModelDeckError(
+            "the database is locked: another process has held a write transaction on it for "
+            "longer than modeldeck waits (a sqlite3 shell, a backup?); try again once it ends"
+        )
+    if "database or disk is full" in reason or sqlstate == "53100":
+        return ModelDeckError(f"the database's disk is full ({reason}): free some space")
+    if "malformed" in reason or "file is not a database" in reason:
+        return ModelDeckError(
+            f"the database file is damaged ({reason}): restore it from a backup, or "
+            "`sqlite3 FILE .recover` into a new one"
+        )
+    if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+        return ModelDeckError(f"lost the connection to the database server ({reason})")
+    return None
+
+
 def permission_refusal(exc: BaseException) -> ModelDeckError | None:
     """The one-line refusal for a statement the PostgreSQL server refused this role
     (SQLSTATE 42501), with what to do about it; None for any other error."""

@@ -389,3 +389,46 @@ def test_a_home_s_name_is_part_of_its_database_s_path(
     assert json.loads(capsys.readouterr().out) == []  # a database of its own
     assert main(["db", "current", "--home", str(home)]) == 0
     assert f"database sqlite:///{home}/modeldeck.db: " in capsys.readouterr().out
+
+
+def test_a_locked_or_damaged_sqlite_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the database itself refuses a command is one line, not SQLAlchemy's traceback:
+    a write lock held by another process past the busy timeout (its real error, without the
+    30 s wait), and a damaged file."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from core.errors import database_refusal
+
+    path = tmp_path / "x.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+        with pytest.raises(OperationalError) as locked, engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        engine.dispose()
+    finally:
+        holder.close()
+    said = str(database_refusal(locked.value))
+    assert said.startswith("the database is locked: another process has held a write")
+
+    home = tmp_path / "home"
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    assert main(["project", "add", "mine", "--repo", str(repo), "--home", str(home)]) == 0
+    db = home / "modeldeck.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(db, "r+b") as fh:  # pages past the header overwritten
+        fh.seek(2 * 4096)
+        fh.write(b"\xa5" * 4096 * 8)
+    capsys.readouterr()
+    assert main(["jobs", "--home", str(home)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: the database file is damaged (") and "backup" in line, line

@@ -25,7 +25,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Label
 
-from core.errors import ModelDeckError, permission_refusal
+from core.errors import ModelDeckError, database_refusal
 from core.kinds import KINDS
 from core.lifecycle import JobType
 from tui.format import literal, printable_text
@@ -95,7 +95,7 @@ class Background:
 
     def _notify_error(self, exc: Exception) -> None:
         node = cast(DOMNode, self)
-        refusal = permission_refusal(exc)  # what the PostgreSQL server refused this role
+        refusal = database_refusal(exc)  # refused by the database: a role, a lock, a full disk
         if refusal is not None:
             exc = refusal
         message = str(exc) if isinstance(exc, ModelDeckError) else f"unexpected error: {exc!r}"

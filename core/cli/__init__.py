@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from core.cli.output import err, job_lines, out, say, say_lines, table
 from core.cli.parser import COMMANDS, MAX_LIMIT, RUN_BY, _command_in, build_parser
 from core.cli.session import Cli
-from core.errors import ModelDeckError, permission_refusal
+from core.errors import ModelDeckError, database_refusal
 
 __all__ = [
     "COMMANDS",
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:
-        refusal = permission_refusal(exc)  # what the PostgreSQL server refused this role
+        refusal = database_refusal(exc)  # refused by the database: a role, a lock, a full disk
         if refusal is None:
             raise
         err(f"error: {refusal}")
