@@ -48,9 +48,19 @@ def database_refusal(exc: BaseException) -> ModelDeckError | None:
             f"the database file is damaged ({reason}): restore it from a backup, or "
             "`sqlite3 FILE .recover` into a new one"
         )
-    if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+    if connection_lost(exc):
         return ModelDeckError(f"lost the connection to the database server ({reason})")
     return None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database server's connection going away (a restart, an
+    administrator ending it): a statement that can work again on a new connection."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+        return True
+    return bool(getattr(exc, "connection_invalidated", False))
 
 
 def permission_refusal(exc: BaseException) -> ModelDeckError | None:

@@ -360,3 +360,57 @@ def test_upgrades_run_at_once_say_which_one_upgraded(pg_server: PgServer, tmp_pa
         )
     finally:
         pg_server.drop(url)
+
+
+def test_a_followed_log_goes_on_when_the_server_drops_its_connection(
+    pg: str, tmp_path: Path, repo: Path
+) -> None:
+    """``logs --follow`` outlives a connection the server ended (a restart, a DBA's
+    ``pg_terminate_backend``): it says so once, tries again, and follows to the end."""
+    import psycopg
+
+    deck = Deck(home=tmp_path, db=pg)
+    follow = None
+    try:
+        deck.add_project("proj", repo)
+        deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+        job = deck.train("proj", "scripted", "train", {"lines": "5", "sleep": "4"})
+        engine = Engine(deck, workers=1)
+        engine.start()
+        assert wait_for(lambda: deck.job(job.id).status == "running")
+        engine.shutdown()  # the job runs on; a later engine re-attaches to it
+        deck.close()  # the only connections of the database left: the follower's
+        env = dict(os.environ, MODELDECK_HOME=str(tmp_path), MODELDECK_DB=pg)
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "tui.entry", "logs", job.id, "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert follow.stdout is not None
+        seen = [follow.stdout.readline() for _ in range(6)]  # following: the job sleeps
+        assert seen == [*(f"line {i}\n" for i in range(5)), "sleeping\n"]
+        with psycopg.connect(pg, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'modeldeck'"
+            ).fetchall()
+        assert ended
+        deck = Deck(home=tmp_path, db=pg)
+        engine = Engine(deck, workers=1)
+        try:
+            assert engine.run_until_idle(60)
+        finally:
+            engine.shutdown()
+        rest, errors = follow.communicate(timeout=60)
+        assert follow.returncode == 0, errors
+        assert rest == ""
+        assert "lost the connection to the database" in errors and "Traceback" not in errors
+        assert "connected to the database again" in errors
+        assert errors.endswith(f"modeldeck: job {job.id} completed\n")
+    finally:
+        if follow is not None and follow.poll() is None:
+            follow.kill()
+        deck.close()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.cli.output import err, job_lines, out, say, say_lines, table
 from core.cli.session import Cli, Command, exit_status
-from core.errors import ModelDeckError
+from core.errors import ModelDeckError, connection_lost, first_line
 from core.text import cut, local, printable
 
 if TYPE_CHECKING:
@@ -125,10 +125,24 @@ def logs(cli: Cli) -> int:
         out({"job": job.id, "status": job.status, "lines": lines})
         return 0
     silence = _Silence(d)
+    lost = False  # the database server's connection, while following
     while True:
-        job = d.job(job.id)
-        final = job.status in FINAL_STATUSES
-        chunk = log.read(final=final or not a.follow)
+        try:
+            job = d.job(job.id)
+            final = job.status in FINAL_STATUSES
+            chunk = log.read(final=final or not a.follow)
+        except Exception as exc:
+            if not (a.follow and connection_lost(exc)):
+                raise
+            if not lost:  # once: the follow goes on when the server answers again
+                reason = first_line(getattr(exc, "orig", None) or exc)
+                err(f"modeldeck: lost the connection to the database ({reason}): retrying")
+            lost = True
+            time.sleep(1.0)
+            continue
+        if lost:
+            err("modeldeck: connected to the database again")
+            lost = False
         say_lines(chunk)
         if chunk and a.follow:
             # Live, also into a pipe or a file; and before any note on stderr about it.
