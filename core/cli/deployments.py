@@ -3,7 +3,7 @@ or previewing a deployment's schedule (deploying, retiring and predicting are jo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from core.cli.output import out, retired, say, table
 from core.cli.session import Cli, Command
@@ -64,8 +64,14 @@ def schedule(cli: Cli) -> int:
         if not dep.schedule:
             raise ModelDeckError(f"deployment {dep.id} has no schedule")
         # From TIME on: a fire at TIME itself is shown too.
-        after = start - timedelta(microseconds=1) if start is not None else None
-        preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
+        try:
+            after = start - timedelta(microseconds=1) if start is not None else None
+            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
+        except OverflowError:  # the calendar ends (Python's years are 1 to 9999)
+            raise ModelDeckError(
+                f"--from {printable(a.start)!r}: the next {a.next} fire times would fall "
+                "outside the years 1 to 9999"
+            ) from None
     if cli.json:
         data = dep.to_json()
         if a.next is not None:
@@ -99,7 +105,14 @@ def _parse_time(text: str, tz: str) -> datetime:
             f"--from {printable(text)!r} is not a time: use ISO 8601, such as 2026-10-25T00:00 "
             "(on the schedule's clock) or 2026-10-24T22:00Z"
         ) from None
-    return t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
+    t = t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
+    try:
+        t.astimezone(UTC)
+    except OverflowError:
+        raise ModelDeckError(
+            f"--from {printable(text)!r} is outside the years 1 to 9999 in UTC"
+        ) from None
+    return t
 
 
 def _in_zone(t: datetime, tz: str) -> str:
