@@ -26,6 +26,8 @@ def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True
         raise ModelDeckError(f"the data home {printable(shown)} is not a valid UTF-8 path")
     if not create:
         return path
+    if path.exists() and not path.is_dir():
+        raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -349,6 +349,9 @@ def test_a_schema_newer_than_this_modeldeck_is_one_line(
         (["db", "copy", "--to", " "], "--to cannot be empty: give a postgresql://"),
         (["jobs", "p", "--status", "queued", "--limit", "1"], None),  # a control: accepted
         (["deploy", "v-1", "--dataset", "d", "--timezone", ""], "leave it out instead"),
+        # not the user data dir, not the working directory
+        (["projects", "--home", ""], "--home cannot be empty: leave it out instead"),
+        (["project", "add", "p", "--repo", " "], "--repo cannot be empty: give the model"),
     ],
 )
 def test_an_empty_option_says_what_to_do_instead(
@@ -432,3 +435,13 @@ def test_a_locked_or_damaged_sqlite_file_is_one_line(
     assert main(["jobs", "--home", str(home)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error: the database file is damaged (") and "backup" in line, line
+
+
+def test_a_home_that_is_a_file_is_not_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["projects", "--home", str(afile)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"error: cannot use {afile} as the data home: not a folder"

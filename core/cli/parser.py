@@ -30,7 +30,10 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
         "--json", action="store_true", help="print JSON only on standard output", **unset
     )
     p.add_argument(
-        "--home", help="data home (default: $MODELDECK_HOME or the user data dir)", **unset
+        "--home",
+        type=_given("--home", strip=False),
+        help="data home (default: $MODELDECK_HOME or the user data dir)",
+        **unset,
     )
     p.add_argument(
         "--db",
@@ -91,15 +94,16 @@ def _psi(flag: str) -> Callable[[str], float]:
     return parse
 
 
-def _given(flag: str, wanted: str | None = None) -> Callable[[str], str]:
+def _given(flag: str, wanted: str | None = None, strip: bool = True) -> Callable[[str], str]:
     """An argument type: text that is not empty. Leaving an option out is how to say none;
-    a required one says what it ``wanted`` instead."""
+    a required one says what it ``wanted`` instead. ``strip``: without its outer spaces
+    (not a path's: a folder's name may end in one)."""
 
     def parse(text: str) -> str:
         if not text.strip():
             advice = f"give {wanted}" if wanted else "leave it out instead"
             raise argparse.ArgumentTypeError(f"{flag} cannot be empty: {advice}")
-        return text.strip()
+        return text.strip() if strip else text
 
     return parse
 
@@ -206,7 +210,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _common(pa)
     pa.add_argument("name")
     pa.add_argument(
-        "--repo", required=True, help="the model repository folder (models in <repo>/models/)"
+        "--repo",
+        required=True,
+        type=_given("--repo", "the model repository's folder", strip=False),
+        help="the model repository folder (models in <repo>/models/)",
     )
     for verb, what in (
         ("archive", "take a project out of the lists (its history is kept)"),
