@@ -75,8 +75,10 @@ def engine(cli: Cli) -> int:
                 err("dispatching jobs beside the other engines of this database")
             else:
                 other = cli.deck.serving_engine()
-                who = f"{other.host} pid {other.pid}" if other else "another engine"
-                err(f"standing by: {who} serves this database")
+                if other is not None:
+                    err(f"standing by: {other.host} pid {other.pid} serves this database")
+                else:  # no other engine: its lease could not be written (locked, full)
+                    err("not serving: the engine lease could not be renewed; trying again")
             announced[0] = serving
         if stop["now"]:
             return True
