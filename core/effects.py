@@ -474,11 +474,12 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
         message += f"{(before['sha256'] or '')[:12]})"
         details["before"] = before
     if ds.sha256 != info["sha256"]:
-        follow: dict[str, Any] = {"sha256": info["sha256"]}
-        if rows is not None:
-            follow["rows"] = rows
-        if info.get("columns") is not None:
-            follow["columns"] = info["columns"]
+        # What the job could not count is unknown now, not what the old file had.
+        follow: dict[str, Any] = {
+            "sha256": info["sha256"],
+            "rows": rows,
+            "columns": info.get("columns"),
+        }
         conn.execute(update(_DATASETS).where(_DATASETS.c.id == ds.id).values(**follow))
     job.add_event(JobEventKind.dataset_read, message, now, details)
 

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from core.errors import ModelDeckError
 from core.lifecycle import JobType
 from core.models import Dataset, Model, ModelVersion
-from core.repo import dataset_columns, require_file
+from core.repo import dataset_columns, dataset_header, require_file
 from core.text import printable
 
 FIT_CHECKED = (JobType.evaluate, JobType.compute_stats, JobType.deploy)  # jobs that check it
@@ -55,9 +55,10 @@ def fit_problem(job_type: JobType, fit: Fit) -> str | None:
             trained = {"features": [c for c in header if c != target], "target": target}
     if trained is None:
         return None  # not known (a model imported without feature names): the job will tell
-    have = dataset_columns(fit.path, fit.format)
-    if have is None:
-        return f"cannot read the columns of dataset {fit.name!r} ({printable(fit.path)})"
+    try:
+        have = dataset_header(fit.path, fit.format)
+    except ModelDeckError as exc:
+        return f"cannot read the columns of dataset {fit.name!r} ({printable(fit.path)}): {exc}"
     features = list(trained["features"])
     # An id column is passed through to predictions, not fed to the model.
     allowed = set(features) | {fit.target, fit.id_column, "id"}

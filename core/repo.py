@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import ModelDeckError
+from core.errors import ModelDeckError, first_line
 from core.inputs import NAME_RULE, name_problem
 from core.text import printable
 
@@ -169,16 +169,33 @@ def _named_once(path: Path, names: list[str]) -> None:
         seen.add(name)
 
 
-def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
-    """A dataset file's column names (its header only), or None when it cannot be read."""
+def dataset_header(path: str | Path, fmt: str) -> list[str]:
+    """A dataset file's column names (its header only); a ModelDeckError saying why when
+    it cannot be read (not UTF-8 text, empty, gone)."""
+    name = Path(path).name
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return list(pq.ParquetFile(path).schema_arrow.names)
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-            return next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
-    except Exception:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
+    except UnicodeDecodeError:
+        raise ModelDeckError(f"{name} is not a CSV file: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise ModelDeckError(f"cannot read {name}: {exc.strerror or exc}") from None
+    except Exception as exc:  # csv.Error, pyarrow's errors: the file is no table
+        raise ModelDeckError(f"cannot read {name}: {first_line(exc)}") from None
+    if not header:
+        raise ModelDeckError(f"{name} is empty: a CSV dataset needs a header row")
+    return header
+
+
+def dataset_columns(path: str | Path, fmt: str) -> list[str] | None:
+    """A dataset file's column names (its header only), or None when it cannot be read."""
+    try:
+        return dataset_header(path, fmt)
+    except ModelDeckError:
         return None
 
 

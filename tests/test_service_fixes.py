@@ -209,6 +209,26 @@ def test_a_dataset_whose_file_is_gone_is_named_with_its_path(
     assert jobs(cli) == before  # nothing queued
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"\xff\xfe\x00junk\x9c" * 100, "test.csv is not a CSV file: it is not UTF-8 text"),
+        (b"", "test.csv is empty: a CSV dataset needs a header row"),
+    ],
+    ids=["junk", "empty"],
+)
+def test_a_dataset_file_turned_unreadable_says_why(
+    cli: Cli, repo: Path, trained: str, content: bytes, why: str
+) -> None:
+    """Not 'does not fit' with the junk's bytes for column names, nor a reason left out."""
+    path = repo / "data" / "test.csv"
+    path.write_bytes(content)
+    before = jobs(cli)
+    line = refused(cli("evaluate", trained, "--dataset", "test"))
+    assert line == f"error: cannot read the columns of dataset 'test' ({path}): {why}", line
+    assert jobs(cli) == before
+
+
 # -- job and list output -----------------------------------------------------------------
 
 ZONE = {"TZ": "Asia/Kolkata"}  # +05:30 all year, labelled IST: never UTC's clock
