@@ -55,6 +55,11 @@ def drift_line(run: DriftRun | None, styles: dict[str, str]) -> Any:
     return text
 
 
+def shown_status(d: DeploymentView) -> str:
+    """Its status as shown: ``paused`` for an active deployment whose schedule is paused."""
+    return "paused" if d.status == "active" and d.paused else d.status
+
+
 def deployment_header(
     d: DeploymentView, styles: dict[str, str], run: DriftRun | None = None
 ) -> Group:
@@ -64,7 +69,7 @@ def deployment_header(
     for _ in range(2):
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")  # whole, however long its words
-    status = "paused" if d.status == "active" and d.paused else d.status
+    status = shown_status(d)
     last: Any = "-"
     if d.last_run:
         last = status_text(str(d.last_run["status"]), styles)
@@ -120,7 +125,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
 
     def compose(self) -> ComposeResult:
         d = self.deployment
-        yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({d.status})")
+        yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({shown_status(d)})")
         yield Static(deployment_header(d, self.styles_of_status), id="deployment-header")
         with TabbedContent(initial="drift", id="deployment-tabs"):
             with TabPane("1 Drift", id="drift"):
@@ -164,7 +169,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
         styles = self.styles_of_status
         latest = data.runs[0] if data.runs else None
         self.query_one(TopBar).set_title(
-            f"modeldeck / {d.project} / deployment of {d.label} ({d.status})"
+            f"modeldeck / {d.project} / deployment of {d.label} ({shown_status(d)})"
         )
         header = deployment_header(d, styles, latest)
         self.query_one("#deployment-header", Static).update(header)
