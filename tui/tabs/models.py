@@ -155,7 +155,7 @@ class ModelsPane(Polled[Models], Vertical):
                 )
         self.query_one(DeckTable).sync(rows)
         self.query_one("#models-hint", Label).update(
-            f"{len(self.models)} models · {len(self.versions)} versions · "
+            f"{_count(len(self.models), 'model')} · {_count(len(self.versions), 'version')} · "
             + (
                 f"{len(self.marked)} marked · = compare · space unmark"
                 if self.marked
@@ -468,3 +468,7 @@ def evaluation_label(e: MetricsView, metric_name: str | None = None) -> Text:
     if head is not None:
         text.append(f": {printable(head[0])} {metric(head[1])}")
     return text
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
