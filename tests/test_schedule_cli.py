@@ -74,6 +74,9 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
         # the calendar's ends: Python's years are 1 to 9999
         (["--next", "3", "--from", "9999-12-31T23:59"], "outside the years 1 to 9999"),
         (["--next", "3", "--from", "0001-01-01T00:00+01:00"], "outside the years 1 to 9999"),
+        (["--cron", "0 7 * * *", "--next", "3", "--from", "9999-12-31T23:59"], "1 to 9999"),
+        (["--timezone", "Asia/Tokyo", "--next", "1", "--from", "0001-01-01T00:30"], "1 to 9999"),
+        (["--cron", "61 * * * *", "--next", "3"], "invalid cron expression"),
         # a bad preview changes nothing, not even the schedule given with it
         (["--cron", "0 7 * * *", "--next", "0"], "--next"),
         (["--cron", "0 7 * * *", "--next", "3", "--from", "07:00 tomorrow"], "is not a time"),

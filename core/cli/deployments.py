@@ -3,13 +3,18 @@ or previewing a deployment's schedule (deploying, retiring and predicting are jo
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from core.cli.output import out, retired, say, table
 from core.cli.session import Cli, Command
 from core.clock import iso
 from core.errors import ModelDeckError
 from core.text import local, printable
+
+if TYPE_CHECKING:
+    from core.service import Deck
 
 
 def deployments(cli: Cli) -> int:
@@ -52,26 +57,16 @@ def schedule(cli: Cli) -> int:
         raise ModelDeckError("--from goes with --next N (the fire times to preview)")
     if a.next is not None and not 1 <= a.next <= 1000:
         raise ModelDeckError("--next takes a number from 1 to 1000")
-    if a.start is not None:
-        _parse_time(a.start, "UTC")
+    dep = d.deployment(a.deployment)
+    if a.next is not None:  # the preview of the schedule as it will be, before it changes
+        _preview(d, a, a.cron or dep.schedule, a.timezone or dep.timezone)
     if a.cron or a.timezone or paused is not None:
         dep = d.set_schedule(a.deployment, a.cron, a.timezone, paused)
-    else:
-        dep = d.deployment(a.deployment)
-    start = _parse_time(a.start, dep.timezone) if a.start is not None else None
     preview: list[datetime] = []
     if a.next is not None:
         if not dep.schedule:
             raise ModelDeckError(f"deployment {dep.id} has no schedule")
-        # From TIME on: a fire at TIME itself is shown too.
-        try:
-            after = start - timedelta(microseconds=1) if start is not None else None
-            preview = d.preview_schedule(dep.schedule, dep.timezone, a.next, after=after)
-        except OverflowError:  # the calendar ends (Python's years are 1 to 9999)
-            raise ModelDeckError(
-                f"--from {printable(a.start)!r}: the next {a.next} fire times would fall "
-                "outside the years 1 to 9999"
-            ) from None
+        preview = _preview(d, a, dep.schedule, dep.timezone)
     if cli.json:
         data = dep.to_json()
         if a.next is not None:
@@ -92,6 +87,22 @@ def schedule(cli: Cli) -> int:
             )
         )
     return 0
+
+
+def _preview(d: Deck, a: argparse.Namespace, cron: str | None, tz: str) -> list[datetime]:
+    """The next ``--next`` fire times of ``cron`` in ``tz`` from ``--from`` on (a fire at
+    that time itself too); refused in one line when they cannot be computed."""
+    if not cron:
+        return []
+    start = _parse_time(a.start, tz) if a.start is not None else None
+    try:
+        after = start - timedelta(microseconds=1) if start is not None else None
+        return d.preview_schedule(cron, tz, a.next, after=after)
+    except OverflowError:  # the calendar ends (Python's years are 1 to 9999)
+        raise ModelDeckError(
+            f"--from {printable(a.start or '')!r}: the next {a.next} fire times would fall "
+            "outside the years 1 to 9999"
+        ) from None
 
 
 def _parse_time(text: str, tz: str) -> datetime:
