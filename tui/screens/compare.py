@@ -87,7 +87,7 @@ class CompareScreen(Polled[Comparison], DeckScreen):
     def compose(self) -> ComposeResult:
         yield TopBar(f"modeldeck / compare {len(self.version_ids)} versions")
         with VerticalScroll(id="compare-body"):
-            yield DeckTable(id="compare-table", fixed_columns=1)
+            yield DeckTable(id="compare-table", fixed_columns=1, opens=False)  # nothing to open
             yield Static("", id="compare-note", classes="window")
             yield PlotPanel("metrics per version", id="compare-plot", height=10)
         yield DeckFooter()
@@ -133,4 +133,4 @@ class CompareScreen(Polled[Comparison], DeckScreen):
             table.focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
+        event.stop()  # a click on a row: a metric, nothing to open
