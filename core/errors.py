@@ -25,6 +25,10 @@ def first_line(exc: BaseException, default: str | None = None) -> str:
     )
 
 
+# SQLite's primary result codes (sqlite3.h), read without importing sqlite3 here.
+SQLITE_BUSY, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 11, 13, 26
+
+
 def database_refusal(exc: BaseException) -> ModelDeckError | None:
     """The one-line refusal for an error of the database itself (SQLAlchemy's, the driver's
     underneath) that a command cannot get past: a role refused (``permission_refusal``), a
@@ -36,14 +40,18 @@ def database_refusal(exc: BaseException) -> ModelDeckError | None:
         return refused
     reason = first_line(orig, "")
     sqlstate = getattr(orig, "sqlstate", None) or ""
-    if "database is locked" in reason:
+    # SQLite's primary result code (the low byte of an extended one), not its message: a
+    # "malformed JSON" is no damaged file.
+    code = getattr(orig, "sqlite_errorcode", None)
+    code = code & 0xFF if isinstance(code, int) else None
+    if code == SQLITE_BUSY:
         return ModelDeckError(
-            "the database is locked: another process has held a write transaction on it for "
-            "longer than modeldeck waits (a sqlite3 shell, a backup?); try again once it ends"
+            "the database is locked: a write transaction has held it for longer than "
+            "modeldeck waits (another process: a sqlite3 shell, a backup?); try again"
         )
-    if "database or disk is full" in reason or sqlstate == "53100":
+    if code == SQLITE_FULL or sqlstate == "53100":
         return ModelDeckError(f"the database's disk is full ({reason}): free some space")
-    if "malformed" in reason or "file is not a database" in reason:
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
         return ModelDeckError(
             f"the database file is damaged ({reason}): restore it from a backup, or "
             "`sqlite3 FILE .recover` into a new one"
@@ -54,13 +62,21 @@ def database_refusal(exc: BaseException) -> ModelDeckError | None:
 
 
 def connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database server's connection going away (a restart, an
-    administrator ending it): a statement that can work again on a new connection."""
+    """Whether ``exc`` is the database server's connection going away or not to be had (a
+    restart, an administrator ending it, the server down meanwhile): a statement that can
+    work again on a new connection."""
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or ""
     if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
         return True
-    return bool(getattr(exc, "connection_invalidated", False))
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    # psycopg's failure to connect at all (refused, timed out) carries no SQLSTATE.
+    return (
+        type(orig).__name__ == "OperationalError"
+        and not sqlstate
+        and (type(orig).__module__.startswith("psycopg"))
+    )
 
 
 def permission_refusal(exc: BaseException) -> ModelDeckError | None:

@@ -419,7 +419,13 @@ def test_a_locked_or_damaged_sqlite_file_is_one_line(
     finally:
         holder.close()
     said = str(database_refusal(locked.value))
-    assert said.startswith("the database is locked: another process has held a write")
+    assert said.startswith("the database is locked: a write transaction has held it")
+    # An error of the statement, not of the file: no refusal (its traceback is wanted).
+    conn = sqlite3.connect(path)
+    with pytest.raises(sqlite3.OperationalError) as json_error:
+        conn.execute("SELECT json_extract('{', '$.a')")
+    conn.close()
+    assert database_refusal(OperationalError("SELECT", {}, json_error.value)) is None
 
     home = tmp_path / "home"
     repo = tmp_path / "repo"

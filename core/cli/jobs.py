@@ -131,6 +131,8 @@ def logs(cli: Cli) -> int:
             job = d.job(job.id)
             final = job.status in FINAL_STATUSES
             chunk = log.read(final=final or not a.follow)
+            if a.follow and not chunk and log.at_end and not final:
+                silence.check(job)
         except Exception as exc:
             if not (a.follow and connection_lost(exc)):
                 raise
@@ -151,7 +153,6 @@ def logs(cli: Cli) -> int:
             continue
         if not a.follow or final:
             return _followed_to_the_end(job, here=source.path.exists()) if a.follow else 0
-        silence.check(job)
         time.sleep(0.1)
 
 
