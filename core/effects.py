@@ -474,12 +474,12 @@ def record_dataset_read(s: Session, job: JobRow, result: dict[str, Any], now: da
         message += f"{(before['sha256'] or '')[:12]})"
         details["before"] = before
     if ds.sha256 != info["sha256"]:
-        # What the job could not count is unknown now, not what the old file had.
-        follow: dict[str, Any] = {
-            "sha256": info["sha256"],
-            "rows": rows,
-            "columns": info.get("columns"),
-        }
+        follow: dict[str, Any] = {"sha256": info["sha256"]}
+        for key, value in (("rows", rows), ("columns", info.get("columns"))):
+            # What the job could not count of a changed file is unknown now, not the old
+            # file's; a file never hashed before (registered earlier) keeps its counts.
+            if value is not None or changed:
+                follow[key] = value
         conn.execute(update(_DATASETS).where(_DATASETS.c.id == ds.id).values(**follow))
     job.add_event(JobEventKind.dataset_read, message, now, details)
 

@@ -9,17 +9,23 @@ platform, costs nothing: the engine's poll remains the fallback. Standard librar
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import sys
 import threading
 from collections.abc import Callable
+from urllib.parse import unquote
 
 SUPPORTED = sys.platform.startswith("linux")
 
 
 def address(db_url: str) -> str:
-    """The abstract socket name of the engine serving ``db_url``."""
-    digest = hashlib.sha256(db_url.encode()).hexdigest()[:24]
+    """The abstract socket name of the engine serving ``db_url``: a SQLite database's by
+    its file's absolute path (its URL may quote the path, or not: the same file)."""
+    key = db_url
+    if db_url.startswith("sqlite:///"):
+        key = "sqlite:" + os.path.abspath(unquote(db_url.removeprefix("sqlite:///")))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return f"\0modeldeck-engine-{digest}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from core.engine import Engine
 from core.service import Deck
@@ -43,3 +44,16 @@ def test_a_job_queued_by_another_process_starts_without_waiting_for_the_poll(
         assert deck.wait(job_id, timeout=20).status == "cancelled"
     finally:
         engine.shutdown()
+
+
+def test_a_sqlite_file_has_one_address_however_its_url_is_written() -> None:
+    """The engine's --home URL quotes its path; a --db URL typed by hand may not: the same
+    file, the same engine to wake (a poke to another address is lost)."""
+    from core import wakeup
+    from core.db import sqlite_url
+
+    home = Path("/data/My Models")
+    assert wakeup.address(sqlite_url(home / "modeldeck.db")) == wakeup.address(
+        "sqlite:////data/My Models/modeldeck.db"
+    )
+    assert wakeup.address(sqlite_url(home / "a.db")) != wakeup.address(sqlite_url(home / "b.db"))
