@@ -88,11 +88,13 @@ class DeckCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         ref = query.strip().removeprefix("job").strip()
-        # What was typed is a job's id or the start of one: only the jobs it names, not
-        # others whose titles hold its letters in some order (j-c4db found j-c58dee94).
-        by_id = _JOB_ID.fullmatch(ref) is not None
+        # What was typed is a job's id or the start of one: of the jobs, only those it
+        # names, not others whose titles hold its letters in some order (j-c4db found
+        # j-c58dee94). A job's help is its id.
+        by_id = _JOB_ID.fullmatch(ref.lower()) is not None
         for title, help_text, callback in self._commands():
-            if by_id and not help_text.startswith(ref):  # a job's help is its id
+            job = title.startswith("Go to job ") and _JOB_ID.match(help_text) is not None
+            if by_id and job and not help_text.startswith(ref.lower()):
                 continue
             shown = printable(title)
             score = matcher.match(shown)
