@@ -75,10 +75,11 @@ def engine(cli: Cli) -> int:
                 err("dispatching jobs beside the other engines of this database")
             else:
                 other = cli.deck.serving_engine()
-                if other is not None:
-                    err(f"standing by: {other.host} pid {other.pid} serves this database")
-                else:  # no other engine: its lease could not be written (locked, full)
+                if engine.lease_failing:  # the database could not be written: see above
                     err("not serving: the engine lease could not be renewed; trying again")
+                else:
+                    who = f"{other.host} pid {other.pid}" if other else "another engine"
+                    err(f"standing by: {who} serves this database")
             announced[0] = serving
         if stop["now"]:
             return True

@@ -91,6 +91,7 @@ class Engine:
             )
         )
         self.lease = Lease(store_, self.id, lease_ttl, enabled=lease)
+        self.lease_failing = False  # the last renewal failed (a locked or full database)
         ingest = Ingest(store_)
         self.outcomes = Outcomes(store_, ingest, on_end=self._wake.set)
         self.follower = Follower(
@@ -323,7 +324,9 @@ class Engine:
         def renew() -> None:
             took[0] = self.lease.renew()
 
-        if not self.guard.run("renewing the engine lease", renew):
+        renewed = self.guard.run("renewing the engine lease", renew)
+        self.lease_failing = not renewed  # the database could not be written (locked, full)
+        if not renewed:
             self.lease.expire_if_stale()
         elif took[0]:
             self.recovery.reset()  # a new holder looks for jobs to recover at once
