@@ -111,7 +111,8 @@ def shown_url(url: Any) -> str:
     """A database URL (SQLAlchemy's) as it may be shown: its password masked, whether in
     ``user:password@`` or in the query (``?password=...``), without the driver's name."""
     if url.get_backend_name() == "sqlite":  # its path as it is, not quoted
-        return f"sqlite:///{url.database or ''}"
+        query = "&".join(f"{k}={v}" for k, v in url.query.items())
+        return f"sqlite:///{url.database or ''}" + (f"?{query}" if query else "")
     query = {k: (MASK if k.lower() == "password" else v) for k, v in url.query.items()}
     shown = url.set(drivername=url.get_backend_name(), query=query)
     return shown.render_as_string(hide_password=True).replace(MASK, "***")

@@ -76,7 +76,7 @@ def summary_text(summary: dict[str, Any] | None) -> str:
         return "0 predictions (no rows to score)"
     if summary.get("kind") == "classes":
         parts = [
-            f"{label}: {n} ({100 * n / rows:.0f}%)" if rows else f"{label}: {n}"
+            f"{label}: {n} ({100 * n / rows:.0f}%)"
             for label, n in summary.get("counts", {}).items()
         ]
         if summary.get("other"):
