@@ -13,6 +13,8 @@ from core.errors import ModelDeckError
 from core.text import cut, has_controls, printable
 
 MAX_OVERRIDE_DEPTH = 32
+# A reason (approve, reject, retire) is a paragraph or a few: every history row carries it.
+MAX_REASON = 10_000
 # Both databases index names; PostgreSQL refuses an index entry over about 2,700 bytes.
 MAX_NAME = 200
 # Invisible characters that belong to text are kept in names: the zero-width joiner and
@@ -144,3 +146,15 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
             )
         out[key] = parsed
     return out
+
+
+def checked_reason(reason: str | None) -> str:
+    """A reason without its outer spaces (empty when none was given); one longer than
+    ``MAX_REASON`` characters is refused."""
+    text = (reason or "").strip()
+    if len(text) > MAX_REASON:
+        raise ModelDeckError(
+            f"a reason may have at most {MAX_REASON:,} characters, not {len(text):,} (keep "
+            "the long version elsewhere and name it)"
+        )
+    return text

@@ -32,9 +32,19 @@ ALIASES = {
 }
 
 
+# Files of the zone database that name no zone but the host's setting: another host (an
+# engine elsewhere) would read them as another zone.
+HOST_DEPENDENT = frozenset({"localtime", "posixrules"})
+
+
 def zone(name: str | None) -> ZoneInfo:
     """The IANA zone ``name`` (default UTC), or a clear error."""
     name = name or "UTC"
+    if name in HOST_DEPENDENT:
+        raise ModelDeckError(
+            f"time zone {name!r} is this host's setting, not a zone: use an IANA name such as "
+            "Europe/Berlin"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):

@@ -477,7 +477,17 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
         (*deploy, "--schedule", six, "--timezone", ""): ("--timezone", "empty"),
         ("schedule", "dep-any", "--cron", ""): ("--cron", "empty"),
         ("schedule", "dep-any", "--timezone", " "): ("--timezone", "empty"),
-        **{(*idle, grace): ("--grace", "zero or more") for grace in ("-1", "nan", "inf", "x")},
+        (*deploy, "--schedule", six, "--timezone", "localtime"): ("this host's setting",),
+        ("approve", "v-any", "--reason", "x" * 10_001): ("at most 10,000 characters",),
+        ("retire", "dep-any", "--reason", "x" * 10_001): ("at most 10,000 characters",),
+        **{
+            (*idle, grace): ("--grace", "from 0 to 604,800")
+            for grace in ("-1", "nan", "inf", "x", "1e308", "604801")
+        },
+        ("dataset", "add", "proj", "t", str(tmp_path / "ok.csv"), "--target", ""): (
+            "--target",
+            "empty",
+        ),
     }
     results = many(cli, *expected)
     for (args, words), result in zip(expected.items(), results, strict=True):

@@ -62,17 +62,22 @@ def _count(flag: str, most: int) -> Callable[[str], int]:
     return parse
 
 
+# The longest wait a --grace or --lost-after may ask for: a week (beyond it a typing slip,
+# and a wait the system's timers cannot hold).
+MAX_SECONDS = 7 * 24 * 3600
+
+
 def _seconds(flag: str) -> Callable[[str], float]:
-    """An argument type: a finite number of seconds, zero or more."""
+    """An argument type: a number of seconds from zero to a week (``MAX_SECONDS``)."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = -1.0
-        if not (math.isfinite(value) and value >= 0):
+        if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
             raise argparse.ArgumentTypeError(
-                f"{flag} takes a number of seconds, zero or more, not {text!r}"
+                f"{flag} takes a number of seconds from 0 to {MAX_SECONDS:,} (a week), not {text!r}"
             )
         return value
 
@@ -283,7 +288,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     da.add_argument("project")
     da.add_argument("name")
     da.add_argument("path")
-    da.add_argument("--target", help="the target column")
+    da.add_argument("--target", type=_given("--target"), help="the target column")
     da.add_argument(
         "--id-column",
         metavar="COL",

@@ -11,6 +11,7 @@ from core import schedule as cron
 from core.commands.submit import Submitter
 from core.errors import ModelDeckError
 from core.events import DeploymentEventKind
+from core.inputs import checked_reason
 from core.lifecycle import DeploymentStatus, JobType
 from core.models import ModelVersion
 from core.records import add_deployment_event, identical_deployment, identical_deployment_message
@@ -45,7 +46,7 @@ class Deployments:
 
     def retire(self, deployment: str, reason: str | None = None) -> JobView:
         """Retire a deployment; the reason (optional) is kept on it and in its events."""
-        reason = (reason or "").strip()
+        reason = checked_reason(reason)
         params = {"reason": reason} if reason else None
         return self.deployment_job(JobType.retire, deployment, params=params)
 

@@ -15,6 +15,7 @@ from core.commands.submit import Submitter
 from core.errors import ModelDeckError
 from core.evaluations import evaluations, metrics_history
 from core.fit import FIT_CHECKED, check_fit, fit_of
+from core.inputs import checked_reason
 from core.lifecycle import JobType
 from core.models import Dataset, Model, ModelVersion, Project
 from core.queries import judged as judged_now
@@ -115,7 +116,7 @@ class VersionJobs:
         reason: str,
         chosen: Sequence[str] | None = None,
     ) -> JobView:
-        reason = (reason or "").strip()
+        reason = checked_reason(reason)
         if not reason:
             raise ModelDeckError(f"a reason is required to {job_type.value} a version")
 
