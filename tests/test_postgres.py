@@ -362,8 +362,9 @@ def test_upgrades_run_at_once_say_which_one_upgraded(pg_server: PgServer, tmp_pa
         pg_server.drop(url)
 
 
+@pytest.mark.parametrize("raw", [[], ["--raw"]], ids=["lines", "raw"])
 def test_a_followed_log_goes_on_when_the_server_drops_its_connection(
-    pg: str, tmp_path: Path, repo: Path
+    pg: str, tmp_path: Path, repo: Path, raw: list[str]
 ) -> None:
     """``logs --follow`` outlives a connection the server ended (a restart, a DBA's
     ``pg_terminate_backend``): it says so once, tries again, and follows to the end."""
@@ -382,7 +383,7 @@ def test_a_followed_log_goes_on_when_the_server_drops_its_connection(
         deck.close()  # the only connections of the database left: the follower's
         env = dict(os.environ, MODELDECK_HOME=str(tmp_path), MODELDECK_DB=pg)
         follow = subprocess.Popen(
-            [sys.executable, "-m", "tui.entry", "logs", job.id, "--follow"],
+            [sys.executable, "-m", "tui.entry", "logs", job.id, "--follow", *raw],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -125,7 +125,7 @@ def logs(cli: Cli) -> int:
         out({"job": job.id, "status": job.status, "lines": lines})
         return 0
     silence = _Silence(d)
-    lost = False  # the database server's connection, while following
+    connection = _Connection()
     while True:
         try:
             job = d.job(job.id)
@@ -134,17 +134,10 @@ def logs(cli: Cli) -> int:
             if a.follow and not chunk and log.at_end and not final:
                 silence.check(job)
         except Exception as exc:
-            if not (a.follow and connection_lost(exc)):
+            if not (a.follow and connection.lost(exc)):
                 raise
-            if not lost:  # once: the follow goes on when the server answers again
-                reason = first_line(getattr(exc, "orig", None) or exc)
-                err(f"modeldeck: lost the connection to the database ({reason}): retrying")
-            lost = True
-            time.sleep(1.0)
             continue
-        if lost:
-            err("modeldeck: connected to the database again")
-            lost = False
+        connection.back()
         say_lines(chunk)
         if chunk and a.follow:
             # Live, also into a pipe or a file; and before any note on stderr about it.
@@ -154,6 +147,31 @@ def logs(cli: Cli) -> int:
         if not a.follow or final:
             return _followed_to_the_end(job, here=source.path.exists()) if a.follow else 0
         time.sleep(0.1)
+
+
+class _Connection:
+    """While a log is followed: the database server's connection lost (a restart, an
+    administrator ending it) is said once on stderr and tried again each second; the
+    follow goes on when the server answers."""
+
+    def __init__(self) -> None:
+        self._lost = False
+
+    def lost(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the connection lost (then, after a second's wait, try again)."""
+        if not connection_lost(exc):
+            return False
+        if not self._lost:
+            reason = first_line(getattr(exc, "orig", None) or exc)
+            err(f"modeldeck: lost the connection to the database ({reason}): retrying")
+        self._lost = True
+        time.sleep(1.0)
+        return True
+
+    def back(self) -> None:
+        if self._lost:
+            err("modeldeck: connected to the database again")
+            self._lost = False
 
 
 class _Silence:
@@ -203,23 +221,31 @@ def _raw_log(cli: Cli, job: JobView) -> int:
     source, offset = cli.deck.hosts.log(job.id), 0
     stdout = sys.stdout.buffer
     silence = _Silence(cli.deck)
+    connection = _Connection()
     while True:
-        job = cli.deck.job(job.id)
-        final = job.status in FINAL_STATUSES
         try:
-            with source.open() as fh:
-                fh.seek(offset)
-                while data := fh.read(CHUNK):
-                    stdout.write(data)
-                    offset += len(data)
-        except FileNotFoundError:
-            pass
-        stdout.flush()
+            job = cli.deck.job(job.id)
+            final = job.status in FINAL_STATUSES
+            try:
+                with source.open() as fh:
+                    fh.seek(offset)
+                    while data := fh.read(CHUNK):
+                        stdout.write(data)
+                        offset += len(data)
+            except FileNotFoundError:
+                pass
+            stdout.flush()
+            if cli.args.follow and not final:
+                silence.check(job)
+        except Exception as exc:
+            if not (cli.args.follow and connection.lost(exc)):
+                raise
+            continue
+        connection.back()
         if not cli.args.follow:
             return 0
         if final:
             return _followed_to_the_end(job, here=source.path.exists())
-        silence.check(job)
         time.sleep(0.1)
 
 
