@@ -16,6 +16,7 @@ from core import convert, lookup, rawsql
 from core.commands.catalog import Catalog
 from core.errors import NotFound
 from core.evaluations import evaluations, judged_evaluation, metrics_history, model_meta
+from core.events import JobEventKind
 from core.fit import FIT_CHECKED, fit_of, fit_problem
 from core.inputs import require_utf8
 from core.lifecycle import DeploymentStatus, JobType
@@ -58,8 +59,9 @@ def judged(s: Session, v: ModelVersion) -> MetricsView | None:
     return judged_evaluation(metrics_history(s, v), meta.get("judged_on"))
 
 
-_CODE_USED = sa_select(JobEvent.__table__.c.details).where(
-    JobEvent.__table__.c.job_id == bindparam("job"), JobEvent.__table__.c.kind == "code_used"
+_EVENT = JobEvent.__table__
+_CODE_USED = sa_select(_EVENT.c.details).where(
+    _EVENT.c.job_id == bindparam("job"), _EVENT.c.kind == JobEventKind.code_used.value
 )
 
 
