@@ -492,6 +492,78 @@ def test_four_eyes_with_real_roles_on_postgresql(
         reviewer.close()
 
 
+def test_a_member_cannot_forge_a_decision_with_sql_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    """Engines write decisions for the users whose jobs they run, so members may insert
+    approvals and set versions' statuses; the server still holds a member who bypasses
+    modeldeck to what the CLI checks. An engine under another member's role still records
+    the reviewer's decision in the reviewer's name."""
+    import psycopg
+
+    add_fast_stages(repo)
+    trainer = Deck(home=tmp_path / "trainer", db=pg_database.as_role("trainer1"))
+    reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
+    try:
+        trainer.add_project("churn", repo)
+        trainer.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
+        trainer.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
+        trained = trainer.train("churn", "scripted", "train", {"lines": 1})
+        settle(trainer)
+        version = trainer.job(trained.id).version
+        trainer.evaluate(version, "test")
+        settle(trainer)
+        reviewer.team.set_rules("churn", four_eyes=True)
+        url = pg_database.url.set(drivername="postgresql", username="trainer1")
+        with psycopg.connect(url.render_as_string(False), autocommit=True) as member:
+            refused_ = pytest.raises(psycopg.errors.InsufficientPrivilege)
+
+            def approval(job_id: str, by: str) -> None:
+                member.execute(
+                    "INSERT INTO approval (version_id, job_id, decision, reason, by, at) "
+                    "VALUES (%s, %s, 'approved', 'forged', %s, now())",
+                    (version, job_id, by),
+                )
+
+            def job(job_id: str, actor: str) -> None:
+                """A queued approve job of ``actor``: the training's row, changed."""
+                member.execute(
+                    "INSERT INTO job SELECT (jsonb_populate_record(NULL::job, to_jsonb(j) "
+                    "|| jsonb_build_object('id', %s::text, 'type', 'approve', 'status', "
+                    "'queued', 'version_id', %s::text, 'actor', %s::text))).* "
+                    "FROM job j WHERE id = %s",
+                    (job_id, version, actor, trained.id),
+                )
+
+            with refused_ as in_their_name:  # a job in the reviewer's name
+                job("j-forged-as-reviewer", "reviewer1")
+            assert "trainer1 may not make a job in the name of reviewer1" in str(
+                in_their_name.value
+            )
+            with refused_ as no_job:  # an approval in the reviewer's name, no job of theirs
+                approval(trained.id, "reviewer1")
+            assert "record of its own approve or reject job" in str(no_job.value)
+            job("j-forged-own", "trainer1")  # their own job: theirs to make
+            with refused_ as own:  # ... but four eyes hold on the server too
+                approval("j-forged-own", "trainer1")
+            assert "four eyes are required in project churn" in str(own.value)
+            with refused_ as status:  # no approval on record: no approved status
+                member.execute("UPDATE model_version SET status = 'approved'")
+            assert f"version {version} is approved only with its approval" in str(status.value)
+            member.execute("DELETE FROM job WHERE id = 'j-forged-own'")
+        assert trainer.version(version).status == "evaluated"
+        assert pg_database.admin.execute("SELECT count(*) FROM approval").fetchone() == (0,)
+        # Through modeldeck: reviewer1 decides, an engine under trainer1's role records it.
+        approved = reviewer.approve(version, "checked on the holdout")
+        settle(trainer)
+        assert trainer.job(approved.id).status == "completed"
+        approval_ = trainer.version(version).approval
+        assert (trainer.version(version).status, approval_.by) == ("approved", "reviewer1")
+    finally:
+        trainer.close()
+        reviewer.close()
+
+
 def test_approvals_and_events_are_append_only_on_postgresql(
     pg_database: PgDatabase, tmp_path: Path, repo: Path
 ) -> None:
