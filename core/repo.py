@@ -11,7 +11,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from core.errors import ModelDeckError, first_line
 from core.inputs import NAME_RULE, name_problem
@@ -133,11 +133,9 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
         return names, meta.metadata.num_rows
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if not header:
-                raise ModelDeckError(f"{path.name} is empty: a CSV dataset needs a header row")
+            header = _csv_header(fh, path.name)
             _named_once(path, header)
+            reader = csv.reader(fh)  # the rows after it
             rows = 0
             for row in reader:
                 if not row:
@@ -179,15 +177,36 @@ def dataset_header(path: str | Path, fmt: str) -> list[str]:
 
             return list(pq.ParquetFile(path).schema_arrow.names)
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), None)  # as pandas reads it: a BOM is no part of it
+            return _csv_header(fh, name)  # as pandas reads it: a BOM is no part of it
+    except ModelDeckError:
+        raise
     except UnicodeDecodeError:
         raise ModelDeckError(f"{name} is not a CSV file: it is not UTF-8 text") from None
     except OSError as exc:
         raise ModelDeckError(f"cannot read {name}: {exc.strerror or exc}") from None
     except Exception as exc:  # csv.Error, pyarrow's errors: the file is no table
         raise ModelDeckError(f"cannot read {name}: {first_line(exc)}") from None
+
+
+def _csv_header(fh: TextIO, name: str) -> list[str]:
+    """The first row of an open CSV file, its column names, refused when there are none.
+    A quoted field that is never closed would swallow the rest of the file into one
+    column (pandas refuses such a file): refused too."""
+    try:
+        header = next(csv.reader(fh, strict=True), None)
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise ModelDeckError(
+                f"{name} is not a CSV file: a quoted field is never closed"
+            ) from None
+        fh.seek(0)  # other strict complaints (`"a"b`): read leniently, as pandas does
+        header = next(csv.reader(fh), None)
     if not header:
         raise ModelDeckError(f"{name} is empty: a CSV dataset needs a header row")
+    if not any(header):
+        raise ModelDeckError(f"{name} names none of its columns: its first row is the header")
+    if any("\0" in column for column in header):
+        raise ModelDeckError(f"{name} is not a CSV file: its header holds a NUL byte")
     return header
 
 

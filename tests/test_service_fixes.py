@@ -214,8 +214,11 @@ def test_a_dataset_whose_file_is_gone_is_named_with_its_path(
     [
         (b"\xff\xfe\x00junk\x9c" * 100, "test.csv is not a CSV file: it is not UTF-8 text"),
         (b"", "test.csv is empty: a CSV dataset needs a header row"),
+        (b'"x1,x2,label\n1,2,0\n', "test.csv is not a CSV file: a quoted field is never closed"),
+        (b",,\n1,2,0\n", "test.csv names none of its columns: its first row is the header"),
+        (b"x1\0,x2,label\n1,2,0\n", "test.csv is not a CSV file: its header holds a NUL byte"),
     ],
-    ids=["junk", "empty"],
+    ids=["junk", "empty", "open-quote", "no-names", "nul"],
 )
 def test_a_dataset_file_turned_unreadable_says_why(
     cli: Cli, repo: Path, trained: str, content: bytes, why: str
@@ -227,6 +230,35 @@ def test_a_dataset_file_turned_unreadable_says_why(
     line = refused(cli("evaluate", trained, "--dataset", "test"))
     assert line == f"error: cannot read the columns of dataset 'test' ({path}): {why}", line
     assert jobs(cli) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'"x1,x2,label\n1,2,0\n', "odd.csv is not a CSV file: a quoted field is never closed"),
+        (b",,\n1,2,0\n", "odd.csv names none of its columns: its first row is the header"),
+        (b"x1\0,x2,label\n1,2,0\n", "odd.csv is not a CSV file: its header holds a NUL byte"),
+    ],
+    ids=["open-quote", "no-names", "nul"],
+)
+def test_an_odd_csv_is_refused_when_added(
+    cli: Cli, repo: Path, project: str, content: bytes, why: str
+) -> None:
+    """Not "0 rows, 1 column" (an unclosed quote swallowed the file) nor nameless columns."""
+    path = repo / "data" / "odd.csv"
+    path.write_bytes(content)
+    before = ok(cli("datasets", project, "--json")).json()
+    assert refused(cli("dataset", "add", project, "odd", str(path))) == f"error: {why}"
+    assert ok(cli("datasets", project, "--json")).json() == before
+
+
+def test_csv_quirks_pandas_reads_are_still_added(cli: Cli, repo: Path, project: str) -> None:
+    """A nameless first column (pandas' index) and a quote inside a field, as pandas reads
+    them: added, not refused by the checks above."""
+    path = repo / "data" / "quirky.csv"
+    path.write_text(',"x1"x,label\n0,1,1\n1,2,0\n')
+    line = ok(cli("dataset", "add", project, "quirky", str(path))).out
+    assert line.startswith("dataset quirky added: 2 rows, 3 column")
 
 
 # -- job and list output -----------------------------------------------------------------
