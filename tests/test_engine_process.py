@@ -43,12 +43,10 @@ class EngineProcess:
     def text(self) -> str:
         return self.out.read_text()
 
-    def terminate(self, timeout: float = 5.0) -> float:
-        """SIGTERM; how long it took to exit."""
-        t = time.monotonic()
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM; its exit status once it has exited (TimeoutExpired if it does not)."""
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout)
-        return time.monotonic() - t
+        return self.proc.wait(timeout)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -142,8 +140,7 @@ def test_sigkill_engine_jobs_survive_and_the_next_engine_reattaches(tdeck, engin
     for j in (short, long):
         assert started_events(deck, j) == 1
 
-    took = b.terminate()
-    assert took < 5 and b.proc.returncode == 0
+    assert b.terminate() == 0
     assert "engine stopped (SIGTERM)" in b.text()  # it says so, not only by its exit
     assert deck.serving_engine() is None
     assert "database is locked" not in a.text() + b.text()
@@ -156,8 +153,8 @@ def test_sigterm_releases_the_lease_and_leaves_jobs_running(tdeck, engines) -> N
     job = ticker(deck, lines=100_000, every=0.01)
     wait_for(lambda: len(log_lines(deck, job)) >= 5, what="the job to print")
     pid = deck.job(job).pid
-    assert a.terminate() < 5
-    assert a.proc.returncode == 0
+    # It exits while its job runs on (the job prints until stopped): it does not wait for it.
+    assert a.terminate() == 0
     assert "keep running" in a.text()
     assert deck.serving_engine() is None  # released, not left to expire
     assert process_alive(pid, None) and deck.job(job).status == "running"
