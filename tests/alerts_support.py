@@ -1,5 +1,5 @@
 """A real webhook for the alert tests: an HTTP server on 127.0.0.1 in a thread of the test,
-answering each POST as the test scripts it (a status, or no answer at all) and keeping what
+answering each POST as the test scripts it (a status, or an answer that never ends) and keeping what
 it was sent."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-HANG = -1  # an "answer" that never comes (until the test ends)
+# An answer begun and never finished: a byte of it every tenth of a second while the
+# webhook's ``trickling`` is set (the client's 5 s timeout is for each read, so it keeps
+# waiting), then nothing (it gives up 5 s later).
+TRICKLE = -2
 
 
 @dataclass
@@ -32,7 +35,9 @@ class Webhook:
     default: int = 200
     received: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    trickling: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    open: int = 0  # requests whose answer is still under way (TRICKLE)
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -58,14 +63,28 @@ def _handler(hook: Webhook) -> type[BaseHTTPRequestHandler]:
                 path, _, query = self.path.partition("?")
                 hook.received.append(Received(path, body, dict(self.headers), query))
             status = hook._next_answer()
-            if status == HANG:
-                hook.release.wait(60)
-                self.close_connection = True
+            if status == TRICKLE:
+                self._trickle()
                 return
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
+
+        def _trickle(self) -> None:
+            with hook.lock:
+                hook.open += 1
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while hook.trickling.is_set() and not hook.release.wait(0.1):
+                    self.wfile.write(b"a")
+                hook.release.wait(60)
+            except OSError:  # the client gave up and closed the connection
+                pass
+            finally:
+                with hook.lock:
+                    hook.open -= 1
+                self.close_connection = True
 
         def log_message(self, *_args: Any) -> None:
             pass
