@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,16 +206,13 @@ def test_a_ray_job_ignoring_sigterm_is_killed_after_the_grace(
     deck = ray_deck
     job = deck.train("p", "scripted", "train", {"lines": 1, "ignore_term": 120}).id
     log_has(deck, job, "ignoring SIGTERM")
-    asked = time.monotonic()
     deck.stop(job)
-    done = final(deck, job)
-    took = time.monotonic() - asked
+    done = final(deck, job)  # (within 90 s: before its 120 s sleep could end)
     assert done.status == "cancelled", done
     signals = [e.details["signal"] for e in deck.events(job) if e.kind == "signal_sent"]
     assert signals == ["SIGTERM", "SIGKILL"]
     ended = next(e for e in deck.events(job) if e.kind == "cancelled")
-    assert ended.details["stopped_by"] == "SIGKILL"
-    assert took < 60  # killed, not left to sleep its 120 s
+    assert ended.details["stopped_by"] == "SIGKILL"  # killed, not left to sleep its 120 s
 
 
 def test_a_job_asking_more_cpus_than_the_cluster_has_waits_and_can_be_stopped(
