@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def wait_served(deck: Deck, pid: int, seconds: float, timeout: float = 60.0) -> None:
+    """Wait until the engine process ``pid`` has served ``seconds`` more, as its own
+    heartbeats tell (one is written from a round at most every BEAT_EVERY): its rounds went
+    on for that long, however slowly a busy machine ran it. For a test that lets an engine
+    run (its recoveries every RECOVER_EVERY, say) to show that something does not happen."""
+
+    def seen() -> datetime | None:
+        return next((e.last_seen for e in deck.hosts.engines() if e.pid == pid), None)
+
+    since = wait_for(seen, timeout, f"a heartbeat of engine {pid}")
+    until = since + timedelta(seconds=seconds)
+    wait_for(lambda: (last := seen()) and last >= until, timeout, f"engine {pid} to serve on")
 
 
 def wait_final(deck: Deck, job_id: str, timeout: float = 30.0, engine: Engine | None = None):

@@ -8,13 +8,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy_support import add_ticker, expire_lease, started_events, wait_final, wait_for
+from deploy_support import (
+    add_ticker,
+    expire_lease,
+    started_events,
+    wait_final,
+    wait_for,
+    wait_served,
+)
 
+from core.hosts import BEAT_EVERY
 from core.procfs import process_alive
 from core.service import Deck
 
@@ -212,7 +219,7 @@ def test_a_standing_by_engine_exits_when_idle_once_the_serving_one_ran_the_queue
     job = ticker(deck, lines=100_000, every=0.05)  # runs until it is stopped
     script = engines("--exit-when-idle")
     wait_for(lambda: "standing by" in script.text(), what="the script's engine to stand by")
-    time.sleep(1)  # a few of its rounds
+    wait_served(deck, script.pid, BEAT_EVERY)  # a few of its rounds
     assert script.proc.poll() is None  # the job is still running: not idle
     deck.stop(job)
     assert wait_final(deck, job, timeout=30).status == "cancelled"

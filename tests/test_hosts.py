@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,15 @@ from typing import Any
 
 import pytest
 from conftest import SCRIPTED_TRAINING, write_csv, write_model
-from deploy_support import add_fast_stages, add_ticker, approved_version, deploy, utc, wait_for
+from deploy_support import (
+    add_fast_stages,
+    add_ticker,
+    approved_version,
+    deploy,
+    utc,
+    wait_for,
+    wait_served,
+)
 from sqlalchemy import update
 
 from core.clock import FakeClock
@@ -267,7 +274,6 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(
         expire_lease(shared_db)  # the dead lease of another host runs out (15 s) at once
         b = beta.engine("--lost-after", "4")
         wait_for(lambda: shared.job(job).status == "failed", timeout=30, what="the job lost")
-        lost_at = time.monotonic()
         assert follow.wait(30) == 1  # as a job command: the job did not complete
         assert said.read_text().splitlines()[-1].startswith(f"modeldeck: job {job} failed: lost")
         final = shared.job(job)
@@ -285,7 +291,7 @@ def test_a_job_of_a_host_not_seen_for_lost_after_fails_as_lost(
         ]
         # Beta leaves the staging folder to the job's process, which still runs on alpha
         # (it would fail writing its files there): through a recovery round or two.
-        time.sleep(max(0.0, lost_at + 2.5 * RECOVER_EVERY - time.monotonic()))
+        wait_served(shared, b.pid, 2 * RECOVER_EVERY)
         assert staging.is_dir()
         # Alpha comes back: the process of its job, failed as lost meanwhile, is ended.
         assert running_process(running.pid)
@@ -342,7 +348,7 @@ def test_a_host_seen_within_lost_after_keeps_its_jobs(hosts, shared, shared_db) 
         a.wait(20)
         b = beta.engine("--lost-after", "60")
         wait_for(lambda: [e.host for e in shared.hosts.engines()] == ["beta"], what="beta")
-        time.sleep(3)  # recoveries of beta's (every 2 s)
+        wait_served(shared, b.pid, 2 * RECOVER_EVERY)  # recoveries of beta's
         assert shared.job(job).status == "running"
         assert b.poll() is None
     finally:
@@ -622,11 +628,11 @@ def test_an_engine_killed_mid_run_re_attaches_to_its_jobs_when_it_returns(
     job = shared.train("proj", "ticker", "train", {"lines": 100_000, "every": 0.01}).id
     pid = wait_for(lambda: shared.job(job).pid, what="the job to start on alpha")
     try:
-        beta.engine()
+        b = beta.engine()
         wait_for(lambda: len(shared.hosts.engines()) == 2, what="beta to beat")
         a.kill()  # kill -9 mid-run; beta serves on, and leaves alpha's job to alpha
         a.wait(10)
-        time.sleep(2.5)  # a recovery round of beta's
+        wait_served(shared, b.pid, 2 * RECOVER_EVERY)  # recoveries of beta's
         assert shared.job(job).status == "running"
         alpha.engine()  # back within --lost-after
         wait_for(

@@ -59,6 +59,8 @@ def test_a_schedule_that_cannot_fire_is_said_once_and_the_engine_does_not_spin(
     engine.tick = counted  # type: ignore[method-assign]
     engine.start()
     try:
+        # The point: time passes (a poll and a bit) and the rounds in it are counted; an
+        # engine that spun on the broken schedule would make hundreds. Not a wait.
         time.sleep(1.2)
         seen = rounds
         fired = wait_for(
