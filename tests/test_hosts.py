@@ -4,6 +4,7 @@ schedules that fire once, a log followed from another host, the artifact store s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -543,33 +544,33 @@ def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path
 
     write_model(repo, "scripted", SCRIPTED_TRAINING)
     write_csv(repo / "data" / "train.csv")
-    alpha.ok("project", "add", "proj", "--repo", str(repo))
-    alpha.ok(
-        "dataset", "add", "proj", "train", str(repo / "data" / "train.csv"), "--target", "label"
-    )
-    beta.engine("--exit-when-idle")
-    job = json.loads(alpha.ok("train", "proj", "scripted", "--dataset", "train", "--json"))
-    assert job["status"] == "completed", job
-    version = json.loads(alpha.ok("version", job["version"], "--json"))
-    folder = Path(version["artifact_dir"])
-    assert folder.parent.parent.parent == store
-    assert (folder / "weights.txt").read_text() == "42"
-    assert not (beta.home / "artifacts").exists() or not any((beta.home / "artifacts").iterdir())
+    # The setting is what is tested: the setup and the checks of what it did go in-process.
+    with contextlib.closing(alpha.deck()) as deck:
+        deck.add_project("proj", repo)
+        deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+        beta.engine("--exit-when-idle")
+        job = json.loads(alpha.ok("train", "proj", "scripted", "--dataset", "train", "--json"))
+        assert job["status"] == "completed", job
+        folder = Path(deck.version_detail(job["version"]).artifact_dir)
+        assert folder.parent.parent.parent == store
+        assert (folder / "weights.txt").read_text() == "42"
+        beta_artifacts = beta.home / "artifacts"
+        assert not beta_artifacts.exists() or not any(beta_artifacts.iterdir())
 
-    # A host that cannot use the store (not mounted there) refuses to start its engine.
-    store.rename(tmp_path / "elsewhere")
-    done = beta.run("engine")
-    assert done.returncode == 2
-    refusal = [
-        f"error: the artifact store (`modeldeck config set artifacts`) {store} "
-        "is not a folder on this host"
-    ]
-    assert done.stderr.strip().splitlines() == refusal
-    # So does a job command that would run its job itself (no engine serves): nothing queued.
-    jobs = alpha.ok("jobs", "proj", "--json")
-    done = alpha.run("train", "proj", "scripted", "--dataset", "train")
-    assert done.returncode == 2 and done.stderr.strip().splitlines() == refusal
-    assert alpha.ok("jobs", "proj", "--json") == jobs
+        # A host that cannot use the store (not mounted there) refuses to start its engine.
+        store.rename(tmp_path / "elsewhere")
+        done = beta.run("engine")
+        assert done.returncode == 2
+        refusal = [
+            f"error: the artifact store (`modeldeck config set artifacts`) {store} "
+            "is not a folder on this host"
+        ]
+        assert done.stderr.strip().splitlines() == refusal
+        # So does a job command that would run its job itself (no engine serves): nothing
+        # queued.
+        done = alpha.run("train", "proj", "scripted", "--dataset", "train")
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == refusal
+        assert [j.id for j in deck.jobs()] == [job["id"]]
 
 
 # -- PostgreSQL: engines dispatching side by side ----------------------------------------------
