@@ -443,6 +443,8 @@ def test_a_killed_fork_server_leaves_its_jobs_running_and_is_started_again(
         engine.shutdown()
 
 
+# Submits argv[2] jobs, stopping one of its jobs so far after about every other submission
+# (some still queued, some running, some ended), while the other processes do the same.
 SUBMIT_AND_STOP = """
 import random
 import sys
@@ -452,16 +454,19 @@ from core.service import Deck
 deck = Deck()
 rng = random.Random(int(sys.argv[1]))
 ids = []
-for i in range(25):
+for i in range(int(sys.argv[2])):
     hp = {"lines": 1, "sleep": rng.choice([0, 0, 0.2])}
     ids.append(deck.train("proj", "scripted", "train", hp).id)
     print(ids[-1], flush=True)
-    if rng.random() < 0.3:
+    if rng.random() < 0.5:
         try:
             deck.stop(rng.choice(ids))
         except ModelDeckError:
             pass  # it ended meanwhile
 """
+
+
+EACH = 5  # jobs a submitting process queues (the seeds below stop 9 times in all)
 
 
 def test_four_processes_submit_and_stop_and_every_job_ends(
@@ -473,7 +478,7 @@ def test_four_processes_submit_and_stop_and_every_job_ends(
         wait_for(deck.serving_engine, what="the engine to take the lease")
         subs = [
             subprocess.Popen(
-                [sys.executable, "-c", SUBMIT_AND_STOP, str(seed)],
+                [sys.executable, "-c", SUBMIT_AND_STOP, str(seed), str(EACH)],
                 cwd=ROOT,
                 env=engine_env(home),
                 stdout=subprocess.PIPE,
@@ -489,11 +494,11 @@ def test_four_processes_submit_and_stop_and_every_job_ends(
             assert p.returncode == 0, err
             ids += got.split()
             errors += err
-        assert len(set(ids)) == 100
+        assert len(set(ids)) == 4 * EACH
         wait_for(
             lambda: deck.count_jobs(status=["queued", "running", "stopping"]) == 0,
             timeout=120,
-            what="all 100 jobs to end",
+            what=f"all {4 * EACH} jobs to end",
         )
         statuses = [deck.job(i).status for i in ids]
         assert all(s in FINAL_STATUSES for s in statuses), statuses
