@@ -23,9 +23,11 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.engine import Engine
 from core.service import Deck
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,6 +270,23 @@ def deck(home: Path) -> Iterator[Deck]:
     d = Deck(home=home)
     yield d
     d.close()
+
+
+@pytest.fixture
+def new_engine() -> Iterator[Callable[..., Engine]]:
+    """``Engine(...)`` for the test, each one shut down when the test ends (its fork servers
+    and courier with it), whether the test passed or not. Request it after the Deck the
+    engines serve, so that they are shut down before it closes."""
+    made: list[Engine] = []
+
+    def make(*args: Any, **kwargs: Any) -> Engine:
+        engine = Engine(*args, **kwargs)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in reversed(made):
+        engine.shutdown()
 
 
 @pytest.fixture

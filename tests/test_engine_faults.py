@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -146,12 +146,12 @@ def test_the_headless_engine_skips_bad_records_and_keeps_dispatching(
 
 
 def test_a_restarted_engine_recovers_a_job_with_bad_records(
-    deck: Deck, cli, home: Path, bad_model: str
+    deck: Deck, cli, home: Path, bad_model: str, new_engine: Callable[..., Engine]
 ) -> None:
     """The job ended while no engine followed it: recovery meets its bad lines first. It
     used to crash there, again at every restart."""
     job = deck.train("proj", bad_model, "train")
-    first = Engine(deck, workers=1)
+    first = new_engine(deck, workers=1)
     first.tick()  # starts it, then "dies" before reading anything the job wrote
     result = deck.job_dir(job.id) / "result.json"
     wait_for(result.exists, timeout=30, what="the job to end")
@@ -196,9 +196,9 @@ def test_an_unreadable_events_file_is_said_once_and_the_job_still_ends(
 
 
 def test_a_failing_part_of_the_round_is_logged_once_and_backs_off(
-    deck: Deck, caplog: pytest.LogCaptureFixture
+    deck: Deck, caplog: pytest.LogCaptureFixture, new_engine: Callable[..., Engine]
 ) -> None:
-    engine = Engine(deck, workers=1)
+    engine = new_engine(deck, workers=1)
     tries: list[float] = []
     broken = True
 
@@ -236,10 +236,10 @@ def test_a_failing_part_of_the_round_is_logged_once_and_backs_off(
     ids=["a-list", "wrong-types", "error-object-and-outside-path"],
 )
 def test_a_result_file_not_as_the_runner_writes_it_does_not_stop_recovery(
-    deck: Deck, project: str, written: str
+    deck: Deck, project: str, written: str, new_engine: Callable[..., Engine]
 ) -> None:
     job = deck.train("proj", "scripted", "train", {"lines": 1}).id
-    first = Engine(deck, workers=1)
+    first = new_engine(deck, workers=1)
     first.tick()
     result = deck.job_dir(job) / "result.json"
     wait_for(result.exists, timeout=30, what="the job to end")
@@ -292,17 +292,21 @@ def sleeper(deck: Deck, project: str) -> Iterator[tuple[Engine, str]]:
     reads its new records (no wait between reads)."""
     engine = Engine(deck, workers=2, ingest_every=0)
     job = deck.train("proj", "scripted", "train", {"lines": 0, "sleep": 300}).id
-    engine.tick()
-    assert job in engine.running
-    # Its own records (the code it runs) are in before a test appends any.
-    log = deck.log_path(job)
-    wait_for(lambda: log.is_file() and "sleeping" in log.read_text(), what="the job to sleep")
-    engine.tick()
-    assert [e.kind for e in deck.events(job)].count("code_used") == 1
-    yield engine, job
-    deck.stop(job)
-    wait_final(deck, job, timeout=30, engine=engine)
-    engine.shutdown()
+    try:
+        engine.tick()
+        assert job in engine.running
+        # Its own records (the code it runs) are in before a test appends any.
+        log = deck.log_path(job)
+        wait_for(lambda: log.is_file() and "sleeping" in log.read_text(), what="the job to sleep")
+        engine.tick()
+        assert [e.kind for e in deck.events(job)].count("code_used") == 1
+        yield engine, job
+    finally:
+        try:
+            deck.stop(job)
+            wait_final(deck, job, timeout=30, engine=engine)
+        finally:
+            engine.shutdown()
 
 
 @settings(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,8 @@ from core.lifecycle import JobStatus
 from core.models import Job
 from core.procfs import HOST, process_alive
 from core.service import Deck
+
+NewEngine = Callable[..., Engine]  # the ``new_engine`` fixture: engines shut down at the end
 
 
 @pytest.fixture
@@ -51,9 +53,9 @@ def kinds(deck: Deck, job_id: str) -> list[str]:
 
 
 @pytest.mark.sqlite_only(reason="a standby engine: PostgreSQL's engines all dispatch")
-def test_lease_expiry_and_takeover(fdeck: Deck, clock: FakeClock) -> None:
-    a = Engine(fdeck, workers=2, lease_ttl=15)
-    b = Engine(fdeck, workers=2, lease_ttl=15)
+def test_lease_expiry_and_takeover(fdeck: Deck, clock: FakeClock, new_engine: NewEngine) -> None:
+    a = new_engine(fdeck, workers=2, lease_ttl=15)
+    b = new_engine(fdeck, workers=2, lease_ttl=15)
     a.tick()
     b.tick()
     assert a.holds_lease and not b.holds_lease
@@ -88,11 +90,11 @@ def test_lease_expiry_and_takeover(fdeck: Deck, clock: FakeClock) -> None:
     a.release_lease()
 
 
-def test_direct_concurrent_claims_never_run_a_job_twice(fdeck: Deck) -> None:
+def test_direct_concurrent_claims_never_run_a_job_twice(fdeck: Deck, new_engine: NewEngine) -> None:
     """Two engines that both believe they hold the lease (a stalled one wakes up) race for
     the same queue; the guarded claim lets exactly one of them start each job."""
     jobs = [ticker(fdeck, lines=1, every=0) for _ in range(16)]
-    engines = [Engine(fdeck, workers=4) for _ in range(2)]
+    engines = [new_engine(fdeck, workers=4) for _ in range(2)]
     barrier = threading.Barrier(2)
 
     def race(engine: Engine) -> None:
@@ -118,10 +120,10 @@ def test_direct_concurrent_claims_never_run_a_job_twice(fdeck: Deck) -> None:
 
 
 def test_two_engines_sharing_a_database_with_a_lease_handover(
-    fdeck: Deck, clock: FakeClock
+    fdeck: Deck, clock: FakeClock, new_engine: NewEngine
 ) -> None:
     jobs = [ticker(fdeck, lines=3, every=0.01) for _ in range(10)]
-    a, b = Engine(fdeck, workers=2), Engine(fdeck, workers=2)
+    a, b = new_engine(fdeck, workers=2), new_engine(fdeck, workers=2)
     for _ in range(3):
         a.tick()
         b.tick()
@@ -138,8 +140,8 @@ def test_two_engines_sharing_a_database_with_a_lease_handover(
         assert started_events(fdeck, j) == 1, kinds(fdeck, j)
 
 
-def test_reattach_to_a_live_job_then_stop_it(fdeck: Deck) -> None:
-    a = Engine(fdeck, workers=2, grace=5)
+def test_reattach_to_a_live_job_then_stop_it(fdeck: Deck, new_engine: NewEngine) -> None:
+    a = new_engine(fdeck, workers=2, grace=5)
     job = ticker(fdeck, lines=2000, every=0.01)
     a.tick()
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
@@ -147,7 +149,7 @@ def test_reattach_to_a_live_job_then_stop_it(fdeck: Deck) -> None:
     wait_for(lambda: log.exists() and log.read_text().count("\n") >= 5, what="log lines")
     a.lease.held = False  # a "dies": it never ticks again
     expire_lease(fdeck.home)
-    b = Engine(fdeck, workers=2, grace=5)
+    b = new_engine(fdeck, workers=2, grace=5)
     b.tick()
     assert job in b.running and "reattached" in kinds(fdeck, job)
     before = log.read_text().count("\n")
@@ -160,15 +162,17 @@ def test_reattach_to_a_live_job_then_stop_it(fdeck: Deck) -> None:
     assert "stop requested; the job was interrupted" in log.read_text()
 
 
-def test_outcome_of_a_job_that_ended_while_no_engine_followed_it(fdeck: Deck) -> None:
-    a = Engine(fdeck, workers=2)
+def test_outcome_of_a_job_that_ended_while_no_engine_followed_it(
+    fdeck: Deck, new_engine: NewEngine
+) -> None:
+    a = new_engine(fdeck, workers=2)
     job = ticker(fdeck, lines=5, every=0.01)
     a.tick()
     result = fdeck.job_dir(job) / "result.json"
     wait_for(result.exists, what="result.json")
     a.lease.held = False  # it died before noticing
     expire_lease(fdeck.home)
-    b = Engine(fdeck, workers=2)
+    b = new_engine(fdeck, workers=2)
     b.tick()
     final = fdeck.job(job)
     assert final.status == "completed" and final.version
@@ -176,8 +180,8 @@ def test_outcome_of_a_job_that_ended_while_no_engine_followed_it(fdeck: Deck) ->
     assert started_events(fdeck, job) == 1
 
 
-def test_a_vanished_process_is_failed_as_lost(fdeck: Deck) -> None:
-    a = Engine(fdeck, workers=2)
+def test_a_vanished_process_is_failed_as_lost(fdeck: Deck, new_engine: NewEngine) -> None:
+    a = new_engine(fdeck, workers=2)
     job = ticker(fdeck, lines=5000, every=0.01)
     a.tick()
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
@@ -187,7 +191,7 @@ def test_a_vanished_process_is_failed_as_lost(fdeck: Deck) -> None:
     os.killpg(pid, signal.SIGKILL)  # gone without writing result.json
     wait_for(lambda: not process_alive(pid, None), what="the process to die")
     expire_lease(fdeck.home)
-    b = Engine(fdeck, workers=2)
+    b = new_engine(fdeck, workers=2)
     b.tick()
     final = fdeck.job(job)
     assert final.status == "failed" and final.error == "lost"
@@ -196,7 +200,7 @@ def test_a_vanished_process_is_failed_as_lost(fdeck: Deck) -> None:
     assert "vanished" in events[-1].details["reason"]
 
 
-def test_a_reused_pid_is_not_mistaken_for_the_job(fdeck: Deck) -> None:
+def test_a_reused_pid_is_not_mistaken_for_the_job(fdeck: Deck, new_engine: NewEngine) -> None:
     """The recorded pid now belongs to another process (here: this test's own): the kernel
     start time tells them apart, so the job is lost rather than adopted."""
     job = ticker(fdeck, lines=1)
@@ -207,12 +211,14 @@ def test_a_reused_pid_is_not_mistaken_for_the_job(fdeck: Deck) -> None:
         row.proc_start = 1.0  # not when this process started
         s.add(row)
         s.commit()
-    Engine(fdeck, workers=2).tick()
+    new_engine(fdeck, workers=2).tick()
     final = fdeck.job(job)
     assert final.status == "failed" and final.error == "lost"
 
 
-def test_a_job_claimed_but_never_started_is_queued_again(fdeck: Deck) -> None:
+def test_a_job_claimed_but_never_started_is_queued_again(
+    fdeck: Deck, new_engine: NewEngine
+) -> None:
     """The engine died between claiming a job and starting its process: no code ran, so the
     job is queued again (and runs once), not left `running` with no process behind it."""
     job = ticker(fdeck, lines=2, every=0)
@@ -225,7 +231,7 @@ def test_a_job_claimed_but_never_started_is_queued_again(fdeck: Deck) -> None:
             s.add(row)
         s.commit()
     fdeck.stop(stopped)  # asked to stop while nobody ran it
-    e = Engine(fdeck, workers=2)
+    e = new_engine(fdeck, workers=2)
     e.tick()
     assert "requeued" in kinds(fdeck, job)
     assert fdeck.job(stopped).status == "cancelled"
@@ -233,10 +239,12 @@ def test_a_job_claimed_but_never_started_is_queued_again(fdeck: Deck) -> None:
     assert started_events(fdeck, job) == 1
 
 
-def test_a_process_started_but_not_yet_recorded_is_found(fdeck: Deck) -> None:
+def test_a_process_started_but_not_yet_recorded_is_found(
+    fdeck: Deck, new_engine: NewEngine
+) -> None:
     """The engine died after starting the process but before recording its pid: the
     runner's pid file lets the next engine adopt it instead of running the job again."""
-    a = Engine(fdeck, workers=2)
+    a = new_engine(fdeck, workers=2)
     job = ticker(fdeck, lines=30, every=0.02)
     a.tick()
     wait_for(lambda: fdeck.job(job).pid, what="pid")
@@ -247,7 +255,7 @@ def test_a_process_started_but_not_yet_recorded_is_found(fdeck: Deck) -> None:
         s.add(row)
         s.commit()
     expire_lease(fdeck.home)
-    b = Engine(fdeck, workers=2)
+    b = new_engine(fdeck, workers=2)
     b.tick()
     assert fdeck.job(job).pid is not None
     final = wait_final(fdeck, job, engine=b)

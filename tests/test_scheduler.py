@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,8 +29,8 @@ def fdeck(home: Path, repo: Path, clock: FakeClock) -> Iterator[Deck]:
 
 
 @pytest.fixture
-def engine(fdeck: Deck) -> Engine:
-    return Engine(fdeck, workers=2, poll=0.05)
+def engine(fdeck: Deck, new_engine: Callable[..., Engine]) -> Engine:
+    return new_engine(fdeck, workers=2, poll=0.05)
 
 
 @pytest.fixture
@@ -128,11 +128,13 @@ def test_a_run_going_when_its_deployment_is_retired_completes(
         fdeck.predict(dep)
 
 
-def test_missed_fires_within_grace_coalesce_into_one_run(fdeck, engine, version, clock) -> None:
+def test_missed_fires_within_grace_coalesce_into_one_run(
+    fdeck, engine, version, clock, new_engine
+) -> None:
     dep = deploy(fdeck, engine, version, "*/10 * * * *")
     # No engine ran from 12:00 to 12:55: five fire times passed, all within the hour's grace.
     clock.set(utc(2026, 3, 2, 12, 55))
-    fresh = Engine(fdeck, workers=2, poll=0.05)
+    fresh = new_engine(fdeck, workers=2, poll=0.05)
     fresh.tick()
     [job] = scheduled_jobs(fdeck, dep)
     created = fdeck.events(job.id)[0]
@@ -143,10 +145,12 @@ def test_missed_fires_within_grace_coalesce_into_one_run(fdeck, engine, version,
     assert fresh.run_until_idle(30)
 
 
-def test_missed_fires_beyond_grace_are_recorded_not_run(fdeck, engine, version, clock) -> None:
+def test_missed_fires_beyond_grace_are_recorded_not_run(
+    fdeck, engine, version, clock, new_engine
+) -> None:
     dep = deploy(fdeck, engine, version, "0 * * * *")
     clock.set(utc(2026, 3, 2, 18, 30))  # fires at 13..18 passed; only 18:00 is within 1 h
-    Engine(fdeck, workers=2).tick()
+    new_engine(fdeck, workers=2).tick()
     [job] = scheduled_jobs(fdeck, dep)
     assert job.params["fire_time"] == "2026-03-02T18:00:00.000Z"
     [missed] = dep_events(fdeck, dep, "schedule_missed")
@@ -157,7 +161,7 @@ def test_missed_fires_beyond_grace_are_recorded_not_run(fdeck, engine, version, 
 
 
 def test_grace_is_per_deployment_and_a_long_outage_never_floods(
-    fdeck, engine, version, clock
+    fdeck, engine, version, clock, new_engine
 ) -> None:
     minutely = deploy(fdeck, engine, version, "* * * * *")
     hourly = deploy(fdeck, engine, version, "0 * * * *")
@@ -167,7 +171,7 @@ def test_grace_is_per_deployment_and_a_long_outage_never_floods(
         s.add(d)
         s.commit()
     clock.set(utc(2026, 3, 12, 12, 30))  # ten days without an engine: > 10,000 fires
-    Engine(fdeck, workers=2).tick()
+    new_engine(fdeck, workers=2).tick()
     [run] = scheduled_jobs(fdeck, minutely)  # one run for the last hour's fires
     assert run.params["fire_time"] == "2026-03-12T12:30:00.000Z"
     assert fdeck.events(run.id)[0].details["coalesced"] == 60
