@@ -120,16 +120,18 @@ def test_recovery_and_stop_go_through_the_jobs_executor(
     job = deck.train(project, "ticker", "train", {"lines": 2000, "every": 0.01}).id
     on(deck, job, "elsewhere")
     first = Engine(deck, workers=1)
-    first.tick()
-    wait_for(lambda: deck.job(job).pid, what="its pid")
-    first.release_lease()  # it "dies": it never ticks again, and leaves the job running
-    second = Engine(deck, workers=1, grace=5)
+    second = None
     try:
+        first.tick()
+        wait_for(lambda: deck.job(job).pid, what="its pid")
+        first.release_lease()  # it "dies": it never ticks again, and leaves the job running
+        second = Engine(deck, workers=1, grace=5)
         wait_for(lambda: (second.tick(), job in second.running)[1], what="the adoption")
         deck.stop(job)
         done = wait_final(deck, job, engine=second)
     finally:
-        second.shutdown()
+        if second is not None:
+            second.shutdown()
         first.shutdown()
     assert done.status == "cancelled", done
     assert ("adopt", job) in elsewhere.calls and ("signal", job) in elsewhere.calls

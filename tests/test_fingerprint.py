@@ -62,7 +62,7 @@ def test_trainings_leave_no_bytecode_in_a_clean_checkout(deck, project: str, rep
         try:
             assert engine.run_until_idle(60)
         finally:
-            engine.release_lease()
+            engine.shutdown()
         assert deck.job(job.id).status == "completed"
         assert deck.job(job.id).params["code_fingerprint"] == f"git:{head}"
     assert not list(repo.rglob("__pycache__")) and not list(repo.rglob("*.pyc"))

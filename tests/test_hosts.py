@@ -370,32 +370,37 @@ def test_a_due_schedule_fires_once_when_two_engines_fire_at_once(
     deck.add_dataset("proj", "test", repo / "data" / "test.csv", target="label")
     deck.add_dataset("proj", "score", repo / "data" / "score.csv")
     engine = Engine(deck, workers=2, poll=0.05, schedules=False)
-    version = approved_version(deck, engine, "proj")
-    deps = [deploy(deck, engine, version, f"{m} * * * *") for m in (0, 1, 2)]
-    other = Deck(home=tmp_path / "two", db=shared_db, clock=clock)  # another host's connections
-    schedulers = [Scheduler(deck.store), Scheduler(other.store)]
-    for hour in (13, 14):
-        clock.set(utc(2026, 3, 2, hour, 5))
-        barrier = threading.Barrier(2)
+    other: Deck | None = None
+    try:
+        version = approved_version(deck, engine, "proj")
+        deps = [deploy(deck, engine, version, f"{m} * * * *") for m in (0, 1, 2)]
+        other = Deck(home=tmp_path / "two", db=shared_db, clock=clock)  # another host's
+        schedulers = [Scheduler(deck.store), Scheduler(other.store)]
+        for hour in (13, 14):
+            clock.set(utc(2026, 3, 2, hour, 5))
+            barrier = threading.Barrier(2)
 
-        def fire(s: Scheduler, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            s.fire()
+            def fire(s: Scheduler, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                s.fire()
 
-        threads = [threading.Thread(target=fire, args=(s,)) for s in schedulers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        for s in schedulers:  # and again, one after the other: nothing is due any more
-            s.fire()
-        assert engine.run_until_idle(60)  # the runs end before the next fire (no overlap)
-    for minute, dep in enumerate(deps):
-        fired = [j for j in deck.jobs(deployment=dep) if j.trigger == "schedule"]
-        times = sorted(j.params["fire_time"] for j in fired)
-        assert times == [f"2026-03-02T{h}:0{minute}:00.000Z" for h in (13, 14)]
-    other.close()
-    deck.close()
+            threads = [threading.Thread(target=fire, args=(s,)) for s in schedulers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            for s in schedulers:  # and again, one after the other: nothing is due any more
+                s.fire()
+            assert engine.run_until_idle(60)  # the runs end before the next fire (no overlap)
+        for minute, dep in enumerate(deps):
+            fired = [j for j in deck.jobs(deployment=dep) if j.trigger == "schedule"]
+            times = sorted(j.params["fire_time"] for j in fired)
+            assert times == [f"2026-03-02T{h}:0{minute}:00.000Z" for h in (13, 14)]
+    finally:
+        engine.shutdown()
+        if other is not None:
+            other.close()
+        deck.close()
 
 
 # -- logs from another host ----------------------------------------------------------------
@@ -465,7 +470,10 @@ def test_a_decision_jobs_log_is_in_the_database_too(deck: Deck, project: str, re
     database with its outcome, so another host reads it (it read nothing)."""
     add_fast_stages(repo)
     engine = Engine(deck, workers=2)
-    approved_version(deck, engine, project)
+    try:
+        approved_version(deck, engine, project)
+    finally:
+        engine.shutdown()
     [job] = deck.jobs(job_type="approve")
     written = deck.log_path(job.id).read_bytes()
     assert b"approved version" in written

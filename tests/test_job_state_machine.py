@@ -60,12 +60,15 @@ class JobLifecycle(RuleBasedStateMachine):
                     "INSERT INTO moves_seen VALUES (new.id, old.status, new.status); END"
                 )
             )
+        self.made: list[Engine] = []  # every engine, crashed ones too: shut down at the end
         self.engine = self._new_engine()
         self.jobs: list[str] = []
         self.final: dict[str, str] = {}
 
     def _new_engine(self) -> Engine:
-        return Engine(self.deck, workers=WORKERS, grace=1.0, lease_ttl=TTL)
+        engine = Engine(self.deck, workers=WORKERS, grace=1.0, lease_ttl=TTL)
+        self.made.append(engine)
+        return engine
 
     def _pick(self, i: int) -> str:
         return self.jobs[i % len(self.jobs)]
@@ -160,6 +163,8 @@ class JobLifecycle(RuleBasedStateMachine):
                         os.killpg(view.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+            for engine in self.made:  # their fork servers end with them
+                engine.shutdown()
             self.deck.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -377,8 +377,10 @@ def test_a_followed_log_goes_on_when_the_server_drops_its_connection(
         job = deck.train("proj", "scripted", "train", {"lines": "5", "sleep": "4"})
         engine = Engine(deck, workers=1)
         engine.start()
-        assert wait_for(lambda: deck.job(job.id).status == "running")
-        engine.shutdown()  # the job runs on; a later engine re-attaches to it
+        try:
+            assert wait_for(lambda: deck.job(job.id).status == "running")
+        finally:
+            engine.shutdown()  # the job runs on; a later engine re-attaches to it
         deck.close()  # the only connections of the database left: the follower's
         env = dict(os.environ, MODELDECK_HOME=str(tmp_path), MODELDECK_DB=pg)
         follow = subprocess.Popen(
