@@ -1,6 +1,7 @@
 """The engine as a real process: kill -9 it while jobs print, start another, and nothing is
-lost; SIGTERM hands the lease back and leaves jobs running; two engines never run a job
-twice; three processes submitting at once never see `database is locked`."""
+lost (a job killed with it is failed as `lost`); SIGTERM hands the lease back and leaves
+jobs running; two engines never run a job twice; three processes submitting at once never
+see `database is locked`."""
 
 from __future__ import annotations
 
@@ -151,6 +152,35 @@ def test_sigkill_engine_jobs_survive_and_the_next_engine_reattaches(tdeck, engin
     assert "engine stopped (SIGTERM)" in b.text()  # it says so, not only by its exit
     assert deck.serving_engine() is None
     assert "database is locked" not in a.text() + b.text()
+
+
+def test_sigkill_engine_and_its_job_the_next_engine_fails_the_job_as_lost(tdeck, engines) -> None:
+    """The engine is killed -9, then its job's process is too (an OOM kill, a reboot of the
+    job's part): the job's process is gone without its result, and the next engine fails
+    the job as `lost`, keeping what it printed."""
+    deck = tdeck
+    a = engines()
+    wait_for(lambda: serving_pid(deck) == a.pid, what="engine a to take the lease")
+    job = ticker(deck, lines=100_000, every=0.01)  # runs until stopped
+    wait_for(lambda: len(log_lines(deck, job)) >= 10, what="the job to print")
+    pid = deck.job(job).pid
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    os.killpg(pid, signal.SIGKILL)  # it leads its process group
+    wait_for(lambda: not process_alive(pid, None), what="the job's process to die")
+    before = log_lines(deck, job)
+    assert deck.job(job).status == "running"  # nobody has looked yet
+
+    b = engines()
+    wait_for(lambda: serving_pid(deck) == b.pid, what="engine b to take the lease")
+    final = wait_final(deck, job, timeout=30)
+    assert (final.status, final.error) == ("failed", "lost"), final
+    [failed] = [e for e in deck.events(job) if e.kind == "failed"]
+    assert "vanished" in failed.details["reason"], failed
+    assert "reattached" not in kinds(deck, job) and started_events(deck, job) == 1
+    assert log_lines(deck, job)[: len(before)] == before  # what it printed is kept
+    assert b.terminate() == 0
+    assert "Traceback" not in a.text() + b.text()
 
 
 def test_sigterm_releases_the_lease_and_leaves_jobs_running(tdeck, engines) -> None:

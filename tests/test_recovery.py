@@ -1,5 +1,11 @@
 """The lease and crash recovery: one engine serves a database, jobs outlive their engine,
-and the next engine re-attaches, records outcomes, or fails what vanished as `lost`."""
+and the next engine re-attaches, records outcomes, or fails what vanished as `lost`.
+
+Fast unit tests, in this process: an engine "dies" by never ticking again (``lease.held =
+False`` so it does not even release its lease), with the clock or ``expire_lease`` standing
+in for the time its lease takes to run out. Engines that really die, processes killed with
+SIGKILL mid-job, are in tests/test_engine_process.py (the next engine re-attaches; the job
+killed too is failed as `lost`) and tests/test_hosts.py (another host's engine)."""
 
 from __future__ import annotations
 
@@ -147,7 +153,7 @@ def test_reattach_to_a_live_job_then_stop_it(fdeck: Deck, new_engine: NewEngine)
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
     log = fdeck.log_path(job)
     wait_for(lambda: log.exists() and log.read_text().count("\n") >= 5, what="log lines")
-    a.lease.held = False  # a "dies": it never ticks again
+    a.lease.held = False  # a "dies" (in-process): it never ticks again
     expire_lease(fdeck.home)
     b = new_engine(fdeck, workers=2, grace=5)
     b.tick()
@@ -170,7 +176,7 @@ def test_outcome_of_a_job_that_ended_while_no_engine_followed_it(
     a.tick()
     result = fdeck.job_dir(job) / "result.json"
     wait_for(result.exists, what="result.json")
-    a.lease.held = False  # it died before noticing
+    a.lease.held = False  # it "died" (in-process) before noticing
     expire_lease(fdeck.home)
     b = new_engine(fdeck, workers=2)
     b.tick()
@@ -187,7 +193,7 @@ def test_a_vanished_process_is_failed_as_lost(fdeck: Deck, new_engine: NewEngine
     pid = wait_for(lambda: fdeck.job(job).pid, what="pid")
     log = fdeck.log_path(job)
     wait_for(lambda: log.exists() and "tick 0" in log.read_text(), what="the job to run")
-    a.lease.held = False
+    a.lease.held = False  # it "dies" (in-process)
     os.killpg(pid, signal.SIGKILL)  # gone without writing result.json
     wait_for(lambda: not process_alive(pid, None), what="the process to die")
     expire_lease(fdeck.home)
@@ -248,7 +254,7 @@ def test_a_process_started_but_not_yet_recorded_is_found(
     job = ticker(fdeck, lines=30, every=0.02)
     a.tick()
     wait_for(lambda: fdeck.job(job).pid, what="pid")
-    a.lease.held = False
+    a.lease.held = False  # it "dies" (in-process)
     with fdeck.writer() as s:  # forget what the dead engine wrote after the spawn
         row = s.get(Job, job)
         row.pid = row.pgid = row.proc_start = row.handle = None
