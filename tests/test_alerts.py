@@ -68,6 +68,8 @@ def serve_until(engine: Engine, predicate, timeout: float = 20.0, what: str = "i
 
 
 def keep_serving(engine: Engine, seconds: float) -> None:
+    """Rounds for ``seconds``: time in which something must not happen (a notice sent
+    twice), so no condition to wait for; a wait for one is ``serve_until``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         engine.tick()
