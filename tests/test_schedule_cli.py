@@ -40,7 +40,11 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
     for p in preview:
         utc = datetime.fromisoformat(p["utc"].replace("Z", "+00:00"))
         assert utc.hour in (4, 5)  # 06:00 Berlin is 05:00 UTC in winter, 04:00 in summer
-        assert p["local"].split()[1] == "06:00" and p["local"].split()[2] in ("CET", "CEST")
+        # ISO 8601 on the schedule's clock, with its offset; the zone's abbreviation apart
+        local = datetime.fromisoformat(p["local"])
+        assert local == utc and local.strftime("%H:%M:%S") == "06:00:00"
+        assert p["local"][19:] in (".000+01:00", ".000+02:00"), p
+        assert p["zone"] == {"+01:00": "CET", "+02:00": "CEST"}[p["local"][-6:]]
 
     r = cli("schedule", dep, "--pause", "--json")
     assert r.code == 0 and r.json()["paused"] is True and r.json()["next_run_at"] is None
@@ -127,13 +131,13 @@ def test_preview_from_a_time_shows_both_repeated_hours_of_the_autumn_change(cli,
         preview = r.json()["preview"]
         got = [datetime.fromisoformat(p["utc"].replace("Z", "+00:00")) for p in preview]
         assert got == expected, given
-        assert [p["local"][11:] for p in preview] == [
-            "01:00 CEST",
-            "01:30 CEST",
-            "02:00 CEST",
-            "02:30 CEST",
-            "02:00 CET",
-            "02:30 CET",
+        assert [(p["local"][11:], p["zone"]) for p in preview] == [
+            ("01:00:00.000+02:00", "CEST"),
+            ("01:30:00.000+02:00", "CEST"),
+            ("02:00:00.000+02:00", "CEST"),
+            ("02:30:00.000+02:00", "CEST"),
+            ("02:00:00.000+01:00", "CET"),
+            ("02:30:00.000+01:00", "CET"),
         ]
     r = cli("schedule", dep, "--from", "2026-10-25T01:00", "--next", "6")
     assert r.code == 0, r.err

@@ -70,7 +70,7 @@ def schedule(cli: Cli) -> int:
     if cli.json:
         data = dep.to_json()
         if a.next is not None:
-            data["preview"] = [{"utc": iso(t), "local": _in_zone(t, dep.timezone)} for t in preview]
+            data["preview"] = [_fire_json(t, dep.timezone) for t in preview]
         out(data)
         return 0
     state = "paused" if dep.paused else "active"
@@ -124,6 +124,20 @@ def _parse_time(text: str, tz: str) -> datetime:
             f"--from {printable(text)!r} is outside the years 1 to 9999 in UTC"
         ) from None
     return t
+
+
+def _fire_json(t: datetime, tz: str) -> dict[str, str | None]:
+    """A fire time in JSON: ``utc`` (``2026-11-28T05:00:00.000Z``), ``local`` on the
+    schedule's clock with its offset (``2026-11-28T06:00:00.000+01:00``) and ``zone``, that
+    clock's abbreviation then (``CET``; the deployment's ``timezone`` names the zone)."""
+    from core.schedule import zone
+
+    there = t.astimezone(zone(tz))
+    return {
+        "utc": iso(t),
+        "local": there.isoformat(timespec="milliseconds"),
+        "zone": there.tzname(),
+    }
 
 
 def _in_zone(t: datetime, tz: str) -> str:
