@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 
-from core.cli.output import err, job_lines, out, say, say_lines, table
+from core.cli.output import err, job_lines, out, reader_left, say, say_lines, table
 from core.cli.parser import COMMANDS, MAX_LIMIT, RUN_BY, _command_in, build_parser
 from core.cli.session import Cli
 from core.errors import ModelDeckError, database_refusal
@@ -50,6 +49,20 @@ def _run(args: argparse.Namespace) -> int:
     return run(Cli(args))
 
 
+def _flush() -> None:
+    """The output's last bytes, while a reader gone can be seen: it ends the command quietly.
+    Another failure (a full disk) is left to the console script's exit, which says it."""
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        return
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not reader_left():
+            raise
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> int:
     """Run one command; ``open_tui`` opens the TUI (the CLI itself knows no screens)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -65,15 +78,18 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
                 deck = Deck(home=args.home, db=args.db)
                 seed_demo(deck, progress=err)
             return open_tui(args)
-        return _run(args)
+        code = _run(args)
+        _flush()
+        return code  # a job command's: how its job ended, even if the reader left
     except ModelDeckError as exc:
         err(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        if not reader_left():
+            raise
+        return 0  # the reader had what it wanted: quietly, whatever was written
     except Exception as exc:
         refusal = database_refusal(exc)  # refused by the database: a role, a lock, a full disk
         if refusal is None:

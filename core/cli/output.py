@@ -7,6 +7,8 @@ terminal (see core.text)."""
 from __future__ import annotations
 
 import json
+import os
+import select
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -75,6 +77,23 @@ def say_lines(lines: Sequence[str]) -> None:
     """Lines (of a log) on standard output."""
     if lines:
         sys.stdout.write("\n".join(printable(line) for line in lines) + "\n")
+
+
+def reader_left() -> bool:
+    """After a BrokenPipeError: whether standard output is a pipe whose reader has closed it
+    (``modeldeck jobs | head -1``). Then what is still to be written goes nowhere, not even
+    at exit: the reader had what it wanted, and the command goes on or ends quietly, as it
+    would have had its output fitted in the pipe. False for a pipe of something else."""
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, 0)  # the write end of a pipe whose reader left reports POLLERR
+        left = any(flags & select.POLLERR for _fd, flags in poll.poll(0))
+    except (OSError, ValueError):
+        return False
+    if left:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return left
 
 
 def err(msg: str) -> None:

@@ -1,0 +1,79 @@
+"""How the real ``modeldeck`` command ends when its surroundings give way: standard output
+a pipe whose reader has left (``modeldeck jobs --json | head -1``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from core.engine import Engine
+from core.service import Deck
+
+
+def to_closed_pipe(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``modeldeck ARGS`` with standard output a pipe already closed by its reader: every
+    write to it fails (EPIPE), however short."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "tui.entry", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            env=dict(os.environ, MODELDECK_HOME=str(home)),
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.fixture
+def trained(deck: Deck, project: str) -> str:
+    """A completed training of the scripted model, with a few lines of log."""
+    job = deck.train(project, "scripted", "train", {"lines": 5})
+    engine = Engine(deck, workers=1)
+    try:
+        assert engine.run_until_idle(60)
+    finally:
+        engine.shutdown()
+    assert deck.job(job.id).status == "completed"
+    return job.id
+
+
+READS = [  # a table, JSON, a job's fields, a log, a log's bytes
+    ["jobs"],
+    ["jobs", "--json"],
+    ["job", "{job}"],
+    ["logs", "{job}", "--follow"],
+    ["logs", "{job}", "--raw"],
+]
+
+
+def test_a_reader_that_left_ends_every_read_quietly_with_status_0(home: Path, trained: str) -> None:
+    for args in READS:
+        argv = [a.format(job=trained) for a in args]
+        done = to_closed_pipe(home, *argv)
+        assert (done.returncode, done.stderr) == (0, ""), argv
+
+
+@pytest.mark.parametrize("json", [False, True])
+def test_a_job_command_whose_reader_left_follows_its_job_to_the_end(
+    home: Path, deck: Deck, project: str, json: bool
+) -> None:
+    more = ["--json"] if json else []
+    done = to_closed_pipe(home, "train", "proj", "scripted", "--dataset", "train", *more)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Broken pipe" not in done.stderr
+    [job] = deck.jobs("proj")
+    assert job.status == "completed"  # run to its end here, though nobody read its log
+    failing = ["--set", "fail=on purpose"]
+    done = to_closed_pipe(home, "train", "proj", "scripted", "--dataset", "train", *failing)
+    assert done.returncode == 1, done.stderr  # the exit status still says how it ended
+    assert "train failed" in done.stderr and "Traceback" not in done.stderr
