@@ -6,11 +6,13 @@ engine serves."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from conftest import ROOT
@@ -229,3 +231,46 @@ def test_next_runs_say_no_engine_when_none_serves(
         assert shown.code == 0 and "(no engine)" not in shown.out, shown.err
     finally:
         engine.release_lease()
+
+
+def first_line(stream: IO[str], timeout: float = 30.0) -> str:
+    """The first line a process writes on ``stream``; AssertionError if none comes in time."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, "nothing was said"
+    return stream.readline().rstrip("\n")
+
+
+def test_following_a_queued_job_says_whether_an_engine_serves(
+    cli, start, deck: Deck, project: str
+) -> None:
+    job = deck.train("proj", "scripted", "train", {"lines": 2})
+    follow = start("logs", job.id, "--follow")
+    assert follow.stderr is not None
+    said = first_line(follow.stderr)  # said at once, then it waits, as it did
+    assert said == f"modeldeck: job {job.id} is queued; {NO_ENGINE.replace('the job', 'it')}"
+    assert follow.poll() is None and deck.job(job.id).status == "queued"
+    engine = Engine(deck, workers=1)
+    engine.start()  # an engine comes: the job runs, and the follow shows it to its end
+    try:
+        out, err = follow.communicate(timeout=60)
+    finally:
+        engine.shutdown()
+    assert follow.returncode == 0, err
+    assert out.splitlines() == ["line 0", "line 1"]
+    assert err.splitlines() == [f"modeldeck: job {job.id} completed"]  # the note said once
+
+    engine = Engine(deck, workers=1)
+    engine.tick()  # it holds the lease (serves) but runs no round until asked
+    try:
+        assert engine.holds_lease
+        queued = deck.train("proj", "scripted", "train", {"lines": 2})
+        follow = start("logs", queued.id, "--follow", "--raw")
+        assert follow.stderr is not None
+        said = first_line(follow.stderr)
+        assert follow.poll() is None  # it waits, as it did
+    finally:
+        engine.release_lease()
+        engine.shutdown()
+    lease_holder = f"(pid {os.getpid()}) serves this database: it starts when a worker is free"
+    assert said.startswith(f"modeldeck: job {queued.id} is queued; the engine on ")
+    assert said.endswith(lease_holder), said

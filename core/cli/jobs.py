@@ -105,14 +105,16 @@ def _predictions_preview(cli: Cli, job_id: str) -> None:
 
 
 def logs(cli: Cli) -> int:
-    from core.lifecycle import FINAL_STATUSES
+    from core.lifecycle import FINAL_STATUSES, JobStatus
     from core.logs import LogReader
 
     a, d = cli.args, cli.deck
     job = d.job(a.job)
+    if a.raw and cli.json:
+        raise ModelDeckError("--raw passes the log through as it is; it takes no --json")
+    if a.follow and not cli.json and job.status == JobStatus.queued.value:
+        cli.queued_note(job)
     if a.raw:
-        if cli.json:
-            raise ModelDeckError("--raw passes the log through as it is; it takes no --json")
         return _raw_log(cli, job)
     source = d.hosts.log(job.id)  # the file, or its copy when on another host
     log = LogReader(source)

@@ -81,6 +81,21 @@ class Cli:
                 f"run `modeldeck engine{self.where()}`"
             )
 
+    def queued_note(self, job: JobView) -> None:
+        """On stderr, once, as a queued job's log is followed: that it waits in the queue,
+        and whether an engine serves the database (else nothing will start it)."""
+        lease = self.deck.serving_engine()
+        if lease is None:
+            err(
+                f"modeldeck: job {job.id} is queued; no engine serves this database: it starts "
+                f"when one does; run `modeldeck engine{self.where()}`"
+            )
+        else:
+            err(
+                f"modeldeck: job {job.id} is queued; the engine on {lease.host} (pid "
+                f"{lease.pid}) serves this database: it starts when a worker is free"
+            )
+
     # -- a job: submitted, then followed to its end ---------------------------------------
 
     def follow_job(self, job: JobView) -> JobView:
