@@ -107,11 +107,15 @@ def test_ctrl_c_leaves_the_job_running_and_logs_follow_records_its_end(
     proc, job_id = foreground_train(start, deck)
     _out, err = interrupt(proc)
     assert proc.returncode == 1
-    assert f"left job {job_id} running" in err
-    assert f"`modeldeck logs -f {job_id}`" in err and f"`modeldeck stop {job_id}`" in err
+    # Said once and plainly, and nothing that reads as if it still waited ("train running
+    # in 7.7s")
+    assert err.splitlines() == [
+        f"modeldeck: interrupted: job {job_id} keeps running (it was not stopped); follow it "
+        f"with `modeldeck logs {job_id} --follow`, stop it with `modeldeck stop {job_id}`"
+    ]
     assert deck.job(job_id).status == "running"  # no engine follows it now
 
-    follow = start("logs", "-f", job_id)  # what the message suggests: it waits for the end
+    follow = start("logs", job_id, "--follow")  # as suggested: it waits for the end
     wait_for(lambda: deck.job(job_id).status == "running" and follow.poll() is None)
     hold.unlink()
     out, err = follow.communicate(timeout=30)  # ... and returns once the job has ended
@@ -124,6 +128,20 @@ def test_ctrl_c_leaves_the_job_running_and_logs_follow_records_its_end(
     assert version.id == shown["version"] and version.status == "trained"
     seen = kinds(deck, job_id)
     assert seen.count("started") == 1 and "recovered" in seen and seen[-1] == "completed"
+
+
+def test_sigterm_leaves_the_job_running_and_says_so(start, deck: Deck, hold: Path) -> None:
+    proc, job_id = foreground_train(start, deck)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert err.splitlines() == [
+        f"modeldeck: terminated: job {job_id} keeps running (it was not stopped); follow it "
+        f"with `modeldeck logs {job_id} --follow`, stop it with `modeldeck stop {job_id}`"
+    ]
+    job = deck.job(job_id)
+    assert job.status == "running" and process_alive(job.pid, None)
+    hold.unlink()
 
 
 def test_stop_after_the_process_ended_records_the_outcome_not_a_cancel(

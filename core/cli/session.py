@@ -108,12 +108,14 @@ class Cli:
         # the database, so a real engine may start at any time (and adopt it).
         engine = Engine(self.deck, only_job=job.id, lease=False)
         log = LogReader(self.deck.hosts.log(job.id))
-        interrupted = False
+        interrupted: str | None = None  # what ended the wait: Ctrl-C, or SIGTERM
         seen: dict[str, JobView] = {}
 
-        def on_int(_s: int, _f: Any) -> None:
+        def on_signal(signum: int, _f: Any) -> None:
             nonlocal interrupted
-            interrupted = True
+            interrupted = interrupted or (
+                "interrupted" if signum == signal.SIGINT else "terminated"
+            )
             engine.wake()
 
         def ended() -> bool:
@@ -123,28 +125,40 @@ class Cli:
                 shown(lambda: say_lines(log.read(final=final)))
                 while final and not log.at_end:  # the job ended: print the whole rest
                     shown(lambda: say_lines(log.read(final=final)))
-            return final or interrupted
+            return final or interrupted is not None
 
-        old = signal.signal(signal.SIGINT, on_int)
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             engine.serve(until=ended, max_wait=0.05)
             view = seen["view"]
             if view.status not in FINAL_STATUSES:
-                where = self.where()
-                err(
-                    f"modeldeck: left job {job.id} {view.status}; "
-                    f"follow it with `modeldeck logs -f {job.id}{where}`, "
-                    f"stop it with `modeldeck stop {job.id}{where}`"
-                )
+                self._left(view, interrupted or "interrupted")
                 if view.status == JobStatus.queued.value:
                     self.no_engine_note()
             return view
         finally:
-            signal.signal(signal.SIGINT, old)
+            for s, handler in old.items():
+                signal.signal(s, handler)
             engine.shutdown()
 
-    def job_command(self, submit: Callable[[], JobView]) -> int:
+    def _left(self, job: JobView, why: str) -> None:
+        """Said once, on stderr, when the wait for a job is interrupted: the job is not
+        stopped, and how to follow or stop it."""
         from core.lifecycle import JobStatus
+
+        where = self.where()
+        follow = f"follow it with `modeldeck logs {job.id} --follow{where}`"
+        if job.status == JobStatus.stopping.value:
+            err(f"modeldeck: {why}: job {job.id} is still stopping; {follow}")
+            return
+        state = "stays queued" if job.status == JobStatus.queued.value else "keeps running"
+        err(
+            f"modeldeck: {why}: job {job.id} {state} (it was not stopped); {follow}, "
+            f"stop it with `modeldeck stop {job.id}{where}`"
+        )
+
+    def job_command(self, submit: Callable[[], JobView]) -> int:
+        from core.lifecycle import FINAL_STATUSES, JobStatus
 
         if not self.args.detach and self.deck.serving_engine() is None:
             # This process will run the job: refused, as an engine's start is, where this host
@@ -164,7 +178,7 @@ class Cli:
         final = self.follow_job(job)
         if self.json:
             shown(lambda: out(final.to_json()))
-        else:
+        elif final.status in FINAL_STATUSES:  # else the wait was interrupted, and said so
             self.summarise(final)
         return exit_status(final)
 
