@@ -1,11 +1,12 @@
-"""How the real ``modeldeck`` command ends when its surroundings give way: standard output
-a pipe whose reader has left (``modeldeck jobs --json | head -1``)."""
+"""How the real ``modeldeck`` command ends: when its standard output is a pipe whose reader
+has left (``modeldeck jobs --json | head -1``), and how its refusals quote what was given."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,23 @@ def test_a_job_command_whose_reader_left_follows_its_job_to_the_end(
     done = to_closed_pipe(home, "train", "proj", "scripted", "--dataset", "train", *failing)
     assert done.returncode == 1, done.stderr  # the exit status still says how it ended
     assert "train failed" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.sqlite_only  # the refusals come before the database has any say
+def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli) -> None:
+    ff = "\udcff"  # the byte 0xff on the command line, as Python holds it
+    expected = {
+        ("jobs", "--status", ff): "unknown job status '\\xff' (use queued,",
+        ("jobs", "--type", f"a{ff}b"): "unknown job type 'a\\xffb' (use train,",
+        ("import", "p", "m", "x", "--format", ff): "invalid choice: '\\xff' (choose from",
+        ("jobs", "--limit", ff): "--limit takes a whole number from 1 to 1000000, not '\\xff'",
+        # text the user typed is kept as typed: a backslash, then "udcff"
+        ("jobs", "--status", "\\udcff"): "unknown job status '\\\\udcff'",
+    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda args: cli(*args), expected))
+    for (args, shown), r in zip(expected.items(), results, strict=True):
+        assert r.code == 2 and r.out == "", args
+        [line] = r.err.splitlines()
+        assert line.startswith("error: ") and shown in line, (args, line)
+        assert "\\udc" not in line.replace("\\\\udcff", ""), line

@@ -74,6 +74,7 @@ def test_schedule_change_preview_pause_resume(cli, dep: str, deck: Deck) -> None
         (["--pause", "--resume"], "not allowed"),
         (["--next", "0"], "--next"),
         (["--next", "3", "--from", "yesterday"], "--from 'yesterday' is not a time"),
+        (["--next", "3", "--from", "\udcff\x1b"], "--from '\\xff^[' is not a time"),
         (["--from", "2026-10-25T00:00"], "--from goes with --next"),
         # the calendar's ends: Python's years are 1 to 9999
         (["--next", "3", "--from", "9999-12-31T23:59"], "outside the years 1 to 9999"),

@@ -16,7 +16,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from core.cli.output import err, job_lines, out, reader_left, say, say_lines, table
+from core.cli.output import err, error, job_lines, out, reader_left, say, say_lines, table
 from core.cli.parser import COMMANDS, MAX_LIMIT, RUN_BY, _command_in, build_parser
 from core.cli.session import Cli
 from core.errors import ModelDeckError, database_refusal
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
         _flush()
         return code  # a job command's: how its job ended, even if the reader left
     except ModelDeckError as exc:
-        err(f"error: {exc}")
+        error(str(exc))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -94,5 +94,5 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
         refusal = database_refusal(exc)  # refused by the database: a role, a lock, a full disk
         if refusal is None:
             raise
-        err(f"error: {refusal}")
+        error(str(refusal))
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,18 @@ def say_lines(lines: Sequence[str]) -> None:
     """Lines (of a log) on standard output."""
     if lines:
         sys.stdout.write("\n".join(printable(line) for line in lines) + "\n")
+
+
+# A byte of the command line that is not UTF-8 is a lone surrogate in Python (b"\xff" is
+# "\udcff"), which repr() writes as the text \udcff: an odd backslash before it.
+_SURROGATE_REPR = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-fA-F][0-9a-fA-F])")
+
+
+def error(message: str) -> None:
+    """A refusal, one line on standard error: ``error: <message>``. The bytes of the user's
+    text that are not UTF-8 are shown as bytes (``'\xff'``), also where the message quotes
+    that text with repr() (which writes ``'\udcff'``)."""
+    err("error: " + _SURROGATE_REPR.sub(r"\1\\x\2", message))
 
 
 def reader_left() -> bool:
