@@ -214,3 +214,22 @@ def test_a_corrupt_byom_file_fails_its_import_and_makes_no_version(
     assert after["models"] == before["models"] == [m.to_json() for m in deck.models("proj")]
     assert after["versions"] == before["versions"] == []
     assert [j["status"] for j in after["jobs"]] == ["failed", "failed"]
+
+
+def test_an_import_names_an_unknown_project_or_a_code_model_before_the_file(
+    deck: Deck, project: str, tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    missing = str(tmp_path / "missing.joblib")
+    imports = {
+        ("nope", "byom", missing): "error: unknown project 'nope' (see `modeldeck projects`)",
+        ("nope", "byom", "ftp://example.com/m.joblib"): "error: unknown project 'nope'",
+        ("proj", "scripted", missing): "error: 'scripted' is a code model of proj",
+        ("proj", "byom", missing): f"error: model file '{missing}' does not exist",
+    }
+    before = snapshot(deck)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda args: cli("import", *args), imports))
+    for (args, said), result in zip(imports.items(), results, strict=True):
+        assert check_refused(result) is None, (args, result)
+        assert result.err.startswith(said), (args, result.err)
+    assert snapshot(deck) == before

@@ -163,6 +163,10 @@ class Build:
         of the model already is refused unless ``again``; a download is checked when it is
         in (the job then fails, and nothing of it is kept)."""
         model = check_name("model", model)
+        # Where it goes first (an unknown project says so, whatever the file), then the file:
+        # nothing is hashed for an import that is refused anyway.
+        with self.store.reader() as s:
+            self._importable(s, project, model)
         source = (source or "").strip()
         if "://" in source:
             if not source.lower().startswith(("http://", "https://")):
@@ -188,9 +192,6 @@ class Build:
             )
         if fmt not in IMPORT_FORMATS:
             raise ModelDeckError(f"unknown format {fmt!r} (use {', '.join(IMPORT_FORMATS)})")
-        # The cheap checks first: nothing is hashed for an import that is refused anyway.
-        with self.store.reader() as s:
-            self._importable(s, project, model)
         # Hashed before the write transaction: a big file holds no lock while it is read.
         sha = None if "://" in source else import_sha256(Path(source), whole=not again)
         with self.store.writer() as s:
