@@ -26,7 +26,7 @@ def first_line(exc: BaseException, default: str | None = None) -> str:
 
 
 # SQLite's primary result codes (sqlite3.h), read without importing sqlite3 here.
-SQLITE_BUSY, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 11, 13, 26
+SQLITE_BUSY, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 8, 11, 13, 26
 
 
 def database_refusal(exc: BaseException) -> ModelDeckError | None:
@@ -48,6 +48,11 @@ def database_refusal(exc: BaseException) -> ModelDeckError | None:
         return ModelDeckError(
             "the database is locked: a write transaction has held it for longer than "
             "modeldeck waits (another process: a sqlite3 shell, a backup?); try again"
+        )
+    if code == SQLITE_READONLY:
+        return ModelDeckError(
+            f"the database is read-only here ({reason}): this command changes it; "
+            "run it where the data home can be written"
         )
     if code == SQLITE_FULL or sqlstate == "53100":
         return ModelDeckError(f"the database's disk is full ({reason}): free some space")

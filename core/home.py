@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from core.db import check_url, sqlite_url
 from core.errors import ModelDeckError
@@ -34,9 +35,29 @@ def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True
         raise ModelDeckError(
             f"cannot use {printable(shown)} as the data home: {exc.strerror or exc}"
         ) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not writable")
-    return path
+    if not os.access(path, os.X_OK):
+        raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not readable")
+    return path  # one this user may not write to is read (see resolve_db_url)
+
+
+def writable(home: Path) -> bool:
+    """Whether this process may write in the data home (not a read-only mount or folder)."""
+    return os.access(home, os.W_OK | os.X_OK) and not _read_only_mount(home)
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def require_writable(home: Path, doing: str) -> None:
+    """Refuse, in one line, what must write in the data home (run jobs, serve as an engine)
+    when it is read-only: everything else may still read it."""
+    if not writable(home):
+        shown = os.fsencode(home).decode("utf-8", "backslashreplace")
+        raise ModelDeckError(f"the data home {printable(shown)} is read-only: cannot {doing}")
 
 
 def resolve_db_url(home: Path, db: str | None = None) -> str:
@@ -44,6 +65,8 @@ def resolve_db_url(home: Path, db: str | None = None) -> str:
     home; one that is no SQLite or PostgreSQL URL is refused (an empty ``--db`` too)."""
     url = db if db is not None else os.environ.get("MODELDECK_DB") or None
     if url is None:
+        if not writable(home):
+            return _read_only_sqlite_url(home / "modeldeck.db")
         return sqlite_url(home / "modeldeck.db")
     check_url(url)
     return url
@@ -52,3 +75,14 @@ def resolve_db_url(home: Path, db: str | None = None) -> str:
 def new_id(prefix: str) -> str:
     """A printable, copyable id such as ``j-3f9a0c1b2d4e``."""
     return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def _read_only_sqlite_url(path: Path) -> str:
+    """The data home's SQLite file, opened read-only: a folder this user may not write to
+    (``chmod -R a-w``, a read-only mount) is read, and any write is refused by SQLite (in one
+    line: see core.errors). A WAL database whose ``-wal`` file is gone was closed cleanly
+    (checkpointed): nobody has it open, and SQLite, which cannot make its ``-shm`` file
+    here, reads the file alone (``immutable``); else the ``-shm`` of the process that has it
+    open is read."""
+    quiet = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    return f"sqlite:///file:{quote(str(path), safe='/')}?mode=ro{quiet}&uri=true"

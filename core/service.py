@@ -34,6 +34,7 @@ from core.commands.deployments import Deployments
 from core.commands.submit import Submitter
 from core.commands.version_jobs import VersionJobs
 from core.history import History
+from core.home import writable
 from core.hosts import Hosts
 from core.inputs import (
     MAX_OVERRIDE_DEPTH,
@@ -436,6 +437,8 @@ class Deck:
             self._settled_at = mono
             if self.serving_engine() is not None:
                 return  # its engine records outcomes
+            if not writable(self.home):
+                return  # a read-only data home (or database) is only read
             with self.store.reader() as s:
                 active = s.exec(
                     select(Job.id).where(col(Job.status).in_(list(ACTIVE_STATUSES))).limit(1)

@@ -98,3 +98,55 @@ def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli) -> None:
         [line] = r.err.splitlines()
         assert line.startswith("error: ") and shown in line, (args, line)
         assert "\\udc" not in line.replace("\\\\udcff", ""), line
+
+
+@pytest.mark.sqlite_only  # the data home's own SQLite file
+def test_a_read_only_data_home_is_read_and_writes_to_it_are_refused_in_one_line(
+    cli, repo: Path, tmp_path: Path
+) -> None:
+    # Tests run as root, whom file modes do not stop: a read-only mount stops root too.
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("mounting a tmpfs needs root, and CI runs as root")
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    home = tmp_path / "read-only"
+    home.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(home)], check=True)
+    try:
+        deck = Deck(home=home)
+        try:
+            deck.add_project("proj", repo)
+            deck.add_dataset("proj", "train", repo / "data" / "train.csv", target="label")
+            job = deck.train("proj", "scripted", "train", {"lines": 2})
+            engine = Engine(deck, workers=1)
+            try:
+                assert engine.run_until_idle(60)
+            finally:
+                engine.shutdown()
+        finally:
+            deck.close()  # closed cleanly: its -wal and -shm files are gone
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        env = {"MODELDECK_HOME": str(home)}
+
+        listed = cli("jobs", "--json", env=env)
+        assert listed.code == 0, listed.err
+        assert [(j["id"], j["status"]) for j in listed.json()] == [(job.id, "completed")]
+        log = cli("logs", job.id, env=env)
+        assert (log.code, log.out, log.err) == (0, "line 0\nline 1\n", "")
+        assert cli("projects", env=env).out.startswith("NAME")
+
+        read_only = "error: the data home " + str(home) + " is read-only: cannot "
+        refusals = {
+            ("project", "add", "other", "--repo", str(repo)): "error: the database is read-only",
+            ("train", "proj", "scripted", "--dataset", "train"): read_only + "run a job here",
+            ("engine", "--exit-when-idle"): read_only + "serve as an engine",
+        }
+        for args, said in refusals.items():
+            r = cli(*args, env=env)
+            assert r.code == 2 and r.out == "", (args, r)
+            [line] = r.err.splitlines()
+            assert line.startswith(said), (args, line)
+    finally:
+        subprocess.run(["umount", str(home)], check=False)
+        if os.path.ismount(home):
+            subprocess.run(["umount", "-l", str(home)], check=False)

@@ -19,6 +19,7 @@ ALERTS_WAIT = 60.0
 
 def engine(cli: Cli) -> int:
     from core.engine import Engine
+    from core.home import require_writable
     from core.hosts import LOST_AFTER_LEAST
     from core.lifecycle import ACTIVE_STATUSES, JobStatus
 
@@ -29,6 +30,7 @@ def engine(cli: Cli) -> int:
         raise ModelDeckError(
             f"--lost-after must be at least {LOST_AFTER_LEAST:g} seconds (two heartbeats)"
         )
+    require_writable(cli.deck.home, "serve as an engine (its jobs' folders are kept there)")
     store = cli.deck.hosts.check_artifacts()  # a store this host cannot use: refused
     options = ray_options(a.executor, a.ray_address, a.ray_lost_after)
     engine = Engine(

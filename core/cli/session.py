@@ -161,8 +161,12 @@ class Cli:
         from core.lifecycle import FINAL_STATUSES, JobStatus
 
         if not self.args.detach and self.deck.serving_engine() is None:
+            from core.home import require_writable
+
             # This process will run the job: refused, as an engine's start is, where this host
-            # cannot use the artifact store (before anything is queued).
+            # cannot keep the job's folder, or use the artifact store (before anything is
+            # queued).
+            require_writable(self.deck.home, "run a job here (--detach only queues it)")
             self.deck.hosts.check_artifacts()
         job = submit()
         if self.json:
