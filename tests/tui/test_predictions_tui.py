@@ -4,11 +4,12 @@ of the predictions, every cell shown literally."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from rich.console import Console
 from textual.widgets import Static
-from tui_support import run_all, wait_for
+from tui_support import run_all, screen_text, wait_for
 
 from core.service import Deck
 from tui.app import ModelDeckApp
@@ -61,10 +62,24 @@ async def test_the_job_screen_previews_predictions_and_their_summary(
         rows = text.splitlines()
         assert rows[1].split() == ["id", "prediction", "proba_0", "proba_1"]
         assert rows[2].split()[0] == "[b]A-0[/b]"
+        # Probabilities are rounded to 3 decimals on screen; the file keeps every digit.
+        written = (Path(deck.job(predict.id).outputs[0])).read_text().splitlines()
+        exact = written[1].split(",")
+        assert any(len(cell.split(".")[-1]) > 3 for cell in exact[2:])
+        assert rows[2].split()[2:] == [f"{float(cell):.3f}" for cell in exact[2:]]
         # At 80x24 the preview leaves the log and the events room: the rows past it are cut.
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.2)
         assert app.screen.query_one("#log-pane").size.height >= 4
         assert app.screen.query_one("#events").size.height >= 3
+        # ... and shows the rows there is room for (4 under this two-line outputs row, not
+        # the 2 of a fixed 30%), saying how many.
+        screen = screen_text(app)
+        said = re.search(
+            r"12 predictions: 0: 6 \(50%\), 1: 6 \(50%\)  ·  its first (\d+) rows", screen
+        )
+        assert said is not None and int(said.group(1)) >= 4
+        last = int(said.group(1)) - 1
+        assert f"[b]A-{last}[/b]" in screen and f"A-{last + 1}" not in screen
         header = shown(app.screen.query_one("#job-header", Static))
         assert "predictions.csv (in " in header

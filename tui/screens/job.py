@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
@@ -85,20 +86,48 @@ def job_header(
     return outer
 
 
-def predictions_preview(preview: PredictionsView) -> RenderableType:
-    """The head of predictions.csv as a table under its summary, every cell literal: the
-    summary, the columns' names, the rows (as many as the screen leaves room for)."""
+# A probability column of predictions.csv (the scorer's ``proba_<class>``, as
+# core.monitoring.jobside names them): shown rounded, the file keeps every digit.
+PROBA_PREFIX = "proba_"
+PROBA_DIGITS = 3
+# Rows the log and the events keep under a batch prediction's preview: the log's label, its
+# border and 3 lines; the preview takes what is left (its first rows up to 10).
+BODY_MIN = 6
+PREVIEW_FRAME = 3  # the preview's summary, its columns' names and its border
+
+
+def preview_cell(column: str, cell: str) -> Text:
+    """A cell of the preview as shown: a probability rounded to ``PROBA_DIGITS`` decimals
+    (``0.8312345678`` as ``0.831``), anything else literal."""
+    if column.startswith(PROBA_PREFIX):
+        try:
+            value = float(cell)
+        except ValueError:
+            return literal(cell)
+        if math.isfinite(value):
+            return Text(f"{value:.{PROBA_DIGITS}f}", end="")
+    return literal(cell)
+
+
+def predictions_preview(preview: PredictionsView, most: int | None = None) -> RenderableType:
+    """The head of predictions.csv as a table under its summary, every cell literal (a
+    probability rounded): the summary, the columns' names, the first rows (at most ``most``,
+    as many as the screen leaves room for)."""
     summary = literal(preview.summary_text, style="bold")
     if not preview.columns:
         return Text.assemble(summary, "\n", Text("no predictions.csv to preview", style="dim"))
+    rows = preview.rows if most is None else preview.rows[: max(1, most)]
     table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold dim")
     for name in preview.columns:
         # A column's name whole (up to 16 cells): long values give up their ends first.
         wide = min(len(name), 16)
         table.add_column(literal(name), no_wrap=True, overflow="ellipsis", min_width=wide)
-    for row in preview.rows:
-        table.add_row(*(literal(cell) for cell in row))
-    head = Text.assemble(summary, (f"  ·  its first {len(preview.rows)} rows", "dim"))
+    for row in rows:
+        names = preview.columns
+        table.add_row(
+            *(preview_cell(names[i] if i < len(names) else "", c) for i, c in enumerate(row))
+        )
+    head = Text.assemble(summary, (f"  ·  its first {len(rows)} rows", "dim"))
     head.no_wrap = True
     head.overflow = "ellipsis"
     return Group(head, table)
@@ -206,6 +235,7 @@ class JobScreen(Polled[Fetched], DeckScreen):
             self._header_shown = shown
             header = job_header(job, now, self.styles_of_status, silent)
             self.query_one("#job-header", Static).update(header)
+            self.call_after_refresh(self._fit_predictions)  # the header's height may change
 
     def _load_predictions(self, job_id: str) -> None:
         """Once a batch prediction has ended: the head of its predictions and their summary."""
@@ -213,11 +243,25 @@ class JobScreen(Polled[Fetched], DeckScreen):
 
         def show(preview: PredictionsView) -> None:
             self.predictions = preview
-            widget = self.query_one("#job-predictions", Static)
-            widget.update(predictions_preview(preview))
-            widget.display = True
+            self.query_one("#job-predictions", Static).display = True
+            self._fit_predictions()
 
         self.load("job.predictions", lambda: deck.predictions(job_id), show)
+
+    def _fit_predictions(self) -> None:
+        """Show as many of the preview's rows as the screen has room for once the header,
+        the top bar and the footer have theirs and the log and the events keep
+        ``BODY_MIN`` rows (more rows of a short preview were cut at its old 30%)."""
+        if self.predictions is None:
+            return
+        widget = self.query_one("#job-predictions", Static)
+        header = self.query_one("#job-header", Static).outer_size.height
+        room = max(PREVIEW_FRAME + 1, self.size.height - header - 2 - BODY_MIN)
+        widget.styles.max_height = room
+        widget.update(predictions_preview(self.predictions, room - PREVIEW_FRAME))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_predictions)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
