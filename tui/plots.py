@@ -116,7 +116,7 @@ class PlotPanel(Vertical):
     }
     PlotPanel .plot-table {
         width: auto;
-        max-width: 50%;
+        max-width: 60%;  /* 34 at 60 columns: the numbers whole, the plot its 24 */
         height: 100%;
         padding: 0 0 0 1;
     }
@@ -156,17 +156,27 @@ class PlotPanel(Vertical):
         none.display = True
         self.query_one(Horizontal).display = False
 
-    def _table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def _table(
+        self, headers: Sequence[str], rows: Sequence[Sequence[Any]], give: int | None
+    ) -> None:
+        """The table of the plotted numbers: every column keeps its widest cell but column
+        ``give`` (a name, a range), which gives way when the panel is narrow, cut with ….
+        A number is never cut."""
+        cells = [[c if isinstance(c, Text) else literal(c) for c in row] for row in rows]
         table = Table(box=None, padding=(0, 1), header_style="bold", show_edge=False)
         for i, h in enumerate(headers):
+            justify = "left" if i == 0 else "right"
+            if i == give:
+                table.add_column(
+                    literal(h), justify=justify, min_width=cell_len(h), overflow="ellipsis"
+                )
+                continue
+            widest = max((c.cell_len for row in cells for c in row[i : i + 1]), default=0)
             table.add_column(
-                literal(h),
-                justify="left" if i == 0 else "right",
-                no_wrap=True,
-                min_width=cell_len(h),  # a header is never cut: the values give way
+                literal(h), justify=justify, no_wrap=True, width=max(widest, cell_len(h))
             )
-        for row in rows:
-            table.add_row(*(c if isinstance(c, Text) else literal(c) for c in row))
+        for row in cells:
+            table.add_row(*row)
         self.query_one(".plot-table", Static).update(table)
         self.query_one(".plot-none").display = False
         self.query_one(Horizontal).display = True
@@ -179,9 +189,11 @@ class PlotPanel(Vertical):
         rows: Sequence[Sequence[Any]],
         *,
         horizontal: bool = False,
+        give: int | None = 0,
     ) -> None:
         """Bars per label, one bar per series side by side (``█`` the first, ``░`` the
-        second), and the table (``headers``, ``rows``) beside them."""
+        second), and the table (``headers``, ``rows``; its column ``give`` gives way when
+        narrow) beside them."""
         self.labels = [short(x) for x in labels]
         self.series = list(series)
         plt = self.plot.plt
@@ -199,7 +211,7 @@ class PlotPanel(Vertical):
                 labels=[short(s.name) for s in series],
                 orientation=orientation,
             )
-        self._table(headers, rows)
+        self._table(headers, rows, give)
         self.plot.refresh()
 
     def lines(
@@ -210,9 +222,11 @@ class PlotPanel(Vertical):
         rows: Sequence[Sequence[Any]],
         *,
         hlines: Sequence[float] = (),
+        give: int | None = 0,
     ) -> None:
         """A line per series over the points 1..n (``ticks`` name them), each its own marker;
-        ``hlines`` draws thresholds across; the table beside."""
+        ``hlines`` draws thresholds across; the table beside (its column ``give`` gives way
+        when narrow)."""
         self.labels = [short(x, 10) for x in ticks]
         self.series = list(series)
         plt = self.plot.plt
@@ -235,7 +249,7 @@ class PlotPanel(Vertical):
             positions = list(range(1, len(self.labels) + 1))
             step = max(1, len(positions) // 4)  # a few ticks: they must not run together
             plt.xticks(positions[::step], self.labels[::step])
-        self._table(headers, rows)
+        self._table(headers, rows, give)
         self.plot.refresh()
 
     def histogram(
@@ -256,7 +270,7 @@ class PlotPanel(Vertical):
             if hist.scored:
                 row.append(share(_at(hist.scored, i)))
             rows.append(row)
-        self.bars(numbers, series, headers, rows)
+        self.bars(numbers, series, headers, rows, give=1)  # the range gives way
 
 
 def _at(values: Sequence[float], i: int) -> float | None:

@@ -184,6 +184,18 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         assert lines[1][0] == "x1" and lines[1][-1] == "alert"
         x2 = next(line for line in lines if line[0] == "x2")
         assert x2[-1] == "ok"
+        # At 60x20 every tab's label is on the bar (`1 Drift` scrolled off it) and the
+        # table's numbers are whole (PSI and KS were cut to `0.…`).
+        await pilot.resize_terminal(60, 20)
+        await wait_for(pilot, lambda: "6 Timeline" in screen_text(app))
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        bar = next(line for line in text.splitlines() if "2 Feature" in line)
+        assert bar.split()[:2] == ["1", "Drift"] and bar.split()[-2:] == ["6", "Timeline"]
+        for f in latest.features:
+            assert f"{f.psi:.3f}" in text and f"{f.ks:.3f}" in text
+        assert "0.…" not in text
+        await pilot.resize_terminal(*SIZE)
 
         # The worst feature's histograms: baseline and latest run overlaid.
         await pilot.press("2")

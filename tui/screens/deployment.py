@@ -27,6 +27,26 @@ from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 MAX_RUNS = 30  # runs plotted (the newest); the CLI's `drift --history` has them all
 MAX_SERIES = 4  # features (or metrics) plotted at once: more do not read in 80x24
 TABS = ("drift", "feature", "prediction", "performance", "jobs", "timeline")
+# Each tab's label, and a shorter one for a screen too narrow for the long ones (at 60
+# columns the tab bar scrolled `1 Drift` off the screen).
+TAB_LABELS = {
+    "drift": ("1 Drift", "1 Drift"),
+    "feature": ("2 Feature", "2 Feature"),
+    "prediction": ("3 Prediction", "3 Pred"),
+    "performance": ("4 Performance", "4 Perf"),
+    "jobs": ("5 Jobs", "5 Jobs"),
+    "timeline": ("6 Timeline", "6 Timeline"),
+}
+TAB_PADDING = 2  # a tab's padding around its label
+
+
+def tab_labels(width: int) -> dict[str, str]:
+    """The tabs' labels that fit ``width`` columns: the long ones if they all fit."""
+    long = sum(len(labels[0]) + TAB_PADDING for labels in TAB_LABELS.values())
+    pick = 0 if long <= width else 1
+    return {tab: labels[pick] for tab, labels in TAB_LABELS.items()}
+
+
 NO_RUNS = (
     "no drift yet: each batch prediction compares the data it scores with the version's "
     "baseline (r on the Deployments tab runs one now)"
@@ -128,17 +148,17 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
         yield TopBar(f"modeldeck / {d.project} / deployment of {d.label} ({shown_status(d)})")
         yield Static(deployment_header(d, self.styles_of_status), id="deployment-header")
         with TabbedContent(initial="drift", id="deployment-tabs"):
-            with TabPane("1 Drift", id="drift"):
+            with TabPane(TAB_LABELS["drift"][0], id="drift"):
                 yield PlotPanel("PSI per feature over runs, the worst first", id="drift-plot")
-            with TabPane("2 Feature", id="feature"):
+            with TabPane(TAB_LABELS["feature"][0], id="feature"):
                 yield PlotPanel("a feature: baseline and latest run", id="feature-plot")
-            with TabPane("3 Prediction", id="prediction"):
+            with TabPane(TAB_LABELS["prediction"][0], id="prediction"):
                 yield PlotPanel("prediction distribution", id="prediction-plot")
-            with TabPane("4 Performance", id="performance"):
+            with TabPane(TAB_LABELS["performance"][0], id="performance"):
                 yield PlotPanel("metrics per run (scored data with the target)", id="perf-plot")
-            with TabPane("5 Jobs", id="jobs"):
+            with TabPane(TAB_LABELS["jobs"][0], id="jobs"):
                 yield JobsPane(d.project, deployment=d.id, job_type="batch_predict")
-            with TabPane("6 Timeline", id="timeline"):
+            with TabPane(TAB_LABELS["timeline"][0], id="timeline"):
                 table = DeckTable(id="timeline-table")
                 for name, drop in (("at", 0), ("kind", 0), ("message", 0)):
                     table.add_column(name, key=name, drop=drop)
@@ -150,6 +170,11 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
         # The jobs pane takes the focus when it mounts (it did on this screen alone before
         # the tabs): back to the Drift tab, the tabs focused (left/right move between them).
         self.call_after_refresh(self._first_tab)
+
+    def on_resize(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        for tab, label in tab_labels(self.size.width).items():
+            tabs.get_tab(tab).label = label
 
     def _first_tab(self) -> None:
         tabs = self.query_one(TabbedContent)

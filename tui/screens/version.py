@@ -186,6 +186,7 @@ def metrics_over_time(panel: PlotPanel, d: VersionDetail) -> None:
             [f"#{i + 1}", short(m.dataset or "-", 10), *(number(m.metrics.get(n)) for n in names)]
             for i, m in reversed(list(enumerate(records)))
         ],
+        give=1,  # the dataset's name gives way
     )
 
 
