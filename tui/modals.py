@@ -22,7 +22,7 @@ class ConfirmDialog(ModalScreen[bool]):
     """Yes or no: ``y`` or ``enter`` answers yes, ``n`` or ``escape`` no.
 
     The question itself is the safeguard: it is only asked after a deliberate key (``s``,
-    ``S``, ``R``), and it names what would be stopped or retired.
+    ``S``), and it names what would be stopped.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -38,7 +38,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(literal(self.question), classes="question")
+            yield Static(literal(self.question))
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no", variant="primary")
@@ -259,6 +259,22 @@ class ReasonPrompt(Form):
 
     def check(self, values: dict[str, Any]) -> str | None:
         return None if (values.get("reason") or "").strip() else "a reason is required"
+
+
+class RetirePrompt(Form):
+    """Retire a deployment: the question names it and what stops; the reason is optional
+    (as ``retire --reason`` is) and kept on the deployment and in its events."""
+
+    OK_LABEL = "Retire"
+
+    def __init__(self, question: str, submit: Callable[[dict[str, Any]], Any]) -> None:
+        super().__init__(submit)
+        self.TITLE_TEXT = "Retire a deployment"
+        self.question = question
+
+    def fields(self) -> Iterable[Any]:
+        yield Static(literal(self.question))
+        yield from _field("Reason (optional)", _input(id="reason", placeholder="why?"))
 
 
 class ProjectForm(Form):

@@ -25,7 +25,7 @@ from textual.pilot import Pilot
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.logview import LogPane
-from tui.modals import ConfirmDialog, ReasonPrompt
+from tui.modals import ReasonPrompt, RetirePrompt
 from tui.screens.event import EventScreen
 from tui.screens.job import JobScreen
 from tui.screens.version import VersionScreen
@@ -157,6 +157,6 @@ def test_hostile_retire_question(snap_compare: Any, deck: Deck) -> None:
         await pilot.press("3")
         await settle(pilot, lambda: rows(app, "#deployments-table") == 1 and engine_shown(app))
         await pilot.press("R")
-        await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await settle(pilot, lambda: isinstance(app.screen, RetirePrompt))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

@@ -23,11 +23,11 @@ from core.service import Deck
 from core.text import has_controls
 from tui.app import ModelDeckApp
 from tui.modals import (
-    ConfirmDialog,
     DatasetForm,
     DatasetPick,
     DeployForm,
     ReasonPrompt,
+    RetirePrompt,
     TrainForm,
 )
 from tui.screens.deployment import DeploymentScreen
@@ -166,9 +166,9 @@ async def test_deployments_tab_confirmation_toast_and_screen(hdeck: Deck) -> Non
         await wait_for(pilot, lambda: rows(app, "#deployments-table") == 1)
         await shows(pilot, f"{H.MODEL} v1", H.SCORE_DATASET, H.SCHEDULE)
         await pilot.press("R")  # the question names the deployment
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_for(pilot, lambda: isinstance(app.screen, RetirePrompt))
         await shows(pilot, f"Retire the deployment of {H.MODEL} v1?")
-        await pilot.press("n")
+        await pilot.press("escape")
         await pilot.press("r")  # run now: the toast names the job's target
         await toast_shows(pilot, f"({H.MODEL} v1 @")
         await pilot.press("enter")

@@ -14,7 +14,7 @@ from core.lifecycle import FINAL_STATUSES
 from core.service import Deck
 from tui.app import ModelDeckApp
 from tui.logview import LogPane
-from tui.modals import ConfirmDialog, QuitDialog, ReasonPrompt
+from tui.modals import ConfirmDialog, QuitDialog, ReasonPrompt, RetirePrompt
 from tui.screens.event import EventScreen
 from tui.screens.job import JobScreen
 from tui.screens.project import ProjectScreen
@@ -454,10 +454,12 @@ async def test_deploy_run_now_pause_and_retire(deck: Deck, evaluated: list[str])
         await pilot.press("enter")  # its batch prediction jobs
         await wait_for(pilot, lambda: table_keys(app, "#jobs-table") == [run.id])
         await pilot.press("escape")
-        await pilot.press("R")
-        assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("y")
+        await pilot.press("R")  # asks for a reason (optional), as `retire --reason` takes
+        assert isinstance(app.screen, RetirePrompt)
+        await pilot.press(*"replaced by v2")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: deck.deployment(dep.id).status == "retired")
+        assert deck.deployment(dep.id).retire_reason == "replaced by v2"
         await wait_for(pilot, lambda: pane.check_action("run_now", ()) is None)
 
 
@@ -475,9 +477,11 @@ async def test_retiring_an_on_demand_deployment_does_not_speak_of_a_schedule(
         pane = app.screen.query_one(DeploymentsPane)
         await wait_for(pilot, lambda: pane.current is not None)
         await pilot.press("R")
-        assert isinstance(app.screen, ConfirmDialog)
+        assert isinstance(app.screen, RetirePrompt)
         assert app.screen.question.endswith("It can no longer be run on demand.")
-        await pilot.press("n")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        assert deck.deployments("proj")[0].status == "active"  # escape retired nothing
 
 
 async def test_jobs_queued_by_the_cli_run_in_the_tui_engine(

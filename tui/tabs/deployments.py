@@ -13,7 +13,7 @@ from core.lifecycle import DeploymentStatus, JobType
 from core.service import Deck
 from core.views import DeploymentView, JobView
 from tui.format import in_zone, status_mark, status_text, when, zone_text
-from tui.modals import ConfirmDialog
+from tui.modals import RetirePrompt
 from tui.widgets import DeckTable, Polled, Row, kind_binding
 
 
@@ -175,21 +175,18 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
             return
         deck = self.deck
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.load("deployments.retire", lambda: deck.retire(d.id), self._queued)
+        def submit(values: dict[str, Any]) -> JobView:
+            return deck.retire(d.id, (values.get("reason") or "").strip() or None)
 
+        def queued(job: JobView | None) -> None:
+            if job is not None:
+                self._queued(job)
+
+        stops = (
+            "Its schedule stops for good." if d.schedule else "It can no longer be run on demand."
+        )
         self.app.push_screen(
-            ConfirmDialog(
-                f"Retire the deployment of {d.label}? "
-                + (
-                    "Its schedule stops for good."
-                    if d.schedule
-                    else "It can no longer be run on demand."
-                ),
-                yes="Retire",
-            ),
-            answered,
+            RetirePrompt(f"Retire the deployment of {d.label}? {stops}", submit), queued
         )
 
     def palette_commands(self) -> list[tuple[str, str, object]]:
