@@ -271,6 +271,7 @@ class DeckTable(DataTable[Any]):
         self._widths: dict[str, list[int]] = {}
         self._order: list[str] = []
         self._narrowed: dict[int, int] = {}  # spec index -> width given to a shrunk column
+        self._reserved: dict[str, int] = {}  # column key -> cells kept for a value to come
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "select_cursor" and not self.opens:
@@ -315,6 +316,14 @@ class DeckTable(DataTable[Any]):
         self._order = []
         for key, label in columns:
             self.add_column(label, key=key)
+
+    def reserve(self, key: str, width: int) -> None:
+        """Keep room for ``width`` cells in column ``key`` while its values are narrower (a
+        time still to come, where ``-`` is now): which columns fit does not change when it
+        comes (a deployment's first run)."""
+        if self._reserved.get(key) != width:
+            self._reserved[key] = width
+            self.fit()
 
     @property
     def shown_columns(self) -> list[str]:
@@ -401,6 +410,7 @@ class DeckTable(DataTable[Any]):
                 continue
             label = spec.label if isinstance(spec.label, Text) else Text(str(spec.label))
             cells = [w[i] for w in self._widths.values() if i < len(w)]
+            cells.append(self._reserved.get(spec.key, 0))
             need.append(max([_cell_width(label), *cells]) + pad)
         shown = set(range(len(self._specs)))
         total = sum(need)

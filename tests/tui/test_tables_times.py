@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ import pytest
 from conftest import SCRIPTED_TRAINING, write_csv, write_model
 from textual.pilot import Pilot
 from textual.widgets._toast import Toast
-from tui_support import SCORING, run_all, screen_text, wait_for
+from tui_support import SCORING, extend_scripted, run_all, screen_text, wait_for
 
 from core.clock import utc
 from core.service import Deck
@@ -126,6 +126,11 @@ def row_texts(table: DeckTable, key: str) -> list[str]:
     return [getattr(cell, "plain", str(cell)) for cell in table.get_row(key)]
 
 
+def on_schedule_clock(dt: datetime | None) -> str:
+    shown = utc(dt).astimezone(ZoneInfo(SCHEDULE_ZONE))  # type: ignore[union-attr]
+    return f"{shown:%Y-%m-%d %H:%M} {shown.tzname()}"
+
+
 def local(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     shown = utc(dt).astimezone(ZoneInfo(LOCAL))  # type: ignore[union-attr]
     return f"{shown.strftime(fmt)} {shown.tzname()}"
@@ -159,7 +164,7 @@ async def project_tab(app: ModelDeckApp, pilot: Pilot, key: str, table: str) -> 
 async def test_times_on_screen_are_labelled_with_their_zone(
     wdeck: Deck, world: dict[str, str]
 ) -> None:
-    """Next run on the deployment's clock, labelled with its zone; last run, job and version
+    """Next and last run on the deployment's clock, labelled with its zone; job and version
     times on this machine's clock, labelled with its zone (they were unlabelled)."""
     dep = wdeck.deployment(world["deployment"])
     predict = wdeck.job(world["predict"])
@@ -171,8 +176,8 @@ async def test_times_on_screen_are_labelled_with_their_zone(
         await wait_for(pilot, lambda: "(no engine)" not in " ".join(row_texts(table, dep.id)))
         cells = dict(zip(columns(table), row_texts(table, dep.id), strict=True))
         assert cells["next run"] == next_run
-        assert cells["last run"].endswith(local(predict.started_at))
-        await whole_on_screen(pilot, next_run, local(predict.started_at))
+        assert cells["last run"] == f"✓ {on_schedule_clock(predict.started_at)}"
+        await whole_on_screen(pilot, next_run, on_schedule_clock(predict.started_at))
 
         jobs = await project_tab(app, pilot, "2", "#jobs-table")
         await wait_for(pilot, lambda: world["predict"] in jobs.rows)
@@ -225,7 +230,7 @@ async def test_tables_at_80x24_keep_their_important_columns_whole(
         await wait_for(pilot, lambda: "(no engine)" not in " ".join(row_texts(deps, dep.id)))
         cells = dict(zip(columns(deps), row_texts(deps, dep.id), strict=True))
         await whole_on_screen(pilot, dep.label, "active", cells["next run"], cells["last run"])
-        assert cells["last run"].endswith(local(predict.started_at))
+        assert cells["last run"].endswith(on_schedule_clock(predict.started_at))
 
         # What the Deployments tab leaves out is on the deployment's screen.
         await pilot.press("enter")
@@ -371,3 +376,68 @@ async def test_a_target_too_long_for_80_columns_is_cut_and_the_rest_stays_whole(
         # Not started yet: no start time (its creation's is not one).
         assert row_texts(jobs, job.id)[columns(jobs).index("started")] == "-"
         assert "…" in row_texts(jobs, job.id)[columns(jobs).index("target")]
+
+
+# A scoring that waits while its hold file exists: a run stays running until the test
+# removes it (the training's baseline scores too, before the hold is made).
+HELD_SCORING = """
+import pathlib
+import time
+
+
+def score(context):
+    while pathlib.Path({hold!r}).exists():
+        time.sleep(0.05)
+    (context.output_dir / "predictions.csv").write_text("row,prediction\\n0,1\\n")
+"""
+
+
+async def test_the_deployments_tab_keeps_its_columns_while_a_run_goes_on(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """At 80x24 the columns shown before the first run, while it runs and after it are the
+    same (a running run's `▶ running` pushed the schedule out); its last run is on the
+    deployment's clock as its next run is, both labelled with that zone."""
+    extend_scripted(repo)
+    hold = repo / "hold"
+    (repo / "models" / "scripted" / "scoring.py").write_text(HELD_SCORING.format(hold=str(hold)))
+    train = deck.train(project, "scripted", "train", {})
+    run_all(deck)
+    version = deck.job(train.id).version or ""
+    deck.evaluate(version, "test")
+    run_all(deck)
+    deck.approve(version, "ok")
+    run_all(deck)
+    deck.deploy(version, "score", "0 6 * * *", SCHEDULE_ZONE)
+    run_all(deck)
+    dep = deck.deployments(project)[0]
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=SMALL) as pilot:
+        table = await project_tab(app, pilot, "3", "#deployments-table")
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.holds_lease)
+        await wait_for(pilot, lambda: "(no engine)" not in " ".join(row_texts(table, dep.id)))
+        before = columns(table)
+        assert "last run" in before and "next run" in before
+        seen = [before]
+        hold.write_text("")
+        await pilot.press("r")
+
+        def cells() -> dict[str, str]:
+            return dict(zip(columns(table), row_texts(table, dep.id), strict=True))
+
+        async def watch(condition: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 30
+            while not condition():
+                assert time.monotonic() < deadline, f"timed out; columns seen: {seen}"
+                seen.append(columns(table))
+                await pilot.pause(0.05)
+
+        await watch(lambda: cells().get("last run", "").startswith("▶ "))
+        hold.unlink()
+        await watch(lambda: cells().get("last run", "").startswith("✓ "))
+        seen.append(columns(table))
+        assert all(shown == before for shown in seen), seen
+        run = deck.jobs(project, job_type="batch_predict")[0]
+        assert cells()["last run"] == f"✓ {on_schedule_clock(run.started_at)}"
+        zone = on_schedule_clock(run.started_at).split()[-1]
+        assert cells()["next run"].endswith(f" {zone}")  # the same zone

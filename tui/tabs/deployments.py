@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -12,16 +14,20 @@ from textual.widgets import DataTable, Label
 from core.lifecycle import DeploymentStatus, JobType
 from core.service import Deck
 from core.views import DeploymentView, JobView
-from tui.format import in_zone, status_mark, status_text, when, zone_text
+from tui.format import STATUS_MARK, in_zone, status_text, zone_text
 from tui.modals import RetirePrompt
 from tui.widgets import DeckTable, Polled, Row, kind_binding
 
 
 def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
+    """The status of its latest batch run as a mark (``▶`` running, ``✓``, ``✗``: the
+    cell's width does not change while a run goes on) and when it ran, on the deployment's
+    clock as its next run is, labelled with that zone."""
     if not d.last_run:
         return "-"
-    text = status_mark(str(d.last_run["status"]), styles)
-    text.append(f" {when(d.last_run.get('at'))}")
+    status = str(d.last_run["status"])
+    text = Text(STATUS_MARK.get(status, status), style=styles.get(status, ""))
+    text.append(f" {in_zone(d.last_run.get('at'), d.timezone)}")
     return text
 
 
@@ -98,7 +104,14 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
                     ],
                 )
             )
-        self.query_one(DeckTable).sync(rows)
+        table = self.query_one(DeckTable)
+        # Room for a last run before the first: the columns stay when it starts.
+        now = datetime.now(UTC)
+        table.reserve(
+            "last run",
+            max((2 + len(in_zone(now, d.timezone)) for d in self.deployments), default=0),
+        )
+        table.sync(rows)
         active = sum(1 for d in self.deployments if d.status == "active")
         self.query_one("#deployments-hint", Label).update(
             f"{active} active of {len(self.deployments)} · enter: drift, plots, jobs, timeline"
