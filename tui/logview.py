@@ -43,6 +43,16 @@ def shown(lines: list[str]) -> list[str]:
     return [printable(line) for line in lines]
 
 
+def fit_parts(parts: list[tuple[int, str]], width: int) -> str:
+    """The texts of ``parts`` (priority, text) joined with `` · `` in their order, the
+    highest priority number left out first until the line fits ``width`` cells (a width of
+    0, not laid out yet: all of them); the first part is kept (the label cuts it with …)."""
+    kept = list(parts)
+    while width > 0 and len(kept) > 1 and cell_len(" · ".join(t for _, t in kept)) > width:
+        kept.remove(max(kept[1:], key=lambda part: part[0]))
+    return " · ".join(text for _, text in kept)
+
+
 def index_lock(job_id: str) -> threading.Lock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(job_id, threading.Lock())
@@ -351,11 +361,13 @@ class LogPane(DeckNode, Vertical):
 
     def on_log_view_scrolled_up(self, event: LogView.ScrolledUp) -> None:
         self.pause()
+        self.call_after_refresh(self._forget_match_out_of_view)
         if event.at_top and self.start > 0:
             top = self.start
             self.load_window(top - WINDOW // 2, focus_line=top)
 
     def on_log_view_scrolled_down(self, event: LogView.ScrolledDown) -> None:
+        self.call_after_refresh(self._forget_match_out_of_view)
         if event.at_bottom and not self.follow and self.end < self.total:
             bottom = self.end
             self.load_window(bottom - WINDOW // 2, focus_line=bottom - 3)
@@ -364,7 +376,9 @@ class LogPane(DeckNode, Vertical):
         self.action_resume()
 
     def on_log_view_top(self, _event: LogView.Top) -> None:
+        self.match = None  # the view leaves the match: `n` goes on from the first line
         self.pause()
+        self._show_status()
         if self.start > 0:
             self.load_window(0, focus_line=0)
         else:
@@ -388,6 +402,7 @@ class LogPane(DeckNode, Vertical):
         self.call_after_refresh(self._resized)  # once the view has its new size
 
     def _resized(self) -> None:
+        self._show_status()  # what fits the new width
         if self.wrap and self._wrap_width() != self._wrapped_at:
             self._rewrap()
         else:
@@ -488,26 +503,42 @@ class LogPane(DeckNode, Vertical):
     # -- status ---------------------------------------------------------------------------
 
     def _show_status(self) -> None:
-        parts = []
+        # (priority, text) in the order shown; a pane too narrow for them all drops the
+        # least wanted (the highest number) first, so the line is never cut mid-part.
+        parts: list[tuple[int, str]] = []
         if self.lost is not None:
-            parts.append(f"host {self.lost} lost: the rest when it is back")
-        # Most wanted first: a narrow pane cuts the end (with …).
+            parts.append((0, f"host {self.lost} lost: the rest when it is back"))
         if self.follow:
-            parts.append("following" if not self.finished else "end of log")
+            parts.append((1, "following" if not self.finished else "end of log"))
         else:
             new = self.total - self.end
-            parts.append("paused" + (f" (+{new:,} newer)" if new > 0 else ""))
+            parts.append((1, "paused" + (f" (+{new:,} newer)" if new > 0 else "")))
         if self.match is not None:
-            parts.append(f"match at line {self.match + 1:,}")
+            parts.append((2, f"match at line {self.match + 1:,}"))
         if self.lines:
-            parts.append(f"lines {self.start + 1:,}-{self.end:,} of {self.total:,}")
+            parts.append((3, f"lines {self.start + 1:,}-{self.end:,} of {self.total:,}"))
         else:
-            parts.append(f"{self.total:,} lines")
+            parts.append((3, f"{self.total:,} lines"))
         if self.wrap:
-            parts.append("wrap")
+            parts.append((5, "wrap"))
         if not self.follow:
-            parts.append("end follows")
-        self.query_one("#log-status", Label).update(literal(" · ".join(parts)))  # a host name
+            parts.append((4, "end follows"))
+        label = self.query_one("#log-status", Label)
+        line = fit_parts(parts, label.content_size.width)
+        label.update(literal(line))  # a host name
+
+    def _forget_match_out_of_view(self) -> None:
+        """After the view moved: a match no longer in view is no longer where the search
+        is (the status said "match at line N" after home); ``n`` goes on from the view."""
+        if self.match is None:
+            return
+        log = self.log_widget
+        row = self._row_of(self.match)
+        top = int(log.scroll_y)
+        in_window = self.start <= self.match < self.end
+        if not in_window or not top <= row < top + log.scrollable_content_region.height:
+            self.match = None
+            self._show_status()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_match":

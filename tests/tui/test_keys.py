@@ -265,6 +265,42 @@ async def test_the_log_follows_its_end_on_screen_whatever_it_held_and_on_resize(
         await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
 
 
+async def test_the_log_status_fits_80_columns_and_forgets_a_match_the_view_left(
+    deck: Deck, project: str
+) -> None:
+    """At 80x24 the log's status line fits its pane whole (it was cut with … after a search),
+    leaving out its least wanted parts; after home it no longer says where the last match
+    was (it did), and n searches on from the top."""
+    job = deck.train(project, "scripted", "train", {"lines": 2500})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_job_log(app, pilot, job.id)
+        await wait_for(pilot, lambda: pane.total >= 2500 and pane.end == pane.total)
+        status = app.screen.query_one("#log-status")
+
+        def line() -> str:
+            return status.render().plain
+
+        await pilot.press("slash")
+        app.screen.query_one("#log-search").value = "line 999"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pane.match == 999 and "match at line 1,000" in line())
+        shown = line()
+        assert "…" not in shown and len(shown) <= status.content_size.width
+        assert shown.startswith("paused (+") and "end follows" not in shown  # least wanted
+        await pilot.resize_terminal(200, 24)  # room for all of it
+        await wait_for(pilot, lambda: "end follows" in line() and "lines " in line())
+        await pilot.resize_terminal(80, 24)
+        pane.log_widget.focus()
+        await pilot.press("home")
+        await wait_for(pilot, lambda: pane.start == 0 and pane.log_widget.scroll_y == 0)
+        await wait_for(pilot, lambda: "match at" not in line())
+        assert pane.match is None
+        await pilot.press("n")  # from the first line on: the first line with it
+        await wait_for(pilot, lambda: pane.match == 999 and "match at line 1,000" in line())
+
+
 async def test_a_finished_jobs_log_opens_on_its_last_line(deck: Deck, project: str) -> None:
     job = deck.train(project, "scripted", "train", {"lines": 100, "fail": "the very end"})
     run_all(deck)
