@@ -21,7 +21,7 @@ from tui_support import run_all, screen_text, wait_for
 from core.models import Deployment
 from core.service import Deck
 from tui.app import ModelDeckApp
-from tui.plots import PlotPanel
+from tui.plots import PlotPanel, number, short_when
 from tui.screens.deployment import DeploymentScreen
 from tui.screens.event import DeploymentEventScreen
 from tui.screens.job import JobScreen
@@ -148,6 +148,9 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
     assert [r.status for r in runs][:1] == ["alert"] and len(runs) == 2
     latest, first = runs
     assert latest.features[0].name == "x1" and latest.features[0].status == "alert"
+    # The model's headline metric is f1 (not the first of its metrics).
+    meta = {"task": "classification", "metric": "f1"}
+    (repo / "models" / "clf" / "model.json").write_text(json.dumps(meta))
 
     app = ModelDeckApp(deck, project=None, poll=0.1)
     async with app.run_test(size=SIZE) as pilot:
@@ -218,9 +221,16 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         await pilot.press("4")
         perf = screen.query_one("#perf-plot", PlotPanel)
         names = [s.name for s in perf.series]
-        assert "accuracy" in names
+        assert names == ["f1", "accuracy"]  # the headline first, as on the Models tab
         acc = perf.series[names.index("accuracy")]
         assert list(acc.values) == [first.metrics["accuracy"], latest.metrics["accuracy"]]
+        text = screen_text(app)  # 80x24: each run's time whole beside the plot
+        assert all(f"#{i + 1}   {short_when(r.at)[0]}" in text for i, r in enumerate(runs[::-1]))
+        await pilot.resize_terminal(60, 20)  # one metric fits, its numbers whole
+        await wait_for(pilot, lambda: [s.name for s in perf.series] == ["f1"])
+        f1 = number(latest.metrics["f1"])
+        await wait_for(pilot, lambda: f"{short_when(latest.at)[0]}  {f1}" in screen_text(app))
+        await pilot.resize_terminal(*SIZE)
 
         # Its jobs: both batch predictions, not said to be filtered (nobody filtered them).
         await pilot.press("5")

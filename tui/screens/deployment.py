@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane, Tabs
 
 from core.monitoring.views import DriftRun, FeatureDrift
 from core.service import Deck
-from core.views import DeploymentEventView, DeploymentView
+from core.views import DeploymentEventView, DeploymentView, headline_of
 from tui.format import in_zone, literal, status_text, when_s, zone_text
 from tui.plots import PlotPanel, Series, drift_history, number, short, short_when
 from tui.screens.base import DeckScreen
@@ -25,6 +25,7 @@ from tui.tabs.jobs import JobsPane
 from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 MAX_RUNS = 30  # runs plotted (the newest); the CLI's `drift --history` has them all
+WIDE = 70  # columns from which the performance table has room for a second metric
 MAX_SERIES = 4  # features (or metrics) plotted at once: more do not read in 80x24
 TABS = ("drift", "feature", "prediction", "performance", "jobs", "timeline")
 # Each tab's label, and a shorter one for a screen too narrow for the long ones (at 60
@@ -142,6 +143,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
         self.deployment = deployment
         self.data: DeploymentData | None = None
         self.feature = 0  # which of the latest run's features the Feature tab shows
+        self.preferred_metric: str | None = None  # model.json's headline metric ("": none)
 
     def compose(self) -> ComposeResult:
         d = self.deployment
@@ -175,6 +177,8 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
         tabs = self.query_one(TabbedContent)
         for tab, label in tab_labels(self.size.width).items():
             tabs.get_tab(tab).label = label
+        if self.data is not None:
+            self._performance(self.data.runs)  # as many metrics as fit
 
     def _first_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
@@ -186,6 +190,8 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
 
     def fetch(self, deck: Deck, state: None) -> DeploymentData:
         d = deck.deployment(self.deployment.id)
+        if self.preferred_metric is None:  # once: the headline metric model.json names
+            self.preferred_metric = deck.version(d.version).metric or ""
         return DeploymentData(d, drift_history(deck, d.id), deck.deployment_events(d.id))
 
     def show(self, data: DeploymentData) -> None:
@@ -290,7 +296,13 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
                 for k, x in r.metrics.items()
                 if k not in names and isinstance(x, int | float) and not isinstance(x, bool)
             )
-        names = names[:2]  # what fits beside the plot in 80 columns
+        # The headline metric first (model.json's, else accuracy, f1, ...), as on the Models
+        # tab; two fit beside the plot in 80 columns, one in 60.
+        head = headline_of(scored[-1].metrics, self.preferred_metric or None)
+        if head is not None and head[0] in names:
+            names.remove(head[0])
+            names.insert(0, head[0])
+        names = names[: 2 if self.size.width >= WIDE else 1]
         series = [Series(n, [r.metrics.get(n) for r in scored]) for n in names]
         zone = short_when(scored[-1].at)[1]
         rows = [
