@@ -80,6 +80,8 @@ class ModelDeckApp(Background, App[int]):
         self.status_styles: dict[str, str] = {}
         self.current_project: str | None = None  # the project screen on top, for the palette
         self._warned: set[str] = set()
+        # Toasts raised while the keys help is open: shown when it closes (see ``notify``).
+        self._held: list[tuple[str, str, SeverityLevel, float | None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -170,13 +172,26 @@ class ModelDeckApp(Background, App[int]):
         quote a name, a path or an error that a user or a job wrote (a widget's ``notify``
         comes here too)."""
         del markup
-        super().notify(
-            printable(str(message), newlines=True),
-            title=printable(str(title)),
-            severity=severity,
-            timeout=timeout,
-            markup=False,
-        )
+        from tui.modals import HelpScreen
+
+        shown = (printable(str(message), newlines=True), printable(str(title)), severity, timeout)
+        if self._screen_stack and isinstance(self.screen, HelpScreen):
+            # Textual draws a screen's toasts above it, here over the dialog's border: held
+            # until the help closes, then shown (with their whole timeout) on the screen under.
+            self._held.append(shown)
+            return
+        self._toast(*shown)
+
+    def _toast(
+        self, message: str, title: str, severity: SeverityLevel, timeout: float | None
+    ) -> None:
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def release_held_toasts(self) -> None:
+        """The toasts held while the keys help was open, now that it has closed."""
+        held, self._held = self._held, []
+        for shown in held:
+            self._toast(*shown)
 
     # -- actions --------------------------------------------------------------------------
 
@@ -215,7 +230,7 @@ class ModelDeckApp(Background, App[int]):
         from tui.modals import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.screen))
+            self.push_screen(HelpScreen(self.screen), lambda _: self.release_held_toasts())
 
     # -- navigation: screens reach each other through these, never by importing each other
 

@@ -637,6 +637,12 @@ class HelpScreen(ModalScreen[None]):
             yield Static(body)
             yield Label("escape closes", classes="hint")
 
+    def on_mount(self) -> None:
+        # No toasts of its own: Textual draws them over the dialog (ModelDeckApp.notify
+        # holds those raised meanwhile); those of the screen underneath stay under it.
+        for rack in self.query("#textual-toastrack"):
+            rack.remove()
+
 
 __all__ = [
     "ConfirmDialog",
@@ -650,5 +656,6 @@ __all__ = [
     "ProjectForm",
     "QuitDialog",
     "ReasonPrompt",
+    "RetirePrompt",
     "TrainForm",
 ]

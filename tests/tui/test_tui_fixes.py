@@ -473,3 +473,21 @@ def test_an_event_s_long_word_is_shown_whole(deck: Deck, project: str, repo: Pat
         console.print(event_table(failed, deck.job(job.id)))
     runs = re.findall(r"w{10,}", drawn.get())
     assert "".join(runs) == word and "…" not in drawn.get(), drawn.get()
+
+
+async def test_toasts_never_draw_over_the_keys_help(deck: Deck, project: str) -> None:
+    """A toast raised while `?` is open waits until it closes (Textual drew it over the
+    dialog's border), then shows on the screen underneath; the dialog is whole meanwhile."""
+    app = ModelDeckApp(deck, project=project, poll=0.25)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        before = screen_text(app)
+        app.notify("queued [b]train[/b] job j-0000", timeout=30)
+        await pilot.pause(0.5)
+        assert toasts(app) == [] and screen_text(app) == before  # the dialog as it was
+        assert "queued" not in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await wait_for(pilot, lambda: toasts(app) == ["queued [b]train[/b] job j-0000"])
