@@ -162,6 +162,7 @@ class LogPane(DeckNode, Vertical):
         self._final_read = False
         self._wrapped_at = 0  # the width the rows were last wrapped to
         self._highlighter = LogHighlighter()
+        self._user_moved = False  # the user scrolled since the last match was found
 
     def compose(self) -> ComposeResult:
         yield Label("", id="log-status", classes="window")
@@ -174,6 +175,7 @@ class LogPane(DeckNode, Vertical):
         styles = self.styles_of_status
         self._highlighter.error_style = styles.get("failed") or "bold"
         self.log_widget.focus()
+        self.watch(self.log_widget, "scroll_y", self._forget_match_out_of_view, init=False)
         self.tail()
         self.set_interval(TAIL_EVERY, self.tail)
 
@@ -361,13 +363,13 @@ class LogPane(DeckNode, Vertical):
 
     def on_log_view_scrolled_up(self, event: LogView.ScrolledUp) -> None:
         self.pause()
-        self.call_after_refresh(self._forget_match_out_of_view)
+        self._user_moved = True
         if event.at_top and self.start > 0:
             top = self.start
             self.load_window(top - WINDOW // 2, focus_line=top)
 
     def on_log_view_scrolled_down(self, event: LogView.ScrolledDown) -> None:
-        self.call_after_refresh(self._forget_match_out_of_view)
+        self._user_moved = True
         if event.at_bottom and not self.follow and self.end < self.total:
             bottom = self.end
             self.load_window(bottom - WINDOW // 2, focus_line=bottom - 3)
@@ -465,6 +467,7 @@ class LogPane(DeckNode, Vertical):
                 self.notify("search wrapped to the top of the log")
             self.pause()
             self.match = line
+            self._user_moved = False  # the view goes to the match: it is in view
             if self.start <= line < self.end:
                 self._scroll_to_line(line)
                 self._show_status()
@@ -527,10 +530,11 @@ class LogPane(DeckNode, Vertical):
         line = fit_parts(parts, label.content_size.width)
         label.update(literal(line))  # a host name
 
-    def _forget_match_out_of_view(self) -> None:
-        """After the view moved: a match no longer in view is no longer where the search
-        is (the status said "match at line N" after home); ``n`` goes on from the view."""
-        if self.match is None:
+    def _forget_match_out_of_view(self, _y: float = 0.0) -> None:
+        """As the view moves (scrolled by the user, animated): a match no longer in view
+        is no longer where the search is (the status said "match at line N" after home);
+        ``n`` goes on from the view."""
+        if self.match is None or not self._user_moved:
             return
         log = self.log_widget
         row = self._row_of(self.match)

@@ -293,6 +293,11 @@ async def test_the_log_status_fits_80_columns_and_forgets_a_match_the_view_left(
         await wait_for(pilot, lambda: "end follows" in line() and "lines " in line())
         await pilot.resize_terminal(80, 24)
         pane.log_widget.focus()
+        await wait_for(pilot, lambda: "match at line 1,000" in line())
+        await pilot.press("pageup", "pageup")  # the match leaves the view: forgotten
+        await wait_for(pilot, lambda: "match at" not in line())
+        await pilot.press("n")  # from the view on: the same line again
+        await wait_for(pilot, lambda: pane.match == 999 and "match at line 1,000" in line())
         await pilot.press("home")
         await wait_for(pilot, lambda: pane.start == 0 and pane.log_widget.scroll_y == 0)
         await wait_for(pilot, lambda: "match at" not in line())
