@@ -457,6 +457,18 @@ def run(spec: dict[str, Any], ctx: Context) -> None:
     runner(spec, ctx, code_dir)
 
 
+def exit_status(value: object) -> tuple[int, str]:
+    """What ``sys.exit(value)`` (not 0 nor None) makes of a job: the process's exit status
+    (0 to 255, as the system keeps it; a failure is never 0) and its one-line error."""
+    if isinstance(value, int):
+        code = value & 0xFF or 1
+        if code == value:
+            return code, f"exited with status {code}"
+        return code, f"exited with status {code} (sys.exit({value}))"
+    line = str(value).strip().splitlines()[0][:500] if str(value).strip() else ""
+    return 1, line or "exited with status 1"
+
+
 def _flusher(stream: io.TextIOBase, stop: threading.Event) -> None:
     # Block-buffered output keeps a chatty job fast; this bounds how stale the log can be.
     while not stop.wait(FLUSH_INTERVAL):
@@ -806,6 +818,11 @@ def main(argv: list[str]) -> int:
             if isinstance(exc, SystemExit) and exc.code in (0, None):
                 result["status"] = "completed"
                 code = 0
+            elif isinstance(exc, SystemExit):
+                # The code's own exit: its status is the job's (a message exits with 1, as
+                # Python does), said in one line; no traceback of sys.exit().
+                code, result["error"] = exit_status(exc.code)
+                print(f"error: {result['error']}", flush=True)
             elif getattr(exc, "one_line", False) is True:
                 # A failure modeldeck explains itself (a corrupt model file): its one line,
                 # not a traceback through the library that tripped over it.
