@@ -31,10 +31,28 @@ DEFAULT_IMPORT_MAX_BYTES = 1 << 30
 DEFAULT_IMPORT_TIMEOUT = 600.0
 
 
+class BuiltinError(Exception):
+    """A failure the built-in code expects (no model file, a dataset it cannot read): the
+    job fails with this one line, no traceback."""
+
+    one_line = True  # the runner prints "error: <message>" instead of a traceback
+
+
 def read_dataset(path: Path) -> pd.DataFrame:
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+    """The dataset file as a frame; a file that is gone or not a readable table fails the
+    job in one line."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except OSError as exc:  # gone, unreadable
+        raise BuiltinError(
+            f"cannot read the dataset file {path}: {exc.strerror or first_line(exc)}"
+        ) from None
+    except ValueError as exc:  # pandas' and pyarrow's parse errors, an undecodable file
+        raise BuiltinError(
+            f"the dataset file {path} is not a readable table: {first_line(exc)[:200]}"
+        ) from None
 
 
 def split_xy(frame: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
@@ -43,7 +61,7 @@ def split_xy(frame: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, pd.
     return frame, None
 
 
-class ModelFileError(ValueError):
+class ModelFileError(BuiltinError, ValueError):
     """A model file that cannot be used: the job fails with this one line, no traceback."""
 
     one_line = True  # the runner prints "error: <message>" instead of a traceback
@@ -109,7 +127,7 @@ def load_model(model_dir: Path) -> Any:
         path = model_dir / name
         if path.is_file():
             return load_model_file(path, _format_of(path))
-    raise FileNotFoundError(
+    raise ModelFileError(
         f"no model file in {model_dir}: save the estimator as model.joblib "
         "(or give the model its own evaluation.py / scoring.py)"
     )
@@ -122,7 +140,13 @@ def align(model: Any, x: pd.DataFrame) -> pd.DataFrame:
     if names is None:
         return x
     names = [str(n) for n in names]
-    return x[names] if set(names) <= set(map(str, x.columns)) else x
+    missing = [n for n in names if n not in set(map(str, x.columns))]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise BuiltinError(
+            f"the dataset lacks {len(missing)} column(s) the model was fitted with: {shown}"
+        )
+    return x[names]
 
 
 def _is_classifier(model: Any, task: str | None, y: pd.Series | None) -> bool:
@@ -141,7 +165,7 @@ def evaluate(context: Any) -> dict[str, Any]:
     ds = context.dataset
     frame = read_dataset(ds.path)
     if not ds.target or ds.target not in frame.columns:
-        raise ValueError(f"dataset {ds.name!r} has no target column to evaluate against")
+        raise BuiltinError(f"dataset {ds.name!r} has no target column to evaluate against")
     x, y = split_xy(frame, ds.target)
     model = load_model(context.model_dir)
     x = align(model, _features(model, x, id_column(frame, ds, model)))
@@ -288,17 +312,13 @@ def compute_stats(context: Any) -> dict[str, Any]:
     return dataset_statistics(context)["statistics"]
 
 
-class ImportLimitError(Exception):
+class ImportLimitError(BuiltinError):
     """A download went over the import size or time limit. (Not an OSError: httpx would
     take it for a network error of its own.)"""
 
-    one_line = True
 
-
-class DownloadError(Exception):
+class DownloadError(BuiltinError):
     """A download that failed: refused, unreachable, an HTTP error status."""
-
-    one_line = True
 
 
 def _limit(name: str, default: float) -> float:
@@ -310,7 +330,7 @@ def _limit(name: str, default: float) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, not {raw!r}")
+        raise BuiltinError(f"{name} must be a positive number, not {raw!r}")
     return value
 
 
@@ -394,7 +414,11 @@ def _fetch(source: str, dest: Path) -> str:
             raise
     else:
         print(f"copying {source}")
-        with open(source, "rb") as src, open(dest, "wb") as fh:
+        try:
+            src = open(source, "rb")  # noqa: SIM115  (closed below)
+        except OSError as exc:  # gone since the import was asked for, unreadable
+            raise BuiltinError(f"cannot read {source}: {exc.strerror or first_line(exc)}") from None
+        with src, open(dest, "wb") as fh:
             while chunk := src.read(1 << 16):
                 digest.update(chunk)
                 fh.write(chunk)

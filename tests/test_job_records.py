@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +56,54 @@ def test_a_job_that_calls_sys_exit_records_its_exit_status(
     assert (ended[0].details["exit_code"], ended[0].details["error"]) == (code, error)
     # One line, no traceback through sys.exit().
     assert deck.log_path(job.id).read_text().splitlines() == ["leaving", f"error: {error}"]
+
+
+def one_line_failure(deck: Deck, job_id: str, error: str) -> None:
+    job = deck.job(job_id)
+    assert (job.status, job.error) == ("failed", error)
+    log = deck.log_path(job_id).read_text()
+    assert f"error: {error}" in log.splitlines(), log
+    assert "Traceback" not in log, log
+
+
+def test_the_built_in_evaluator_without_a_model_file_fails_in_one_line(
+    deck: Deck, engine: Engine, repo: Path
+) -> None:
+    trained = finished(deck, engine, deck.train("proj", "scripted", "train").id, "completed")
+    job = finished(deck, engine, deck.evaluate(trained.version, "test").id, "failed")
+    model_dir = deck.version_detail(trained.version).artifact_dir
+    said = (
+        f"no model file in {model_dir}: save the estimator as model.joblib "
+        "(or give the model its own evaluation.py / scoring.py)"
+    )
+    one_line_failure(deck, job.id, said)
+
+
+def test_the_built_in_evaluator_fails_in_one_line_on_data_it_cannot_use(
+    deck: Deck, engine: Engine, repo: Path
+) -> None:
+    """The dataset's file changed between the submission (which checked it) and the run."""
+    trained = finished(deck, engine, deck.train("proj", "clf", "train").id, "completed")
+    data = repo / "data" / "test.csv"
+    good = data.read_bytes()
+
+    def evaluated_after(change: Callable[[], object]) -> str:
+        data.write_bytes(good)
+        job = deck.evaluate(trained.version, "test").id
+        change()
+        return finished(deck, engine, job, "failed").id
+
+    # It has lost a feature the model was fitted with.
+    job = evaluated_after(lambda: data.write_text("x1,label\n0.5,1\n1.5,0\n"))
+    one_line_failure(deck, job, "the dataset lacks 1 column(s) the model was fitted with: 'x2'")
+    # It has lost its target column.
+    job = evaluated_after(lambda: data.write_text("x1,x2\n0.5,1\n1.5,0\n"))
+    one_line_failure(deck, job, "dataset 'test' has no target column to evaluate against")
+    # It is no table.
+    job = evaluated_after(lambda: data.write_bytes(b'x1,x2,label\n1,2,1\n"3,4\n'))
+    error = deck.job(job).error
+    assert error.startswith(f"the dataset file {data} is not a readable table: "), error
+    one_line_failure(deck, job, error)
+    # It is gone.
+    job = evaluated_after(data.unlink)
+    one_line_failure(deck, job, f"cannot read the dataset file {data}: No such file or directory")
