@@ -240,8 +240,11 @@ def code_fingerprint(folder: Path, files: list[str]) -> str:
 
 
 def pin_code(folder: Path, dest: Path) -> tuple[list[str], list[str]]:
-    """Copy the model folder's code into a new version's files (``dest``)."""
+    """Copy the model folder's code into a new version's files (``dest``). The copy is made
+    even when it holds no file (all over the limit): it is the version's code all the same,
+    and only a copy removed afterwards is gone."""
     files, big = code_files(folder)
+    dest.mkdir(parents=True, exist_ok=True)
     for rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -250,6 +253,13 @@ def pin_code(folder: Path, dest: Path) -> tuple[list[str], list[str]]:
         print(
             f"modeldeck: {rel} not kept with the version's code: over "
             f"{CODE_FILE_LIMIT // (1024 * 1024)} MiB",
+            flush=True,
+        )
+    if not files:
+        why = f"{', '.join(big)} {'is' if len(big) == 1 else 'are'} over the limit" if big else ""
+        print(
+            "modeldeck: the version's copy of its code holds no file"
+            + (f": {why}" if why else ": the model folder has none to copy"),
             flush=True,
         )
     return files, big

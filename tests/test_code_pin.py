@@ -304,3 +304,37 @@ def test_a_file_over_the_limit_is_not_copied_and_the_log_says_so(
     assert (used["files"], used["skipped"]) == (2, ["big.bin"])
     log = deck.log_path(done.id).read_text()
     assert "modeldeck: big.bin not kept with the version's code: over 16 MiB" in log
+
+
+def test_a_training_whose_code_copy_holds_no_file_keeps_it_until_it_is_removed(
+    deck: Deck, engine: Engine, repo: Path
+) -> None:
+    """Its only file over the size limit: the copy is empty, but it is the version's code
+    (its jobs run the built-in evaluator, not the repository's evaluation.py)."""
+    from core.runner import CODE_FILE_LIMIT
+    from tests.conftest import SKLEARN_TRAINING
+
+    folder = repo / "models" / "huge"
+    folder.mkdir(parents=True)
+    padding = "#" * (CODE_FILE_LIMIT + 1)
+    (folder / "training.py").write_text(SKLEARN_TRAINING + padding + "\n")
+    trained = run(deck, engine, deck.train("proj", "huge", "train", {"C": 1.0}))
+    version = trained.version
+    used = code_used(deck, trained.id)
+    assert (used["pinned"], used["files"], used["skipped"]) == ("code", 0, ["training.py"])
+    log = deck.log_path(trained.id).read_text()
+    assert "modeldeck: the version's copy of its code holds no file: training.py is over" in log
+    copy = Path(deck.version_detail(version).artifact_dir) / "code"
+    assert copy.is_dir() and not any(copy.iterdir())
+    assert cli_version_runs(deck, version).startswith("its own copy of the code")
+
+    (folder / "evaluation.py").write_text(code(EVALUATION, "0.0"))  # not the version's
+    evaluated = run(deck, engine, deck.evaluate(version, "test"))
+    assert code_used(deck, evaluated.id)["source"] == "version"
+    assert code_used(deck, evaluated.id)["entry"] == "built-in evaluator"
+    assert deck.version_detail(version).metrics_history[-1].metrics["accuracy"] == 1.0
+
+    copy.rmdir()  # removed afterwards: gone, its jobs fail
+    assert "its jobs fail" in cli_version_runs(deck, version)
+    gone = run(deck, engine, deck.evaluate(version, "test"), status="failed")
+    assert f"the code this version was trained with is gone: {copy} does not exist" in gone.error
