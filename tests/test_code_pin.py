@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from core.engine import Engine
 from core.service import Deck
@@ -338,3 +338,87 @@ def test_a_training_whose_code_copy_holds_no_file_keeps_it_until_it_is_removed(
     assert "its jobs fail" in cli_version_runs(deck, version)
     gone = run(deck, engine, deck.evaluate(version, "test"), status="failed")
     assert f"the code this version was trained with is gone: {copy} does not exist" in gone.error
+
+
+@pytest.mark.postgres_only("a failed statement aborts the whole transaction on PostgreSQL")
+@pytest.mark.parametrize(
+    ("table", "statement", "gone", "outcome"),
+    [
+        # The check that a version's missing copy was made (its training's events): out of
+        # the claim, only its job fails.
+        ("job_event", ("job_event.details", "job_event.kind"), True, "lock timeout"),
+        # Another read of a spec (the version's baseline): the claim is undone, said, and
+        # the jobs are taken one at a time.
+        ("baseline", ("FROM baseline", "baseline.version_id"), False, None),
+    ],
+)
+def test_a_spec_read_that_fails_in_the_database_fails_no_other_job(
+    deck: Deck,
+    repo: Path,
+    project: str,
+    db_url: str,
+    table: str,
+    statement: tuple[str, ...],
+    gone: bool,
+    outcome: str | None,
+) -> None:
+    """A read of a job's spec waits for a lock a maintenance holds (``VACUUM FULL``, say)
+    and gives up (``lock_timeout``). In the batch claim's transaction, it aborted it, and
+    the commit undid every claim of the batch (PostgreSQL) while their jobs started all
+    the same: the next round started them again."""
+    import psycopg
+
+    eng = Engine(deck, workers=2, grace=10.0, poll=0.05)
+    url = db_url.replace("postgresql+psycopg://", "postgresql://")
+    maintenance = psycopg.connect(url)
+    try:
+        write_model(repo, "pinned", TRAINING, **{"evaluation.py": code(EVALUATION, "1.0")})
+        version = run(deck, eng, deck.train("proj", "pinned", "train")).version
+        copy = Path(deck.version_detail(version).artifact_dir) / "code"
+        if gone:
+            shutil.rmtree(copy)
+        locked: list[str] = []
+
+        # The engine's connections wait 0.1 s for a lock at most.
+        with psycopg.connect(url, autocommit=True) as admin:
+            name = admin.execute("SELECT current_database()").fetchone()[0]
+            admin.execute(f'ALTER DATABASE "{name}" SET lock_timeout = 100')
+        deck.store.engine.dispose()
+
+        def lock_the_table_once(_conn, _cursor, sql, _params, _context, _many):
+            if maintenance.info.transaction_status:  # the check gave up: maintenance ends
+                maintenance.rollback()
+            elif not locked and all(part in sql for part in statement):
+                locked.append(sql)
+                maintenance.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+
+        # First in the batch: an import, whose spec reads no table but the job's.
+        import joblib
+        from sklearn.dummy import DummyClassifier
+
+        joblib.dump(DummyClassifier().fit([[0], [1]], [0, 1]), repo / "dummy.joblib")
+        other = deck.import_model("proj", "dummy", str(repo / "dummy.joblib")).id
+        evaluated = deck.evaluate(version, "test").id
+        event.listen(deck.store.engine, "before_cursor_execute", lock_the_table_once)
+        try:
+            assert eng.run_until_idle(60)
+        finally:
+            event.remove(deck.store.engine, "before_cursor_execute", lock_the_table_once)
+        assert locked
+        done = deck.job(other)
+        assert done.status == "completed", (done, deck.log_path(other).read_text())
+        kinds = [e.kind for e in deck.events(other)]
+        assert (kinds.count("started"), kinds.count("code_used")) == (1, 1), kinds  # ran once
+        assert deck.log_path(other).read_text().count("loaded DummyClassifier") == 1  # once
+        evaluation = deck.job(evaluated)
+        if outcome is None:
+            assert evaluation.status == "completed", evaluation
+            return
+        assert evaluation.status == "failed" and outcome in evaluation.error, evaluation
+        # No lock: the copy is gone, and the job says so.
+        gone = run(deck, eng, deck.evaluate(version, "test"), status="failed")
+        said = f"the code this version was trained with is gone: {copy} does not exist"
+        assert said in gone.error, gone.error
+    finally:
+        maintenance.close()
+        eng.shutdown()

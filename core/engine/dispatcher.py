@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Integer, bindparam, insert
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from core import jobs, rawsql
@@ -29,7 +30,7 @@ from .common import describe, log
 from .executor import LOCAL, Executors, JobSpec
 from .follower import Follower, Running
 from .outcome import Outcomes
-from .spec import JOB_COLUMNS, SpecRows, job_spec
+from .spec import JOB_COLUMNS, CopyUnchecked, SpecRows, job_spec
 
 _JOB = Job.__table__
 # The oldest queued jobs, as each round looks for them (built once; values bound when run).
@@ -206,26 +207,46 @@ class Dispatcher:
                 s, picked, self.store.now(), self.engine_id, HOST, columns=JOB_COLUMNS
             )
             code_jobs = [job for job in took if RULES[JobType(job.type)].runs_code]
-            rows = SpecRows(s.connection(), code_jobs) if code_jobs else None
+            rows = SpecRows(s.connection(), code_jobs, check_copies=False) if code_jobs else None
             claimed: list[Claimed] = []
+            unchecked: list[tuple[Claimed, Any]] = []
             for job in took:
                 c = Claimed(job.id, RULES[JobType(job.type)].runs_code, job.deployment_id)
                 c.executor = job.executor or LOCAL
                 if c.runs_code:
                     try:
                         assert rows is not None
-                        runner_spec, python, code_dir = self.spec(self.store, rows, job)
-                        c.executor = self._executor_of(runner_spec, c.executor)
-                        # How long what the job leaves running gets between SIGTERM and
-                        # SIGKILL: well within the engine's own grace, so a stopped job can
-                        # still clean up after itself.
-                        runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
-                        c.spec, c.cwd = JobSpec(runner_spec, python), code_dir
+                        self._read_spec(c, rows, job)
+                    except CopyUnchecked:
+                        unchecked.append((c, job))
                     except Exception as exc:  # said when it is started
                         c.error = exc
                 claimed.append(c)
+            failed = next((c.error for c in claimed if isinstance(c.error, DBAPIError)), None)
+            if failed is not None:
+                # A statement that failed may have aborted the transaction (PostgreSQL): its
+                # commit would undo the claims, their jobs started all the same. Undone
+                # here, said: the caller takes the jobs one at a time.
+                raise failed
             s.commit()
+        # Out of the claim: a version's missing copy, looked up in its training's events.
+        for c, job in unchecked:
+            try:
+                with self.store.reader() as r:
+                    self._read_spec(c, SpecRows(r.connection(), [job]), job)
+            except Exception as exc:  # said when it is started
+                c.error = exc
         return claimed
+
+    def _read_spec(self, c: Claimed, rows: SpecRows, job: Any) -> None:
+        """Fill in what the claimed code job ``c`` starts with: its spec, Python, working
+        folder and executor."""
+        runner_spec, python, c.cwd = self.spec(self.store, rows, job)
+        c.executor = self._executor_of(runner_spec, c.executor)
+        # How long what the job leaves running gets between SIGTERM and SIGKILL: well within
+        # the engine's own grace, so a stopped job can still clean up after itself.
+        runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
+        c.spec = JobSpec(runner_spec, python)
 
     def _start_claimed(self, claimed: list[Claimed]) -> None:
         """Start the jobs claimed, in order. Their ``started`` records are written by the
@@ -283,10 +304,7 @@ class Dispatcher:
                 conn = s.connection()
                 job = conn.execute(select(*JOB_COLUMNS).where(JOB_COLUMNS[0] == job_id)).one()
                 c.deployment_id, c.executor = job.deployment_id, job.executor or LOCAL
-                runner_spec, python, c.cwd = self.spec(self.store, SpecRows(conn, [job]), job)
-                c.executor = self._executor_of(runner_spec, c.executor)
-                runner_spec["grace"] = min(CLEANUP_GRACE, self.grace / 2)
-                c.spec = JobSpec(runner_spec, python)
+                self._read_spec(c, SpecRows(conn, [job]), job)
         except Exception as exc:
             c.error = exc
         run = self._launch(c)

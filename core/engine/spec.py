@@ -61,12 +61,23 @@ def _spec_reads() -> Any:
 _SPEC_READS = _spec_reads()
 
 
+class CopyUnchecked(Exception):
+    """A version's copy of its code is not there, and whether its training made one (its
+    events) was not read: not in a batch's claim (see ``SpecRows``)."""
+
+
 class SpecRows:
     """The projects, models, versions and datasets that a batch of jobs' specs read, by one
-    Core statement whatever the number of jobs: each one a row of attributes by its id."""
+    Core statement whatever the number of jobs: each one a row of attributes by its id.
 
-    def __init__(self, conn: Connection, jobs: list[Any]) -> None:
+    ``check_copies`` False (a batch's claim): a version whose copy of its code is missing is
+    not looked up in its training's events here (``CopyUnchecked``): a statement that fails
+    there would abort the claim's transaction (PostgreSQL), and with it every claim of the
+    batch. The caller reads that job's spec again after the claim."""
+
+    def __init__(self, conn: Connection, jobs: list[Any], check_copies: bool = True) -> None:
         self.conn = conn
+        self.check_copies = check_copies
         self._rows: dict[str, dict[str, SimpleNamespace]] = {name: {} for name, *_ in _READ}
         ids = sorted({job.id for job in jobs})
         for row in rawsql.run(conn, _SPEC_READS, {"ids": ids}) if ids else ():
@@ -108,11 +119,14 @@ def job_spec(store: Store, rows: SpecRows, job: Any) -> tuple[dict[str, Any], st
         own = Path(version.artifact_dir) / CODE_COPY if version is not None else None
         if flags.code == "version" and own is not None and own.is_dir():
             code_dir, code_source = own, "version"
-        elif flags.code == "version" and own is not None and kept_its_code(rows.conn, version):
-            raise FileNotFoundError(
-                f"the code this version was trained with is gone: {own} does not exist (its "
-                "files in the artifact store were removed, or the store is not mounted here)"
-            )
+        elif flags.code == "version" and own is not None and version.job_id:
+            if not rows.check_copies:
+                raise CopyUnchecked(job.id)
+            if kept_its_code(rows.conn, version):
+                raise FileNotFoundError(
+                    f"the code this version was trained with is gone: {own} does not exist (its "
+                    "files in the artifact store were removed, or the store is not mounted here)"
+                )
         try:
             meta = json.loads((code_dir / "model.json").read_text())
         except (OSError, ValueError):
