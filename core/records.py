@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -126,6 +126,7 @@ class JobRecord:
     kind: JobEventKind
     message: str
     details: dict[str, Any]
+    at: float | None = None  # when the job made it (its ``at``: seconds since the epoch)
 
 
 def _is_number(value: Any) -> bool:
@@ -167,6 +168,11 @@ def parse_job_record(raw: bytes) -> JobRecord:
         raise BadRecord("not JSON") from None
     if not isinstance(rec, dict):
         raise BadRecord(f"not a JSON object but {type(rec).__name__} {_short(rec)}")
+    at = rec.get("at")
+    return replace(_record(rec), at=float(at) if _is_number(at) else None)
+
+
+def _record(rec: dict[str, Any]) -> JobRecord:
     kind = rec.get("kind")
     if kind == JobEventKind.progress:
         fraction = rec.get("fraction")

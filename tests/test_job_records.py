@@ -107,3 +107,50 @@ def test_the_built_in_evaluator_fails_in_one_line_on_data_it_cannot_use(
     # It is gone.
     job = evaluated_after(data.unlink)
     one_line_failure(deck, job, f"cannot read the dataset file {data}: No such file or directory")
+
+
+REPORTS = """
+import time
+
+
+def train(context):
+    for i in range(1, 6):
+        context.progress(i / 5, f"step {i}")
+        time.sleep(0.05)
+    context.record_metrics({"loss": 0.5})
+"""
+
+
+def test_progress_written_while_no_engine_followed_is_all_kept_with_its_own_times(
+    deck: Deck, repo: Path, project: str
+) -> None:
+    """The engine dies after starting the job; the job reports, ends; the next engine records
+    its outcome, and every report goes into the timeline, in order, at the time it was made."""
+    from deploy_support import expire_lease, wait_for
+
+    write_model(repo, "reports", REPORTS)
+    a = Engine(deck, workers=1, grace=10.0, poll=0.05)
+    try:
+        job = deck.train("proj", "reports", "train").id
+        a.tick()
+        wait_for((deck.job_dir(job) / "result.json").exists, what="result.json")
+        a.lease.held = False  # it died before noticing
+    finally:
+        a.shutdown()
+    expire_lease(deck.home)
+    b = Engine(deck, workers=1, grace=10.0, poll=0.05)
+    try:
+        b.tick()
+    finally:
+        b.shutdown()
+    events = deck.events(job)
+    assert deck.job(job).status == "completed", [(e.kind, e.message) for e in events]
+    progress = [e for e in events if e.kind == "progress"]
+    assert [e.message for e in progress] == [f"{20 * i}% step {i}" for i in range(1, 6)]
+    times = [e.at for e in progress]
+    assert times == sorted(times) and len(set(times)) == 5, times  # its own, 50 ms apart
+    started = next(e.at for e in events if e.kind == "started")
+    ended = next(e.at for e in events if e.kind == "completed")
+    assert started <= times[0] and times[-1] < ended
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,20 @@ def job_event(store: Store, job_id: str, kind: str, message: str, details: dict[
         job.add_event(kind, message, store.now(), details)
         job.save(conn)
         s.commit()
+
+
+def made_at(rec: JobRecord, after: datetime, now: datetime) -> datetime:
+    """When the job made a record: the time it wrote with it (``at``), kept between the
+    previous record's (or the job's start) and ``now``: a clock that stepped back, or
+    another host's that runs ahead, orders no record out of its place. ``now`` when it
+    wrote none."""
+    if rec.at is None:
+        return now
+    try:
+        made = datetime.fromtimestamp(rec.at, UTC)
+    except (OverflowError, OSError, ValueError):
+        return now
+    return min(max(made, after), now)
 
 
 class Ingest:
@@ -100,6 +115,7 @@ class Ingest:
     def _read(self, job: JobRow, path: Path, size: int) -> bool:
         """Add the records between the job's offset and ``size``; whether anything changed."""
         now = self.store.now()
+        when = job.started_at or job.created_at  # the last record's time, so far
         pos = job.events_offset
         bad = 0
         try:
@@ -119,29 +135,25 @@ class Ingest:
                     lines, consumed = [data], len(data)
                 else:
                     break  # a line still being written
-                good: list[JobRecord] = []
                 at = pos
+                # Every record, in the order written (the timeline is its history: no
+                # report is left out, however many came at once or while no engine read).
                 for raw in lines:
                     try:
                         if raw.strip():
-                            good.append(parse_job_record(raw))
+                            rec = parse_job_record(raw)
+                            when = made_at(rec, when, now)
+                            job.add_event(rec.kind, rec.message, when, rec.details)
                     except BadRecord as exc:
                         bad += 1
                         if bad <= SKIPS_LISTED:
                             job.add_event(
                                 JobEventKind.record_skipped,
                                 f"skipped a bad line of events.jsonl: {exc}",
-                                now,
+                                when,  # after the record before it
                                 {"reason": str(exc), "line": excerpt(raw), "offset": at},
                             )
                     at += len(raw) + 1
-                # A burst of progress collapses into its last report; metrics all stay.
-                last = max(
-                    (i for i, r in enumerate(good) if r.kind == JobEventKind.progress), default=-1
-                )
-                for i, rec in enumerate(good):
-                    if rec.kind != JobEventKind.progress or i == last:
-                        job.add_event(rec.kind, rec.message, now, rec.details)
                 pos += consumed
         if bad > SKIPS_LISTED:
             more = bad - SKIPS_LISTED
