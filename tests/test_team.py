@@ -550,6 +550,26 @@ def test_a_member_cannot_forge_a_decision_with_sql_on_postgresql(
             with refused_ as status:  # no approval on record: no approved status
                 member.execute("UPDATE model_version SET status = 'approved'")
             assert f"version {version} is approved only with its approval" in str(status.value)
+            with refused_ as skipped:  # nor deployed without being approved first
+                member.execute("UPDATE model_version SET status = 'deployed'")
+            assert "becomes deployed only from approved or deployed, not from evaluated" in str(
+                skipped.value
+            )
+            trainer.add_project("lax", repo)  # a project without rules
+            lax = "(SELECT id FROM project WHERE name = 'lax')"
+            # Not by taking the version away from its maker or out of its project's rules,
+            for move in (
+                "UPDATE model_version SET job_id = NULL",
+                f"UPDATE model SET project_id = {lax}",
+            ):
+                with refused_ as moved:
+                    member.execute(move)
+                assert "and what made it are kept" in str(moved.value)
+            # nor by an approve job of this version filed under the lax project.
+            member.execute(f"UPDATE job SET project_id = {lax} WHERE id = 'j-forged-own'")
+            with refused_ as elsewhere:
+                approval("j-forged-own", "trainer1")
+            assert "record of its own approve or reject job" in str(elsewhere.value)
             member.execute("DELETE FROM job WHERE id = 'j-forged-own'")
         assert trainer.version(version).status == "evaluated"
         assert pg_database.admin.execute("SELECT count(*) FROM approval").fetchone() == (0,)

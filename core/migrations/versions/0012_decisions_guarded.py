@@ -8,9 +8,10 @@ SQL, the server itself now holds them to what the CLI checks:
 - an approval (or rejection) is the record of an approve (or reject) job of the same user on
   the same version, one per job, and the project's rules hold for that user at that moment
   (its approvers, four eyes);
-- a version is ``approved`` or ``deployed`` only with an approval on record, and
-  ``rejected`` only with a rejection (checked at the commit: the record comes in the same
-  transaction, before or after the status).
+- a version is ``approved`` or ``rejected`` only from ``evaluated`` and with that decision
+  on record, ``deployed`` only from ``approved`` (checked at the commit: the record comes in
+  the same transaction, before or after the status);
+- a version's model and maker (its job), and a model's project, are never changed.
 
 The tables' owner (or a superuser) is not held to these: it could drop the triggers, and
 ``modeldeck db copy`` moves other users' jobs and approvals in as the owner.
@@ -31,6 +32,11 @@ OWNER = """
     EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND rolsuper)
     OR pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER')
 """
+
+
+# The columns that tie a version to its model, its maker (the job that made it) and its
+# project: modeldeck never changes them once written.
+LINEAGE = {"model_version": ("model_id", "job_id"), "model": ("project_id",)}
 
 
 def upgrade() -> None:
@@ -79,7 +85,11 @@ def upgrade() -> None:
                 RETURN NEW;
             END IF;
             SELECT * INTO decider FROM job WHERE id = NEW.job_id;
-            IF NOT FOUND
+            -- The rules of the version's own project (not of what its job says it is in).
+            SELECT p.* INTO rules FROM model_version v JOIN model m ON m.id = v.model_id
+                JOIN project p ON p.id = m.project_id WHERE v.id = NEW.version_id;
+            IF decider.id IS NULL
+               OR decider.project_id IS DISTINCT FROM rules.id
                OR decider.type IS DISTINCT FROM (CASE NEW.decision WHEN 'approved' THEN 'approve'
                                                  WHEN 'rejected' THEN 'reject' END)
                OR decider.version_id IS DISTINCT FROM NEW.version_id
@@ -93,7 +103,6 @@ def upgrade() -> None:
                     NEW.job_id, session_user
                     USING ERRCODE = 'insufficient_privilege';
             END IF;
-            SELECT * INTO rules FROM project WHERE id = decider.project_id;
             IF rules.approvers IS NOT NULL
                AND jsonb_typeof(rules.approvers::jsonb) = 'array'
                AND jsonb_array_length(rules.approvers::jsonb) > 0
@@ -123,9 +132,18 @@ def upgrade() -> None:
         CREATE OR REPLACE FUNCTION modeldeck_status_decided() RETURNS trigger AS $$
         DECLARE
             needed text := CASE WHEN NEW.status = 'rejected' THEN 'rejected' ELSE 'approved' END;
+            came_from text[] := CASE WHEN NEW.status = 'deployed'
+                                     THEN ARRAY['approved', 'deployed']
+                                     ELSE ARRAY['evaluated'] END;
         BEGIN
             IF {OWNER} THEN
                 RETURN NULL;
+            END IF;
+            IF TG_OP = 'INSERT' OR NOT (OLD.status = ANY (came_from)) THEN
+                RAISE EXCEPTION 'version % becomes % only from %, not from %: refused for %',
+                    NEW.id, NEW.status, array_to_string(came_from, ' or '),
+                    CASE WHEN TG_OP = 'INSERT' THEN 'nothing' ELSE OLD.status END, session_user
+                    USING ERRCODE = 'insufficient_privilege';
             END IF;
             IF NOT EXISTS (
                 SELECT 1 FROM approval WHERE version_id = NEW.id AND decision = needed
@@ -160,11 +178,37 @@ def upgrade() -> None:
             EXECUTE FUNCTION modeldeck_status_decided()
             """
         )
+    # What a version was made from, and a model's project, are kept: moved, they would take
+    # a version out of its project's rules or away from who made it (four eyes).
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION modeldeck_lineage_kept() RETURNS trigger AS $$
+        BEGIN
+            IF {OWNER} THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION 'where a % belongs and what made it are kept: changing it '
+                'refused for %', TG_TABLE_NAME, session_user
+                USING ERRCODE = 'insufficient_privilege';
+        END;
+        $$ LANGUAGE plpgsql
+        """
+    )
+    for table, columns in LINEAGE.items():
+        changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
+        op.execute(
+            f"CREATE TRIGGER {table}_lineage_kept BEFORE UPDATE OF {', '.join(columns)} "
+            f"ON {table} FOR EACH ROW WHEN ({changed}) "
+            "EXECUTE FUNCTION modeldeck_lineage_kept()"
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    for table in LINEAGE:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_lineage_kept ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS modeldeck_lineage_kept()")
     op.execute("DROP TRIGGER IF EXISTS model_version_decided ON model_version")
     op.execute("DROP TRIGGER IF EXISTS model_version_made_decided ON model_version")
     op.execute("DROP FUNCTION IF EXISTS modeldeck_status_decided()")
