@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from core import collector, rawsql
@@ -48,6 +50,40 @@ def sqlite_url(path: Path) -> str:
     """The URL of a SQLite file: its path quoted, so that a ``?`` (a query), a ``%`` (an
     escape) or a ``#`` in a folder's name stay part of the path."""
     return "sqlite:///" + quote(str(path), safe="/")
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether this process may make and change files in ``folder`` (not a read-only mount,
+    nor a folder it lacks write permission on)."""
+    try:
+        read_only_mount = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only_mount = False
+    return os.access(folder, os.W_OK | os.X_OK) and not read_only_mount
+
+
+def _read_only_file(url: str) -> Path | None:
+    """The SQLite file of ``url`` when this process can only read it (its folder is
+    read-only here: ``chmod -R a-w``, a read-only mount, another user's data home)."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    return path if path.parent.is_dir() and not folder_writable(path.parent) else None
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a SQLite file in a folder this process cannot write to.
+    SQLite reads a WAL database's ``-shm`` file when a writer has it open (its ``-wal`` file
+    is there), and sees that writer's commits; with no ``-wal`` file nobody has it open, the
+    ``-shm`` cannot be made here, and the file is read as it stands (``immutable``). Decided
+    at each connection (the engine does not pool them): a writer that comes later is seen."""
+    uri = f"file:{quote(str(path), safe='/')}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
 
 
 def is_sqlite(url: str) -> bool:
@@ -186,19 +222,29 @@ def make_engine(url: str) -> Engine:
         return _postgres_engine(normalize_url(url))
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
-    engine = create_engine(
-        url,
-        json_serializer=_dumps,
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-        pool_size=8,
-        max_overflow=16,
-    )
+    read_only = _read_only_file(url)
+    if read_only is not None:  # read here; a write is refused by SQLite (core.errors)
+        engine = create_engine(
+            url,
+            json_serializer=_dumps,
+            creator=lambda: _open_read_only(read_only),
+            poolclass=NullPool,
+        )
+    else:
+        engine = create_engine(
+            url,
+            json_serializer=_dumps,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            pool_size=8,
+            max_overflow=16,
+        )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if read_only is None:
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -413,6 +459,12 @@ def migrate(engine: Engine) -> str | None:
         raise ModelDeckError(
             f"the database's schema is at revision {before}, newer than this modeldeck knows "
             f"(up to {head}): use the modeldeck that upgraded it, or a newer one"
+        )
+    if _read_only_file(engine.url.render_as_string(hide_password=False)) is not None:
+        raise ModelDeckError(
+            f"the database's schema is at revision {before or 'none'} and this modeldeck "
+            f"needs {head}, but its folder is read-only here: upgrade it where it can be "
+            "written (`modeldeck db upgrade`)"
         )
     from alembic import command
     from alembic.config import Config

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import quote
 
-from core.db import check_url, sqlite_url
+from core.db import check_url, folder_writable, sqlite_url
 from core.errors import ModelDeckError
 from core.text import printable
 
@@ -37,19 +36,12 @@ def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True
         ) from None
     if not os.access(path, os.X_OK):
         raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not readable")
-    return path  # one this user may not write to is read (see resolve_db_url)
+    return path  # one this user may not write to is read (see core.db.make_engine)
 
 
 def writable(home: Path) -> bool:
-    """Whether this process may write in the data home (not a read-only mount or folder)."""
-    return os.access(home, os.W_OK | os.X_OK) and not _read_only_mount(home)
-
-
-def _read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+    """Whether this process may write in the data home (a home not made yet will be)."""
+    return not home.exists() or folder_writable(home)
 
 
 def require_writable(home: Path, doing: str) -> None:
@@ -65,8 +57,6 @@ def resolve_db_url(home: Path, db: str | None = None) -> str:
     home; one that is no SQLite or PostgreSQL URL is refused (an empty ``--db`` too)."""
     url = db if db is not None else os.environ.get("MODELDECK_DB") or None
     if url is None:
-        if not writable(home):
-            return _read_only_sqlite_url(home / "modeldeck.db")
         return sqlite_url(home / "modeldeck.db")
     check_url(url)
     return url
@@ -75,14 +65,3 @@ def resolve_db_url(home: Path, db: str | None = None) -> str:
 def new_id(prefix: str) -> str:
     """A printable, copyable id such as ``j-3f9a0c1b2d4e``."""
     return f"{prefix}-{secrets.token_hex(6)}"
-
-
-def _read_only_sqlite_url(path: Path) -> str:
-    """The data home's SQLite file, opened read-only: a folder this user may not write to
-    (``chmod -R a-w``, a read-only mount) is read, and any write is refused by SQLite (in one
-    line: see core.errors). A WAL database whose ``-wal`` file is gone was closed cleanly
-    (checkpointed): nobody has it open, and SQLite, which cannot make its ``-shm`` file
-    here, reads the file alone (``immutable``); else the ``-shm`` of the process that has it
-    open is read."""
-    quiet = "" if Path(f"{path}-wal").exists() else "&immutable=1"
-    return f"sqlite:///file:{quote(str(path), safe='/')}?mode=ro{quiet}&uri=true"

@@ -4,6 +4,7 @@ has left (``modeldeck jobs --json | head -1``), and how its refusals quote what 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from core.db import head_revision
 from core.engine import Engine
 from core.service import Deck
 
@@ -109,9 +111,10 @@ def test_a_read_only_data_home_is_read_and_writes_to_it_are_refused_in_one_line(
         if os.environ.get("CI"):
             pytest.fail("mounting a tmpfs needs root, and CI runs as root")
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    home = tmp_path / "read-only"
-    home.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(home)], check=True)
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    home = mount / "home?#%41"  # quoted in its URL: still this folder's file
     try:
         deck = Deck(home=home)
         try:
@@ -125,7 +128,7 @@ def test_a_read_only_data_home_is_read_and_writes_to_it_are_refused_in_one_line(
                 engine.shutdown()
         finally:
             deck.close()  # closed cleanly: its -wal and -shm files are gone
-        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         env = {"MODELDECK_HOME": str(home)}
 
         listed = cli("jobs", "--json", env=env)
@@ -146,7 +149,24 @@ def test_a_read_only_data_home_is_read_and_writes_to_it_are_refused_in_one_line(
             assert r.code == 2 and r.out == "", (args, r)
             [line] = r.err.splitlines()
             assert line.startswith(said), (args, line)
+        shown = cli("db", "current", env=env).out
+        assert shown.startswith(f"database sqlite:///{home}/modeldeck.db: revision "), shown
+
+        # A schema behind this modeldeck's cannot be upgraded here: one line, not a traceback.
+        subprocess.run(["mount", "-o", "remount,rw", str(mount)], check=True)
+        conn = sqlite3.connect(home / "modeldeck.db")
+        with conn:
+            conn.execute("UPDATE alembic_version SET version_num = '0011'")
+        conn.close()  # an open file keeps the mount from going read-only
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        behind = cli("jobs", env=env)
+        assert behind.code == 2 and behind.out == "", behind
+        assert behind.err.splitlines() == [
+            f"error: the database's schema is at revision 0011 and this modeldeck needs "
+            f"{head_revision()}, but its folder is read-only here: upgrade it where it can "
+            "be written (`modeldeck db upgrade`)"
+        ]
     finally:
-        subprocess.run(["umount", str(home)], check=False)
-        if os.path.ismount(home):
-            subprocess.run(["umount", "-l", str(home)], check=False)
+        subprocess.run(["umount", str(mount)], check=False)
+        if os.path.ismount(mount):
+            subprocess.run(["umount", "-l", str(mount)], check=False)
