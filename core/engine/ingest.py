@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ def made_at(rec: JobRecord, after: datetime, now: datetime) -> datetime:
     except (OverflowError, OSError, ValueError):
         return now
     return min(max(made, after), now)
+
+
+# Reports of progress closer together than this keep the last of each quick run: a job that
+# reports every step of a loop does not fill its timeline (metrics all stay).
+PROGRESS_EVERY = timedelta(seconds=0.2)
 
 
 class Ingest:
@@ -118,6 +123,8 @@ class Ingest:
         when = job.started_at or job.created_at  # the last record's time, so far
         pos = job.events_offset
         bad = 0
+        kept: datetime | None = None  # the time of the last report of progress added
+        pending: tuple[JobRecord, datetime] | None = None  # one too close to it, held
         try:
             fh = open(path, "rb")  # noqa: SIM115  (closed below)
         except OSError as exc:
@@ -136,15 +143,26 @@ class Ingest:
                 else:
                     break  # a line still being written
                 at = pos
-                # Every record, in the order written (the timeline is its history: no
-                # report is left out, however many came at once or while no engine read).
+                # Every record, in the order written, at the time it was made; of reports
+                # of progress closer together than PROGRESS_EVERY, the last of each run.
                 for raw in lines:
                     try:
                         if raw.strip():
                             rec = parse_job_record(raw)
                             when = made_at(rec, when, now)
+                            if rec.kind == JobEventKind.progress:
+                                if kept is None or when - kept >= PROGRESS_EVERY:
+                                    job.add_event(rec.kind, rec.message, when, rec.details)
+                                    kept, pending = when, None
+                                else:
+                                    pending = (rec, when)
+                                continue
+                            kept = self._add_pending(job, pending, kept)
+                            pending = None
                             job.add_event(rec.kind, rec.message, when, rec.details)
                     except BadRecord as exc:
+                        kept = self._add_pending(job, pending, kept)
+                        pending = None
                         bad += 1
                         if bad <= SKIPS_LISTED:
                             job.add_event(
@@ -155,6 +173,7 @@ class Ingest:
                             )
                     at += len(raw) + 1
                 pos += consumed
+        self._add_pending(job, pending, kept)
         if bad > SKIPS_LISTED:
             more = bad - SKIPS_LISTED
             job.add_event(
@@ -167,6 +186,18 @@ class Ingest:
             return False
         job.events_offset = pos
         return True
+
+    @staticmethod
+    def _add_pending(
+        job: JobRow, pending: tuple[JobRecord, datetime] | None, kept: datetime | None
+    ) -> datetime | None:
+        """The report of progress held back (the last of a quick run), added before the
+        record that follows it; the time of the last report added."""
+        if pending is None:
+            return kept
+        rec, when = pending
+        job.add_event(rec.kind, rec.message, when, rec.details)
+        return when
 
     def _unreadable_event(self, job: JobRow | None, exc: OSError) -> bool:
         """The job's events.jsonl cannot be read (its code made it a folder, say): said once
