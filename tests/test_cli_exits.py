@@ -82,6 +82,26 @@ def test_a_job_command_whose_reader_left_follows_its_job_to_the_end(
     assert "train failed" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.sqlite_only  # a refusal before the database has any say
+def test_a_refusal_to_a_reader_gone_from_both_outputs_exits_2(tmp_path: Path) -> None:
+    """``modeldeck ... 2>&1 | head -0``: the refusal's line goes nowhere, and the status is
+    still the refusal's (it was 1 or 120 from a BrokenPipeError in the refusal itself)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tui.entry", "jobs", "--status", "bogus"],
+            stdout=write,
+            stderr=write,
+            timeout=120,
+            cwd=ROOT,
+            env=dict(os.environ, MODELDECK_HOME=str(tmp_path / "home")),
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 2
+
+
 @pytest.mark.sqlite_only  # the refusals come before the database has any say
 def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli) -> None:
     ff = "\udcff"  # the byte 0xff on the command line, as Python holds it

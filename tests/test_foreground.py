@@ -265,7 +265,7 @@ def test_following_a_queued_job_says_whether_an_engine_serves(
     follow = start("logs", job.id, "--follow")
     assert follow.stderr is not None
     said = first_line(follow.stderr)  # said at once, then it waits, as it did
-    assert said == f"modeldeck: job {job.id} is queued; {NO_ENGINE.replace('the job', 'it')}"
+    assert said == f"modeldeck: job {job.id} is queued; {NO_ENGINE}"
     assert follow.poll() is None and deck.job(job.id).status == "queued"
     engine = Engine(deck, workers=1)
     engine.start()  # an engine comes: the job runs, and the follow shows it to its end

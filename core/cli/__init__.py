@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
         return code  # a job command's: how its job ended, even if the reader left
     except ModelDeckError as exc:
         error(str(exc))
+        _flush()  # what was printed before the refusal, while a reader gone can be seen
         return 2
     except KeyboardInterrupt:
         return 130
@@ -95,4 +96,5 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
         if refusal is None:
             raise
         error(str(refusal))
+        _flush()
         return 2

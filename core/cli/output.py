@@ -13,7 +13,7 @@ import select
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.text import cells, local, metric_value, printable
 
@@ -92,26 +92,33 @@ def error(message: str) -> None:
     err("error: " + _SURROGATE_REPR.sub(r"\1\\x\2", message))
 
 
-def reader_left() -> bool:
-    """After a BrokenPipeError: whether standard output is a pipe whose reader has closed it
-    (``modeldeck jobs | head -1``). Then what is still to be written goes nowhere, not even
-    at exit: the reader had what it wanted, and the command goes on or ends quietly, as it
-    would have had its output fitted in the pipe. False for a pipe of something else."""
+def reader_left(stream: TextIO | None = None) -> bool:
+    """After a BrokenPipeError: whether ``stream`` (standard output by default) is a pipe
+    whose reader has closed it (``modeldeck jobs | head -1``). Then what is still to be
+    written there goes nowhere, not even at exit: the reader had what it wanted, and the
+    command goes on or ends quietly, as it would have had its output fitted in the pipe.
+    False for a pipe of something else."""
     try:
-        fd = sys.stdout.fileno()
+        fd = (stream or sys.stdout).fileno()
         poll = select.poll()
         poll.register(fd, 0)  # the write end of a pipe whose reader left reports POLLERR
         left = any(flags & select.POLLERR for _fd, flags in poll.poll(0))
     except (OSError, ValueError):
         return False
     if left:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
     return left
 
 
 def err(msg: str) -> None:
-    """One line of text on standard error."""
-    print(printable(msg), file=sys.stderr)
+    """One line of text on standard error (none once its reader has gone: ``2>&1 | head``)."""
+    try:
+        print(printable(msg), file=sys.stderr)
+    except BrokenPipeError:
+        if not reader_left(sys.stderr):
+            raise
 
 
 def metric(v: Any) -> str:

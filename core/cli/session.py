@@ -74,22 +74,22 @@ class Cli:
                 where += f" {flag} {shlex.quote(value)}"
         return where
 
+    def _no_engine(self) -> str:
+        return (
+            "no engine serves this database: the job starts when one does; "
+            f"run `modeldeck engine{self.where()}`"
+        )
+
     def no_engine_note(self) -> None:
         if self.deck.serving_engine() is None:
-            err(
-                "no engine serves this database: the job starts when one does; "
-                f"run `modeldeck engine{self.where()}`"
-            )
+            err(self._no_engine())
 
     def queued_note(self, job: JobView) -> None:
         """On stderr, once, as a queued job's log is followed: that it waits in the queue,
         and whether an engine serves the database (else nothing will start it)."""
         lease = self.deck.serving_engine()
         if lease is None:
-            err(
-                f"modeldeck: job {job.id} is queued; no engine serves this database: it starts "
-                f"when one does; run `modeldeck engine{self.where()}`"
-            )
+            err(f"modeldeck: job {job.id} is queued; {self._no_engine()}")
         else:
             err(
                 f"modeldeck: job {job.id} is queued; the engine on {lease.host} (pid "
