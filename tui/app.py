@@ -16,6 +16,7 @@ from textual.reactive import reactive
 
 from core.engine import Engine
 from core.errors import ModelDeckError
+from core.home import writable
 from core.service import Deck
 from core.text import printable
 from core.views import DeploymentEventView, DeploymentView, EventView, JobView
@@ -82,6 +83,7 @@ class ModelDeckApp(Background, App[int]):
         self._warned: set[str] = set()
         # Toasts raised while the keys help is open: shown when it closes (see ``notify``).
         self._held: list[tuple[str, str, SeverityLevel, float | None]] = []
+        self.read_only_home = False  # known once mounted: then no engine starts here
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -104,6 +106,11 @@ class ModelDeckApp(Background, App[int]):
         for text in list(self.deck.warnings):  # given before the app listened
             self.post_message(Warned(text))
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        # An engine here writes its heartbeat, lease and jobs' folders in the data home: on a
+        # read-only one it would fail every round, so the TUI only reads (as the CLI does).
+        self.read_only_home = not writable(self.deck.home)
+        if self.read_only_home:
+            self._owns_engine = False
         if self._owns_engine:
             self.engine = Engine(self.deck)
             self.engine.start()
@@ -135,6 +142,8 @@ class ModelDeckApp(Background, App[int]):
                 return f"engine: {lease.host} pid {lease.pid}"
             if serving:  # engines that share the work without a lease (PostgreSQL)
                 return "engines:"
+            if self.read_only_home:  # said below: the queue waits for an engine elsewhere
+                return "engine: none serving"
             return "engine: none serving (jobs wait in the queue)"
 
         def probe() -> str:
@@ -143,6 +152,8 @@ class ModelDeckApp(Background, App[int]):
             # One engine: the text says how busy it is; several: how many, and how busy.
             if engines.serving > 1 or text == "engines:":
                 text += f" · {engines.serving} serving, {engines.running}/{engines.workers} busy"
+            if self.read_only_home:  # why this process serves none
+                text += " · data home read-only"
             return text
 
         self.load("app.engine", probe, self._set_engine_status)

@@ -1,15 +1,19 @@
 """What the TUI says when no engine serves: next runs marked "(no engine)" on the Deployments
-tab, and the quit dialog's word on schedules."""
+tab, the quit dialog's word on schedules, and the top bar on a read-only data home."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from deploy_support import add_fast_stages, approved_version, deploy
-from tui_support import wait_for
+from tui_support import screen_text, wait_for
 
 from core.engine import Engine
 from core.service import Deck
@@ -89,3 +93,43 @@ async def test_quit_dialog_mentions_schedules(deck: Deck) -> None:
         assert "2 jobs are still running" in text
         assert "Schedules fire only while an engine runs" in text
         assert "`modeldeck engine`" in text
+
+
+@contextlib.contextmanager
+def read_only_mount(home: Path) -> Iterator[Callable[[], None]]:
+    """A tmpfs on ``home``, made read-only by the function it gives (tests run as root, whom
+    file modes do not stop: a read-only mount stops root too)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("mounting a tmpfs needs root, and CI runs as root")
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(home)], check=True)
+    try:
+        yield lambda: subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+    finally:
+        subprocess.run(["umount", str(home)], check=False)
+        if os.path.ismount(home):
+            subprocess.run(["umount", "-l", str(home)], check=False)
+
+
+async def test_on_a_read_only_data_home_no_engine_starts_and_the_top_bar_says_why(
+    home: Path, repo: Path
+) -> None:
+    """An engine here would write its heartbeat and lease in the data home, and fail every
+    round: the TUI starts none, and its top bar says the home is read-only."""
+    with read_only_mount(home) as make_read_only:
+        deck = Deck(home=home)
+        deck.add_project("proj", repo)
+        deck.close()  # closed cleanly: its -wal and -shm files are gone
+        make_read_only()
+        deck = Deck(home=home)
+        try:
+            app = ModelDeckApp(deck, poll=0.1)  # would run its own engine on a writable home
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: "read-only" in app.engine_status)
+                assert app.engine is None
+                assert app.engine_status == "engine: none serving · data home read-only"
+                await wait_for(pilot, lambda: "data home read-only" in screen_text(app))
+                assert not deck.warnings, deck.warnings
+        finally:
+            deck.close()
