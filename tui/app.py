@@ -186,7 +186,7 @@ class ModelDeckApp(Background, App[int]):
         from tui.modals import HelpScreen
 
         shown = (printable(str(message), newlines=True), printable(str(title)), severity, timeout)
-        if self._screen_stack and isinstance(self.screen, HelpScreen):
+        if self.screen_stack and isinstance(self.screen, HelpScreen):
             # Textual draws a screen's toasts above it, here over the dialog's border: held
             # until the help closes, then shown (with their whole timeout) on the screen under.
             self._held.append(shown)
