@@ -198,8 +198,14 @@ class ModelDeckApp(Background, App[int]):
     ) -> None:
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
+    @property
+    def held_toasts(self) -> list[str]:
+        """The toasts waiting for the keys help to close, their messages."""
+        return [message for message, *_ in self._held]
+
     def release_held_toasts(self) -> None:
-        """The toasts held while the keys help was open, now that it has closed."""
+        """The toasts held while the keys help was open, now that it has closed (called as
+        it unmounts, however it left)."""
         held, self._held = self._held, []
         for shown in held:
             self._toast(*shown)
@@ -241,7 +247,7 @@ class ModelDeckApp(Background, App[int]):
         from tui.modals import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.screen), lambda _: self.release_held_toasts())
+            self.push_screen(HelpScreen(self.screen))  # it releases the held toasts
 
     # -- navigation: screens reach each other through these, never by importing each other
 

@@ -15,7 +15,7 @@ from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
 from core.errors import ModelDeckError
 from tui.format import literal
-from tui.widgets import Background
+from tui.widgets import Background, DeckNode
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -595,7 +595,7 @@ class ImportForm(Form):
         )
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(DeckNode, ModalScreen[None]):
     """The keys of the screen underneath, as the footer would show them, and what is dimmed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -642,6 +642,10 @@ class HelpScreen(ModalScreen[None]):
         # holds those raised meanwhile); those of the screen underneath stay under it.
         for rack in self.query("#textual-toastrack"):
             rack.remove()
+
+    def on_unmount(self) -> None:
+        # However it leaves (dismissed, popped, switched for another screen), once.
+        self.deck_app.release_held_toasts()
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import SCRIPTED_TRAINING, write_model
-from textual.widgets._toast import Toast
+from textual.widgets._toast import Toast, ToastRack
 from tui_support import extend_scripted, run_all, screen_text, wait_for
 
 from core.service import Deck
@@ -483,11 +483,45 @@ async def test_toasts_never_draw_over_the_keys_help(deck: Deck, project: str) ->
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        # The help removes its toast rack by Textual's id for it: the screen under still has
+        # one by that id, the help none at all (else a renamed rack drew over it again).
+        assert len(app.screen_stack[-2].query("#textual-toastrack")) == 1
+        assert not app.screen.query(ToastRack)
         before = screen_text(app)
         app.notify("queued [b]train[/b] job j-0000", timeout=30)
+        assert app.held_toasts == ["queued [b]train[/b] job j-0000"]  # held, not shown
         await pilot.pause(0.5)
         assert toasts(app) == [] and screen_text(app) == before  # the dialog as it was
         assert "queued" not in screen_text(app)
+        assert app.held_toasts == ["queued [b]train[/b] job j-0000"]
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await wait_for(pilot, lambda: toasts(app) == ["queued [b]train[/b] job j-0000"])
+        assert app.held_toasts == []
+
+
+@pytest.mark.parametrize("leaves_by", ["pop_screen", "switch_screen"])
+async def test_toasts_held_by_the_keys_help_show_however_it_leaves(
+    deck: Deck, project: str, leaves_by: str
+) -> None:
+    """Not only dismissed: popped, or switched for another screen (a job opened in its
+    place), the help shows the toasts it held, once."""
+    job = deck.train(project, "scripted", "train", {})
+    app = ModelDeckApp(deck, project=project, run_engine=False, poll=0.25)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        app.notify("held while the help is open", timeout=30)
+        assert app.held_toasts == ["held while the help is open"]
+        if leaves_by == "pop_screen":
+            app.pop_screen()
+            shown_on: type = ProjectScreen
+        else:
+            app.open_job(job.id, replace=True)  # the help's place
+            shown_on = JobScreen
+        await wait_for(pilot, lambda: isinstance(app.screen, shown_on))
+        await wait_for(pilot, lambda: toasts(app) == ["held while the help is open"])
+        assert app.held_toasts == []
+        await pilot.pause(0.3)
+        assert toasts(app) == ["held while the help is open"]  # once
