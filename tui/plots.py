@@ -163,6 +163,14 @@ class PlotPanel(Vertical):
         ``give`` (a name, a range), which gives way when the panel is narrow, cut with ….
         A number is never cut."""
         cells = [[c if isinstance(c, Text) else literal(c) for c in row] for row in rows]
+        if give is not None:
+            # Its cells are cut on their one line, never wrapped onto more rows. They say so
+            # themselves: a column marked ``no_wrap`` no longer gives way first, and Rich
+            # then narrows every column alike, cutting the numbers too.
+            for row in cells:
+                if give < len(row):
+                    row[give] = row[give].copy()
+                    row[give].no_wrap, row[give].overflow = True, "ellipsis"
         table = Table(box=None, padding=(0, 1), header_style="bold", show_edge=False)
         for i, h in enumerate(headers):
             justify = "left" if i == 0 else "right"

@@ -3,12 +3,16 @@ side by side, in 80x24, with real trained scikit-learn versions."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import joblib
 import pandas as pd
 import pytest
+from conftest import write_model
+from rich.console import Console
 from rich.text import Text
+from textual.widgets import Static
 from tui_support import run_all, wait_for
 
 from core.service import Deck
@@ -147,3 +151,47 @@ async def test_the_version_screen_plots_its_metrics_over_time(
         # The training kept the statistics of its data: a column's histogram.
         assert [s.name for s in baseline.series] == ["baseline"]
         assert sum(baseline.series[0].values) == pytest.approx(1.0)
+
+
+LONG_METRIC = "recall at the top decile of the scored customers"
+
+LONG_METRIC_TRAINING = f"""
+def train(context):
+    (context.model_dir / "weights.txt").write_text("42")
+    context.record_metrics({{{LONG_METRIC!r}: 0.25 + float(context.hyperparameters["a"])}})
+"""
+
+
+async def test_a_long_metric_name_is_cut_on_its_one_line_beside_the_plot(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """The table beside the plot cuts a long name with … on its own line (it wrapped onto
+    several, pushing the numbers of the next metrics out of the panel); its numbers whole."""
+    write_model(repo, "long", LONG_METRIC_TRAINING)
+    versions = []
+    for a in ("0.123456", "0.5"):
+        job = deck.train(project, "long", "train", {"a": a})
+        run_all(deck)
+        version = deck.job(job.id).version
+        assert version
+        versions.append(version)
+    app = ModelDeckApp(deck, project=project, run_engine=False, poll=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_compare(versions)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison is not None,
+        )
+        await pilot.pause(0.3)
+        cell = app.screen.query_one("#compare-plot .plot-table", Static)
+        width = cell.content_size.width
+        assert 0 < width < len(LONG_METRIC)  # the name cannot fit whole
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(cell.content)
+        lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
+        assert lines[0].split() == ["metric", "v1", "v2"]
+        assert len(lines) == 2, lines  # one line for the metric
+        name, *numbers = lines[1].strip().rsplit(maxsplit=2)
+        assert name.endswith("…") and LONG_METRIC.startswith(name[:-1])
+        assert numbers == ["0.3735", "0.7500"]  # whole
