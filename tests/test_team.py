@@ -442,6 +442,22 @@ def pg_database(pg_server: Any) -> Iterator[PgDatabase]:
         pg_server.drop(url.render_as_string(hide_password=False))
 
 
+def trained_and_evaluated(deck: Deck, repo: Path) -> tuple[str, str]:
+    """Project churn (its train and test datasets) with a version that ``deck``'s user
+    trained and evaluated, both jobs completed: the training job's id and the version's."""
+    deck.add_project("churn", repo)
+    deck.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
+    deck.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
+    trained = deck.train("churn", "scripted", "train", {"lines": 1})
+    settle(deck)
+    version = deck.job(trained.id).version
+    assert version
+    evaluated = deck.evaluate(version, "test")
+    settle(deck)
+    assert deck.job(evaluated.id).status == "completed"
+    return trained.id, version
+
+
 def test_four_eyes_with_real_roles_on_postgresql(
     pg_database: PgDatabase, tmp_path: Path, repo: Path
 ) -> None:
@@ -450,16 +466,8 @@ def test_four_eyes_with_real_roles_on_postgresql(
     reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
     try:
         assert trainer.team.whoami().to_json() == {"user": "trainer1", "via": "database"}
-        trainer.add_project("churn", repo)
-        trainer.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
-        trainer.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
-        trained = trainer.train("churn", "scripted", "train", {"lines": 1})
-        settle(trainer)
-        version = trainer.job(trained.id).version
-        assert version and trainer.job(trained.id).actor == "trainer1"
-        evaluated = trainer.evaluate(version, "test")
-        settle(trainer)
-        assert trainer.job(evaluated.id).status == "completed"
+        trained, version = trained_and_evaluated(trainer, repo)
+        assert trainer.job(trained).actor == "trainer1"
         reviewer.team.set_rules("churn", four_eyes=True)
         with pytest.raises(ModelDeckError) as refusal:
             trainer.approve(version, "mine is great")
@@ -505,14 +513,7 @@ def test_a_member_cannot_forge_a_decision_with_sql_on_postgresql(
     trainer = Deck(home=tmp_path / "trainer", db=pg_database.as_role("trainer1"))
     reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
     try:
-        trainer.add_project("churn", repo)
-        trainer.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
-        trainer.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
-        trained = trainer.train("churn", "scripted", "train", {"lines": 1})
-        settle(trainer)
-        version = trainer.job(trained.id).version
-        trainer.evaluate(version, "test")
-        settle(trainer)
+        trained, version = trained_and_evaluated(trainer, repo)
         reviewer.team.set_rules("churn", four_eyes=True)
         url = pg_database.url.set(drivername="postgresql", username="trainer1")
         with psycopg.connect(url.render_as_string(False), autocommit=True) as member:
@@ -532,7 +533,7 @@ def test_a_member_cannot_forge_a_decision_with_sql_on_postgresql(
                     "|| jsonb_build_object('id', %s::text, 'type', 'approve', 'status', "
                     "'queued', 'version_id', %s::text, 'actor', %s::text))).* "
                     "FROM job j WHERE id = %s",
-                    (job_id, version, actor, trained.id),
+                    (job_id, version, actor, trained),
                 )
 
             with refused_ as in_their_name:  # a job in the reviewer's name
@@ -541,7 +542,7 @@ def test_a_member_cannot_forge_a_decision_with_sql_on_postgresql(
                 in_their_name.value
             )
             with refused_ as no_job:  # an approval in the reviewer's name, no job of theirs
-                approval(trained.id, "reviewer1")
+                approval(trained, "reviewer1")
             assert "record of its own approve or reject job" in str(no_job.value)
             job("j-forged-own", "trainer1")  # their own job: theirs to make
             with refused_ as own:  # ... but four eyes hold on the server too
@@ -592,14 +593,7 @@ def test_approvals_and_events_are_append_only_on_postgresql(
     add_fast_stages(repo)
     deck = Deck(home=tmp_path / "home", db=pg_database.as_role("reviewer1"))
     try:
-        deck.add_project("churn", repo)
-        deck.add_dataset("churn", "train", repo / "data" / "train.csv", target="label")
-        deck.add_dataset("churn", "test", repo / "data" / "test.csv", target="label")
-        job = deck.train("churn", "scripted", "train", {"lines": 1})
-        settle(deck)
-        version = deck.job(job.id).version
-        deck.evaluate(version, "test")
-        settle(deck)
+        _, version = trained_and_evaluated(deck, repo)
         deck.add_dataset("churn", "score", repo / "data" / "score.csv")
         deck.team.set_rules("churn", approvers=["reviewer1"])
         deck.approve(version, "fine")
