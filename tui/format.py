@@ -146,16 +146,16 @@ def clock_time(dt: datetime | None) -> str:
     return _local(dt, "%H:%M:%S")
 
 
-def in_zone(dt: datetime | None, tz: str) -> str:
+def in_zone(dt: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A time on the clock of the IANA zone ``tz``, labelled with that zone's name for it
     (a deployment's next run as its schedule reads: ``2026-03-02 06:00 CET``)."""
     d = utc(dt)
     if d is None:
         return "-"
     if not known_zone(tz):  # on UTC's clock, labelled so (``zone_text`` says why)
-        return f"{d:%Y-%m-%d %H:%M} UTC"
+        return f"{d.strftime(fmt)} UTC"
     shown = d.astimezone(zone(tz))
-    return f"{shown:%Y-%m-%d %H:%M} {zone_label(shown)}"
+    return f"{shown.strftime(fmt)} {zone_label(shown)}"
 
 
 def known_zone(tz: str) -> bool:

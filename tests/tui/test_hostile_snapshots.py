@@ -158,5 +158,6 @@ def test_hostile_retire_question(snap_compare: Any, deck: Deck) -> None:
         await settle(pilot, lambda: rows(app, "#deployments-table") == 1 and engine_shown(app))
         await pilot.press("R")
         await settle(pilot, lambda: isinstance(app.screen, RetirePrompt))
+        steady_cursor(app)  # its reason field has the focus
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

@@ -179,6 +179,14 @@ async def test_times_on_screen_are_labelled_with_their_zone(
         assert cells["last run"] == f"✓ {on_schedule_clock(predict.started_at)}"
         await whole_on_screen(pilot, next_run, on_schedule_clock(predict.started_at))
 
+        # The deployment's own screen: its header's last run on the same clock, short.
+        app.open_deployment(dep)
+        await wait_for(pilot, lambda: isinstance(app.screen, DeploymentScreen))
+        ran = utc(predict.started_at).astimezone(ZoneInfo(SCHEDULE_ZONE))  # type: ignore[union-attr]
+        await whole_on_screen(pilot, next_run, f"{ran:%m-%d %H:%M} {ran.tzname()}")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+
         jobs = await project_tab(app, pilot, "2", "#jobs-table")
         await wait_for(pilot, lambda: world["predict"] in jobs.rows)
         cells = dict(zip(columns(jobs), row_texts(jobs, world["predict"]), strict=True))

@@ -94,8 +94,8 @@ def deployment_header(
     last: Any = "-"
     if d.last_run:
         last = status_text(str(d.last_run["status"]), styles)
-        at, zone = short_when(d.last_run.get("at"))  # short: the cell is a third of 80
-        last.append(f" {at} {zone}")
+        # On the deployment's clock, as its next run; short: the cell is a third of 80.
+        last.append(f" {in_zone(d.last_run.get('at'), d.timezone, '%m-%d %H:%M')}")
     pairs: list[tuple[str, Any]] = [
         ("version", literal(d.label)),
         ("status", status_text(status, styles)),
@@ -111,9 +111,8 @@ def deployment_header(
         grid.add_row(a, av, b, bv)
     drift = Text("drift    ", style="dim")  # a line of its own: it is longer than a cell
     drift.append_text(drift_line(run, styles))
-    if run is not None:
-        at, zone = short_when(run.at)
-        drift.append(f" · {at} {zone}")
+    if run is not None:  # its run's time as the last run's beside it
+        drift.append(f" · {in_zone(run.at, d.timezone, '%m-%d %H:%M')}")
     return Group(grid, drift)
 
 
