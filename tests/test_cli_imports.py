@@ -144,7 +144,7 @@ def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path: Path) -> Non
         )
     finally:
         os.close(write)
-    assert proc.returncode == 1
+    assert proc.returncode == 0  # quietly, as `jobs | head -1` (see test_cli_exits.py)
     assert proc.stderr == b""
 
 
