@@ -204,12 +204,15 @@ def status_text(status: str, styles: dict[str, str] | None = None) -> Text:
     return Text(label, style=style)
 
 
+def mark_only(status: str, styles: dict[str, str] | None = None) -> Text:
+    """A status as its mark alone (``▶``, ``✓``), coloured; one without a mark as its word."""
+    return Text(STATUS_MARK.get(status, status), style=(styles or {}).get(status, ""))
+
+
 def status_mark(status: str, styles: dict[str, str] | None = None) -> Text:
     """A job status for a cell short of room: a completed job as its mark alone (``✓``), any
     other status as usual (``✗ failed``): the usual case is quiet, the others say it."""
-    if status == "completed":
-        return Text(STATUS_MARK[status], style=(styles or {}).get(status, ""))
-    return status_text(status, styles)
+    return mark_only(status, styles) if status == "completed" else status_text(status, styles)
 
 
 def resolve_styles(variables: dict[str, str]) -> dict[str, str]:

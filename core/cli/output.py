@@ -11,7 +11,7 @@ import os
 import re
 import select
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -112,13 +112,20 @@ def reader_left(stream: TextIO | None = None) -> bool:
     return left
 
 
+def unless_left(write: Callable[[], object], stream: TextIO | None = None) -> None:
+    """``write()`` to ``stream`` (standard output by default); once its reader has left
+    (``... | head -3``) the rest goes nowhere and the command goes on, as it would had its
+    output fitted in the pipe."""
+    try:
+        write()
+    except BrokenPipeError:
+        if not reader_left(stream):
+            raise
+
+
 def err(msg: str) -> None:
     """One line of text on standard error (none once its reader has gone: ``2>&1 | head``)."""
-    try:
-        print(printable(msg), file=sys.stderr)
-    except BrokenPipeError:
-        if not reader_left(sys.stderr):
-            raise
+    unless_left(lambda: print(printable(msg), file=sys.stderr), sys.stderr)
 
 
 def metric(v: Any) -> str:

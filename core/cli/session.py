@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.cli.output import err, out, reader_left, say, say_lines, table
+from core.cli.output import err, out, say, say_lines, table, unless_left
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -122,9 +122,9 @@ class Cli:
             view = seen["view"] = self.deck.job(job.id)
             final = view.status in FINAL_STATUSES
             if not self.json:
-                shown(lambda: say_lines(log.read(final=final)))
+                unless_left(lambda: say_lines(log.read(final=final)))
                 while final and not log.at_end:  # the job ended: print the whole rest
-                    shown(lambda: say_lines(log.read(final=final)))
+                    unless_left(lambda: say_lines(log.read(final=final)))
             return final or interrupted is not None
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -172,16 +172,16 @@ class Cli:
         if self.json:
             err(job.id)
         else:
-            shown(lambda: say(job.id, flush=True))
+            unless_left(lambda: say(job.id, flush=True))
         if self.args.detach:
             if job.status == JobStatus.queued.value:
                 self.no_engine_note()
             if self.json:
-                shown(lambda: out(job.to_json()))
+                unless_left(lambda: out(job.to_json()))
             return 0
         final = self.follow_job(job)
         if self.json:
-            shown(lambda: out(final.to_json()))
+            unless_left(lambda: out(final.to_json()))
         elif final.status in FINAL_STATUSES:  # else the wait was interrupted, and said so
             self.summarise(final)
         return exit_status(final)
@@ -208,17 +208,6 @@ class Cli:
             return self.follow_job(job)
         finally:
             self.json = was
-
-
-def shown(write: Callable[[], None]) -> None:
-    """``write()`` to standard output, for a job command: when the reader has left (``train
-    ... | head -3``), the rest goes nowhere and the command goes on following its job, to
-    exit by how the job ended, as it would had its output fitted in the pipe."""
-    try:
-        write()
-    except BrokenPipeError:
-        if not reader_left():
-            raise
 
 
 def exit_status(job: JobView) -> int:

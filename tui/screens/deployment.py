@@ -81,6 +81,9 @@ def shown_status(d: DeploymentView) -> str:
     return "paused" if d.status == "active" and d.paused else d.status
 
 
+SHORT_TIME = "%m-%d %H:%M"  # the header's runs: a cell is a third of 80 columns
+
+
 def deployment_header(
     d: DeploymentView, styles: dict[str, str], run: DriftRun | None = None
 ) -> Group:
@@ -95,7 +98,7 @@ def deployment_header(
     if d.last_run:
         last = status_text(str(d.last_run["status"]), styles)
         # On the deployment's clock, as its next run; short: the cell is a third of 80.
-        last.append(f" {in_zone(d.last_run.get('at'), d.timezone, '%m-%d %H:%M')}")
+        last.append(f" {in_zone(d.last_run.get('at'), d.timezone, SHORT_TIME)}")
     pairs: list[tuple[str, Any]] = [
         ("version", literal(d.label)),
         ("status", status_text(status, styles)),
@@ -112,7 +115,7 @@ def deployment_header(
     drift = Text("drift    ", style="dim")  # a line of its own: it is longer than a cell
     drift.append_text(drift_line(run, styles))
     if run is not None:  # its run's time as the last run's beside it
-        drift.append(f" · {in_zone(run.at, d.timezone, '%m-%d %H:%M')}")
+        drift.append(f" · {in_zone(run.at, d.timezone, SHORT_TIME)}")
     return Group(grid, drift)
 
 

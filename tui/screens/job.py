@@ -122,8 +122,8 @@ def predictions_preview(preview: PredictionsView, most: int | None = None) -> Re
         # A column's name whole (up to 16 cells): long values give up their ends first.
         wide = min(len(name), 16)
         table.add_column(literal(name), no_wrap=True, overflow="ellipsis", min_width=wide)
+    names = preview.columns
     for row in rows:
-        names = preview.columns
         table.add_row(
             *(preview_cell(names[i] if i < len(names) else "", c) for i, c in enumerate(row))
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -14,7 +13,7 @@ from textual.widgets import DataTable, Label
 from core.lifecycle import DeploymentStatus, JobType
 from core.service import Deck
 from core.views import DeploymentView, JobView
-from tui.format import STATUS_MARK, in_zone, status_text, zone_text
+from tui.format import in_zone, mark_only, status_text, zone_text
 from tui.modals import RetirePrompt
 from tui.widgets import DeckTable, Polled, Row, kind_binding
 
@@ -25,8 +24,7 @@ def last_run(d: DeploymentView, styles: dict[str, str]) -> Any:
     clock as its next run is, labelled with that zone."""
     if not d.last_run:
         return "-"
-    status = str(d.last_run["status"])
-    text = Text(STATUS_MARK.get(status, status), style=styles.get(status, ""))
+    text = mark_only(str(d.last_run["status"]), styles)
     text.append(f" {in_zone(d.last_run.get('at'), d.timezone)}")
     return text
 
