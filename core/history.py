@@ -30,7 +30,7 @@ from core.models import (
 )
 from core.store import Store
 from core.team import POLICY_CHANGED
-from core.text import printable
+from core.text import quoted
 from core.views import ApprovalView, _View
 
 
@@ -45,7 +45,7 @@ def parse_time(text: str) -> datetime:
     except (ValueError, OverflowError):
         raise ModelDeckError(
             f"--at takes an ISO 8601 time such as 2026-11-28T09:30Z or 2026-11-28T10:30+01:00 "
-            f"(UTC when it has no zone) in the years 1 to 9999, not {printable(given)!r}"
+            f"(UTC when it has no zone) in the years 1 to 9999, not {quoted(given)}"
         ) from None
 
 

@@ -19,7 +19,7 @@ from core.logchunks import JobLog
 from core.models import EngineHeartbeat, EngineLease, Setting
 from core.procfs import HOST, is_job_command
 from core.store import ARTIFACTS, LEASE_NAME, Store, lease_in_force
-from core.text import printable
+from core.text import printable, quoted
 from core.views import EnginesSummary, EngineView, JobView, SettingView
 
 BEAT_EVERY = 2.0  # seconds between two heartbeats of an engine
@@ -188,9 +188,7 @@ class Hosts:
 
 def _known(key: str) -> None:
     if key not in SETTINGS:
-        raise ModelDeckError(
-            f"no setting {printable(key)!r}: there are {', '.join(sorted(SETTINGS))}"
-        )
+        raise ModelDeckError(f"no setting {quoted(key)}: there are {', '.join(sorted(SETTINGS))}")
 
 
 def _usable_store(path: Path, configured: bool = False) -> Path:

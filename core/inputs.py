@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.errors import ModelDeckError
-from core.text import cut, has_controls, printable
+from core.text import cut, has_controls, quoted
 
 MAX_OVERRIDE_DEPTH = 32
 # A reason (approve, reject, retire) is a paragraph or a few: every history row carries it.
@@ -38,7 +38,7 @@ def is_utf8(text: str) -> bool:
 
 def require_utf8(text: str, what: str) -> str:
     if not is_utf8(text):
-        raise ModelDeckError(f"{what} '{printable(text)}' is not valid UTF-8")
+        raise ModelDeckError(f"{what} {quoted(text)} is not valid UTF-8")
     return text
 
 
@@ -90,9 +90,7 @@ def check_name(kind: str, name: str) -> str:
     if problem:
         # Its invisible characters shown, as its control characters are.
         shown = "".join(f"\\u{ord(c):04x}" if _invisible(c) else c for c in cut(name, 61))
-        raise ModelDeckError(
-            f"{kind} name '{printable(shown)}' {problem}: a name must be {NAME_RULE}"
-        )
+        raise ModelDeckError(f"{kind} name {quoted(shown)} {problem}: a name must be {NAME_RULE}")
     return name
 
 
@@ -127,7 +125,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ModelDeckError(f"--set wants key=value, got '{printable(pair[:80])}'")
+            raise ModelDeckError(f"--set wants key=value, got {quoted(pair[:80])}")
         require_utf8(key, "--set key")
         require_utf8(value, f"--set {key}: the value")
         try:

@@ -1,6 +1,6 @@
 """Whether a process lives, read from ``/proc``: the engine, the service and readers share it.
 
-Standard library only.
+Standard library only (and ``core.text``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,23 @@ import socket
 # This host's name: ``$MODELDECK_HOST`` when set (several hosts simulated on one machine, each
 # with its own data home), else the hostname.
 HOST = os.environ.get("MODELDECK_HOST") or socket.gethostname()
+
+
+def host_problem() -> str | None:
+    """Why ``HOST`` cannot name this host in the database, or None. Every job and engine
+    row records it, and the same name must come back after a restart to re-attach: a byte
+    that is not UTF-8 could not be stored (the engine failed every round), and a control
+    character would reach other hosts' terminals."""
+    from core.text import has_controls, quoted
+
+    if len(HOST) > 255:
+        return f"$MODELDECK_HOST is {len(HOST)} characters long; a host name has at most 255"
+    if has_controls(HOST) or HOST.strip() != HOST:
+        return (
+            f"$MODELDECK_HOST {quoted(HOST)} is not a host name: it holds a control "
+            "character, a byte that is not UTF-8 or spaces around it"
+        )
+    return None
 
 
 def _stat(pid: int) -> list[bytes] | None:

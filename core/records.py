@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
 from core.schedule import same_schedule, same_zone
-from core.text import printable
+from core.text import quoted
 
 
 def add_event(
@@ -64,7 +64,7 @@ def identical_version(s: Session, model_id: str, sha256: str) -> ModelVersion | 
 def identical_message(source: str, model: str, v: ModelVersion) -> str:
     sha = (v.source or {}).get("sha256", "")
     return (
-        f"'{printable(source.rsplit('/', 1)[-1])}' is identical to {model} v{v.number} "
+        f"{quoted(source.rsplit('/', 1)[-1])} is identical to {model} v{v.number} "
         f"(sha256 {sha[:16]}…): import it anyway with --again"
     )
 
@@ -99,7 +99,7 @@ def identical_deployment(
 
 
 def identical_deployment_message(d: Deployment) -> str:
-    when = f"schedule '{printable(d.schedule)}' ({d.timezone})" if d.schedule else "no schedule"
+    when = f"schedule {quoted(d.schedule)} ({d.timezone})" if d.schedule else "no schedule"
     return (
         f"an identical deployment is active: {d.id} (same version, dataset and {when}); "
         "it would score twice: retire it first, or give another schedule"

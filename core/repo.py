@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from core.errors import ModelDeckError, first_line
 from core.inputs import NAME_RULE, name_problem
-from core.text import printable
+from core.text import printable, quoted
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def import_sha256(path: Path, whole: bool = True) -> str | None:
         return file_sha256(path)
     except OSError as exc:
         raise ModelDeckError(
-            f"cannot read model file '{printable(str(path))}': {exc.strerror or exc}"
+            f"cannot read model file {quoted(str(path))}: {exc.strerror or exc}"
         ) from None
 
 
@@ -161,7 +161,7 @@ def _named_once(path: Path, names: list[str]) -> None:
     for name in names:
         if name and name in seen:
             raise ModelDeckError(
-                f"{path.name} has the column {printable(name)!r} twice in its header: "
+                f"{path.name} has the column {quoted(name)} twice in its header: "
                 "name each column once"
             )
         seen.add(name)
@@ -241,7 +241,7 @@ def code_model_dirs(repo: str, warn: Callable[[str], None]) -> dict[str, Path]:
         problem = name_problem(d.name)
         if problem:
             warn(
-                f"skipping model folder '{printable(d.name)}' in {printable(str(root))}: "
+                f"skipping model folder {quoted(d.name)} in {printable(str(root))}: "
                 f"its name {problem} (a name must be {NAME_RULE})"
             )
             continue

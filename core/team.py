@@ -20,7 +20,7 @@ from core.inputs import check_name
 from core.lifecycle import JobType, Team, decider_refusal
 from core.models import Job, Model, ModelVersion, Project, ProjectEvent
 from core.store import Store
-from core.text import cut, printable
+from core.text import cut, quoted
 from core.views import TeamView, WhoView
 
 POLICY_CHANGED = "policy_changed"  # the kind of a project event: who may decide changed
@@ -76,7 +76,7 @@ def _approvers(names: Sequence[str]) -> list[str]:
         name = check_name("approver", name)
         if len(name.encode()) > MAX_USER_NAME:
             raise ModelDeckError(
-                f"approver name '{printable(cut(name, 61))}' is longer than a user name can be "
+                f"approver name {quoted(cut(name, 61))} is longer than a user name can be "
                 f"({MAX_USER_NAME} bytes: PostgreSQL's role names, and login names)"
             )
         if name not in out:

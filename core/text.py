@@ -56,6 +56,12 @@ def printable(text: str, *, newlines: bool = False) -> str:
     return pattern.sub(_stand_in, text)
 
 
+def quoted(text: str) -> str:
+    """``text`` made printable, between single quotes: as ``repr`` quotes a name in a
+    message, without doubling the backslash of a stand-in (``'h\\xffst'``)."""
+    return f"'{printable(text)}'"
+
+
 def cells(text: str) -> int:
     """How many terminal cells ``text`` takes: two for a wide character (CJK, most emoji),
     none for a combining mark or an invisible one, one for the rest."""

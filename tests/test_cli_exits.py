@@ -110,6 +110,9 @@ def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli) -> None:
         ("jobs", "--type", f"a{ff}b"): "unknown job type 'a\\xffb' (use train,",
         ("import", "p", "m", "x", "--format", ff): "invalid choice: '\\xff' (choose from",
         ("jobs", "--limit", ff): "--limit takes a whole number from 1 to 1000000, not '\\xff'",
+        ("history", "p", "--at", f"20{ff}"): "in the years 1 to 9999, not '20\\xff'",
+        ("config", "set", f"k{ff}", "1"): "no setting 'k\\xff': there are",
+        ("alert", "add", "p", "--webhook", "https://x", "--on", f"a{ff}"): "event 'a\\xff'",
         # text the user typed is kept as typed: a backslash, then "udcff"
         ("jobs", "--status", "\\udcff"): "unknown job status '\\\\udcff'",
     }
@@ -120,6 +123,21 @@ def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli) -> None:
         [line] = r.err.splitlines()
         assert line.startswith("error: ") and shown in line, (args, line)
         assert "\\udc" not in line.replace("\\\\udcff", ""), line
+
+
+@pytest.mark.sqlite_only  # refused before the database has any say
+def test_a_host_name_that_cannot_be_stored_is_refused_in_one_line(cli) -> None:
+    """$MODELDECK_HOST names this host in every job and engine row: a byte that is not UTF-8
+    could not be stored (the engine failed its every round), a control character would reach
+    other hosts' terminals."""
+    for host, shown in (("ho\udcffst", "'ho\\xffst'"), ("a\x1b]0;x\x07", "'a^[]0;x^G'")):
+        for args in (("engine", "--exit-when-idle"), ("jobs",)):
+            r = cli(*args, env={"MODELDECK_HOST": host})
+            assert r.code == 2 and r.out == "", (args, r)
+            assert (
+                r.err == f"error: $MODELDECK_HOST {shown} is not a host name: it holds a "
+                "control character, a byte that is not UTF-8 or spaces around it\n"
+            ), r.err
 
 
 @pytest.mark.sqlite_only  # the data home's own SQLite file

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from core.errors import ModelDeckError
-from core.text import has_controls, printable
+from core.text import has_controls, printable, quoted
 
 FORMATS = ("json", "slack", "teams")  # teams: the same ``{"text": ...}`` body as slack
 EVENT_NAMES = ("failed", "missed", "drift", "drift:warn", "metric:NAME<VALUE", "metric:NAME>VALUE")
@@ -59,17 +59,16 @@ def parse_rule(text: str) -> Rule:
             value = math.nan
         if not math.isfinite(value):
             raise ModelDeckError(
-                f"{printable(word)!r}: the threshold {printable(match['value'])!r} is not a "
-                "finite number"
+                f"{quoted(word)}: the threshold {quoted(match['value'])} is not a finite number"
             )
         return Rule(word, "metric", match["name"], match["op"], value)
     if word.startswith("metric:"):
         raise ModelDeckError(
-            f"{printable(word)!r} is not a metric threshold: write metric:NAME<VALUE or "
+            f"{quoted(word)} is not a metric threshold: write metric:NAME<VALUE or "
             "metric:NAME>VALUE (quote it in the shell)"
         )
     raise ModelDeckError(
-        f"unknown event {printable(word)!r}: use a comma list of {', '.join(EVENT_NAMES)}"
+        f"unknown event {quoted(word)}: use a comma list of {', '.join(EVENT_NAMES)}"
     )
 
 
@@ -80,7 +79,7 @@ def parse_events(text: str) -> tuple[Rule, ...]:
     if not any(words):
         raise ModelDeckError(f"--on needs events: a comma list of {', '.join(EVENT_NAMES)}")
     if not all(words):
-        raise ModelDeckError(f"--on {printable(text)!r} has an empty event between commas")
+        raise ModelDeckError(f"--on {quoted(text)} has an empty event between commas")
     rules: dict[str, Rule] = {}
     for word in words:
         rule = parse_rule(word)

@@ -20,7 +20,7 @@ from core.home import new_id
 from core.lifecycle import DeploymentStatus
 from core.models import Project
 from core.store import Store
-from core.text import printable
+from core.text import quoted
 
 
 class Alerts:
@@ -41,7 +41,7 @@ class Alerts:
         url = check_url(webhook)
         rules = parse_events(events)
         if fmt not in FORMATS:
-            raise ModelDeckError(f"--format {printable(fmt)!r}: use one of {', '.join(FORMATS)}")
+            raise ModelDeckError(f"--format {quoted(fmt)}: use one of {', '.join(FORMATS)}")
         with self.store.writer() as s:
             p = lookup.project(s, project)
             dep_id = None

@@ -20,6 +20,7 @@ from core.cli.output import err, error, job_lines, out, reader_left, say, say_li
 from core.cli.parser import COMMANDS, MAX_LIMIT, RUN_BY, _command_in, build_parser
 from core.cli.session import Cli
 from core.errors import ModelDeckError, database_refusal
+from core.procfs import host_problem
 
 __all__ = [
     "COMMANDS",
@@ -68,6 +69,9 @@ def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(_command_in(argv)).parse_args(argv)
+        problem = host_problem()  # any command may run a job here, or start an engine
+        if problem is not None:
+            raise ModelDeckError(problem)
         if args.command in (None, "tui") or (args.command == "demo" and not args.no_tui):
             if open_tui is None:
                 raise ModelDeckError("the terminal UI is not available here")

@@ -11,7 +11,7 @@ from core.cli.output import out, retired, say, table
 from core.cli.session import Cli, Command
 from core.clock import iso
 from core.errors import ModelDeckError
-from core.text import local, printable
+from core.text import local, quoted
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -100,7 +100,7 @@ def _preview(d: Deck, a: argparse.Namespace, cron: str | None, tz: str) -> list[
         return d.preview_schedule(cron, tz, a.next, after=after)
     except OverflowError:  # the calendar ends (Python's years are 1 to 9999)
         raise ModelDeckError(
-            f"--from '{printable(a.start or '')}': the next {a.next} fire times would fall "
+            f"--from {quoted(a.start or '')}: the next {a.next} fire times would fall "
             "outside the years 1 to 9999"
         ) from None
 
@@ -113,7 +113,7 @@ def _parse_time(text: str, tz: str) -> datetime:
         t = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ModelDeckError(
-            f"--from '{printable(text)}' is not a time: use ISO 8601, such as 2026-10-25T00:00 "
+            f"--from {quoted(text)} is not a time: use ISO 8601, such as 2026-10-25T00:00 "
             "(on the schedule's clock) or 2026-10-24T22:00Z"
         ) from None
     t = t.replace(tzinfo=zone(tz)) if t.tzinfo is None else t
@@ -121,7 +121,7 @@ def _parse_time(text: str, tz: str) -> datetime:
         t.astimezone(UTC)
     except OverflowError:
         raise ModelDeckError(
-            f"--from '{printable(text)}' is outside the years 1 to 9999 in UTC"
+            f"--from {quoted(text)} is outside the years 1 to 9999 in UTC"
         ) from None
     return t
 

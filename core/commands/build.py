@@ -28,7 +28,7 @@ from core.repo import (
     require_file,
     requirements,
 )
-from core.text import printable, without_userinfo
+from core.text import printable, quoted, without_userinfo
 from core.views import JobView
 
 
@@ -231,7 +231,7 @@ def _check_url(source: str) -> None:
         host = httpx.URL(source).host
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
         raise ModelDeckError(
-            f"cannot download '{printable(without_userinfo(source))}': {printable(first_line(exc))}"
+            f"cannot download {quoted(without_userinfo(source))}: {printable(first_line(exc))}"
         ) from None
     if not host:
-        raise ModelDeckError(f"cannot download '{printable(without_userinfo(source))}': no host")
+        raise ModelDeckError(f"cannot download {quoted(without_userinfo(source))}: no host")

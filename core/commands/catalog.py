@@ -16,7 +16,7 @@ from core.models import Dataset, Model, Project
 from core.repo import code_model_dirs, dataset_shape, file_sha256
 from core.store import Store
 from core.team import record_change
-from core.text import printable
+from core.text import quoted
 from core.views import DatasetView, ProjectView
 
 
@@ -47,7 +47,7 @@ class Catalog:
         path = Path(repo).expanduser().resolve()
         if not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist"
-            raise ModelDeckError(f"repository folder '{printable(str(repo))}' {what}")
+            raise ModelDeckError(f"repository folder {quoted(str(repo))} {what}")
         require_utf8(str(path), "the repository folder")
         with self.store.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
@@ -99,7 +99,7 @@ class Catalog:
         file = Path(path).expanduser().resolve()
         if not file.is_file():
             what = "is not a regular file" if file.exists() else "does not exist"
-            raise ModelDeckError(f"dataset file '{printable(str(path))}' {what}")
+            raise ModelDeckError(f"dataset file {quoted(str(path))} {what}")
         require_utf8(str(file), "the dataset path")
         suffix = file.suffix.lower()
         if suffix in (".parquet", ".pq"):
@@ -122,7 +122,7 @@ class Catalog:
             id_column = id_column.strip()
             if id_column not in columns:
                 raise ModelDeckError(
-                    f"id column '{printable(id_column)}' is not in {file.name} "
+                    f"id column {quoted(id_column)} is not in {file.name} "
                     f"(columns: {', '.join(columns)})"
                 )
             if id_column == target:
