@@ -90,6 +90,19 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def sqlite_file_missing(url: str) -> bool:
+    """Whether ``url`` is a SQLite database whose file does not exist (yet)."""
+    if not is_sqlite(url):
+        return False
+    path = make_url(url).database or ""
+    return (
+        bool(path)
+        and path != ":memory:"
+        and not path.startswith("file:")
+        and not Path(path).exists()
+    )
+
+
 def is_postgres(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 

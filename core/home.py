@@ -6,7 +6,9 @@ import os
 import secrets
 from pathlib import Path
 
-from core.db import check_url, folder_writable, sqlite_url
+from sqlalchemy.engine import make_url
+
+from core.db import check_url, folder_writable, sqlite_file_missing, sqlite_url
 from core.errors import ModelDeckError
 from core.text import printable
 
@@ -24,10 +26,10 @@ def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True
     shown = os.fsencode(path).decode("utf-8", "backslashreplace")
     if shown != str(path):  # the database URL and file names must be UTF-8 text
         raise ModelDeckError(f"the data home {printable(shown)} is not a valid UTF-8 path")
-    if not create:
-        return path
     if path.exists() and not path.is_dir():
         raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not a folder")
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -60,6 +62,24 @@ def resolve_db_url(home: Path, db: str | None = None) -> str:
         return sqlite_url(home / "modeldeck.db")
     check_url(url)
     return url
+
+
+def require_made(home: Path, db_url: str) -> None:
+    """Refuse, in one line, a SQLite database whose file does not exist (the data home's
+    own, or one ``--db`` names): a command that reads, or changes what is there, would find
+    nothing, and must not make one (a typo in ``--home`` would leave a home behind)."""
+    if not sqlite_file_missing(db_url):
+        return
+    if db_url == sqlite_url(home / "modeldeck.db"):
+        shown = os.fsencode(home).decode("utf-8", "backslashreplace")
+        raise ModelDeckError(
+            f"no modeldeck data in {printable(shown)}: check --home and $MODELDECK_HOME, or "
+            "start there with `modeldeck project add NAME --repo DIR` or `modeldeck demo`"
+        )
+    raise ModelDeckError(
+        f"no database file at {printable(make_url(db_url).database or '')}: check --db and "
+        "$MODELDECK_DB, or make it with `modeldeck db upgrade`"
+    )
 
 
 def new_id(prefix: str) -> str:

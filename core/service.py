@@ -97,8 +97,11 @@ class Deck:
         db: str | None = None,
         clock: Clock | None = None,
         store: Store | None = None,
+        create: bool = True,
     ) -> None:
-        self.store = store or Store(home, db, clock)
+        """``create=False``: refuse a data home without a database instead of making one
+        (see ``Store``)."""
+        self.store = store or Store(home, db, clock, create=create)
         self._warning_listeners: list[Callable[[str], None]] = []
         self.warnings: list[str] = []
         self._settle_lock = threading.Lock()

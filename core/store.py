@@ -30,7 +30,7 @@ from core.db import (
     unreachable,
     write_session,
 )
-from core.home import resolve_db_url, resolve_home
+from core.home import require_made, resolve_db_url, resolve_home
 from core.models import EngineLease, Setting
 from core.procfs import holder_gone
 from core.views import LeaseView
@@ -53,9 +53,15 @@ class Store:
         home: str | Path | None = None,
         db: str | None = None,
         clock: Clock | None = None,
+        create: bool = True,
     ) -> None:
-        self.home = resolve_home(home)
+        """``create=False``: a command that can only read or change what is already there
+        refuses a data home that holds no database (a mistyped ``--home``) instead of
+        making one (see ``core.home.require_made``)."""
+        self.home = resolve_home(home, create=create)
         self.db_url = resolve_db_url(self.home, db)
+        if not create:
+            require_made(self.home, self.db_url)
         self.engine = make_engine(self.db_url)
         # Several engines dispatch side by side (PostgreSQL), or the lease holder alone.
         self.shared_queue = shared_queue(self.engine)

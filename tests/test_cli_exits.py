@@ -103,7 +103,7 @@ def test_a_refusal_to_a_reader_gone_from_both_outputs_exits_2(tmp_path: Path) ->
 
 
 @pytest.mark.sqlite_only  # the refusals come before the database has any say
-def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli) -> None:
+def test_bytes_that_are_not_utf8_are_quoted_as_bytes_in_refusals(cli, deck: Deck) -> None:
     ff = "\udcff"  # the byte 0xff on the command line, as Python holds it
     expected = {
         ("jobs", "--status", ff): "unknown job status '\\xff' (use queued,",

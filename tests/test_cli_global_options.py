@@ -253,8 +253,15 @@ def _console(args: list[str], home: Path, stdout: Any) -> subprocess.CompletedPr
     )
 
 
+def made(home: Path) -> Path:
+    """``home`` with its database (a read refuses a home that has none)."""
+    Deck(home=home).store.close()
+    return home
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_output_that_cannot_be_written_is_an_error_not_a_silent_success(tmp_path: Path) -> None:
+    made(tmp_path)
     with open("/dev/full", "w") as full:
         result = _console(["jobs", "--json"], tmp_path, full)
     assert result.returncode != 0
@@ -265,7 +272,7 @@ def test_output_that_cannot_be_written_is_an_error_not_a_silent_success(tmp_path
 
 def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path: Path) -> None:
     """``modeldeck ... >&-``: Python has no ``sys.stdout`` at all."""
-    env = dict(os.environ, MODELDECK_HOME=str(tmp_path))
+    env = dict(os.environ, MODELDECK_HOME=str(made(tmp_path)))
     for args, code in ((["--help"], 0), (["jobs", "--json"], 0), (["job", "j-none"], 2)):
         shell = f"exec {sys.executable} -m tui.entry {' '.join(args)} >&-"
         result = subprocess.run(
@@ -284,7 +291,7 @@ def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path:
         ("mysql://x/y", "SQLite or PostgreSQL, not mysql"),
         ("sqlite://", "a SQLite database in memory would be gone with this command"),
         ("sqlite:///:memory:", "a SQLite database in memory would be gone with this command"),
-        ("sqlite:////nonexistent/dir/x.db", "cannot open the database sqlite:////nonexistent"),
+        ("sqlite:////nonexistent/dir/x.db", "no database file at /nonexistent/dir/x.db: "),
         ("sqlite:///" + __file__, "file is not a database"),  # a file, but no database
         # libpq would pick a database named after the user, and it would be set up
         ("postgresql://", "the database URL names no database"),
@@ -315,7 +322,7 @@ def test_a_database_url_that_cannot_be_used_is_one_line(
 def test_a_history_time_past_the_calendar_is_one_line(
     at: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+    monkeypatch.setenv("MODELDECK_HOME", str(made(tmp_path)))
     monkeypatch.delenv("MODELDECK_DB", raising=False)
     assert main(["history", "anything", "--at", at]) == 2
     [line] = capsys.readouterr().err.splitlines()
@@ -331,7 +338,7 @@ def test_a_schema_newer_than_this_modeldeck_is_one_line(
 
     monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
     monkeypatch.delenv("MODELDECK_DB", raising=False)
-    assert main(["projects"]) == 0
+    assert main(["db", "upgrade"]) == 0
     with sqlite3.connect(tmp_path / "modeldeck.db") as db:
         db.execute("UPDATE alembic_version SET version_num = '9999'")
     capsys.readouterr()
@@ -388,10 +395,42 @@ def test_a_home_s_name_is_part_of_its_database_s_path(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "repo"])
     other = tmp_path / name.replace("a", "b").replace("41", "42").replace("é", "è")
     capsys.readouterr()
-    assert main(["projects", "--home", str(other), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []  # a database of its own
+    assert main(["projects", "--home", str(other), "--json"]) == 2  # not the one in h
+    assert f"error: no modeldeck data in {other}: " in capsys.readouterr().err
     assert main(["db", "current", "--home", str(home)]) == 0
     assert f"database sqlite:///{home}/modeldeck.db: " in capsys.readouterr().out
+
+
+def test_a_home_or_database_file_that_is_not_there_is_refused_and_not_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --home or --db: a read, or a change to what should be there, says there is
+    nothing there and leaves nothing behind; only what can start an empty home makes one."""
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    typo, db = tmp_path / "hoem", tmp_path / "x.db"
+    refusals = {
+        ("projects", "--home", str(typo)): f"no modeldeck data in {typo}: check --home and ",
+        ("jobs", "--status", "bogus", "--home", str(typo)): f"no modeldeck data in {typo}: ",
+        ("train", "p", "m", "--dataset", "d", "--home", str(typo)): "no modeldeck data in ",
+        ("approve", "v-1", "--reason", "ok", "--home", str(typo)): "no modeldeck data in ",
+        ("projects", "--db", f"sqlite:///{db}"): f"no database file at {db}: check --db and ",
+        ("project", "add", "p", "--repo", str(tmp_path / "nope"), "--home", str(typo)): (
+            f"repository folder '{tmp_path / 'nope'}' does not exist"
+        ),
+    }
+    for args, says in refusals.items():
+        capsys.readouterr()
+        assert main(list(args)) == 2, args
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"error: {says}") and err.count("\n") == 1, err
+    assert main(["whoami", "--home", str(typo)]) == 0  # the login: no database to ask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    # What can start in an empty home makes it: a project's first add, an upgrade.
+    assert main(["project", "add", "p", "--repo", str(repo), "--home", str(typo)]) == 0
+    assert main(["db", "upgrade", "--db", f"sqlite:///{db}"]) == 0
+    assert main(["projects", "--home", str(typo)]) == 0
+    assert main(["projects", "--db", f"sqlite:///{db}"]) == 0
 
 
 def test_a_locked_or_damaged_sqlite_file_is_one_line(

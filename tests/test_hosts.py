@@ -526,6 +526,7 @@ def test_log_chunks_hold_the_files_bytes_at_the_same_offsets(tmp_path: Path, dec
 
 def test_config_artifacts_puts_versions_files_in_the_store(hosts, repo, tmp_path) -> None:
     alpha, beta = hosts["alpha"], hosts["beta"]
+    alpha.ok("db", "upgrade")  # the shared database, made (a read makes none)
     listed = json.loads(alpha.ok("config", "list", "--json"))
     assert listed == [
         {

@@ -157,7 +157,7 @@ def test_every_listing_shows_control_characters_visibly(
 
 @pytest.mark.parametrize("where", ["arguments", "file name"])
 def test_error_messages_stay_one_visible_line(
-    where: str, capfd: pytest.CaptureFixture[str], tmp_path: Path, home: Path
+    where: str, capfd: pytest.CaptureFixture[str], tmp_path: Path, home: Path, deck: Deck
 ) -> None:
     text = "nope" + HOSTILE + "\nsecond line"
     if where == "arguments":  # argparse repeats unknown arguments as they are

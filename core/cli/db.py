@@ -12,21 +12,6 @@ def _target(cli: Cli, create: bool = True) -> str:
     return resolve_db_url(resolve_home(cli.args.home, create=create), cli.args.db)
 
 
-def _no_file(url: str) -> bool:
-    """Whether ``url`` is a SQLite database whose file does not exist (``db current`` says
-    so without making it)."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
-    from core.db import is_sqlite
-
-    if not is_sqlite(url):
-        return False
-    path = make_url(url).database or ""
-    return bool(path) and not path.startswith("file:") and not Path(path).exists()
-
-
 def _shown(engine: object) -> str:
     from core.db import shown_url
 
@@ -34,13 +19,20 @@ def _shown(engine: object) -> str:
 
 
 def db(cli: Cli) -> int:
-    from core.db import current_revision, head_revision, make_engine, migrate, newer_than_known
+    from core.db import (
+        current_revision,
+        head_revision,
+        make_engine,
+        migrate,
+        newer_than_known,
+        sqlite_file_missing,
+    )
 
     sub = cli.args.db_cmd
     if sub == "copy":
         return _copy(cli)
     url = _target(cli, create=sub != "current")  # reading it makes nothing
-    if sub == "current" and _no_file(url):
+    if sub == "current" and sqlite_file_missing(url):
         if cli.json:
             from core.cli.output import out
 

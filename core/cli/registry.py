@@ -30,15 +30,18 @@ def projects(cli: Cli) -> int:
 
 
 def project(cli: Cli) -> int:
-    a, d = cli.args, cli.deck
+    a = cli.args
     if a.project_cmd in ("set", "show"):
         from core.cli import team  # who may approve: the team's commands
 
         return team.project_set(cli) if a.project_cmd == "set" else team.project_show(cli)
     if a.project_cmd in ("archive", "unarchive"):
-        p = d.archive_project(a.name, archived=a.project_cmd == "archive")
+        p = cli.deck.archive_project(a.name, archived=a.project_cmd == "archive")
         return cli.show(p, f"project {p.name} {a.project_cmd}d")
-    p = d.add_project(a.name, a.repo)
+    from core.commands.catalog import project_input
+
+    project_input(a.name, a.repo)  # refused before the data home is made
+    p = cli.deck.add_project(a.name, a.repo)
     return cli.show(p, f"project {p.name} added ({p.models} model(s) in {p.repo}/models)")
 
 

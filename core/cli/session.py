@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from core.views import JobView
 
 
+def makes_home(args: argparse.Namespace) -> bool:
+    """Whether the command may make the data home when it has none: those that can do their
+    work in an empty one (serve it, add its first project, seed the demo, set it up). Every
+    other command reads or changes what is there, and refuses a home without a database."""
+    sub = {"project": "project_cmd", "db": "db_cmd", "config": "config_cmd"}.get(args.command)
+    command = f"{args.command} {getattr(args, sub)}" if sub else args.command
+    return command in ("engine", "demo", "project add", "db upgrade")
+
+
 class Cli:
     """One command's run: its arguments, the service (``deck``) and whether it prints JSON."""
 
@@ -30,7 +39,7 @@ class Cli:
         opening it brings the schema up to date)."""
         from core.service import Deck
 
-        deck = Deck(home=self.args.home, db=self.args.db)
+        deck = Deck(home=self.args.home, db=self.args.db, create=makes_home(self.args))
         deck.on_warning(lambda message: err(f"warning: {message}"))
         return deck
 

@@ -9,7 +9,15 @@ from core.text import local, metrics_text
 
 
 def whoami(cli: Cli) -> int:
-    who = cli.deck.team.whoami()
+    from core.db import sqlite_file_missing
+    from core.home import resolve_db_url, resolve_home
+    from core.identity import os_login
+    from core.views import WhoView
+
+    url = resolve_db_url(resolve_home(cli.args.home, create=False), cli.args.db)
+    # On SQLite without its file, the login: no database to open (nor to make).
+    missing = sqlite_file_missing(url)
+    who = WhoView(user=os_login(), via="os") if missing else cli.deck.team.whoami()
     how = (
         "the operating-system login of this process"
         if who.via == "os"

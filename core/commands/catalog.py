@@ -20,6 +20,18 @@ from core.text import quoted
 from core.views import DatasetView, ProjectView
 
 
+def project_input(name: str, repo: str | Path) -> tuple[str, Path]:
+    """A new project's name and repository folder, checked (before any database is opened:
+    refused, they make no data home)."""
+    name = check_name("project", name)
+    path = Path(repo).expanduser().resolve()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise ModelDeckError(f"repository folder {quoted(str(repo))} {what}")
+    require_utf8(str(path), "the repository folder")
+    return name, path
+
+
 class Catalog:
     """Projects, datasets and code models: their rows, checked before they are written."""
 
@@ -43,12 +55,7 @@ class Catalog:
 
     def add_project(self, name: str, repo: str | Path) -> str:
         """Register a project (and its repository's model folders); its checked name."""
-        name = check_name("project", name)
-        path = Path(repo).expanduser().resolve()
-        if not path.is_dir():
-            what = "is not a folder" if path.exists() else "does not exist"
-            raise ModelDeckError(f"repository folder {quoted(str(repo))} {what}")
-        require_utf8(str(path), "the repository folder")
+        name, path = project_input(name, repo)
         with self.store.writer() as s:
             if s.exec(select(Project).where(Project.name == name)).first():
                 raise ModelDeckError(f"a project named {name!r} already exists")
