@@ -585,6 +585,82 @@ def test_a_member_cannot_forge_a_decision_with_sql_on_postgresql(
         reviewer.close()
 
 
+def test_a_member_cannot_forge_a_deployment_with_sql_on_postgresql(
+    pg_database: PgDatabase, tmp_path: Path, repo: Path
+) -> None:
+    """Engines make deployments for the users whose deploy jobs they run, so members may
+    insert them; the server still refuses a deployment of a version nobody approved, one
+    that is not its own deploy job's, a second one of a job, and moving or reviving one."""
+    import psycopg
+
+    add_fast_stages(repo)
+    trainer = Deck(home=tmp_path / "trainer", db=pg_database.as_role("trainer1"))
+    reviewer = Deck(home=tmp_path / "reviewer", db=pg_database.as_role("reviewer1"))
+    try:
+        trained, version = trained_and_evaluated(trainer, repo)
+        trainer.add_dataset("churn", "score", repo / "data" / "score.csv")
+        url = pg_database.url.set(drivername="postgresql", username="trainer1")
+        with psycopg.connect(url.render_as_string(False), autocommit=True) as member:
+            refused_ = pytest.raises(psycopg.errors.InsufficientPrivilege)
+            score = "(SELECT id FROM dataset WHERE name = 'score')"
+
+            def deploy_job(job_id: str) -> None:
+                """A deploy job of trainer1's (theirs to make) on the score dataset."""
+                member.execute(
+                    "INSERT INTO job SELECT (jsonb_populate_record(NULL::job, to_jsonb(j) "
+                    "|| jsonb_build_object('id', %s::text, 'type', 'deploy', 'status', "
+                    "'running', 'version_id', %s::text, 'dataset_id', "
+                    f"{score}))).* FROM job j WHERE id = %s",
+                    (job_id, version, trained),
+                )
+
+            def deployment(dep_id: str, job_id: str | None, dataset: str = score) -> None:
+                member.execute(
+                    "INSERT INTO deployment (id, project_id, version_id, dataset_id, status, "
+                    "timezone, paused, grace_seconds, created_at, job_id) SELECT %s, "
+                    f"project_id, %s, {dataset}, 'active', 'UTC', false, 3600, now(), %s "
+                    "FROM job WHERE id = %s",
+                    (dep_id, version, job_id, trained),
+                )
+
+            deploy_job("j-forged-deploy")
+            with refused_ as unapproved:  # its own deploy job, but nobody approved it
+                deployment("dep-forged", "j-forged-deploy")
+            assert f"version {version} is evaluated, not approved" in str(unapproved.value)
+            with refused_ as no_job:  # no deploy job at all: the training's id
+                deployment("dep-forged", trained)
+            assert "made active by its own deploy job" in str(no_job.value)
+            member.execute("DELETE FROM job WHERE id = 'j-forged-deploy'")
+        assert pg_database.admin.execute("SELECT count(*) FROM deployment").fetchone() == (0,)
+        # Through modeldeck: approved by the reviewer, deployed by the trainer, an engine
+        # under the trainer's role makes the deployment.
+        reviewer.approve(version, "checked")
+        settle(trainer)
+        deployed = trainer.deploy(version, "score")
+        settle(trainer)
+        assert trainer.job(deployed.id).status == "completed"
+        [active] = trainer.deployments("churn")
+        with psycopg.connect(url.render_as_string(False), autocommit=True) as member:
+            with refused_ as again:  # a second deployment of the same deploy job
+                deployment("dep-second", deployed.id)
+            assert f"job {deployed.id} has made its deployment already" in str(again.value)
+            test = "(SELECT id FROM dataset WHERE name = 'test')"
+            with refused_ as moved:
+                member.execute(f"UPDATE deployment SET dataset_id = {test}")
+            assert f"what deployment {active.id} serves is kept" in str(moved.value)
+        trainer.retire(active.id, "replaced")
+        settle(trainer)
+        with psycopg.connect(url.render_as_string(False), autocommit=True) as member:
+            with refused_ as revived:
+                member.execute("UPDATE deployment SET status = 'active', retired_at = NULL")
+            assert "a retired deployment stays retired" in str(revived.value)
+        [retired] = trainer.deployments("churn")
+        assert (retired.id, retired.status) == (active.id, "retired")
+    finally:
+        trainer.close()
+        reviewer.close()
+
+
 def test_approvals_and_events_are_append_only_on_postgresql(
     pg_database: PgDatabase, tmp_path: Path, repo: Path
 ) -> None:
