@@ -21,7 +21,7 @@ def makes_home(args: argparse.Namespace) -> bool:
     """Whether the command may make the data home when it has none: those that can do their
     work in an empty one (serve it, add its first project, seed the demo, set it up). Every
     other command reads or changes what is there, and refuses a home without a database."""
-    sub = {"project": "project_cmd", "db": "db_cmd", "config": "config_cmd"}.get(args.command)
+    sub = {"project": "project_cmd", "db": "db_cmd"}.get(args.command)
     command = f"{args.command} {getattr(args, sub)}" if sub else args.command
     return command in ("engine", "demo", "project add", "db upgrade")
 
