@@ -117,29 +117,33 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+def parse_overrides(pairs: Iterable[str], field: str = "--set") -> dict[str, Any]:
     """``key=value`` pairs; values parsed as standard JSON where they parse, else kept as
-    text (so ``NaN``, ``Infinity`` and ``1e999``, which are no JSON numbers, stay text)."""
+    text (so ``NaN``, ``Infinity`` and ``1e999``, which are no JSON numbers, stay text). A
+    key given twice is refused: which value the job ran with would be a guess. ``field``
+    names what was typed in the refusals (``--set``; the TUI's form: ``hyperparameter``)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ModelDeckError(f"--set wants key=value, got {quoted(pair[:80])}")
-        require_utf8(key, "--set key")
-        require_utf8(value, f"--set {key}: the value")
+            raise ModelDeckError(f"{field} wants key=value, got {quoted(pair[:80])}")
+        require_utf8(key, f"{field} key")
+        require_utf8(value, f"{field} {key}: the value")
+        if key in out:
+            raise ModelDeckError(f"{field} {key} is given twice: give each key once")
         try:
             parsed = json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
         except RecursionError:
             raise ModelDeckError(
-                f"--set {key}: the value nests too deeply "
+                f"{field} {key}: the value nests too deeply "
                 f"(at most {MAX_OVERRIDE_DEPTH} levels of lists and objects)"
             ) from None
         except ValueError:  # not JSON (JSONDecodeError is a ValueError): the text itself
             parsed = value
         if _depth(parsed) > MAX_OVERRIDE_DEPTH:
             raise ModelDeckError(
-                f"--set {key}: the value nests too deeply "
+                f"{field} {key}: the value nests too deeply "
                 f"(at most {MAX_OVERRIDE_DEPTH} levels of lists and objects)"
             )
         out[key] = parsed

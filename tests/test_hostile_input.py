@@ -411,6 +411,7 @@ def test_deep_values_huge_numbers_and_bytes_that_are_not_utf8_are_refused(
     expected = {
         (*train, "--set", "x=" + "[" * 50_000 + "]" * 50_000): ("--set x", "too deeply"),
         (*train, "--set", "x=" + "[" * 200 + "]" * 200): ("--set x", "too deeply"),
+        (*train, "--set", "C=0.5", "--set", "C=0.7"): ("--set C is given twice",),
         ("jobs", "--limit", str(10**20)): ("--limit", "from 1 to"),
         # past what the column holds (2^31 - 1 on PostgreSQL, 2^63 - 1 on SQLite)
         ("version", "scripted:2147483648"): ("unknown version 'scripted:2147483648'",),

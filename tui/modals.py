@@ -119,6 +119,7 @@ class Form(Background, ModalScreen[Any]):
         super().__init__()
         self._submit = submit
         self._prepare = prepare
+        self._refused = False  # the error shown is a submit's refusal: gone on the next edit
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog form"):
@@ -168,6 +169,23 @@ class Form(Background, ModalScreen[Any]):
         event.stop()
         self.focus_next()
 
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self._forget_refusal()
+
+    def on_select_changed(self, _event: Select.Changed) -> None:
+        self._forget_refusal()
+
+    def _forget_refusal(self) -> None:
+        """A field changed: the last submit's refusal no longer says what is wrong (it did,
+        under a preview that said otherwise); what ``prepare`` said stays."""
+        if self._refused:
+            self._refused = False
+            self.show_error("")
+
+    def _refuse(self, message: str) -> None:
+        self.show_error(message)
+        self._refused = True
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "ok":
@@ -180,14 +198,14 @@ class Form(Background, ModalScreen[Any]):
         values = self.values()
         problem = self.check(values)
         if problem:
-            self.show_error(problem)
+            self._refuse(problem)
             return
         self.show_error("")
         self.load(
             "form.submit",
             lambda: self._submit(values),
             self.dismiss,
-            on_error=lambda exc: self.show_error(str(exc)),
+            on_error=lambda exc: self._refuse(str(exc)),
         )
 
     def show_error(self, message: str) -> None:
@@ -273,7 +291,7 @@ class RetirePrompt(Form):
         self.question = question
 
     def fields(self) -> Iterable[Any]:
-        yield Static(literal(self.question))
+        yield Static(literal(self.question, newlines=True))
         yield from _field("Reason (optional)", _input(id="reason", placeholder="why?"))
 
 
@@ -436,7 +454,7 @@ def parse_pairs(text: str) -> dict[str, Any]:
         words = shlex.split(text)
     except ValueError as exc:  # an unclosed quote
         raise ModelDeckError(f"hyperparameters: {exc}") from None
-    return parse_overrides(words)
+    return parse_overrides(words, field="hyperparameter")
 
 
 class DatasetPick(Form):

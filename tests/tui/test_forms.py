@@ -215,7 +215,13 @@ async def test_deploy_form_remembers_the_zone_and_refuses_a_bad_one(
             assert app.screen is form
             assert said in str(form.query_one("#form-error").render())
         assert len(deck.jobs(job_type="deploy")) == 1
+        # The refusal was of what the form held then: an edit takes it away (it stayed,
+        # "no time zone" under a preview of a zone's runs).
+        error = form.query_one("#form-error")
+        assert error.display
         zone.value = "Asia/Tokyo"
+        await wait_for(pilot, lambda: "next runs (Asia/Tokyo)" in str(preview.render()))
+        assert not error.display and str(error.render()) == ""
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: len(deck.jobs(job_type="deploy")) == 2)
         job = deck.jobs(job_type="deploy")[0]
@@ -234,3 +240,8 @@ def test_hyperparameters_typed_in_the_form_are_split_as_a_shell_splits_words() -
     assert parse_pairs(pairs(defaults)) == defaults
     with pytest.raises(ModelDeckError, match="hyperparameters: No closing quotation"):
         parse_pairs('note="a b')
+    # Said in the form's words (there is no --set in it); a key given twice is refused.
+    with pytest.raises(ModelDeckError, match=r"^hyperparameter wants key=value, got 'foo'$"):
+        parse_pairs("foo")
+    with pytest.raises(ModelDeckError, match=r"^hyperparameter C is given twice: give each"):
+        parse_pairs("C=0.5 C=0.7")

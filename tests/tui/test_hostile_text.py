@@ -20,7 +20,7 @@ from textual.widgets._toast import Toast
 from tui_support import screen_text, wait_for
 
 from core.service import Deck
-from core.text import has_controls
+from core.text import compact, has_controls, printable
 from tui.app import ModelDeckApp
 from tui.modals import (
     DatasetForm,
@@ -167,7 +167,14 @@ async def test_deployments_tab_confirmation_toast_and_screen(hdeck: Deck) -> Non
         await shows(pilot, f"{H.MODEL} v1", H.SCORE_DATASET, H.SCHEDULE)
         await pilot.press("R")  # the question names the deployment
         await wait_for(pilot, lambda: isinstance(app.screen, RetirePrompt))
-        await shows(pilot, f"Retire the deployment of {H.MODEL} v1?")
+        [dep] = hdeck.deployments(H.PROJECT)
+        await shows(
+            pilot,
+            f"Retire deployment {dep.id}?",
+            f"version   {H.MODEL} v1",
+            f"scores    {H.SCORE_DATASET}",
+            f"schedule  {H.SCHEDULE} (Europe/Paris)",
+        )
         await pilot.press("escape")
         await pilot.press("r")  # run now: the toast names the job's target
         await toast_shows(pilot, f"({H.MODEL} v1 @")
@@ -248,7 +255,8 @@ async def test_version_screen(hdeck: Deck) -> None:
             H.METRIC,
             H.REASON_APPROVE,
             H.SCHEDULE,
-            json.dumps(version.hyperparameters, sort_keys=True),
+            # as written (key=value, as the Jobs tab shows them), not as escaped JSON
+            printable(compact(version.hyperparameters)),
         )
 
 

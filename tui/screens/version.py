@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import ClassVar
 
 from rich.console import Group
@@ -16,6 +15,7 @@ from textual.widgets import DataTable, Static
 from core.monitoring.views import BaselineView, Histogram
 from core.service import Deck
 from core.stats_table import STATS_HEADERS, stats_rows
+from core.text import compact
 from core.views import MetricsView, VersionDetail
 from tui.format import duration, in_zone, literal, metric, status_text, when, zone_text
 from tui.plots import PlotPanel, Series, baseline_histograms, number, short
@@ -37,13 +37,13 @@ def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
         grid.add_row("dataset", literal(v.dataset))
     grid.add_row("judged on", evaluation_line(judged_record(d)))
     if v.hyperparameters:
-        grid.add_row("hyperparameters", literal(json.dumps(v.hyperparameters, sort_keys=True)))
+        grid.add_row("hyperparameters", literal(compact(v.hyperparameters)))  # as written
     if v.code_fingerprint:
         grid.add_row("code", literal(v.code_fingerprint))
     if v.code_diff:
         grid.add_row("code diff", literal(v.code_diff))
     if v.source:
-        grid.add_row("source", literal(json.dumps(v.source, sort_keys=True)))
+        grid.add_row("source", literal(compact(v.source)))
     for dep in d.deployments:
         line = literal(f"{dep.id} {dep.status} {dep.schedule or 'on demand'}")
         if dep.schedule:

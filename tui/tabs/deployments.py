@@ -196,9 +196,13 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
         stops = (
             "Its schedule stops for good." if d.schedule else "It can no longer be run on demand."
         )
-        self.app.push_screen(
-            RetirePrompt(f"Retire the deployment of {d.label}? {stops}", submit), queued
+        # Which one, when a version has several: its id, what it scores and when.
+        when = f"{d.schedule} ({d.timezone})" if d.schedule else "on demand"
+        question = (
+            f"Retire deployment {d.id}?\n  version   {d.label}\n  scores    {d.dataset}\n"
+            f"  schedule  {when}\n{stops}"
         )
+        self.app.push_screen(RetirePrompt(question, submit), queued)
 
     def palette_commands(self) -> list[tuple[str, str, object]]:
         deck = self.deck
