@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -135,22 +135,39 @@ def dataset_shape(path: Path, fmt: str) -> tuple[list[str], int]:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = _csv_header(fh, path.name)
             _named_once(path, header)
-            reader = csv.reader(fh)  # the rows after it
-            rows = 0
-            for row in reader:
-                if not row:
-                    continue  # a blank line is no row (pandas skips them too)
-                rows += 1
-                if len(row) > len(header):
+            try:
+                rows = _csv_rows(csv.reader(fh, strict=True), path.name, len(header))
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):  # as pandas, refused
                     raise ModelDeckError(
-                        f"{path.name} is not a CSV table: row {rows} has {len(row)} fields, "
-                        f"the header {len(header)}"
-                    )
+                        f"{path.name} is not a CSV file: a quoted field is never closed"
+                    ) from None
+                fh.seek(0)  # other strict complaints (`"a"b`): read leniently, as pandas does
+                next(csv.reader(fh))
+                rows = _csv_rows(csv.reader(fh), path.name, len(header))
     except UnicodeDecodeError:
         raise ModelDeckError(f"{path.name} is not a CSV file: it is not UTF-8 text") from None
     except csv.Error as exc:
         raise ModelDeckError(f"{path.name} is not a CSV file: {exc}") from None
     return header, rows
+
+
+def _csv_rows(reader: Iterator[list[str]], name: str, columns: int) -> int:
+    """How many rows follow the header; one longer than it is refused, and so is one that
+    holds a NUL byte (a binary or damaged file: pandas would keep the byte in the value and
+    read its column as text)."""
+    rows = 0
+    for row in reader:
+        if not row:
+            continue  # a blank line is no row (pandas skips them too)
+        rows += 1
+        if len(row) > columns:
+            raise ModelDeckError(
+                f"{name} is not a CSV table: row {rows} has {len(row)} fields, the header {columns}"
+            )
+        if any("\0" in field for field in row):
+            raise ModelDeckError(f"{name} is not a CSV file: row {rows} holds a NUL byte")
+    return rows
 
 
 def _named_once(path: Path, names: list[str]) -> None:

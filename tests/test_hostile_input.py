@@ -447,6 +447,12 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     junk.write_bytes(random.Random(7).randbytes(4000))
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n3,4,5,6\n")
+    open_quote = tmp_path / "open.csv"  # pandas: "EOF inside string starting at row 1"
+    open_quote.write_text('a,b\n"1,2\n3,4\n')
+    nul = tmp_path / "nul.csv"
+    nul.write_text("a,b\n1,2\n3,\x004\n")
+    lenient = tmp_path / "lenient.csv"  # a quote inside a field: pandas reads it, as we do
+    lenient.write_text('a,b\n"1"x,2\n3,4\n')
     twice = tmp_path / "twice.csv"
     twice.write_text("a,a,label\n1,2,0\n")
     import pyarrow as pa
@@ -466,6 +472,8 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     expected = {
         ("dataset", "add", "proj", "junk", str(junk)): ("junk.csv", "not UTF-8 text"),
         ("dataset", "add", "proj", "ragged", str(ragged)): ("ragged.csv", "row 2 has 4"),
+        ("dataset", "add", "proj", "open", str(open_quote)): ("field is never closed",),
+        ("dataset", "add", "proj", "nul", str(nul)): ("nul.csv", "row 2 holds a NUL"),
         ("dataset", "add", "proj", "twice", str(twice)): ("column 'a' twice",),
         ("dataset", "add", "proj", "pq", str(tmp_path / "twice.parquet")): ("column 'a' twice",),
         # what is there, but not what is asked for, is not said to be missing
@@ -496,3 +504,4 @@ def test_wrong_values_are_refused(deck: Deck, project: str, tmp_path: Path, cli:
     ok(cli(*idle, "0"))
     assert [d.name for d in deck.datasets("proj")] == ["score", "test", "train"]
     ok(cli("dataset", "add", "proj", "unnamed", str(unnamed)))
+    assert "2 rows" in ok(cli("dataset", "add", "proj", "lenient", str(lenient))).out
