@@ -28,8 +28,15 @@ def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True
         raise ModelDeckError(f"the data home {printable(shown)} is not a valid UTF-8 path")
     if path.exists() and not path.is_dir():
         raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not a folder")
-    if not create:
-        return path
+    if create:
+        make_home(path)
+    return path
+
+
+def make_home(path: Path) -> None:
+    """Make the data home's folder when it is missing; one this user may not write to is
+    read (see core.db.make_engine)."""
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -38,7 +45,6 @@ def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True
         ) from None
     if not os.access(path, os.X_OK):
         raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not readable")
-    return path  # one this user may not write to is read (see core.db.make_engine)
 
 
 def writable(home: Path) -> bool:

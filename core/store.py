@@ -27,10 +27,11 @@ from core.db import (
     shared_queue,
     shown_url,
     single_reader,
+    sqlite_url,
     unreachable,
     write_session,
 )
-from core.home import require_made, resolve_db_url, resolve_home
+from core.home import make_home, require_made, resolve_db_url, resolve_home
 from core.models import EngineLease, Setting
 from core.procfs import holder_gone
 from core.views import LeaseView
@@ -58,10 +59,15 @@ class Store:
         """``create=False``: a command that can only read or change what is already there
         refuses a data home that holds no database (a mistyped ``--home``) instead of
         making one (see ``core.home.require_made``)."""
-        self.home = resolve_home(home, create=create)
+        # The home is made only once the database URL is good, and, when the database is
+        # elsewhere, once it answered: a refusal leaves no folder behind.
+        self.home = resolve_home(home, create=False)
         self.db_url = resolve_db_url(self.home, db)
+        own_file = self.db_url == sqlite_url(self.home / "modeldeck.db")
         if not create:
             require_made(self.home, self.db_url)
+        elif own_file:
+            make_home(self.home)  # its database file goes in it
         self.engine = make_engine(self.db_url)
         # Several engines dispatch side by side (PostgreSQL), or the lease holder alone.
         self.shared_queue = shared_queue(self.engine)
@@ -76,6 +82,8 @@ class Store:
                 raise  # refused by the server (a role without grants): said as such
             self.engine.dispose()
             raise unreachable(exc, self.db_shown) from None
+        if create and not own_file:
+            make_home(self.home)
         self._single = single_reader(self.engine)
         self.clock: Clock = clock or SystemClock()
         self.jobs_dir = self.home / "jobs"

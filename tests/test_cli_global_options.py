@@ -418,6 +418,12 @@ def test_a_home_or_database_file_that_is_not_there_is_refused_and_not_made(
         ("project", "add", "p", "--repo", str(tmp_path / "nope"), "--home", str(typo)): (
             f"repository folder '{tmp_path / 'nope'}' does not exist"
         ),
+        # What may start in an empty home refuses first what it was given.
+        ("project", "add", "p", "--repo", str(repo), "--home", str(typo), "--db", "mysql://x"): (
+            "modeldeck keeps its registry in SQLite or PostgreSQL, not mysql"
+        ),
+        ("db", "upgrade", "--home", str(typo), "--db", "mysql://x"): "modeldeck keeps its ",
+        ("engine", "--ray-address", "", "--home", str(typo)): "--ray-address cannot be empty",
     }
     for args, says in refusals.items():
         capsys.readouterr()

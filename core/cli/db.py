@@ -7,9 +7,13 @@ from core.cli.session import Cli
 
 def _target(cli: Cli, create: bool = True) -> str:
     """The database URL the command acts on (``create``: its data home made when missing)."""
-    from core.home import resolve_db_url, resolve_home
+    from core.home import make_home, resolve_db_url, resolve_home
 
-    return resolve_db_url(resolve_home(cli.args.home, create=create), cli.args.db)
+    home = resolve_home(cli.args.home, create=False)
+    url = resolve_db_url(home, cli.args.db)  # a URL refused: no home made
+    if create:
+        make_home(home)
+    return url
 
 
 def _shown(engine: object) -> str:

@@ -30,9 +30,9 @@ def engine(cli: Cli) -> int:
         raise ModelDeckError(
             f"--lost-after must be at least {LOST_AFTER_LEAST:g} seconds (two heartbeats)"
         )
+    options = ray_options(a.executor, a.ray_address, a.ray_lost_after)  # before a home is made
     require_writable(cli.deck.home, "serve as an engine (its jobs' folders are kept there)")
     store = cli.deck.hosts.check_artifacts()  # a store this host cannot use: refused
-    options = ray_options(a.executor, a.ray_address, a.ray_lost_after)
     engine = Engine(
         cli.deck,
         workers=a.workers,
