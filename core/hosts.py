@@ -17,7 +17,7 @@ from core.inputs import require_utf8
 from core.lifecycle import JobStatus
 from core.logchunks import JobLog
 from core.models import EngineHeartbeat, EngineLease, Setting
-from core.procfs import HOST, is_job_command
+from core.procfs import HOST, holder_gone, is_job_command
 from core.store import ARTIFACTS, LEASE_NAME, Store, lease_in_force
 from core.text import printable, quoted
 from core.views import EnginesSummary, EngineView, JobView, SettingView
@@ -60,7 +60,9 @@ class Hosts:
         stale_before = now - timedelta(seconds=STALE_AFTER)
 
         def state(r: EngineHeartbeat) -> str:
-            if utc(r.last_seen) < stale_before:  # type: ignore[operator]
+            # Not seen for a while, or seen a moment ago but its process here is gone (a
+            # kill -9: it was listed as standing by, or serving, until it went stale).
+            if utc(r.last_seen) < stale_before or holder_gone(r.host, r.pid):  # type: ignore[operator]
                 return "stale"
             if is_job_command(r.id):
                 return "job command"

@@ -687,6 +687,32 @@ def test_an_engine_without_the_lease_claims_in_its_first_round(
         holder.shutdown()
 
 
+def test_an_engine_of_this_host_whose_process_is_gone_is_stale_at_once(shared: Deck) -> None:
+    """Killed a moment after its last heartbeat: not listed as serving or standing by until
+    its heartbeat ages (nothing serves meanwhile)."""
+    from core.procfs import HOST
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    now = shared.store.now()
+    with shared.store.writer() as s:
+        s.add(
+            EngineHeartbeat(
+                id=f"{HOST}:{dead.pid}:def",
+                host=HOST,
+                pid=dead.pid,
+                workers=2,
+                running=0,
+                version="x",
+                started_at=now,
+                last_seen=now,
+            )
+        )
+        s.commit()
+    [engine] = [e for e in shared.hosts.engines() if e.pid == dead.pid]
+    assert (engine.state, engine.stale) == ("stale", True)
+
+
 def test_an_engine_killed_while_another_of_its_host_serves_leaves_the_list(
     shared: Deck, monkeypatch: pytest.MonkeyPatch
 ) -> None:
