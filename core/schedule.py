@@ -178,14 +178,43 @@ def same_schedule(a: str | None, b: str | None) -> bool:
 
 
 def same_zone(a: str | None, b: str | None) -> bool:
-    """Whether two time zone names (None is UTC) name one zone: the same name, or links to
-    the same tz data (``UTC``, ``Etc/UTC`` and ``Zulu``; ``Asia/Calcutta`` and
-    ``Asia/Kolkata``). Zones that merely agree today (Europe/Berlin, Europe/Paris) are not."""
+    """Whether two time zone names (None is UTC) name one clock: the same name, or tz data
+    that differ at most in what their times are called (``UTC``, ``Etc/UTC``, ``Zulu`` and
+    ``GMT``; ``Asia/Calcutta`` and ``Asia/Kolkata``): the same offsets from the same moments,
+    and the same rule after the last. Zones that merely agree today (Europe/Berlin,
+    Europe/Paris) are not: their pasts differ, and so may their futures."""
     a, b = a or "UTC", b or "UTC"
     if a == b:
         return True
-    data = _zone_data(a)
-    return data is not None and data == _zone_data(b)
+    clock = _clock(_zone_data(a))
+    return clock is not None and clock == _clock(_zone_data(b))
+
+
+def _clock(data: bytes | None) -> tuple[object, ...] | None:
+    """What a TZif file (RFC 8536, version 2 or later) says of the clock, without names:
+    each transition's moment and the offset and DST flag it starts, those before the first,
+    and the POSIX rule for after the last with its zone abbreviations left out."""
+    import struct
+
+    if not data or data[:4] != b"TZif" or data[4:5] < b"2":
+        return None
+    try:
+        # Skip the version 1 block (32-bit times), then read the 64-bit one.
+        isut, isstd, leap, times, types, chars = struct.unpack(">6l", data[20:44])
+        start = 44 + times * 5 + types * 6 + chars + leap * 8 + isstd + isut
+        isut, isstd, leap, times, types, chars = struct.unpack(">6l", data[start + 20 : start + 44])
+        at = start + 44
+        moments = struct.unpack(f">{times}q", data[at : at + times * 8])
+        at += times * 8
+        indices = data[at : at + times]
+        at += times
+        kinds = [struct.unpack(">lBB", data[at + 6 * i : at + 6 * i + 6])[:2] for i in range(types)]
+        at += types * 6 + chars + leap * 12 + isstd + isut
+        rule = data[at:].strip(b"\n")
+    except struct.error:
+        return None
+    unnamed = re.sub(rb"<[^>]*>|[A-Za-z]{3,}", b"N", rule)
+    return moments, tuple(kinds[i] for i in indices), kinds[0] if kinds else None, unnamed
 
 
 def _zone_data(name: str) -> bytes | None:

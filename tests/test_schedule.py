@@ -177,3 +177,27 @@ def test_fires_between_counts_beyond_its_list() -> None:
     found, count = cron.fires_between("* * * * *", "UTC", T0, T0 + timedelta(days=2), limit=10)
     assert len(found) == 10 and count == 2 * 24 * 60
     assert found[0] == T0 + timedelta(minutes=1)
+
+
+def test_zones_are_the_same_when_their_clocks_are() -> None:
+    """The same offsets from the same moments, and the same rule after: whatever the names
+    of their times (GMT and UTC; a link's two names). Zones that agree only today are not."""
+    from core.schedule import same_zone
+
+    for a, b in (
+        ("UTC", "GMT"),
+        ("UTC", "Etc/GMT"),
+        ("UTC", "Zulu"),
+        (None, "Etc/UTC"),
+        ("Asia/Calcutta", "Asia/Kolkata"),
+        ("America/New_York", "US/Eastern"),
+    ):
+        assert same_zone(a, b), (a, b)
+    for a, b in (
+        ("Europe/Berlin", "Europe/Paris"),  # the same rules today, not before 1980
+        ("UTC", "Europe/London"),
+        ("UTC", "Etc/GMT+1"),
+        ("Europe/Berlin", "CET"),
+        ("UTC", "Mars/Olympus"),  # unknown: never the same
+    ):
+        assert not same_zone(a, b), (a, b)
