@@ -175,7 +175,7 @@ class LogPane(DeckNode, Vertical):
         styles = self.styles_of_status
         self._highlighter.error_style = styles.get("failed") or "bold"
         self.log_widget.focus()
-        self.watch(self.log_widget, "scroll_y", self._forget_match_out_of_view, init=False)
+        self.watch(self.log_widget, "scroll_y", self._view_moved, init=False)
         self.tail()
         self.set_interval(TAIL_EVERY, self.tail)
 
@@ -328,9 +328,12 @@ class LogPane(DeckNode, Vertical):
 
     def _top_line(self) -> int:
         """The file line number at the top of the view."""
-        y = int(self.log_widget.scroll_y)
+        return self._line_at(int(self.log_widget.scroll_y))
+
+    def _line_at(self, y: int) -> int:
+        """The file line number shown on row ``y`` of the window (``end`` past its last)."""
         if not self.wrap:
-            return self.start + y
+            return min(self.start + y, self.end)
         width = self._wrap_width()
         rows = 0
         for i, x in enumerate(self.lines):
@@ -338,6 +341,15 @@ class LogPane(DeckNode, Vertical):
             if rows > y:
                 return self.start + i
         return self.end
+
+    def _in_view(self) -> tuple[int, int]:
+        """The file line numbers of the first and last lines in view (from 1)."""
+        log = self.log_widget
+        top = int(log.scroll_y)
+        height = max(1, log.scrollable_content_region.height)
+        first = self._line_at(top)
+        last = min(self.end, self._line_at(top + height - 1) + 1)
+        return first + 1, max(first + 1, last)
 
     # -- follow ---------------------------------------------------------------------------
 
@@ -518,8 +530,9 @@ class LogPane(DeckNode, Vertical):
             parts.append((1, "paused" + (f" (+{new:,} newer)" if new > 0 else "")))
         if self.match is not None:
             parts.append((2, f"match at line {self.match + 1:,}"))
-        if self.lines:
-            parts.append((3, f"lines {self.start + 1:,}-{self.end:,} of {self.total:,}"))
+        if self.lines:  # those in view, not all of the window read (it said 1-N at the end)
+            first, last = self._in_view()
+            parts.append((3, f"lines {first:,}-{last:,} of {self.total:,}"))
         else:
             parts.append((3, f"{self.total:,} lines"))
         if self.wrap:
@@ -530,7 +543,11 @@ class LogPane(DeckNode, Vertical):
         line = fit_parts(parts, label.content_size.width)
         label.update(literal(line))  # a host name
 
-    def _forget_match_out_of_view(self, _y: float = 0.0) -> None:
+    def _view_moved(self, _y: float = 0.0) -> None:
+        self._forget_match_out_of_view()
+        self._show_status()  # the lines in view
+
+    def _forget_match_out_of_view(self) -> None:
         """As the view moves (scrolled by the user, animated): a match no longer in view
         is no longer where the search is (the status said "match at line N" after home);
         ``n`` goes on from the view."""

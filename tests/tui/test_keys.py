@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -263,6 +264,31 @@ async def test_the_log_follows_its_end_on_screen_whatever_it_held_and_on_resize(
         status = app.screen.query_one("#log-status")
         await wait_for(pilot, lambda: "end of log" in status.render().plain)
         await wait_for(pilot, lambda: log_bottom_shows_the_end(app, pane), timeout=3)
+
+
+async def test_the_log_status_says_which_lines_are_in_view(deck: Deck, project: str) -> None:
+    """At the end of a log longer than the pane, the status names the lines in view, not
+    all that were read ("lines 1-34 of 34" with lines 25 to 34 on screen); home, the first."""
+    job = deck.train(project, "scripted", "train", {"lines": 200})
+    run_all(deck)
+    app = make_app(deck)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_job_log(app, pilot, job.id)
+        await wait_for(pilot, lambda: pane.total >= 200 and pane.end == pane.total)
+        status = app.screen.query_one("#log-status")
+
+        def in_view() -> tuple[int, int] | None:
+            found = re.search(r"lines ([\d,]+)-([\d,]+) of ", status.render().plain)
+            return (
+                (int(found[1].replace(",", "")), int(found[2].replace(",", ""))) if found else None
+            )
+
+        log = pane.log_widget
+        rows = log.scrollable_content_region.height
+        await wait_for(pilot, lambda: in_view() == (pane.total - rows + 1, pane.total))
+        await pilot.press("home")
+        await wait_for(pilot, lambda: in_view() == (1, rows))
+        assert log.scroll_y == 0
 
 
 async def test_the_log_status_fits_80_columns_and_forgets_a_match_the_view_left(
