@@ -284,10 +284,13 @@ async def test_the_log_status_says_which_lines_are_in_view(deck: Deck, project: 
             )
 
         log = pane.log_widget
-        rows = log.scrollable_content_region.height
-        await wait_for(pilot, lambda: in_view() == (pane.total - rows + 1, pane.total))
+
+        def rows() -> int:
+            return log.scrollable_content_region.height
+
+        await wait_for(pilot, lambda: in_view() == (pane.total - rows() + 1, pane.total))
         await pilot.press("home")
-        await wait_for(pilot, lambda: in_view() == (1, rows))
+        await wait_for(pilot, lambda: in_view() == (1, rows()))
         assert log.scroll_y == 0
 
 
