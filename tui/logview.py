@@ -399,18 +399,20 @@ class LogPane(DeckNode, Vertical):
             self.log_widget.scroll_home(animate=False)
 
     def action_toggle_wrap(self) -> None:
+        top = self._top_line()  # as the rows are now, before they change
         self.wrap = not self.wrap
-        self._rewrap()
+        self._rewrap(top)
         self._show_status()
 
-    def _rewrap(self) -> None:
-        """The rows again (wrapped to the view's width, or not), the same lines in view."""
-        top = self._top_line()
+    def _rewrap(self, top: int | None = None) -> None:
+        """The rows again (wrapped to the view's width, or not), the line at the top of the
+        view still at its top (a long one wrapped showed its tail there)."""
+        top = self._top_line() if top is None else top
         self._rebuild()
         if self.follow:
             self._to_end()
         else:
-            self._scroll_to_line(top + 3)
+            self.log_widget.scroll_to(y=self._row_of(top), animate=False, immediate=True)
 
     def on_resize(self, _event: events.Resize) -> None:
         self.call_after_refresh(self._resized)  # once the view has its new size

@@ -528,3 +528,43 @@ async def test_toasts_held_by_the_keys_help_show_however_it_leaves(
         assert app.held_toasts == []
         await pilot.pause(0.3)
         assert toasts(app) == ["held while the help is open"]  # once
+
+
+async def test_wrap_turned_on_keeps_the_top_line_at_the_top(deck: Deck, project: str) -> None:
+    """`w` at the top of a log whose first line is long: its start stays in view (the view
+    went to the tail of the wrapped line, as if three lines down)."""
+    from sqlalchemy import update
+
+    from core.models import Job
+    from tui.logview import LogPane
+
+    job = deck.train(project, "clf", "train")
+    now = deck.now()
+    with deck.writer() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(status="completed", started_at=now, finished_at=now)
+        )
+        s.commit()
+    log = deck.log_path(job.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("BEGIN" + "x" * 3000 + "TAIL\n" + "".join(f"row {i}\n" for i in range(50)))
+    app = ModelDeckApp(deck, project="proj", poll=0.25, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_job(job.id)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.query(LogPane)
+        )
+        pane = app.screen.query_one(LogPane)
+        await wait_for(pilot, lambda: pane.total == 51)
+        pane.log_widget.focus()
+        await pilot.press("home")
+        await wait_for(pilot, lambda: "BEGIN" in screen_text(app))
+        await pilot.press("w")
+        await wait_for(pilot, lambda: pane.wrap)
+        await pilot.pause(0.3)
+        assert pane.log_widget.scroll_y == 0 and "BEGIN" in screen_text(app)
+        await pilot.press("w")  # and back: still the top
+        await pilot.pause(0.3)
+        assert pane.log_widget.scroll_y == 0 and "BEGIN" in screen_text(app)
