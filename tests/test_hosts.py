@@ -687,29 +687,35 @@ def test_an_engine_without_the_lease_claims_in_its_first_round(
         holder.shutdown()
 
 
-def test_an_engine_of_this_host_whose_process_is_gone_is_stale_at_once(shared: Deck) -> None:
-    """Killed a moment after its last heartbeat: not listed as serving or standing by until
-    its heartbeat ages (nothing serves meanwhile)."""
+def killed_engine_row(deck: Deck, seen: datetime, suffix: str) -> int:
+    """The heartbeat of an engine of this host last seen at ``seen``, whose process is gone
+    (a pid that ran and ended); its pid."""
     from core.procfs import HOST
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(10)
-    now = shared.store.now()
-    with shared.store.writer() as s:
+    with deck.store.writer() as s:
         s.add(
             EngineHeartbeat(
-                id=f"{HOST}:{dead.pid}:def",
+                id=f"{HOST}:{dead.pid}:{suffix}",
                 host=HOST,
                 pid=dead.pid,
                 workers=2,
                 running=0,
                 version="x",
-                started_at=now,
-                last_seen=now,
+                started_at=seen,
+                last_seen=seen,
             )
         )
         s.commit()
-    [engine] = [e for e in shared.hosts.engines() if e.pid == dead.pid]
+    return dead.pid
+
+
+def test_an_engine_of_this_host_whose_process_is_gone_is_stale_at_once(shared: Deck) -> None:
+    """Killed a moment after its last heartbeat: not listed as serving or standing by until
+    its heartbeat ages (nothing serves meanwhile)."""
+    dead = killed_engine_row(shared, shared.store.now(), "def")
+    [engine] = [e for e in shared.hosts.engines() if e.pid == dead]
     assert (engine.state, engine.stale) == ("stale", True)
 
 
@@ -727,26 +733,11 @@ def test_an_engine_killed_while_another_of_its_host_serves_leaves_the_list(
     monkeypatch.setattr(heartbeat, "TIDY_EVERY", 0.0)
     beating = heartbeat.Heartbeat(shared.store, engine_id(object()), 1)
     beating.beat(0)  # it started first
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait(10)
     seen = shared.store.now() - timedelta(seconds=30)
-    with shared.store.writer() as s:  # an engine of this host that beat, then was killed
-        s.add(
-            EngineHeartbeat(
-                id=f"{HOST}:{dead.pid}:abc",
-                host=HOST,
-                pid=dead.pid,
-                workers=2,
-                running=0,
-                version="x",
-                started_at=seen,
-                last_seen=seen,
-            )
-        )
-        s.commit()
-    assert [e.stale for e in shared.hosts.engines() if e.pid == dead.pid] == [True]
+    dead = killed_engine_row(shared, seen, "abc")
+    assert [e.stale for e in shared.hosts.engines() if e.pid == dead] == [True]
     beating.beat(0)
     assert [e.pid for e in shared.hosts.engines()] == [os.getpid()]
     with shared.store.reader() as s:
-        row = s.get(EngineHeartbeat, f"{HOST}:{dead.pid}:abc")
+        row = s.get(EngineHeartbeat, f"{HOST}:{dead}:abc")
         assert row is not None and in_utc(row.stopped_at) == in_utc(row.last_seen) == seen

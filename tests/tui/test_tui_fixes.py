@@ -374,16 +374,12 @@ async def test_the_job_screen_names_the_jobs_host_and_says_when_it_falls_silent(
         assert deck.job(job.id).status == "stopping"
 
 
-async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
-    deck: Deck, project: str
-) -> None:
-    """A job failed as lost: its log is what its host had copied; an engine starting there
-    again copies the rest, so the screen goes on reading it, and says why it may be short."""
-    from datetime import timedelta
+def ended_job(deck: Deck, project: str, log: str, status: str, **values: Any) -> tuple[Any, Path]:
+    """A training that ended with ``status`` (and ``values``) without running, and its log
+    file holding ``log``: a job's screen on a log of the test's making."""
+    from sqlalchemy import update
 
-    from sqlalchemy import insert, update
-
-    from core.models import EngineHeartbeat, Job
+    from core.models import Job
 
     job = deck.train(project, "clf", "train")
     now = deck.now()
@@ -391,15 +387,32 @@ async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
         s.execute(
             update(Job)
             .where(Job.id == job.id)
-            .values(status="failed", error="lost", host="far-away", started_at=now, finished_at=now)
+            .values(status=status, started_at=now, finished_at=now, **values)
         )
         s.commit()
-    back = now + timedelta(minutes=5)  # when it is heard from again
+    path = deck.log_path(job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(log)
+    return job, path
+
+
+async def test_a_lost_jobs_log_keeps_being_read_and_says_its_host_was_lost(
+    deck: Deck, project: str
+) -> None:
+    """A job failed as lost: its log is what its host had copied; an engine starting there
+    again copies the rest, so the screen goes on reading it, and says why it may be short."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from core.models import EngineHeartbeat
+
+    job, log = ended_job(
+        deck, project, "one\ntwo\nthree\n", "failed", error="lost", host="far-away"
+    )
+    back = deck.now() + timedelta(minutes=5)  # when it is heard from again
     beat = {"pid": 1, "workers": 2, "running": 0, "version": "0", "started_at": back}
     beat["last_seen"] = back
-    log = deck.log_path(job.id)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("one\ntwo\nthree\n")
     app = ModelDeckApp(deck, project="proj", poll=0.25)
     async with app.run_test(size=SIZE) as pilot:
         app.open_job(job.id)
@@ -533,23 +546,10 @@ async def test_toasts_held_by_the_keys_help_show_however_it_leaves(
 async def test_wrap_turned_on_keeps_the_top_line_at_the_top(deck: Deck, project: str) -> None:
     """`w` at the top of a log whose first line is long: its start stays in view (the view
     went to the tail of the wrapped line, as if three lines down)."""
-    from sqlalchemy import update
-
-    from core.models import Job
     from tui.logview import LogPane
 
-    job = deck.train(project, "clf", "train")
-    now = deck.now()
-    with deck.writer() as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job.id)
-            .values(status="completed", started_at=now, finished_at=now)
-        )
-        s.commit()
-    log = deck.log_path(job.id)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("BEGIN" + "x" * 3000 + "TAIL\n" + "".join(f"row {i}\n" for i in range(50)))
+    text = "BEGIN" + "x" * 3000 + "TAIL\n" + "".join(f"row {i}\n" for i in range(50))
+    job, _ = ended_job(deck, project, text, "completed")
     app = ModelDeckApp(deck, project="proj", poll=0.25, run_engine=False)
     async with app.run_test(size=(80, 24)) as pilot:
         app.open_job(job.id)
