@@ -23,17 +23,6 @@ from tui.screens.base import DeckScreen
 from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
 
 
-class VersionBody(VerticalScroll):
-    """The page: ↑/↓, page up/down, home and end scroll it; ←/→ scroll the metrics grid
-    across its evaluations, the page being as wide as the screen."""
-
-    def action_scroll_left(self) -> None:
-        self.screen.query_one("#version-metrics", DeckTable).action_scroll_left()
-
-    def action_scroll_right(self) -> None:
-        self.screen.query_one("#version-metrics", DeckTable).action_scroll_right()
-
-
 def summary(d: VersionDetail, styles: dict[str, str]) -> Table:
     v = d.version
     grid = Table.grid(padding=(0, 2))
@@ -204,9 +193,6 @@ def metrics_over_time(panel: PlotPanel, d: VersionDetail) -> None:
 class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScreen):
     TITLE = "Version"
     poll_seconds = 1.0
-    # The page scrolls from the start (↓, page down, end: the approval record and the
-    # lineage are below the fold at 80x24); ←/→ still page the metrics' evaluations.
-    AUTO_FOCUS = "#version-body"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "column(1)", "Next column", id="version.next_column"),
         Binding("F", "column(-1)", "Previous column", show=False, id="version.prev_column"),
@@ -222,7 +208,7 @@ class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScree
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"modeldeck / version {self.version_id}")
-        with VersionBody(id="version-body"):
+        with VerticalScroll(id="version-body"):
             yield Static("loading…", id="version-summary")
             yield Static(
                 Text("metrics per evaluation (←/→ more evaluations)", style="bold"),
@@ -269,6 +255,7 @@ class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScree
     def show(self, data: tuple[VersionDetail, BaselineView | None]) -> None:
         d, self.baseline = data
         self.columns = baseline_histograms(self.baseline)
+        first = self.detail is None
         self.detail = d
         metrics_over_time(self.query_one("#version-metrics-plot", PlotPanel), d)
         self._baseline()
@@ -304,6 +291,9 @@ class VersionScreen(Polled[tuple[VersionDetail, BaselineView | None]], DeckScree
                 for j in d.lineage
             ]
         )
+        if first:  # the metrics first: the arrows scroll them without a tab
+            # Without scrolling to it: the version's summary above stays in view.
+            (grid if d.metrics_history else table).focus(scroll_visible=False)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
