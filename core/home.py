@@ -13,30 +13,38 @@ from core.errors import ModelDeckError
 from core.text import printable
 
 
-def resolve_home(home: str | os.PathLike[str] | None = None, create: bool = True) -> Path:
-    """``--home``, else ``$MODELDECK_HOME``, else the platform's user data dir; a folder
-    that cannot be the data home is refused with a ModelDeckError. ``create``: made when
-    missing (else only its path: for a command that changes nothing)."""
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """``--home``, else ``$MODELDECK_HOME``, else the platform's user data dir; a path that
+    cannot be the data home is refused with a ModelDeckError. Not made here: what may start
+    in an empty home makes it (``make_home``) once the rest of its input is good."""
     chosen = home or os.environ.get("MODELDECK_HOME")
     if not chosen:
         from platformdirs import user_data_dir
 
         chosen = user_data_dir("modeldeck")
     path = Path(chosen).expanduser().resolve()
-    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    shown = _shown(path)
     if shown != str(path):  # the database URL and file names must be UTF-8 text
         raise ModelDeckError(f"the data home {printable(shown)} is not a valid UTF-8 path")
     if path.exists() and not path.is_dir():
         raise ModelDeckError(f"cannot use {printable(shown)} as the data home: not a folder")
-    if create:
-        make_home(path)
     return path
+
+
+def _shown(path: Path) -> str:
+    """A path as it may be shown: a byte that is not UTF-8 as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def home_db_url(home: Path) -> str:
+    """The URL of the data home's own SQLite database."""
+    return sqlite_url(home / "modeldeck.db")
 
 
 def make_home(path: Path) -> None:
     """Make the data home's folder when it is missing; one this user may not write to is
     read (see core.db.make_engine)."""
-    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    shown = _shown(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -56,8 +64,9 @@ def require_writable(home: Path, doing: str) -> None:
     """Refuse, in one line, what must write in the data home (run jobs, serve as an engine)
     when it is read-only: everything else may still read it."""
     if not writable(home):
-        shown = os.fsencode(home).decode("utf-8", "backslashreplace")
-        raise ModelDeckError(f"the data home {printable(shown)} is read-only: cannot {doing}")
+        raise ModelDeckError(
+            f"the data home {printable(_shown(home))} is read-only: cannot {doing}"
+        )
 
 
 def resolve_db_url(home: Path, db: str | None = None) -> str:
@@ -65,7 +74,7 @@ def resolve_db_url(home: Path, db: str | None = None) -> str:
     home; one that is no SQLite or PostgreSQL URL is refused (an empty ``--db`` too)."""
     url = db if db is not None else os.environ.get("MODELDECK_DB") or None
     if url is None:
-        return sqlite_url(home / "modeldeck.db")
+        return home_db_url(home)
     check_url(url)
     return url
 
@@ -76,10 +85,9 @@ def require_made(home: Path, db_url: str) -> None:
     nothing, and must not make one (a typo in ``--home`` would leave a home behind)."""
     if not sqlite_file_missing(db_url):
         return
-    if db_url == sqlite_url(home / "modeldeck.db"):
-        shown = os.fsencode(home).decode("utf-8", "backslashreplace")
+    if db_url == home_db_url(home):
         raise ModelDeckError(
-            f"no modeldeck data in {printable(shown)}: check --home and $MODELDECK_HOME, or "
+            f"no modeldeck data in {printable(_shown(home))}: check --home and $MODELDECK_HOME, or "
             "start there with `modeldeck project add NAME --repo DIR` or `modeldeck demo`"
         )
     raise ModelDeckError(

@@ -27,11 +27,10 @@ from core.db import (
     shared_queue,
     shown_url,
     single_reader,
-    sqlite_url,
     unreachable,
     write_session,
 )
-from core.home import make_home, require_made, resolve_db_url, resolve_home
+from core.home import home_db_url, make_home, require_made, resolve_db_url, resolve_home
 from core.models import EngineLease, Setting
 from core.procfs import holder_gone
 from core.views import LeaseView
@@ -61,9 +60,9 @@ class Store:
         making one (see ``core.home.require_made``)."""
         # The home is made only once the database URL is good, and, when the database is
         # elsewhere, once it answered: a refusal leaves no folder behind.
-        self.home = resolve_home(home, create=False)
+        self.home = resolve_home(home)
         self.db_url = resolve_db_url(self.home, db)
-        own_file = self.db_url == sqlite_url(self.home / "modeldeck.db")
+        own_file = self.db_url == home_db_url(self.home)
         if not create:
             require_made(self.home, self.db_url)
         elif own_file:

@@ -9,7 +9,7 @@ def _target(cli: Cli, create: bool = True) -> str:
     """The database URL the command acts on (``create``: its data home made when missing)."""
     from core.home import make_home, resolve_db_url, resolve_home
 
-    home = resolve_home(cli.args.home, create=False)
+    home = resolve_home(cli.args.home)
     url = resolve_db_url(home, cli.args.db)  # a URL refused: no home made
     if create:
         make_home(home)

@@ -14,7 +14,7 @@ def whoami(cli: Cli) -> int:
     from core.identity import os_login
     from core.views import WhoView
 
-    url = resolve_db_url(resolve_home(cli.args.home, create=False), cli.args.db)
+    url = resolve_db_url(resolve_home(cli.args.home), cli.args.db)
     # On SQLite without its file, the login: no database to open (nor to make).
     missing = sqlite_file_missing(url)
     who = WhoView(user=os_login(), via="os") if missing else cli.deck.team.whoami()
