@@ -278,6 +278,8 @@ def serve(statistics: bool = False, spares: int | None = None) -> None:
     import hashlib  # noqa: F401
 
     from core import runner  # imported once here, inherited by every child
+
+    runner.job_path()
     from core.monitoring import reuse  # noqa: F401  (standard library only)
 
     if statistics:

@@ -878,12 +878,18 @@ def main(argv: list[str]) -> int:
     return code
 
 
+def job_path() -> None:
+    """``sys.path`` as a job's process wants it, once ``core`` is imported by code that put
+    the modeldeck root first (``core.engine.executor.boot_code``): that root last, so the
+    user's ``import tests`` never finds ours (a job's code folder goes first when it runs)."""
+    sys.path.append(sys.path.pop(0))
+
+
 def boot() -> None:
-    """The start of a new interpreter's job process (``python -c "...; boot()" JOB_DIR``, the
-    modeldeck root appended to ``sys.path``): as if started by path, but from this module's
+    """The start of a new interpreter's job process (``python -c "...; boot()" JOB_DIR``,
+    see ``core.engine.executor.boot_code``): as if started by path, but from this module's
     cached bytecode (a script started by path is compiled from source every time: ~10 ms)."""
-    if sys.path and sys.path[0] == "":
-        del sys.path[0]  # ``-c`` put the working directory first; by path it is not there
+    job_path()
     sys.exit(main(sys.argv))
 
 

@@ -64,3 +64,38 @@ def test_a_model_asking_for_another_python_gets_a_new_interpreter(
     started = next(e for e in deck.events(job.id) if e.kind == "started")
     assert started.details["python"] == str(other)
     assert _facts(deck, job.id)["executable"] == str(other)
+
+
+WRONG = "raise SystemExit('the wrong module was imported')\n"
+
+
+def test_jobs_start_in_a_folder_that_has_a_core_and_a_json_of_its_own(
+    deck: Deck, project: str, repo: Path, tmp_path: Path, monkeypatch
+):
+    """An engine started in the user's own project (a ``core`` package is a common name):
+    its fork server imports modeldeck's ``core`` and the standard library's ``json``, not
+    those of the folder it was started in."""
+    folder = tmp_path / "their-project"
+    (folder / "core").mkdir(parents=True)
+    (folder / "core" / "__init__.py").write_text(WRONG)
+    (folder / "json.py").write_text(WRONG)
+    monkeypatch.chdir(folder)
+    write_model(repo, "probe", PROBE)
+    job = deck.train(project, "probe", "train")
+    _run(deck, job.id)
+    assert deck.job(job.id).status == "completed", deck.job(job.id).error
+    assert _facts(deck, job.id)["cwd"] == str(repo / "models" / "probe")
+
+
+def test_a_new_interpreter_starts_in_a_model_folder_that_has_a_core_py(
+    deck: Deck, project: str, repo: Path, tmp_path: Path
+):
+    """The same for a job started as a new interpreter, whose working directory is the
+    model's folder: a ``core.py`` there that the code does not import is never imported."""
+    other = tmp_path / "python-other"
+    os.symlink(sys.executable, other)
+    model = json.dumps({"python": str(other)})
+    write_model(repo, "probe", PROBE, **{"model.json": model, "core.py": WRONG})
+    job = deck.train(project, "probe", "train")
+    _run(deck, job.id)
+    assert deck.job(job.id).status == "completed", deck.job(job.id).error

@@ -33,9 +33,19 @@ from core.runner import end_processes, job_processes, needs_statistics, write_pi
 from .common import KILL_LIMIT, log
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+
+
+def boot_code(call: str) -> str:
+    """``python -c`` code that imports modeldeck's ``core`` and calls ``call`` (which puts
+    ``sys.path`` as a job's process wants it: see ``core.runner.job_path``). ``-c`` put the
+    working directory first: it goes (a ``core`` there, the user's own project's, or a
+    ``json.py``, must not be imported in place of ours), and our root comes first."""
+    root = str(RUNNER.parent.parent)
+    return f"import sys; sys.path[:] = [{root!r}, *(p for p in sys.path if p)]; {call}"
+
+
 # How a new interpreter starts a job's process: the runner from its cached bytecode.
-RUNNER_BOOT = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
-RUNNER_BOOT += "from core.runner import boot; boot()"
+RUNNER_BOOT = boot_code("from core.runner import boot; boot()")
 # How long the engine waits for the fork server to answer a request for a job process.
 SPAWN_TIMEOUT = 30.0
 
@@ -189,8 +199,7 @@ class ForkServer:
     ) -> None:
         env = dict(os.environ)
         env.pop("PYTHONUNBUFFERED", None)
-        boot = f"import sys; sys.path.append({str(RUNNER.parent.parent)!r}); "
-        boot += f"from core.forkserver import serve; serve({statistics!r}, {spares!r})"
+        boot = boot_code(f"from core.forkserver import serve; serve({statistics!r}, {spares!r})")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", boot],
             stdin=subprocess.PIPE,
