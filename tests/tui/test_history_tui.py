@@ -160,15 +160,17 @@ async def test_history_screen(trained: tuple[Deck, Deck, str, FakeClock]) -> Non
     reviewer.close()
 
 
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
 async def test_history_keeps_who_did_it_when_narrow(
-    trained: tuple[Deck, Deck, str, FakeClock],
+    trained: tuple[Deck, Deck, str, FakeClock], size: tuple[int, int]
 ) -> None:
-    """At 80 columns, with a long reason, each entry still says who made it."""
+    """At 80 columns, and at 60, with a long reason, each entry still says who made it, and
+    the reason is cut with … (not by the screen's edge)."""
     trainer, reviewer, version, _clock = trained
     reviewer.approve(version, "holds up on the holdout set " * 8)
     settle(reviewer)
     app = app_for(reviewer)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await pilot.press("h")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
@@ -177,6 +179,9 @@ async def test_history_keeps_who_did_it_when_narrow(
         await wait_for(pilot, lambda: "reviewer1" in screen_text(app))
         [header] = [line for line in screen_text(app).splitlines() if "version" in line]
         assert " by " in header and "why" in header
-        assert "set four eyes" in screen_text(app)  # the short part of a rules entry first
+        [reason] = [line for line in screen_text(app).splitlines() if "reviewer1  hold" in line]
+        assert reason.rstrip(" ▁▂▃▄▅▆▇█▊▎▌").endswith("…"), reason
+        if size[0] == 80:
+            assert "set four eyes" in screen_text(app)  # a rules entry's short part first
     trainer.close()
     reviewer.close()

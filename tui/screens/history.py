@@ -104,9 +104,13 @@ class HistoryScreen(Polled[HistoryData], DeckScreen):
         with VerticalScroll(id="history-moment"):
             yield Static("", id="history-active")
         table = DeckTable(id="history-table")
-        # Narrower than all of them (80 columns): why gives up room; who did it never goes.
+        # Narrower than all of them (80 columns): why gives up room, and at 60 a long version
+        # and a long user name do too (each cut with …); who did it never goes.
+        shrink = {"version": 8, "why": 4}
         for name in ("time", "what", "version", "by", "why"):
-            table.add_column(name, key=name, shrink=12 if name == "why" else 0)
+            table.add_column(
+                name, key=name, shrink=shrink.get(name, 0), first=12 if name == "by" else 0
+            )
         yield table
         yield DeckFooter()
 
