@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.containers import Lines
 from rich.measure import Measurement
@@ -70,6 +71,30 @@ def literal(
     if no_wrap:
         shown.no_wrap, shown.overflow = True, "ellipsis"
     return shown
+
+
+def fit_crumb(crumb: str, width: int) -> str:
+    """A breadcrumb (``modeldeck / project / job j-… / event 8``) cut to ``width`` cells,
+    keeping its end, where you are: its leading ``modeldeck`` goes first, then the parts
+    before the last are cut with …, the longest first, down to 8 cells each (then to 1,
+    when the end is short: ``event 8``, not a job's whole title); only then is the end
+    cut."""
+    if cell_len(crumb) <= width:
+        return crumb
+    parts = crumb.split(" / ")
+    if len(parts) > 1 and parts[0] == "modeldeck":
+        parts = parts[1:]
+    over = cell_len(" / ".join(parts)) - width
+    for keep in (8, 1) if cell_len(parts[-1]) <= 16 else (8,):
+        while over > 0:
+            cuttable = [i for i in range(len(parts) - 1) if cell_len(parts[i]) > keep + 1]
+            if not cuttable:
+                break
+            i = max(cuttable, key=lambda i: cell_len(parts[i]))
+            parts[i] = set_cell_size(parts[i], max(keep, cell_len(parts[i]) - over - 1)) + "…"
+            over = cell_len(" / ".join(parts)) - width
+    shown = " / ".join(parts)
+    return shown if over <= 0 else set_cell_size(shown, max(0, width - 1)) + "…"
 
 
 class Clamped:

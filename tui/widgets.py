@@ -28,7 +28,8 @@ from textual.widgets import DataTable, Footer, Input, Label
 from core.errors import ModelDeckError, database_refusal
 from core.kinds import KINDS
 from core.lifecycle import JobType
-from tui.format import literal, printable_text
+from core.text import printable
+from tui.format import fit_crumb, literal, printable_text
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -612,14 +613,28 @@ class DeckTable(DataTable[Any]):
         return any(self.get_row_index(r.key) != i for i, r in enumerate(rows) if r.key in self.rows)
 
 
+class Crumb(Label):
+    """Where you are (it holds user names: shown literally), cut to its width at its start
+    and middle, never at its end (see ``fit_crumb``)."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(id="crumb")
+        self.crumb = title
+
+    def render(self) -> Text:
+        return Text(fit_crumb(printable(self.crumb), self.content_size.width), end="")
+
+    def show(self, title: str) -> None:
+        self.crumb = title
+        self.refresh()
+
+
 class TopBar(Horizontal):
     """One line: where you are on the left, which engine serves on the right."""
 
     def __init__(self, title: str) -> None:
         super().__init__(id="topbar")
-        self._title = title
-
-        self._crumb = Label(literal(title), id="crumb")
+        self._crumb = Crumb(title)
         self._engine = Label("", id="engine")
 
     def compose(self) -> ComposeResult:
@@ -634,8 +649,7 @@ class TopBar(Horizontal):
 
     def set_title(self, title: str) -> None:
         """Show ``title`` (it holds user names: shown literally)."""
-        self._title = title
-        self._crumb.update(literal(title))
+        self._crumb.show(title)
 
 
 def in_view(widget: Widget) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 
-from tui.format import literal, printable_text
+from tui.format import fit_crumb, literal, printable_text
 from tui.widgets import cell_text
 
 
@@ -32,3 +33,17 @@ def test_table_cells_are_literal() -> None:
     assert isinstance(cell, Text) and cell.plain == "[/oops]^[[6n"
     assert cell_text(Text("x\x1b", style="bold")).plain == "x^["
     assert cell_text(3) == 3
+
+
+def test_a_crumb_keeps_where_you_are_when_cut() -> None:
+    crumb = "modeldeck / a-very-long-project-name-indeed / job j-7e20d0d7 / event 8"
+    assert fit_crumb(crumb, 80) == crumb
+    assert fit_crumb(crumb, 40) == "a-very-long-… / job j-7e20d0d7 / event 8"
+    assert fit_crumb(crumb, 20) == "a… / job … / event 8"
+    wide = fit_crumb("modeldeck / 数据项目名称很长很长 / job j-7e20d0d7 / event 8", 30)
+    assert wide.endswith(" / event 8") and cell_len(wide) <= 30
+    # A long end (a job's title) is cut at its end before the project goes
+    job = "modeldeck / demo / job j-7e20d0d7 (batch_predict iris-logreg v1)"
+    assert fit_crumb(job, 40) == "demo / job j-7e20d0d7 (batch_predict ir…"
+    for width in range(1, 75):
+        assert cell_len(fit_crumb(crumb, width)) <= width
