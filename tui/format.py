@@ -97,6 +97,17 @@ def fit_crumb(crumb: str, width: int) -> str:
     return shown if over <= 0 else set_cell_size(shown, max(0, width - 1)) + "…"
 
 
+def fit_label(label: str, width: int) -> str:
+    """A name with its last word (a version label's ``v3``) cut to ``width`` cells: the name
+    is cut with …, the last word kept (unless it alone does not fit)."""
+    if cell_len(label) <= width:
+        return label
+    name, space, last = label.rpartition(" ")
+    if space and cell_len(last) + 2 <= width:
+        return set_cell_size(name, width - cell_len(last) - 2) + "… " + last
+    return set_cell_size(label, max(0, width - 1)) + "…"
+
+
 class Clamped:
     """``text`` wrapped to the width it is given, at most ``most`` lines, the last ending in
     ``…`` when there is more (a job's long error in its header: the whole one is in its log

@@ -14,8 +14,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
 from core.errors import ModelDeckError
-from tui.format import literal
-from tui.widgets import Background, DeckNode
+from tui.format import fit_label, literal
+from tui.widgets import Background, DeckNode, Fitted
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -123,7 +123,8 @@ class Form(Background, ModalScreen[Any]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog form"):
-            yield Label(literal(self.TITLE_TEXT), classes="title")
+            # "Approve <a long model name> v3": cut before the version's number
+            yield Fitted(self.TITLE_TEXT, fit_label, classes="title")
             yield from self.fields()
             error = Static("", id="form-error", classes="error")
             error.display = False  # until there is an error to show

@@ -189,13 +189,19 @@ class _Spec:
     width: int | None
     drop: int
     shrink: int
-    cut_start: bool = False
+    cut: str = "end"
     first: int = 0
 
 
-def _cut(cell: Text, width: int, at_start: bool) -> Text:
-    """``cell`` in ``width`` cells, with ``…`` where it was cut (its end, or its start)."""
-    if not at_start:
+def _cut(cell: Text, width: int, how: str) -> Text:
+    """``cell`` in ``width`` cells, with ``…`` where it was cut: its end, its start, or (a
+    version's label) its name, before its last word."""
+    name, space, last = cell.plain.rpartition(" ")
+    if how == "name" and space and cell_len(last) + 2 <= width:
+        head = cell[: len(name)]
+        head.truncate(width - cell_len(last) - 1, overflow="ellipsis")
+        return head.append_text(cell[len(name) :])
+    if how != "start":
         cut = cell.copy()
         cut.truncate(width, overflow="ellipsis")
         return cut
@@ -288,15 +294,16 @@ class DeckTable(DataTable[Any]):
         default: Any = None,
         drop: int = 0,
         shrink: int = 0,
-        cut_start: bool = False,
+        cut: str = "end",
         first: int = 0,
     ) -> Any:
         """A column; ``drop`` > 0 lets it go while the table is too narrow (higher first),
-        ``shrink`` > 0 lets it narrow down to that many cells, cut at its end (``cut_start``:
-        at its start, for a path, whose file name matters most); ``first`` > 0: a table too
+        ``shrink`` > 0 lets it narrow down to that many cells, cut at its end (``cut``
+        "start": at its start, for a path, whose file name matters most; "name": before its
+        last word, for a version's label, whose number matters); ``first`` > 0: a table too
         narrow narrows it down to that many cells before it leaves any column out (a long
         name must not push out the rest)."""
-        spec = _Spec(key or str(label), label, width, drop, shrink, cut_start, first)
+        spec = _Spec(key or str(label), label, width, drop, shrink, cut, first)
         self._specs.append(spec)
         self._shown.append(len(self._specs) - 1)
         for key_, cells in self._cells.items():
@@ -349,7 +356,7 @@ class DeckTable(DataTable[Any]):
             width = self._narrowed.get(i)
             cell = cells[position]
             if width is not None and isinstance(cell, Text) and cell.cell_len > width:
-                cells[position] = _cut(cell, width, self._specs[i].cut_start)
+                cells[position] = _cut(cell, width, self._specs[i].cut)
         first = Ranked.assemble(cells[0] if cells[0] is not None else "")
         first.row_key = key
         cells[0] = first
@@ -613,19 +620,22 @@ class DeckTable(DataTable[Any]):
         return any(self.get_row_index(r.key) != i for i, r in enumerate(rows) if r.key in self.rows)
 
 
-class Crumb(Label):
-    """Where you are (it holds user names: shown literally), cut to its width at its start
-    and middle, never at its end (see ``fit_crumb``)."""
+class Fitted(Label):
+    """One line of text a user controls (shown literally), cut to its width by ``fit``
+    (``fit_crumb``: a breadcrumb keeps its end; ``fit_label``: a version's number stays)."""
 
-    def __init__(self, title: str) -> None:
-        super().__init__(id="crumb")
-        self.crumb = title
+    DEFAULT_CSS = "Fitted { width: 1fr; }"
+
+    def __init__(self, text: str, fit: Callable[[str, int], str], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.text = text
+        self._fit = fit
 
     def render(self) -> Text:
-        return Text(fit_crumb(printable(self.crumb), self.content_size.width), end="")
+        return Text(self._fit(printable(self.text), self.content_size.width), end="")
 
-    def show(self, title: str) -> None:
-        self.crumb = title
+    def show(self, text: str) -> None:
+        self.text = text
         self.refresh()
 
 
@@ -634,7 +644,7 @@ class TopBar(Horizontal):
 
     def __init__(self, title: str) -> None:
         super().__init__(id="topbar")
-        self._crumb = Crumb(title)
+        self._crumb = Fitted(title, fit_crumb, id="crumb")
         self._engine = Label("", id="engine")
 
     def compose(self) -> ComposeResult:

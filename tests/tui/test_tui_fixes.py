@@ -8,6 +8,7 @@ Pilot tests on real jobs run by a real engine (the scripted model), on a real da
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -568,3 +569,54 @@ async def test_wrap_turned_on_keeps_the_top_line_at_the_top(deck: Deck, project:
         await pilot.press("w")  # and back: still the top
         await pilot.pause(0.3)
         assert pane.log_widget.scroll_y == 0 and "BEGIN" in screen_text(app)
+
+
+LONG = "churn-gradient-boosted-trees-with-a-very-long-name-" * 2 + "x"
+
+
+async def test_a_long_version_label_is_cut_before_its_number(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """A long model name at 80x24: the Deployments tab keeps every column in view (the label
+    cut with …, its number kept), and so do the compare screen's headers and a form's
+    title; they used to push columns out of view, or lose the version's number."""
+    extend_scripted(repo)
+    shutil.copytree(repo / "models" / "scripted", repo / "models" / LONG)
+    first = deck.train(project, LONG, "train")
+    second = deck.train(project, LONG, "train")
+    run_all(deck)
+    v1, v2 = deck.job(first.id).version, deck.job(second.id).version
+    assert v1 and v2
+    deck.evaluate(v1, "test")
+    deck.evaluate(v2, "test")
+    run_all(deck)
+    deck.approve(v1, "fine")
+    run_all(deck)
+    deck.deploy(v1, "score")
+    run_all(deck)
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await wait_for(pilot, lambda: app.screen.query_one("#models-table", DeckTable).row_count)
+        await pilot.press("3")
+        table = app.screen.query_one("#deployments-table", DeckTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await wait_for(pilot, lambda: "drift" in table.shown_columns)
+        assert {"version", "status", "next run", "last run"} <= set(table.shown_columns)
+        await wait_for(pilot, lambda: "… v1" in screen_text(app))
+        assert table.max_scroll_x == 0  # nothing out of view sideways
+        app.open_compare([v1, v2])
+        tables = lambda: app.screen.query("#compare-table").results(DeckTable)  # noqa: E731
+        await wait_for(pilot, lambda: any(t.row_count for t in tables()))
+        await wait_for(pilot, lambda: "… v2" in screen_text(app))
+        header = next(line for line in screen_text(app).splitlines() if "… v2" in line)
+        assert "… v1" in header
+        assert next(tables()).max_scroll_x == 0
+        await pilot.press("escape")
+        await pilot.press("1")
+        models = app.screen.query_one(ModelsPane)
+        await wait_for(pilot, lambda: models.current is not None and models.current.id == v2)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "Approve churn-gradient" in screen_text(app))
+        [title] = [line for line in screen_text(app).splitlines() if "Approve churn" in line]
+        assert "… v2" in title, title

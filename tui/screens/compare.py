@@ -12,7 +12,8 @@ from textual.widgets import DataTable, Static
 
 from core.compare import Comparison, compare, delta_text, hyperparameter_text
 from core.service import Deck
-from tui.format import literal, metric, status_text
+from core.text import printable
+from tui.format import fit_label, literal, metric, status_text
 from tui.plots import PlotPanel, Series, number, version_tags
 from tui.screens.base import DeckScreen
 from tui.widgets import DeckFooter, DeckTable, Polled, Row, TopBar
@@ -105,11 +106,16 @@ class CompareScreen(Polled[Comparison], DeckScreen):
         project = c.versions[0].project if c.versions else ""
         self.query_one(TopBar).set_title(f"modeldeck / {project} / compare {' · '.join(labels)}")
         table = self.query_one("#compare-table", DeckTable)
-        table.set_columns(
-            [("field", Text("")), *((f"v:{v.id}", literal(v.label)) for v in c.versions)]
-        )
-        # Every version in view at 80 columns: the names' column and an equal share each.
+        # Every version in view at 80 columns: the names' column and an equal share each (a
+        # long label cut before its number).
         width = max(10, (max(self.size.width, 80) - 22) // max(1, len(c.versions)) - 2)
+        heads = [Text(fit_label(printable(v.label), width)) for v in c.versions]
+        table.set_columns(
+            [
+                ("field", Text("")),
+                *((f"v:{v.id}", h) for v, h in zip(c.versions, heads, strict=True)),
+            ]
+        )
         rows = compare_rows(c, self.styles_of_status, width)
         table.sync(rows)
         table.styles.height = len(rows) + 1

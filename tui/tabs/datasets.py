@@ -30,7 +30,7 @@ class DatasetsPane(Polled[list[DatasetView]], Vertical):
         # start (…/data/train.csv): the file's name matters most.
         for name in ("name", "target", "rows", "columns", "format"):
             table.add_column(name, key=name)
-        table.add_column("path", key="path", shrink=16, cut_start=True)
+        table.add_column("path", key="path", shrink=16, cut="start")
         yield table
 
     def on_mount(self) -> None:

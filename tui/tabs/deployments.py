@@ -57,7 +57,9 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
         table = DeckTable(id="deployments-table")
         # Narrower than all of them (80 columns), the table leaves out the deployment's id,
         # then the dataset, then the zone (the next run is labelled with it), then the
-        # schedule: the deployment's screen (enter) shows them.
+        # schedule: the deployment's screen (enter) shows them. A long version label is cut
+        # to 28 cells before any of that (its model's name, with …: never its number), and
+        # further down to 14 when the rest still does not fit.
         for name, drop in (
             ("id", 4),
             ("version", 0),
@@ -69,7 +71,10 @@ class DeploymentsPane(Polled[tuple[list[DeploymentView], bool]], Vertical):
             ("drift", 0),
             ("dataset", 3),
         ):
-            table.add_column(name, key=name, drop=drop)
+            if name == "version":
+                table.add_column(name, key=name, first=28, shrink=14, cut="name")
+            else:
+                table.add_column(name, key=name, drop=drop)
         yield table
         yield Label("", id="deployments-hint", classes="window")
 
