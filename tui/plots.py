@@ -36,8 +36,11 @@ LABEL_WIDTH = 14  # a series or tick label longer than this is cut with …
 
 
 def short(name: object, width: int = LABEL_WIDTH) -> str:
-    """A name fit for a plot's legend or ticks: printable, cut with ``…``."""
-    text = printable(str(name))
+    """A name fit for a plot's legend or ticks: printable, cut with ``…``, a character that
+    is not one cell wide (CJK, an emoji, a combining mark) shown as ``?``: plotext lays out
+    characters, not cells, and such a character would shift the plot's frame (the table
+    beside the plot shows the name whole)."""
+    text = "".join(c if cell_len(c) == 1 else "?" for c in printable(str(name)))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

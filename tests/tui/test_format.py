@@ -47,3 +47,25 @@ def test_a_crumb_keeps_where_you_are_when_cut() -> None:
     assert fit_crumb(job, 40) == "demo / job j-7e20d0d7 (batch_predict ir…"
     for width in range(1, 75):
         assert cell_len(fit_crumb(crumb, width)) <= width
+
+
+async def test_a_wide_name_keeps_a_plots_frame() -> None:
+    """A feature or version named in CJK or with an emoji: the plot's lines stay as wide as
+    the plot (plotext lays out characters, not cells: such a name shifted its frame)."""
+    from textual.app import App, ComposeResult
+
+    from tui.plots import PlotPanel, Series
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield PlotPanel("drift", id="p")
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(PlotPanel)
+        series = [Series("漢字🚀列名", [0.1, 0.2, 0.15]), Series("plain", [0.3, 0.1, 0.2])]
+        panel.lines(["1", "2", "3"], series, ["feature", "psi"], [["漢字🚀列名", "0.1"]])
+        await pilot.pause(0.3)
+        built = panel.plot.plt.build()
+        widths = {cell_len(Text.from_ansi(line).plain) for line in built.splitlines()}
+        assert len(widths) == 1, widths
