@@ -527,6 +527,9 @@ class LogPane(DeckNode, Vertical):
             parts.append((0, f"host {self.lost} lost: the rest when it is back"))
         if self.follow:
             parts.append((1, "following" if not self.finished else "end of log"))
+        elif self.finished:  # nothing comes any more: what is below the view is not newer
+            below = self.total - (self._in_view()[1] if self.lines else self.end)
+            parts.append((1, f"{below:,} more below" if below > 0 else "end of log"))
         else:
             new = self.total - self.end
             parts.append((1, "paused" + (f" (+{new:,} newer)" if new > 0 else "")))

@@ -298,7 +298,8 @@ async def test_the_log_status_fits_80_columns_and_forgets_a_match_the_view_left(
     deck: Deck, project: str
 ) -> None:
     """At 80x24 the log's status line fits its pane whole (it was cut with … after a search),
-    leaving out its least wanted parts; after home it no longer says where the last match
+    leaving out its least wanted parts, and says how many lines of the ended job are below
+    the view; after home it no longer says where the last match
     was (it did), and n searches on from the top."""
     job = deck.train(project, "scripted", "train", {"lines": 2500})
     run_all(deck)
@@ -317,7 +318,10 @@ async def test_the_log_status_fits_80_columns_and_forgets_a_match_the_view_left(
         await wait_for(pilot, lambda: pane.match == 999 and "match at line 1,000" in line())
         shown = line()
         assert "…" not in shown and len(shown) <= status.content_size.width
-        assert shown.startswith("paused (+") and "end follows" not in shown  # least wanted
+        assert "end follows" not in shown  # the least wanted part
+        # The job has ended: what is below the view is not "newer" (it said so)
+        below = pane.total - pane._in_view()[1]
+        assert shown.startswith(f"{below:,} more below") and below > 1000, shown
         await pilot.resize_terminal(200, 24)  # room for all of it
         await wait_for(pilot, lambda: "end follows" in line() and "lines " in line())
         await pilot.resize_terminal(80, 24)
