@@ -620,3 +620,32 @@ async def test_a_long_version_label_is_cut_before_its_number(
         await wait_for(pilot, lambda: "Approve churn-gradient" in screen_text(app))
         [title] = [line for line in screen_text(app).splitlines() if "Approve churn" in line]
         assert "… v2" in title, title
+
+
+MANY_EVENTS = """
+def train(context):
+    for i in range(1000):
+        context.record_metrics({f"note{i}": "text"})  # skipped: an event each
+    return {"accuracy": 1.0}
+"""
+
+
+async def test_a_job_of_a_thousand_events_keeps_its_events_pane_in_view(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """At 80x24, events numbered in four digits: the events pane still shows the event and
+    its message, cut with … (with three digits its message went out of view sideways)."""
+    write_model(repo, "chatty", MANY_EVENTS)
+    job = deck.train(project, "chatty", "train")
+    run_all(deck)
+    assert len(deck.events(job.id)) > 1000
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        app.open_job(job.id)
+        tables = lambda: list(app.screen.query("#events").results(DeckTable))  # noqa: E731
+        await wait_for(pilot, lambda: any(t.row_count > 1000 for t in tables()))
+        [events] = tables()
+        await wait_for(pilot, lambda: "message" in screen_text(app))
+        assert events.shown_columns == ["seq", "kind", "message"]
+        assert events.max_scroll_x == 0

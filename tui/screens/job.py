@@ -167,11 +167,12 @@ class JobScreen(Polled[Fetched], DeckScreen):
                 yield Label("events", classes="window")
                 table = DeckTable(id="events")
                 # At 80 columns the pane is 30 wide: the time goes (enter shows it), then the
-                # message and the event's name give up room, cut with ….
+                # message and the event's name give up room, cut with …, enough for numbers
+                # of four digits (a job of many progress reports) to fit too.
                 table.add_column("#", key="seq")
                 table.add_column("at", key="at", drop=1)
-                table.add_column("event", key="kind", shrink=12)
-                table.add_column("message", key="message", shrink=8)
+                table.add_column("event", key="kind", shrink=9)
+                table.add_column("message", key="message", shrink=7)
                 yield table
         yield DeckFooter()
 
