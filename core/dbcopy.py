@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from core import models  # noqa: F401  (registers the tables)
 from core.db import current_revision, head_revision, migrate
 from core.errors import ModelDeckError
+from core.text import storable
 
 # Who serves the old database (its lease, its engines' heartbeats): nothing to carry over.
 SKIPPED = frozenset({"engine_lease", "engine_heartbeat"})
@@ -49,7 +50,9 @@ def _copy_table(src: Connection, dst: Connection, table: Table) -> int:
     copied = 0
     rows = src.execute(select(table)).mappings()
     while batch := rows.fetchmany(CHUNK):
-        dst.execute(table.insert(), [dict(row) for row in batch])
+        # A NUL written before jobs' text was kept without one (SQLite stored it; PostgreSQL
+        # cannot): as ␀, as it is stored now.
+        dst.execute(table.insert(), [{k: storable(v) for k, v in row.items()} for row in batch])
         copied += len(batch)
     return copied
 

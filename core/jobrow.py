@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from core import rawsql
 from core.models import Job, JobEvent
+from core.text import storable
 
 _JOB = Job.__table__
 _EVENT = JobEvent.__table__
@@ -123,8 +124,8 @@ class JobRow:
                 "seq": self.next_seq,
                 "at": at,
                 "kind": kind,
-                "message": message,
-                "details": details or {},
+                "message": storable(message),  # the job's own text: never a NUL
+                "details": storable(details or {}),
             }
         )
         self.next_seq += 1

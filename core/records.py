@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
 from core.schedule import same_schedule, same_zone
-from core.text import quoted
+from core.text import quoted, storable
 
 
 def add_event(
@@ -30,7 +30,12 @@ def add_event(
     same number.
     """
     event = JobEvent(
-        job_id=job.id, seq=job.next_seq, at=at, kind=kind, message=message, details=details or {}
+        job_id=job.id,
+        seq=job.next_seq,
+        at=at,
+        kind=kind,
+        message=storable(message),  # may hold a job's own text: never a NUL
+        details=storable(details or {}),
     )
     job.next_seq += 1
     s.add(job)
@@ -267,7 +272,7 @@ def clean_result(data: Any) -> dict[str, Any] | None:
     fields of the wrong type dropped (a job's code could have written the file)."""
     if not isinstance(data, dict):
         return None
-    out = dict(data)
+    out = storable(data)
     if not isinstance(out.get("status"), str):
         out.pop("status", None)
     if "error" in out and out["error"] is not None and not isinstance(out["error"], str):

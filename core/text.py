@@ -48,6 +48,23 @@ def _stand_in(match: re.Match[str]) -> str:
     return f"\\x{code:02x}"  # C1: no caret form that people read
 
 
+NUL_STAND_IN = "\u2400"  # ␀
+
+
+def storable(value: Any) -> Any:
+    """``value`` (what JSON holds: text, numbers, lists, objects) with each NUL character of
+    its text, keys too, as ``␀``: for text a job wrote (its events, its error, its metrics'
+    names), which PostgreSQL cannot store in text or JSON; on SQLite too, so that both keep
+    the same and a ``db copy`` moves it."""
+    if isinstance(value, str):
+        return value.replace("\0", NUL_STAND_IN) if "\0" in value else value
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    return value
+
+
 def printable(text: str, *, newlines: bool = False) -> str:
     """``text`` with every control character but tab (and newline when ``newlines``) shown
     as a visible stand-in, so that nothing in it reaches the terminal as a command, and every

@@ -161,3 +161,29 @@ def test_progress_written_while_no_engine_followed_is_all_kept_with_its_own_time
     assert ran.started_at <= times[0] and times[-1] < ran.finished_at, (ran, times)
     seqs = [e.seq for e in events]
     assert seqs == sorted(seqs)
+
+
+NULS = """
+def train(context):
+    print("a log line with a \\x00 in it")
+    context.progress(0.5, "half \\x00 way")
+    context.record_metrics({"m\\x00": 1.0, "accuracy": 0.9})
+    if context.hyperparameters.get("fail"):
+        raise RuntimeError("err \\x00 nul")
+"""
+
+
+def test_a_nul_a_job_writes_is_stored_as_a_stand_in(deck: Deck, engine: Engine, repo: Path) -> None:
+    """A NUL character in a job's progress message, a metric's name or its error: the job
+    ends and keeps them, each NUL as ␀ (PostgreSQL cannot store one in text: the job never
+    ended, and its engine tried again for ever); its log keeps the byte."""
+    write_model(repo, "nuls", NULS)
+    made = finished(deck, engine, deck.train("proj", "nuls", "train").id, "completed")
+    assert made.version
+    assert deck.version(made.version).metrics == {"m␀": 1.0, "accuracy": 0.9}
+    messages = [e.message for e in deck.events(made.id)]
+    assert "50% half ␀ way" in messages
+    failed = deck.train("proj", "nuls", "train", {"fail": True})
+    job = finished(deck, engine, failed.id, "failed")
+    assert job.error == "RuntimeError: err ␀ nul"
+    assert "\0" in deck.log_path(job.id).read_text()

@@ -6,6 +6,7 @@ refuses a non-empty one; without psycopg a PostgreSQL URL is one line naming the
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -196,7 +197,15 @@ def test_db_copy_moves_a_sqlite_registry_and_refuses_a_non_empty_database(
     ok(res(run("train", "proj", "scripted", "--dataset", "train")))
     before = {cmd: res(run(cmd, "proj", "--json")).json() for cmd in ("models", "jobs")}
     job_id = before["jobs"][0]["id"]
+    # A NUL in a job's event, as modeldeck kept it on SQLite before it stored ␀ for one
+    # (PostgreSQL refuses a NUL in text): copied as ␀.
+    with sqlite3.connect(home / "modeldeck.db") as conn:
+        conn.execute(
+            "UPDATE job_event SET message = message || ? WHERE job_id = ? AND seq = 1",
+            (" \x00", job_id),
+        )
     events_before = res(run("events", job_id, "--json")).json()
+    assert events_before[0]["message"].endswith(" \x00")
 
     # An engine serving the SQLite home meanwhile is not carried over as serving PostgreSQL.
     serving = subprocess.Popen(
@@ -221,6 +230,7 @@ def test_db_copy_moves_a_sqlite_registry_and_refuses_a_non_empty_database(
 
     after = {cmd: res(run(cmd, "proj", "--json", db=pg)).json() for cmd in ("models", "jobs")}
     assert after == before
+    events_before[0]["message"] = events_before[0]["message"].replace("\x00", "␀")
     assert res(run("events", job_id, "--json", db=pg)).json() == events_before
     assert ok(res(run("logs", job_id, db=pg))).out == ok(res(run("logs", job_id))).out
     # New rows continue after the copied ids.
