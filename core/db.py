@@ -117,6 +117,10 @@ def check_url(url: str) -> None:
     if not url.strip():
         raise ModelDeckError(f"the database URL cannot be empty ({DB_URL_FORMS})")
     try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of the command line that are not UTF-8
+        raise ModelDeckError("the database URL is not valid UTF-8") from None
+    try:
         parsed = make_url(url)
         parsed.port  # noqa: B018  (parsed lazily: a port that is no number fails here)
     except (ArgumentError, ValueError):
@@ -492,11 +496,18 @@ def migrate(engine: Engine) -> str | None:
         try:
             command.upgrade(cfg, "head")
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "42501":
-                raise
+            if getattr(exc.orig, "sqlstate", None) == "42501":
+                raise ModelDeckError(
+                    f"the database's schema is at revision {before or 'none'} and this "
+                    f"modeldeck needs {head}, but this role may not change it: the role that "
+                    "owns the tables runs `modeldeck db upgrade`"
+                ) from None
+            if engine.dialect.name != "postgresql":
+                raise  # SQLite's locked or full database: not the schema's fault
+            # Refused by the server (a search_path in the URL's options naming no schema,
+            # say): nothing was changed, the migration's transaction rolled back.
             raise ModelDeckError(
-                f"the database's schema is at revision {before or 'none'} and this modeldeck "
-                f"needs {head}, but this role may not change it: the role that owns the "
-                "tables runs `modeldeck db upgrade`"
+                f"cannot bring the database's schema to revision {head}: "
+                f"{first_line(exc.orig or exc)}"
             ) from None
     return before

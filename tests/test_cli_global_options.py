@@ -299,6 +299,9 @@ def test_a_command_started_without_stdout_leaves_quietly_with_its_code(tmp_path:
         ("postgresql+psycopg2://ana:s3cret@127.0.0.1/x", "with psycopg 3, not postgresql+psycopg2"),
         # a password in the query is masked as one in user:password@
         ("postgresql://nobody_here@127.0.0.1:1/x?password=s3cret", "x?password=***: "),
+        # bytes of the command line that are not UTF-8 (a traceback, until refused)
+        ("postgresql://ana@127.0.0.1/x\udcff", "the database URL is not valid UTF-8"),
+        ("postgresql://ana@127.0.0.1/x?password=s3cret\udcff", "the database URL is not valid"),
     ],
 )
 def test_a_database_url_that_cannot_be_used_is_one_line(
@@ -424,6 +427,10 @@ def test_a_home_or_database_file_that_is_not_there_is_refused_and_not_made(
         ),
         ("db", "upgrade", "--home", str(typo), "--db", "mysql://x"): "modeldeck keeps its ",
         ("engine", "--ray-address", "", "--home", str(typo)): "--ray-address cannot be empty",
+        # A copy of nothing (it made the home, and copied its no rows)
+        ("db", "copy", "--to", "postgresql://ana@127.0.0.1:1/x", "--home", str(typo)): (
+            f"no modeldeck data in {typo}: "
+        ),
     }
     for args, says in refusals.items():
         capsys.readouterr()

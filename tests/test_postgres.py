@@ -426,3 +426,20 @@ def test_a_followed_log_goes_on_when_the_server_drops_its_connection(
         if follow is not None and follow.poll() is None:
             follow.kill()
         deck.close()
+
+
+def test_a_schema_the_server_refuses_to_make_is_one_line(
+    pg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A URL whose options leave no schema to create in (``search_path``): the migration
+    is refused by the server, in one line, and no home is made (it was a traceback)."""
+    from core.cli import main
+
+    url = pg + "?options=-c%20search_path%3Dnowhere"
+    for args in (["projects"], ["db", "upgrade"]):
+        assert main([*args, "--db", url, "--home", str(tmp_path / "home")]) == 2, args
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert err.startswith("error: cannot bring the database's schema to revision "), err
+        assert "no schema has been selected" in err
+    assert not (tmp_path / "home").exists()

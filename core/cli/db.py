@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.cli.session import Cli
 
 
-def _target(cli: Cli, create: bool = True) -> str:
-    """The database URL the command acts on (``create``: its data home made when missing)."""
-    from core.home import make_home, resolve_db_url, resolve_home
+def _target(cli: Cli) -> tuple[Path, str]:
+    """The data home and the database URL the command acts on (a URL refused: no home
+    made)."""
+    from core.home import resolve_db_url, resolve_home
 
     home = resolve_home(cli.args.home)
-    url = resolve_db_url(home, cli.args.db)  # a URL refused: no home made
-    if create:
-        make_home(home)
-    return url
+    return home, resolve_db_url(home, cli.args.db)
 
 
 def _shown(engine: object) -> str:
@@ -31,11 +31,17 @@ def db(cli: Cli) -> int:
         newer_than_known,
         sqlite_file_missing,
     )
+    from core.home import home_db_url, make_home
 
     sub = cli.args.db_cmd
     if sub == "copy":
         return _copy(cli)
-    url = _target(cli, create=sub != "current")  # reading it makes nothing
+    home, url = _target(cli)
+    # An upgrade makes the data home (reading makes nothing): first when the database file
+    # goes in it, else once the database took the upgrade (a refusal leaves none behind).
+    made_first = sub == "upgrade" and url == home_db_url(home)
+    if made_first:
+        make_home(home)
     if sub == "current" and sqlite_file_missing(url):
         if cli.json:
             from core.cli.output import out
@@ -55,6 +61,8 @@ def db(cli: Cli) -> int:
         after = _revision(engine, current_revision) if sub == "upgrade" else before
     finally:
         engine.dispose()  # type: ignore[attr-defined]
+    if sub == "upgrade" and not made_first:
+        make_home(home)
     head = head_revision()
     if cli.json:
         from core.cli.output import out
@@ -92,12 +100,16 @@ def _copy(cli: Cli) -> int:
     from core.db import check_url, current_revision, is_postgres, make_engine
     from core.dbcopy import copy_registry
     from core.errors import ModelDeckError
+    from core.home import require_made
 
     to = cli.args.to
     if not is_postgres(to):
         raise ModelDeckError(f"--to takes a postgresql:// URL, not {to.split(':', 1)[0]!r}")
     check_url(to)
-    url = _target(cli)
+    home, url = _target(cli)
+    # What is copied must be there: copying from a home that is not (a typo in --home) made
+    # one, and copied its nothing.
+    require_made(home, url)
     source = make_engine(url)
     target = make_engine(to)
     try:
