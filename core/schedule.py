@@ -65,6 +65,11 @@ def validate_cron(expr: str) -> str:
             f"invalid cron expression {expr!r}: it needs 5 fields (minute hour day month weekday)"
         )
     text = _as_cron_reads_it(text, strict=expr)
+    if _RANDOM.search(text):
+        raise ModelDeckError(
+            f"invalid cron expression {expr!r}: R (a random value) is not cron's: the times "
+            "it gives change each time they are computed"
+        )
     try:
         it = croniter(text, datetime(2000, 1, 1))
     except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
@@ -171,7 +176,7 @@ def same_schedule(a: str | None, b: str | None) -> bool:
     if a == b:
         return True
     if _SPECIAL.search(a) or _SPECIAL.search(b):
-        return False  # nth weekday (5#1), nearest weekday (1W), last (L), random, hashed
+        return False  # nth weekday (5#1), nearest weekday (1W), last (L), hashed
     from croniter import croniter
 
     return bool(croniter(_cron_text(a)).expanded == croniter(_cron_text(b)).expanded)
@@ -213,8 +218,24 @@ def _clock(data: bytes | None) -> tuple[object, ...] | None:
         rule = data[at:].strip(b"\n")
     except struct.error:
         return None
+    first = kinds[0] if kinds else None
+    # Transitions that change nothing (``right/UTC`` has one) are none.
+    kept, before = [], first
+    for moment, i in zip(moments, indices, strict=True):
+        if kinds[i] != before:
+            kept.append((moment, kinds[i]))
+            before = kinds[i]
     unnamed = re.sub(rb"<[^>]*>|[A-Za-z]{3,}", b"N", rule)
-    return moments, tuple(kinds[i] for i in indices), kinds[0] if kinds else None, unnamed
+    fixed = re.fullmatch(rb"N([+-]?)(\d+)(?::(\d+))?(?::(\d+))?", unnamed)
+    if not unnamed or fixed:
+        # No rule (the last offset goes on) or one fixed offset, without daylight saving time
+        # (POSIX counts west of Greenwich): both say the clock's offset.
+        if fixed:
+            sign = -1 if fixed[1] != b"-" else 1
+            h, m, sec = (int(x or 0) for x in fixed.groups()[1:])
+            before = (sign * (h * 3600 + m * 60 + sec), 0)
+        unnamed = repr(before).encode()
+    return tuple(kept), first, unnamed
 
 
 def _zone_data(name: str) -> bytes | None:
@@ -238,8 +259,10 @@ def _zone_data(name: str) -> bytes | None:
         return None
 
 
-# What croniter keeps outside its expanded fields: compared as text, never as alike.
-_SPECIAL = re.compile(r"[#?]|\b[LWRH]\b|\d[LW]\b|\bLW\b", re.IGNORECASE)
+# What croniter keeps outside its expanded fields: compared as text, never as alike (``?``
+# is expanded as ``*``, and ``R`` refused).
+_SPECIAL = re.compile(r"#|\b[LWH]\b|\d[LW]\b|\bLW\b", re.IGNORECASE)
+_RANDOM = re.compile(r"\bR\b", re.IGNORECASE)
 
 
 def _reason(exc: Exception) -> str:

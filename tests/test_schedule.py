@@ -37,6 +37,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
         "0-59/60 * * * *",
         "0 0 * * */7",  # Sunday is 0 and 7: only Sundays
         "0 25-2 * * *",  # out of range, not merely backwards
+        "R * * * *",  # croniter's random value: other times at each computation
+        "0 r * * *",
+        "H * * * *",  # croniter's hashed value
     ],
 )
 def test_rejects_what_is_malformed_or_can_never_fire(expr: str) -> None:
@@ -182,7 +185,7 @@ def test_fires_between_counts_beyond_its_list() -> None:
 def test_zones_are_the_same_when_their_clocks_are() -> None:
     """The same offsets from the same moments, and the same rule after: whatever the names
     of their times (GMT and UTC; a link's two names). Zones that agree only today are not."""
-    from core.schedule import same_zone
+    from core.schedule import _zone_data, same_zone
 
     for a, b in (
         ("UTC", "GMT"),
@@ -191,6 +194,10 @@ def test_zones_are_the_same_when_their_clocks_are() -> None:
         (None, "Etc/UTC"),
         ("Asia/Calcutta", "Asia/Kolkata"),
         ("America/New_York", "US/Eastern"),
+        ("UTC", "Etc/GMT-0"),
+        ("Asia/Tokyo", "Japan"),
+        # a transition that changes nothing, and no rule after it (the last offset goes on)
+        *([("UTC", "right/UTC")] if _zone_data("right/UTC") else []),
     ):
         assert same_zone(a, b), (a, b)
     for a, b in (
@@ -199,5 +206,14 @@ def test_zones_are_the_same_when_their_clocks_are() -> None:
         ("UTC", "Etc/GMT+1"),
         ("Europe/Berlin", "CET"),
         ("UTC", "Mars/Olympus"),  # unknown: never the same
+        ("Etc/GMT-9", "Asia/Tokyo"),  # UTC+9 today; Tokyo had summer time once
+        ("UTC", "Atlantic/Reykjavik"),
     ):
         assert not same_zone(a, b), (a, b)
+
+
+def test_a_question_mark_is_any_day() -> None:
+    """``?`` (day or weekday) is ``*``: a schedule written with it is the same schedule."""
+    assert cron.same_schedule("0 0 ? * *", "0 0 * * *")
+    assert cron.same_schedule("0 6 * * ?", "0 6 * * *")
+    assert not cron.same_schedule("0 6 ? * *", "0 7 * * *")
