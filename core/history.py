@@ -7,7 +7,7 @@ and changes of who may approve. Read-only; plain frozen views out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
@@ -125,16 +125,23 @@ class History:
 
     def at(self, project: str, when: datetime) -> list[ActiveDeployment]:
         """The project's deployments active at ``when`` (deployed at or before it, not
-        retired by then), oldest first."""
+        retired by then), oldest first; to the millisecond, as times are shown (JSON's
+        ``...26.690Z`` is a deployment's time, kept to the microsecond: it is active then)."""
         when = utc(when) or when
+        # The first moment of the next millisecond: what happened before it happened "at" it.
+        try:
+            edge = when.replace(microsecond=when.microsecond // 1000 * 1000)
+            edge += timedelta(milliseconds=1)
+        except OverflowError:  # the calendar's last millisecond
+            edge = datetime.max.replace(tzinfo=UTC)
         with self.store.reader() as s:
             p = lookup.project(s, project)
             rows = s.exec(
                 select(Deployment)
                 .where(
                     Deployment.project_id == p.id,
-                    col(Deployment.created_at) <= when,
-                    or_(col(Deployment.retired_at).is_(None), col(Deployment.retired_at) > when),
+                    col(Deployment.created_at) < edge,
+                    or_(col(Deployment.retired_at).is_(None), col(Deployment.retired_at) >= edge),
                 )
                 .order_by(col(Deployment.created_at), col(Deployment.id))
             ).all()

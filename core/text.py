@@ -140,12 +140,21 @@ def compact(values: Mapping[str, Any] | None) -> str:
     return " ".join(parts)
 
 
-def local(dt: datetime | None) -> str:
-    """A time on this machine's clock, labelled with its zone (``2026-03-01 09:30:00 CET``)."""
+def strftime(dt: datetime, fmt: str) -> str:
+    """``dt.strftime(fmt)`` with ``%Y`` always four digits (the C library leaves a year
+    before 1000 unpadded: ``2-01-01``)."""
+    return dt.strftime(fmt.replace("%Y", f"{dt.year:04d}"))
+
+
+def local(dt: datetime | None, ms: bool = False) -> str:
+    """A time on this machine's clock, labelled with its zone (``2026-03-01 09:30:00 CET``;
+    ``ms``: to the millisecond, as JSON gives it)."""
     if dt is None:
         return "-"
     shown = utc(dt).astimezone()  # the database gives naive UTC; the label says which zone
-    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname() or shown.strftime('%z')}"
+    fraction = f".{shown.microsecond // 1000:03d}" if ms else ""
+    label = shown.tzname() or shown.strftime("%z")
+    return f"{strftime(shown, '%Y-%m-%d %H:%M:%S')}{fraction} {label}"
 
 
 def metric_value(x: Any) -> str:

@@ -803,3 +803,31 @@ def test_a_member_on_a_schema_behind_is_told_the_owner_upgrades_it_on_postgresql
         f"{head}, but this role may not change it: the role that owns the tables runs "
         "`modeldeck db upgrade`"
     ), line
+
+
+def test_history_at_a_time_it_printed_finds_what_happened_then(
+    deck: Deck, project: str, repo: Path, new_engine: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A deployment's time as history's JSON gives it (to the millisecond; kept to the
+    microsecond): ``--at`` that time finds it active (it did not), and says the time as
+    given; a year before 1000 is shown with its four digits."""
+    from deploy_support import approved_version, deploy
+
+    add_fast_stages(repo)
+    engine = new_engine(deck, workers=1)
+    deployment = deploy(deck, engine, approved_version(deck, engine, project))
+    home = deck.store.home
+    timeline = json.loads(ok(run(home, "history", project, "--json", capfd=capfd)).out)
+    [at] = [e["at"] for e in timeline if e["kind"] == "deployed"]
+    [active] = json.loads(ok(run(home, "history", project, "--at", at, "--json", capfd=capfd)).out)
+    assert active["id"] == deployment
+    text = ok(run(home, "history", project, "--at", at, capfd=capfd)).out.splitlines()[0]
+    shown = datetime.fromisoformat(at).astimezone()
+    assert f"{shown:%H:%M:%S}.{at[20:23]} " in text and text.endswith(": 1"), text
+    before = iso(datetime.fromisoformat(at) - timedelta(milliseconds=1))
+    assert (
+        json.loads(ok(run(home, "history", project, "--at", before, "--json", capfd=capfd)).out)
+        == []
+    )
+    early = ok(run(home, "history", project, "--at", "0002-03-04T00:00Z", capfd=capfd)).out
+    assert early.startswith(f"deployments of {project} active at 0002-03-0"), early

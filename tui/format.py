@@ -22,7 +22,7 @@ from rich.text import Span, Text
 from core.clock import utc
 from core.errors import ModelDeckError
 from core.schedule import zone
-from core.text import has_controls, printable
+from core.text import has_controls, printable, strftime
 
 # Status -> style, with theme variables ($name) that ``resolve_styles`` turns into colours
 # of the current theme (Rich styles know nothing of Textual's variables).
@@ -163,7 +163,7 @@ def _local(dt: datetime | None, fmt: str) -> str:
     if d is None:
         return "-"
     shown = d.astimezone()  # this machine's clock; the label says which zone that is
-    return f"{shown.strftime(fmt)} {zone_label(shown)}"
+    return f"{strftime(shown, fmt)} {zone_label(shown)}"
 
 
 def when(dt: datetime | None) -> str:
@@ -189,9 +189,9 @@ def in_zone(dt: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if d is None:
         return "-"
     if not known_zone(tz):  # on UTC's clock, labelled so (``zone_text`` says why)
-        return f"{d.strftime(fmt)} UTC"
+        return f"{strftime(d, fmt)} UTC"
     shown = d.astimezone(zone(tz))
-    return f"{shown.strftime(fmt)} {zone_label(shown)}"
+    return f"{strftime(shown, fmt)} {zone_label(shown)}"
 
 
 def known_zone(tz: str) -> bool:

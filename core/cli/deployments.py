@@ -11,7 +11,7 @@ from core.cli.output import out, retired, say, table
 from core.cli.session import Cli, Command
 from core.clock import iso
 from core.errors import ModelDeckError
-from core.text import local, quoted
+from core.text import local, quoted, strftime
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -83,7 +83,7 @@ def schedule(cli: Cli) -> int:
         print(
             table(
                 [f"local ({dep.timezone})", "utc"],
-                [[_in_zone(t, dep.timezone), t.strftime("%Y-%m-%d %H:%M UTC")] for t in preview],
+                [[_in_zone(t, dep.timezone), strftime(t, "%Y-%m-%d %H:%M UTC")] for t in preview],
             )
         )
     return 0
@@ -143,7 +143,7 @@ def _fire_json(t: datetime, tz: str) -> dict[str, str | None]:
 def _in_zone(t: datetime, tz: str) -> str:
     from core.schedule import zone
 
-    return t.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
+    return strftime(t.astimezone(zone(tz)), "%Y-%m-%d %H:%M %Z")
 
 
 RUN: dict[str, Command] = {"deployments": deployments, "schedule": schedule}

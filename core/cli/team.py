@@ -85,7 +85,8 @@ def history(cli: Cli) -> int:
     if cli.json:
         out([x.to_json() for x in active])
         return 0
-    say(f"deployments of {a.project} active at {local(when)}: {len(active)}")
+    shown = local(when, ms=bool(when.microsecond))  # as given: to the millisecond, or not
+    say(f"deployments of {a.project} active at {shown}: {len(active)}")
     for x in active:
         t, ap = x.trained, x.approval
         say("")
