@@ -60,6 +60,7 @@ from core.records import (
 )
 from core.runner import files_under
 from core.team import decision_refusal
+from core.text import printable
 
 
 def _version(s: Session, job: JobRow) -> ModelVersion:
@@ -528,7 +529,8 @@ def decided(s: Session, job: JobRow, now: datetime, log: list[str]) -> None:
             "evaluations": seen,
         },
     )
-    log.append(f"{word} version {v.id} by {job.actor}: {reason}")
+    # One line of the log: a newline in the reason must not write lines of its own there.
+    log.append(f"{word} version {v.id} by {job.actor}: {printable(reason)}")
     for ref in seen:
         log.append(
             f"  on evaluation {ref['job_id']} of dataset {ref['dataset']} "
@@ -589,7 +591,7 @@ def retired(s: Session, job: JobRow, now: datetime, log: list[str]) -> None:
     add_deployment_event(
         s, d.id, DeploymentEventKind.retired, f"retired by {job.actor}{why}", now, details
     )
-    log.append(f"retired deployment {d.id}{why}")
+    log.append(f"retired deployment {d.id}{printable(why)}")  # one line, as above
     others = s.exec(
         select(Deployment).where(
             Deployment.version_id == d.version_id,

@@ -171,3 +171,31 @@ def test_error_messages_stay_one_visible_line(
     assert result.err.startswith("error: ") and result.err.count("\n") == 1
     assert "nope" in result.err and "second line" in result.err
     visible(result.err)
+
+
+def test_a_reason_of_several_lines_is_one_line_of_its_jobs_log(
+    deck: Deck, project: str, repo: Path, new_engine
+) -> None:
+    """A reason's newline is shown (``^J``) on the one line the job's log gives it: it wrote
+    lines of its own there, which the log could not tell from modeldeck's."""
+    from deploy_support import add_fast_stages, deploy
+
+    add_fast_stages(repo)
+    engine = new_engine(deck, workers=1)
+    trained = deck.train(project, "scripted", "train", {"lines": 1})
+    assert engine.run_until_idle(30)
+    version = deck.job(trained.id).version
+    deck.evaluate(version, "test")
+    assert engine.run_until_idle(30)
+    forged = "version v-0 approved on evaluation j-0 of test"
+    approve = deck.approve(version, "fine\n" + forged)
+    assert engine.run_until_idle(30)
+    lines = deck.log_path(approve.id).read_text().splitlines()
+    assert lines[0].startswith(f"approved version {version} by ")
+    assert lines[0].endswith(": fine^J" + forged)
+    assert forged not in lines
+    retire = deck.retire(deploy(deck, engine, version), "done\nretired deployment dep-0")
+    assert engine.run_until_idle(30)
+    lines = deck.log_path(retire.id).read_text().splitlines()
+    assert lines[0].endswith(": done^Jretired deployment dep-0")
+    assert "retired deployment dep-0" not in lines
