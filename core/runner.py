@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -111,7 +112,7 @@ class Context:
                 clean[str(key)] = _metric_value(key, value)
             except TypeError as exc:  # one bad value costs that metric, not the run
                 shown = _excerpt(value)
-                print(f"modeldeck: metric {str(key)!r} skipped: {exc}: {shown}", flush=True)
+                say(f"modeldeck: metric {str(key)!r} skipped: {exc}: {shown}")
                 self._emit(
                     {
                         "kind": "metric_skipped",
@@ -124,6 +125,28 @@ class Context:
             return
         self.metrics.update(clean)
         self._emit({"kind": "metrics_recorded", "metrics": clean})
+
+
+def _new_line() -> str:
+    """``"\\n"`` when the log does not end a line (the job's last output had no newline),
+    else ``""``: what goes before a line of modeldeck's own, so it is never glued on."""
+    try:
+        sys.stdout.flush()
+        size = os.fstat(1)
+        if not stat.S_ISREG(size.st_mode) or size.st_size == 0:
+            return ""  # not a file (nothing to read back), or nothing written yet
+        fd = os.open("/proc/self/fd/1", os.O_RDONLY)
+        try:
+            return "" if os.pread(fd, 1, size.st_size - 1) == b"\n" else "\n"
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        return ""
+
+
+def say(line: str) -> None:
+    """A line of modeldeck's own in the job's log, on a line of its own."""
+    print(_new_line() + line, flush=True)
 
 
 def _excerpt(value: Any) -> str:
@@ -307,7 +330,7 @@ def _write_returned_predictions(ctx: Context, returned: Any) -> None:
         )
     named = getattr(getattr(returned, "index", None), "name", None) is not None
     returned.to_csv(path, index=named)
-    print(f"modeldeck: wrote {path} from what score() returned ({len(returned)} rows)")
+    say(f"modeldeck: wrote {path} from what score() returned ({len(returned)} rows)")
 
 
 def run_train(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> None:
@@ -433,7 +456,7 @@ def _monitoring(spec: dict[str, Any], ctx: Context, code_dir: str | None) -> Non
             ctx.result["baseline"] = _baseline(spec, ctx, code_dir, wants)
     except Exception as exc:
         line = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
-        print(f"modeldeck: monitoring skipped: {line}", flush=True)
+        say(f"modeldeck: monitoring skipped: {line}")
         ctx.result["monitoring_error"] = line
 
 
@@ -821,7 +844,7 @@ def main(argv: list[str]) -> int:
             result["status"] = "completed"
             code = 0
         except Stopped:
-            print("modeldeck: stop requested; the job was interrupted", flush=True)
+            say("modeldeck: stop requested; the job was interrupted")
             result.update(status="cancelled", error="stopped")
             code = 143
         except BaseException as exc:  # the user's code may raise anything, SystemExit included
@@ -832,16 +855,17 @@ def main(argv: list[str]) -> int:
                 # The code's own exit: its status is the job's (a message exits with 1, as
                 # Python does), said in one line; no traceback of sys.exit().
                 code, result["error"] = exit_status(exc.code)
-                print(f"error: {result['error']}", flush=True)
+                say(f"error: {result['error']}")
             elif getattr(exc, "one_line", False) is True:
                 # A failure modeldeck explains itself (a corrupt model file): its one line,
                 # not a traceback through the library that tripped over it.
                 line = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
                 result["error"] = line or type(exc).__name__
-                print(f"error: {result['error']}", flush=True)
+                say(f"error: {result['error']}")
             else:
                 import traceback  # only a failing job pays for it (~3 ms of every start)
 
+                print(_new_line(), end="")
                 traceback.print_exc()
                 line = traceback.format_exception_only(type(exc), exc)[-1].strip()
                 result["error"] = line.splitlines()[0][:500] if line else type(exc).__name__
@@ -861,7 +885,7 @@ def main(argv: list[str]) -> int:
             settle=0.25,
         )
         if ended:
-            print(f"modeldeck: ended {len(ended)} process(es) the job left running", flush=True)
+            say(f"modeldeck: ended {len(ended)} process(es) the job left running")
         try:
             out.flush()
         except (ValueError, OSError):

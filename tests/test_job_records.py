@@ -187,3 +187,30 @@ def test_a_nul_a_job_writes_is_stored_as_a_stand_in(deck: Deck, engine: Engine, 
     job = finished(deck, engine, failed.id, "failed")
     assert job.error == "RuntimeError: err ␀ nul"
     assert "\0" in deck.log_path(job.id).read_text()
+
+
+UNENDED = """
+import sys
+
+
+def train(context):
+    sys.stdout.write("no newline at end")
+    context.record_metrics({"x": "text"})
+    sys.stdout.write("nor here")
+    raise RuntimeError("boom")
+"""
+
+
+def test_modeldecks_own_lines_start_a_line_of_their_own(
+    deck: Deck, engine: Engine, repo: Path
+) -> None:
+    """Output without a newline at its end: what modeldeck writes next in the log (a skipped
+    metric, the traceback) starts a new line; it was glued onto the job's."""
+    write_model(repo, "unended", UNENDED)
+    job = finished(deck, engine, deck.train("proj", "unended", "train").id, "failed")
+    lines = deck.log_path(job.id).read_text().splitlines()
+    assert lines[0] == "no newline at end"
+    assert lines[1].startswith("modeldeck: metric 'x' skipped: ")
+    assert lines[2] == "nor here"
+    assert lines[3] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: boom"

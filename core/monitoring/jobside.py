@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from core.monitoring import drift as maths
 from core.monitoring.profile import floats, profile, profile_file, table_batches
 from core.monitoring.reuse import ignored_columns
+from core.runner import say
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
@@ -172,7 +173,7 @@ def prediction_distribution(ctx: Any, predict: Predict) -> dict[str, Any] | None
     try:
         frame = _predict(predict, ctx.output_dir.parent)
     except Exception as exc:  # the baseline goes on without the prediction distribution
-        print(f"modeldeck: baseline: no predictions ({type(exc).__name__}: {exc})", flush=True)
+        say(f"modeldeck: baseline: no predictions ({type(exc).__name__}: {exc})")
         return None
     if frame is None:
         return None
@@ -225,7 +226,7 @@ def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any] | None:
     stats = dataset_statistics(ctx, reference=reference.get("columns") or {}, quiet=True)
     prof = stats["profile"]
     if not prof["rows"]:
-        print("modeldeck: no drift: the batch has no rows to compare with the baseline", flush=True)
+        say("modeldeck: no drift: the batch has no rows to compare with the baseline")
         return None
     base = {"columns": reference.get("columns") or {}, "samples": reference.get("samples") or {}}
     features = [str(f) for f in reference.get("features") or []]
@@ -254,7 +255,7 @@ def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any] | None:
         try:
             out["metrics"] = _metrics(ctx, frame, kind)
         except Exception as exc:
-            print(f"modeldeck: no metrics: {type(exc).__name__}: {exc}", flush=True)
+            say(f"modeldeck: no metrics: {type(exc).__name__}: {exc}")
     worst = sorted(
         (f for f in out["features"] if f.get("psi") is not None),
         key=lambda f: -f["psi"],
@@ -266,5 +267,5 @@ def batch_drift(ctx: Any, reference: dict[str, Any]) -> dict[str, Any] | None:
         if names:
             changes.append(f"{said}: {', '.join(names)}")
     line = f"PSI {shown or '-'}" + "".join(f"; {c}" for c in changes)
-    print(f"modeldeck: drift against the baseline: {line}", flush=True)
+    say(f"modeldeck: drift against the baseline: {line}")
     return out
