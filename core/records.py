@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from core.events import DeploymentEventKind, JobEventKind
 from core.models import Deployment, DeploymentEvent, Job, JobEvent, ModelVersion
 from core.schedule import same_schedule, same_zone
-from core.text import quoted, storable
+from core.text import metric_value, quoted, storable
 
 
 def add_event(
@@ -202,7 +202,11 @@ def _record(rec: dict[str, Any]) -> JobRecord:
                 raise BadRecord(
                     f"metric {_short(key)} is {_short(value)}, not a number or a list of numbers"
                 )
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if _is_number(v))
+        # Every metric recorded: a null (a NaN or an infinity the job gave) and a list too.
+        shown = ", ".join(
+            f"{k}={v:.4g}" if _is_number(v) else f"{k}={metric_value(v)}"
+            for k, v in metrics.items()
+        )
         if len(shown) > _SHOWN_METRICS:
             shown = shown[: _SHOWN_METRICS - 1] + "…"
         return JobRecord(

@@ -214,3 +214,12 @@ def test_modeldecks_own_lines_start_a_line_of_their_own(
     assert lines[2] == "nor here"
     assert lines[3] == "Traceback (most recent call last):"
     assert lines[-1] == "RuntimeError: boom"
+
+
+def test_a_metrics_event_names_every_metric_recorded() -> None:
+    """A null (a NaN the job reported) and a list are stored with the numbers: the event's
+    message names them too (it named the numbers only)."""
+    from core.records import parse_job_record
+
+    raw = b'{"kind": "metrics_recorded", "metrics": {"a": 0.5, "y": null, "z": [1, null]}}'
+    assert parse_job_record(raw).message == "a=0.5, y=null, z=[1, null]"
