@@ -503,3 +503,25 @@ def test_a_home_that_is_a_file_is_not_a_folder(
     assert main(["projects", "--home", str(afile)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line == f"error: cannot use {afile} as the data home: not a folder"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deployment", "set", "dep-1", "--alert-psi", "\u0661"],  # an Arabic-Indic one: it was 1
+        ["deployment", "set", "dep-1", "--warn-psi", "1_0"],  # it was 10
+        ["engine", "--workers", "\u0663"],
+        ["engine", "--grace", "1_5"],
+        ["schedule", "dep-1", "--next", "1_0"],
+        ["jobs", "--limit", "\uff15"],  # a fullwidth 5
+    ],
+)
+def test_a_number_is_written_in_ascii_digits(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Python's int() and float() also read (other scripts' digits, ``_`` between
+    digits) is refused in one line, before anything is opened or changed."""
+    assert main([*argv, "--home", str(tmp_path / "home")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: argument ") and err.count("\n") == 1, err
+    assert not (tmp_path / "home").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -45,14 +46,25 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
 VERSION_HELP = "a version: its id (or a unique prefix), MODEL:N or PROJECT/MODEL:N"
 
 
+# A number as it is written here: ASCII digits, no "_" between them (Python's int() and
+# float() read "1_0" as 10 and Arabic-Indic digits as theirs).
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
+_WHOLE = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
+
+
+def _int(text: str) -> int:
+    """An argument type: a whole number written in ASCII digits (its range is checked where
+    it is used)."""
+    if not _WHOLE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
+    return int(text)
+
+
 def _count(flag: str, most: int) -> Callable[[str], int]:
     """An argument type: a whole number from 1 to ``most``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
+        value = int(text) if _WHOLE.fullmatch(text) else 0
         if not 1 <= value <= most:
             raise argparse.ArgumentTypeError(
                 f"{flag} takes a whole number from 1 to {most}, not {text!r}"
@@ -71,10 +83,7 @@ def _seconds(flag: str) -> Callable[[str], float]:
     """An argument type: a number of seconds from zero to a week (``MAX_SECONDS``)."""
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
+        value = float(text) if _NUMBER.fullmatch(text) else -1.0
         if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
             raise argparse.ArgumentTypeError(
                 f"{flag} takes a number of seconds from 0 to {MAX_SECONDS:,} (a week), not {text!r}"
@@ -88,10 +97,7 @@ def _psi(flag: str) -> Callable[[str], float]:
     """An argument type: a PSI threshold, a finite number above 0."""
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
+        value = float(text) if _NUMBER.fullmatch(text) else -1.0
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"{flag} takes a number above 0, not {text!r}")
         return value
@@ -145,7 +151,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-tui", action="store_true", help="seed only, do not open the TUI")
     cmd("tui", "open the terminal UI")
     p = cmd("engine", "run the job engine headless until SIGTERM or SIGINT")
-    p.add_argument("--workers", type=int, default=None, help="jobs at once (default: CPU count)")
+    p.add_argument("--workers", type=_int, default=None, help="jobs at once (default: CPU count)")
     p.add_argument(
         "--exit-when-idle",
         action="store_true",
@@ -370,7 +376,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--pause", action="store_true")
     g.add_argument("--resume", action="store_true")
-    p.add_argument("--next", type=int, metavar="N", help="preview the next N fire times")
+    p.add_argument("--next", type=_int, metavar="N", help="preview the next N fire times")
     p.add_argument(
         "--from",
         dest="start",
