@@ -286,6 +286,9 @@ def test_refusals_say_one_line_and_change_nothing(
         (project, "--webhook", url, "--on", "failed,,drift"): "empty event",
         (project, "--webhook", "hooks.example.com/x", "--on", "failed"): "only http and https",
         (project, "--webhook", "http:///x", "--on", "failed"): "has no host",
+        # an empty label, one over 63 characters: refused when added, not at each delivery
+        (project, "--webhook", "http://a..b/x", "--on", "failed"): "not a name DNS can look",
+        (project, "--webhook", f"http://{'a' * 64}.io/", "--on", "failed"): "not a name DNS",
         (project, "--webhook", "", "--on", "failed"): "--webhook needs a URL",
         ("other", "--deployment", dep, "--webhook", url, "--on", "failed"): "is not in project",
         (

@@ -106,6 +106,13 @@ def check_url(url: str) -> str:
         raise ModelDeckError(f"webhook {mask_url(text)}: only http and https URLs are allowed")
     if not parts.hostname:
         raise ModelDeckError(f"webhook {mask_url(text)} has no host")
+    if ":" not in parts.hostname:  # not an IPv6 address: a name as DNS takes it
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:  # an empty label (a..b), one over 63 characters
+            raise ModelDeckError(
+                f"webhook {mask_url(text)}: its host is not a name DNS can look up"
+            ) from None
     del port
     return text
 
