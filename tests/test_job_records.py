@@ -223,3 +223,26 @@ def test_a_metrics_event_names_every_metric_recorded() -> None:
 
     raw = b'{"kind": "metrics_recorded", "metrics": {"a": 0.5, "y": null, "z": [1, null]}}'
     assert parse_job_record(raw).message == "a=0.5, y=null, z=[1, null]"
+
+
+NO_PREDICTION_COLUMN = """
+def score(context):
+    (context.output_dir / "predictions.csv").write_text("row,guess\\n0,1\\n1,0\\n")
+"""
+
+
+def test_a_scorer_without_a_prediction_column_says_what_is_not_measured(
+    deck: Deck, engine: Engine, repo: Path
+) -> None:
+    """Predictions without a ``prediction`` column: the batch run's log says no prediction
+    drift or performance is measured, and why (nothing said so)."""
+    from deploy_support import add_fast_stages, approved_version, deploy
+
+    folder = add_fast_stages(repo)
+    (folder / "scoring.py").write_text(NO_PREDICTION_COLUMN)
+    deployment = deploy(deck, engine, approved_version(deck, engine, "proj"))
+    run = finished(deck, engine, deck.predict(deployment).id, "completed")
+    assert (
+        "modeldeck: predictions.csv has no 'prediction' column (row, guess): no prediction "
+        "drift or performance is measured"
+    ) in deck.log_path(run.id).read_text().splitlines()

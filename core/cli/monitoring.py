@@ -133,7 +133,10 @@ def performance(cli: Cli) -> int:
         )
         return 0
     if not runs:
-        err("(no performance history: no batch run scored data with the target column)")
+        err(
+            "(no performance history: no batch run scored data with the target column into "
+            "a 'prediction' column)"
+        )
         return 0
     names = sorted({k for r in runs for k in r.metrics})
     rows = [

@@ -73,6 +73,11 @@ def _read_predictions(path: Path) -> pa.Table | None:
     names = reader.schema.names
     reader.close()
     if PREDICTION not in names:
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        say(
+            f"modeldeck: {path.name} has no {PREDICTION!r} column ({shown}): no prediction "
+            "drift or performance is measured"
+        )
         return None
     wanted = [c for c in names if c == PREDICTION or c.startswith(PROBA_PREFIX)]
     try:
