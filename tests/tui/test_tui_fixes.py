@@ -649,3 +649,22 @@ async def test_a_job_of_a_thousand_events_keeps_its_events_pane_in_view(
         await wait_for(pilot, lambda: "message" in screen_text(app))
         assert events.shown_columns == ["seq", "kind", "message"]
         assert events.max_scroll_x == 0
+
+
+async def test_a_model_whose_training_failed_says_so_when_narrow(
+    deck: Deck, project: str, repo: Path
+) -> None:
+    """A model without versions whose training failed: at 60x20 (at 80 with long names: the
+    last job's column left out) its row says the training failed, not only "no versions"."""
+    write_model(repo, "broken", "def train(context):\n    raise RuntimeError('no')\n")
+    job = deck.train(project, "broken", "train")
+    run_all(deck)
+    assert deck.job(job.id).status == "failed"
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        table = app.screen.query_one("#models-table", DeckTable)
+        await wait_for(pilot, lambda: "model:broken" in table.rows)
+        assert "last job" not in table.shown_columns
+        row = next(line for line in screen_text(app).splitlines() if " broken " in line)
+        assert "train ✗" in row and "failed" in row, row

@@ -147,10 +147,14 @@ class ModelsPane(Polled[Models], Vertical):
                     )
                 )
             if m.name not in with_versions:
+                # A training that failed says so in the status too: at 80 columns the last
+                # job's column is left out, and the row would only say "no versions".
+                failed = m.last_job is not None and m.last_job.status == "failed"
+                status = last_job_text(m, styles) if failed else Text("no versions")
                 rows.append(
                     Row(
                         MODEL_ROW + m.name,
-                        [m.name, "-", "no versions", "-", last_job_text(m, styles), "-", "-"],
+                        [m.name, "-", status, "-", last_job_text(m, styles), "-", "-"],
                     )
                 )
         self.query_one(DeckTable).sync(rows)
