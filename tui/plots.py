@@ -133,7 +133,7 @@ class PlotPanel(Vertical):
         self.labels: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(literal(self._title), classes="plot-title")
+        yield Static(literal(self._title, no_wrap=True), classes="plot-title")
         yield Static("", classes="plot-none")
         with Horizontal():
             yield PlotextPlot()
@@ -145,7 +145,7 @@ class PlotPanel(Vertical):
 
     def set_title(self, title: str) -> None:
         self._title = title
-        self.query_one(".plot-title", Static).update(literal(title))
+        self.query_one(".plot-title", Static).update(literal(title, no_wrap=True))
 
     @property
     def plot(self) -> PlotextPlot:

@@ -212,7 +212,11 @@ async def test_drift_plots_of_real_runs(deck: Deck, project: str, repo: Path) ->
         assert sum(hist.scored[upper:]) > sum(hist.baseline[upper:])
         await pilot.press("f")  # the next feature
         await pilot.pause(0.2)
-        assert "x2" in shown(feature.query_one(".plot-title", Static))
+        title = shown(feature.query_one(".plot-title", Static)).strip()
+        x2 = next(f for f in latest.features if f.name == "x2")
+        assert x2.psi is not None
+        # Its numbers first, on the one line (a long name's were cut off its end)
+        assert title.startswith(f"x2 2/2: psi {x2.psi:.3f}, {x2.status} · "), title
 
         # The prediction distribution, and the performance history (the target was there).
         await pilot.press("3")

@@ -265,10 +265,11 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
         self.feature %= len(features)
         f = features[self.feature]
         assert f.histogram is not None
-        psi = f"psi {f.psi:.3f}" if f.psi is not None else f.status
+        psi = f"psi {f.psi:.3f}" if f.psi is not None else "no psi"
+        # The numbers first: a narrow screen cuts the end of the line, not them.
         panel.set_title(
-            f"{short(f.name, 24)} ({self.feature + 1}/{len(features)}, f: next): "
-            f"baseline █ and latest run ░, {psi}, {f.status}"
+            f"{short(f.name, 24)} {self.feature + 1}/{len(features)}: {psi}, {f.status} · "
+            "baseline █, latest run ░ · f: next"
         )
         panel.histogram(f.histogram)
 
@@ -279,7 +280,7 @@ class DeploymentScreen(Polled[DeploymentData], DeckScreen):
             panel.nothing(NO_RUNS if latest is None else "the latest run kept no prediction")
             return
         psi = f"psi {p.psi:.3f}" if p.psi is not None else ""
-        panel.set_title(f"predictions: baseline █ and latest run ░, {psi}, {p.status}")
+        panel.set_title(f"predictions: {psi}, {p.status} · baseline █, latest run ░")
         panel.histogram(p.histogram)
 
     def _performance(self, runs: list[DriftRun]) -> None:
