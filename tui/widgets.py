@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Label
+from textual.widgets._footer import FooterKey  # not exported: the footer's keys
 
 from core.errors import ModelDeckError, database_refusal
 from core.kinds import KINDS
@@ -130,6 +131,37 @@ class DeckFooter(Footer):
     async def recompose(self) -> None:
         self._recompose_due = False  # a change from now on needs a recompose of its own
         await super().recompose()
+        self.call_after_refresh(self._fit)
+
+    # What a footer too narrow for all its keys keeps: how to see them all, and how to leave.
+    KEPT: ClassVar[frozenset[str]] = frozenset({"help", "quit"})
+
+    def on_mount(self) -> None:  # Footer's own on_mount is called too (each in the MRO)
+        self.call_after_refresh(self._fit)  # its first keys come without a recompose
+
+    def on_resize(self, _event: events.Resize) -> None:
+        if self.query(".-hidden-key"):
+            self.call_later(self.recompose)  # every key again, then as many as fit
+        else:
+            self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """Leave out keys from the right, never ``?`` and ``q``, until the rest fit the
+        footer's width (a narrow screen cut them off its end, ``?`` and ``q`` first)."""
+        keys = [k for k in self.query(FooterKey) if k.display]
+        if any(not k.outer_size.width for k in keys):
+            self.call_after_refresh(self._fit)  # not laid out yet
+            return
+        # What is past the right edge; each key left out gives its width and the gap after it.
+        over = self.virtual_size.width - self.size.width
+        gap = keys[1].region.x - keys[0].region.right if len(keys) > 1 else 0
+        for key in reversed(keys):
+            if over <= 0:
+                break
+            if key.action not in self.KEPT:
+                over -= key.outer_size.width + gap
+                key.display = False
+                key.add_class("-hidden-key")
 
     def screen_resumed(self) -> None:
         """Its screen is active again. A recompose scheduled while another screen was active

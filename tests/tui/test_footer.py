@@ -93,3 +93,18 @@ async def test_a_recompose_lost_with_another_screen_does_not_freeze_the_footer(
         await pilot.press("2")
         await wait_for(pilot, lambda: "S Stop all" in footer_text(app))
         assert "t Train" not in footer_text(app)
+
+
+async def test_a_narrow_footer_keeps_keys_and_quit(deck: Deck, project: str) -> None:
+    """At 60 columns the footer leaves keys out from its right until the rest fit, never
+    ``? Keys`` and ``q Quit`` (the screen's edge cut them off); wider, the keys come back."""
+    app = ModelDeckApp(deck, project=project, poll=0.1)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
+        await wait_for(pilot, lambda: footer_text(app).rstrip().endswith("? Keys q Quit"))
+        assert "d Deploy" not in footer_text(app)
+        await pilot.resize_terminal(120, 20)
+        await wait_for(pilot, lambda: "d Deploy ? Keys q Quit" in footer_text(app))
+        await pilot.resize_terminal(50, 20)
+        await wait_for(pilot, lambda: footer_text(app).rstrip().endswith("? Keys q Quit"))
+        assert "x Reject" not in footer_text(app)
