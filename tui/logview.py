@@ -104,6 +104,13 @@ class LogView(Log):
     class Top(Message):
         """The log's first line, not only the window's."""
 
+    class Resized(Message):
+        """Taller or shorter (the search box closed, the terminal resized): other lines in
+        view, with no scroll."""
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.post_message(self.Resized())
+
     def _up(self) -> None:
         self.post_message(self.ScrolledUp(self.scroll_y <= 0))
 
@@ -388,6 +395,9 @@ class LogPane(DeckNode, Vertical):
 
     def on_log_view_resume(self, _event: LogView.Resume) -> None:
         self.action_resume()
+
+    def on_log_view_resized(self, _event: LogView.Resized) -> None:
+        self._show_status()  # the lines in view
 
     def on_log_view_top(self, _event: LogView.Top) -> None:
         self.match = None  # the view leaves the match: `n` goes on from the first line

@@ -320,8 +320,13 @@ async def test_the_log_status_fits_80_columns_and_forgets_a_match_the_view_left(
         assert "…" not in shown and len(shown) <= status.content_size.width
         assert "end follows" not in shown  # the least wanted part
         # The job has ended: what is below the view is not "newer" (it said so)
-        below = pane.total - pane._in_view()[1]
-        assert shown.startswith(f"{below:,} more below") and below > 1000, shown
+        assert shown.split()[1:3] == ["more", "below"], shown
+
+        def below() -> int:
+            return pane.total - pane._in_view()[1]
+
+        await wait_for(pilot, lambda: line().startswith(f"{below():,} more below"))
+        assert below() > 1000
         await pilot.resize_terminal(200, 24)  # room for all of it
         await wait_for(pilot, lambda: "end follows" in line() and "lines " in line())
         await pilot.resize_terminal(80, 24)
