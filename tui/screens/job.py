@@ -155,6 +155,7 @@ class JobScreen(Polled[Fetched], DeckScreen):
         self.events: list[EventView] = []
         self.silent: float | None = None
         self._header_shown: object = None
+        self._fitted_to = -1  # the header height the predictions preview was last fitted to
         self.predictions: PredictionsView | None = None
 
     def compose(self) -> ComposeResult:
@@ -260,6 +261,12 @@ class JobScreen(Polled[Fetched], DeckScreen):
         room = max(PREVIEW_FRAME + 1, self.size.height - header - 2 - BODY_MIN)
         widget.styles.max_height = room
         widget.update(predictions_preview(self.predictions, room - PREVIEW_FRAME))
+        if header != self._fitted_to:
+            # Measured before the header was laid out anew (the preview came first, or its
+            # text changed): again once it is, until its height holds (the preview took the
+            # log's room when it fitted a header of the old height).
+            self._fitted_to = header
+            self.call_after_refresh(self._fit_predictions)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._fit_predictions)
