@@ -582,11 +582,12 @@ async def test_a_long_version_label_is_cut_before_its_number(
     title; they used to push columns out of view, or lose the version's number."""
     extend_scripted(repo)
     shutil.copytree(repo / "models" / "scripted", repo / "models" / LONG)
-    first = deck.train(project, LONG, "train")
-    second = deck.train(project, LONG, "train")
+    jobs = [deck.train(project, LONG, "train") for _ in range(2)]
     run_all(deck)
-    v1, v2 = deck.job(first.id).version, deck.job(second.id).version
-    assert v1 and v2
+    # Numbered as they ended (two workers): v1 is the one numbered 1.
+    made = [deck.job(j.id).version for j in jobs]
+    assert all(made)
+    v1, v2 = sorted(made, key=lambda v: deck.version(v).number)  # type: ignore[arg-type]
     deck.evaluate(v1, "test")
     deck.evaluate(v2, "test")
     run_all(deck)
@@ -601,18 +602,17 @@ async def test_a_long_version_label_is_cut_before_its_number(
         await pilot.press("3")
         table = app.screen.query_one("#deployments-table", DeckTable)
         await wait_for(pilot, lambda: table.row_count == 1)
+        await wait_for(pilot, lambda: "… v1" in screen_text(app))
         await wait_for(pilot, lambda: "drift" in table.shown_columns)
         assert {"version", "status", "next run", "last run"} <= set(table.shown_columns)
-        await wait_for(pilot, lambda: "… v1" in screen_text(app))
         assert table.max_scroll_x == 0  # nothing out of view sideways
         app.open_compare([v1, v2])
-        tables = lambda: app.screen.query("#compare-table").results(DeckTable)  # noqa: E731
-        await wait_for(pilot, lambda: any(t.row_count for t in tables()))
-        await wait_for(pilot, lambda: "… v2" in screen_text(app))
+        await wait_for(pilot, lambda: "… v2" in screen_text(app), timeout=30)
         header = next(line for line in screen_text(app).splitlines() if "… v2" in line)
         assert "… v1" in header
-        assert next(tables()).max_scroll_x == 0
+        assert app.screen.query_one("#compare-table", DeckTable).max_scroll_x == 0
         await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen))
         await pilot.press("1")
         models = app.screen.query_one(ModelsPane)
         await wait_for(pilot, lambda: models.current is not None and models.current.id == v2)
