@@ -30,7 +30,7 @@ from core.errors import ModelDeckError, database_refusal
 from core.kinds import KINDS
 from core.lifecycle import JobType
 from core.text import printable
-from tui.format import fit_crumb, literal, printable_text
+from tui.format import fit_crumb, fit_label, literal, printable_text
 
 if TYPE_CHECKING:
     from core.service import Deck
@@ -228,11 +228,8 @@ class _Spec:
 def _cut(cell: Text, width: int, how: str) -> Text:
     """``cell`` in ``width`` cells, with ``…`` where it was cut: its end, its start, or (a
     version's label) its name, before its last word."""
-    name, space, last = cell.plain.rpartition(" ")
-    if how == "name" and space and cell_len(last) + 2 <= width:
-        head = cell[: len(name)]
-        head.truncate(width - cell_len(last) - 1, overflow="ellipsis")
-        return head.append_text(cell[len(name) :])
+    if how == "name":  # a version's label: unstyled but for the whole cell's style
+        return Text(fit_label(cell.plain, width), style=cell.style)
     if how != "start":
         cut = cell.copy()
         cut.truncate(width, overflow="ellipsis")
